@@ -1,0 +1,154 @@
+/**
+ * The WebSocket protocol (`GET /v1/realtime`): JSON text frames, one message per frame,
+ * a discriminated union on `type`. Client messages have runtime schemas; the server validates
+ * every frame against them before acting on it.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import type { ErrorCode } from './errors.ts';
+import { type LogEvent, Mutation, type MutationResult, NewDomainEvent, type SyncRecord } from './model.ts';
+
+/** Protocol version spoken by this package. The server answers `hello` with a higher one by its own. */
+export const PROTOCOL_VERSION = 1;
+
+const Rid = Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Integer()]));
+const Channel = Type.String({ minLength: 1, maxLength: 512 });
+
+export const HelloMessage = Type.Object({
+  type: Type.Literal('hello'),
+  rid: Rid,
+  token: Type.String({ minLength: 1, maxLength: 8192 }),
+  deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  protocol: Type.Optional(Type.Integer({ minimum: 1 })),
+});
+export const SubscribeMessage = Type.Object({
+  type: Type.Literal('subscribe'),
+  rid: Rid,
+  channel: Channel,
+  since: Type.Optional(Type.Integer({ minimum: 0 })),
+  snapshot: Type.Optional(Type.Boolean()),
+});
+export const UnsubscribeMessage = Type.Object({
+  type: Type.Literal('unsubscribe'),
+  rid: Rid,
+  channel: Channel,
+});
+export const MutateMessage = Type.Object({
+  type: Type.Literal('mutate'),
+  rid: Rid,
+  mutations: Type.Array(Mutation, { minItems: 1, maxItems: 1000 }),
+});
+export const PublishMessage = Type.Object({
+  type: Type.Literal('publish'),
+  rid: Rid,
+  event: NewDomainEvent,
+});
+export const ResolveMessage = Type.Object({
+  type: Type.Literal('resolve'),
+  rid: Rid,
+  conflictId: Type.String({ minLength: 1, maxLength: 128 }),
+  resolution: Type.Union([Type.Literal('accept_local'), Type.Literal('accept_server'), Type.Literal('merge')]),
+  data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+export const AckMessage = Type.Object({
+  type: Type.Literal('ack'),
+  rid: Rid,
+  seq: Type.Integer({ minimum: 0 }),
+});
+export const PingMessage = Type.Object({
+  type: Type.Literal('ping'),
+  rid: Rid,
+});
+
+export const CLIENT_MESSAGE_SCHEMAS = {
+  hello: HelloMessage,
+  subscribe: SubscribeMessage,
+  unsubscribe: UnsubscribeMessage,
+  mutate: MutateMessage,
+  publish: PublishMessage,
+  resolve: ResolveMessage,
+  ack: AckMessage,
+  ping: PingMessage,
+} as const;
+
+export type ClientMessageType = keyof typeof CLIENT_MESSAGE_SCHEMAS;
+export type ClientMessage = {
+  [K in ClientMessageType]: Static<(typeof CLIENT_MESSAGE_SCHEMAS)[K]>;
+}[ClientMessageType];
+export type ClientMessageOf<K extends ClientMessageType> = Static<(typeof CLIENT_MESSAGE_SCHEMAS)[K]>;
+
+export type Rid = string | number;
+
+export interface WelcomeMessage {
+  type: 'welcome';
+  rid?: Rid;
+  connectionId: string;
+  tenant: string;
+  user: string;
+  roles: string[];
+  serverTime: string;
+  heartbeatMs: number;
+  protocol: number;
+  /** The last seq this device acknowledged, when the connection named a device. */
+  cursor?: number;
+}
+export interface SubscribedMessage {
+  type: 'subscribed';
+  rid?: Rid;
+  channel: string;
+  /** The tenant's head seq when the subscription started; the backlog runs up to it, live events follow. */
+  cursor: number;
+}
+export interface UnsubscribedMessage {
+  type: 'unsubscribed';
+  rid?: Rid;
+  channel: string;
+}
+export type EventMessage = { type: 'event'; channel: string } & LogEvent;
+export interface SnapshotMessage {
+  type: 'snapshot';
+  channel: string;
+  records: SyncRecord[];
+  cursor: number;
+  done: boolean;
+}
+export interface ResultsMessage {
+  type: 'results';
+  rid?: Rid;
+  results: MutationResult[];
+}
+export interface OkMessage {
+  type: 'ok';
+  rid?: Rid;
+  seq: number;
+  eventId: string;
+  duplicate?: boolean;
+}
+export interface PongMessage {
+  type: 'pong';
+  rid?: Rid;
+  serverTime: string;
+}
+export interface ResetMessage {
+  type: 'reset';
+  channel: string;
+  reason: string;
+}
+export interface ErrorMessage {
+  type: 'error';
+  rid?: Rid;
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+export type ServerMessage =
+  | WelcomeMessage
+  | SubscribedMessage
+  | UnsubscribedMessage
+  | EventMessage
+  | SnapshotMessage
+  | ResultsMessage
+  | OkMessage
+  | PongMessage
+  | ResetMessage
+  | ErrorMessage;

@@ -1,0 +1,122 @@
+/**
+ * The data model shared by REST and WebSocket: records, mutations, results and log events,
+ * as TypeBox schemas (validated at runtime) with their static types.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+
+/** Names of collections, record ids, event types and platforms: printable, bounded, no separators we parse. */
+export const Name = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.\\-]+$' });
+export const RecordId = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\s/?#]+$' });
+export const JsonObject = Type.Record(Type.String(), Type.Unknown());
+
+export const MutationOp = Type.Union([
+  Type.Literal('put'),
+  Type.Literal('patch'),
+  Type.Literal('increment'),
+  Type.Literal('delete'),
+]);
+export type MutationOp = Static<typeof MutationOp>;
+
+export const Mutation = Type.Object(
+  {
+    mid: Type.String({ minLength: 1, maxLength: 128 }),
+    collection: Name,
+    id: RecordId,
+    op: MutationOp,
+    data: Type.Optional(JsonObject),
+    baseVersion: Type.Optional(Type.Integer({ minimum: 0 })),
+    hlc: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type Mutation = Static<typeof Mutation>;
+
+export const MutationStatus = Type.Union([
+  Type.Literal('applied'),
+  Type.Literal('merged'),
+  Type.Literal('conflict'),
+  Type.Literal('rejected'),
+  Type.Literal('duplicate'),
+]);
+export type MutationStatus = Static<typeof MutationStatus>;
+
+export const SyncRecord = Type.Object({
+  collection: Type.String(),
+  id: Type.String(),
+  data: JsonObject,
+  version: Type.Integer(),
+  hlc: Type.String(),
+  updatedAt: Type.String({ description: 'ISO 8601 time of the last change' }),
+  updatedBy: Type.String(),
+  deleted: Type.Boolean(),
+});
+export type SyncRecord = Static<typeof SyncRecord>;
+
+export const ResultError = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  details: Type.Optional(Type.Unknown()),
+});
+
+export const MutationResult = Type.Object({
+  mid: Type.String(),
+  status: MutationStatus,
+  /** For `duplicate`: the status the first delivery of this mid got. */
+  originalStatus: Type.Optional(MutationStatus),
+  version: Type.Optional(Type.Integer()),
+  seq: Type.Optional(Type.Integer()),
+  record: Type.Optional(SyncRecord),
+  conflictId: Type.Optional(Type.String()),
+  error: Type.Optional(ResultError),
+});
+export type MutationResult = Static<typeof MutationResult>;
+
+export const Priority = Type.Integer({ minimum: 0, maximum: 9, description: '0 (lowest) to 9 (most urgent)' });
+
+export const NewDomainEvent = Type.Object(
+  {
+    type: Name,
+    payload: Type.Optional(Type.Unknown()),
+    source: Type.Optional(Name),
+    target: Type.Optional(Name),
+    priority: Type.Optional(Priority),
+    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type NewDomainEvent = Static<typeof NewDomainEvent>;
+
+/** One entry of a tenant's log as clients see it (without the `channel` the WS `event` frame adds). */
+export const LogEvent = Type.Object({
+  seq: Type.Integer(),
+  eventId: Type.String(),
+  kind: Type.Union([Type.Literal('record'), Type.Literal('event')]),
+  collection: Type.Optional(Type.String()),
+  id: Type.Optional(Type.String()),
+  op: Type.Optional(MutationOp),
+  version: Type.Optional(Type.Integer()),
+  data: Type.Optional(Type.Union([JsonObject, Type.Null()])),
+  type: Type.Optional(Type.String()),
+  payload: Type.Optional(Type.Unknown()),
+  source: Type.Optional(Type.String()),
+  target: Type.Optional(Type.String()),
+  priority: Type.Optional(Type.Integer()),
+  hlc: Type.Optional(Type.String()),
+  actor: Type.String(),
+  ts: Type.String(),
+});
+export type LogEvent = Static<typeof LogEvent>;
+
+export const Strategy = Type.Union([Type.Literal('lww'), Type.Literal('server_wins')], {
+  description: 'conflict strategy; more strategies are added as the conflict engine grows',
+});
+export type Strategy = Static<typeof Strategy>;
+
+export const CollectionSettings = Type.Object(
+  {
+    strategy: Type.Optional(Strategy),
+    schema: Type.Optional(JsonObject),
+  },
+  { additionalProperties: false },
+);
+export type CollectionSettings = Static<typeof CollectionSettings>;

@@ -1,0 +1,111 @@
+/**
+ * REST request and response bodies (`/v1`), as TypeBox schemas. The server validates requests with
+ * them and generates its OpenAPI document from them, so the two never drift apart.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { ERROR_CODES } from './errors.ts';
+import { CollectionSettings, LogEvent, Mutation, MutationResult, NewDomainEvent, SyncRecord } from './model.ts';
+
+export const ErrorResponse = Type.Object({
+  error: Type.Object({
+    code: Type.Union(ERROR_CODES.map((c) => Type.Literal(c))),
+    message: Type.String(),
+    details: Type.Optional(Type.Unknown()),
+  }),
+});
+
+export const MutationsRequest = Type.Object(
+  { mutations: Type.Array(Mutation, { minItems: 1, maxItems: 1000 }) },
+  { additionalProperties: false },
+);
+export type MutationsRequest = Static<typeof MutationsRequest>;
+export const MutationsResponse = Type.Object({ results: Type.Array(MutationResult) });
+
+export const PublishRequest = NewDomainEvent;
+export const PublishResponse = Type.Object({
+  seq: Type.Integer(),
+  eventId: Type.String(),
+  duplicate: Type.Optional(Type.Boolean()),
+});
+
+export const EventsQuery = Type.Object({
+  after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  type: Type.Optional(Type.String({ maxLength: 128 })),
+});
+export const EventsResponse = Type.Object({ events: Type.Array(LogEvent), head: Type.Integer() });
+
+export const RecordsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    after: Type.Optional(Type.String({ maxLength: 256, description: 'id to continue after (paging)' })),
+    includeDeleted: Type.Optional(Type.Boolean({ default: false })),
+  },
+  { additionalProperties: Type.String({ maxLength: 1024 }) },
+);
+export const RecordsResponse = Type.Object({
+  records: Type.Array(SyncRecord),
+  next: Type.Optional(Type.String({ description: 'pass as `after` for the next page' })),
+});
+export const RecordBody = Type.Record(Type.String(), Type.Unknown());
+export const HistoryResponse = Type.Object({
+  versions: Type.Array(
+    Type.Object({
+      version: Type.Integer(),
+      seq: Type.Integer(),
+      op: Type.String(),
+      data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+      hlc: Type.Optional(Type.String()),
+      actor: Type.String(),
+      ts: Type.String(),
+    }),
+  ),
+});
+
+export const CollectionResponse = Type.Object({
+  name: Type.String(),
+  settings: CollectionSettings,
+});
+export const CollectionsResponse = Type.Object({ collections: Type.Array(CollectionResponse) });
+
+export const TokenRequest = Type.Object(
+  {
+    tenant: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.\\-]+$' }),
+    user: Type.String({ minLength: 1, maxLength: 256 }),
+    roles: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 })),
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
+  },
+  { additionalProperties: false },
+);
+export type TokenRequest = Static<typeof TokenRequest>;
+export const TokenResponse = Type.Object({ token: Type.String(), expiresAt: Type.String() });
+
+export const ApiKeyRequest = Type.Object(
+  { label: Type.Optional(Type.String({ maxLength: 200 })) },
+  { additionalProperties: false },
+);
+export const ApiKeyResponse = Type.Object({
+  id: Type.String(),
+  tenant: Type.String(),
+  key: Type.String({ description: 'shown once; only its hash is stored' }),
+});
+
+export const ConnectionsResponse = Type.Object({
+  connections: Type.Array(
+    Type.Object({
+      connectionId: Type.String(),
+      user: Type.String(),
+      deviceId: Type.Optional(Type.String()),
+      connectedAt: Type.String(),
+      channels: Type.Array(Type.String()),
+      remoteAddress: Type.Optional(Type.String()),
+    }),
+  ),
+});
+
+export const HealthResponse = Type.Object({ status: Type.String(), uptimeSeconds: Type.Number() });
+export const ReadyResponse = Type.Object({
+  status: Type.String(),
+  store: Type.Object({ kind: Type.String(), ok: Type.Boolean(), latencyMs: Type.Optional(Type.Number()) }),
+  bus: Type.Object({ kind: Type.String(), ok: Type.Boolean() }),
+});

@@ -1,0 +1,105 @@
+/**
+ * Row <-> model mapping shared by the SQL stores, so both return byte-identical records and events.
+ * JSON columns arrive as text (SQLite) or parsed (PostgreSQL jsonb); `parseJson` accepts either.
+ */
+import type { LogEvent, MutationOp, SyncRecord } from '@syncbridge/protocol';
+
+export function parseJson(value: unknown): unknown {
+  return typeof value === 'string' ? JSON.parse(value) : value;
+}
+
+export interface RecordRow {
+  collection: string;
+  id: string;
+  data: unknown;
+  version: number | string;
+  hlc: string;
+  updated_at: string | Date;
+  updated_by: string;
+  deleted: number | boolean;
+}
+
+export function toIso(value: string | Date): string {
+  return typeof value === 'string' ? value : value.toISOString();
+}
+
+export function recordFromRow(row: RecordRow): SyncRecord {
+  return {
+    collection: row.collection,
+    id: row.id,
+    data: parseJson(row.data) as Record<string, unknown>,
+    version: Number(row.version),
+    hlc: row.hlc,
+    updatedAt: toIso(row.updated_at),
+    updatedBy: row.updated_by,
+    deleted: Boolean(row.deleted),
+  };
+}
+
+export interface EventRow {
+  seq: number | string;
+  event_id: string;
+  kind: string;
+  collection: string | null;
+  record_id: string | null;
+  op: string | null;
+  version: number | string | null;
+  data: unknown;
+  type: string | null;
+  payload: unknown;
+  source: string | null;
+  target: string | null;
+  priority: number | null;
+  hlc: string | null;
+  actor: string;
+  ts: string | Date;
+}
+
+/** Builds the event as clients see it; absent fields are left out, never sent as null. */
+export function eventFromRow(row: EventRow): LogEvent {
+  const event: LogEvent = {
+    seq: Number(row.seq),
+    eventId: row.event_id,
+    kind: row.kind as LogEvent['kind'],
+    actor: row.actor,
+    ts: toIso(row.ts),
+  };
+  if (row.kind === 'record') {
+    event.collection = row.collection!;
+    event.id = row.record_id!;
+    event.op = row.op as MutationOp;
+    event.version = Number(row.version);
+    event.data = parseJson(row.data) as Record<string, unknown>;
+    if (row.hlc) event.hlc = row.hlc;
+  } else {
+    event.type = row.type!;
+    if (row.payload !== null && row.payload !== undefined) event.payload = parseJson(row.payload);
+    if (row.source) event.source = row.source;
+    if (row.target) event.target = row.target;
+    if (row.priority !== null && row.priority !== undefined) event.priority = row.priority;
+  }
+  return event;
+}
+
+/** The columns of an event row in insertion order, shared by both stores' INSERTs. */
+export function eventColumns(tenant: string, e: LogEvent): unknown[] {
+  return [
+    tenant,
+    e.seq,
+    e.eventId,
+    e.kind,
+    e.collection ?? null,
+    e.id ?? null,
+    e.op ?? null,
+    e.version ?? null,
+    e.data === undefined ? null : JSON.stringify(e.data),
+    e.type ?? null,
+    e.payload === undefined ? null : JSON.stringify(e.payload),
+    e.source ?? null,
+    e.target ?? null,
+    e.priority ?? null,
+    e.hlc ?? null,
+    e.actor,
+    e.ts,
+  ];
+}

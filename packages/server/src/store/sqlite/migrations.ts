@@ -1,0 +1,84 @@
+/**
+ * SQLite schema migrations: numbered, append-only, never edited once released.
+ * Add a new entry at the end to change the schema.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'log, records, idempotency, collections, keys, cursors',
+    sql: `
+      CREATE TABLE tenant_heads (
+        tenant TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE events (
+        tenant TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        collection TEXT,
+        record_id TEXT,
+        op TEXT,
+        version INTEGER,
+        data TEXT,
+        type TEXT,
+        payload TEXT,
+        source TEXT,
+        target TEXT,
+        priority INTEGER,
+        hlc TEXT,
+        actor TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        PRIMARY KEY (tenant, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX events_by_record ON events (tenant, collection, record_id, seq) WHERE kind = 'record';
+      CREATE INDEX events_by_type ON events (tenant, type, seq) WHERE kind = 'event';
+      CREATE TABLE records (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        hlc TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, collection, id)
+      ) WITHOUT ROWID;
+      CREATE TABLE mutation_results (
+        tenant TEXT NOT NULL,
+        key TEXT NOT NULL,
+        result TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, key)
+      ) WITHOUT ROWID;
+      CREATE TABLE collections (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
+      ) WITHOUT ROWID;
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant TEXT,
+        hash TEXT NOT NULL UNIQUE,
+        label TEXT,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE cursors (
+        tenant TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, user_id, device_id)
+      ) WITHOUT ROWID;
+    `,
+  },
+];

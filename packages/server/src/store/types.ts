@@ -1,0 +1,86 @@
+/**
+ * The Store contract: everything the server keeps durably, per tenant. Implementations (SQLite,
+ * PostgreSQL) own their connections; no driver type appears here. Every method is scoped by tenant and
+ * must never return another tenant's rows.
+ *
+ * Ordering contract: inside `transaction`, `lockTenant` takes the tenant's write lock and returns its
+ * head seq; the events given to `writeBatch` continue that head without gaps. A second transaction on
+ * the same tenant waits for the lock, so seqs are committed in the order they are assigned, and a reader
+ * never sees seq n+1 before seq n.
+ */
+import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
+
+export interface RecordKey {
+  collection: string;
+  id: string;
+}
+
+export interface TenantBatch {
+  records: SyncRecord[];
+  events: LogEvent[];
+  /** Results to remember by idempotency key (a mutation's mid, or `evt:<idempotencyKey>`). */
+  results: { key: string; result: MutationResult }[];
+  /** The tenant's head seq after this batch (the last event's seq). */
+  head: number;
+}
+
+/** One write transaction. Methods run in order; the transaction commits when the callback resolves. */
+export interface WriteTx {
+  /** Takes the tenant's write lock for the rest of the transaction; returns its head seq (0 if new). */
+  lockTenant(tenant: string): Promise<number>;
+  getResults(tenant: string, keys: string[]): Promise<Map<string, MutationResult>>;
+  getRecords(tenant: string, keys: RecordKey[]): Promise<Map<string, SyncRecord>>;
+  writeBatch(tenant: string, batch: TenantBatch): Promise<void>;
+}
+
+export interface ListQuery {
+  limit: number;
+  after?: string;
+  filter: Record<string, string>;
+  includeDeleted: boolean;
+}
+
+export interface EventQuery {
+  afterSeq: number;
+  limit: number;
+  type?: string;
+}
+
+export interface ApiKeyRow {
+  id: string;
+  /** null for the server-wide admin key. */
+  tenant: string | null;
+  label: string | null;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Applies pending migrations under a lock; reports each one applied. */
+  migrate(progress?: (message: string) => void): Promise<number>;
+  transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
+  readEvents(tenant: string, query: EventQuery): Promise<LogEvent[]>;
+  headSeq(tenant: string): Promise<number>;
+  getRecord(tenant: string, collection: string, id: string): Promise<SyncRecord | null>;
+  listRecords(tenant: string, collection: string, query: ListQuery): Promise<SyncRecord[]>;
+  /** Current live records matching the filter and the head seq they reflect, read in one snapshot. */
+  snapshot(
+    tenant: string,
+    collection: string,
+    filter: Record<string, string>,
+  ): Promise<{ records: SyncRecord[]; cursor: number }>;
+  /** The record's log entries (its kept versions), oldest first. */
+  recordHistory(tenant: string, collection: string, id: string, limit: number): Promise<LogEvent[]>;
+  getCollections(tenant: string): Promise<Map<string, CollectionSettings>>;
+  putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void>;
+  /** Looks an API key up by the SHA-256 hex of its secret. */
+  findApiKey(hash: string): Promise<ApiKeyRow | null>;
+  createApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
+  saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void>;
+  getCursor(tenant: string, user: string, device: string): Promise<number | null>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function recordKey(collection: string, id: string): string {
+  return `${collection}\u0000${id}`;
+}
