@@ -65,6 +65,7 @@ export const MutationResult = Type.Object({
   originalStatus: Type.Optional(MutationStatus),
   version: Type.Optional(Type.Integer()),
   seq: Type.Optional(Type.Integer()),
+  eventId: Type.Optional(Type.String()),
   record: Type.Optional(SyncRecord),
   conflictId: Type.Optional(Type.String()),
   error: Type.Optional(ResultError),

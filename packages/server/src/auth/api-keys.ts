@@ -1,0 +1,60 @@
+/**
+ * API keys: the server-wide admin key and per-tenant keys. Only a SHA-256 hash of a key is stored;
+ * the key itself is shown once, when it is made.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Store } from '../store/types.ts';
+
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+export function newKeySecret(prefix: 'sb_admin' | 'sb_tenant'): string {
+  return `${prefix}_${randomBytes(24).toString('base64url')}`;
+}
+
+export interface ResolvedKey {
+  id: string;
+  tenant: string | null;
+}
+
+export class ApiKeys {
+  private readonly envAdminHash: Buffer | null;
+
+  constructor(
+    private readonly store: Store,
+    envAdminKey: string | undefined,
+  ) {
+    this.envAdminHash = envAdminKey ? Buffer.from(hashKey(envAdminKey), 'hex') : null;
+  }
+
+  /**
+   * Makes sure an admin key exists. Returns a newly generated key (to print once) when neither
+   * SYNCBRIDGE_ADMIN_KEY nor a stored admin key exists yet.
+   */
+  async ensureAdminKey(): Promise<string | null> {
+    if (this.envAdminHash) return null;
+    if (await this.store.findApiKey('admin-key-marker')) return null;
+    const key = newKeySecret('sb_admin');
+    await this.store.createApiKey({ id: 'admin', tenant: null, label: 'admin key', hash: hashKey(key) });
+    await this.store.createApiKey({ id: 'admin-marker', tenant: null, label: 'marker', hash: 'admin-key-marker' });
+    return key;
+  }
+
+  async resolve(key: string): Promise<ResolvedKey | null> {
+    const hash = hashKey(key);
+    if (this.envAdminHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.envAdminHash)) {
+      return { id: 'admin', tenant: null };
+    }
+    const row = await this.store.findApiKey(hash);
+    if (!row || row.id === 'admin-marker') return null;
+    return { id: row.id, tenant: row.tenant };
+  }
+
+  async createTenantKey(tenant: string, label: string | null): Promise<{ id: string; key: string }> {
+    const key = newKeySecret('sb_tenant');
+    const id = randomUUID();
+    await this.store.createApiKey({ id, tenant, label, hash: hashKey(key) });
+    return { id, key };
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The `syncbridge` command: `serve`, `migrate`, `token`. Configuration comes from SYNCBRIDGE_*
+ * variables and an optional `--config` file; a wrong value stops the command with one line per problem.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
+import { TokenService } from '../auth/tokens.ts';
+import { createLogger, openStore, resolveJwtSecret, startServer } from '../server.ts';
+
+const USAGE = `usage: syncbridge <command> [options]
+
+commands:
+  serve     start the server (HTTP + WebSocket)
+  migrate   apply pending database migrations and exit
+  token     mint a user token: --tenant T --user U [--roles a,b] [--ttl seconds] [--platform P]
+
+options:
+  --config <file>   YAML or JSON settings (also SYNCBRIDGE_CONFIG)
+  --port <n>        overrides SYNCBRIDGE_PORT
+  --host <addr>     overrides SYNCBRIDGE_HOST
+  --data-dir <dir>  overrides SYNCBRIDGE_DATA_DIR
+`;
+
+function configFrom(values: Record<string, string | boolean | undefined>): ServerConfig {
+  const overrides: Partial<ServerConfig> = {};
+  if (typeof values.port === 'string') {
+    if (!/^\d+$/.test(values.port)) throw new ConfigError([`--port ${values.port} must be a whole number`]);
+    overrides.port = Number(values.port);
+  }
+  if (typeof values.host === 'string') overrides.host = values.host;
+  if (typeof values['data-dir'] === 'string') overrides.dataDir = values['data-dir'];
+  return loadConfig({ file: typeof values.config === 'string' ? values.config : undefined, overrides });
+}
+
+async function serve(config: ServerConfig): Promise<void> {
+  const server = await startServer(config);
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`syncbridge listening on ${server.url}`);
+  const ws = server.url.replace(/^http/, 'ws');
+  out(`  store: ${server.store.kind}${server.store.kind === 'sqlite' ? ` (${config.dataDir}/syncbridge.db)` : ''}`);
+  if (server.generatedAdminKey) {
+    out(`  admin key (shown once, keep it safe): ${server.generatedAdminKey}`);
+  } else {
+    out(`  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (set SYNCBRIDGE_ADMIN_KEY to use your own)'}`);
+  }
+  out(
+    `  mint a token: curl -s -X POST ${server.url}/v1/auth/token -H 'X-Api-Key: <admin key>' -H 'Content-Type: application/json' -d '{"tenant":"demo","user":"alice"}'`,
+  );
+  out(`  (or: npm run syncbridge -- token --tenant demo --user alice)`);
+  out(`  realtime: ${ws}/v1/realtime?token=<token>   REST docs: ${server.url}/docs`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.logger.info({ signal }, 'shutting down: draining connections and in-flight commits');
+    const timer = setTimeout(() => {
+      server.logger.error('shutdown timed out');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 5000);
+    timer.unref();
+    server
+      .close()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        server.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function migrate(config: ServerConfig): Promise<void> {
+  const logger = createLogger(config);
+  const store = await openStore(config, logger);
+  process.stdout.write(`migrations up to date (${store.kind})\n`);
+  await store.close();
+}
+
+async function token(config: ServerConfig, values: Record<string, string | boolean | undefined>): Promise<void> {
+  const tenant = values.tenant;
+  const user = values.user;
+  if (typeof tenant !== 'string' || typeof user !== 'string') {
+    throw new ConfigError(['token needs --tenant and --user']);
+  }
+  const ttl = typeof values.ttl === 'string' ? Number(values.ttl) : 3600;
+  if (!Number.isInteger(ttl) || ttl <= 0) throw new ConfigError([`--ttl ${values.ttl} must be a positive number of seconds`]);
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(tenant)) throw new ConfigError([`--tenant ${tenant} is not a valid tenant name`]);
+  const tokens = new TokenService({ jwtSecret: resolveJwtSecret(config), issuer: config.jwtIssuer });
+  const roles = typeof values.roles === 'string' ? values.roles.split(',').filter(Boolean) : [];
+  const platform = typeof values.platform === 'string' ? values.platform : undefined;
+  const minted = await tokens.mint({ tenant, user, roles, ttlSeconds: ttl, platform });
+  process.stdout.write(`${minted.token}\n`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      tenant: { type: 'string' },
+      user: { type: 'string' },
+      roles: { type: 'string' },
+      ttl: { type: 'string' },
+      platform: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const config = configFrom(values);
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'migrate':
+      return migrate(config);
+    case 'token':
+      return token(config, values);
+    default:
+      throw new ConfigError([`unknown command "${command}"`]);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) process.stderr.write(`syncbridge: ${err.message}\n`);
+  else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`syncbridge: ${err.message}\n\n${USAGE}`);
+  } else process.stderr.write(`syncbridge: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,171 @@
+/**
+ * Server configuration: defaults, then an optional YAML/JSON file (`--config` or SYNCBRIDGE_CONFIG),
+ * then SYNCBRIDGE_* environment variables. Everything is validated at start; each wrong value gets its
+ * own message naming where it came from, and the server refuses to start.
+ */
+import { readFileSync } from 'node:fs';
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { CollectionSettings } from '@syncbridge/protocol';
+import { parse as parseYaml } from 'yaml';
+
+export const ServerConfigSchema = Type.Object(
+  {
+    port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    host: Type.String({ minLength: 1 }),
+    dataDir: Type.String({ minLength: 1 }),
+    databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+    busUrl: Type.Optional(Type.String({ pattern: '^(redis|nats|memory)://' })),
+    jwtSecret: Type.Optional(Type.String({ minLength: 32 })),
+    jwtPublicKey: Type.Optional(Type.String({ minLength: 1 })),
+    jwksUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
+    jwtIssuer: Type.Optional(Type.String({ minLength: 1 })),
+    jwtAudience: Type.Optional(Type.String({ minLength: 1 })),
+    adminKey: Type.Optional(Type.String({ minLength: 16 })),
+    webhookAllowPrivate: Type.Array(Type.String()),
+    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    sqliteSynchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')]),
+    maxFrameBytes: Type.Integer({ minimum: 1024 }),
+    maxBufferedBytes: Type.Integer({ minimum: 65536 }),
+    heartbeatMs: Type.Integer({ minimum: 100 }),
+    idleTimeoutMs: Type.Integer({ minimum: 1000 }),
+    helloTimeoutMs: Type.Integer({ minimum: 100 }),
+    allowedOrigins: Type.Array(Type.String()),
+    shutdownTimeoutMs: Type.Integer({ minimum: 0 }),
+    hlcMaxDriftMs: Type.Integer({ minimum: 0 }),
+    nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
+    collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
+  },
+  { additionalProperties: false },
+);
+export type ServerConfig = Static<typeof ServerConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function defaultConfig(): ServerConfig {
+  return {
+    port: 4025,
+    host: '127.0.0.1',
+    dataDir: './data',
+    webhookAllowPrivate: [],
+    logLevel: 'info',
+    sqliteSynchronous: 'FULL',
+    maxFrameBytes: 1024 * 1024,
+    maxBufferedBytes: 8 * 1024 * 1024,
+    heartbeatMs: 25_000,
+    idleTimeoutMs: 60_000,
+    helloTimeoutMs: 5_000,
+    allowedOrigins: [],
+    shutdownTimeoutMs: 10_000,
+    hlcMaxDriftMs: 60_000,
+    nodeId: 'node1',
+    collections: {},
+  };
+}
+
+type Kind = 'int' | 'string' | 'list';
+const ENV: Record<string, [keyof ServerConfig, Kind]> = {
+  SYNCBRIDGE_PORT: ['port', 'int'],
+  SYNCBRIDGE_HOST: ['host', 'string'],
+  SYNCBRIDGE_DATA_DIR: ['dataDir', 'string'],
+  SYNCBRIDGE_DATABASE_URL: ['databaseUrl', 'string'],
+  SYNCBRIDGE_BUS_URL: ['busUrl', 'string'],
+  SYNCBRIDGE_JWT_SECRET: ['jwtSecret', 'string'],
+  SYNCBRIDGE_JWT_PUBLIC_KEY: ['jwtPublicKey', 'string'],
+  SYNCBRIDGE_JWKS_URL: ['jwksUrl', 'string'],
+  SYNCBRIDGE_JWT_ISSUER: ['jwtIssuer', 'string'],
+  SYNCBRIDGE_JWT_AUDIENCE: ['jwtAudience', 'string'],
+  SYNCBRIDGE_ADMIN_KEY: ['adminKey', 'string'],
+  SYNCBRIDGE_WEBHOOK_ALLOW_PRIVATE: ['webhookAllowPrivate', 'list'],
+  SYNCBRIDGE_LOG_LEVEL: ['logLevel', 'string'],
+  SYNCBRIDGE_SQLITE_SYNCHRONOUS: ['sqliteSynchronous', 'string'],
+  SYNCBRIDGE_MAX_FRAME_BYTES: ['maxFrameBytes', 'int'],
+  SYNCBRIDGE_MAX_BUFFERED_BYTES: ['maxBufferedBytes', 'int'],
+  SYNCBRIDGE_HEARTBEAT_MS: ['heartbeatMs', 'int'],
+  SYNCBRIDGE_IDLE_TIMEOUT_MS: ['idleTimeoutMs', 'int'],
+  SYNCBRIDGE_HELLO_TIMEOUT_MS: ['helloTimeoutMs', 'int'],
+  SYNCBRIDGE_ALLOWED_ORIGINS: ['allowedOrigins', 'list'],
+  SYNCBRIDGE_SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs', 'int'],
+  SYNCBRIDGE_HLC_MAX_DRIFT_MS: ['hlcMaxDriftMs', 'int'],
+  SYNCBRIDGE_NODE_ID: ['nodeId', 'string'],
+};
+
+/** Where each key's value came from, for error messages. */
+type Origins = Partial<Record<string, string>>;
+
+function readFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`config file ${path}: ${(err as Error).message}`]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError([`config file ${path} must hold an object of settings`]);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  file?: string;
+  overrides?: Partial<ServerConfig>;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
+  const env = options.env ?? process.env;
+  const merged: Record<string, unknown> = { ...defaultConfig() };
+  const origins: Origins = {};
+  const problems: string[] = [];
+
+  const file = options.file ?? env.SYNCBRIDGE_CONFIG;
+  if (file) {
+    for (const [key, value] of Object.entries(readFile(file))) {
+      merged[key] = value;
+      origins[key] = `${key} in ${file}`;
+    }
+  }
+  for (const [name, [key, kind]] of Object.entries(ENV)) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    origins[key] = name;
+    if (kind === 'int') {
+      if (!/^-?\d+$/.test(raw.trim())) {
+        problems.push(`${name}="${raw}" must be a whole number`);
+        continue;
+      }
+      merged[key] = Number(raw);
+    } else if (kind === 'list') {
+      merged[key] = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+    } else merged[key] = raw;
+  }
+  Object.assign(merged, options.overrides ?? {});
+
+  for (const key of Object.keys(merged)) {
+    if (!(key in ServerConfigSchema.properties)) problems.push(`${origins[key] ?? key}: unknown setting "${key}"`);
+  }
+  if (problems.length === 0) {
+    for (const error of Value.Errors(ServerConfigSchema, merged)) {
+      const key = error.path.split('/')[1] ?? '';
+      const where = origins[key] ?? key;
+      problems.push(`${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (got ${JSON.stringify(error.value)})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+  return merged as ServerConfig;
+}

@@ -1,0 +1,48 @@
+/**
+ * REST authentication: `Authorization: Bearer <JWT>` or `X-Api-Key`. A tenant key acts for its tenant;
+ * the admin key acts for the tenant named in `X-Tenant`. The resolved principal's tenant scopes every
+ * query the route makes.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { ApiKeys, ResolvedKey } from '../auth/api-keys.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import { SyncError } from '../core/errors.ts';
+
+const TENANT = /^[A-Za-z0-9_.-]{1,128}$/;
+
+export class RestAuthenticator {
+  constructor(
+    private readonly tokens: TokenService,
+    private readonly keys: ApiKeys,
+  ) {}
+
+  /** The API key of the request, if it carries one (for routes only keys may call). */
+  async apiKey(request: FastifyRequest): Promise<ResolvedKey> {
+    const header = request.headers['x-api-key'];
+    if (typeof header !== 'string' || header.length === 0) {
+      throw new SyncError('UNAUTHORIZED', 'this call needs X-Api-Key (the admin key or a tenant API key)');
+    }
+    const key = await this.keys.resolve(header);
+    if (!key) throw new SyncError('UNAUTHORIZED', 'unknown API key');
+    return key;
+  }
+
+  async principal(request: FastifyRequest): Promise<Principal> {
+    const auth = request.headers.authorization;
+    if (typeof auth === 'string' && auth.length > 0) {
+      if (!auth.startsWith('Bearer ')) throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
+      return (await this.tokens.verify(auth.slice(7).trim())).principal;
+    }
+    if (request.headers['x-api-key'] === undefined) {
+      throw new SyncError('UNAUTHORIZED', 'send Authorization: Bearer <token> or X-Api-Key');
+    }
+    const key = await this.apiKey(request);
+    if (key.tenant !== null) return { tenant: key.tenant, user: `apikey:${key.id}`, roles: ['admin'], via: 'tenant_key' };
+    const tenant = request.headers['x-tenant'];
+    if (typeof tenant !== 'string' || !TENANT.test(tenant)) {
+      throw new SyncError('BAD_REQUEST', 'with the admin key, name the tenant in the X-Tenant header');
+    }
+    return { tenant, user: 'admin', roles: ['admin'], via: 'admin_key' };
+  }
+}

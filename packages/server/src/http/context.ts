@@ -1,0 +1,23 @@
+/** What the REST routes need from the rest of the server, wired by the composition root. */
+import type { ApiKeys } from '../auth/api-keys.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { CollectionRegistry } from '../core/collections.ts';
+import type { MetricsRegistry } from '../observability/metrics.ts';
+import type { RealtimeGateway } from '../realtime/gateway.ts';
+import type { LogWriter } from '../store/log-writer.ts';
+import type { Store } from '../store/types.ts';
+import type { RestAuthenticator } from './authenticate.ts';
+
+export interface HttpContext {
+  store: Store;
+  writer: LogWriter;
+  collections: CollectionRegistry;
+  tokens: TokenService;
+  keys: ApiKeys;
+  auth: RestAuthenticator;
+  gateway: RealtimeGateway;
+  metrics: MetricsRegistry;
+  busKind: string;
+  maxBodyBytes: number;
+  startedAt: number;
+}

@@ -1,0 +1,92 @@
+/** Collection settings (strategy, schema) and presence (who is connected). */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import {
+  CollectionResponse,
+  CollectionSettings,
+  CollectionsResponse,
+  ConnectionsResponse,
+  ErrorResponse,
+  Name,
+} from '@syncbridge/protocol';
+import { isTenantAdmin } from '../../auth/principal.ts';
+import { SyncError } from '../../core/errors.ts';
+import type { HttpContext } from '../context.ts';
+
+export const collectionRoutes =
+  (ctx: HttpContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    app.get(
+      '/v1/collections',
+      {
+        schema: {
+          tags: ['collections'],
+          summary: 'Collections with settings (from the config file or set over REST)',
+          response: { 200: CollectionsResponse, 401: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const all = await ctx.collections.list(principal.tenant);
+        return {
+          collections: [...all.entries()]
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([name, c]) => ({ name, settings: { strategy: 'lww' as const, ...c.settings } })),
+        };
+      },
+    );
+
+    app.get(
+      '/v1/collections/:collection',
+      {
+        schema: {
+          tags: ['collections'],
+          summary: "A collection's settings (defaults when never configured)",
+          params: Type.Object({ collection: Name }),
+          response: { 200: CollectionResponse, 401: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const c = await ctx.collections.get(principal.tenant, request.params.collection);
+        return { name: request.params.collection, settings: { strategy: 'lww' as const, ...c.settings } };
+      },
+    );
+
+    app.put(
+      '/v1/collections/:collection',
+      {
+        schema: {
+          tags: ['collections'],
+          summary: "Set a collection's conflict strategy and JSON schema (tenant admins)",
+          params: Type.Object({ collection: Name }),
+          body: CollectionSettings,
+          response: { 200: CollectionResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        if (!isTenantAdmin(principal)) throw new SyncError('FORBIDDEN', 'changing collection settings needs the admin role');
+        const resolved = ctx.collections.compile(request.body);
+        await ctx.store.putCollection(principal.tenant, request.params.collection, request.body);
+        await ctx.collections.list(principal.tenant);
+        ctx.collections.update(principal.tenant, request.params.collection, resolved);
+        return { name: request.params.collection, settings: { strategy: 'lww' as const, ...request.body } };
+      },
+    );
+
+    app.get(
+      '/v1/connections',
+      {
+        schema: {
+          tags: ['realtime'],
+          summary: "Who is connected to the tenant's realtime endpoint (presence)",
+          response: { 200: ConnectionsResponse, 401: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        return { connections: ctx.gateway.list(principal.tenant) };
+      },
+    );
+  };

@@ -1,0 +1,46 @@
+/** Domain events over REST: append to the tenant's log, and read the log in seq order. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorResponse, EventsQuery, EventsResponse, PublishRequest, PublishResponse } from '@syncbridge/protocol';
+import type { HttpContext } from '../context.ts';
+
+export const eventRoutes =
+  (ctx: HttpContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    app.post(
+      '/v1/events',
+      {
+        schema: {
+          tags: ['events'],
+          summary: 'Append a domain event; a repeated idempotencyKey returns the first seq',
+          body: PublishRequest,
+          response: { 200: PublishResponse, 201: PublishResponse, 400: ErrorResponse, 401: ErrorResponse },
+        },
+      },
+      async (request, reply) => {
+        const principal = await ctx.auth.principal(request);
+        const result = await ctx.writer.publish(principal, request.body);
+        return reply.status(result.duplicate ? 200 : 201).send(result);
+      },
+    );
+
+    app.get(
+      '/v1/events',
+      {
+        schema: {
+          tags: ['events'],
+          summary: "The tenant's log (record changes and domain events) in seq order",
+          querystring: EventsQuery,
+          response: { 200: EventsResponse, 400: ErrorResponse, 401: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { after = 0, limit = 100, type } = request.query;
+        const [events, head] = await Promise.all([
+          ctx.store.readEvents(principal.tenant, { afterSeq: after, limit, type }),
+          ctx.store.headSeq(principal.tenant),
+        ]);
+        return { events, head };
+      },
+    );
+  };

@@ -1,0 +1,228 @@
+/**
+ * Records over REST: list, read (ETag = version), put / merge-patch / delete with `If-Match` as the
+ * base version, history, and batches of mutations. Every write goes through the same LogWriter as
+ * WebSocket `mutate`, so REST and realtime clients share one order and one idempotency table.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import {
+  ErrorResponse,
+  HistoryResponse,
+  HTTP_STATUS,
+  type ErrorCode,
+  type Mutation,
+  type MutationOp,
+  MutationsRequest,
+  MutationsResponse,
+  Name,
+  RecordBody,
+  RecordId,
+  RecordsQuery,
+  RecordsResponse,
+  SyncRecord,
+} from '@syncbridge/protocol';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SyncError } from '../../core/errors.ts';
+import type { HttpContext } from '../context.ts';
+
+const RecordParams = Type.Object({ collection: Name, id: RecordId });
+const CollectionParams = Type.Object({ collection: Name });
+const WriteHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ description: 'the version this change is based on' })),
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+});
+const writeResponses = {
+  200: SyncRecord,
+  201: SyncRecord,
+  400: ErrorResponse,
+  401: ErrorResponse,
+  404: ErrorResponse,
+  409: ErrorResponse,
+};
+
+function parseIfMatch(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const m = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(header);
+  if (!m) throw new SyncError('BAD_REQUEST', 'If-Match must be a record version, e.g. If-Match: "3"');
+  return Number(m[1]);
+}
+
+export const recordRoutes =
+  (ctx: HttpContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    async function writeOne(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      params: { collection: string; id: string },
+      op: MutationOp,
+      data?: Record<string, unknown>,
+    ) {
+      const principal = await ctx.auth.principal(request);
+      const mutation: Mutation = {
+        mid: (request.headers['idempotency-key'] as string | undefined) ?? randomUUID(),
+        collection: params.collection,
+        id: params.id,
+        op,
+      };
+      if (data !== undefined) mutation.data = data;
+      const baseVersion = parseIfMatch(request.headers['if-match'] as string | undefined);
+      if (baseVersion !== undefined) mutation.baseVersion = baseVersion;
+      const [result] = await ctx.writer.mutate(principal, [mutation]);
+      if (!result) throw new SyncError('INTERNAL', 'no result');
+      if (result.status === 'rejected' || result.status === 'conflict') {
+        const code = (result.error?.code ?? 'CONFLICT') as ErrorCode;
+        const details =
+          result.record || result.error?.details
+            ? { ...(result.record ? { record: result.record } : {}), ...(result.error?.details ? { problems: result.error.details } : {}) }
+            : undefined;
+        throw new SyncError(HTTP_STATUS[code] ? code : 'BAD_REQUEST', result.error?.message ?? 'rejected', details);
+      }
+      const record = result.record!;
+      reply.header('ETag', `"${record.version}"`);
+      if (result.seq !== undefined) reply.header('X-Seq', String(result.seq));
+      if (result.status === 'duplicate') reply.header('Idempotent-Replayed', 'true');
+      return reply.status(record.version === 1 && result.status === 'applied' ? 201 : 200).send(record);
+    }
+
+    app.get(
+      '/v1/records/:collection',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'List records, filtered by data fields (?field=value) and paged by id',
+          params: CollectionParams,
+          querystring: RecordsQuery,
+          response: { 200: RecordsResponse, 400: ErrorResponse, 401: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { limit = 100, after, includeDeleted = false, ...rest } = request.query;
+        const filter: Record<string, string> = {};
+        for (const [field, value] of Object.entries(rest)) {
+          if (!/^[A-Za-z0-9_.-]{1,128}$/.test(field)) throw new SyncError('BAD_REQUEST', `"${field}" is not a field name`);
+          filter[field] = String(value);
+        }
+        const records = await ctx.store.listRecords(principal.tenant, request.params.collection, {
+          limit: limit + 1,
+          after,
+          filter,
+          includeDeleted,
+        });
+        const page = records.slice(0, limit);
+        return records.length > limit ? { records: page, next: page[page.length - 1]!.id } : { records: page };
+      },
+    );
+
+    app.get(
+      '/v1/records/:collection/:id',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Read one record; ETag is its version',
+          params: RecordParams,
+          response: { 200: SyncRecord, 401: ErrorResponse, 404: ErrorResponse },
+        },
+      },
+      async (request, reply) => {
+        const principal = await ctx.auth.principal(request);
+        const record = await ctx.store.getRecord(principal.tenant, request.params.collection, request.params.id);
+        if (!record || record.deleted) throw new SyncError('NOT_FOUND', 'record not found');
+        const etag = `"${record.version}"`;
+        reply.header('ETag', etag);
+        if (request.headers['if-none-match'] === etag) return (reply as FastifyReply).status(304).send();
+        return record;
+      },
+    );
+
+    app.put(
+      '/v1/records/:collection/:id',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Create or replace a record; If-Match gives the base version',
+          params: RecordParams,
+          headers: WriteHeaders,
+          body: RecordBody,
+          response: writeResponses,
+        },
+      },
+      async (request, reply) => writeOne(request, reply, request.params, 'put', request.body),
+    );
+
+    app.patch(
+      '/v1/records/:collection/:id',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Change a record with a JSON merge patch (RFC 7396)',
+          params: RecordParams,
+          headers: WriteHeaders,
+          body: RecordBody,
+          response: writeResponses,
+        },
+      },
+      async (request, reply) => writeOne(request, reply, request.params, 'patch', request.body),
+    );
+
+    app.delete(
+      '/v1/records/:collection/:id',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Delete a record (it stays as a tombstone with deleted: true)',
+          params: RecordParams,
+          headers: WriteHeaders,
+          response: writeResponses,
+        },
+      },
+      async (request, reply) => writeOne(request, reply, request.params, 'delete'),
+    );
+
+    app.get(
+      '/v1/records/:collection/:id/history',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'The versions of a record kept so far, oldest first',
+          params: RecordParams,
+          querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }),
+          response: { 200: HistoryResponse, 401: ErrorResponse, 404: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { collection, id } = request.params;
+        const events = await ctx.store.recordHistory(principal.tenant, collection, id, request.query.limit ?? 100);
+        if (events.length === 0) throw new SyncError('NOT_FOUND', 'record not found');
+        return {
+          versions: events.map((e) => ({
+            version: e.version!,
+            seq: e.seq,
+            op: e.op!,
+            data: e.op === 'delete' ? null : (e.data ?? null),
+            hlc: e.hlc,
+            actor: e.actor,
+            ts: e.ts,
+          })),
+        };
+      },
+    );
+
+    app.post(
+      '/v1/mutations',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Apply a batch of mutations in order (offline queues); one result per mutation',
+          body: MutationsRequest,
+          response: { 200: MutationsResponse, 400: ErrorResponse, 401: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        return { results: await ctx.writer.mutate(principal, request.body.mutations) };
+      },
+    );
+  };

@@ -1,0 +1,96 @@
+/** Liveness, readiness, Prometheus metrics, token minting and tenant API keys. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import {
+  ApiKeyRequest,
+  ApiKeyResponse,
+  ErrorResponse,
+  HealthResponse,
+  ReadyResponse,
+  TokenRequest,
+  TokenResponse,
+} from '@syncbridge/protocol';
+import { SyncError } from '../../core/errors.ts';
+import type { HttpContext } from '../context.ts';
+
+export const systemRoutes =
+  (ctx: HttpContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    app.get(
+      '/v1/health',
+      { schema: { tags: ['system'], summary: 'Liveness', security: [], response: { 200: HealthResponse } } },
+      async () => ({ status: 'ok', uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000) }),
+    );
+
+    app.get(
+      '/v1/ready',
+      {
+        schema: {
+          tags: ['system'],
+          summary: 'Readiness: the store (and bus) answer',
+          security: [],
+          response: { 200: ReadyResponse, 503: ReadyResponse },
+        },
+      },
+      async (_request, reply) => {
+        const started = performance.now();
+        let ok = true;
+        try {
+          await ctx.store.ping();
+        } catch {
+          ok = false;
+        }
+        const body = {
+          status: ok ? 'ready' : 'unavailable',
+          store: { kind: ctx.store.kind, ok, latencyMs: Math.round((performance.now() - started) * 100) / 100 },
+          bus: { kind: ctx.busKind, ok: true },
+        };
+        return reply.status(ok ? 200 : 503).send(body);
+      },
+    );
+
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+      reply.header('Content-Type', ctx.metrics.contentType);
+      return ctx.metrics.render();
+    });
+
+    app.post(
+      '/v1/auth/token',
+      {
+        schema: {
+          tags: ['auth'],
+          summary: 'Mint a user token (needs the admin key or a tenant API key)',
+          security: [{ apiKey: [] }],
+          body: TokenRequest,
+          response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const key = await ctx.auth.apiKey(request);
+        if (key.tenant !== null && key.tenant !== request.body.tenant) {
+          throw new SyncError('FORBIDDEN', 'a tenant API key mints tokens for its own tenant only');
+        }
+        return ctx.tokens.mint(request.body);
+      },
+    );
+
+    app.post(
+      '/v1/tenants/:tenant/api-keys',
+      {
+        schema: {
+          tags: ['auth'],
+          summary: 'Create an API key for a tenant (admin key only); the key is shown once',
+          security: [{ apiKey: [] }],
+          params: Type.Object({ tenant: TokenRequest.properties.tenant }),
+          body: Type.Optional(ApiKeyRequest),
+          response: { 201: ApiKeyResponse, 401: ErrorResponse, 403: ErrorResponse },
+        },
+      },
+      async (request, reply) => {
+        const key = await ctx.auth.apiKey(request);
+        if (key.tenant !== null) throw new SyncError('FORBIDDEN', 'only the admin key creates tenant API keys');
+        const created = await ctx.keys.createTenantKey(request.params.tenant, request.body?.label ?? null);
+        return reply.status(201).send({ id: created.id, tenant: request.params.tenant, key: created.key });
+      },
+    );
+  };

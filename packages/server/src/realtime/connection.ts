@@ -1,0 +1,311 @@
+/**
+ * One WebSocket connection: authentication, its subscriptions, and the handling of each client message.
+ * It must never let one client's bad input or slowness reach another client: every frame is validated,
+ * every failure becomes a typed `error` frame, and a reader that falls too far behind is disconnected
+ * (with a close code that tells it to resume) instead of growing the server's memory.
+ */
+import {
+  CLOSE_CODES,
+  type ClientMessage,
+  type ClientMessageOf,
+  type ChannelSpec,
+  type LogEvent,
+  PROTOCOL_VERSION,
+  parseChannel,
+  type Rid,
+  type ServerMessage,
+} from '@syncbridge/protocol';
+import type { WebSocket } from 'ws';
+import type { Principal } from '../auth/principal.ts';
+import { SyncError, toPublicError } from '../core/errors.ts';
+import type { RealtimeContext } from './context.ts';
+import { parseClientFrame } from './validate.ts';
+import { channelMatches, eventFrameText, Subscription, type SubscriptionSink } from './subscription.ts';
+
+const BACKLOG_PAGE = 500;
+const SNAPSHOT_CHUNK = 500;
+const MAX_SUBSCRIPTIONS = 1000;
+const MAX_PENDING_REQUESTS = 256;
+
+export class Connection implements SubscriptionSink {
+  principal: Principal | null = null;
+  deviceId: string | undefined;
+  expiresAt: number | null = null;
+  readonly connectedAt = Date.now();
+  lastSeen = Date.now();
+  lastPingAt = 0;
+  ackedSeq = 0;
+  ackDirty = false;
+  readonly subscriptions = new Map<string, Subscription>();
+  private pending = 0;
+  private closing = false;
+
+  constructor(
+    readonly id: string,
+    private readonly ws: WebSocket,
+    private readonly ctx: RealtimeContext,
+    readonly remoteAddress: string | undefined,
+  ) {}
+
+  get isOpen(): boolean {
+    return !this.closing && this.ws.readyState === 1;
+  }
+
+  send(message: ServerMessage): void {
+    if (this.isOpen) this.sendFrame(Buffer.from(JSON.stringify(message)));
+  }
+
+  sendFrame(frame: Buffer): boolean {
+    if (!this.isOpen) return false;
+    this.ws.send(frame, { binary: false });
+    if (this.ws.bufferedAmount > this.ctx.config.maxBufferedBytes) {
+      this.ctx.metrics.slowConsumers += 1;
+      this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
+      return false;
+    }
+    return true;
+  }
+
+  /** Sends a frame and resolves once it has been handed to the kernel, for flow control of backlogs. */
+  private sendAndWait(frame: Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.isOpen) return resolve();
+      this.ws.send(frame, { binary: false }, () => resolve());
+      if (this.ws.bufferedAmount > this.ctx.config.maxBufferedBytes) {
+        this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
+      }
+    });
+  }
+
+  sendError(err: unknown, rid?: Rid): void {
+    const pub = toPublicError(err);
+    if (pub.code === 'INTERNAL') this.ctx.logger.error({ err, connection: this.id }, 'request failed');
+    const message: ServerMessage = { type: 'error', code: pub.code, message: pub.message };
+    if (rid !== undefined) message.rid = rid;
+    if (pub.details !== undefined) message.details = pub.details;
+    this.send(message);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.ws.close(code, reason);
+  }
+
+  ping(): void {
+    if (this.isOpen) this.ws.ping();
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  /** Drops every subscription; called once the socket has closed. */
+  dispose(): void {
+    for (const sub of this.subscriptions.values()) {
+      sub.close();
+      this.ctx.hub.remove(sub);
+    }
+    this.subscriptions.clear();
+  }
+
+  async authenticate(principal: Principal, expiresAt: number | null, deviceId?: string, rid?: Rid): Promise<void> {
+    if (this.principal && (this.principal.tenant !== principal.tenant || this.principal.user !== principal.user)) {
+      throw new SyncError('FORBIDDEN', 'a connection cannot change its tenant or user; open a new one');
+    }
+    this.principal = principal;
+    this.expiresAt = expiresAt;
+    if (deviceId) this.deviceId = deviceId;
+    const welcome: ServerMessage = {
+      type: 'welcome',
+      connectionId: this.id,
+      tenant: principal.tenant,
+      user: principal.user,
+      roles: principal.roles,
+      serverTime: new Date().toISOString(),
+      heartbeatMs: this.ctx.config.heartbeatMs,
+      protocol: PROTOCOL_VERSION,
+    };
+    if (rid !== undefined) welcome.rid = rid;
+    if (this.deviceId) {
+      const cursor = await this.ctx.store.getCursor(principal.tenant, principal.user, this.deviceId);
+      if (cursor !== null) {
+        welcome.cursor = cursor;
+        this.ackedSeq = Math.max(this.ackedSeq, cursor);
+      }
+    }
+    this.send(welcome);
+  }
+
+  handleFrame(data: Buffer): void {
+    this.lastSeen = Date.now();
+    this.ctx.metrics.messagesIn += 1;
+    if (data.length > this.ctx.config.maxFrameBytes) {
+      this.sendError(
+        new SyncError('PAYLOAD_TOO_LARGE', `frame of ${data.length} bytes exceeds ${this.ctx.config.maxFrameBytes}`),
+      );
+      return;
+    }
+    const parsed = parseClientFrame(data.toString('utf8'));
+    if (!parsed.ok) {
+      this.sendError(parsed.error, parsed.rid);
+      return;
+    }
+    const message = parsed.message;
+    if (!this.principal && message.type !== 'hello') {
+      this.sendError(new SyncError('UNAUTHORIZED', 'send hello with a token first'), message.rid);
+      this.close(CLOSE_CODES.POLICY, 'not authenticated');
+      return;
+    }
+    if (this.pending >= MAX_PENDING_REQUESTS) {
+      this.sendError(new SyncError('RATE_LIMITED', 'too many requests in flight on this connection'), message.rid);
+      return;
+    }
+    this.pending += 1;
+    this.dispatch(message)
+      .catch((err: unknown) => {
+        this.sendError(err, message.rid);
+        if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {
+          this.close(CLOSE_CODES.POLICY, 'unauthorized');
+        }
+      })
+      .finally(() => {
+        this.pending -= 1;
+      });
+  }
+
+  private async dispatch(message: ClientMessage): Promise<void> {
+    switch (message.type) {
+      case 'hello': {
+        const verified = await this.ctx.tokens.verify(message.token);
+        await this.authenticate(verified.principal, verified.expiresAt, message.deviceId, message.rid);
+        return;
+      }
+      case 'ping':
+        this.send({ type: 'pong', rid: message.rid, serverTime: new Date().toISOString() });
+        return;
+      case 'ack':
+        if (message.seq > this.ackedSeq) {
+          this.ackedSeq = message.seq;
+          this.ackDirty = true;
+        }
+        return;
+      case 'subscribe':
+        return this.subscribe(message);
+      case 'unsubscribe': {
+        const sub = this.subscriptions.get(message.channel);
+        if (!sub) throw new SyncError('NOT_FOUND', `not subscribed to ${message.channel}`);
+        this.dropSubscription(sub);
+        this.send({ type: 'unsubscribed', rid: message.rid, channel: message.channel });
+        return;
+      }
+      case 'mutate': {
+        const results = await this.ctx.writer.mutate(this.principal!, message.mutations);
+        this.send({ type: 'results', rid: message.rid, results });
+        return;
+      }
+      case 'publish': {
+        const result = await this.ctx.writer.publish(this.principal!, message.event);
+        this.send({ type: 'ok', rid: message.rid, ...result });
+        return;
+      }
+      case 'resolve':
+        throw new SyncError('NOT_FOUND', `no open conflict ${message.conflictId}`);
+    }
+  }
+
+  private dropSubscription(sub: Subscription): void {
+    sub.close();
+    this.ctx.hub.remove(sub);
+    if (this.subscriptions.get(sub.channel) === sub) this.subscriptions.delete(sub.channel);
+  }
+
+  private async subscribe(message: ClientMessageOf<'subscribe'>): Promise<void> {
+    const spec = parseChannel(message.channel);
+    if ('error' in spec) throw new SyncError('BAD_REQUEST', spec.error);
+    if (spec.kind === 'topic') throw new SyncError('BAD_REQUEST', 'topic channels are not enabled on this server');
+    if (message.snapshot && spec.kind !== 'records') {
+      throw new SyncError('BAD_REQUEST', 'snapshot is only available on records channels');
+    }
+    const existing = this.subscriptions.get(spec.name);
+    if (existing) this.dropSubscription(existing);
+    else if (this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
+      throw new SyncError('BAD_REQUEST', `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
+    }
+    const tenant = this.principal!.tenant;
+    const sub = new Subscription(tenant, spec, this);
+    this.subscriptions.set(spec.name, sub);
+    this.ctx.hub.add(sub);
+    try {
+      if (message.snapshot) {
+        await this.sendSubscribedWithSnapshot(sub, spec, message.rid);
+      } else {
+        const head = await this.ctx.store.headSeq(tenant);
+        if (message.since !== undefined && message.since > head) {
+          this.send({ type: 'subscribed', rid: message.rid, channel: spec.name, cursor: head });
+          this.send({ type: 'reset', channel: spec.name, reason: `cursor ${message.since} is ahead of the log (head ${head})` });
+          if (spec.kind === 'records') await this.sendSnapshot(sub, spec);
+          else sub.lastSeq = head;
+        } else {
+          sub.lastSeq = message.since ?? head;
+          this.send({ type: 'subscribed', rid: message.rid, channel: spec.name, cursor: head });
+        }
+      }
+      await this.catchUp(sub);
+    } catch (err) {
+      this.dropSubscription(sub);
+      throw err;
+    }
+  }
+
+  private async sendSubscribedWithSnapshot(sub: Subscription, spec: ChannelSpec, rid?: Rid): Promise<void> {
+    if (spec.kind !== 'records') return;
+    const snap = await this.ctx.store.snapshot(sub.tenant, spec.collection, spec.filter);
+    this.send({ type: 'subscribed', rid, channel: spec.name, cursor: snap.cursor });
+    await this.streamSnapshot(sub, snap);
+  }
+
+  private async sendSnapshot(sub: Subscription, spec: ChannelSpec): Promise<void> {
+    if (spec.kind !== 'records') return;
+    await this.streamSnapshot(sub, await this.ctx.store.snapshot(sub.tenant, spec.collection, spec.filter));
+  }
+
+  private async streamSnapshot(
+    sub: Subscription,
+    snap: { records: import('@syncbridge/protocol').SyncRecord[]; cursor: number },
+  ): Promise<void> {
+    sub.lastSeq = snap.cursor;
+    let offset = 0;
+    do {
+      const records = snap.records.slice(offset, offset + SNAPSHOT_CHUNK);
+      offset += SNAPSHOT_CHUNK;
+      const done = offset >= snap.records.length;
+      const frame = { type: 'snapshot', channel: sub.channel, records, cursor: snap.cursor, done } as const;
+      await this.sendAndWait(Buffer.from(JSON.stringify(frame)));
+    } while (offset < snap.records.length && sub.state !== 'closed');
+  }
+
+  /** Reads the backlog after `sub.lastSeq` from the store, then hands over to live delivery. */
+  private async catchUp(sub: Subscription): Promise<void> {
+    const spec = sub.spec;
+    const type = spec.kind === 'events' && spec.eventType !== '*' ? spec.eventType : undefined;
+    while (sub.state === 'catching_up') {
+      sub.beginRead();
+      for (;;) {
+        const page = await this.ctx.store.readEvents(sub.tenant, { afterSeq: sub.lastSeq, limit: BACKLOG_PAGE, type });
+        if (sub.state !== 'catching_up' || !this.isOpen) return;
+        let last: Buffer | null = null;
+        for (const event of page) {
+          if (!channelMatches(spec, event)) continue;
+          if (last) this.sendFrame(last);
+          last = Buffer.from(eventFrameText(sub.channel, JSON.stringify(event)));
+        }
+        if (page.length > 0) sub.lastSeq = page[page.length - 1]!.seq;
+        if (last) await this.sendAndWait(last);
+        if (page.length < BACKLOG_PAGE) break;
+      }
+      const pending: LogEvent[] | null = sub.finishCatchUp();
+      if (pending) for (const event of pending) this.sendFrame(Buffer.from(eventFrameText(sub.channel, JSON.stringify(event))));
+    }
+  }
+}

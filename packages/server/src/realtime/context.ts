@@ -1,0 +1,25 @@
+/** What the realtime gateway needs from the rest of the server, wired by the composition root. */
+import type { Logger } from 'pino';
+import type { TokenService } from '../auth/tokens.ts';
+import type { ServerConfig } from '../config/config.ts';
+import type { LogWriter } from '../store/log-writer.ts';
+import type { Store } from '../store/types.ts';
+import type { FanoutHub } from './hub.ts';
+
+export interface RealtimeMetrics {
+  messagesIn: number;
+  slowConsumers: number;
+}
+
+export interface RealtimeContext {
+  config: Pick<
+    ServerConfig,
+    'maxFrameBytes' | 'maxBufferedBytes' | 'heartbeatMs' | 'idleTimeoutMs' | 'helloTimeoutMs' | 'allowedOrigins'
+  >;
+  store: Store;
+  writer: LogWriter;
+  hub: FanoutHub;
+  tokens: TokenService;
+  logger: Logger;
+  metrics: RealtimeMetrics;
+}

@@ -1,0 +1,177 @@
+/**
+ * The WebSocket gateway at `GET /v1/realtime`: authenticates the upgrade (or waits for `hello`), owns
+ * the set of live connections, and runs one sweep timer for all of them (heartbeat pings, idle and hello
+ * timeouts, token expiry, cursor saves) instead of timers per connection.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CLOSE_CODES } from '@syncbridge/protocol';
+import { WebSocketServer } from 'ws';
+import { SyncError, toPublicError } from '../core/errors.ts';
+import type { VerifiedToken } from '../auth/tokens.ts';
+import { Connection } from './connection.ts';
+import type { RealtimeContext } from './context.ts';
+
+export const REALTIME_PATH = '/v1/realtime';
+
+export interface ConnectionInfo {
+  connectionId: string;
+  tenant: string;
+  user: string;
+  deviceId?: string;
+  connectedAt: string;
+  channels: string[];
+  remoteAddress?: string;
+}
+
+function rejectUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Not Found';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export class RealtimeGateway {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Map<string, Connection>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private accepting = true;
+
+  constructor(private readonly ctx: RealtimeContext) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      // Frames up to 4x the limit are read and answered with PAYLOAD_TOO_LARGE; larger ones close with 1009.
+      maxPayload: ctx.config.maxFrameBytes * 4,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      void this.handleUpgrade(req, socket, head);
+    });
+    const interval = Math.min(this.ctx.config.heartbeatMs, 1000);
+    this.sweepTimer = setInterval(() => void this.sweep(), interval);
+    this.sweepTimer.unref();
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== REALTIME_PATH) return rejectUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint here');
+    if (!this.accepting) return rejectUpgrade(socket, 503, 'UNAVAILABLE', 'server is shutting down');
+    const origin = req.headers.origin;
+    const allowed = this.ctx.config.allowedOrigins;
+    if (origin && allowed.length > 0 && !allowed.includes(origin) && !allowed.includes('*')) {
+      return rejectUpgrade(socket, 403, 'FORBIDDEN', `origin ${origin} is not allowed`);
+    }
+    const auth = req.headers.authorization;
+    const token = url.searchParams.get('token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7).trim() : null);
+    let verified: VerifiedToken | null = null;
+    if (token) {
+      try {
+        verified = await this.ctx.tokens.verify(token);
+      } catch (err) {
+        const pub = toPublicError(err);
+        return rejectUpgrade(socket, 401, 'UNAUTHORIZED', pub.message);
+      }
+    }
+    if (socket.destroyed) return;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn = new Connection(randomUUID(), ws, this.ctx, req.socket.remoteAddress);
+      this.connections.set(conn.id, conn);
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (isBinary) conn.sendError(new SyncError('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
+        else conn.handleFrame(data);
+      });
+      ws.on('pong', () => {
+        conn.lastSeen = Date.now();
+      });
+      ws.on('error', () => undefined);
+      ws.on('close', () => {
+        this.connections.delete(conn.id);
+        conn.dispose();
+        if (conn.ackDirty) void this.saveCursor(conn);
+      });
+      if (verified) {
+        conn.authenticate(verified.principal, verified.expiresAt).catch((err: unknown) => conn.sendError(err));
+      }
+    });
+  }
+
+  private async saveCursor(conn: Connection): Promise<void> {
+    if (!conn.principal) return;
+    conn.ackDirty = false;
+    try {
+      await this.ctx.store.saveCursor(conn.principal.tenant, conn.principal.user, conn.deviceId ?? conn.id, conn.ackedSeq);
+    } catch (err) {
+      conn.ackDirty = true;
+      this.ctx.logger.warn({ err }, 'could not save a cursor');
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    const { heartbeatMs, idleTimeoutMs, helloTimeoutMs } = this.ctx.config;
+    for (const conn of this.connections.values()) {
+      if (!conn.principal) {
+        if (now - conn.connectedAt > helloTimeoutMs) {
+          conn.sendError(new SyncError('UNAUTHORIZED', 'no hello within the time allowed'));
+          conn.close(CLOSE_CODES.HELLO_TIMEOUT, 'hello timeout');
+        }
+        continue;
+      }
+      if (now - conn.lastSeen > idleTimeoutMs) {
+        conn.close(CLOSE_CODES.IDLE_TIMEOUT, 'idle timeout');
+        continue;
+      }
+      if (conn.expiresAt !== null && now >= conn.expiresAt) {
+        conn.sendError(new SyncError('UNAUTHORIZED', 'token expired; reconnect with a fresh token'));
+        conn.close(CLOSE_CODES.POLICY, 'token expired');
+        continue;
+      }
+      if (now - conn.lastSeen >= heartbeatMs && now - conn.lastPingAt >= heartbeatMs) {
+        conn.lastPingAt = now;
+        conn.ping();
+      }
+      if (conn.ackDirty) await this.saveCursor(conn);
+    }
+  }
+
+  list(tenant: string): ConnectionInfo[] {
+    const out: ConnectionInfo[] = [];
+    for (const conn of this.connections.values()) {
+      if (conn.principal?.tenant !== tenant) continue;
+      const info: ConnectionInfo = {
+        connectionId: conn.id,
+        tenant,
+        user: conn.principal.user,
+        connectedAt: new Date(conn.connectedAt).toISOString(),
+        channels: [...conn.subscriptions.keys()],
+      };
+      if (conn.deviceId) info.deviceId = conn.deviceId;
+      if (conn.remoteAddress) info.remoteAddress = conn.remoteAddress;
+      out.push(info);
+    }
+    return out;
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** Stops accepting, tells every client to go away (they resume elsewhere), and saves their cursors. */
+  async close(): Promise<void> {
+    this.accepting = false;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const conns = [...this.connections.values()];
+    await Promise.all(conns.filter((c) => c.ackDirty).map((c) => this.saveCursor(c)));
+    for (const conn of conns) conn.close(CLOSE_CODES.GOING_AWAY, 'server shutting down');
+    const deadline = Date.now() + 2000;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const conn of this.connections.values()) conn.terminate();
+  }
+}

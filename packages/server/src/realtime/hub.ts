@@ -1,0 +1,69 @@
+/**
+ * The fan-out hub: routes each committed event of a tenant to the subscriptions that may see it.
+ * Subscriptions are indexed by tenant and routing key (collection or event type), so an event only
+ * visits subscriptions that can match. Each event is serialized once, and each distinct channel name's
+ * frame is built once, whatever the number of subscribers.
+ */
+import type { LogEvent } from '@syncbridge/protocol';
+import { eventFrameText, type Subscription } from './subscription.ts';
+
+export class FanoutHub {
+  private readonly tenants = new Map<string, Map<string, Set<Subscription>>>();
+  deliveries = 0;
+
+  add(sub: Subscription): void {
+    let byKey = this.tenants.get(sub.tenant);
+    if (!byKey) {
+      byKey = new Map();
+      this.tenants.set(sub.tenant, byKey);
+    }
+    let set = byKey.get(sub.routingKey);
+    if (!set) {
+      set = new Set();
+      byKey.set(sub.routingKey, set);
+    }
+    set.add(sub);
+  }
+
+  remove(sub: Subscription): void {
+    const byKey = this.tenants.get(sub.tenant);
+    const set = byKey?.get(sub.routingKey);
+    if (!byKey || !set) return;
+    set.delete(sub);
+    if (set.size === 0) byKey.delete(sub.routingKey);
+    if (byKey.size === 0) this.tenants.delete(sub.tenant);
+  }
+
+  subscriberCount(): number {
+    let n = 0;
+    for (const byKey of this.tenants.values()) for (const set of byKey.values()) n += set.size;
+    return n;
+  }
+
+  /** Offers committed events, in seq order, to the tenant's matching subscriptions. */
+  dispatch(tenant: string, events: LogEvent[]): void {
+    const byKey = this.tenants.get(tenant);
+    if (!byKey) return;
+    for (const event of events) {
+      const key = event.kind === 'record' ? `r:${event.collection}` : `e:${event.type}`;
+      const exact = byKey.get(key);
+      const wildcard = event.kind === 'event' ? byKey.get('e:*') : undefined;
+      if (!exact && !wildcard) continue;
+      let json: string | undefined;
+      let frames: Map<string, Buffer> | undefined;
+      const frame = (channel: string): Buffer => {
+        json ??= JSON.stringify(event);
+        frames ??= new Map();
+        let buf = frames.get(channel);
+        if (!buf) {
+          buf = Buffer.from(eventFrameText(channel, json));
+          frames.set(channel, buf);
+        }
+        this.deliveries += 1;
+        return buf;
+      };
+      if (exact) for (const sub of exact) sub.offer(event, frame);
+      if (wildcard) for (const sub of wildcard) sub.offer(event, frame);
+    }
+  }
+}

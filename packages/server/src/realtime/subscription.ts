@@ -1,0 +1,108 @@
+/**
+ * One channel subscription of one connection, and the backlog-to-live handover.
+ *
+ * A subscription is registered with the hub before it reads its backlog, so every event committed from
+ * then on is offered to it. While it catches up from the store it buffers what it is offered (bounded;
+ * on overflow it drops the buffer and reads the store again, which holds everything). When a read comes
+ * back short it flushes the buffer and goes live. Delivery is gated by `lastSeq`: nothing at or below it
+ * is sent again, so the handover has neither a gap nor a duplicate.
+ */
+import type { ChannelSpec, LogEvent } from '@syncbridge/protocol';
+import { matchesFilter } from '../core/filters.ts';
+
+const MAX_BUFFERED_EVENTS = 10_000;
+
+export interface SubscriptionSink {
+  /** Sends a prepared frame; returns false when the connection can take no more. */
+  sendFrame(frame: Buffer): boolean;
+}
+
+export function channelMatches(spec: ChannelSpec, event: LogEvent): boolean {
+  if (spec.kind === 'records') {
+    return (
+      event.kind === 'record' &&
+      event.collection === spec.collection &&
+      (Object.keys(spec.filter).length === 0 || matchesFilter(event.data, spec.filter))
+    );
+  }
+  if (spec.kind === 'events') {
+    return (
+      event.kind === 'event' &&
+      (spec.eventType === '*' || event.type === spec.eventType) &&
+      (spec.source === undefined || event.source === spec.source) &&
+      (spec.target === undefined || event.target === spec.target)
+    );
+  }
+  return false;
+}
+
+/** The hub's index key for events a channel can match. */
+export function routingKeyOfChannel(spec: ChannelSpec): string {
+  if (spec.kind === 'records') return `r:${spec.collection}`;
+  if (spec.kind === 'events') return `e:${spec.eventType}`;
+  return `t:${spec.topic}`;
+}
+
+export class Subscription {
+  state: 'catching_up' | 'live' | 'closed' = 'catching_up';
+  /** Highest seq this subscription has delivered or read past. */
+  lastSeq = 0;
+  private buffer: LogEvent[] = [];
+  private overflowed = false;
+
+  constructor(
+    readonly tenant: string,
+    readonly spec: ChannelSpec,
+    private readonly sink: SubscriptionSink,
+  ) {}
+
+  get channel(): string {
+    return this.spec.name;
+  }
+
+  get routingKey(): string {
+    return routingKeyOfChannel(this.spec);
+  }
+
+  /** Called by the hub for every committed event of the tenant that may match, in seq order. */
+  offer(event: LogEvent, frame: (channel: string) => Buffer): void {
+    if (event.seq <= this.lastSeq || !channelMatches(this.spec, event)) return;
+    if (this.state === 'live') {
+      this.lastSeq = event.seq;
+      this.sink.sendFrame(frame(this.spec.name));
+    } else if (this.state === 'catching_up') {
+      if (this.buffer.length >= MAX_BUFFERED_EVENTS) {
+        this.buffer = [];
+        this.overflowed = true;
+      } else this.buffer.push(event);
+    }
+  }
+
+  /** Starts a store read: clears the overflow mark so `finishCatchUp` can tell if this read is complete. */
+  beginRead(): void {
+    this.overflowed = false;
+  }
+
+  /**
+   * After a short (final) store read: returns the buffered events to send, and goes live;
+   * or returns null when the buffer overflowed during the read, and the caller must read again.
+   */
+  finishCatchUp(): LogEvent[] | null {
+    if (this.overflowed) return null;
+    const pending = this.buffer.filter((e) => e.seq > this.lastSeq).sort((a, b) => a.seq - b.seq);
+    this.buffer = [];
+    if (pending.length > 0) this.lastSeq = pending[pending.length - 1]!.seq;
+    this.state = 'live';
+    return pending;
+  }
+
+  close(): void {
+    this.state = 'closed';
+    this.buffer = [];
+  }
+}
+
+/** The text of a WS `event` frame: the event's JSON with `type` and `channel` in front. */
+export function eventFrameText(channel: string, eventJson: string): string {
+  return `{"type":"event","channel":${JSON.stringify(channel)},${eventJson.slice(1)}`;
+}

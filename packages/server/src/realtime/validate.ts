@@ -1,0 +1,60 @@
+/**
+ * Parsing and validation of client frames against the protocol's schemas. Returns a typed message or
+ * a SyncError describing what is wrong; never throws on bad input.
+ */
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import {
+  CLIENT_MESSAGE_SCHEMAS,
+  type ClientMessage,
+  type ClientMessageType,
+  type Rid,
+} from '@syncbridge/protocol';
+import { SyncError } from '../core/errors.ts';
+
+type Checker = { Check(value: unknown): boolean; Errors(value: unknown): Iterable<{ path: string; message: string }> };
+const checkers: Record<string, Checker> = Object.fromEntries(
+  Object.entries(CLIENT_MESSAGE_SCHEMAS).map(([type, schema]) => [type, TypeCompiler.Compile(schema) as Checker]),
+);
+
+export type ParsedFrame = { ok: true; message: ClientMessage } | { ok: false; error: SyncError; rid?: Rid };
+
+function ridOf(value: Record<string, unknown>): Rid | undefined {
+  const rid = value.rid;
+  return (typeof rid === 'string' && rid.length <= 128) || Number.isInteger(rid) ? (rid as Rid) : undefined;
+}
+
+export function parseClientFrame(text: string): ParsedFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, error: new SyncError('BAD_REQUEST', 'frame is not valid JSON') };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: new SyncError('BAD_REQUEST', 'a message must be a JSON object with a "type"') };
+  }
+  const obj = value as Record<string, unknown>;
+  const rid = ridOf(obj);
+  const type = obj.type;
+  if (typeof type !== 'string' || !Object.hasOwn(checkers, type)) {
+    return {
+      ok: false,
+      rid,
+      error: new SyncError('BAD_REQUEST', `unknown message type ${JSON.stringify(type ?? null).slice(0, 64)}`, {
+        known: Object.keys(checkers),
+      }),
+    };
+  }
+  const checker = checkers[type as ClientMessageType]!;
+  if (!checker.Check(value)) {
+    const problems = [...checker.Errors(value)].slice(0, 5).map((e) => ({ path: e.path || '/', message: e.message }));
+    return {
+      ok: false,
+      rid,
+      error: new SyncError('BAD_REQUEST', `invalid ${type} message: ${problems[0]?.path} ${problems[0]?.message}`, {
+        problems,
+      }),
+    };
+  }
+  return { ok: true, message: value as ClientMessage };
+}

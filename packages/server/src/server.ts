@@ -1,0 +1,150 @@
+/**
+ * The composition root: reads the validated config and wires store, log writer, bus, fan-out hub,
+ * realtime gateway and REST into one running server. Nothing else constructs these parts or reaches
+ * for process-wide state, so a test can run several servers in one process.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { destination, type Logger, pino } from 'pino';
+import { ApiKeys } from './auth/api-keys.ts';
+import { TokenService } from './auth/tokens.ts';
+import { MemoryBus } from './bus/memory-bus.ts';
+import type { Bus } from './bus/types.ts';
+import { ConfigError, type ServerConfig } from './config/config.ts';
+import { CollectionRegistry } from './core/collections.ts';
+import { HybridClock } from './core/hlc.ts';
+import { buildHttpApp } from './http/app.ts';
+import { RestAuthenticator } from './http/authenticate.ts';
+import { MetricsRegistry } from './observability/metrics.ts';
+import { RealtimeGateway } from './realtime/gateway.ts';
+import { FanoutHub } from './realtime/hub.ts';
+import { LogWriter } from './store/log-writer.ts';
+import { SqliteStore } from './store/sqlite/sqlite-store.ts';
+import type { Store } from './store/types.ts';
+
+export interface SyncbridgeServer {
+  /** http://host:port of the running server. */
+  url: string;
+  port: number;
+  config: ServerConfig;
+  store: Store;
+  /** The admin key, when this start generated it (first start without SYNCBRIDGE_ADMIN_KEY). */
+  generatedAdminKey: string | null;
+  tokens: TokenService;
+  logger: Logger;
+  /** Drains connections and in-flight commits, then closes the store. */
+  close(): Promise<void>;
+}
+
+/** The HS256 secret: from the config, else generated once into the data dir. */
+export function resolveJwtSecret(config: ServerConfig): string {
+  if (config.jwtSecret) return config.jwtSecret;
+  const file = join(resolve(config.dataDir), 'jwt-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(resolve(config.dataDir), { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+export async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
+  let store: Store;
+  if (config.databaseUrl) {
+    const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
+    store = new PostgresStore({ connectionString: config.databaseUrl });
+  } else {
+    store = new SqliteStore({
+      file: join(resolve(config.dataDir), 'syncbridge.db'),
+      synchronous: config.sqliteSynchronous,
+    });
+  }
+  await store.migrate((message) => logger.info({ store: store.kind }, message));
+  return store;
+}
+
+function createBus(config: ServerConfig): Bus {
+  if (!config.busUrl || config.busUrl.startsWith('memory://')) return new MemoryBus();
+  throw new ConfigError([
+    `SYNCBRIDGE_BUS_URL=${config.busUrl}: this build runs a single node (in-process bus); leave it unset`,
+  ]);
+}
+
+export function createLogger(config: ServerConfig): Logger {
+  return pino({ level: config.logLevel, base: { node: config.nodeId } }, destination(2));
+}
+
+export async function startServer(config: ServerConfig, options: { logger?: Logger } = {}): Promise<SyncbridgeServer> {
+  const logger = options.logger ?? createLogger(config);
+  const bus = createBus(config);
+  const store = await openStore(config, logger);
+  const keys = new ApiKeys(store, config.adminKey);
+  const generatedAdminKey = await keys.ensureAdminKey();
+  const tokens = new TokenService({
+    jwtSecret: resolveJwtSecret(config),
+    jwtPublicKey: config.jwtPublicKey,
+    jwksUrl: config.jwksUrl,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+  });
+  const collections = new CollectionRegistry(store, config.collections);
+  const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
+  const writer = new LogWriter({ store, collections, clock, logger });
+  const hub = new FanoutHub();
+  let gateway: RealtimeGateway | null = null;
+  const metrics = new MetricsRegistry({
+    connections: () => gateway?.size ?? 0,
+    subscriptions: () => hub.subscriberCount(),
+    deliveries: () => hub.deliveries,
+  });
+  writer.onCommit((tenant, events) => {
+    for (const e of events) metrics.events.inc({ kind: e.kind });
+    bus.publish(tenant, events);
+  });
+  bus.subscribe((tenant, events) => hub.dispatch(tenant, events));
+
+  gateway = new RealtimeGateway({
+    config,
+    store,
+    writer,
+    hub,
+    tokens,
+    logger: logger.child({ component: 'realtime' }),
+    metrics: { messagesIn: 0, slowConsumers: 0 },
+  });
+  const app: FastifyInstance = await buildHttpApp(
+    {
+      store,
+      writer,
+      collections,
+      tokens,
+      keys,
+      auth: new RestAuthenticator(tokens, keys),
+      gateway,
+      metrics,
+      busKind: bus.kind,
+      maxBodyBytes: config.maxFrameBytes,
+      startedAt: Date.now(),
+    },
+    logger,
+  );
+  gateway.attach(app.server);
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await gateway.close();
+      await app.close();
+      await writer.drain();
+      await bus.close();
+      await store.close();
+    })();
+    return closing;
+  };
+  return { url: `http://${host}:${port}`, port, config, store, generatedAdminKey, tokens, logger, close };
+}

@@ -1,0 +1,86 @@
+/**
+ * PostgreSQL schema migrations: numbered, append-only, never edited once released.
+ * Add a new entry at the end to change the schema. Equivalent to the SQLite schema (sqlite/migrations.ts):
+ * same tables and keys, with jsonb for JSON documents and bigint for seqs and versions.
+ *
+ * Key columns use COLLATE "C" so `ORDER BY id` and `id > $after` paging compare bytes, exactly like
+ * SQLite's BINARY collation, whatever the database's default locale is. `records.updated_at` and
+ * `events.ts` are text so the ISO strings clients sent or the server stamped come back unchanged
+ * (timestamptz would re-render them); the server-internal times are timestamptz.
+ */
+import type { Migration } from '../sqlite/migrations.ts';
+
+export const POSTGRES_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'log, records, idempotency, collections, keys, cursors',
+    sql: `
+      CREATE TABLE tenant_heads (
+        tenant text COLLATE "C" PRIMARY KEY,
+        seq bigint NOT NULL
+      );
+      CREATE TABLE events (
+        tenant text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        event_id text NOT NULL,
+        kind text NOT NULL,
+        collection text COLLATE "C",
+        record_id text COLLATE "C",
+        op text,
+        version bigint,
+        data jsonb,
+        type text COLLATE "C",
+        payload jsonb,
+        source text,
+        target text,
+        priority integer,
+        hlc text,
+        actor text NOT NULL,
+        ts text NOT NULL,
+        PRIMARY KEY (tenant, seq)
+      );
+      CREATE INDEX events_by_record ON events (tenant, collection, record_id, seq) WHERE kind = 'record';
+      CREATE INDEX events_by_type ON events (tenant, type, seq) WHERE kind = 'event';
+      CREATE TABLE records (
+        tenant text COLLATE "C" NOT NULL,
+        collection text COLLATE "C" NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        data jsonb NOT NULL,
+        version bigint NOT NULL,
+        hlc text NOT NULL,
+        updated_at text NOT NULL,
+        updated_by text NOT NULL,
+        deleted boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (tenant, collection, id)
+      );
+      CREATE TABLE mutation_results (
+        tenant text COLLATE "C" NOT NULL,
+        key text COLLATE "C" NOT NULL,
+        result jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, key)
+      );
+      CREATE TABLE collections (
+        tenant text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        settings jsonb NOT NULL,
+        PRIMARY KEY (tenant, name)
+      );
+      CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        tenant text,
+        hash text NOT NULL UNIQUE,
+        label text,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE cursors (
+        tenant text COLLATE "C" NOT NULL,
+        user_id text COLLATE "C" NOT NULL,
+        device_id text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, user_id, device_id)
+      );
+    `,
+  },
+];

@@ -1,0 +1,366 @@
+/**
+ * The PostgreSQL store (node-postgres pool): the Store for several server nodes sharing one database.
+ *
+ * Every write runs in one pooled connection's transaction; per-tenant ordering comes from a row lock on
+ * `tenant_heads` (see `lockTenant`), so any number of nodes may write the same tenant at once. Reads
+ * use any pooled connection and see only committed data.
+ *
+ * It must never: return another tenant's rows (every query is scoped by tenant), assign or commit a
+ * seq without holding the tenant's head row lock, run one query per row of a batch, leak a driver
+ * error type past `translateError` for a connection failure, or hand a broken connection back to the pool.
+ */
+import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import pg from 'pg';
+import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
+import type { ApiKeyRow, EventQuery, ListQuery, RecordKey, Store, TenantBatch, WriteTx } from '../types.ts';
+import { recordKey } from '../types.ts';
+import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import {
+  columnArrays,
+  EVENT_COLUMNS,
+  filterSql,
+  INSERT_EVENTS,
+  INSERT_RESULTS,
+  RECORD_COLUMNS,
+  recordArrays,
+  translateError,
+  UPSERT_RECORDS,
+} from './sql.ts';
+
+export interface PostgresStoreOptions {
+  connectionString: string;
+  /** PostgreSQL schema holding every table; created by `migrate` if missing. Default: the search_path. */
+  schema?: string;
+  poolSize?: number;
+}
+
+/** Key of the advisory lock `migrate` holds, so nodes starting at once apply each migration once. */
+const MIGRATION_LOCK = 0x53796e63; // "Sync"
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+async function query<R extends pg.QueryResultRow>(
+  db: Queryable,
+  sql: string,
+  params?: unknown[],
+): Promise<R[]> {
+  try {
+    return (await db.query<R>(sql, params)).rows;
+  } catch (err) {
+    throw translateError(err);
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name}"`;
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly schema: string | undefined;
+  private closed = false;
+
+  constructor(options: PostgresStoreOptions) {
+    if (options.schema !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(options.schema)) {
+      throw new Error(`invalid PostgreSQL schema name: ${options.schema}`);
+    }
+    this.schema = options.schema;
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 10_000,
+      // Applied by the server to every pooled connection when it opens.
+      ...(options.schema ? { options: `-c search_path=${quoteIdent(options.schema)}` } : {}),
+    });
+    // An idle client whose connection dies emits 'error' on the pool; the pool drops that client, and
+    // the next query reports the outage. Without a listener the error would crash the process.
+    this.pool.on('error', () => {});
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw translateError(err);
+    }
+  }
+
+  /** Runs fn in a transaction on one client; ROLLBACK on error; a client that failed is destroyed. */
+  private async inTransaction<T>(begin: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    let broken: Error | undefined;
+    try {
+      await query(client, begin);
+      const result = await fn(client);
+      await query(client, 'COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackError) {
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      }
+      throw translateError(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async migrate(progress?: (message: string) => void): Promise<number> {
+    let applied = 0;
+    // One transaction per migration, each under the advisory lock: a node that waited for the lock
+    // re-reads schema_migrations and finds the migration another node just applied.
+    for (;;) {
+      const done = await this.inTransaction('BEGIN', async (client) => {
+        await query(client, 'SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK]);
+        if (this.schema) await query(client, `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+        await query(
+          client,
+          `CREATE TABLE IF NOT EXISTS schema_migrations (
+             version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+        );
+        const rows = await query<{ version: number }>(client, 'SELECT version FROM schema_migrations');
+        const versions = new Set(rows.map((row) => row.version));
+        const next = POSTGRES_MIGRATIONS.find((m) => !versions.has(m.version));
+        if (!next) return null;
+        await query(client, next.sql);
+        await query(client, 'INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+          next.version,
+          next.name,
+        ]);
+        return next;
+      });
+      if (!done) return applied;
+      applied += 1;
+      progress?.(`applied migration ${done.version}: ${done.name}`);
+    }
+  }
+
+  transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    // READ COMMITTED explicitly, whatever default_transaction_isolation says: lockTenant relies on it.
+    return this.inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', (client) => fn(this.writeTx(client)));
+  }
+
+  private writeTx(client: pg.PoolClient): WriteTx {
+    return {
+      lockTenant: async (tenant) => {
+        // Why this makes each tenant's seqs gap-free and committed in order, with any number of writers
+        // on any number of connections and nodes:
+        // - Every writer of a tenant takes this row lock (FOR UPDATE) before it reads any state or
+        //   assigns a seq; the INSERT first makes sure the row exists (a concurrent INSERT of the same new
+        //   tenant waits for the first one's commit, then does nothing), so there is always a row to lock.
+        // - The lock is held until this transaction's COMMIT or ROLLBACK.
+        // - The next writer blocks on the lock; when it gets it, READ COMMITTED re-reads the latest
+        //   committed version of the row (the one the previous writer's UPDATE in writeBatch produced), so
+        //   it sees head n and assigns n+1 only after seq n has committed and become visible.
+        // - A transaction that rolls back never advanced the committed head, so the next writer reuses its
+        //   seqs and no gap appears.
+        // Hence readers never see seq n+1 without seq n. A transaction that locks several tenants must
+        // lock them in a consistent order, or PostgreSQL will abort one of them as a deadlock.
+        await query(client, 'INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
+          tenant,
+        ]);
+        const rows = await query<{ seq: string }>(
+          client,
+          'SELECT seq FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
+          [tenant],
+        );
+        return Number(rows[0].seq);
+      },
+      getResults: async (tenant, keys) => {
+        const found = new Map<string, MutationResult>();
+        if (keys.length === 0) return found;
+        const rows = await query<{ key: string; result: MutationResult }>(
+          client,
+          'SELECT key, result FROM mutation_results WHERE tenant = $1 AND key = ANY($2::text[])',
+          [tenant, keys],
+        );
+        for (const row of rows) found.set(row.key, row.result);
+        return found;
+      },
+      getRecords: async (tenant, keys: RecordKey[]) => {
+        const found = new Map<string, SyncRecord>();
+        if (keys.length === 0) return found;
+        const rows = await query<RecordRow>(
+          client,
+          `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = $1
+           AND (collection, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+          [tenant, keys.map((k) => k.collection), keys.map((k) => k.id)],
+        );
+        for (const row of rows) found.set(recordKey(row.collection, row.id), recordFromRow(row));
+        return found;
+      },
+      writeBatch: async (tenant, batch: TenantBatch) => {
+        if (batch.records.length > 0) {
+          await query(client, UPSERT_RECORDS, [tenant, ...recordArrays(batch.records)]);
+        }
+        if (batch.events.length > 0) {
+          const rows = batch.events.map((e) => eventColumns(tenant, e).slice(1));
+          await query(client, INSERT_EVENTS, [tenant, ...columnArrays(rows, 16)]);
+        }
+        if (batch.results.length > 0) {
+          await query(client, INSERT_RESULTS, [
+            tenant,
+            batch.results.map((r) => r.key),
+            batch.results.map((r) => JSON.stringify(r.result)),
+          ]);
+        }
+        const updated = await query<{ tenant: string }>(
+          client,
+          'UPDATE tenant_heads SET seq = $2 WHERE tenant = $1 RETURNING tenant',
+          [tenant, batch.head],
+        );
+        if (updated.length === 0) throw new Error(`writeBatch for tenant ${tenant} without lockTenant`);
+      },
+    };
+  }
+
+  async readEvents(tenant: string, q: EventQuery): Promise<LogEvent[]> {
+    const rows = q.type
+      ? await query<EventRow>(
+          this.pool,
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND kind = 'event' AND type = $2 AND seq > $3
+           ORDER BY seq LIMIT $4`,
+          [tenant, q.type, q.afterSeq, q.limit],
+        )
+      : await query<EventRow>(
+          this.pool,
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+          [tenant, q.afterSeq, q.limit],
+        );
+    return rows.map(eventFromRow);
+  }
+
+  private async head(db: Queryable, tenant: string): Promise<number> {
+    const rows = await query<{ seq: string }>(db, 'SELECT seq FROM tenant_heads WHERE tenant = $1', [tenant]);
+    return rows.length ? Number(rows[0].seq) : 0;
+  }
+
+  headSeq(tenant: string): Promise<number> {
+    return this.head(this.pool, tenant);
+  }
+
+  async getRecord(tenant: string, collection: string, id: string): Promise<SyncRecord | null> {
+    const rows = await query<RecordRow>(
+      this.pool,
+      `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = $1 AND collection = $2 AND id = $3`,
+      [tenant, collection, id],
+    );
+    return rows.length ? recordFromRow(rows[0]) : null;
+  }
+
+  /** `limit` null means no limit. */
+  private async selectRecords(
+    db: Queryable,
+    tenant: string,
+    collection: string,
+    q: Omit<ListQuery, 'limit'> & { limit: number | null },
+  ): Promise<SyncRecord[]> {
+    const params: unknown[] = [tenant, collection];
+    let sql = `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = $1 AND collection = $2`;
+    if (!q.includeDeleted) sql += ' AND NOT deleted';
+    if (q.after !== undefined) {
+      params.push(q.after);
+      sql += ` AND id > $${params.length}`;
+    }
+    const where = filterSql(q.filter, params.length + 1);
+    params.push(...where.params, q.limit);
+    sql += `${where.sql} ORDER BY id LIMIT $${params.length}`;
+    return (await query<RecordRow>(db, sql, params)).map(recordFromRow);
+  }
+
+  listRecords(tenant: string, collection: string, q: ListQuery): Promise<SyncRecord[]> {
+    return this.selectRecords(this.pool, tenant, collection, q);
+  }
+
+  snapshot(
+    tenant: string,
+    collection: string,
+    filter: Record<string, string>,
+  ): Promise<{ records: SyncRecord[]; cursor: number }> {
+    // One REPEATABLE READ snapshot for both reads: the records are exactly the state at `cursor`.
+    return this.inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
+      const cursor = await this.head(client, tenant);
+      const records = await this.selectRecords(client, tenant, collection, {
+        filter,
+        includeDeleted: false,
+        limit: null,
+      });
+      return { records, cursor };
+    });
+  }
+
+  async recordHistory(tenant: string, collection: string, id: string, limit: number): Promise<LogEvent[]> {
+    const rows = await query<EventRow>(
+      this.pool,
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND kind = 'record' AND collection = $2
+       AND record_id = $3 ORDER BY seq LIMIT $4`,
+      [tenant, collection, id, limit],
+    );
+    return rows.map(eventFromRow);
+  }
+
+  async getCollections(tenant: string): Promise<Map<string, CollectionSettings>> {
+    const rows = await query<{ name: string; settings: CollectionSettings }>(
+      this.pool,
+      'SELECT name, settings FROM collections WHERE tenant = $1 ORDER BY name',
+      [tenant],
+    );
+    return new Map(rows.map((row) => [row.name, row.settings]));
+  }
+
+  async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {
+    await query(
+      this.pool,
+      `INSERT INTO collections (tenant, name, settings) VALUES ($1, $2, $3::jsonb)
+       ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings`,
+      [tenant, name, JSON.stringify(settings)],
+    );
+  }
+
+  async findApiKey(hash: string): Promise<ApiKeyRow | null> {
+    const rows = await query<ApiKeyRow>(this.pool, 'SELECT id, tenant, label FROM api_keys WHERE hash = $1', [
+      hash,
+    ]);
+    return rows[0] ?? null;
+  }
+
+  async createApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    await query(this.pool, 'INSERT INTO api_keys (id, tenant, hash, label) VALUES ($1, $2, $3, $4)', [
+      row.id,
+      row.tenant,
+      row.hash,
+      row.label,
+    ]);
+  }
+
+  async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
+    await query(
+      this.pool,
+      `INSERT INTO cursors (tenant, user_id, device_id, seq, updated_at) VALUES ($1, $2, $3, $4, now())
+       ON CONFLICT (tenant, user_id, device_id)
+       DO UPDATE SET seq = GREATEST(cursors.seq, excluded.seq), updated_at = excluded.updated_at`,
+      [tenant, user, device, seq],
+    );
+  }
+
+  async getCursor(tenant: string, user: string, device: string): Promise<number | null> {
+    const rows = await query<{ seq: string }>(
+      this.pool,
+      'SELECT seq FROM cursors WHERE tenant = $1 AND user_id = $2 AND device_id = $3',
+      [tenant, user, device],
+    );
+    return rows.length ? Number(rows[0].seq) : null;
+  }
+
+  async ping(): Promise<void> {
+    await query(this.pool, 'SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}

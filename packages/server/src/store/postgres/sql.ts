@@ -1,0 +1,144 @@
+/**
+ * SQL building blocks of the PostgreSQL store: column lists, the record field filter, the multi-row
+ * (unnest) parameter arrays of `writeBatch`, and the one place driver errors become SyncErrors.
+ * Pure functions only: nothing here opens a connection or runs a query.
+ */
+import type { SyncRecord } from '@syncbridge/protocol';
+import { SyncError } from '../../core/errors.ts';
+import { recordKey } from '../types.ts';
+
+export const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
+export const EVENT_COLUMNS =
+  'seq, event_id, kind, collection, record_id, op, version, data, type, payload, source, target, priority, hlc, actor, ts';
+
+/**
+ * Parameter types of the event columns after `tenant`, in `eventColumns` order (rows.ts).
+ * JSON columns arrive as JSON text and are cast to jsonb by the array type.
+ */
+const EVENT_ARRAY_TYPES = [
+  'bigint',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'bigint',
+  'jsonb',
+  'text',
+  'jsonb',
+  'text',
+  'text',
+  'integer',
+  'text',
+  'text',
+  'text',
+];
+
+/** `SELECT $1, * FROM unnest($2::bigint[], $3::text[], ...)`: one row per event, tenant as $1. */
+export const INSERT_EVENTS = `INSERT INTO events (tenant, ${EVENT_COLUMNS})
+  SELECT $1, * FROM unnest(${EVENT_ARRAY_TYPES.map((type, i) => `$${i + 2}::${type}[]`).join(', ')})`;
+
+export const UPSERT_RECORDS = `INSERT INTO records (tenant, ${RECORD_COLUMNS})
+  SELECT $1, * FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::bigint[], $6::text[], $7::text[],
+    $8::text[], $9::boolean[])
+  ON CONFLICT (tenant, collection, id) DO UPDATE SET data = excluded.data, version = excluded.version,
+    hlc = excluded.hlc, updated_at = excluded.updated_at, updated_by = excluded.updated_by,
+    deleted = excluded.deleted`;
+
+export const INSERT_RESULTS = `INSERT INTO mutation_results (tenant, key, result)
+  SELECT $1, * FROM unnest($2::text[], $3::jsonb[]) ON CONFLICT DO NOTHING`;
+
+/** Turns rows (arrays of column values) into one array per column, for `unnest`. */
+export function columnArrays(rows: unknown[][], width: number): unknown[][] {
+  const columns: unknown[][] = Array.from({ length: width }, () => []);
+  for (const row of rows) for (let i = 0; i < width; i++) columns[i].push(row[i]);
+  return columns;
+}
+
+/**
+ * The record upsert's column arrays. A record written twice in one batch keeps its last version, as
+ * SQLite's row-by-row upsert does (PostgreSQL refuses to upsert one row twice in a statement).
+ */
+export function recordArrays(records: SyncRecord[]): unknown[][] {
+  const last = new Map<string, SyncRecord>();
+  for (const r of records) {
+    const key = recordKey(r.collection, r.id);
+    last.delete(key);
+    last.set(key, r);
+  }
+  const rows = [...last.values()].map((r) => [
+    r.collection,
+    r.id,
+    JSON.stringify(r.data),
+    r.version,
+    r.hlc,
+    r.updatedAt,
+    r.updatedBy,
+    r.deleted,
+  ]);
+  return columnArrays(rows, 8);
+}
+
+/**
+ * SQL for "the data field at this dotted path, written as text, equals the value", matching
+ * core/filters.ts and SQLite's filterSql: strings compare as they are, numbers and booleans as their
+ * JSON text (`#>>` renders them so); objects, arrays, null and missing fields never match. Every step
+ * before the last must be an object: `#>` would also index into arrays, which filters.ts never does.
+ * `firstParam` is the number of the first placeholder to use; returns the clauses and their params.
+ */
+export function filterSql(
+  filter: Record<string, string>,
+  firstParam: number,
+): { sql: string; params: unknown[] } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  let n = firstParam;
+  for (const [field, value] of Object.entries(filter)) {
+    const parts = field.split('.');
+    const path = `$${n}::text[]`;
+    const checks = [`jsonb_typeof(data #> ${path}) IN ('string', 'number', 'boolean')`];
+    for (let depth = 1; depth < parts.length; depth++) {
+      checks.push(`jsonb_typeof(data #> (${path})[1:${depth}]) = 'object'`);
+    }
+    checks.push(`data #>> ${path} = $${n + 1}::text`);
+    clauses.push(`(${checks.join(' AND ')})`);
+    params.push(parts, value);
+    n += 2;
+  }
+  return { sql: clauses.length ? ` AND ${clauses.join(' AND ')}` : '', params };
+}
+
+/** SQLSTATE classes and codes that mean "the database is not reachable or not accepting work". */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+const UNAVAILABLE_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'is not queryable',
+  'connection timeout',
+];
+
+/**
+ * The one place PostgreSQL driver errors are translated: connection failures become
+ * SyncError('UNAVAILABLE'), so callers see the same error whatever the store. Everything else
+ * (constraint violations, SyncErrors thrown by a transaction's callback, bugs) passes through unchanged.
+ */
+export function translateError(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof SyncError) return err;
+  const code = (err as { code?: unknown }).code;
+  const unavailable =
+    (typeof code === 'string' &&
+      (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
+    (err instanceof AggregateError && err.errors.some((e) => translateError(e) instanceof SyncError)) ||
+    UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m));
+  return unavailable ? new SyncError('UNAVAILABLE', 'database unavailable') : err;
+}
