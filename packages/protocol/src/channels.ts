@@ -13,7 +13,8 @@ const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 /** Parses a channel name; returns a message describing the problem instead of throwing. */
 export function parseChannel(name: string): ChannelSpec | { error: string } {
   const colon = name.indexOf(':');
-  if (colon < 0) return { error: 'channel must look like records:<collection>, events:<type> or topic:<name>' };
+  if (colon < 0)
+    return { error: 'channel must look like records:<collection>, events:<type> or topic:<name>' };
   const prefix = name.slice(0, colon);
   const rest = name.slice(colon + 1);
   const q = rest.indexOf('?');
@@ -32,7 +33,8 @@ export function parseChannel(name: string): ChannelSpec | { error: string } {
     case 'events': {
       if (base !== '*' && !NAME.test(base)) return { error: `"${base}" is not a valid event type` };
       const extra = Object.keys(filter).filter((k) => k !== 'source' && k !== 'target');
-      if (extra.length > 0) return { error: `events channels filter only by source and target, not ${extra[0]}` };
+      if (extra.length > 0)
+        return { error: `events channels filter only by source and target, not ${extra[0]}` };
       return { kind: 'events', name, eventType: base, source: filter.source, target: filter.target };
     }
     case 'topic':

@@ -46,7 +46,11 @@ export const ResolveMessage = Type.Object({
   type: Type.Literal('resolve'),
   rid: Rid,
   conflictId: Type.String({ minLength: 1, maxLength: 128 }),
-  resolution: Type.Union([Type.Literal('accept_local'), Type.Literal('accept_server'), Type.Literal('merge')]),
+  resolution: Type.Union([
+    Type.Literal('accept_local'),
+    Type.Literal('accept_server'),
+    Type.Literal('merge'),
+  ]),
   data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
 export const AckMessage = Type.Object({

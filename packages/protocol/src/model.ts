@@ -72,7 +72,11 @@ export const MutationResult = Type.Object({
 });
 export type MutationResult = Static<typeof MutationResult>;
 
-export const Priority = Type.Integer({ minimum: 0, maximum: 9, description: '0 (lowest) to 9 (most urgent)' });
+export const Priority = Type.Integer({
+  minimum: 0,
+  maximum: 9,
+  description: '0 (lowest) to 9 (most urgent)',
+});
 
 export const NewDomainEvent = Type.Object(
   {

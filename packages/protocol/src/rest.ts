@@ -4,7 +4,14 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { ERROR_CODES } from './errors.ts';
-import { CollectionSettings, LogEvent, Mutation, MutationResult, NewDomainEvent, SyncRecord } from './model.ts';
+import {
+  CollectionSettings,
+  LogEvent,
+  Mutation,
+  MutationResult,
+  NewDomainEvent,
+  SyncRecord,
+} from './model.ts';
 
 export const ErrorResponse = Type.Object({
   error: Type.Object({

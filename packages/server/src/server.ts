@@ -53,7 +53,7 @@ export async function openStore(config: ServerConfig, logger: Logger): Promise<S
   let store: Store;
   if (config.databaseUrl) {
     const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
-    store = new PostgresStore({ connectionString: config.databaseUrl });
+    store = new PostgresStore({ connectionString: config.databaseUrl, schema: config.databaseSchema });
   } else {
     store = new SqliteStore({
       file: join(resolve(config.dataDir), 'syncbridge.db'),
@@ -75,7 +75,10 @@ export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { node: config.nodeId } }, destination(2));
 }
 
-export async function startServer(config: ServerConfig, options: { logger?: Logger } = {}): Promise<SyncbridgeServer> {
+export async function startServer(
+  config: ServerConfig,
+  options: { logger?: Logger } = {},
+): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
   const bus = createBus(config);
   const store = await openStore(config, logger);

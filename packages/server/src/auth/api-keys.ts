@@ -37,7 +37,12 @@ export class ApiKeys {
     if (await this.store.findApiKey('admin-key-marker')) return null;
     const key = newKeySecret('sb_admin');
     await this.store.createApiKey({ id: 'admin', tenant: null, label: 'admin key', hash: hashKey(key) });
-    await this.store.createApiKey({ id: 'admin-marker', tenant: null, label: 'marker', hash: 'admin-key-marker' });
+    await this.store.createApiKey({
+      id: 'admin-marker',
+      tenant: null,
+      label: 'marker',
+      hash: 'admin-key-marker',
+    });
     return key;
   }
 

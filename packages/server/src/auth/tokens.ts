@@ -5,7 +5,14 @@
  * confusion are refused by construction.
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, importSPKI, jwtVerify, SignJWT } from 'jose';
+import {
+  createRemoteJWKSet,
+  importSPKI,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import { SyncError } from '../core/errors.ts';
 import type { Principal } from './principal.ts';
 
@@ -85,7 +92,9 @@ export class TokenService {
       issuer: undefined as string | undefined,
       audience: this.config.audience,
     };
-    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8') || '{}') as {
+    const header = JSON.parse(
+      Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8') || '{}',
+    ) as {
       alg?: unknown;
     };
     if (header.alg === 'HS256') {

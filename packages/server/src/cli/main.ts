@@ -3,8 +3,8 @@
  * variables and an optional `--config` file; a wrong value stops the command with one line per problem.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
 import { TokenService } from '../auth/tokens.ts';
+import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
 import { createLogger, openStore, resolveJwtSecret, startServer } from '../server.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
@@ -37,11 +37,15 @@ async function serve(config: ServerConfig): Promise<void> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(`syncbridge listening on ${server.url}`);
   const ws = server.url.replace(/^http/, 'ws');
-  out(`  store: ${server.store.kind}${server.store.kind === 'sqlite' ? ` (${config.dataDir}/syncbridge.db)` : ''}`);
+  out(
+    `  store: ${server.store.kind}${server.store.kind === 'sqlite' ? ` (${config.dataDir}/syncbridge.db)` : ''}`,
+  );
   if (server.generatedAdminKey) {
     out(`  admin key (shown once, keep it safe): ${server.generatedAdminKey}`);
   } else {
-    out(`  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (set SYNCBRIDGE_ADMIN_KEY to use your own)'}`);
+    out(
+      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (set SYNCBRIDGE_ADMIN_KEY to use your own)'}`,
+    );
   }
   out(
     `  mint a token: curl -s -X POST ${server.url}/v1/auth/token -H 'X-Api-Key: <admin key>' -H 'Content-Type: application/json' -d '{"tenant":"demo","user":"alice"}'`,
@@ -78,15 +82,20 @@ async function migrate(config: ServerConfig): Promise<void> {
   await store.close();
 }
 
-async function token(config: ServerConfig, values: Record<string, string | boolean | undefined>): Promise<void> {
+async function token(
+  config: ServerConfig,
+  values: Record<string, string | boolean | undefined>,
+): Promise<void> {
   const tenant = values.tenant;
   const user = values.user;
   if (typeof tenant !== 'string' || typeof user !== 'string') {
     throw new ConfigError(['token needs --tenant and --user']);
   }
   const ttl = typeof values.ttl === 'string' ? Number(values.ttl) : 3600;
-  if (!Number.isInteger(ttl) || ttl <= 0) throw new ConfigError([`--ttl ${values.ttl} must be a positive number of seconds`]);
-  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(tenant)) throw new ConfigError([`--tenant ${tenant} is not a valid tenant name`]);
+  if (!Number.isInteger(ttl) || ttl <= 0)
+    throw new ConfigError([`--ttl ${values.ttl} must be a positive number of seconds`]);
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(tenant))
+    throw new ConfigError([`--tenant ${tenant} is not a valid tenant name`]);
   const tokens = new TokenService({ jwtSecret: resolveJwtSecret(config), issuer: config.jwtIssuer });
   const roles = typeof values.roles === 'string' ? values.roles.split(',').filter(Boolean) : [];
   const platform = typeof values.platform === 'string' ? values.platform : undefined;

@@ -15,6 +15,7 @@ export const ServerConfigSchema = Type.Object(
     host: Type.String({ minLength: 1 }),
     dataDir: Type.String({ minLength: 1 }),
     databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+    databaseSchema: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$' })),
     busUrl: Type.Optional(Type.String({ pattern: '^(redis|nats|memory)://' })),
     jwtSecret: Type.Optional(Type.String({ minLength: 32 })),
     jwtPublicKey: Type.Optional(Type.String({ minLength: 1 })),
@@ -23,7 +24,9 @@ export const ServerConfigSchema = Type.Object(
     jwtAudience: Type.Optional(Type.String({ minLength: 1 })),
     adminKey: Type.Optional(Type.String({ minLength: 16 })),
     webhookAllowPrivate: Type.Array(Type.String()),
-    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    ),
     sqliteSynchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')]),
     maxFrameBytes: Type.Integer({ minimum: 1024 }),
     maxBufferedBytes: Type.Integer({ minimum: 65536 }),
@@ -74,6 +77,7 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_HOST: ['host', 'string'],
   SYNCBRIDGE_DATA_DIR: ['dataDir', 'string'],
   SYNCBRIDGE_DATABASE_URL: ['databaseUrl', 'string'],
+  SYNCBRIDGE_DATABASE_SCHEMA: ['databaseSchema', 'string'],
   SYNCBRIDGE_BUS_URL: ['busUrl', 'string'],
   SYNCBRIDGE_JWT_SECRET: ['jwtSecret', 'string'],
   SYNCBRIDGE_JWT_PUBLIC_KEY: ['jwtPublicKey', 'string'],
@@ -109,7 +113,9 @@ function readFile(path: string): Record<string, unknown> {
   try {
     parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError([`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+    throw new ConfigError([
+      `config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+    ]);
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -157,13 +163,16 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   Object.assign(merged, options.overrides ?? {});
 
   for (const key of Object.keys(merged)) {
-    if (!(key in ServerConfigSchema.properties)) problems.push(`${origins[key] ?? key}: unknown setting "${key}"`);
+    if (!(key in ServerConfigSchema.properties))
+      problems.push(`${origins[key] ?? key}: unknown setting "${key}"`);
   }
   if (problems.length === 0) {
     for (const error of Value.Errors(ServerConfigSchema, merged)) {
       const key = error.path.split('/')[1] ?? '';
       const where = origins[key] ?? key;
-      problems.push(`${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (got ${JSON.stringify(error.value)})`);
+      problems.push(
+        `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (got ${JSON.stringify(error.value)})`,
+      );
     }
   }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);

@@ -59,7 +59,8 @@ export class CollectionRegistry {
       pending = (async () => {
         const stored = await this.source.getCollections(tenant);
         const resolved = new Map<string, ResolvedCollection>();
-        for (const [name, settings] of Object.entries(this.defaults)) resolved.set(name, this.compile(settings));
+        for (const [name, settings] of Object.entries(this.defaults))
+          resolved.set(name, this.compile(settings));
         for (const [name, settings] of stored) resolved.set(name, this.compile(settings));
         this.byTenant.set(tenant, resolved);
         return resolved;

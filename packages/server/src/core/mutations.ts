@@ -47,7 +47,8 @@ function incrementData(
 ): Record<string, unknown> | string {
   const next = { ...base };
   for (const [field, delta] of Object.entries(deltas)) {
-    if (typeof delta !== 'number' || !Number.isFinite(delta)) return `delta for "${field}" is not a finite number`;
+    if (typeof delta !== 'number' || !Number.isFinite(delta))
+      return `delta for "${field}" is not a finite number`;
     const value = next[field] ?? 0;
     if (typeof value !== 'number') return `field "${field}" is not a number`;
     next[field] = value + delta;
@@ -64,7 +65,11 @@ export function applyMutation(mutation: Mutation, ctx: MutationContext): Mutatio
   if (mutation.op === 'delete' && !live) return reject(mutation, 'NOT_FOUND', 'record does not exist');
 
   const currentVersion = current?.version ?? 0;
-  if (mutation.baseVersion !== undefined && mutation.baseVersion !== currentVersion && mutation.op !== 'increment') {
+  if (
+    mutation.baseVersion !== undefined &&
+    mutation.baseVersion !== currentVersion &&
+    mutation.op !== 'increment'
+  ) {
     if (current) {
       const decision = ctx.strategy.decide({ current, mutation, incomingHlc: ctx.hlc });
       if (!decision.apply) return reject(mutation, 'CONFLICT', decision.reason, current);
@@ -92,7 +97,8 @@ export function applyMutation(mutation: Mutation, ctx: MutationContext): Mutatio
   }
   if (mutation.op !== 'delete' && ctx.validate) {
     const errors = ctx.validate(data);
-    if (errors) return reject(mutation, 'BAD_REQUEST', 'data does not match the collection schema', null, errors);
+    if (errors)
+      return reject(mutation, 'BAD_REQUEST', 'data does not match the collection schema', null, errors);
   }
 
   const hlc = current && ctx.hlc <= current.hlc ? ctx.serverHlc() : ctx.hlc;

@@ -31,14 +31,16 @@ export class RestAuthenticator {
   async principal(request: FastifyRequest): Promise<Principal> {
     const auth = request.headers.authorization;
     if (typeof auth === 'string' && auth.length > 0) {
-      if (!auth.startsWith('Bearer ')) throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
+      if (!auth.startsWith('Bearer '))
+        throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
       return (await this.tokens.verify(auth.slice(7).trim())).principal;
     }
     if (request.headers['x-api-key'] === undefined) {
       throw new SyncError('UNAUTHORIZED', 'send Authorization: Bearer <token> or X-Api-Key');
     }
     const key = await this.apiKey(request);
-    if (key.tenant !== null) return { tenant: key.tenant, user: `apikey:${key.id}`, roles: ['admin'], via: 'tenant_key' };
+    if (key.tenant !== null)
+      return { tenant: key.tenant, user: `apikey:${key.id}`, roles: ['admin'], via: 'tenant_key' };
     const tenant = request.headers['x-tenant'];
     if (typeof tenant !== 'string' || !TENANT.test(tenant)) {
       throw new SyncError('BAD_REQUEST', 'with the admin key, name the tenant in the X-Tenant header');

@@ -7,14 +7,20 @@ import { type ErrorCode, HTTP_STATUS } from '@syncbridge/protocol';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { SyncError } from '../core/errors.ts';
 
-function fromFastify(err: FastifyError): { status: number; code: ErrorCode; message: string; details?: unknown } | null {
+function fromFastify(
+  err: FastifyError,
+): { status: number; code: ErrorCode; message: string; details?: unknown } | null {
   if (err.validation) {
     const where = err.validationContext ?? 'request';
     return {
       status: 400,
       code: 'BAD_REQUEST',
       message: `invalid ${where}: ${err.message.replace(/^(body|querystring|params|headers)\/?/, '')}`,
-      details: err.validation.map((v) => ({ path: v.instancePath || '/', message: v.message, params: v.params })),
+      details: err.validation.map((v) => ({
+        path: v.instancePath || '/',
+        message: v.message,
+        params: v.params,
+      })),
     };
   }
   switch (err.code) {
@@ -39,7 +45,13 @@ function fromFastify(err: FastifyError): { status: number; code: ErrorCode; mess
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof SyncError) {
-      const body = { error: { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) } };
+      const body = {
+        error: {
+          code: err.code,
+          message: err.message,
+          ...(err.details === undefined ? {} : { details: err.details }),
+        },
+      };
       if (err.code === 'RATE_LIMITED') reply.header('Retry-After', '1');
       return reply.status(HTTP_STATUS[err.code]).send(body);
     }
@@ -52,6 +64,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     return reply.status(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }),
+    reply.status(404).send({
+      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+    }),
   );
 }

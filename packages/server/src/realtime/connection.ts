@@ -5,10 +5,10 @@
  * (with a close code that tells it to resume) instead of growing the server's memory.
  */
 import {
+  type ChannelSpec,
   CLOSE_CODES,
   type ClientMessage,
   type ClientMessageOf,
-  type ChannelSpec,
   type LogEvent,
   PROTOCOL_VERSION,
   parseChannel,
@@ -19,8 +19,8 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import type { RealtimeContext } from './context.ts';
-import { parseClientFrame } from './validate.ts';
 import { channelMatches, eventFrameText, Subscription, type SubscriptionSink } from './subscription.ts';
+import { parseClientFrame } from './validate.ts';
 
 const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;
@@ -109,8 +109,16 @@ export class Connection implements SubscriptionSink {
     this.subscriptions.clear();
   }
 
-  async authenticate(principal: Principal, expiresAt: number | null, deviceId?: string, rid?: Rid): Promise<void> {
-    if (this.principal && (this.principal.tenant !== principal.tenant || this.principal.user !== principal.user)) {
+  async authenticate(
+    principal: Principal,
+    expiresAt: number | null,
+    deviceId?: string,
+    rid?: Rid,
+  ): Promise<void> {
+    if (
+      this.principal &&
+      (this.principal.tenant !== principal.tenant || this.principal.user !== principal.user)
+    ) {
       throw new SyncError('FORBIDDEN', 'a connection cannot change its tenant or user; open a new one');
     }
     this.principal = principal;
@@ -142,7 +150,10 @@ export class Connection implements SubscriptionSink {
     this.ctx.metrics.messagesIn += 1;
     if (data.length > this.ctx.config.maxFrameBytes) {
       this.sendError(
-        new SyncError('PAYLOAD_TOO_LARGE', `frame of ${data.length} bytes exceeds ${this.ctx.config.maxFrameBytes}`),
+        new SyncError(
+          'PAYLOAD_TOO_LARGE',
+          `frame of ${data.length} bytes exceeds ${this.ctx.config.maxFrameBytes}`,
+        ),
       );
       return;
     }
@@ -157,11 +168,10 @@ export class Connection implements SubscriptionSink {
       this.close(CLOSE_CODES.POLICY, 'not authenticated');
       return;
     }
-    if (this.pending >= MAX_PENDING_REQUESTS) {
-      this.sendError(new SyncError('RATE_LIMITED', 'too many requests in flight on this connection'), message.rid);
-      return;
-    }
+    // Past this many requests in flight, stop reading the socket: TCP pushes back on the client
+    // instead of the server queueing without bound.
     this.pending += 1;
+    if (this.pending === MAX_PENDING_REQUESTS) this.ws.pause();
     this.dispatch(message)
       .catch((err: unknown) => {
         this.sendError(err, message.rid);
@@ -171,6 +181,7 @@ export class Connection implements SubscriptionSink {
       })
       .finally(() => {
         this.pending -= 1;
+        if (this.pending === MAX_PENDING_REQUESTS - 1) this.ws.resume();
       });
   }
 
@@ -223,7 +234,8 @@ export class Connection implements SubscriptionSink {
   private async subscribe(message: ClientMessageOf<'subscribe'>): Promise<void> {
     const spec = parseChannel(message.channel);
     if ('error' in spec) throw new SyncError('BAD_REQUEST', spec.error);
-    if (spec.kind === 'topic') throw new SyncError('BAD_REQUEST', 'topic channels are not enabled on this server');
+    if (spec.kind === 'topic')
+      throw new SyncError('BAD_REQUEST', 'topic channels are not enabled on this server');
     if (message.snapshot && spec.kind !== 'records') {
       throw new SyncError('BAD_REQUEST', 'snapshot is only available on records channels');
     }
@@ -243,7 +255,11 @@ export class Connection implements SubscriptionSink {
         const head = await this.ctx.store.headSeq(tenant);
         if (message.since !== undefined && message.since > head) {
           this.send({ type: 'subscribed', rid: message.rid, channel: spec.name, cursor: head });
-          this.send({ type: 'reset', channel: spec.name, reason: `cursor ${message.since} is ahead of the log (head ${head})` });
+          this.send({
+            type: 'reset',
+            channel: spec.name,
+            reason: `cursor ${message.since} is ahead of the log (head ${head})`,
+          });
           if (spec.kind === 'records') await this.sendSnapshot(sub, spec);
           else sub.lastSeq = head;
         } else {
@@ -292,7 +308,11 @@ export class Connection implements SubscriptionSink {
     while (sub.state === 'catching_up') {
       sub.beginRead();
       for (;;) {
-        const page = await this.ctx.store.readEvents(sub.tenant, { afterSeq: sub.lastSeq, limit: BACKLOG_PAGE, type });
+        const page = await this.ctx.store.readEvents(sub.tenant, {
+          afterSeq: sub.lastSeq,
+          limit: BACKLOG_PAGE,
+          type,
+        });
         if (sub.state !== 'catching_up' || !this.isOpen) return;
         let last: Buffer | null = null;
         for (const event of page) {
@@ -305,7 +325,9 @@ export class Connection implements SubscriptionSink {
         if (page.length < BACKLOG_PAGE) break;
       }
       const pending: LogEvent[] | null = sub.finishCatchUp();
-      if (pending) for (const event of pending) this.sendFrame(Buffer.from(eventFrameText(sub.channel, JSON.stringify(event))));
+      if (pending)
+        for (const event of pending)
+          this.sendFrame(Buffer.from(eventFrameText(sub.channel, JSON.stringify(event))));
     }
   }
 }

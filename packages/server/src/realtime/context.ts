@@ -14,7 +14,12 @@ export interface RealtimeMetrics {
 export interface RealtimeContext {
   config: Pick<
     ServerConfig,
-    'maxFrameBytes' | 'maxBufferedBytes' | 'heartbeatMs' | 'idleTimeoutMs' | 'helloTimeoutMs' | 'allowedOrigins'
+    | 'maxFrameBytes'
+    | 'maxBufferedBytes'
+    | 'heartbeatMs'
+    | 'idleTimeoutMs'
+    | 'helloTimeoutMs'
+    | 'allowedOrigins'
   >;
   store: Store;
   writer: LogWriter;

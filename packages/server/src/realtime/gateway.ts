@@ -8,8 +8,8 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CLOSE_CODES } from '@syncbridge/protocol';
 import { WebSocketServer } from 'ws';
-import { SyncError, toPublicError } from '../core/errors.ts';
 import type { VerifiedToken } from '../auth/tokens.ts';
+import { SyncError, toPublicError } from '../core/errors.ts';
 import { Connection } from './connection.ts';
 import type { RealtimeContext } from './context.ts';
 
@@ -61,7 +61,8 @@ export class RealtimeGateway {
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== REALTIME_PATH) return rejectUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint here');
+    if (url.pathname !== REALTIME_PATH)
+      return rejectUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint here');
     if (!this.accepting) return rejectUpgrade(socket, 503, 'UNAVAILABLE', 'server is shutting down');
     const origin = req.headers.origin;
     const allowed = this.ctx.config.allowedOrigins;
@@ -69,7 +70,8 @@ export class RealtimeGateway {
       return rejectUpgrade(socket, 403, 'FORBIDDEN', `origin ${origin} is not allowed`);
     }
     const auth = req.headers.authorization;
-    const token = url.searchParams.get('token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7).trim() : null);
+    const token =
+      url.searchParams.get('token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7).trim() : null);
     let verified: VerifiedToken | null = null;
     if (token) {
       try {
@@ -84,7 +86,8 @@ export class RealtimeGateway {
       const conn = new Connection(randomUUID(), ws, this.ctx, req.socket.remoteAddress);
       this.connections.set(conn.id, conn);
       ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (isBinary) conn.sendError(new SyncError('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
+        if (isBinary)
+          conn.sendError(new SyncError('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
         else conn.handleFrame(data);
       });
       ws.on('pong', () => {
@@ -97,7 +100,9 @@ export class RealtimeGateway {
         if (conn.ackDirty) void this.saveCursor(conn);
       });
       if (verified) {
-        conn.authenticate(verified.principal, verified.expiresAt).catch((err: unknown) => conn.sendError(err));
+        conn
+          .authenticate(verified.principal, verified.expiresAt)
+          .catch((err: unknown) => conn.sendError(err));
       }
     });
   }
@@ -106,7 +111,12 @@ export class RealtimeGateway {
     if (!conn.principal) return;
     conn.ackDirty = false;
     try {
-      await this.ctx.store.saveCursor(conn.principal.tenant, conn.principal.user, conn.deviceId ?? conn.id, conn.ackedSeq);
+      await this.ctx.store.saveCursor(
+        conn.principal.tenant,
+        conn.principal.user,
+        conn.deviceId ?? conn.id,
+        conn.ackedSeq,
+      );
     } catch (err) {
       conn.ackDirty = true;
       this.ctx.logger.warn({ err }, 'could not save a cursor');

@@ -11,9 +11,15 @@ import {
 } from '@syncbridge/protocol';
 import { SyncError } from '../core/errors.ts';
 
-type Checker = { Check(value: unknown): boolean; Errors(value: unknown): Iterable<{ path: string; message: string }> };
+type Checker = {
+  Check(value: unknown): boolean;
+  Errors(value: unknown): Iterable<{ path: string; message: string }>;
+};
 const checkers: Record<string, Checker> = Object.fromEntries(
-  Object.entries(CLIENT_MESSAGE_SCHEMAS).map(([type, schema]) => [type, TypeCompiler.Compile(schema) as Checker]),
+  Object.entries(CLIENT_MESSAGE_SCHEMAS).map(([type, schema]) => [
+    type,
+    TypeCompiler.Compile(schema) as Checker,
+  ]),
 );
 
 export type ParsedFrame = { ok: true; message: ClientMessage } | { ok: false; error: SyncError; rid?: Rid };
@@ -31,7 +37,10 @@ export function parseClientFrame(text: string): ParsedFrame {
     return { ok: false, error: new SyncError('BAD_REQUEST', 'frame is not valid JSON') };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, error: new SyncError('BAD_REQUEST', 'a message must be a JSON object with a "type"') };
+    return {
+      ok: false,
+      error: new SyncError('BAD_REQUEST', 'a message must be a JSON object with a "type"'),
+    };
   }
   const obj = value as Record<string, unknown>;
   const rid = ridOf(obj);
@@ -40,20 +49,30 @@ export function parseClientFrame(text: string): ParsedFrame {
     return {
       ok: false,
       rid,
-      error: new SyncError('BAD_REQUEST', `unknown message type ${JSON.stringify(type ?? null).slice(0, 64)}`, {
-        known: Object.keys(checkers),
-      }),
+      error: new SyncError(
+        'BAD_REQUEST',
+        `unknown message type ${JSON.stringify(type ?? null).slice(0, 64)}`,
+        {
+          known: Object.keys(checkers),
+        },
+      ),
     };
   }
   const checker = checkers[type as ClientMessageType]!;
   if (!checker.Check(value)) {
-    const problems = [...checker.Errors(value)].slice(0, 5).map((e) => ({ path: e.path || '/', message: e.message }));
+    const problems = [...checker.Errors(value)]
+      .slice(0, 5)
+      .map((e) => ({ path: e.path || '/', message: e.message }));
     return {
       ok: false,
       rid,
-      error: new SyncError('BAD_REQUEST', `invalid ${type} message: ${problems[0]?.path} ${problems[0]?.message}`, {
-        problems,
-      }),
+      error: new SyncError(
+        'BAD_REQUEST',
+        `invalid ${type} message: ${problems[0]?.path} ${problems[0]?.message}`,
+        {
+          problems,
+        },
+      ),
     };
   }
   return { ok: true, message: value as ClientMessage };

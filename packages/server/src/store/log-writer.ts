@@ -79,7 +79,10 @@ export class LogWriter {
   publish(principal: Principal, event: NewDomainEvent): Promise<PublishResult> {
     if (principal.platform && event.source && event.source !== principal.platform) {
       return Promise.reject(
-        new SyncError('FORBIDDEN', `this token speaks for platform "${principal.platform}", not "${event.source}"`),
+        new SyncError(
+          'FORBIDDEN',
+          `this token speaks for platform "${principal.platform}", not "${event.source}"`,
+        ),
       );
     }
     return new Promise((resolve, reject) => {
@@ -147,7 +150,9 @@ export class LogWriter {
       if (err instanceof SyncError) write.reject(err);
       else {
         this.options.logger.error({ err }, 'write transaction failed');
-        write.reject(new SyncError('UNAVAILABLE', 'the write could not be committed; retry with the same mid'));
+        write.reject(
+          new SyncError('UNAVAILABLE', 'the write could not be committed; retry with the same mid'),
+        );
       }
     }
   }
@@ -239,7 +244,12 @@ export class LogWriter {
         if (w.event.priority !== undefined) event.priority = w.event.priority;
         events.push(event);
         if (key) {
-          const result: MutationResult = { mid: key, status: 'applied', seq: event.seq, eventId: event.eventId };
+          const result: MutationResult = {
+            mid: key,
+            status: 'applied',
+            seq: event.seq,
+            eventId: event.eventId,
+          };
           prior.set(key, result);
           newResults.push({ key, result });
         }
@@ -250,7 +260,11 @@ export class LogWriter {
       for (const m of w.mutations) {
         const first = prior.get(m.mid);
         if (first) {
-          results.push({ ...first, status: 'duplicate', originalStatus: first.originalStatus ?? first.status });
+          results.push({
+            ...first,
+            status: 'duplicate',
+            originalStatus: first.originalStatus ?? first.status,
+          });
           continue;
         }
         let result: MutationResult;
@@ -275,7 +289,7 @@ export class LogWriter {
             eventId: randomUUID(),
           });
           if (outcome.status === 'applied') {
-            const event = { ...outcome.event, seq: ++head } as LogEvent;
+            const event: LogEvent = { seq: ++head, ...outcome.event };
             events.push(event);
             records.set(key, outcome.record);
             changed.set(key, outcome.record);

@@ -66,7 +66,8 @@ export const collectionRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        if (!isTenantAdmin(principal)) throw new SyncError('FORBIDDEN', 'changing collection settings needs the admin role');
+        if (!isTenantAdmin(principal))
+          throw new SyncError('FORBIDDEN', 'changing collection settings needs the admin role');
         const resolved = ctx.collections.compile(request.body);
         await ctx.store.putCollection(principal.tenant, request.params.collection, request.body);
         await ctx.collections.list(principal.tenant);

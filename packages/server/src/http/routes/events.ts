@@ -1,6 +1,12 @@
 /** Domain events over REST: append to the tenant's log, and read the log in seq order. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse, EventsQuery, EventsResponse, PublishRequest, PublishResponse } from '@syncbridge/protocol';
+import {
+  ErrorResponse,
+  EventsQuery,
+  EventsResponse,
+  PublishRequest,
+  PublishResponse,
+} from '@syncbridge/protocol';
 import type { HttpContext } from '../context.ts';
 
 export const eventRoutes =

@@ -7,10 +7,10 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
+  type ErrorCode,
   ErrorResponse,
   HistoryResponse,
   HTTP_STATUS,
-  type ErrorCode,
   type Mutation,
   type MutationOp,
   MutationsRequest,
@@ -74,9 +74,16 @@ export const recordRoutes =
         const code = (result.error?.code ?? 'CONFLICT') as ErrorCode;
         const details =
           result.record || result.error?.details
-            ? { ...(result.record ? { record: result.record } : {}), ...(result.error?.details ? { problems: result.error.details } : {}) }
+            ? {
+                ...(result.record ? { record: result.record } : {}),
+                ...(result.error?.details ? { problems: result.error.details } : {}),
+              }
             : undefined;
-        throw new SyncError(HTTP_STATUS[code] ? code : 'BAD_REQUEST', result.error?.message ?? 'rejected', details);
+        throw new SyncError(
+          HTTP_STATUS[code] ? code : 'BAD_REQUEST',
+          result.error?.message ?? 'rejected',
+          details,
+        );
       }
       const record = result.record!;
       reply.header('ETag', `"${record.version}"`);
@@ -101,7 +108,8 @@ export const recordRoutes =
         const { limit = 100, after, includeDeleted = false, ...rest } = request.query;
         const filter: Record<string, string> = {};
         for (const [field, value] of Object.entries(rest)) {
-          if (!/^[A-Za-z0-9_.-]{1,128}$/.test(field)) throw new SyncError('BAD_REQUEST', `"${field}" is not a field name`);
+          if (!/^[A-Za-z0-9_.-]{1,128}$/.test(field))
+            throw new SyncError('BAD_REQUEST', `"${field}" is not a field name`);
           filter[field] = String(value);
         }
         const records = await ctx.store.listRecords(principal.tenant, request.params.collection, {
@@ -111,7 +119,9 @@ export const recordRoutes =
           includeDeleted,
         });
         const page = records.slice(0, limit);
-        return records.length > limit ? { records: page, next: page[page.length - 1]!.id } : { records: page };
+        return records.length > limit
+          ? { records: page, next: page[page.length - 1]!.id }
+          : { records: page };
       },
     );
 
@@ -127,7 +137,11 @@ export const recordRoutes =
       },
       async (request, reply) => {
         const principal = await ctx.auth.principal(request);
-        const record = await ctx.store.getRecord(principal.tenant, request.params.collection, request.params.id);
+        const record = await ctx.store.getRecord(
+          principal.tenant,
+          request.params.collection,
+          request.params.id,
+        );
         if (!record || record.deleted) throw new SyncError('NOT_FOUND', 'record not found');
         const etag = `"${record.version}"`;
         reply.header('ETag', etag);
@@ -187,14 +201,21 @@ export const recordRoutes =
           tags: ['records'],
           summary: 'The versions of a record kept so far, oldest first',
           params: RecordParams,
-          querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }),
+          querystring: Type.Object({
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+          }),
           response: { 200: HistoryResponse, 401: ErrorResponse, 404: ErrorResponse },
         },
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { collection, id } = request.params;
-        const events = await ctx.store.recordHistory(principal.tenant, collection, id, request.query.limit ?? 100);
+        const events = await ctx.store.recordHistory(
+          principal.tenant,
+          collection,
+          id,
+          request.query.limit ?? 100,
+        );
         if (events.length === 0) throw new SyncError('NOT_FOUND', 'record not found');
         return {
           versions: events.map((e) => ({

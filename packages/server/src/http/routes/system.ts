@@ -42,7 +42,11 @@ export const systemRoutes =
         }
         const body = {
           status: ok ? 'ready' : 'unavailable',
-          store: { kind: ctx.store.kind, ok, latencyMs: Math.round((performance.now() - started) * 100) / 100 },
+          store: {
+            kind: ctx.store.kind,
+            ok,
+            latencyMs: Math.round((performance.now() - started) * 100) / 100,
+          },
           bus: { kind: ctx.busKind, ok: true },
         };
         return reply.status(ok ? 200 : 503).send(body);
@@ -88,7 +92,8 @@ export const systemRoutes =
       },
       async (request, reply) => {
         const key = await ctx.auth.apiKey(request);
-        if (key.tenant !== null) throw new SyncError('FORBIDDEN', 'only the admin key creates tenant API keys');
+        if (key.tenant !== null)
+          throw new SyncError('FORBIDDEN', 'only the admin key creates tenant API keys');
         const created = await ctx.keys.createTenantKey(request.params.tenant, request.body?.label ?? null);
         return reply.status(201).send({ id: created.id, tenant: request.params.tenant, key: created.key });
       },

@@ -11,15 +11,7 @@ import { dirname } from 'node:path';
 import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import Database from 'better-sqlite3';
 import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
-import type {
-  ApiKeyRow,
-  EventQuery,
-  ListQuery,
-  RecordKey,
-  Store,
-  TenantBatch,
-  WriteTx,
-} from '../types.ts';
+import type { ApiKeyRow, EventQuery, ListQuery, RecordKey, Store, TenantBatch, WriteTx } from '../types.ts';
 import { recordKey } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 
@@ -33,10 +25,13 @@ const EVENT_COLUMNS =
   'seq, event_id, kind, collection, record_id, op, version, data, type, payload, source, target, priority, hlc, actor, ts';
 
 function jsonPath(field: string): string {
-  return '$' + field
-    .split('.')
-    .map((part) => `."${part}"`)
-    .join('');
+  return (
+    '$' +
+    field
+      .split('.')
+      .map((part) => `."${part}"`)
+      .join('')
+  );
 }
 
 /** SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. */
@@ -121,7 +116,9 @@ export class SqliteStore implements Store {
         'INSERT INTO collections (tenant, name, settings) VALUES (?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings',
       ),
       findKey: r.prepare<[string], ApiKeyRow>('SELECT id, tenant, label FROM api_keys WHERE hash = ?'),
-      createKey: w.prepare('INSERT INTO api_keys (id, tenant, hash, label, created_at) VALUES (?, ?, ?, ?, ?)'),
+      createKey: w.prepare(
+        'INSERT INTO api_keys (id, tenant, hash, label, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
       saveCursor: w.prepare(
         `INSERT INTO cursors (tenant, user_id, device_id, seq, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (tenant, user_id, device_id) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at`,
@@ -208,7 +205,8 @@ export class SqliteStore implements Store {
         }
         for (const e of batch.events) s.insertEvent.run(...eventColumns(tenant, e));
         const now = new Date().toISOString();
-        for (const { key, result } of batch.results) s.putResult.run(tenant, key, JSON.stringify(result), now);
+        for (const { key, result } of batch.results)
+          s.putResult.run(tenant, key, JSON.stringify(result), now);
         s.setHead.run(tenant, batch.head);
       },
     };
@@ -300,7 +298,9 @@ export class SqliteStore implements Store {
   }
 
   async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
-    await this.exclusive(() => this.stmts.saveCursor.run(tenant, user, device, seq, new Date().toISOString()));
+    await this.exclusive(() =>
+      this.stmts.saveCursor.run(tenant, user, device, seq, new Date().toISOString()),
+    );
   }
 
   async getCursor(tenant: string, user: string, device: string): Promise<number | null> {
