@@ -1,0 +1,15 @@
+/**
+ * @syncbridge/server: embed the server in a Node program.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig, startServer } from '@syncbridge/server';
+ * const server = await startServer(loadConfig({ overrides: { port: 0 } }));
+ * console.log(server.url);
+ * await server.close();
+ * ```
+ */
+export { ConfigError, loadConfig, type ServerConfig } from './config/config.ts';
+export { SyncError } from './core/errors.ts';
+export { type SyncbridgeServer, startServer } from './server.ts';
+export type { Store } from './store/types.ts';
