@@ -100,8 +100,14 @@ export class RealtimeGateway {
         if (conn.ackDirty) void this.saveCursor(conn);
       });
       if (verified) {
+        const deviceId = url.searchParams.get('deviceId') ?? undefined;
+        if (deviceId !== undefined && !/^[A-Za-z0-9_.:-]{1,128}$/.test(deviceId)) {
+          conn.sendError(new SyncError('BAD_REQUEST', 'deviceId must be 1-128 letters, digits or _.:-'));
+          conn.close(CLOSE_CODES.POLICY, 'bad deviceId');
+          return;
+        }
         conn
-          .authenticate(verified.principal, verified.expiresAt)
+          .authenticate(verified.principal, verified.expiresAt, deviceId)
           .catch((err: unknown) => conn.sendError(err));
       }
     });
