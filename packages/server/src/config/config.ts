@@ -166,14 +166,15 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     if (!(key in ServerConfigSchema.properties))
       problems.push(`${origins[key] ?? key}: unknown setting "${key}"`);
   }
-  if (problems.length === 0) {
-    for (const error of Value.Errors(ServerConfigSchema, merged)) {
-      const key = error.path.split('/')[1] ?? '';
-      const where = origins[key] ?? key;
-      problems.push(
-        `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (got ${JSON.stringify(error.value)})`,
-      );
-    }
+  // Validate even when problems were found above, so every wrong value is reported in one go;
+  // unknown keys were reported already.
+  for (const error of Value.Errors(ServerConfigSchema, merged)) {
+    const key = error.path.split('/')[1] ?? '';
+    if (!(key in ServerConfigSchema.properties)) continue;
+    const where = origins[key] ?? key;
+    problems.push(
+      `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (got ${JSON.stringify(error.value)})`,
+    );
   }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return merged as ServerConfig;
