@@ -107,7 +107,8 @@ export interface UnsubscribedMessage {
   rid?: Rid;
   channel: string;
 }
-export type EventMessage = { type: 'event'; channel: string } & LogEvent;
+/** A log event on a channel. A domain event's `type` travels as `eventType`: `type` is always "event". */
+export type EventMessage = { type: 'event'; channel: string; eventType?: string } & Omit<LogEvent, 'type'>;
 export interface SnapshotMessage {
   type: 'snapshot';
   channel: string;

@@ -19,7 +19,13 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import type { RealtimeContext } from './context.ts';
-import { channelMatches, eventFrameText, Subscription, type SubscriptionSink } from './subscription.ts';
+import {
+  channelMatches,
+  eventFrameText,
+  eventJson,
+  Subscription,
+  type SubscriptionSink,
+} from './subscription.ts';
 import { parseClientFrame } from './validate.ts';
 
 const BACKLOG_PAGE = 500;
@@ -318,7 +324,7 @@ export class Connection implements SubscriptionSink {
         for (const event of page) {
           if (!channelMatches(spec, event)) continue;
           if (last) this.sendFrame(last);
-          last = Buffer.from(eventFrameText(sub.channel, JSON.stringify(event)));
+          last = Buffer.from(eventFrameText(sub.channel, eventJson(event)));
         }
         if (page.length > 0) sub.lastSeq = page[page.length - 1]!.seq;
         if (last) await this.sendAndWait(last);
@@ -327,7 +333,7 @@ export class Connection implements SubscriptionSink {
       const pending: LogEvent[] | null = sub.finishCatchUp();
       if (pending)
         for (const event of pending)
-          this.sendFrame(Buffer.from(eventFrameText(sub.channel, JSON.stringify(event))));
+          this.sendFrame(Buffer.from(eventFrameText(sub.channel, eventJson(event))));
     }
   }
 }

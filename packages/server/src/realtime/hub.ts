@@ -5,7 +5,7 @@
  * frame is built once, whatever the number of subscribers.
  */
 import type { LogEvent } from '@syncbridge/protocol';
-import { eventFrameText, type Subscription } from './subscription.ts';
+import { eventFrameText, eventJson, type Subscription } from './subscription.ts';
 
 export class FanoutHub {
   private readonly tenants = new Map<string, Map<string, Set<Subscription>>>();
@@ -52,7 +52,7 @@ export class FanoutHub {
       let json: string | undefined;
       let frames: Map<string, Buffer> | undefined;
       const frame = (channel: string): Buffer => {
-        json ??= JSON.stringify(event);
+        json ??= eventJson(event);
         frames ??= new Map();
         let buf = frames.get(channel);
         if (!buf) {

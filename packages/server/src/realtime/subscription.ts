@@ -102,7 +102,17 @@ export class Subscription {
   }
 }
 
-/** The text of a WS `event` frame: the event's JSON with `type` and `channel` in front. */
+/**
+ * The JSON of a log event as a WS `event` frame carries it. `type` is the frame's own discriminator
+ * ("event"), so a domain event's type travels as `eventType` instead of being overwritten or overwriting it.
+ */
+export function eventJson(event: LogEvent): string {
+  if (event.kind !== 'event') return JSON.stringify(event);
+  const { type, ...rest } = event;
+  return JSON.stringify({ ...rest, eventType: type });
+}
+
+/** The text of a WS `event` frame: the event's JSON (see `eventJson`) with `type` and `channel` in front. */
 export function eventFrameText(channel: string, eventJson: string): string {
   return `{"type":"event","channel":${JSON.stringify(channel)},${eventJson.slice(1)}`;
 }
