@@ -70,7 +70,10 @@ export const recordRoutes =
       if (baseVersion !== undefined) mutation.baseVersion = baseVersion;
       const [result] = await ctx.writer.mutate(principal, [mutation]);
       if (!result) throw new SyncError('INTERNAL', 'no result');
-      if (result.status === 'rejected' || result.status === 'conflict') {
+      // A replayed Idempotency-Key answers as the first attempt did, also when that one was refused.
+      const outcome = result.status === 'duplicate' ? result.originalStatus : result.status;
+      if (result.status === 'duplicate') reply.header('Idempotent-Replayed', 'true');
+      if (outcome === 'rejected' || outcome === 'conflict') {
         const code = (result.error?.code ?? 'CONFLICT') as ErrorCode;
         const details =
           result.record || result.error?.details
@@ -88,7 +91,6 @@ export const recordRoutes =
       const record = result.record!;
       reply.header('ETag', `"${record.version}"`);
       if (result.seq !== undefined) reply.header('X-Seq', String(result.seq));
-      if (result.status === 'duplicate') reply.header('Idempotent-Replayed', 'true');
       return reply.status(record.version === 1 && result.status === 'applied' ? 201 : 200).send(record);
     }
 
