@@ -6,6 +6,8 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { HttpContext } from './context.ts';
@@ -20,12 +22,20 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     // Request lines are debug noise at this rate; errors still log at error level.
     loggerInstance: logger.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: ctx.maxBodyBytes,
-    ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true },
-    },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Querystring, params and headers are text, so their values are coerced to the schema's types;
+  // JSON bodies keep theirs: `{"type":42}` or `{"priority":"7"}` is refused, as it is over WebSocket.
+  const validators = {
+    text: new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true }),
+    body: new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true }),
+  };
+  for (const ajv of Object.values(validators)) (addFormats as unknown as (ajv: Ajv) => void)(ajv);
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? validators.body : validators.text).compile(schema),
+  );
 
   app.addContentTypeParser(
     'application/merge-patch+json',
