@@ -112,15 +112,44 @@ export const LogEvent = Type.Object({
 });
 export type LogEvent = Static<typeof LogEvent>;
 
-export const Strategy = Type.Union([Type.Literal('lww'), Type.Literal('server_wins')], {
-  description: 'conflict strategy; more strategies are added as the conflict engine grows',
-});
-export type Strategy = Static<typeof Strategy>;
+export const STRATEGIES = ['lww', 'server_wins', 'client_wins', 'merge', 'manual', 'custom'] as const;
+export const Strategy = Type.Union(
+  STRATEGIES.map((s) => Type.Literal(s)),
+  { description: "what happens when a mutation's baseVersion is not the record's current version" },
+);
+export type Strategy = (typeof STRATEGIES)[number];
 
 export const CollectionSettings = Type.Object(
   {
     strategy: Type.Optional(Strategy),
+    mergeFallback: Type.Optional(
+      Type.Union([Type.Literal('lww'), Type.Literal('manual')], {
+        description: 'merge: how a field changed on both sides is settled (default lww)',
+      }),
+    ),
+    textFields: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        maxItems: 64,
+        description: 'merge: dotted paths of string fields merged character-wise',
+      }),
+    ),
+    resolver: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        description: 'custom: the name of a resolver registered in code',
+      }),
+    ),
     schema: Type.Optional(JsonObject),
+    retention: Type.Optional(
+      Type.Object(
+        {
+          maxVersions: Type.Optional(Type.Integer({ minimum: 1 })),
+          maxAgeDays: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -7,7 +7,7 @@ import type { CollectionSettings, Strategy } from '@syncbridge/protocol';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { SyncError } from './errors.ts';
-import { BUILTIN_STRATEGIES, type ConflictStrategy } from './strategies.ts';
+import { BUILTIN_STRATEGIES, type ConflictResolver, type ConflictStrategy } from './strategies.ts';
 
 export interface ResolvedCollection {
   settings: CollectionSettings;
@@ -27,6 +27,7 @@ export class CollectionRegistry {
   constructor(
     private readonly source: CollectionSettingsSource,
     private readonly defaults: Record<string, CollectionSettings> = {},
+    private readonly resolvers: Record<string, ConflictResolver> = {},
   ) {
     (addFormats as unknown as (ajv: Ajv) => void)(this.ajv);
   }
@@ -46,9 +47,20 @@ export class CollectionRegistry {
           ? null
           : (fn.errors ?? []).map((e) => ({ path: e.instancePath || '/', message: e.message ?? 'invalid' }));
     }
-    const strategy = BUILTIN_STRATEGIES[(settings.strategy ?? 'lww') as Strategy];
-    if (!strategy) throw new SyncError('BAD_REQUEST', `unknown strategy "${settings.strategy}"`);
-    return { settings, strategy, validate };
+    return { settings, strategy: this.strategyFor(settings), validate };
+  }
+
+  private strategyFor(settings: CollectionSettings): ConflictStrategy {
+    const name: Strategy = settings.strategy ?? 'lww';
+    if (name !== 'custom') return BUILTIN_STRATEGIES[name];
+    const resolver = settings.resolver ? this.resolvers[settings.resolver] : undefined;
+    if (!resolver) {
+      throw new SyncError(
+        'BAD_REQUEST',
+        `strategy custom needs "resolver" naming a registered resolver (registered: ${Object.keys(this.resolvers).join(', ') || 'none'})`,
+      );
+    }
+    return { name: `custom:${settings.resolver}`, decide: resolver };
   }
 
   private async load(tenant: string): Promise<Map<string, ResolvedCollection>> {

@@ -3,13 +3,22 @@
  * (a new record version and its log entry, or a rejection). Pure: no I/O, no clock of its own;
  * the write path supplies the current state, the HLC and the time, and persists what comes out.
  */
-import type { LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type {
+  CollectionSettings,
+  LogEvent,
+  Mutation,
+  MutationResult,
+  SyncRecord,
+} from '@syncbridge/protocol';
 import { applyMergePatch } from './merge-patch.ts';
 import type { ConflictStrategy } from './strategies.ts';
 
 export interface MutationContext {
   current: SyncRecord | null;
   strategy: ConflictStrategy;
+  settings: CollectionSettings;
+  /** The record's data at `mutation.baseVersion` when it differs from the current one (null: not kept). */
+  base: Record<string, unknown> | null;
   /** Validates the record's new data against the collection's schema; returns error details or null. */
   validate: ((data: Record<string, unknown>) => unknown[] | null) | null;
   actor: string;
@@ -22,8 +31,16 @@ export interface MutationContext {
 }
 
 export type MutationOutcome =
-  | { status: 'applied'; record: SyncRecord; event: Omit<LogEvent, 'seq'> }
-  | { status: 'rejected'; result: MutationResult };
+  | { status: 'applied' | 'merged'; record: SyncRecord; event: Omit<LogEvent, 'seq'> }
+  | { status: 'rejected'; result: MutationResult }
+  /** A conflict for the manual queue: the record stays as it is. */
+  | {
+      status: 'conflict';
+      reason: string;
+      current: SyncRecord;
+      base: Record<string, unknown> | null;
+      proposed: Record<string, unknown> | null;
+    };
 
 function reject(
   mutation: Mutation,
@@ -56,6 +73,30 @@ function incrementData(
   return next;
 }
 
+/** The data a mutation produces from `base` (its own op applied); a message when it cannot apply. */
+function nextData(mutation: Mutation, base: Record<string, unknown>): Record<string, unknown> | string {
+  switch (mutation.op) {
+    case 'put':
+      return mutation.data!;
+    case 'patch':
+      return applyMergePatch(base, mutation.data) as Record<string, unknown>;
+    case 'increment':
+      return incrementData(base, mutation.data!);
+    case 'delete':
+      return base;
+  }
+}
+
+/** What the client meant to end with, from the version it started from (null for a delete). */
+function proposedData(
+  mutation: Mutation,
+  base: Record<string, unknown> | null,
+): Record<string, unknown> | null | string {
+  if (mutation.op === 'delete') return null;
+  if (mutation.op === 'put') return mutation.data!;
+  return nextData(mutation, base ?? {});
+}
+
 export function applyMutation(mutation: Mutation, ctx: MutationContext): MutationOutcome {
   const { current } = ctx;
   const live = current && !current.deleted ? current : null;
@@ -65,37 +106,40 @@ export function applyMutation(mutation: Mutation, ctx: MutationContext): Mutatio
   if (mutation.op === 'delete' && !live) return reject(mutation, 'NOT_FOUND', 'record does not exist');
 
   const currentVersion = current?.version ?? 0;
+  let merged: Record<string, unknown> | null = null;
   if (
     mutation.baseVersion !== undefined &&
     mutation.baseVersion !== currentVersion &&
     mutation.op !== 'increment'
   ) {
     if (current) {
-      const decision = ctx.strategy.decide({ current, mutation, incomingHlc: ctx.hlc });
-      if (!decision.apply) return reject(mutation, 'CONFLICT', decision.reason, current);
+      const proposed = proposedData(mutation, ctx.base);
+      if (typeof proposed === 'string') return reject(mutation, 'BAD_REQUEST', proposed);
+      const decision = ctx.strategy.decide({
+        current,
+        base: ctx.base,
+        proposed,
+        mutation,
+        incomingHlc: ctx.hlc,
+        settings: ctx.settings,
+      });
+      if (decision.kind === 'reject') return reject(mutation, 'CONFLICT', decision.reason, current);
+      if (decision.kind === 'manual') {
+        return { status: 'conflict', reason: decision.reason, current, base: ctx.base, proposed };
+      }
+      if (decision.kind === 'merged') merged = decision.data;
     }
   }
 
   const baseData = live?.data ?? {};
   let data: Record<string, unknown>;
-  switch (mutation.op) {
-    case 'put':
-      data = mutation.data!;
-      break;
-    case 'patch':
-      data = applyMergePatch(baseData, mutation.data) as Record<string, unknown>;
-      break;
-    case 'increment': {
-      const next = incrementData(baseData, mutation.data!);
-      if (typeof next === 'string') return reject(mutation, 'BAD_REQUEST', next);
-      data = next;
-      break;
-    }
-    case 'delete':
-      data = baseData;
-      break;
+  if (merged) data = merged;
+  else {
+    const next = nextData(mutation, baseData);
+    if (typeof next === 'string') return reject(mutation, 'BAD_REQUEST', next);
+    data = next;
   }
-  if (mutation.op !== 'delete' && ctx.validate) {
+  if ((merged || mutation.op !== 'delete') && ctx.validate) {
     const errors = ctx.validate(data);
     if (errors)
       return reject(mutation, 'BAD_REQUEST', 'data does not match the collection schema', null, errors);
@@ -110,17 +154,17 @@ export function applyMutation(mutation: Mutation, ctx: MutationContext): Mutatio
     hlc,
     updatedAt: ctx.now,
     updatedBy: ctx.actor,
-    deleted: mutation.op === 'delete',
+    deleted: mutation.op === 'delete' && !merged,
   };
   return {
-    status: 'applied',
+    status: merged ? 'merged' : 'applied',
     record,
     event: {
       eventId: ctx.eventId,
       kind: 'record',
       collection: record.collection,
       id: record.id,
-      op: mutation.op,
+      op: merged ? 'put' : mutation.op,
       version: record.version,
       data,
       hlc,

@@ -281,6 +281,8 @@ export class LogWriter {
           const outcome = applyMutation(m, {
             current: records.get(key) ?? null,
             strategy: collection.strategy,
+            settings: collection.settings,
+            base: null,
             validate: collection.validate,
             actor: w.principal.user,
             hlc,
@@ -288,20 +290,29 @@ export class LogWriter {
             now,
             eventId: randomUUID(),
           });
-          if (outcome.status === 'applied') {
+          if (outcome.status === 'rejected') result = outcome.result;
+          else if (outcome.status === 'conflict') {
+            result = {
+              mid: m.mid,
+              status: 'rejected',
+              version: outcome.current.version,
+              record: outcome.current,
+              error: { code: 'CONFLICT', message: outcome.reason },
+            };
+          } else {
             const event: LogEvent = { seq: ++head, ...outcome.event };
             events.push(event);
             records.set(key, outcome.record);
             changed.set(key, outcome.record);
             result = {
               mid: m.mid,
-              status: 'applied',
+              status: outcome.status,
               version: outcome.record.version,
               seq: event.seq,
               eventId: event.eventId,
               record: outcome.record,
             };
-          } else result = outcome.result;
+          }
         }
         prior.set(m.mid, result);
         newResults.push({ key: m.mid, result });
