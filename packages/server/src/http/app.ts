@@ -8,7 +8,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
@@ -22,6 +22,17 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     // Request lines are debug noise at this rate; errors still log at error level.
     loggerInstance: logger.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: ctx.maxBodyBytes,
+    // Record ids may be 256 characters (more once percent-encoded); their schema decides, not the router.
+    routerOptions: { maxParamLength: 4096 },
+    // URLs the router cannot take still get an error in the API's shape.
+    frameworkErrors: (err, _request, reply) =>
+      (reply as FastifyReply).status(err.statusCode && err.statusCode < 500 ? err.statusCode : 400).send({
+        error: {
+          code: 'BAD_REQUEST',
+          message:
+            err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : 'the URL is not valid',
+        },
+      }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -37,6 +48,8 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     (httpPart === 'body' ? validators.body : validators.text).compile(schema),
   );
 
+  // Bodies are JSON only: text/plain gets 415 like any other media type, not a confusing schema error.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser(
     'application/merge-patch+json',
     { parseAs: 'string' },
