@@ -135,6 +135,10 @@ const UNAVAILABLE_MESSAGES = [
 export function translateError(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof SyncError) return err;
   const code = (err as { code?: unknown }).code;
+  // PostgreSQL text and jsonb cannot hold U+0000; retrying would never help, so it is the caller's error.
+  if (code === '22P05' || code === '22021') {
+    return new SyncError('BAD_REQUEST', 'text containing the NUL character (\\u0000) cannot be stored');
+  }
   const unavailable =
     (typeof code === 'string' &&
       (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
