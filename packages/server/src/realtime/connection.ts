@@ -33,6 +33,11 @@ const SNAPSHOT_CHUNK = 500;
 const MAX_SUBSCRIPTIONS = 1000;
 const MAX_PENDING_REQUESTS = 256;
 
+/** The key of a device's cursor: tenant, user and device. */
+export function cursorKey(tenant: string, user: string, device: string): string {
+  return `${tenant}\u0000${user}\u0000${device}`;
+}
+
 export class Connection implements SubscriptionSink {
   principal: Principal | null = null;
   deviceId: string | undefined;
@@ -51,6 +56,8 @@ export class Connection implements SubscriptionSink {
     private readonly ws: WebSocket,
     private readonly ctx: RealtimeContext,
     readonly remoteAddress: string | undefined,
+    /** The save of this device's cursor still in flight (from an earlier connection), if any. */
+    private readonly pendingCursorSave: (key: string) => Promise<void> | undefined = () => undefined,
   ) {}
 
   get isOpen(): boolean {
@@ -142,6 +149,7 @@ export class Connection implements SubscriptionSink {
     };
     if (rid !== undefined) welcome.rid = rid;
     if (this.deviceId) {
+      await this.pendingCursorSave(cursorKey(principal.tenant, principal.user, this.deviceId));
       const cursor = await this.ctx.store.getCursor(principal.tenant, principal.user, this.deviceId);
       if (cursor !== null) {
         welcome.cursor = cursor;

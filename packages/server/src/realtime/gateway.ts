@@ -10,7 +10,7 @@ import { CLOSE_CODES } from '@syncbridge/protocol';
 import { WebSocketServer } from 'ws';
 import type { VerifiedToken } from '../auth/tokens.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
-import { Connection } from './connection.ts';
+import { Connection, cursorKey } from './connection.ts';
 import type { RealtimeContext } from './context.ts';
 
 export const REALTIME_PATH = '/v1/realtime';
@@ -38,6 +38,8 @@ export class RealtimeGateway {
   private readonly connections = new Map<string, Connection>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private accepting = true;
+  /** Cursor saves in flight, by tenant, user and device. */
+  private readonly cursorSaves = new Map<string, Promise<void>>();
 
   constructor(private readonly ctx: RealtimeContext) {
     this.wss = new WebSocketServer({
@@ -83,7 +85,9 @@ export class RealtimeGateway {
     }
     if (socket.destroyed) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new Connection(randomUUID(), ws, this.ctx, req.socket.remoteAddress);
+      const conn = new Connection(randomUUID(), ws, this.ctx, req.socket.remoteAddress, (key) =>
+        this.cursorSaves.get(key),
+      );
       this.connections.set(conn.id, conn);
       ws.on('message', (data: Buffer, isBinary: boolean) => {
         if (isBinary)
@@ -116,17 +120,19 @@ export class RealtimeGateway {
   private async saveCursor(conn: Connection): Promise<void> {
     if (!conn.principal) return;
     conn.ackDirty = false;
-    try {
-      await this.ctx.store.saveCursor(
-        conn.principal.tenant,
-        conn.principal.user,
-        conn.deviceId ?? conn.id,
-        conn.ackedSeq,
-      );
-    } catch (err) {
-      conn.ackDirty = true;
-      this.ctx.logger.warn({ err }, 'could not save a cursor');
-    }
+    const device = conn.deviceId ?? conn.id;
+    // A save in flight is remembered until it lands, so a reconnect of the same device (which may
+    // arrive before it does) reads the cursor after it rather than a stale one.
+    const key = cursorKey(conn.principal.tenant, conn.principal.user, device);
+    const save = this.ctx.store
+      .saveCursor(conn.principal.tenant, conn.principal.user, device, conn.ackedSeq)
+      .catch((err: unknown) => {
+        conn.ackDirty = true;
+        this.ctx.logger.warn({ err }, 'could not save a cursor');
+      });
+    this.cursorSaves.set(key, save);
+    await save;
+    if (this.cursorSaves.get(key) === save) this.cursorSaves.delete(key);
   }
 
   private async sweep(): Promise<void> {
