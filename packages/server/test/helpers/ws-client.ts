@@ -100,9 +100,62 @@ export class TestWsClient {
     return this.events(channel);
   }
 
+  /** Waits for the server to close the connection; resolves with the close code. */
+  waitForClose(timeoutMs = 5000): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`connection still open after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      void this.closed.then((code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  }
+
   async close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return;
     this.ws.close();
     await this.closed;
   }
+}
+
+/**
+ * Tries a WebSocket upgrade and reports how the server refused it: the HTTP status and body.
+ * Resolves null (and closes the socket) when the upgrade succeeded instead.
+ */
+export function upgradeRefusal(
+  wsUrl: string,
+  headers: Record<string, string> = {},
+  timeoutMs = 5000,
+): Promise<{ status: number; body: string } | null> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl, { headers });
+    ws.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`no answer to the upgrade within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      ws.terminate();
+      resolve(null);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }
