@@ -53,6 +53,14 @@ export interface LogWriterOptions {
 
 const EVENT_KEY_PREFIX = 'evt:';
 
+/**
+ * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:` or
+ * `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's key.
+ */
+function mutationKey(mid: string): string {
+  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith('mid:') ? `mid:${mid}` : mid;
+}
+
 export class LogWriter {
   private queue: PendingWrite[] = [];
   private flushing = false;
@@ -205,7 +213,7 @@ export class LogWriter {
     for (const w of writes) {
       if (w.kind === 'mutations') {
         for (const m of w.mutations) {
-          resultKeys.add(m.mid);
+          resultKeys.add(mutationKey(m.mid));
           recordKeys.set(recordKey(m.collection, m.id), { collection: m.collection, id: m.id });
         }
       } else if (w.event.idempotencyKey) resultKeys.add(EVENT_KEY_PREFIX + w.event.idempotencyKey);
@@ -258,7 +266,7 @@ export class LogWriter {
       }
       const results: MutationResult[] = [];
       for (const m of w.mutations) {
-        const first = prior.get(m.mid);
+        const first = prior.get(mutationKey(m.mid));
         if (first) {
           results.push({
             ...first,
@@ -314,8 +322,8 @@ export class LogWriter {
             };
           }
         }
-        prior.set(m.mid, result);
-        newResults.push({ key: m.mid, result });
+        prior.set(mutationKey(m.mid), result);
+        newResults.push({ key: mutationKey(m.mid), result });
         results.push(result);
       }
       settle.push(() => w.resolve(results));
