@@ -344,7 +344,7 @@ describe.each(kinds)('tenant isolation (%s)', (kind: StoreKind) => {
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
 
     // A's WS writes with B's ids and keys stay in A.
-    const results = await ws.request({
+    const results: Json = await ws.request({
       type: 'mutate',
       mutations: [
         { mid: 'b-mid-1', collection: 'shared', id: 'ws-a', op: 'put', data: { owner: 'a' } },
@@ -378,8 +378,10 @@ describe.each(kinds)('tenant isolation (%s)', (kind: StoreKind) => {
     const a1 = await TestWsClient.connect(srv.wsUrl, aToken);
     const a2 = await TestWsClient.connect(srv.wsUrl, aAdminToken);
     const b2 = await TestWsClient.connect(srv.wsUrl, bToken);
-    const aIds = [a1, a2].map((c) => c.messages[0]!.connectionId).sort();
-    const bIds = [bWs, b2].map((c) => c.messages.find((m) => m.type === 'welcome')!.connectionId).sort();
+    const welcome = (c: TestWsClient): string =>
+      (c.messages.find((m) => m.type === 'welcome') as Json).connectionId;
+    const aIds = [a1, a2].map(welcome).sort();
+    const bIds = [bWs, b2].map(welcome).sort();
     // Connections closed by earlier tests leave the list as soon as the server has seen them close.
     const idsSeenBy = async (api: Client, expected: string[]) => {
       const deadline = Date.now() + 5000;
