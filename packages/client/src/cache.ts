@@ -1,0 +1,237 @@
+/**
+ * The local record cache of one collection. It keeps what the server last said about each record
+ * apart from the local mutations still waiting for their result, and shows the application the server
+ * state with those pending mutations re-applied (see `rebase.ts`). When a result or another client's
+ * change arrives, the view is recomputed; a rejected mutation simply drops out (a rollback).
+ *
+ * A server update for a record that has a mutation on the wire is held back until that mutation's
+ * result arrives: the update may already contain the mutation, and applying both would count it twice
+ * (an increment shown as +2). Server updates are applied only when newer than what the cache holds
+ * (by version), so the same change arriving on two channels, or as both an event and a result, is one change.
+ */
+import type { EventMessage, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import { TypedEventEmitter } from './emitter.ts';
+import { matchesFilter, type RecordFilter } from './filters.ts';
+import { type JsonObject, type PendingOp, rebase } from './rebase.ts';
+
+/** A record as the application sees it: server state with pending local changes applied. */
+export interface CachedRecord<T = JsonObject> {
+  id: string;
+  data: T;
+  /** The server version this view is based on (null: the server has not confirmed this record yet). */
+  version: number | null;
+  /** True while local changes to this record wait for the server's answer. */
+  pending: boolean;
+}
+
+/** What moved a record: a local write, another client's change, a snapshot, a result, a rejected write. */
+export type ChangeSource = 'local' | 'remote' | 'snapshot' | 'result' | 'rollback';
+
+export interface RecordChange<T = JsonObject> {
+  id: string;
+  before: CachedRecord<T> | undefined;
+  after: CachedRecord<T> | undefined;
+}
+
+export interface CollectionChange<T = JsonObject> {
+  source: ChangeSource;
+  changes: RecordChange<T>[];
+}
+
+interface ServerEntry {
+  data: JsonObject | null;
+  version: number;
+  seq: number;
+}
+
+type ServerUpdate =
+  | { kind: 'set'; id: string; data: JsonObject | null; version: number; seq: number; force: boolean }
+  | { kind: 'forget'; id: string };
+
+export class CollectionCache {
+  readonly events = new TypedEventEmitter<{ change: CollectionChange }>();
+  private readonly server = new Map<string, ServerEntry>();
+  private readonly pending = new Map<string, PendingOp[]>();
+  private readonly view = new Map<string, CachedRecord>();
+  private readonly held = new Map<string, ServerUpdate[]>();
+  private readonly idOfMid = new Map<string, string>();
+
+  constructor(readonly name: string) {}
+
+  get(id: string): CachedRecord | undefined {
+    return this.view.get(id);
+  }
+
+  list(filter?: RecordFilter): CachedRecord[] {
+    const out: CachedRecord[] = [];
+    for (const record of this.view.values()) if (matchesFilter(record.data, filter)) out.push(record);
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** The server version a new write to `id` is based on: known, and no other local write in between. */
+  baseVersion(id: string): number | undefined {
+    if (this.pending.get(id)?.length) return undefined;
+    const entry = this.server.get(id);
+    return entry && entry.data !== null ? entry.version : undefined;
+  }
+
+  /** Shows a new local write at once. */
+  addPending(op: PendingOp): void {
+    this.idOfMid.set(op.mid, op.id);
+    const list = this.pending.get(op.id) ?? [];
+    list.push(op);
+    this.pending.set(op.id, list);
+    this.emit('local', [this.recompute(op.id)]);
+  }
+
+  /** Puts writes restored from storage back in front of any written since the client started. */
+  restorePending(ops: PendingOp[]): void {
+    const touched = new Set<string>();
+    for (let i = ops.length - 1; i >= 0; i--) {
+      const op = ops[i]!;
+      this.idOfMid.set(op.mid, op.id);
+      this.pending.set(op.id, [op, ...(this.pending.get(op.id) ?? [])]);
+      touched.add(op.id);
+    }
+    this.emit(
+      'local',
+      [...touched].map((id) => this.recompute(id)),
+    );
+  }
+
+  markSent(mid: string): void {
+    const id = this.idOfMid.get(mid);
+    const op = id === undefined ? undefined : this.pending.get(id)?.find((o) => o.mid === mid);
+    if (op) op.sent = true;
+  }
+
+  /** Settles a write with the server's result (or drops it, without a result, when it could not be queued). */
+  settle(mid: string, result: MutationResult | null): void {
+    const id = this.idOfMid.get(mid);
+    if (id === undefined) return;
+    this.idOfMid.delete(mid);
+    const remaining = (this.pending.get(id) ?? []).filter((o) => o.mid !== mid);
+    if (remaining.length > 0) this.pending.set(id, remaining);
+    else this.pending.delete(id);
+    const record = result?.record;
+    if (record) {
+      this.applyNow({
+        kind: 'set',
+        id,
+        data: record.deleted ? null : record.data,
+        version: record.version,
+        seq: result.seq ?? 0,
+        force: false,
+      });
+    }
+    if (!remaining.some((o) => o.sent)) this.releaseHeld(id);
+    const status = result?.status === 'duplicate' ? (result.originalStatus ?? 'applied') : result?.status;
+    const source: ChangeSource = status === 'applied' || status === 'merged' ? 'result' : 'rollback';
+    this.emit(source, [this.recompute(id)]);
+  }
+
+  applyEvent(event: EventMessage): void {
+    if (event.kind !== 'record' || event.collection !== this.name || event.id === undefined) return;
+    const update: ServerUpdate = {
+      kind: 'set',
+      id: event.id,
+      data: event.op === 'delete' ? null : (event.data ?? null),
+      version: event.version ?? 0,
+      seq: event.seq,
+      force: false,
+    };
+    if (this.hold(update)) return;
+    this.applyNow(update);
+    this.emit('remote', [this.recompute(event.id)]);
+  }
+
+  /**
+   * Applies a complete snapshot of a channel (the whole collection, or the records matching `filter`).
+   * Records in scope that the snapshot lacks are forgotten when the cache has nothing newer than the
+   * snapshot's cursor; an authoritative snapshot (after a reset) replaces whatever the cache held.
+   */
+  applySnapshot(
+    records: SyncRecord[],
+    info: { cursor: number; authoritative: boolean; filter?: RecordFilter },
+  ): void {
+    const present = new Set<string>();
+    const changed: RecordChange[] = [];
+    const apply = (update: ServerUpdate) => {
+      if (this.hold(update)) return;
+      this.applyNow(update);
+      changed.push(this.recompute(update.id));
+    };
+    for (const record of records) {
+      present.add(record.id);
+      apply({
+        kind: 'set',
+        id: record.id,
+        data: record.deleted ? null : record.data,
+        version: record.version,
+        seq: info.cursor,
+        force: info.authoritative,
+      });
+    }
+    for (const [id, entry] of [...this.server]) {
+      if (present.has(id) || entry.data === null || !matchesFilter(entry.data, info.filter)) continue;
+      if (info.authoritative || entry.seq <= info.cursor) apply({ kind: 'forget', id });
+    }
+    this.emit('snapshot', changed);
+  }
+
+  private hold(update: ServerUpdate): boolean {
+    if (!this.pending.get(update.id)?.some((o) => o.sent)) return false;
+    const list = this.held.get(update.id) ?? [];
+    list.push(update);
+    this.held.set(update.id, list);
+    return true;
+  }
+
+  private releaseHeld(id: string): void {
+    const list = this.held.get(id);
+    if (!list) return;
+    this.held.delete(id);
+    for (const update of list) this.applyNow(update);
+  }
+
+  private applyNow(update: ServerUpdate): void {
+    if (update.kind === 'forget') {
+      this.server.delete(update.id);
+      return;
+    }
+    const entry = this.server.get(update.id);
+    if (entry && !update.force && update.version <= entry.version) return;
+    this.server.set(update.id, { data: update.data, version: update.version, seq: update.seq });
+  }
+
+  private recompute(id: string): RecordChange {
+    const before = this.view.get(id);
+    const entry = this.server.get(id);
+    const ops = this.pending.get(id) ?? [];
+    const data = rebase(entry?.data ?? null, ops);
+    let after: CachedRecord | undefined;
+    if (data === null) this.view.delete(id);
+    else {
+      after = {
+        id,
+        data,
+        version: entry && entry.data !== null ? entry.version : null,
+        pending: ops.length > 0,
+      };
+      if (before && sameRecord(before, after)) after = before;
+      this.view.set(id, after);
+    }
+    return { id, before, after };
+  }
+
+  private emit(source: ChangeSource, changes: RecordChange[]): void {
+    const real = changes.filter((c) => c.before !== c.after);
+    if (real.length > 0) this.events.emit('change', { source, changes: real });
+  }
+}
+
+function sameRecord(a: CachedRecord, b: CachedRecord): boolean {
+  return (
+    a.version === b.version && a.pending === b.pending && JSON.stringify(a.data) === JSON.stringify(b.data)
+  );
+}

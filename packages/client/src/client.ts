@@ -1,0 +1,366 @@
+/**
+ * SyncClient: the SDK's entry point. It wires the connection state machine, request tracking,
+ * channel subscriptions, the record caches and the offline queue together, and is the only place that
+ * knows all of them. Nothing here touches a socket or storage directly.
+ *
+ * @example
+ * const client = new SyncClient({ url: 'ws://127.0.0.1:4025/v1/realtime', token: () => fetchToken() });
+ * const todos = client.collection<Todo>('todos');
+ * const off = todos.subscribe((records) => render(records));
+ * await todos.put('t1', { title: 'x', done: false });
+ */
+import { Value } from '@sinclair/typebox/value';
+import {
+  type Mutation,
+  type MutationResult,
+  Mutation as MutationSchema,
+  type NewDomainEvent,
+  type ServerMessage,
+} from '@syncbridge/protocol';
+import type { BackoffOptions } from './backoff.ts';
+import { CollectionCache } from './cache.ts';
+import type { ConnectionState, StatusChange } from './codes.ts';
+import { Collection, type WriteRequest } from './collection.ts';
+import { Connection, type TokenSource } from './connection.ts';
+import { TypedEventEmitter } from './emitter.ts';
+import { SyncClientError } from './errors.ts';
+import { EventStream, type EventStreamFilter, eventsChannel } from './events.ts';
+import { ClientClock } from './hlc.ts';
+import { MutationQueue } from './queue.ts';
+import { RequestTracker } from './requests.ts';
+import { MemoryStorage } from './storage/memory.ts';
+import type { QueuedMutation, QueueStorage } from './storage/types.ts';
+import { SubscriptionManager } from './subscriptions.ts';
+import type { WebSocketConstructor } from './transport.ts';
+
+export interface SyncClientOptions {
+  /** The server's realtime endpoint, or several to fail over between in turn. */
+  url: string | string[];
+  /** A token, or a function returning a fresh one (called for every connection attempt). */
+  token: TokenSource;
+  /** Where the offline queue lives. Default: memory (lost when the process ends). */
+  storage?: QueueStorage;
+  /** A stable id for this installation; the server keeps its acknowledged cursor under it. */
+  deviceId?: string;
+  /** Reconnect backoff: full jitter up to min(capMs, baseMs * 2^attempt). */
+  backoff?: BackoffOptions;
+  /** A WebSocket implementation; default the global one, else the `ws` package. */
+  WebSocket?: WebSocketConstructor;
+  /** Give up on a connection attempt not welcomed after this long. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Connect at once (default), or wait for `connect()`. */
+  autoConnect?: boolean;
+}
+
+/** A write's outcome, as emitted by the `result` and `conflict` events. */
+export interface WriteOutcome {
+  mutation: Mutation;
+  result: MutationResult;
+}
+
+export interface ClientEvents {
+  status: StatusChange;
+  result: WriteOutcome;
+  conflict: WriteOutcome;
+  error: SyncClientError;
+  /** The server could not resume a channel from our seq; records channels reload from a snapshot. */
+  reset: { channel: string; reason: string };
+}
+
+export interface PublishResult {
+  seq: number;
+  eventId: string;
+  duplicate?: boolean;
+}
+
+export type Resolution = 'accept_local' | 'accept_server' | 'merge';
+
+function effectiveStatus(result: MutationResult): MutationResult['status'] {
+  return result.status === 'duplicate' ? (result.originalStatus ?? 'applied') : result.status;
+}
+
+export class SyncClient {
+  private readonly emitter = new TypedEventEmitter<ClientEvents>();
+  private readonly connection: Connection;
+  private readonly requests: RequestTracker;
+  private readonly subscriptions: SubscriptionManager;
+  private readonly queue: MutationQueue;
+  private readonly storage: QueueStorage;
+  private readonly caches = new Map<string, CollectionCache>();
+  private readonly collections = new Map<string, Collection<object>>();
+  private readonly clock: ClientClock;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: SyncClientOptions) {
+    const urls = Array.isArray(options.url) ? options.url : [options.url];
+    this.storage = options.storage ?? new MemoryStorage();
+    this.clock = new ClientClock(options.deviceId ?? crypto.randomUUID().slice(0, 8));
+    this.connection = new Connection({
+      urls,
+      token: options.token,
+      deviceId: options.deviceId,
+      backoff: options.backoff,
+      connectTimeoutMs: options.connectTimeoutMs,
+      WebSocket: options.WebSocket,
+    });
+    this.requests = new RequestTracker((message) => this.connection.send(message));
+    this.subscriptions = new SubscriptionManager({
+      requests: this.requests,
+      send: (message) => this.connection.send(message),
+      isConnected: () => this.connection.authenticated,
+      onReset: (channel, reason) => this.emitter.emit('reset', { channel, reason }),
+      onError: (error) => this.emitter.emit('error', error),
+    });
+    this.queue = new MutationQueue({
+      storage: this.storage,
+      requests: this.requests,
+      isConnected: () => this.connection.authenticated,
+      onSent: (mid) => this.cacheOfMid(mid)?.markSent(mid),
+      onSettled: (item, result) => this.settled(item, result),
+      onDropped: (item) => this.cache(item.mutation.collection).settle(item.mid, null),
+      onError: (error) => this.emitter.emit('error', error),
+    });
+    this.queue.loaded().then(
+      (items) => this.restore(items),
+      () => undefined,
+    );
+    this.connection.events.on('status', (change) => this.statusChanged(change));
+    this.connection.events.on('welcome', () => void this.resume(this.connection.connectionEpoch));
+    this.connection.events.on('message', (message) => this.receive(message));
+    if (options.autoConnect !== false) queueMicrotask(() => this.connect());
+  }
+
+  /** The connection state: `connecting`, `syncing`, `open`, `offline` or `closed`. */
+  get state(): ConnectionState {
+    return this.connection.state;
+  }
+
+  /** Starts connecting (only needed with `autoConnect: false`, or to retry at once while offline). */
+  connect(): void {
+    if (this.closing) return;
+    this.connection.connect();
+  }
+
+  /**
+   * Listens to `status` (every state transition, with a reason), `result` (every write's outcome),
+   * `conflict` (a write the server stored as a conflict), `error` and `reset`. Returns an unsubscribe function.
+   * @example client.on('status', ({ oldState, newState, reason }) => console.log(oldState, '->', newState, reason));
+   */
+  on<K extends keyof ClientEvents>(type: K, listener: (payload: ClientEvents[K]) => void): () => void {
+    return this.emitter.on(type, listener);
+  }
+
+  /**
+   * A collection of records with a local cache and optimistic writes.
+   * @example const todos = client.collection<{ title: string; done: boolean }>('todos');
+   */
+  collection<T extends object = Record<string, unknown>>(name: string): Collection<T> {
+    let collection = this.collections.get(name);
+    if (!collection) {
+      collection = new Collection<object>(name, {
+        cache: this.cache(name),
+        subscriptions: this.subscriptions,
+        write: (request) => this.write(request),
+      });
+      this.collections.set(name, collection);
+    }
+    return collection as Collection<T>;
+  }
+
+  /**
+   * The stream of domain events of one type (`'*'` for all), optionally narrowed by platform.
+   * @example client.events('trade_closed').subscribe((e) => console.log(e.payload));
+   */
+  events<P = unknown>(type: string, filter?: EventStreamFilter): EventStream<P> {
+    return new EventStream<P>(eventsChannel(type, filter), this.subscriptions);
+  }
+
+  /**
+   * Appends a domain event to the log. Needs a live connection: rejects with `DISCONNECTED` while
+   * offline (or when the connection drops before the answer; retry with an `idempotencyKey` to be safe)
+   * and `CLOSED` after `close()`.
+   * @example const { seq } = await client.publish({ type: 'trade_closed', payload: { id: 't1' }, idempotencyKey: 't1' });
+   */
+  async publish(event: NewDomainEvent): Promise<PublishResult> {
+    const reply = await this.request({ type: 'publish', event });
+    if (reply.type !== 'ok')
+      throw new SyncClientError('INTERNAL', `unexpected reply ${reply.type} to publish`);
+    const result: PublishResult = { seq: reply.seq, eventId: reply.eventId };
+    if (reply.duplicate) result.duplicate = true;
+    return result;
+  }
+
+  /**
+   * Resolves a stored conflict. The server has no conflict queue yet and answers `NOT_FOUND` for every
+   * id, which rejects with a SyncClientError of that code.
+   */
+  async resolve(
+    conflictId: string,
+    resolution: Resolution,
+    data?: Record<string, unknown>,
+  ): Promise<MutationResult[]> {
+    const reply = await this.request({ type: 'resolve', conflictId, resolution, ...(data ? { data } : {}) });
+    if (reply.type !== 'results')
+      throw new SyncClientError('INTERNAL', `unexpected reply ${reply.type} to resolve`);
+    return reply.results;
+  }
+
+  /** How many writes wait for their result (queued offline, or on the wire). */
+  pendingCount(): number {
+    return this.queue.pendingCount();
+  }
+
+  /** Resolves when every queued write has its result. */
+  flush(): Promise<void> {
+    return this.queue.flush();
+  }
+
+  /** Resolves when the connection is `open` (in sync); rejects on `close()` or after `timeoutMs`. */
+  whenOpen(timeoutMs?: number): Promise<void> {
+    if (this.state === 'open') return Promise.resolve();
+    if (this.state === 'closed') return Promise.reject(new SyncClientError('CLOSED', 'the client is closed'));
+    return new Promise((resolve, reject) => {
+      const timer =
+        timeoutMs === undefined
+          ? null
+          : setTimeout(() => {
+              off();
+              reject(new SyncClientError('TIMEOUT', `not open within ${timeoutMs} ms (state ${this.state})`));
+            }, timeoutMs);
+      const off = this.on('status', ({ newState }) => {
+        if (newState !== 'open' && newState !== 'closed') return;
+        off();
+        if (timer) clearTimeout(timer);
+        if (newState === 'open') resolve();
+        else reject(new SyncClientError('CLOSED', 'the client is closed'));
+      });
+    });
+  }
+
+  /**
+   * Closes the connection and the storage. Writes still queued stay in the storage (a FileStorage or
+   * IndexedDbStorage sends them from the next client); their promises reject with `CLOSED`.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const error = new SyncClientError('CLOSED', 'the client was closed before the server answered');
+      this.queue.close(error);
+      this.requests.failAll('CLOSED', 'the client is closed');
+      this.subscriptions.clear();
+      await this.connection.close();
+      await this.storage.close();
+    })();
+    return this.closing;
+  }
+
+  private async request(message: Parameters<RequestTracker['request']>[0]): Promise<ServerMessage> {
+    if (this.state === 'closed') throw new SyncClientError('CLOSED', 'the client is closed');
+    if (!this.connection.authenticated) {
+      throw new SyncClientError('DISCONNECTED', `not connected to the server (state ${this.state})`);
+    }
+    return this.requests.request(message);
+  }
+
+  private cache(name: string): CollectionCache {
+    let cache = this.caches.get(name);
+    if (!cache) {
+      cache = new CollectionCache(name);
+      this.caches.set(name, cache);
+    }
+    return cache;
+  }
+
+  private readonly collectionOfMid = new Map<string, string>();
+
+  private cacheOfMid(mid: string): CollectionCache | undefined {
+    const name = this.collectionOfMid.get(mid);
+    return name === undefined ? undefined : this.caches.get(name);
+  }
+
+  private write(request: WriteRequest): Promise<MutationResult> {
+    const cache = this.cache(request.collection);
+    const mutation: Mutation = {
+      mid: crypto.randomUUID(),
+      collection: request.collection,
+      id: request.id,
+      op: request.op,
+      hlc: this.clock.tick(),
+    };
+    if (request.data !== undefined) mutation.data = request.data;
+    const baseVersion = request.op === 'increment' ? undefined : cache.baseVersion(request.id);
+    if (baseVersion !== undefined) mutation.baseVersion = baseVersion;
+    if (!Value.Check(MutationSchema, mutation)) {
+      const first = Value.Errors(MutationSchema, mutation).First();
+      const where = first?.path ? `${first.path}: ` : '';
+      return Promise.reject(
+        new SyncClientError('BAD_REQUEST', `invalid ${request.op}: ${where}${first?.message ?? 'invalid'}`),
+      );
+    }
+    this.collectionOfMid.set(mutation.mid, mutation.collection);
+    cache.addPending({
+      mid: mutation.mid,
+      id: mutation.id,
+      op: mutation.op,
+      data: mutation.data,
+      sent: false,
+    });
+    return this.queue.enqueue(mutation);
+  }
+
+  private restore(items: QueuedMutation[]): void {
+    const byCollection = new Map<string, QueuedMutation[]>();
+    for (const item of items) {
+      this.collectionOfMid.set(item.mid, item.mutation.collection);
+      const list = byCollection.get(item.mutation.collection) ?? [];
+      list.push(item);
+      byCollection.set(item.mutation.collection, list);
+    }
+    for (const [name, list] of byCollection) {
+      // Restored writes may have reached the server before the restart: treat them as sent.
+      this.cache(name).restorePending(
+        list.map(({ mid, mutation }) => ({
+          mid,
+          id: mutation.id,
+          op: mutation.op,
+          data: mutation.data,
+          sent: true,
+        })),
+      );
+    }
+  }
+
+  private settled(item: QueuedMutation, result: MutationResult): void {
+    this.collectionOfMid.delete(item.mid);
+    this.clock.observe(result.record?.hlc);
+    this.cache(item.mutation.collection).settle(item.mid, result);
+    const outcome: WriteOutcome = { mutation: item.mutation, result };
+    this.emitter.emit('result', outcome);
+    if (effectiveStatus(result) === 'conflict') this.emitter.emit('conflict', outcome);
+  }
+
+  private async resume(epoch: number): Promise<void> {
+    await Promise.all([this.subscriptions.resumeAll(), this.queue.replay()]);
+    this.connection.markSynced(epoch);
+  }
+
+  private receive(message: ServerMessage): void {
+    if (message.type === 'event') this.clock.observe(message.hlc);
+    if (this.subscriptions.handle(message)) return;
+    if (this.requests.handleReply(message)) return;
+    if (message.type === 'error') {
+      this.emitter.emit('error', new SyncClientError(message.code, message.message, message.details));
+    }
+  }
+
+  private statusChanged(change: StatusChange): void {
+    if (change.newState === 'offline' || change.newState === 'closed') {
+      this.requests.failAll('DISCONNECTED', `connection lost (${change.reason})`);
+    }
+    if (change.newState === 'closed' && change.reason !== 'client_closed') {
+      const error = new SyncClientError('UNAUTHORIZED', change.message ?? 'the server refused the token');
+      this.queue.close(new SyncClientError('CLOSED', `the client stopped: ${error.message}`));
+      this.emitter.emit('error', error);
+    }
+    this.emitter.emit('status', change);
+  }
+}

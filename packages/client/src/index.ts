@@ -1,0 +1,37 @@
+/**
+ * @syncbridge/client: the TypeScript SDK for syncbridge, for browsers and Node.
+ *
+ * @example
+ * import { SyncClient, FileStorage } from '@syncbridge/client';
+ * const client = new SyncClient({ url: 'ws://127.0.0.1:4025/v1/realtime', token, storage: new FileStorage('./queue.json') });
+ * const todos = client.collection<{ title: string; done: boolean }>('todos');
+ * await todos.put('t1', { title: 'x', done: false });
+ */
+export type { BackoffOptions } from './backoff.ts';
+export type { CachedRecord, ChangeSource, CollectionChange, RecordChange } from './cache.ts';
+export {
+  type ClientEvents,
+  type PublishResult,
+  type Resolution,
+  SyncClient,
+  type SyncClientOptions,
+  type WriteOutcome,
+} from './client.ts';
+export type { StatusReason as StatusReasonCode } from './codes.ts';
+export { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
+export {
+  Collection,
+  type CollectionSubscribeOptions,
+  type Increments,
+  type MergePatch,
+} from './collection.ts';
+export type { TokenSource } from './connection.ts';
+export { type Listener, TypedEventEmitter } from './emitter.ts';
+export { type ClientErrorCode, SyncClientError } from './errors.ts';
+export { type DomainEvent, EventStream, type EventStreamFilter } from './events.ts';
+export type { FilterValue, RecordFilter } from './filters.ts';
+export { FileStorage } from './storage/file.ts';
+export { type IdbFactory, IndexedDbStorage, type IndexedDbStorageOptions } from './storage/indexeddb.ts';
+export { MemoryStorage } from './storage/memory.ts';
+export type { QueuedMutation, QueueStorage } from './storage/types.ts';
+export type { WebSocketConstructor, WebSocketLike } from './transport.ts';
