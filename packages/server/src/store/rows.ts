@@ -70,7 +70,6 @@ export function eventFromRow(row: EventRow): LogEvent {
     event.op = row.op as MutationOp;
     event.version = Number(row.version);
     event.data = parseJson(row.data) as Record<string, unknown>;
-    if (row.hlc) event.hlc = row.hlc;
   } else {
     event.type = row.type!;
     if (row.payload !== null && row.payload !== undefined) event.payload = parseJson(row.payload);
@@ -78,6 +77,8 @@ export function eventFromRow(row: EventRow): LogEvent {
     if (row.target) event.target = row.target;
     if (row.priority !== null && row.priority !== undefined) event.priority = row.priority;
   }
+  // Domain events carry an HLC too; read back, they must look as they did when they were live.
+  if (row.hlc) event.hlc = row.hlc;
   return event;
 }
 
