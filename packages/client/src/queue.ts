@@ -118,10 +118,11 @@ export class MutationQueue {
     await Promise.all(this.sendPending());
   }
 
-  /** Resolves when the queue is empty (every write has its result). */
-  flush(): Promise<void> {
-    if (this.entries.length === 0) return Promise.resolve();
-    if (this.closed) return Promise.reject(new SyncClientError('CLOSED', 'the client is closed'));
+  /** Resolves when the queue (including what was restored from storage) is empty: every write has its result. */
+  async flush(): Promise<void> {
+    await this.ready;
+    if (this.entries.length === 0) return;
+    if (this.closed) throw new SyncClientError('CLOSED', 'the client is closed');
     return new Promise((resolve, reject) => this.emptyWaiters.push({ resolve, reject }));
   }
 
