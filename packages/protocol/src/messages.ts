@@ -5,7 +5,15 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { ErrorCode } from './errors.ts';
-import { type LogEvent, Mutation, type MutationResult, NewDomainEvent, type SyncRecord } from './model.ts';
+import {
+  type Conflict,
+  type LogEvent,
+  Mutation,
+  type MutationResult,
+  NewDomainEvent,
+  Resolution,
+  type SyncRecord,
+} from './model.ts';
 
 /** Protocol version spoken by this package. The server answers `hello` with a higher one by its own. */
 export const PROTOCOL_VERSION = 1;
@@ -138,6 +146,11 @@ export interface ResetMessage {
   channel: string;
   reason: string;
 }
+/** A write of this connection's user was stored as a conflict (also sent to the tenant's admins). */
+export interface ConflictMessage {
+  type: 'conflict';
+  conflict: Conflict;
+}
 export interface ErrorMessage {
   type: 'error';
   rid?: Rid;
@@ -156,4 +169,5 @@ export type ServerMessage =
   | OkMessage
   | PongMessage
   | ResetMessage
+  | ConflictMessage
   | ErrorMessage;

@@ -154,3 +154,37 @@ export const CollectionSettings = Type.Object(
   { additionalProperties: false },
 );
 export type CollectionSettings = Static<typeof CollectionSettings>;
+
+export const Resolution = Type.Union([
+  Type.Literal('accept_local'),
+  Type.Literal('accept_server'),
+  Type.Literal('merge'),
+]);
+export type Resolution = Static<typeof Resolution>;
+
+/** A stored conflict of the manual queue: the three versions, and how (and whether) it was resolved. */
+export const Conflict = Type.Object({
+  id: Type.String(),
+  collection: Type.String(),
+  recordId: Type.String(),
+  status: Type.Union([Type.Literal('open'), Type.Literal('resolved')]),
+  strategy: Type.String(),
+  reason: Type.String(),
+  mid: Type.String(),
+  op: MutationOp,
+  baseVersion: Type.Integer(),
+  /** The record's data at baseVersion (null when that version is no longer kept). */
+  base: Type.Union([JsonObject, Type.Null()]),
+  serverVersion: Type.Integer(),
+  server: JsonObject,
+  /** What the writer meant to end with (null for a delete). */
+  client: Type.Union([JsonObject, Type.Null()]),
+  actor: Type.String(),
+  deviceId: Type.Optional(Type.String()),
+  createdAt: Type.String(),
+  resolution: Type.Optional(Resolution),
+  resolvedBy: Type.Optional(Type.String()),
+  resolvedAt: Type.Optional(Type.String()),
+  resolvedSeq: Type.Optional(Type.Integer()),
+});
+export type Conflict = Static<typeof Conflict>;

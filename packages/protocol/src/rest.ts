@@ -116,3 +116,18 @@ export const ReadyResponse = Type.Object({
   store: Type.Object({ kind: Type.String(), ok: Type.Boolean(), latencyMs: Type.Optional(Type.Number()) }),
   bus: Type.Object({ kind: Type.String(), ok: Type.Boolean() }),
 });
+
+export const ConflictsQuery = Type.Object({
+  status: Type.Optional(
+    Type.Union([Type.Literal('open'), Type.Literal('resolved'), Type.Literal('all')], { default: 'open' }),
+  ),
+  collection: Type.Optional(Type.String({ maxLength: 128 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+});
+export const ConflictsResponse = Type.Object({ conflicts: Type.Array(Conflict) });
+export const ResolveRequest = Type.Object(
+  { resolution: Resolution, data: Type.Optional(Type.Record(Type.String(), Type.Unknown())) },
+  { additionalProperties: false },
+);
+export type ResolveRequest = Static<typeof ResolveRequest>;
+export const ResolveResponse = Type.Object({ result: MutationResult, conflict: Conflict });
