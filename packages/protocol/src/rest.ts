@@ -6,10 +6,12 @@ import { type Static, Type } from '@sinclair/typebox';
 import { ERROR_CODES } from './errors.ts';
 import {
   CollectionSettings,
+  Conflict,
   LogEvent,
   Mutation,
   MutationResult,
   NewDomainEvent,
+  Resolution,
   SyncRecord,
 } from './model.ts';
 
