@@ -117,7 +117,10 @@ export class SyncClient {
       isConnected: () => this.connection.authenticated,
       onSent: (mid) => this.cacheOfMid(mid)?.markSent(mid),
       onSettled: (item, result) => this.settled(item, result),
-      onDropped: (item) => this.cache(item.mutation.collection).settle(item.mid, null),
+      onDropped: (item, error) => {
+        this.cache(item.mutation.collection).settle(item.mid, null);
+        this.emitter.emit('error', error);
+      },
       onError: (error) => this.emitter.emit('error', error),
     });
     this.queue.loaded().then(
@@ -304,7 +307,11 @@ export class SyncClient {
       data: mutation.data,
       sent: false,
     });
-    return this.queue.enqueue(mutation);
+    const result = this.queue.enqueue(mutation);
+    // Optimistic writes are often not awaited: a CLOSED or STORAGE rejection must not crash the process
+    // as an unhandled rejection. Whoever awaits still gets it; the `result` and `error` events report it too.
+    result.catch(() => undefined);
+    return result;
   }
 
   private restore(items: QueuedMutation[]): void {
