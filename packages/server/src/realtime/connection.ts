@@ -305,13 +305,26 @@ export class Connection implements SubscriptionSink {
     snap: { records: import('@syncbridge/protocol').SyncRecord[]; cursor: number },
   ): Promise<void> {
     sub.lastSeq = snap.cursor;
+    // Chunks of at most SNAPSHOT_CHUNK records and (beyond their first record) a quarter of the buffer
+    // limit in bytes, each written out before the next: a big snapshot must not trip the slow-consumer
+    // limit of a reader that keeps up.
+    const maxChunkBytes = this.ctx.config.maxBufferedBytes / 4;
+    const head = `{"type":"snapshot","channel":${JSON.stringify(sub.channel)},"records":[`;
     let offset = 0;
     do {
-      const records = snap.records.slice(offset, offset + SNAPSHOT_CHUNK);
-      offset += SNAPSHOT_CHUNK;
+      const parts: string[] = [];
+      let bytes = 0;
+      while (offset < snap.records.length && parts.length < SNAPSHOT_CHUNK) {
+        const text = JSON.stringify(snap.records[offset]);
+        if (parts.length > 0 && bytes + text.length > maxChunkBytes) break;
+        parts.push(text);
+        bytes += text.length;
+        offset += 1;
+      }
       const done = offset >= snap.records.length;
-      const frame = { type: 'snapshot', channel: sub.channel, records, cursor: snap.cursor, done } as const;
-      await this.sendAndWait(Buffer.from(JSON.stringify(frame)));
+      await this.sendAndWait(
+        Buffer.from(`${head}${parts.join(',')}],"cursor":${snap.cursor},"done":${done}}`),
+      );
     } while (offset < snap.records.length && sub.state !== 'closed');
   }
 
@@ -328,14 +341,19 @@ export class Connection implements SubscriptionSink {
           type,
         });
         if (sub.state !== 'catching_up' || !this.isOpen) return;
-        let last: Buffer | null = null;
+        let written: Promise<void> | null = null;
         for (const event of page) {
           if (!channelMatches(spec, event)) continue;
-          if (last) this.sendFrame(last);
-          last = Buffer.from(eventFrameText(sub.channel, eventJson(event)));
+          // Paced by the socket rather than a whole page at once: past half the buffer limit, wait until
+          // what was sent is written out. A reader catching up is not a slow consumer.
+          if (written && this.ws.bufferedAmount > this.ctx.config.maxBufferedBytes / 2) {
+            await written;
+            if (sub.state !== 'catching_up' || !this.isOpen) return;
+          }
+          written = this.sendAndWait(Buffer.from(eventFrameText(sub.channel, eventJson(event))));
         }
         if (page.length > 0) sub.lastSeq = page[page.length - 1]!.seq;
-        if (last) await this.sendAndWait(last);
+        if (written) await written;
         if (page.length < BACKLOG_PAGE) break;
       }
       const pending: LogEvent[] | null = sub.finishCatchUp();
