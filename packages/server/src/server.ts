@@ -82,6 +82,21 @@ export async function startServer(
   const logger = options.logger ?? createLogger(config);
   const bus = createBus(config);
   const store = await openStore(config, logger);
+  const collections = new CollectionRegistry(store, config.collections);
+  // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
+  // message, instead of failing every write of every tenant later.
+  const collectionProblems: string[] = [];
+  for (const [name, settings] of Object.entries(config.collections)) {
+    try {
+      collections.compile(settings);
+    } catch (err) {
+      collectionProblems.push(`collections.${name}: ${(err as Error).message}`);
+    }
+  }
+  if (collectionProblems.length > 0) {
+    await store.close();
+    throw new ConfigError(collectionProblems);
+  }
   const keys = new ApiKeys(store, config.adminKey);
   const generatedAdminKey = await keys.ensureAdminKey();
   const tokens = new TokenService({
@@ -91,7 +106,6 @@ export async function startServer(
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
   });
-  const collections = new CollectionRegistry(store, config.collections);
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
   const writer = new LogWriter({ store, collections, clock, logger });
   const hub = new FanoutHub();
