@@ -56,13 +56,15 @@ export class TokenService {
     const exp = Math.floor(Date.now() / 1000) + ttl;
     const payload: JWTPayload = { tenant: claims.tenant, roles: claims.roles ?? [] };
     if (claims.platform) payload.platform = claims.platform;
-    const token = await new SignJWT(payload)
+    const jwt = new SignJWT(payload)
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(claims.user)
       .setIssuedAt()
       .setIssuer(this.config.issuer ?? 'syncbridge')
-      .setExpirationTime(exp)
-      .sign(this.secret);
+      .setExpirationTime(exp);
+    // verify() requires the configured audience, so the server's own tokens must carry it.
+    if (this.config.audience) jwt.setAudience(this.config.audience);
+    const token = await jwt.sign(this.secret);
     return { token, expiresAt: new Date(exp * 1000).toISOString() };
   }
 

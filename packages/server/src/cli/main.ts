@@ -96,7 +96,11 @@ async function token(
     throw new ConfigError([`--ttl ${values.ttl} must be a positive number of seconds`]);
   if (!/^[A-Za-z0-9_.-]{1,128}$/.test(tenant))
     throw new ConfigError([`--tenant ${tenant} is not a valid tenant name`]);
-  const tokens = new TokenService({ jwtSecret: resolveJwtSecret(config), issuer: config.jwtIssuer });
+  const tokens = new TokenService({
+    jwtSecret: resolveJwtSecret(config),
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+  });
   const roles = typeof values.roles === 'string' ? values.roles.split(',').filter(Boolean) : [];
   const platform = typeof values.platform === 'string' ? values.platform : undefined;
   const minted = await tokens.mint({ tenant, user, roles, ttlSeconds: ttl, platform });
