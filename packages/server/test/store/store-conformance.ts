@@ -607,6 +607,8 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         let polls = 0;
         const gaps: string[] = [];
         while (seen < WRITES) {
+          // Taken before reading: if the writers were done by then, this read sees all they committed.
+          const finalRead = writersDone;
           const head = await reader.headSeq(tenant);
           const batch = await reader.readEvents(tenant, { afterSeq: seen, limit: 25 });
           polls += 1;
@@ -619,7 +621,7 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
           if (visible.length < head) gaps.push(`head ${head} but only ${visible.length} events visible`);
           if (visible.some((e, i) => e.seq !== i + 1))
             gaps.push(`gap in ${visible.map((e) => e.seq).join(',')}`);
-          if (writersDone && batch.length === 0) break;
+          if (finalRead && batch.length === 0) break;
           if (batch.length === 0) await sleep(1);
         }
         const failure = await writers;

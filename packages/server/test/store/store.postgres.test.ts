@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { describe } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { SyncError } from '../../src/core/errors.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { postgresAvailable, redactUrl, requireService } from '../helpers/services.ts';
 import { runStoreConformance } from './store-conformance.ts';
@@ -32,5 +33,56 @@ describe.skipIf(!available)('PostgreSQL store', () => {
       reopen: async () => open(),
       cleanup: () => dropSchema(schema),
     };
+  });
+});
+
+describe.skipIf(!available)('PostgreSQL store specifics', () => {
+  it('several nodes migrating one fresh schema at once apply each migration exactly once', async () => {
+    const schema = `sb_test_${randomBytes(6).toString('hex')}`;
+    const stores = Array.from({ length: 4 }, () => new PostgresStore({ connectionString: url, schema }));
+    try {
+      const applied = await Promise.all(stores.map((s) => s.migrate()));
+      expect(applied.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      expect(applied.filter((n) => n > 0)).toHaveLength(1);
+      expect(await stores[0].migrate()).toBe(0);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      await dropSchema(schema);
+    }
+  });
+
+  it('connection failures surface as SyncError UNAVAILABLE; other database errors pass through', async () => {
+    const down = new PostgresStore({ connectionString: 'postgres://postgres@127.0.0.1:1/test' });
+    try {
+      for (const attempt of [
+        () => down.ping(),
+        () => down.headSeq('t'),
+        () => down.transaction(async () => 1),
+      ]) {
+        const err = await attempt().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SyncError);
+        expect(err).toMatchObject({ code: 'UNAVAILABLE', message: 'database unavailable' });
+      }
+    } finally {
+      await down.close();
+    }
+
+    const schema = `sb_test_${randomBytes(6).toString('hex')}`;
+    const store = new PostgresStore({ connectionString: url, schema });
+    try {
+      await store.migrate();
+      const key = { id: 'dup', tenant: null, label: null, hash: 'h-dup' };
+      await store.createApiKey(key);
+      const err = await store.createApiKey({ ...key, hash: 'h-other' }).catch((e: unknown) => e);
+      expect(err).not.toBeInstanceOf(SyncError);
+      expect(err).toMatchObject({ code: '23505' });
+    } finally {
+      await store.close();
+      await dropSchema(schema);
+    }
+  });
+
+  it('rejects a schema name that is not a plain identifier', () => {
+    expect(() => new PostgresStore({ connectionString: url, schema: 'x"; DROP' })).toThrow(/schema name/);
   });
 });

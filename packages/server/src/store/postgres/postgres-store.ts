@@ -39,6 +39,18 @@ const MIGRATION_LOCK = 0x53796e63; // "Sync"
 
 type Queryable = pg.Pool | pg.PoolClient;
 
+const JSONB_OID = 3802;
+
+/**
+ * jsonb arrives as its JSON text, like SQLite's TEXT columns, for rows.ts's parseJson: node-postgres
+ * would parse it, and parseJson would then take a JSON string value ("abc") for JSON text to parse again.
+ * Scoped to this store's pool; the process-wide pg.types are left alone.
+ */
+const typeParser = ((oid: number, format?: string) =>
+  oid === JSONB_OID
+    ? (value: string) => value
+    : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser;
+
 async function query<R extends pg.QueryResultRow>(
   db: Queryable,
   sql: string,
@@ -70,6 +82,7 @@ export class PostgresStore implements Store {
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: 10_000,
+      types: { getTypeParser: typeParser },
       // Applied by the server to every pooled connection when it opens.
       ...(options.schema ? { options: `-c search_path=${quoteIdent(options.schema)}` } : {}),
     });
@@ -171,12 +184,12 @@ export class PostgresStore implements Store {
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
         if (keys.length === 0) return found;
-        const rows = await query<{ key: string; result: MutationResult }>(
+        const rows = await query<{ key: string; result: string }>(
           client,
           'SELECT key, result FROM mutation_results WHERE tenant = $1 AND key = ANY($2::text[])',
           [tenant, keys],
         );
-        for (const row of rows) found.set(row.key, row.result);
+        for (const row of rows) found.set(row.key, JSON.parse(row.result) as MutationResult);
         return found;
       },
       getRecords: async (tenant, keys: RecordKey[]) => {
@@ -302,12 +315,12 @@ export class PostgresStore implements Store {
   }
 
   async getCollections(tenant: string): Promise<Map<string, CollectionSettings>> {
-    const rows = await query<{ name: string; settings: CollectionSettings }>(
+    const rows = await query<{ name: string; settings: string }>(
       this.pool,
       'SELECT name, settings FROM collections WHERE tenant = $1 ORDER BY name',
       [tenant],
     );
-    return new Map(rows.map((row) => [row.name, row.settings]));
+    return new Map(rows.map((row) => [row.name, JSON.parse(row.settings) as CollectionSettings]));
   }
 
   async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {

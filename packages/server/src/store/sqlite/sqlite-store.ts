@@ -6,7 +6,7 @@
  * never sees a transaction that has not committed. `synchronous=FULL` (the default) fsyncs every commit,
  * so an acknowledged write survives a power cut; NORMAL survives a process crash only.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import Database from 'better-sqlite3';
@@ -56,19 +56,45 @@ function open(file: string, synchronous: string): Database.Database {
   return db;
 }
 
+/**
+ * Writer queues by database file, shared by every SqliteStore of this process on that file.
+ * better-sqlite3 waits for SQLite's write lock synchronously (busy_timeout), blocking the event loop: if
+ * a second instance in this process ran BEGIN IMMEDIATE while another one's transaction was open
+ * (awaiting its callback), the holder could never reach COMMIT, and both would stall. So the writes of
+ * one process to one file take turns here; other processes still wait on SQLite's lock.
+ */
+const writerQueues = new Map<string, { tail: Promise<unknown> }>();
+
+function writerQueueFor(file: string): { tail: Promise<unknown> } {
+  if (file === ':memory:' || file === '') return { tail: Promise.resolve() };
+  const key = realpathSync(file);
+  let queue = writerQueues.get(key);
+  if (!queue) {
+    queue = { tail: Promise.resolve() };
+    writerQueues.set(key, queue);
+  }
+  return queue;
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
   private closed = false;
-  /** Serializes use of the writer connection, so a write outside `transaction` never joins an open one. */
-  private writerQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * Serializes use of the writer connection, so a write outside `transaction` never joins an open one;
+   * shared with the other instances of this process on the same file (see writerQueues).
+   */
+  private readonly writerQueue: { tail: Promise<unknown> };
+  /** This instance's last queued write, awaited by close. */
+  private lastWrite: Promise<unknown> = Promise.resolve();
 
   constructor(options: SqliteStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
     const synchronous = options.synchronous ?? 'FULL';
     this.writer = open(options.file, synchronous);
+    this.writerQueue = writerQueueFor(options.file);
     this.migrateSync();
     this.reader = open(options.file, synchronous);
     const w = this.writer;
@@ -160,8 +186,9 @@ export class SqliteStore implements Store {
   }
 
   private exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
-    const run = this.writerQueue.then(fn, fn);
-    this.writerQueue = run.catch(() => undefined);
+    const run = this.writerQueue.tail.then(fn, fn);
+    this.lastWrite = run.catch(() => undefined);
+    this.writerQueue.tail = this.lastWrite;
     return run;
   }
 
@@ -314,7 +341,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.writerQueue;
+    await this.lastWrite;
     this.reader.close();
     this.writer.close();
   }
