@@ -2,8 +2,9 @@
  * Small shared helpers of the realtime suites: a seeded PRNG (so a failing random schedule reproduces),
  * REST reads of the log and of record histories, and assertions about seq sequences.
  */
-import type { LogEvent } from '@syncbridge/protocol';
+import type { LogEvent, Mutation, MutationResult } from '@syncbridge/protocol';
 import { expect } from 'vitest';
+import WebSocket from 'ws';
 
 /** mulberry32: a tiny deterministic PRNG; returns floats in [0, 1). */
 export function seededRandom(seed: number): () => number {
@@ -91,4 +92,66 @@ export function expectContiguous(seqs: number[], from: number, to: number, what:
     if (i > 0 && s !== seqs[i - 1]! + 1) throw new Error(`${what}: gap between ${seqs[i - 1]} and ${s}`);
   }
   expect(seqs, what).toEqual(range(from, to));
+}
+
+/** A writer pumping mutations over one connection as fast as the server answers, until it closes. */
+export interface BurstWriter {
+  /** Every mutation sent, in order. */
+  sent: Mutation[];
+  /** Every result the server sent back. */
+  results: MutationResult[];
+  /** Resolves with the close code once the connection has closed. */
+  closed: Promise<number>;
+  /** Stops sending (in-flight messages still get their results). */
+  stop(): void;
+}
+
+/**
+ * Opens a connection and keeps `inFlight` mutate messages outstanding, each built by `next(k)` (k counts
+ * messages), until stopped or the connection closes.
+ */
+export async function startBurstWriter(
+  wsUrl: string,
+  token: string,
+  next: (k: number) => Mutation[],
+  inFlight = 8,
+): Promise<BurstWriter> {
+  const ws = new WebSocket(`${wsUrl}?token=${encodeURIComponent(token)}`);
+  ws.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('message', () => resolve());
+    ws.once('error', reject);
+  });
+  const writer: BurstWriter = {
+    sent: [],
+    results: [],
+    closed: new Promise((resolve) => ws.on('close', (code) => resolve(code))),
+    stop: () => {
+      stopped = true;
+    },
+  };
+  let stopped = false;
+  let outstanding = 0;
+  let k = 0;
+  const pump = () => {
+    while (!stopped && ws.readyState === WebSocket.OPEN && outstanding < inFlight) {
+      const mutations = next(k++);
+      writer.sent.push(...mutations);
+      outstanding += 1;
+      ws.send(JSON.stringify({ type: 'mutate', rid: `b${k}`, mutations }));
+    }
+  };
+  ws.on('message', (data) => {
+    const m = JSON.parse(data.toString()) as { type: string; results?: MutationResult[] };
+    if (m.type === 'results') {
+      outstanding -= 1;
+      writer.results.push(...m.results!);
+      pump();
+    } else if (m.type === 'error') {
+      outstanding -= 1;
+      pump();
+    }
+  });
+  pump();
+  return writer;
 }
