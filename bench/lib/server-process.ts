@@ -1,0 +1,240 @@
+/**
+ * The servers under test, each in its own child process: syncbridge (`syncbridge serve` on a fresh
+ * SQLite file or a fresh PostgreSQL schema) and the plain `ws` broadcast reference. The load generator
+ * measures them from outside, through /proc.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { TokenService } from '../../packages/server/src/auth/tokens.ts';
+import { onCleanup } from './lifecycle.ts';
+import { cpuMicros, rssBytes } from './proc.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const POSTGRES_URL =
+  process.env.SYNCBRIDGE_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const JWT_SECRET = 'bench-jwt-secret-0123456789abcdef0123456789abcdef';
+const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+
+export type StoreKind = 'sqlite' | 'postgres';
+export type Synchronous = 'FULL' | 'NORMAL';
+
+export interface ServerUnderTest {
+  label: string;
+  pid: number;
+  wsUrl: string;
+  /** CPU time the server process has used so far, in µs. */
+  cpuMicros(): number;
+  rssBytes(): number;
+  /** Stops the process (SIGTERM, then SIGKILL after a grace period) and removes its data. */
+  stop(): Promise<void>;
+}
+
+export interface SyncbridgeUnderTest extends ServerUnderTest {
+  store: StoreKind;
+  /** The fsync setting in force, as the figures should state it. */
+  durability: string;
+  token(user: string, tenant?: string): Promise<string>;
+}
+
+export interface SpawnOptions {
+  /** Extra flags for node, e.g. --cpu-prof. */
+  nodeFlags?: string[];
+  /** Raise the child's open-file limit (ulimit -n) to this before it starts. */
+  fileLimit?: number;
+}
+
+interface Spawned {
+  child: ChildProcess;
+  ready: RegExpExecArray;
+  exited: Promise<void>;
+  logFile: string;
+}
+
+async function spawnServer(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  dir: string,
+  options: SpawnOptions,
+): Promise<Spawned> {
+  const logFile = join(dir, 'server.log');
+  const log = openSync(logFile, 'a');
+  const nodeArgs = [...(options.nodeFlags ?? []), '--import', 'tsx', script, ...args];
+  // `exec` keeps the pid, so /proc/<pid> is the node process itself.
+  const [command, commandArgs] = options.fileLimit
+    ? ['/bin/sh', ['-c', `ulimit -n ${options.fileLimit} && exec "$0" "$@"`, process.execPath, ...nodeArgs]]
+    : [process.execPath, nodeArgs];
+  const child = spawn(command, commandArgs as string[], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', log],
+  });
+  closeSync(log);
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const match = await new Promise<RegExpExecArray>((res, rej) => {
+    let out = '';
+    const fail = (why: string) => {
+      let tail = '';
+      try {
+        tail = readFileSync(logFile, 'utf8').slice(-2000);
+      } catch {}
+      rej(new Error(`${script} ${why}\n${out}${tail}`));
+    };
+    const timer = setTimeout(() => fail('did not start within 30 s'), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      fail(`exited with ${child.exitCode ?? child.signalCode} before it was ready`);
+    });
+  });
+  return { child, ready: match, exited, logFile };
+}
+
+async function stopChild(spawned: Spawned, graceMs = 20_000): Promise<void> {
+  const { child, exited } = spawned;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The fsync setting PostgreSQL applies to commits, e.g. "synchronous_commit=on, fsync=on". */
+export async function postgresDurability(): Promise<string> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    const sc = await client.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+    const fs = await client.query<{ fsync: string }>('SHOW fsync');
+    return `synchronous_commit=${sc.rows[0]!.synchronous_commit}, fsync=${fs.rows[0]!.fsync}`;
+  } finally {
+    await client.end();
+  }
+}
+
+export interface SyncbridgeOptions extends SpawnOptions {
+  store: StoreKind;
+  /** SQLite only; default FULL (the product's default). */
+  synchronous?: Synchronous;
+  env?: Record<string, string>;
+}
+
+/** Starts `syncbridge serve` on port 0 with its own temp data dir (and fresh schema for PostgreSQL). */
+export async function startSyncbridge(options: SyncbridgeOptions): Promise<SyncbridgeUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'syncbridge-bench-'));
+  const schema = options.store === 'postgres' ? `sb_bench_${randomBytes(6).toString('hex')}` : null;
+  const synchronous = options.synchronous ?? 'FULL';
+  const env: Record<string, string> = {
+    SYNCBRIDGE_PORT: '0',
+    SYNCBRIDGE_HOST: '127.0.0.1',
+    SYNCBRIDGE_DATA_DIR: dir,
+    SYNCBRIDGE_ADMIN_KEY: ADMIN_KEY,
+    SYNCBRIDGE_JWT_SECRET: JWT_SECRET,
+    SYNCBRIDGE_SQLITE_SYNCHRONOUS: synchronous,
+    ...(schema ? { SYNCBRIDGE_DATABASE_URL: POSTGRES_URL, SYNCBRIDGE_DATABASE_SCHEMA: schema } : {}),
+    ...options.env,
+  };
+  let spawned: Spawned | null = null;
+  const removeData = async () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (schema) await dropSchema(schema);
+  };
+  const unregister = onCleanup({
+    run: async () => {
+      if (spawned) await stopChild(spawned);
+      await removeData();
+    },
+    runSync: () => {
+      spawned?.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      if (schema) spawnSync('psql', [POSTGRES_URL, '-qc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`]);
+    },
+  });
+  spawned = await spawnServer(
+    join(ROOT, 'packages/server/src/cli/main.ts'),
+    ['serve'],
+    env,
+    /syncbridge listening on http:\/\/(\S+)/,
+    dir,
+    options,
+  );
+  const s = spawned;
+  const pid = s.child.pid!;
+  const tokens = new TokenService({ jwtSecret: JWT_SECRET });
+  const durability = schema ? await postgresDurability() : `SQLite synchronous=${synchronous} (WAL)`;
+  return {
+    label: `syncbridge/${options.store}`,
+    store: options.store,
+    durability,
+    pid,
+    wsUrl: `ws://${s.ready[1]}/v1/realtime`,
+    cpuMicros: () => cpuMicros(pid),
+    rssBytes: () => rssBytes(pid),
+    token: async (user, tenant = 'bench') => (await tokens.mint({ tenant, user, ttlSeconds: 3600 })).token,
+    stop: async () => {
+      unregister();
+      await stopChild(s);
+      await removeData();
+    },
+  };
+}
+
+/** Starts the reference: a minimal `ws` server that broadcasts each message it receives to all others. */
+export async function startReference(options: SpawnOptions = {}): Promise<ServerUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'ws-reference-bench-'));
+  let spawned: Spawned | null = null;
+  const unregister = onCleanup({
+    run: async () => {
+      if (spawned) await stopChild(spawned);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    runSync: () => {
+      spawned?.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  });
+  spawned = await spawnServer(
+    join(ROOT, 'bench/reference/ws-broadcast-server.ts'),
+    [],
+    { PORT: '0' },
+    /listening on (ws:\/\/\S+)/,
+    dir,
+    options,
+  );
+  const s = spawned;
+  const pid = s.child.pid!;
+  return {
+    label: 'ws reference',
+    pid,
+    wsUrl: s.ready[1]!,
+    cpuMicros: () => cpuMicros(pid),
+    rssBytes: () => rssBytes(pid),
+    stop: async () => {
+      unregister();
+      await stopChild(s);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * Acknowledged mutations per second, with 1 and with 50 concurrent writers, and the server's CPU time
+ * per acknowledged mutation. Each writer is one WebSocket connection with one `mutate` (one `put` of a
+ * ~100-byte record) in flight: it sends the next only when the previous one's `results` arrived, i.e.
+ * after the group commit that holds it is durable.
+ *
+ *   node --import tsx bench/mutations.ts [--quick] [--store sqlite|postgres|all] [--reps 3] [--window 10]
+ *
+ * On SQLite it measures synchronous=FULL (the default: an acknowledged write survives a power cut) and,
+ * labelled separately, NORMAL (survives a process crash only).
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { mapLimit, RequestClient, sourceAddress, terminateAll } from './lib/clients.ts';
+import { runMain, sleep } from './lib/lifecycle.ts';
+import { benchOptions, COMMON_FLAGS } from './lib/options.ts';
+import { CpuWindow, loadAverage1m } from './lib/proc.ts';
+import { cpuProfFlags, formatProfile, newestProfile, profileDir, summarizeProfile } from './lib/profile.ts';
+import {
+  commandLine,
+  type Figure,
+  figure,
+  formatNumber,
+  machine,
+  printTable,
+  progress,
+  saveSection,
+} from './lib/report.ts';
+import { type StoreKind, type Synchronous, startSyncbridge } from './lib/server-process.ts';
+import { summarize } from './lib/stats.ts';
+
+const WRITER_COUNTS = [1, 50];
+const RECORDS_PER_WRITER = 100;
+const TARGET_50_WRITERS = 20_000;
+
+interface WindowResult {
+  acked: number;
+  failed: number;
+  seconds: number;
+  serverMicros: number;
+  loadgenMicros: number;
+}
+
+/** Keeps `writers` closed loops of single-mutation requests running; counts what is acknowledged. */
+async function runWindow(
+  clients: RequestClient[],
+  writers: number,
+  seconds: number,
+  pid: number,
+): Promise<WindowResult> {
+  const runId = randomBytes(4).toString('hex');
+  const data = { sku: 'SKU-000000', qty: 0, location: 'warehouse-1', note: 'x'.repeat(40) };
+  let stop = false;
+  let measuring = false;
+  let acked = 0;
+  let failed = 0;
+  let n = 0;
+  const loops = clients.slice(0, writers).map(async (client, w) => {
+    while (!stop) {
+      const i = n++;
+      const reply = await client.request({
+        type: 'mutate',
+        mutations: [
+          {
+            mid: `${runId}-${i}`,
+            collection: 'bench',
+            id: `w${w}-${i % RECORDS_PER_WRITER}`,
+            op: 'put',
+            data: { ...data, qty: i },
+          },
+        ],
+      });
+      const status =
+        reply.type === 'results' ? (reply.results as { status: string }[])[0]!.status : reply.type;
+      if (!measuring) continue;
+      if (status === 'applied') acked += 1;
+      else failed += 1;
+    }
+  });
+  await sleep(500); // let every loop reach its steady state before the window opens
+  measuring = true;
+  const cpu = new CpuWindow(pid);
+  await sleep(seconds * 1000);
+  measuring = false;
+  const used = cpu.read();
+  const counted = { acked, failed };
+  stop = true;
+  await Promise.all(loops);
+  return {
+    ...counted,
+    seconds: used.seconds,
+    serverMicros: used.serverMicros,
+    loadgenMicros: used.loadgenMicros,
+  };
+}
+
+async function measure(
+  store: StoreKind,
+  synchronous: Synchronous,
+  options: ReturnType<typeof benchOptions>,
+): Promise<Figure[]> {
+  const profile = options.cpuProf ? profileDir(`mutations-${store}-${synchronous}`) : null;
+  const server = await startSyncbridge({
+    store,
+    synchronous,
+    nodeFlags: profile ? cpuProfFlags(profile) : [],
+  });
+  const label = store === 'sqlite' ? `syncbridge/sqlite ${synchronous}` : 'syncbridge/postgres';
+  process.stdout.write(`${label}: ${server.durability}\n`);
+  const maxWriters = Math.max(...WRITER_COUNTS);
+  const token = await server.token('writer');
+  const clients = await mapLimit(maxWriters, 10, (i) =>
+    RequestClient.connect(server.wsUrl, token, sourceAddress(i)),
+  );
+  await runWindow(clients, maxWriters, options.warmupSeconds, server.pid);
+  const perCount = new Map<number, WindowResult[]>(WRITER_COUNTS.map((w) => [w, []]));
+  for (let rep = 1; rep <= options.reps; rep++) {
+    for (const writers of WRITER_COUNTS) {
+      const r = await runWindow(clients, writers, options.windowSeconds, server.pid);
+      perCount.get(writers)!.push(r);
+      progress(
+        `rep ${rep} writers=${writers}: ${formatNumber(r.acked / r.seconds)} acks/s, ` +
+          `${formatNumber(r.serverMicros / r.acked)} µs server CPU/ack, ` +
+          `server ${formatNumber(r.serverMicros / r.seconds / 1e4)}% / load generator ${formatNumber(r.loadgenMicros / r.seconds / 1e4)}% of a core` +
+          (r.failed ? `, ${r.failed} NOT applied` : ''),
+      );
+    }
+  }
+  terminateAll(clients);
+  await server.stop();
+  const profileFile = profile ? newestProfile(profile) : null;
+  if (profileFile) console.log(formatProfile(summarizeProfile(profileFile)));
+  const durability = store === 'sqlite' ? `synchronous=${synchronous}` : server.durability;
+  return WRITER_COUNTS.map((writers) => {
+    const rs = perCount.get(writers)!;
+    const failed = rs.reduce((s, r) => s + r.failed, 0);
+    return figure({
+      name: `acknowledged mutations/s, ${writers} writer${writers > 1 ? 's' : ''}`,
+      system: label,
+      durability,
+      unit: 'mutations/s',
+      summary: summarize(rs.map((r) => r.acked / r.seconds)),
+      target:
+        writers === 50 && store === 'sqlite' && synchronous === 'FULL'
+          ? { op: '>=', value: TARGET_50_WRITERS }
+          : undefined,
+      details: {
+        'server CPU µs/ack': summarize(rs.map((r) => r.serverMicros / r.acked)).median,
+        'server CPU %': summarize(rs.map((r) => r.serverMicros / r.seconds / 1e4)).median,
+        'load generator CPU %': summarize(rs.map((r) => r.loadgenMicros / r.seconds / 1e4)).median,
+        ...(failed ? { 'not applied': failed } : {}),
+      },
+    });
+  });
+}
+
+export async function main(): Promise<void> {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: COMMON_FLAGS, strict: true });
+  const options = benchOptions(values, ['sqlite', 'postgres']);
+  const load = loadAverage1m();
+  process.stdout.write(`mutations: ${JSON.stringify(options)} (load average ${load.toFixed(2)})\n`);
+  const configs: [StoreKind, Synchronous][] = [];
+  if (options.stores.includes('sqlite')) configs.push(['sqlite', 'FULL'], ['sqlite', 'NORMAL']);
+  if (options.stores.includes('postgres')) configs.push(['postgres', 'FULL']);
+  const figures: Figure[] = [];
+  for (const [store, synchronous] of configs) figures.push(...(await measure(store, synchronous, options)));
+  console.log('');
+  printTable(figures);
+  saveSection({
+    bench: 'mutations',
+    date: new Date().toISOString(),
+    command: commandLine(),
+    machine: machine(load),
+    options,
+    figures,
+    notes: [
+      'Each writer: one WebSocket connection, one single-put mutate in flight, next sent on its results.',
+      'SQLite NORMAL is not power-cut durable; it is shown for comparison only and is not the default.',
+    ],
+  });
+}
+
+runMain(main, 1800);
