@@ -15,6 +15,7 @@ import type { Bus } from './bus/types.ts';
 import { ConfigError, type ServerConfig } from './config/config.ts';
 import { CollectionRegistry } from './core/collections.ts';
 import { HybridClock } from './core/hlc.ts';
+import type { ConflictResolver } from './core/strategies.ts';
 import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
 import { MetricsRegistry } from './observability/metrics.ts';
@@ -75,14 +76,20 @@ export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { node: config.nodeId } }, destination(2));
 }
 
+export interface StartOptions {
+  logger?: Logger;
+  /** Conflict resolvers for `strategy: custom` collections, by the name their `resolver` setting gives. */
+  resolvers?: Record<string, ConflictResolver>;
+}
+
 export async function startServer(
   config: ServerConfig,
-  options: { logger?: Logger } = {},
+  options: StartOptions = {},
 ): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
   const bus = createBus(config);
   const store = await openStore(config, logger);
-  const collections = new CollectionRegistry(store, config.collections);
+  const collections = new CollectionRegistry(store, config.collections, options.resolvers);
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
   // message, instead of failing every write of every tenant later.
   const collectionProblems: string[] = [];
@@ -120,6 +127,7 @@ export async function startServer(
     bus.publish(tenant, events);
   });
   bus.subscribe((tenant, events) => hub.dispatch(tenant, events));
+  writer.onConflicts((tenant, conflicts) => gateway?.notifyConflicts(tenant, conflicts));
 
   gateway = new RealtimeGateway({
     config,

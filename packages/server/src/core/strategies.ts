@@ -95,7 +95,7 @@ export const BUILTIN_STRATEGIES: Record<Exclude<Strategy, 'custom'>, ConflictStr
   manual,
 };
 
-/** Whether deciding needs the record's data at the mutation's base version. */
+/** Whether deciding (or storing a conflict) needs the record's data at the mutation's base version. */
 export function needsBase(strategy: Strategy | undefined): boolean {
-  return strategy === 'merge' || strategy === 'custom';
+  return strategy === 'merge' || strategy === 'custom' || strategy === 'manual';
 }

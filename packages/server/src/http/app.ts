@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
 import { collectionRoutes } from './routes/collections.ts';
+import { conflictRoutes } from './routes/conflicts.ts';
 import { eventRoutes } from './routes/events.ts';
 import { recordRoutes } from './routes/records.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -82,5 +83,6 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(recordRoutes(ctx));
   await app.register(eventRoutes(ctx));
   await app.register(collectionRoutes(ctx));
+  await app.register(conflictRoutes(ctx));
   return app;
 }

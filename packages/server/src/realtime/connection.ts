@@ -234,8 +234,16 @@ export class Connection implements SubscriptionSink {
         this.send({ type: 'ok', rid: message.rid, ...result });
         return;
       }
-      case 'resolve':
-        throw new SyncError('NOT_FOUND', `no open conflict ${message.conflictId}`);
+      case 'resolve': {
+        const request = {
+          conflictId: message.conflictId,
+          resolution: message.resolution,
+          data: message.data,
+        };
+        const result = await this.ctx.writer.resolve(this.principal!, request);
+        this.send({ type: 'results', rid: message.rid, results: [result] });
+        return;
+      }
     }
   }
 

@@ -6,8 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CLOSE_CODES } from '@syncbridge/protocol';
+import { CLOSE_CODES, type Conflict } from '@syncbridge/protocol';
 import { WebSocketServer } from 'ws';
+import { isTenantAdmin } from '../auth/principal.ts';
 import type { VerifiedToken } from '../auth/tokens.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import { Connection, cursorKey } from './connection.ts';
@@ -160,6 +161,18 @@ export class RealtimeGateway {
         conn.ping();
       }
       if (conn.ackDirty) await this.saveCursor(conn);
+    }
+  }
+
+  /** Sends stored or resolved conflicts to their writers' connections and to the tenant's admins. */
+  notifyConflicts(tenant: string, conflicts: Conflict[]): void {
+    for (const conn of this.connections.values()) {
+      const p = conn.principal;
+      if (p?.tenant !== tenant) continue;
+      const admin = isTenantAdmin(p);
+      for (const conflict of conflicts) {
+        if (admin || conflict.actor === p.user) conn.send({ type: 'conflict', conflict });
+      }
     }
   }
 

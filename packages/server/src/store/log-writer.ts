@@ -8,39 +8,20 @@
  * It must never acknowledge a write whose transaction failed, and a failure caused by one request
  * must not fail the others that shared its batch (the batch is retried one request at a time).
  */
-import { randomUUID } from 'node:crypto';
-import type { LogEvent, Mutation, MutationResult, NewDomainEvent, SyncRecord } from '@syncbridge/protocol';
+import type { Conflict, LogEvent, Mutation, MutationResult, NewDomainEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
-import { applyMutation } from '../core/mutations.ts';
-import { type RecordKey, recordKey, type Store, type WriteTx } from './types.ts';
+import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
+import { type TenantCommit, TenantWriter } from './tenant-writer.ts';
+import type { Store } from './types.ts';
+
+export type { PublishResult, ResolveRequest } from './pending-writes.ts';
 
 export type CommitListener = (tenant: string, events: LogEvent[]) => void;
-
-export interface PublishResult {
-  seq: number;
-  eventId: string;
-  duplicate?: boolean;
-}
-
-type PendingWrite =
-  | {
-      kind: 'mutations';
-      principal: Principal;
-      mutations: Mutation[];
-      resolve: (results: MutationResult[]) => void;
-      reject: (err: unknown) => void;
-    }
-  | {
-      kind: 'event';
-      principal: Principal;
-      event: NewDomainEvent;
-      resolve: (result: PublishResult) => void;
-      reject: (err: unknown) => void;
-    };
+export type ConflictListener = (tenant: string, conflicts: Conflict[]) => void;
 
 export interface LogWriterOptions {
   store: Store;
@@ -51,22 +32,13 @@ export interface LogWriterOptions {
   maxBatch?: number;
 }
 
-const EVENT_KEY_PREFIX = 'evt:';
-
-/**
- * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:` or
- * `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's key.
- */
-function mutationKey(mid: string): string {
-  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith('mid:') ? `mid:${mid}` : mid;
-}
-
 export class LogWriter {
   private queue: PendingWrite[] = [];
   private flushing = false;
   private scheduled = false;
   private idle: Array<() => void> = [];
   private readonly listeners: CommitListener[] = [];
+  private readonly conflictListeners: ConflictListener[] = [];
   private readonly maxBatch: number;
 
   constructor(private readonly options: LogWriterOptions) {
@@ -76,6 +48,18 @@ export class LogWriter {
   /** Hears every committed batch of a tenant's events, in seq order. */
   onCommit(listener: CommitListener): void {
     this.listeners.push(listener);
+  }
+
+  /** Hears conflicts stored or resolved by each commit, after it committed. */
+  onConflicts(listener: ConflictListener): void {
+    this.conflictListeners.push(listener);
+  }
+
+  /** Resolves a stored conflict: `accept_local`, `accept_server` or `merge` with data. */
+  resolve(principal: Principal, request: ResolveRequest): Promise<MutationResult> {
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'resolve', principal, request, resolve, reject });
+    });
   }
 
   mutate(principal: Principal, mutations: Mutation[]): Promise<MutationResult[]> {
@@ -122,8 +106,7 @@ export class LogWriter {
     let size = 0;
     let n = 0;
     while (n < this.queue.length && (n === 0 || size < this.maxBatch)) {
-      const w = this.queue[n]!;
-      size += w.kind === 'mutations' ? w.mutations.length : 1;
+      size += writeSize(this.queue[n]!);
       n += 1;
     }
     return this.queue.splice(0, n);
@@ -183,154 +166,34 @@ export class LogWriter {
       if (list) list.push(write);
       else byTenant.set(write.principal.tenant, [write]);
     }
+    // Tenants lock in sorted order, so two nodes committing the same tenants cannot deadlock.
+    const tenants = [...byTenant.keys()].sort();
     const settled = await this.options.store.transaction(async (tx) => {
-      const out: { tenant: string; events: LogEvent[]; settle: Array<() => void> }[] = [];
-      for (const [tenant, writes] of byTenant) out.push(await this.writeTenant(tx, tenant, writes));
+      const out: TenantCommit[] = [];
+      for (const tenant of tenants) {
+        const writer = new TenantWriter(tx, tenant, this.options.collections, this.options.clock);
+        out.push(await writer.run(byTenant.get(tenant)!));
+      }
       return out;
     });
-    for (const { tenant, events } of settled) {
-      if (events.length === 0) continue;
-      for (const listener of this.listeners) {
-        try {
-          listener(tenant, events);
-        } catch (err) {
-          this.options.logger.error({ err }, 'commit listener failed');
-        }
-      }
+    for (const { tenant, events, conflicts } of settled) {
+      if (events.length > 0) this.notify(this.listeners, tenant, events);
+      if (conflicts.length > 0) this.notify(this.conflictListeners, tenant, conflicts);
     }
     for (const { settle } of settled) for (const fn of settle) fn();
   }
 
-  private async writeTenant(
-    tx: WriteTx,
+  private notify<T>(
+    listeners: Array<(tenant: string, items: T[]) => void>,
     tenant: string,
-    writes: PendingWrite[],
-  ): Promise<{ tenant: string; events: LogEvent[]; settle: Array<() => void> }> {
-    const { clock, collections } = this.options;
-    let head = await tx.lockTenant(tenant);
-    const resultKeys = new Set<string>();
-    const recordKeys = new Map<string, RecordKey>();
-    for (const w of writes) {
-      if (w.kind === 'mutations') {
-        for (const m of w.mutations) {
-          resultKeys.add(mutationKey(m.mid));
-          recordKeys.set(recordKey(m.collection, m.id), { collection: m.collection, id: m.id });
-        }
-      } else if (w.event.idempotencyKey) resultKeys.add(EVENT_KEY_PREFIX + w.event.idempotencyKey);
-    }
-    const prior = resultKeys.size ? await tx.getResults(tenant, [...resultKeys]) : new Map();
-    const records: Map<string, SyncRecord> = recordKeys.size
-      ? await tx.getRecords(tenant, [...recordKeys.values()])
-      : new Map();
-    const changed = new Map<string, SyncRecord>();
-    const events: LogEvent[] = [];
-    const newResults: { key: string; result: MutationResult }[] = [];
-    const settle: Array<() => void> = [];
-    const now = new Date().toISOString();
-
-    for (const w of writes) {
-      if (w.kind === 'event') {
-        const key = w.event.idempotencyKey ? EVENT_KEY_PREFIX + w.event.idempotencyKey : null;
-        const first = key ? prior.get(key) : undefined;
-        if (first) {
-          settle.push(() => w.resolve({ seq: first.seq!, eventId: first.eventId!, duplicate: true }));
-          continue;
-        }
-        const event: LogEvent = {
-          seq: ++head,
-          eventId: randomUUID(),
-          kind: 'event',
-          type: w.event.type,
-          actor: w.principal.user,
-          ts: now,
-          hlc: clock.tick(),
-        };
-        if (w.event.payload !== undefined) event.payload = w.event.payload;
-        const source = w.principal.platform ?? w.event.source;
-        if (source) event.source = source;
-        if (w.event.target) event.target = w.event.target;
-        if (w.event.priority !== undefined) event.priority = w.event.priority;
-        events.push(event);
-        if (key) {
-          const result: MutationResult = {
-            mid: key,
-            status: 'applied',
-            seq: event.seq,
-            eventId: event.eventId,
-          };
-          prior.set(key, result);
-          newResults.push({ key, result });
-        }
-        settle.push(() => w.resolve({ seq: event.seq, eventId: event.eventId }));
-        continue;
+    items: T[],
+  ): void {
+    for (const listener of listeners) {
+      try {
+        listener(tenant, items);
+      } catch (err) {
+        this.options.logger.error({ err }, 'commit listener failed');
       }
-      const results: MutationResult[] = [];
-      for (const m of w.mutations) {
-        const first = prior.get(mutationKey(m.mid));
-        if (first) {
-          results.push({
-            ...first,
-            status: 'duplicate',
-            originalStatus: first.originalStatus ?? first.status,
-          });
-          continue;
-        }
-        let result: MutationResult;
-        const hlc = m.hlc === undefined ? clock.tick() : clock.receive(m.hlc);
-        if (hlc === null) {
-          result = {
-            mid: m.mid,
-            status: 'rejected',
-            error: { code: 'BAD_REQUEST', message: 'hlc is not a hybrid logical clock timestamp' },
-          };
-        } else {
-          const key = recordKey(m.collection, m.id);
-          const collection = collections.peek(tenant, m.collection)!;
-          const outcome = applyMutation(m, {
-            current: records.get(key) ?? null,
-            strategy: collection.strategy,
-            settings: collection.settings,
-            base: null,
-            validate: collection.validate,
-            actor: w.principal.user,
-            hlc,
-            serverHlc: () => clock.tick(),
-            now,
-            eventId: randomUUID(),
-          });
-          if (outcome.status === 'rejected') result = outcome.result;
-          else if (outcome.status === 'conflict') {
-            result = {
-              mid: m.mid,
-              status: 'rejected',
-              version: outcome.current.version,
-              record: outcome.current,
-              error: { code: 'CONFLICT', message: outcome.reason },
-            };
-          } else {
-            const event: LogEvent = { seq: ++head, ...outcome.event };
-            events.push(event);
-            records.set(key, outcome.record);
-            changed.set(key, outcome.record);
-            result = {
-              mid: m.mid,
-              status: outcome.status,
-              version: outcome.record.version,
-              seq: event.seq,
-              eventId: event.eventId,
-              record: outcome.record,
-            };
-          }
-        }
-        prior.set(mutationKey(m.mid), result);
-        newResults.push({ key: mutationKey(m.mid), result });
-        results.push(result);
-      }
-      settle.push(() => w.resolve(results));
     }
-    if (events.length > 0 || newResults.length > 0) {
-      await tx.writeBatch(tenant, { records: [...changed.values()], events, results: newResults, head });
-    }
-    return { tenant, events, settle };
   }
 }

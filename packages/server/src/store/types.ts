@@ -8,15 +8,28 @@
  * the same tenant waits for the lock, so seqs are committed in the order they are assigned, and a reader
  * never sees seq n+1 before seq n.
  */
-import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type {
+  CollectionSettings,
+  Conflict,
+  LogEvent,
+  MutationResult,
+  SyncRecord,
+} from '@syncbridge/protocol';
 
 export interface RecordKey {
   collection: string;
   id: string;
 }
 
+/** A record at one of its versions. */
+export interface VersionKey extends RecordKey {
+  version: number;
+}
+
 export interface TenantBatch {
   records: SyncRecord[];
+  /** Conflicts to store or update (by id). */
+  conflicts?: Conflict[];
   events: LogEvent[];
   /** Results to remember by idempotency key (a mutation's mid, or `evt:<idempotencyKey>`). */
   results: { key: string; result: MutationResult }[];
@@ -30,7 +43,16 @@ export interface WriteTx {
   lockTenant(tenant: string): Promise<number>;
   getResults(tenant: string, keys: string[]): Promise<Map<string, MutationResult>>;
   getRecords(tenant: string, keys: RecordKey[]): Promise<Map<string, SyncRecord>>;
+  /** The data each record had at the given version, from its log entries (absent: not kept). */
+  getVersionData(tenant: string, keys: VersionKey[]): Promise<Map<string, Record<string, unknown>>>;
+  getConflict(tenant: string, id: string): Promise<Conflict | null>;
   writeBatch(tenant: string, batch: TenantBatch): Promise<void>;
+}
+
+export interface ConflictQuery {
+  status: 'open' | 'resolved' | 'all';
+  collection?: string;
+  limit: number;
 }
 
 export interface ListQuery {
@@ -70,6 +92,8 @@ export interface Store {
   ): Promise<{ records: SyncRecord[]; cursor: number }>;
   /** The record's log entries (its kept versions), oldest first. */
   recordHistory(tenant: string, collection: string, id: string, limit: number): Promise<LogEvent[]>;
+  listConflicts(tenant: string, query: ConflictQuery): Promise<Conflict[]>;
+  getConflict(tenant: string, id: string): Promise<Conflict | null>;
   getCollections(tenant: string): Promise<Map<string, CollectionSettings>>;
   putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void>;
   /** Looks an API key up by the SHA-256 hex of its secret. */
@@ -83,4 +107,8 @@ export interface Store {
 
 export function recordKey(collection: string, id: string): string {
   return `${collection}\u0000${id}`;
+}
+
+export function versionKey(collection: string, id: string, version: number): string {
+  return `${collection}\u0000${id}\u0000${version}`;
 }

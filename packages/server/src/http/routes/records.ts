@@ -79,6 +79,7 @@ export const recordRoutes =
           result.record || result.error?.details
             ? {
                 ...(result.record ? { record: result.record } : {}),
+                ...(result.conflictId ? { conflictId: result.conflictId } : {}),
                 ...(result.error?.details ? { problems: result.error.details } : {}),
               }
             : undefined;

@@ -83,4 +83,21 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'conflict queue, record versions by number',
+    sql: `
+      CREATE TABLE conflicts (
+        tenant text COLLATE "C" NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        collection text COLLATE "C" NOT NULL,
+        status text NOT NULL,
+        created_at text NOT NULL,
+        doc jsonb NOT NULL,
+        PRIMARY KEY (tenant, id)
+      );
+      CREATE INDEX conflicts_by_status ON conflicts (tenant, status, created_at);
+      CREATE INDEX events_by_version ON events (tenant, collection, record_id, version) WHERE kind = 'record';
+    `,
+  },
 ];

@@ -9,11 +9,27 @@
  * seq without holding the tenant's head row lock, run one query per row of a batch, leak a driver
  * error type past `translateError` for a connection failure, or hand a broken connection back to the pool.
  */
-import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type {
+  CollectionSettings,
+  Conflict,
+  LogEvent,
+  MutationResult,
+  SyncRecord,
+} from '@syncbridge/protocol';
 import pg from 'pg';
 import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
-import type { ApiKeyRow, EventQuery, ListQuery, RecordKey, Store, TenantBatch, WriteTx } from '../types.ts';
-import { recordKey } from '../types.ts';
+import type {
+  ApiKeyRow,
+  ConflictQuery,
+  EventQuery,
+  ListQuery,
+  RecordKey,
+  Store,
+  TenantBatch,
+  VersionKey,
+  WriteTx,
+} from '../types.ts';
+import { recordKey, versionKey } from '../types.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import {
   columnArrays,
@@ -204,7 +220,30 @@ export class PostgresStore implements Store {
         for (const row of rows) found.set(recordKey(row.collection, row.id), recordFromRow(row));
         return found;
       },
+      getVersionData: async (tenant, keys: VersionKey[]) => {
+        const found = new Map<string, Record<string, unknown>>();
+        if (keys.length === 0) return found;
+        const rows = await query<{ collection: string; record_id: string; version: string; data: string }>(
+          client,
+          `SELECT collection, record_id, version, data FROM events WHERE tenant = $1 AND kind = 'record'
+           AND (collection, record_id, version) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]))`,
+          [tenant, keys.map((k) => k.collection), keys.map((k) => k.id), keys.map((k) => k.version)],
+        );
+        for (const row of rows) {
+          found.set(versionKey(row.collection, row.record_id, Number(row.version)), JSON.parse(row.data));
+        }
+        return found;
+      },
+      getConflict: (tenant, id) => this.selectConflict(client, tenant, id),
       writeBatch: async (tenant, batch: TenantBatch) => {
+        for (const c of batch.conflicts ?? []) {
+          await query(
+            client,
+            `INSERT INTO conflicts (tenant, id, collection, status, created_at, doc) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
+            [tenant, c.id, c.collection, c.status, c.createdAt, JSON.stringify(c)],
+          );
+        }
         if (batch.records.length > 0) {
           await query(client, UPSERT_RECORDS, [tenant, ...recordArrays(batch.records)]);
         }
@@ -312,6 +351,36 @@ export class PostgresStore implements Store {
       [tenant, collection, id, limit],
     );
     return rows.map(eventFromRow);
+  }
+
+  private async selectConflict(db: Queryable, tenant: string, id: string): Promise<Conflict | null> {
+    const rows = await query<{ doc: string }>(db, 'SELECT doc FROM conflicts WHERE tenant = $1 AND id = $2', [
+      tenant,
+      id,
+    ]);
+    return rows[0] ? (JSON.parse(rows[0].doc) as Conflict) : null;
+  }
+
+  getConflict(tenant: string, id: string): Promise<Conflict | null> {
+    return this.selectConflict(this.pool, tenant, id);
+  }
+
+  async listConflicts(tenant: string, q: ConflictQuery): Promise<Conflict[]> {
+    const params: unknown[] = [tenant];
+    let sql = 'SELECT doc FROM conflicts WHERE tenant = $1';
+    if (q.status !== 'all') {
+      params.push(q.status);
+      sql += ` AND status = $${params.length}`;
+    }
+    if (q.collection) {
+      params.push(q.collection);
+      sql += ` AND collection = $${params.length}`;
+    }
+    params.push(q.limit);
+    sql += ` ORDER BY created_at, id LIMIT $${params.length}`;
+    return (await query<{ doc: string }>(this.pool, sql, params)).map(
+      (row) => JSON.parse(row.doc) as Conflict,
+    );
   }
 
   async getCollections(tenant: string): Promise<Map<string, CollectionSettings>> {

@@ -81,4 +81,21 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    name: 'conflict queue, record versions by number',
+    sql: `
+      CREATE TABLE conflicts (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+      ) WITHOUT ROWID;
+      CREATE INDEX conflicts_by_status ON conflicts (tenant, status, created_at);
+      CREATE INDEX events_by_version ON events (tenant, collection, record_id, version) WHERE kind = 'record';
+    `,
+  },
 ];

@@ -8,11 +8,27 @@
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type {
+  CollectionSettings,
+  Conflict,
+  LogEvent,
+  MutationResult,
+  SyncRecord,
+} from '@syncbridge/protocol';
 import Database from 'better-sqlite3';
 import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
-import type { ApiKeyRow, EventQuery, ListQuery, RecordKey, Store, TenantBatch, WriteTx } from '../types.ts';
-import { recordKey } from '../types.ts';
+import type {
+  ApiKeyRow,
+  ConflictQuery,
+  EventQuery,
+  ListQuery,
+  RecordKey,
+  Store,
+  TenantBatch,
+  VersionKey,
+  WriteTx,
+} from '../types.ts';
+import { recordKey, versionKey } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 
 export interface SqliteStoreOptions {
@@ -101,6 +117,19 @@ export class SqliteStore implements Store {
     const r = this.reader;
     this.stmts = {
       lockHead: w.prepare<[string], { seq: number }>('SELECT seq FROM tenant_heads WHERE tenant = ?'),
+      versionData: w.prepare<[string, string, string, number], { data: string }>(
+        `SELECT data FROM events WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?`,
+      ),
+      getConflictW: w.prepare<[string, string], { doc: string }>(
+        'SELECT doc FROM conflicts WHERE tenant = ? AND id = ?',
+      ),
+      getConflict: r.prepare<[string, string], { doc: string }>(
+        'SELECT doc FROM conflicts WHERE tenant = ? AND id = ?',
+      ),
+      putConflict: w.prepare(
+        `INSERT INTO conflicts (tenant, id, collection, status, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
+      ),
       setHead: w.prepare(
         'INSERT INTO tenant_heads (tenant, seq) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq',
       ),
@@ -216,7 +245,23 @@ export class SqliteStore implements Store {
         }
         return found;
       },
+      getVersionData: async (tenant, keys: VersionKey[]) => {
+        const found = new Map<string, Record<string, unknown>>();
+        for (const { collection, id, version } of keys) {
+          const row = s.versionData.get(tenant, collection, id, version);
+          if (row)
+            found.set(versionKey(collection, id, version), JSON.parse(row.data) as Record<string, unknown>);
+        }
+        return found;
+      },
+      getConflict: async (tenant, id) => {
+        const row = s.getConflictW.get(tenant, id);
+        return row ? (JSON.parse(row.doc) as Conflict) : null;
+      },
       writeBatch: async (tenant, batch: TenantBatch) => {
+        for (const c of batch.conflicts ?? []) {
+          s.putConflict.run(tenant, c.id, c.collection, c.status, c.createdAt, JSON.stringify(c));
+        }
         for (const r of batch.records) {
           s.upsertRecord.run(
             tenant,
@@ -303,6 +348,30 @@ export class SqliteStore implements Store {
 
   async recordHistory(tenant: string, collection: string, id: string, limit: number): Promise<LogEvent[]> {
     return this.stmts.history.all(tenant, collection, id, limit).map(eventFromRow);
+  }
+
+  async listConflicts(tenant: string, query: ConflictQuery): Promise<Conflict[]> {
+    let sql = 'SELECT doc FROM conflicts WHERE tenant = ?';
+    const params: unknown[] = [tenant];
+    if (query.status !== 'all') {
+      sql += ' AND status = ?';
+      params.push(query.status);
+    }
+    if (query.collection) {
+      sql += ' AND collection = ?';
+      params.push(query.collection);
+    }
+    sql += ' ORDER BY created_at, id LIMIT ?';
+    params.push(query.limit);
+    return this.reader
+      .prepare<unknown[], { doc: string }>(sql)
+      .all(...params)
+      .map((row) => JSON.parse(row.doc) as Conflict);
+  }
+
+  async getConflict(tenant: string, id: string): Promise<Conflict | null> {
+    const row = this.stmts.getConflict.get(tenant, id);
+    return row ? (JSON.parse(row.doc) as Conflict) : null;
   }
 
   async getCollections(tenant: string): Promise<Map<string, CollectionSettings>> {

@@ -1,0 +1,354 @@
+/**
+ * One tenant's share of a group commit: runs inside the write transaction after the tenant's lock is
+ * taken, turns each queued request into results, log events, record versions and conflicts, and writes
+ * them with one `writeBatch`. Request-level failures (unknown conflict, bad resolution) settle that
+ * request only; only store failures throw.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Conflict, LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import { isTenantAdmin } from '../auth/principal.ts';
+import type { CollectionRegistry } from '../core/collections.ts';
+import { SyncError } from '../core/errors.ts';
+import type { HybridClock } from '../core/hlc.ts';
+import { applyMutation } from '../core/mutations.ts';
+import { needsBase } from '../core/strategies.ts';
+import type { PendingWrite } from './pending-writes.ts';
+import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from './types.ts';
+
+const EVENT_KEY_PREFIX = 'evt:';
+export const CONFLICT_RESOLVED_EVENT = 'syncbridge.conflict_resolved';
+
+/**
+ * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:` or
+ * `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's key.
+ */
+function mutationKey(mid: string): string {
+  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith('mid:') ? `mid:${mid}` : mid;
+}
+
+export interface TenantCommit {
+  tenant: string;
+  events: LogEvent[];
+  /** Conflicts stored or changed by this commit, for the writers' and admins' connections. */
+  conflicts: Conflict[];
+  settle: Array<() => void>;
+}
+
+export class TenantWriter {
+  private head = 0;
+  private readonly events: LogEvent[] = [];
+  private readonly changed = new Map<string, SyncRecord>();
+  private readonly conflicts = new Map<string, Conflict>();
+  private readonly newResults: { key: string; result: MutationResult }[] = [];
+  private readonly settle: Array<() => void> = [];
+  private prior = new Map<string, MutationResult>();
+  private records = new Map<string, SyncRecord>();
+  private bases = new Map<string, Record<string, unknown>>();
+  private readonly now = new Date().toISOString();
+
+  constructor(
+    private readonly tx: WriteTx,
+    private readonly tenant: string,
+    private readonly collections: CollectionRegistry,
+    private readonly clock: HybridClock,
+  ) {}
+
+  async run(writes: PendingWrite[]): Promise<TenantCommit> {
+    const { tx, tenant } = this;
+    this.head = await tx.lockTenant(tenant);
+    await this.load(writes);
+    for (const w of writes) {
+      if (w.kind === 'event') this.publish(w);
+      else if (w.kind === 'mutations') {
+        const results = w.mutations.map((m) => this.mutate(w.principal.user, m));
+        this.settle.push(() => w.resolve(results));
+      } else {
+        try {
+          const result = await this.resolveConflict(w);
+          this.settle.push(() => w.resolve(result));
+        } catch (err) {
+          if (!(err instanceof SyncError)) throw err;
+          this.settle.push(() => w.reject(err));
+        }
+      }
+    }
+    if (this.events.length > 0 || this.newResults.length > 0 || this.conflicts.size > 0) {
+      await tx.writeBatch(tenant, {
+        records: [...this.changed.values()],
+        events: this.events,
+        results: this.newResults,
+        conflicts: [...this.conflicts.values()],
+        head: this.head,
+      });
+    }
+    return { tenant, events: this.events, conflicts: [...this.conflicts.values()], settle: this.settle };
+  }
+
+  /** Reads, in a few queries, everything the requests need: earlier results, records, base versions. */
+  private async load(writes: PendingWrite[]): Promise<void> {
+    const { tx, tenant } = this;
+    const resultKeys = new Set<string>();
+    const recordKeys = new Map<string, RecordKey>();
+    for (const w of writes) {
+      if (w.kind === 'mutations') {
+        for (const m of w.mutations) {
+          resultKeys.add(mutationKey(m.mid));
+          recordKeys.set(recordKey(m.collection, m.id), { collection: m.collection, id: m.id });
+        }
+      } else if (w.kind === 'event' && w.event.idempotencyKey) {
+        resultKeys.add(EVENT_KEY_PREFIX + w.event.idempotencyKey);
+      }
+    }
+    if (resultKeys.size > 0) this.prior = await tx.getResults(tenant, [...resultKeys]);
+    if (recordKeys.size > 0) this.records = await tx.getRecords(tenant, [...recordKeys.values()]);
+    const versions: VersionKey[] = [];
+    for (const w of writes) {
+      if (w.kind !== 'mutations') continue;
+      for (const m of w.mutations) {
+        if (m.baseVersion === undefined || m.baseVersion === 0) continue;
+        const current = this.records.get(recordKey(m.collection, m.id));
+        const settings = this.collections.peek(tenant, m.collection)?.settings;
+        if (current && current.version !== m.baseVersion && needsBase(settings?.strategy)) {
+          versions.push({ collection: m.collection, id: m.id, version: m.baseVersion });
+        }
+      }
+    }
+    if (versions.length > 0) this.bases = await tx.getVersionData(tenant, versions);
+  }
+
+  private append(event: Omit<LogEvent, 'seq'>): LogEvent {
+    const logged = { seq: ++this.head, ...event } as LogEvent;
+    this.events.push(logged);
+    return logged;
+  }
+
+  private remember(key: string, result: MutationResult): void {
+    this.prior.set(key, result);
+    this.newResults.push({ key, result });
+  }
+
+  private writeRecord(record: SyncRecord): void {
+    const key = recordKey(record.collection, record.id);
+    this.records.set(key, record);
+    this.changed.set(key, record);
+    // A later mutation of this batch may be based on this version.
+    this.bases.set(versionKey(record.collection, record.id, record.version), record.data);
+  }
+
+  private publish(w: Extract<PendingWrite, { kind: 'event' }>): void {
+    const key = w.event.idempotencyKey ? EVENT_KEY_PREFIX + w.event.idempotencyKey : null;
+    const first = key ? this.prior.get(key) : undefined;
+    if (first) {
+      this.settle.push(() => w.resolve({ seq: first.seq!, eventId: first.eventId!, duplicate: true }));
+      return;
+    }
+    const draft: Omit<LogEvent, 'seq'> = {
+      eventId: randomUUID(),
+      kind: 'event',
+      type: w.event.type,
+      actor: w.principal.user,
+      ts: this.now,
+      hlc: this.clock.tick(),
+    };
+    if (w.event.payload !== undefined) draft.payload = w.event.payload;
+    const source = w.principal.platform ?? w.event.source;
+    if (source) draft.source = source;
+    if (w.event.target) draft.target = w.event.target;
+    if (w.event.priority !== undefined) draft.priority = w.event.priority;
+    const event = this.append(draft);
+    if (key) this.remember(key, { mid: key, status: 'applied', seq: event.seq, eventId: event.eventId });
+    this.settle.push(() => w.resolve({ seq: event.seq, eventId: event.eventId }));
+  }
+
+  private mutate(actor: string, m: Mutation): MutationResult {
+    const key = mutationKey(m.mid);
+    const first = this.prior.get(key);
+    if (first) return { ...first, status: 'duplicate', originalStatus: first.originalStatus ?? first.status };
+    const result = this.applyOne(actor, m);
+    this.remember(key, result);
+    return result;
+  }
+
+  private applyOne(actor: string, m: Mutation): MutationResult {
+    const hlc = m.hlc === undefined ? this.clock.tick() : this.clock.receive(m.hlc);
+    if (hlc === null) {
+      return {
+        mid: m.mid,
+        status: 'rejected',
+        error: { code: 'BAD_REQUEST', message: 'hlc is not a hybrid logical clock timestamp' },
+      };
+    }
+    const collection = this.collections.peek(this.tenant, m.collection)!;
+    const current = this.records.get(recordKey(m.collection, m.id)) ?? null;
+    const base =
+      m.baseVersion === undefined
+        ? null
+        : (this.bases.get(versionKey(m.collection, m.id, m.baseVersion)) ?? null);
+    const outcome = applyMutation(m, {
+      current,
+      strategy: collection.strategy,
+      settings: collection.settings,
+      base,
+      validate: collection.validate,
+      actor,
+      hlc,
+      serverHlc: () => this.clock.tick(),
+      now: this.now,
+      eventId: randomUUID(),
+    });
+    if (outcome.status === 'rejected') return outcome.result;
+    if (outcome.status === 'conflict') {
+      const conflict: Conflict = {
+        id: randomUUID(),
+        collection: m.collection,
+        recordId: m.id,
+        status: 'open',
+        strategy: collection.strategy.name,
+        reason: outcome.reason,
+        mid: m.mid,
+        op: m.op,
+        baseVersion: m.baseVersion ?? 0,
+        base: outcome.base,
+        serverVersion: outcome.current.version,
+        server: outcome.current.data,
+        client: outcome.proposed,
+        actor,
+        createdAt: this.now,
+      };
+      this.conflicts.set(conflict.id, conflict);
+      return {
+        mid: m.mid,
+        status: 'conflict',
+        conflictId: conflict.id,
+        version: outcome.current.version,
+        record: outcome.current,
+        error: { code: 'CONFLICT', message: outcome.reason },
+      };
+    }
+    const event = this.append(outcome.event);
+    this.writeRecord(outcome.record);
+    return {
+      mid: m.mid,
+      status: outcome.status,
+      version: outcome.record.version,
+      seq: event.seq,
+      eventId: event.eventId,
+      record: outcome.record,
+    };
+  }
+
+  /** Carries out a person's decision on a stored conflict, unless the record moved on since. */
+  private async resolveConflict(w: Extract<PendingWrite, { kind: 'resolve' }>): Promise<MutationResult> {
+    const { conflictId, resolution, data } = w.request;
+    const conflict = this.conflicts.get(conflictId) ?? (await this.tx.getConflict(this.tenant, conflictId));
+    if (!conflict) throw new SyncError('NOT_FOUND', `no conflict ${conflictId}`);
+    if (conflict.actor !== w.principal.user && !isTenantAdmin(w.principal)) {
+      throw new SyncError('FORBIDDEN', 'only the writer of a conflict or a tenant admin may resolve it');
+    }
+    if (conflict.status !== 'open') {
+      throw new SyncError('CONFLICT', `conflict ${conflictId} was already resolved (${conflict.resolution})`);
+    }
+    if (resolution === 'merge' && !data) throw new SyncError('BAD_REQUEST', 'merge needs the merged data');
+    const key = recordKey(conflict.collection, conflict.recordId);
+    if (!this.records.has(key)) {
+      const found = await this.tx.getRecords(this.tenant, [
+        { collection: conflict.collection, id: conflict.recordId },
+      ]);
+      const record = found.get(key);
+      if (record) this.records.set(key, record);
+    }
+    const current = this.records.get(key) ?? null;
+    if ((current?.version ?? 0) !== conflict.serverVersion) {
+      // Stale: the record changed after the conflict was stored. Show the new server side and keep it open.
+      const refreshed: Conflict = {
+        ...conflict,
+        serverVersion: current?.version ?? 0,
+        server: current?.data ?? {},
+      };
+      this.conflicts.set(conflictId, refreshed);
+      const result: MutationResult = {
+        mid: conflictId,
+        status: 'rejected',
+        conflictId,
+        error: {
+          code: 'CONFLICT',
+          message: `the record moved on to version ${refreshed.serverVersion} since this conflict; review it again`,
+        },
+      };
+      if (current) {
+        result.record = current;
+        result.version = current.version;
+      }
+      return result;
+    }
+
+    const collection = await this.collections.get(this.tenant, conflict.collection);
+    let record: SyncRecord | null = current;
+    let changeSeq: number | undefined;
+    if (resolution !== 'accept_server') {
+      const chosen = resolution === 'merge' ? data! : conflict.client;
+      const errors = chosen && collection.validate ? collection.validate(chosen) : null;
+      if (errors) throw new SyncError('BAD_REQUEST', 'data does not match the collection schema', errors);
+      const hlc = this.clock.tick();
+      record = {
+        collection: conflict.collection,
+        id: conflict.recordId,
+        data: chosen ?? current?.data ?? {},
+        version: (current?.version ?? 0) + 1,
+        hlc,
+        updatedAt: this.now,
+        updatedBy: w.principal.user,
+        deleted: chosen === null,
+      };
+      const event = this.append({
+        eventId: randomUUID(),
+        kind: 'record',
+        collection: record.collection,
+        id: record.id,
+        op: chosen === null ? 'delete' : 'put',
+        version: record.version,
+        data: record.data,
+        hlc,
+        actor: w.principal.user,
+        ts: this.now,
+      });
+      changeSeq = event.seq;
+      this.writeRecord(record);
+    }
+    const audit = this.append({
+      eventId: randomUUID(),
+      kind: 'event',
+      type: CONFLICT_RESOLVED_EVENT,
+      payload: {
+        conflictId,
+        collection: conflict.collection,
+        id: conflict.recordId,
+        resolution,
+        version: record?.version ?? 0,
+        ...(changeSeq === undefined ? {} : { changeSeq }),
+      },
+      actor: w.principal.user,
+      ts: this.now,
+      hlc: this.clock.tick(),
+    });
+    this.conflicts.set(conflictId, {
+      ...conflict,
+      status: 'resolved',
+      resolution,
+      resolvedBy: w.principal.user,
+      resolvedAt: this.now,
+      resolvedSeq: audit.seq,
+    });
+    const result: MutationResult = {
+      mid: conflictId,
+      status: 'applied',
+      conflictId,
+      seq: changeSeq ?? audit.seq,
+    };
+    if (record) {
+      result.record = record;
+      result.version = record.version;
+    }
+    return result;
+  }
+}
