@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CLIENT_MESSAGE_SCHEMAS, type MutationResult } from '@syncbridge/protocol';
+import { Value } from '@sinclair/typebox/value';
+import { CLIENT_MESSAGE_SCHEMAS, Conflict, MutationResult } from '@syncbridge/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseClientFrame } from '../../src/realtime/validate.ts';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
@@ -42,7 +43,7 @@ describe('docs/protocol.md examples', () => {
       Object.hasOwn(CLIENT_MESSAGE_SCHEMAS, f.type as string),
     );
     expect(new Set(clientFrames.map((f) => f.type))).toEqual(
-      new Set(['hello', 'subscribe', 'unsubscribe', 'mutate', 'publish', 'ack', 'ping']),
+      new Set(['hello', 'subscribe', 'unsubscribe', 'mutate', 'publish', 'resolve', 'ack', 'ping']),
     );
     for (const frame of clientFrames) {
       const parsed = parseClientFrame(JSON.stringify(frame));
@@ -60,10 +61,17 @@ describe('docs/protocol.md examples', () => {
       ok: ['seq', 'eventId'],
       pong: ['serverTime'],
       error: ['code', 'message'],
+      conflict: ['conflict'],
+      results: ['results'],
     };
     const shown = documentedFrames().filter((f) => Object.hasOwn(required, f.type as string));
     expect(new Set(shown.map((f) => f.type))).toEqual(new Set(Object.keys(required)));
     for (const frame of shown) {
+      if (frame.type === 'conflict') expect(Value.Check(Conflict, frame.conflict)).toBe(true);
+      if (frame.type === 'results') {
+        for (const result of frame.results as unknown[])
+          expect(Value.Check(MutationResult, result)).toBe(true);
+      }
       for (const field of required[frame.type as string]!)
         expect(frame, `${frame.type}.${field}`).toHaveProperty(field);
     }
