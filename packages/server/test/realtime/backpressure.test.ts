@@ -15,7 +15,7 @@ const kinds = await storeKinds();
 
 // Enough data to fill the kernel's socket buffers on loopback (a few MB) several times over, so the
 // server's own buffer for the paused reader must pass the 64 KiB limit.
-const EVENTS = 1000;
+const EVENTS = 600;
 const PAD = 'x'.repeat(16 * 1024);
 // A backlog larger than the kernel's buffers, so the server has to wait for the reader.
 const BACKLOG = 400;

@@ -218,6 +218,17 @@ describe.each(kinds)('channels (%s)', (kind: StoreKind) => {
     const last = await sub.waitFor((m) => m.type === 'snapshot' && m.done === true);
     writing = false;
     await burst;
+    // And a few more changes in the room, certainly after the cursor.
+    await mutate(
+      writer,
+      [12, 15, 18].map((i) => ({
+        mid: `after-${i}`,
+        collection: 'stock_levels',
+        id: `sku-${i}`,
+        op: 'increment',
+        data: { qty: 1 },
+      })),
+    );
 
     const snapshots = sub.messages.filter((m) => m.type === 'snapshot');
     expect(snapshots).toHaveLength(1);

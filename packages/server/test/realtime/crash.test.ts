@@ -36,7 +36,7 @@ const WRITERS = 4;
 const COUNTERS = 100;
 const DOCS = 200;
 /** Acknowledged writes to wait for before the kill, so it lands mid-burst. */
-const KILL_AFTER = 400;
+const KILL_AFTER = 250;
 
 const tokens = new TokenService({ jwtSecret: TEST_JWT_SECRET });
 
