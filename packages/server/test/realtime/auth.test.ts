@@ -170,6 +170,31 @@ describe.each(kinds)('realtime authentication (%s)', (kind: StoreKind) => {
     expect(res.status).toBe(404);
   });
 
+  it('keeps the identity of a connection: a second hello for another user is FORBIDDEN', async () => {
+    const client = await TestWsClient.connect(srv.wsUrl, token);
+    const bob = await srv.token('acme', 'bob');
+    expect(await client.request({ type: 'hello', token: bob })).toMatchObject({
+      type: 'error',
+      code: 'FORBIDDEN',
+    });
+    const otherTenant = await srv.token('globex', 'alice');
+    expect(await client.request({ type: 'hello', token: otherTenant })).toMatchObject({ code: 'FORBIDDEN' });
+    // Still alice of acme: her own writes land in acme under her name.
+    const reply = await client.request({
+      type: 'mutate',
+      mutations: [{ mid: 'who-am-i', collection: 'whoami', id: 'x', op: 'put', data: {} }],
+    });
+    expect((reply.results as Array<{ record: { updatedBy: string } }>)[0]!.record.updatedBy).toBe('alice');
+    // The same user may renew the token on the connection.
+    const renewed = await srv.token('acme', 'alice');
+    expect(await client.request({ type: 'hello', token: renewed })).toMatchObject({
+      type: 'welcome',
+      tenant: 'acme',
+      user: 'alice',
+    });
+    await client.close();
+  });
+
   it('closes a connection that sends no hello within helloTimeoutMs', async () => {
     const client = await TestWsClient.connect(srv.wsUrl);
     const code = await client.waitForClose(3000);

@@ -211,6 +211,20 @@ describe.each(kinds)('resume after disconnects (%s)', (kind: StoreKind) => {
       await after.close();
     }
 
+    // The device may also be named at the upgrade, next to the token.
+    const q = (device: string) => `${srv.wsUrl}?token=${token}&deviceId=${device}`;
+    const upgraded = await TestWsClient.connect(q('phone-1'), undefined);
+    expect(await upgraded.waitFor((m) => m.type === 'welcome')).toMatchObject({ cursor: 25 });
+    upgraded.send({ type: 'ack', seq: 30 });
+    await upgraded.request({ type: 'ping' });
+    await upgraded.close();
+    const again = await TestWsClient.connect(q('phone-1'), undefined);
+    expect(await again.waitFor((m) => m.type === 'welcome')).toMatchObject({ cursor: 30 });
+    await again.close();
+    const badDevice = await TestWsClient.connect(q('bad%20device'), undefined);
+    expect(await badDevice.waitFor((m) => m.type === 'error')).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await badDevice.waitForClose()).toBe(1008);
+
     // The cursor belongs to that device of that user only.
     const otherDevice = await TestWsClient.connect(srv.wsUrl);
     expect((await otherDevice.request({ type: 'hello', token, deviceId: 'laptop' })).cursor).toBeUndefined();
