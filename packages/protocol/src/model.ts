@@ -108,6 +108,8 @@ export const LogEvent = Type.Object({
   priority: Type.Optional(Type.Integer()),
   hlc: Type.Optional(Type.String()),
   actor: Type.String(),
+  /** The device the change came from, when the writer named one. */
+  device: Type.Optional(Type.String()),
   ts: Type.String(),
 });
 export type LogEvent = Static<typeof LogEvent>;

@@ -41,6 +41,14 @@ export const EventsQuery = Type.Object({
   after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
   type: Type.Optional(Type.String({ maxLength: 128 })),
+  kind: Type.Optional(Type.Union([Type.Literal('record'), Type.Literal('event')])),
+  actor: Type.Optional(Type.String({ maxLength: 256, description: 'audit: entries written by this user' })),
+  collection: Type.Optional(Type.String({ maxLength: 128 })),
+  id: Type.Optional(Type.String({ maxLength: 256, description: 'audit: entries of this record id' })),
+  from: Type.Optional(
+    Type.String({ format: 'date-time', description: 'audit: entries at or after this time' }),
+  ),
+  to: Type.Optional(Type.String({ format: 'date-time', description: 'audit: entries before this time' })),
 });
 export const EventsResponse = Type.Object({ events: Type.Array(LogEvent), head: Type.Integer() });
 
@@ -66,9 +74,28 @@ export const HistoryResponse = Type.Object({
       data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
       hlc: Type.Optional(Type.String()),
       actor: Type.String(),
+      device: Type.Optional(Type.String()),
       ts: Type.String(),
+      changes: Type.Array(
+        Type.Object({
+          path: Type.String(),
+          from: Type.Optional(Type.Unknown()),
+          to: Type.Optional(Type.Unknown()),
+        }),
+        { description: 'what changed from the previous kept version, by dotted path' },
+      ),
     }),
   ),
+});
+export const RecordVersionResponse = Type.Object({
+  collection: Type.String(),
+  id: Type.String(),
+  version: Type.Integer(),
+  seq: Type.Integer(),
+  op: Type.String(),
+  data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  actor: Type.String(),
+  ts: Type.String(),
 });
 
 export const CollectionResponse = Type.Object({

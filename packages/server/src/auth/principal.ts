@@ -5,6 +5,8 @@ export interface Principal {
   roles: string[];
   /** The outside platform this caller speaks for (`platform` claim); pins the `source` of its events. */
   platform?: string;
+  /** The device the caller writes from (WS `hello`/`?deviceId=`, REST `X-Device-Id`), recorded in the log. */
+  deviceId?: string;
   /** How the caller authenticated. */
   via: 'jwt' | 'tenant_key' | 'admin_key';
 }

@@ -28,7 +28,18 @@ export class RestAuthenticator {
     return key;
   }
 
+  /** The caller, with the device named by `X-Device-Id` (recorded in the log) when it is valid. */
   async principal(request: FastifyRequest): Promise<Principal> {
+    const principal = await this.resolvePrincipal(request);
+    const device = request.headers['x-device-id'];
+    if (device === undefined) return principal;
+    if (typeof device !== 'string' || !/^[A-Za-z0-9_.:-]{1,128}$/.test(device)) {
+      throw new SyncError('BAD_REQUEST', 'X-Device-Id must be 1-128 letters, digits or _.:-');
+    }
+    return { ...principal, deviceId: device };
+  }
+
+  private async resolvePrincipal(request: FastifyRequest): Promise<Principal> {
     const auth = request.headers.authorization;
     if (typeof auth === 'string' && auth.length > 0) {
       if (!auth.startsWith('Bearer '))

@@ -36,6 +36,10 @@ export function recordFromRow(row: RecordRow): SyncRecord {
   };
 }
 
+/** The event columns after `tenant`, in the order `eventColumns` gives their values. */
+export const EVENT_COLUMNS =
+  'seq, event_id, kind, collection, record_id, op, version, data, type, payload, source, target, priority, hlc, actor, ts, device';
+
 export interface EventRow {
   seq: number | string;
   event_id: string;
@@ -53,6 +57,7 @@ export interface EventRow {
   hlc: string | null;
   actor: string;
   ts: string | Date;
+  device: string | null;
 }
 
 /** Builds the event as clients see it; absent fields are left out, never sent as null. */
@@ -79,6 +84,7 @@ export function eventFromRow(row: EventRow): LogEvent {
   }
   // Domain events carry an HLC too; read back, they must look as they did when they were live.
   if (row.hlc) event.hlc = row.hlc;
+  if (row.device) event.device = row.device;
   return event;
 }
 
@@ -102,5 +108,6 @@ export function eventColumns(tenant: string, e: LogEvent): unknown[] {
     e.hlc ?? null,
     e.actor,
     e.ts,
+    e.device ?? null,
   ];
 }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Conflict, LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
-import { isTenantAdmin } from '../auth/principal.ts';
+import { isTenantAdmin, type Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
@@ -60,7 +60,7 @@ export class TenantWriter {
     for (const w of writes) {
       if (w.kind === 'event') this.publish(w);
       else if (w.kind === 'mutations') {
-        const results = w.mutations.map((m) => this.mutate(w.principal.user, m));
+        const results = w.mutations.map((m) => this.mutate(w.principal, m));
         this.settle.push(() => w.resolve(results));
       } else {
         try {
@@ -155,21 +155,23 @@ export class TenantWriter {
     if (source) draft.source = source;
     if (w.event.target) draft.target = w.event.target;
     if (w.event.priority !== undefined) draft.priority = w.event.priority;
+    if (w.principal.deviceId) draft.device = w.principal.deviceId;
     const event = this.append(draft);
     if (key) this.remember(key, { mid: key, status: 'applied', seq: event.seq, eventId: event.eventId });
     this.settle.push(() => w.resolve({ seq: event.seq, eventId: event.eventId }));
   }
 
-  private mutate(actor: string, m: Mutation): MutationResult {
+  private mutate(principal: Principal, m: Mutation): MutationResult {
     const key = mutationKey(m.mid);
     const first = this.prior.get(key);
     if (first) return { ...first, status: 'duplicate', originalStatus: first.originalStatus ?? first.status };
-    const result = this.applyOne(actor, m);
+    const result = this.applyOne(principal, m);
     this.remember(key, result);
     return result;
   }
 
-  private applyOne(actor: string, m: Mutation): MutationResult {
+  private applyOne(principal: Principal, m: Mutation): MutationResult {
+    const actor = principal.user;
     const hlc = m.hlc === undefined ? this.clock.tick() : this.clock.receive(m.hlc);
     if (hlc === null) {
       return {
@@ -213,6 +215,7 @@ export class TenantWriter {
         server: outcome.current.data,
         client: outcome.proposed,
         actor,
+        ...(principal.deviceId ? { deviceId: principal.deviceId } : {}),
         createdAt: this.now,
       };
       this.conflicts.set(conflict.id, conflict);
@@ -225,7 +228,9 @@ export class TenantWriter {
         error: { code: 'CONFLICT', message: outcome.reason },
       };
     }
-    const event = this.append(outcome.event);
+    const event = this.append(
+      principal.deviceId ? { ...outcome.event, device: principal.deviceId } : outcome.event,
+    );
     this.writeRecord(outcome.record);
     return {
       mid: m.mid,

@@ -65,7 +65,36 @@ export interface ListQuery {
 export interface EventQuery {
   afterSeq: number;
   limit: number;
+  /** Domain events of this type only. */
   type?: string;
+  /** Audit filters: all optional, combined with AND. `from`/`to` are ISO times (to exclusive). */
+  kind?: 'record' | 'event';
+  actor?: string;
+  collection?: string;
+  recordId?: string;
+  from?: string;
+  to?: string;
+}
+
+/** The WHERE conditions of an event query beyond tenant and seq, with `?` placeholders. */
+export function eventQueryConditions(q: EventQuery): { clauses: string[]; params: unknown[] } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown) => {
+    clauses.push(clause);
+    params.push(value);
+  };
+  if (q.type !== undefined) {
+    clauses.push("kind = 'event'");
+    add('type = ?', q.type);
+  }
+  if (q.kind !== undefined) add('kind = ?', q.kind);
+  if (q.actor !== undefined) add('actor = ?', q.actor);
+  if (q.collection !== undefined) add('collection = ?', q.collection);
+  if (q.recordId !== undefined) add('record_id = ?', q.recordId);
+  if (q.from !== undefined) add('ts >= ?', q.from);
+  if (q.to !== undefined) add('ts < ?', q.to);
+  return { clauses, params };
 }
 
 export interface ApiKeyRow {
@@ -90,8 +119,6 @@ export interface Store {
     collection: string,
     filter: Record<string, string>,
   ): Promise<{ records: SyncRecord[]; cursor: number }>;
-  /** The record's log entries (its kept versions), oldest first. */
-  recordHistory(tenant: string, collection: string, id: string, limit: number): Promise<LogEvent[]>;
   listConflicts(tenant: string, query: ConflictQuery): Promise<Conflict[]>;
   getConflict(tenant: string, id: string): Promise<Conflict | null>;
   getCollections(tenant: string): Promise<Map<string, CollectionSettings>>;

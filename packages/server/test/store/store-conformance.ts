@@ -422,10 +422,34 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         await putRecords(store, tenant, [v2]);
         await putRecords(store, tenant, [v3]);
 
-        const history = await store.recordHistory(tenant, 'notes', 'n1', 10);
+        const history = await store.readEvents(tenant, {
+          afterSeq: 0,
+          limit: 10,
+          kind: 'record',
+          collection: 'notes',
+          recordId: 'n1',
+        });
         expect(history).toStrictEqual([recordEvent(1, v1), recordEvent(5, v2), recordEvent(6, v3, 'delete')]);
-        expect((await store.recordHistory(tenant, 'notes', 'n1', 2)).map((e) => e.seq)).toEqual([1, 5]);
-        expect(await store.recordHistory(tenant, 'notes', 'missing', 10)).toEqual([]);
+        expect(
+          (
+            await store.readEvents(tenant, {
+              afterSeq: 0,
+              limit: 2,
+              kind: 'record',
+              collection: 'notes',
+              recordId: 'n1',
+            })
+          ).map((e) => e.seq),
+        ).toEqual([1, 5]);
+        expect(
+          await store.readEvents(tenant, {
+            afterSeq: 0,
+            limit: 10,
+            kind: 'record',
+            collection: 'notes',
+            recordId: 'missing',
+          }),
+        ).toEqual([]);
       });
     });
 
@@ -510,7 +534,15 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
           await store.listRecords(b, 'shared', { limit: 10, filter: { owner: 'a' }, includeDeleted: false }),
         ).toEqual([]);
         expect(await store.snapshot(b, 'shared', {})).toStrictEqual({ records: [], cursor: 0 });
-        expect(await store.recordHistory(b, 'shared', 'same-id', 10)).toEqual([]);
+        expect(
+          await store.readEvents(b, {
+            afterSeq: 0,
+            limit: 10,
+            kind: 'record',
+            collection: 'shared',
+            recordId: 'same-id',
+          }),
+        ).toEqual([]);
         expect((await store.getCollections(b)).size).toBe(0);
         expect(await store.getCursor(b, 'u', 'd')).toBeNull();
         await store.transaction(async (tx) => {

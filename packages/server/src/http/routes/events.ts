@@ -41,9 +41,10 @@ export const eventRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        const { after = 0, limit = 100, type } = request.query;
+        const { after = 0, limit = 100, type, kind, actor, collection, id, from, to } = request.query;
+        const query = { afterSeq: after, limit, type, kind, actor, collection, recordId: id, from, to };
         const [events, head] = await Promise.all([
-          ctx.store.readEvents(principal.tenant, { afterSeq: after, limit, type }),
+          ctx.store.readEvents(principal.tenant, query),
           ctx.store.headSeq(principal.tenant),
         ]);
         return { events, head };

@@ -20,10 +20,12 @@ import {
   RecordId,
   RecordsQuery,
   RecordsResponse,
+  RecordVersionResponse,
   SyncRecord,
 } from '@syncbridge/protocol';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SyncError } from '../../core/errors.ts';
+import { diffRecords } from '../../core/merge.ts';
 import type { HttpContext } from '../context.ts';
 
 const RecordParams = Type.Object({ collection: Name, id: RecordId });
@@ -206,6 +208,7 @@ export const recordRoutes =
           params: RecordParams,
           querystring: Type.Object({
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+            after: Type.Optional(Type.Integer({ minimum: 0, description: 'seq to continue after (paging)' })),
           }),
           response: { 200: HistoryResponse, 401: ErrorResponse, 404: ErrorResponse },
         },
@@ -213,24 +216,79 @@ export const recordRoutes =
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { collection, id } = request.params;
-        const events = await ctx.store.recordHistory(
-          principal.tenant,
+        const after = request.query.after ?? 0;
+        // `changes` compare each version with the one before it on this page (empty for a page's first
+        // entry when its predecessor is on an earlier page).
+        const events = await ctx.store.readEvents(principal.tenant, {
+          afterSeq: after,
+          limit: request.query.limit ?? 100,
+          kind: 'record',
           collection,
-          id,
-          request.query.limit ?? 100,
-        );
-        if (events.length === 0) throw new SyncError('NOT_FOUND', 'record not found');
+          recordId: id,
+        });
+        if (events.length === 0 && after === 0) throw new SyncError('NOT_FOUND', 'record not found');
+        let previous: Record<string, unknown> | null = null;
         return {
-          versions: events.map((e) => ({
-            version: e.version!,
-            seq: e.seq,
-            op: e.op!,
-            data: e.op === 'delete' ? null : (e.data ?? null),
-            hlc: e.hlc,
-            actor: e.actor,
-            ts: e.ts,
-          })),
+          versions: events.map((e) => {
+            const data = e.op === 'delete' ? null : (e.data ?? null);
+            const changes =
+              previous === null && e.version !== 1 ? [] : diffRecords(previous ?? {}, data ?? {});
+            previous = data ?? {};
+            return {
+              version: e.version!,
+              seq: e.seq,
+              op: e.op!,
+              data,
+              hlc: e.hlc,
+              actor: e.actor,
+              ...(e.device ? { device: e.device } : {}),
+              ts: e.ts,
+              changes,
+            };
+          }),
         };
+      },
+    );
+
+    app.get(
+      '/v1/records/:collection/:id/versions/:version',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'The record as it was at one of its kept versions',
+          params: Type.Object({ collection: Name, id: RecordId, version: Type.Integer({ minimum: 1 }) }),
+          response: { 200: RecordVersionResponse, 401: ErrorResponse, 404: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { collection, id, version } = request.params;
+        let after = 0;
+        for (;;) {
+          const page = await ctx.store.readEvents(principal.tenant, {
+            afterSeq: after,
+            limit: 500,
+            kind: 'record',
+            collection,
+            recordId: id,
+          });
+          const found = page.find((e) => e.version === version);
+          if (found) {
+            return {
+              collection,
+              id,
+              version,
+              seq: found.seq,
+              op: found.op!,
+              data: found.op === 'delete' ? null : (found.data ?? null),
+              actor: found.actor,
+              ts: found.ts,
+            };
+          }
+          if (page.length < 500 || (page[page.length - 1]!.version ?? 0) > version) break;
+          after = page[page.length - 1]!.seq;
+        }
+        throw new SyncError('NOT_FOUND', `version ${version} of this record is not kept`);
       },
     );
 

@@ -29,7 +29,7 @@ import type {
   VersionKey,
   WriteTx,
 } from '../types.ts';
-import { recordKey, versionKey } from '../types.ts';
+import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import {
   columnArrays,
@@ -249,7 +249,7 @@ export class PostgresStore implements Store {
         }
         if (batch.events.length > 0) {
           const rows = batch.events.map((e) => eventColumns(tenant, e).slice(1));
-          await query(client, INSERT_EVENTS, [tenant, ...columnArrays(rows, 16)]);
+          await query(client, INSERT_EVENTS, [tenant, ...columnArrays(rows, 17)]);
         }
         if (batch.results.length > 0) {
           await query(client, INSERT_RESULTS, [
@@ -269,18 +269,14 @@ export class PostgresStore implements Store {
   }
 
   async readEvents(tenant: string, q: EventQuery): Promise<LogEvent[]> {
-    const rows = q.type
-      ? await query<EventRow>(
-          this.pool,
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND kind = 'event' AND type = $2 AND seq > $3
-           ORDER BY seq LIMIT $4`,
-          [tenant, q.type, q.afterSeq, q.limit],
-        )
-      : await query<EventRow>(
-          this.pool,
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-          [tenant, q.afterSeq, q.limit],
-        );
+    const { clauses, params } = eventQueryConditions(q);
+    let n = 2;
+    const where = clauses.map((c) => ` AND ${c.replace('?', () => `$${++n}`)}`).join('');
+    const rows = await query<EventRow>(
+      this.pool,
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND seq > $2${where} ORDER BY seq LIMIT $${n + 1}`,
+      [tenant, q.afterSeq, ...params, q.limit],
+    );
     return rows.map(eventFromRow);
   }
 
@@ -341,16 +337,6 @@ export class PostgresStore implements Store {
       });
       return { records, cursor };
     });
-  }
-
-  async recordHistory(tenant: string, collection: string, id: string, limit: number): Promise<LogEvent[]> {
-    const rows = await query<EventRow>(
-      this.pool,
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND kind = 'record' AND collection = $2
-       AND record_id = $3 ORDER BY seq LIMIT $4`,
-      [tenant, collection, id, limit],
-    );
-    return rows.map(eventFromRow);
   }
 
   private async selectConflict(db: Queryable, tenant: string, id: string): Promise<Conflict | null> {

@@ -5,11 +5,12 @@
  */
 import type { SyncRecord } from '@syncbridge/protocol';
 import { SyncError } from '../../core/errors.ts';
+import { EVENT_COLUMNS } from '../rows.ts';
 import { recordKey } from '../types.ts';
 
+export { EVENT_COLUMNS };
+
 export const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
-export const EVENT_COLUMNS =
-  'seq, event_id, kind, collection, record_id, op, version, data, type, payload, source, target, priority, hlc, actor, ts';
 
 /**
  * Parameter types of the event columns after `tenant`, in `eventColumns` order (rows.ts).
@@ -29,6 +30,7 @@ const EVENT_ARRAY_TYPES = [
   'text',
   'text',
   'integer',
+  'text',
   'text',
   'text',
   'text',

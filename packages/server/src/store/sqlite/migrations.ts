@@ -98,4 +98,9 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       CREATE INDEX events_by_version ON events (tenant, collection, record_id, version) WHERE kind = 'record';
     `,
   },
+  {
+    version: 3,
+    name: 'device of each log entry',
+    sql: `ALTER TABLE events ADD COLUMN device TEXT;`,
+  },
 ];

@@ -16,7 +16,14 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import Database from 'better-sqlite3';
-import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
+import {
+  EVENT_COLUMNS,
+  type EventRow,
+  eventColumns,
+  eventFromRow,
+  type RecordRow,
+  recordFromRow,
+} from '../rows.ts';
 import type {
   ApiKeyRow,
   ConflictQuery,
@@ -28,7 +35,7 @@ import type {
   VersionKey,
   WriteTx,
 } from '../types.ts';
-import { recordKey, versionKey } from '../types.ts';
+import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 
 export interface SqliteStoreOptions {
@@ -37,8 +44,6 @@ export interface SqliteStoreOptions {
 }
 
 const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
-const EVENT_COLUMNS =
-  'seq, event_id, kind, collection, record_id, op, version, data, type, payload, source, target, priority, hlc, actor, ts';
 
 function jsonPath(field: string): string {
   return (
@@ -148,21 +153,14 @@ export class SqliteStore implements Store {
          hlc = excluded.hlc, updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = excluded.deleted`,
       ),
       insertEvent: w.prepare(
-        `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(17).fill('?').join(', ')})`,
+        `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(18).fill('?').join(', ')})`,
       ),
       head: r.prepare<[string], { seq: number }>('SELECT seq FROM tenant_heads WHERE tenant = ?'),
       events: r.prepare<[string, number, number], EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`,
       ),
-      eventsByType: r.prepare<[string, string, number, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND kind = 'event' AND type = ? AND seq > ? ORDER BY seq LIMIT ?`,
-      ),
       getRecord: r.prepare<[string, string, string], RecordRow>(
         `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ? AND id = ?`,
-      ),
-      history: r.prepare<[string, string, string, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ?
-         ORDER BY seq LIMIT ?`,
       ),
       collections: r.prepare<[string], { name: string; settings: string }>(
         'SELECT name, settings FROM collections WHERE tenant = ? ORDER BY name',
@@ -294,10 +292,15 @@ export class SqliteStore implements Store {
   }
 
   async readEvents(tenant: string, query: EventQuery): Promise<LogEvent[]> {
-    const rows = query.type
-      ? this.stmts.eventsByType.all(tenant, query.type, query.afterSeq, query.limit)
-      : this.stmts.events.all(tenant, query.afterSeq, query.limit);
-    return rows.map(eventFromRow);
+    const { clauses, params } = eventQueryConditions(query);
+    if (clauses.length === 0)
+      return this.stmts.events.all(tenant, query.afterSeq, query.limit).map(eventFromRow);
+    const sql = `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? AND ${clauses.join(' AND ')}
+      ORDER BY seq LIMIT ?`;
+    return this.reader
+      .prepare<unknown[], EventRow>(sql)
+      .all(tenant, query.afterSeq, ...params, query.limit)
+      .map(eventFromRow);
   }
 
   async headSeq(tenant: string): Promise<number> {
@@ -344,10 +347,6 @@ export class SqliteStore implements Store {
       });
       return { records, cursor };
     })();
-  }
-
-  async recordHistory(tenant: string, collection: string, id: string, limit: number): Promise<LogEvent[]> {
-    return this.stmts.history.all(tenant, collection, id, limit).map(eventFromRow);
   }
 
   async listConflicts(tenant: string, query: ConflictQuery): Promise<Conflict[]> {
