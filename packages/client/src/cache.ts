@@ -231,7 +231,18 @@ export class CollectionCache {
 }
 
 function sameRecord(a: CachedRecord, b: CachedRecord): boolean {
-  return (
-    a.version === b.version && a.pending === b.pending && JSON.stringify(a.data) === JSON.stringify(b.data)
+  return a.version === b.version && a.pending === b.pending && sameJson(a.data, b.data);
+}
+
+/** Deep equality of JSON values; key order does not matter (PostgreSQL's jsonb does not keep it). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const keysA = Object.keys(a);
+  if (keysA.length !== Object.keys(b).length) return false;
+  return keysA.every(
+    (k) =>
+      Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
   );
 }

@@ -1,7 +1,8 @@
 /**
  * The connection state machine against real servers: every transition is emitted with a reason,
  * a dead first URL fails over to the next, a graceful shutdown (1001) and a frozen server (SIGSTOP:
- * the socket stays up but nothing arrives) both lead to a reconnect, an expired token is refreshed
+ * the socket stays up but nothing arrives) both lead to a reconnect, a server behind the client's seq
+ * makes it reload from a snapshot, an expired token is refreshed
  * through the provider, and a refused token stops the client for good.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -106,6 +107,35 @@ describe('connection lifecycle', () => {
     );
     expect(changes.at(-1)).toMatchObject({ newState: 'open', reason: 'synced' });
     void second;
+  });
+
+  it('reloads a channel from a snapshot when the server cannot resume from the client’s seq (reset)', async () => {
+    const old = await server();
+    const fresh = await server();
+    const token = await old.token('acme', 'alice');
+    const c = client({ url: [old.wsUrl, fresh.wsUrl], token });
+    const todos = c.collection<{ title: string }>('todos');
+    const resets: { channel: string; reason: string }[] = [];
+    c.on('reset', (r) => resets.push(r));
+    todos.subscribe(() => undefined);
+    await c.whenOpen(5000);
+    await todos.put('t1', { title: 'only on the old server' });
+    await todos.put('t2', { title: 'also old' });
+    // The client fails over to a server whose log is behind its seq (restored from an older backup, say).
+    await old.close();
+    servers.splice(servers.indexOf(old), 1);
+    await waitFor(() => resets.length === 1 && todos.list().length === 0, 'the reset and the new snapshot');
+    expect(resets[0]!.channel).toBe('records:todos');
+    await c.whenOpen(5000);
+    const res = await fetch(`${fresh.url}/v1/records/todos/t9`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'written on the new server' }),
+    });
+    expect(res.status).toBe(201);
+    // Seq 1 on the new server is below the old seq 2: it still arrives, because the reset lowered the cursor.
+    await waitFor(() => todos.get('t9') !== undefined, 'the new server’s first event');
+    expect(todos.list().map((r) => r.id)).toEqual(['t9']);
   });
 
   it('detects a server that stops answering (SIGSTOP) and reconnects once it answers again', async () => {

@@ -47,11 +47,22 @@ export function cachedRecords(client: SyncClient, collection: string): Record<st
   );
 }
 
-/** Polls `check` every 10 ms until it returns true; fails with `what` after `timeoutMs`. */
-export async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+/**
+ * Polls `check` every 10 ms until it returns true; fails with `what` after `timeoutMs`, adding what
+ * `explain` says about the state at that moment.
+ */
+export async function waitFor(
+  check: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+  explain?: () => unknown,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const state = explain ? `; state: ${JSON.stringify(explain())}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${state}`);
+    }
     await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Two clients against a real server: live writes seen by each other, optimistic writes and their
- * rollback, domain events, and the typed errors of publish and resolve.
+ * rollback, filtered rooms, domain events (live and replayed), acknowledged cursors, and the typed
+ * errors of publish, resolve and invalid writes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -9,6 +10,7 @@ import {
   storeKinds,
   type TestServer,
 } from '../../server/test/helpers/server.ts';
+import { TestWsClient } from '../../server/test/helpers/ws-client.ts';
 import { type CollectionChange, type DomainEvent, SyncClient, SyncClientError } from '../src/index.ts';
 import { cachedRecords, FAST_BACKOFF, mintToken, serverRecords, waitFor } from './helpers.ts';
 
@@ -173,6 +175,23 @@ describe.each(kinds)('client against a live server (%s)', (kind: StoreKind) => {
     expect(strict.get('s1')).toEqual({ id: 's1', data: { title: 'from REST' }, version: 2, pending: false });
   });
 
+  it('never shows its own write twice, though the server’s event for it comes before its result', async () => {
+    const {
+      clients: [a],
+    } = await tenantClients(1);
+    const counters = a!.collection<{ n: number }>('counters');
+    const seen: number[] = [];
+    let loaded = false;
+    counters.subscribe((records, change) => {
+      if (change.source === 'snapshot') loaded = true;
+      const n = records.find((r) => r.id === 'c1')?.data.n;
+      if (n !== undefined && seen.at(-1) !== n) seen.push(n);
+    });
+    await waitFor(() => loaded, 'the snapshot');
+    for (let i = 0; i < 10; i++) await counters.increment('c1', { n: 1 });
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   it('counts concurrent increments from two clients exactly once each', async () => {
     const {
       token,
@@ -224,6 +243,74 @@ describe.each(kinds)('client against a live server (%s)', (kind: StoreKind) => {
     const again = await a!.publish({ type: 'trade_closed', payload: {}, idempotencyKey: 'k1' });
     const dup = await a!.publish({ type: 'trade_closed', payload: {}, idempotencyKey: 'k1' });
     expect(dup).toEqual({ seq: again.seq, eventId: again.eventId, duplicate: true });
+  });
+
+  it('keeps a filtered subscription to its room, and stops updating after unsubscribe', async () => {
+    const {
+      token,
+      clients: [a, b],
+    } = await tenantClients(2);
+    const stockA = a!.collection<{ locationId: string; qty: number }>('stock_levels');
+    const stockB = b!.collection<{ locationId: string; qty: number }>('stock_levels');
+    await stockA.put('s1', { locationId: 'wh-1', qty: 5 });
+    await stockA.put('s2', { locationId: 'wh-2', qty: 7 });
+    const lists: string[][] = [];
+    const off = stockB.subscribe((records) => lists.push(records.map((r) => r.id)), {
+      filter: { locationId: 'wh-1' },
+    });
+    await waitFor(() => lists.length > 0, 'the room snapshot');
+    expect(lists[0]).toEqual(['s1']);
+    await stockA.put('s3', { locationId: 'wh-1', qty: 1 });
+    await stockA.increment('s2', { qty: 1 });
+    await waitFor(() => stockB.get('s3') !== undefined, 'B to see the new record in its room');
+    expect(stockB.get('s2')).toBeUndefined();
+    expect(stockB.list({ locationId: 'wh-1' }).map((r) => r.data.qty)).toEqual([5, 1]);
+
+    off();
+    await stockA.increment('s1', { qty: 100 });
+    // A round trip of B's own after A's write: had B still been subscribed, the event would be here by now.
+    await stockB.put('marker', { locationId: 'elsewhere', qty: 0 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stockB.get('s1')?.data.qty).toBe(5);
+    expect((await serverRecords(srv.url, token, 'stock_levels')).s1).toEqual({
+      locationId: 'wh-1',
+      qty: 105,
+    });
+  });
+
+  it('replays an event stream from a given seq', async () => {
+    const {
+      clients: [a, b],
+    } = await tenantClients(2);
+    const seqs: number[] = [];
+    for (let i = 0; i < 3; i++) seqs.push((await a!.publish({ type: 'audit', payload: { i } })).seq);
+    const replayed: number[] = [];
+    b!.events('audit').subscribe((e) => replayed.push(e.seq), { since: seqs[0]! });
+    await waitFor(() => replayed.length === 2, 'the two events after the first');
+    expect(replayed).toEqual(seqs.slice(1));
+  });
+
+  it('acknowledges processed seqs, so the server remembers the device’s cursor', async () => {
+    const {
+      token,
+      clients: [a],
+    } = await tenantClients(1);
+    const tenantToken = token;
+    const listener = new SyncClient({ url: srv.wsUrl, token: tenantToken, deviceId: 'tablet-7' });
+    clients.push(listener);
+    const seen: number[] = [];
+    listener.events('audit').subscribe((e) => seen.push(e.seq));
+    await listener.whenOpen(5000);
+    await listener.collection('noop').put('x', {});
+    let last = 0;
+    for (let i = 0; i < 3; i++) last = (await a!.publish({ type: 'audit', payload: { i } })).seq;
+    await waitFor(() => seen.includes(last), 'the listener to process the events');
+    await new Promise((r) => setTimeout(r, 300)); // the ack is debounced
+    await listener.close();
+    const probe = await TestWsClient.connect(srv.wsUrl);
+    const welcome = await probe.request({ type: 'hello', token: tenantToken, deviceId: 'tablet-7' });
+    expect(welcome).toMatchObject({ type: 'welcome', cursor: last });
+    await probe.close();
   });
 
   it('rejects publish with a typed error once closed, and resolve with NOT_FOUND (no conflict queue yet)', async () => {

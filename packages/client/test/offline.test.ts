@@ -4,6 +4,7 @@
  * must reconnect with backoff, resume their subscriptions from their last seq, send their queues once,
  * and end equal to the server, without delivering any event to the application twice.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { LogEvent, MutationResult } from '@syncbridge/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -107,10 +108,16 @@ describe.each(kinds)('offline and back (%s)', (kind: StoreKind) => {
     expect(notes).toEqual({ n1: { text: 'edited offline', by: 'phone' }, n2: { text: 'new offline' } });
     await waitFor(
       () =>
-        JSON.stringify([cachedRecords(a, 'counters'), cachedRecords(b, 'counters')]) ===
-          JSON.stringify([expectedCounters, expectedCounters]) &&
-        JSON.stringify(cachedRecords(b, 'notes')) === JSON.stringify(notes),
+        isDeepStrictEqual(cachedRecords(a, 'counters'), expectedCounters) &&
+        isDeepStrictEqual(cachedRecords(b, 'counters'), expectedCounters) &&
+        isDeepStrictEqual(cachedRecords(b, 'notes'), notes),
       'both caches to equal the server',
+      10_000,
+      () => ({
+        a: [cachedRecords(a, 'counters'), cachedRecords(a, 'notes'), a.state],
+        b: [cachedRecords(b, 'counters'), cachedRecords(b, 'notes'), b.state],
+        server: notes,
+      }),
     );
     expect(cachedRecords(a, 'notes')).toEqual(notes);
     // B caught up from its last seq (events), not by reloading a snapshot.
