@@ -11,6 +11,7 @@
  */
 import { Value } from '@sinclair/typebox/value';
 import {
+  CLOSE_CODES,
   type Mutation,
   type MutationResult,
   Mutation as MutationSchema,
@@ -26,7 +27,7 @@ import { TypedEventEmitter } from './emitter.ts';
 import { SyncClientError } from './errors.ts';
 import { EventStream, type EventStreamFilter, eventsChannel } from './events.ts';
 import { ClientClock } from './hlc.ts';
-import { MutationQueue } from './queue.ts';
+import { jsonBytes, MutationQueue } from './queue.ts';
 import { RequestTracker } from './requests.ts';
 import { MemoryStorage } from './storage/memory.ts';
 import type { QueuedMutation, QueueStorage } from './storage/types.ts';
@@ -50,6 +51,11 @@ export interface SyncClientOptions {
   connectTimeoutMs?: number;
   /** Connect at once (default), or wait for `connect()`. */
   autoConnect?: boolean;
+  /**
+   * The largest message the server accepts (its `SYNCBRIDGE_MAX_FRAME_BYTES`). Default 1 MiB, the
+   * server's default. A larger write is refused at once with PAYLOAD_TOO_LARGE; batches stay below it.
+   */
+  maxMessageBytes?: number;
 }
 
 /** A write's outcome, as emitted by the `result` and `conflict` events. */
@@ -89,11 +95,13 @@ export class SyncClient {
   private readonly caches = new Map<string, CollectionCache>();
   private readonly collections = new Map<string, Collection<object>>();
   private readonly clock: ClientClock;
+  private readonly maxMessageBytes: number;
   private closing: Promise<void> | null = null;
 
   constructor(options: SyncClientOptions) {
     const urls = Array.isArray(options.url) ? options.url : [options.url];
     this.storage = options.storage ?? new MemoryStorage();
+    this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.clock = new ClientClock(options.deviceId ?? crypto.randomUUID().slice(0, 8));
     this.connection = new Connection({
       urls,
@@ -122,6 +130,7 @@ export class SyncClient {
         this.emitter.emit('error', error);
       },
       onError: (error) => this.emitter.emit('error', error),
+      maxMessageBytes: this.maxMessageBytes,
     });
     this.queue.loaded().then(
       (items) => this.restore(items),
@@ -299,6 +308,15 @@ export class SyncClient {
         new SyncClientError('BAD_REQUEST', `invalid ${request.op}: ${where}${first?.message ?? 'invalid'}`),
       );
     }
+    const bytes = jsonBytes(mutation) + 64;
+    if (bytes > this.maxMessageBytes) {
+      return Promise.reject(
+        new SyncClientError(
+          'PAYLOAD_TOO_LARGE',
+          `a ${request.op} of ${bytes} bytes exceeds the ${this.maxMessageBytes}-byte message limit`,
+        ),
+      );
+    }
     this.collectionOfMid.set(mutation.mid, mutation.collection);
     cache.addPending({
       mid: mutation.mid,
@@ -360,6 +378,7 @@ export class SyncClient {
   }
 
   private statusChanged(change: StatusChange): void {
+    if (change.closeCode === CLOSE_CODES.TOO_BIG) this.queue.sendInFlightAlone();
     if (change.newState === 'offline' || change.newState === 'closed') {
       this.requests.failAll('DISCONNECTED', `connection lost (${change.reason})`);
     }

@@ -1,6 +1,7 @@
 /**
  * The offline queue. Every write becomes a queued mutation with a stable `mid`, stored durably before
- * it is sent, and sent (in order, in `mutate` batches of up to 100) whenever the connection is up.
+ * it is sent, and sent (in order, in `mutate` batches of up to 100 and below the server's message size
+ * limit) whenever the connection is up.
  * An entry leaves the queue only when its result arrives; until then it is sent again after every
  * reconnect. Sending twice is harmless: the server answers a known `mid` with `duplicate` and the
  * first result, and changes nothing.
@@ -12,6 +13,8 @@ import type { RequestTracker } from './requests.ts';
 import type { QueuedMutation, QueueStorage } from './storage/types.ts';
 
 const MAX_BATCH = 100;
+/** Room for the `mutate` envelope around the mutations' JSON. */
+const ENVELOPE_BYTES = 64;
 const TRANSIENT: readonly string[] = ['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL'];
 
 export interface MutationQueueOptions {
@@ -24,12 +27,20 @@ export interface MutationQueueOptions {
   /** A mutation could not be stored and was never queued. */
   onDropped: (item: QueuedMutation, error: SyncClientError) => void;
   onError: (error: SyncClientError) => void;
+  /** The largest message the server accepts; batches are cut to stay below it. */
+  maxMessageBytes: number;
+}
+
+/** The size in bytes of a value's JSON (UTF-8), as it goes on the wire. */
+export function jsonBytes(value: unknown): number {
+  return new TextEncoder().encode(JSON.stringify(value)).length;
 }
 
 type Waiter<T> = { resolve: (value: T) => void; reject: (err: SyncClientError) => void };
 
 interface Entry {
   item: QueuedMutation;
+  bytes: number;
   persisted: boolean;
   inFlight: boolean;
   /** Send alone: its batch was refused as a whole, so each entry gets its own answer. */
@@ -51,6 +62,7 @@ export class MutationQueue {
       (loaded) => {
         const restored = loaded.map((item) => ({
           item,
+          bytes: jsonBytes(item.mutation),
           persisted: true,
           inFlight: false,
           solo: false,
@@ -84,7 +96,14 @@ export class MutationQueue {
   enqueue(mutation: Mutation): Promise<MutationResult> {
     if (this.closed) return Promise.reject(new SyncClientError('CLOSED', 'the client is closed'));
     const item: QueuedMutation = { mid: mutation.mid, mutation, queuedAt: new Date().toISOString() };
-    const entry: Entry = { item, persisted: false, inFlight: false, solo: false, waiters: [] };
+    const entry: Entry = {
+      item,
+      bytes: jsonBytes(mutation),
+      persisted: false,
+      inFlight: false,
+      solo: false,
+      waiters: [],
+    };
     this.entries.push(entry);
     const result = new Promise<MutationResult>((resolve, reject) => entry.waiters.push({ resolve, reject }));
     this.ready
@@ -135,6 +154,14 @@ export class MutationQueue {
     for (const w of this.emptyWaiters.splice(0)) w.reject(error);
   }
 
+  /**
+   * The server closed the connection over a frame too large (1009): whatever was on the wire goes out
+   * one mutation per message next time, so one oversized write cannot hold back the rest.
+   */
+  sendInFlightAlone(): void {
+    for (const entry of this.entries) if (entry.inFlight) entry.solo = true;
+  }
+
   private scheduleSend(): void {
     if (this.sendScheduled || this.closed) return;
     this.sendScheduled = true;
@@ -148,9 +175,11 @@ export class MutationQueue {
     if (this.closed || !this.options.isConnected()) return [];
     const sends: Promise<void>[] = [];
     let batch: Entry[] = [];
+    let bytes = ENVELOPE_BYTES;
     const cut = () => {
       if (batch.length > 0) sends.push(this.sendBatch(batch));
       batch = [];
+      bytes = ENVELOPE_BYTES;
     };
     for (const entry of this.entries) {
       if (!entry.persisted) break; // keep the order: nothing overtakes a write still being stored
@@ -161,7 +190,9 @@ export class MutationQueue {
         cut();
         continue;
       }
+      if (batch.length > 0 && bytes + entry.bytes + 1 > this.options.maxMessageBytes) cut();
       batch.push(entry);
+      bytes += entry.bytes + 1;
       if (batch.length === MAX_BATCH) cut();
     }
     cut();

@@ -1,6 +1,7 @@
 /**
  * The durable offline queue: a FileStorage queue outlives the client that wrote it and is sent once by
- * the next; a mutation the server already applied is answered `duplicate` and changes nothing; a damaged
+ * the next; a mutation the server already applied is answered `duplicate` and changes nothing; batches
+ * stay below the server's message limit; a damaged
  * queue file is reported, never silently dropped; IndexedDbStorage keeps the queue across clients (run on
  * fake-indexeddb, an in-memory IndexedDB) and reports a missing IndexedDB as a STORAGE error.
  */
@@ -19,7 +20,7 @@ import {
   type SyncClientError,
   type WriteOutcome,
 } from '../src/index.ts';
-import { deadPort, FAST_BACKOFF, mintToken, serverRecords, waitFor } from './helpers.ts';
+import { deadPort, FAST_BACKOFF, mintToken, recordStatus, serverRecords, waitFor } from './helpers.ts';
 
 function queuedMids(path: string): string[] {
   return (JSON.parse(readFileSync(path, 'utf8')) as { entries: { mid: string }[] }).entries.map((e) => e.mid);
@@ -137,6 +138,26 @@ describe('durable offline queue', () => {
     expect(await serverRecords(srv.url, token, 'counters')).toEqual({ c1: { n: 2 } });
     expect(c.collection('counters').get('c1')).toMatchObject({ data: { n: 2 }, version: 2, pending: false });
     await waitFor(() => queuedMids(path).length === 0, 'the file to be emptied');
+  });
+
+  it('cuts batches below the server’s message limit, and refuses at once a write that can never fit', async () => {
+    srv = await startTestServer('sqlite', { maxFrameBytes: 2048 });
+    const token = await mintToken(srv.url, 'acme', 'alice');
+    const c = client({ url: srv.wsUrl, token, maxMessageBytes: 2048, autoConnect: false });
+    const docs = c.collection<{ text: string }>('docs');
+    await expect(docs.put('big', { text: 'x'.repeat(3000) })).rejects.toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+    expect(docs.get('big')).toBeUndefined();
+    // 60 writes of ~250 bytes: one batch would be ~15 kB, beyond what the server reads at all (4 x 2 kB).
+    const writes = Array.from({ length: 60 }, (_, i) => docs.put(`d${i}`, { text: 'y'.repeat(150) }));
+    const changes = recordStatus(c);
+    c.connect();
+    const results = await Promise.all(writes);
+    expect(results.every((r) => r.status === 'applied')).toBe(true);
+    expect(Object.keys(await serverRecords(srv.url, token, 'docs'))).toHaveLength(60);
+    // Never a frame the server had to refuse: the connection was not closed once.
+    expect(changes.map((s) => s.newState)).toEqual(['connecting', 'syncing', 'open']);
   });
 
   it('reports a damaged queue file as a STORAGE error and leaves the file alone', async () => {
