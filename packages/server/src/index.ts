@@ -12,5 +12,6 @@
 export { ConfigError, loadConfig, type ServerConfig } from './config/config.ts';
 export { SyncError } from './core/errors.ts';
 export type { ConflictDecision, ConflictInput, ConflictResolver } from './core/strategies.ts';
+export type { BeforeMutationContext, Middleware, Projection } from './plugins/types.ts';
 export { type StartOptions, type SyncbridgeServer, startServer } from './server.ts';
 export type { Store } from './store/types.ts';

@@ -19,9 +19,12 @@ import type { ConflictResolver } from './core/strategies.ts';
 import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
 import { MetricsRegistry } from './observability/metrics.ts';
+import { ProjectionRunner } from './plugins/projections.ts';
+import type { Middleware, Projection } from './plugins/types.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogWriter } from './store/log-writer.ts';
+import { RetentionJob } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
 
@@ -80,6 +83,10 @@ export interface StartOptions {
   logger?: Logger;
   /** Conflict resolvers for `strategy: custom` collections, by the name their `resolver` setting gives. */
   resolvers?: Record<string, ConflictResolver>;
+  /** Validation and side effects around the write path, in order. */
+  middleware?: Middleware[];
+  /** Derived views over each tenant's log, served at GET /v1/projections/{name}. */
+  projections?: Projection[];
 }
 
 export async function startServer(
@@ -114,7 +121,13 @@ export async function startServer(
     audience: config.jwtAudience,
   });
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
-  const writer = new LogWriter({ store, collections, clock, logger });
+  const middleware = options.middleware ?? [];
+  const writer = new LogWriter({ store, collections, clock, logger, middleware });
+  const projections = new ProjectionRunner(store, options.projections ?? [], logger);
+  const retention = new RetentionJob(store, collections, logger.child({ component: 'retention' }), {
+    intervalMs: config.retentionIntervalMs,
+    resultRetentionDays: config.resultRetentionDays,
+  });
   const hub = new FanoutHub();
   let gateway: RealtimeGateway | null = null;
   const metrics = new MetricsRegistry({
@@ -125,6 +138,13 @@ export async function startServer(
   writer.onCommit((tenant, events) => {
     for (const e of events) metrics.events.inc({ kind: e.kind });
     bus.publish(tenant, events);
+    projections.onCommit(tenant, events);
+    for (const mw of middleware) {
+      if (!mw.afterCommit) continue;
+      Promise.resolve()
+        .then(() => mw.afterCommit!(tenant, events))
+        .catch((err: unknown) => logger.error({ err }, 'afterCommit middleware failed'));
+    }
   });
   bus.subscribe((tenant, events) => hub.dispatch(tenant, events));
   writer.onConflicts((tenant, conflicts) => gateway?.notifyConflicts(tenant, conflicts));
@@ -148,12 +168,14 @@ export async function startServer(
       auth: new RestAuthenticator(tokens, keys),
       gateway,
       metrics,
+      projections,
       busKind: bus.kind,
       maxBodyBytes: config.maxFrameBytes,
       startedAt: Date.now(),
     },
     logger,
   );
+  retention.start();
   gateway.attach(app.server);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
@@ -163,6 +185,7 @@ export async function startServer(
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      await retention.stop();
       await gateway.close();
       await app.close();
       await writer.drain();

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { TokenService } from '../auth/tokens.ts';
 import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
+import { verifyReplay } from '../replay/verify.ts';
 import { createLogger, openStore, resolveJwtSecret, startServer } from '../server.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
@@ -13,6 +14,7 @@ commands:
   serve     start the server (HTTP + WebSocket)
   migrate   apply pending database migrations and exit
   token     mint a user token: --tenant T --user U [--roles a,b] [--ttl seconds] [--platform P]
+  replay    --verify [--tenant T]: rebuild every record from the log and report any difference
 
 options:
   --config <file>   YAML or JSON settings (also SYNCBRIDGE_CONFIG)
@@ -82,6 +84,32 @@ async function migrate(config: ServerConfig): Promise<void> {
   await store.close();
 }
 
+async function replay(
+  config: ServerConfig,
+  values: Record<string, string | boolean | undefined>,
+): Promise<void> {
+  if (!values.verify) throw new ConfigError(['replay needs --verify (the only replay mode so far)']);
+  const logger = createLogger({ ...config, logLevel: 'warn' });
+  const store = await openStore(config, logger);
+  try {
+    const tenants = typeof values.tenant === 'string' ? [values.tenant] : undefined;
+    const report = await verifyReplay(store, {
+      tenants,
+      progress: (message) => process.stderr.write(`${message}\n`),
+    });
+    for (const d of report.differences) {
+      process.stdout.write(`DIFF ${d.tenant} ${d.collection}/${d.id}: ${d.problem}\n`);
+    }
+    process.stdout.write(
+      `replayed ${report.events} log entries of ${report.tenants} tenant(s) against ${report.records} records: ` +
+        `${report.differences.length === 0 ? 'no differences' : `${report.differences.length} difference(s)`}\n`,
+    );
+    if (report.differences.length > 0) process.exitCode = 2;
+  } finally {
+    await store.close();
+  }
+}
+
 async function token(
   config: ServerConfig,
   values: Record<string, string | boolean | undefined>,
@@ -121,6 +149,7 @@ async function main(argv: string[]): Promise<void> {
       roles: { type: 'string' },
       ttl: { type: 'string' },
       platform: { type: 'string' },
+      verify: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -137,6 +166,8 @@ async function main(argv: string[]): Promise<void> {
       return migrate(config);
     case 'token':
       return token(config, values);
+    case 'replay':
+      return replay(config, values);
     default:
       throw new ConfigError([`unknown command "${command}"`]);
   }

@@ -36,6 +36,8 @@ export const ServerConfigSchema = Type.Object(
     allowedOrigins: Type.Array(Type.String()),
     shutdownTimeoutMs: Type.Integer({ minimum: 0 }),
     hlcMaxDriftMs: Type.Integer({ minimum: 0 }),
+    retentionIntervalMs: Type.Integer({ minimum: 0 }),
+    resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
     collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
   },
@@ -66,6 +68,8 @@ export function defaultConfig(): ServerConfig {
     allowedOrigins: [],
     shutdownTimeoutMs: 10_000,
     hlcMaxDriftMs: 60_000,
+    retentionIntervalMs: 600_000,
+    resultRetentionDays: 30,
     nodeId: 'node1',
     collections: {},
   };
@@ -96,6 +100,8 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_ALLOWED_ORIGINS: ['allowedOrigins', 'list'],
   SYNCBRIDGE_SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs', 'int'],
   SYNCBRIDGE_HLC_MAX_DRIFT_MS: ['hlcMaxDriftMs', 'int'],
+  SYNCBRIDGE_RETENTION_INTERVAL_MS: ['retentionIntervalMs', 'int'],
+  SYNCBRIDGE_RESULT_RETENTION_DAYS: ['resultRetentionDays', 'int'],
   SYNCBRIDGE_NODE_ID: ['nodeId', 'string'],
 };
 

@@ -3,6 +3,7 @@ import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { MetricsRegistry } from '../observability/metrics.ts';
+import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
@@ -17,6 +18,7 @@ export interface HttpContext {
   auth: RestAuthenticator;
   gateway: RealtimeGateway;
   metrics: MetricsRegistry;
+  projections: ProjectionRunner;
   busKind: string;
   maxBodyBytes: number;
   startedAt: number;

@@ -33,8 +33,12 @@ const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;
 const MAX_SUBSCRIPTIONS = 1000;
 const MAX_PENDING_REQUESTS = 256;
-/** Corked frames past this many bytes are written at once rather than at the end of the tick. */
-const CORK_FLUSH_BYTES = 64 * 1024;
+/**
+ * Corked frames past this many bytes are written at once rather than at the end of the tick: enough
+ * to batch dozens of small events into one write, small enough that holding them back never moves a
+ * connection nearer the slow-consumer limit (maxBufferedBytes is at least 64 KiB).
+ */
+const CORK_FLUSH_BYTES = 16 * 1024;
 
 /** The key of a device's cursor: tenant, user and device. */
 export function cursorKey(tenant: string, user: string, device: string): string {

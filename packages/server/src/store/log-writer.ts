@@ -14,6 +14,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
+import type { Middleware } from '../plugins/types.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
 import { type TenantCommit, TenantWriter } from './tenant-writer.ts';
 import type { Store } from './types.ts';
@@ -28,6 +29,7 @@ export interface LogWriterOptions {
   collections: CollectionRegistry;
   clock: HybridClock;
   logger: Logger;
+  middleware?: readonly Middleware[];
   /** Most mutations (or events) committed in one transaction. */
   maxBatch?: number;
 }
@@ -171,7 +173,8 @@ export class LogWriter {
     const settled = await this.options.store.transaction(async (tx) => {
       const out: TenantCommit[] = [];
       for (const tenant of tenants) {
-        const writer = new TenantWriter(tx, tenant, this.options.collections, this.options.clock);
+        const { collections, clock, middleware } = this.options;
+        const writer = new TenantWriter(tx, tenant, collections, clock, middleware);
         out.push(await writer.run(byTenant.get(tenant)!));
       }
       return out;

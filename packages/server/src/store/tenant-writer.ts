@@ -12,6 +12,7 @@ import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
+import type { Middleware } from '../plugins/types.ts';
 import type { PendingWrite } from './pending-writes.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from './types.ts';
 
@@ -51,6 +52,7 @@ export class TenantWriter {
     private readonly tenant: string,
     private readonly collections: CollectionRegistry,
     private readonly clock: HybridClock,
+    private readonly middleware: readonly Middleware[] = [],
   ) {}
 
   async run(writes: PendingWrite[]): Promise<TenantCommit> {
@@ -170,8 +172,23 @@ export class TenantWriter {
     return result;
   }
 
-  private applyOne(principal: Principal, m: Mutation): MutationResult {
+  private applyOne(principal: Principal, original: Mutation): MutationResult {
     const actor = principal.user;
+    let m = original;
+    for (const mw of this.middleware) {
+      if (!mw.beforeMutation) continue;
+      try {
+        const current = this.records.get(recordKey(m.collection, m.id)) ?? null;
+        // A middleware may change what a mutation does, never which record or idempotency key it has.
+        const { mid, collection, id } = original;
+        m = { ...(mw.beforeMutation({ principal, mutation: m, current }) ?? m), mid, collection, id };
+      } catch (err) {
+        if (!(err instanceof SyncError)) throw err;
+        const error: NonNullable<MutationResult['error']> = { code: err.code, message: err.message };
+        if (err.details !== undefined) error.details = err.details;
+        return { mid: original.mid, status: 'rejected', error };
+      }
+    }
     const hlc = m.hlc === undefined ? this.clock.tick() : this.clock.receive(m.hlc);
     if (hlc === null) {
       return {

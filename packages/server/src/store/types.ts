@@ -49,6 +49,14 @@ export interface WriteTx {
   writeBatch(tenant: string, batch: TenantBatch): Promise<void>;
 }
 
+/** Which superseded versions of a collection's records to drop from the log. */
+export interface RetentionPolicy {
+  /** Keep at most this many versions per record (the current one always stays). */
+  keepVersions: number | null;
+  /** Drop superseded versions written before this ISO time. */
+  before: string | null;
+}
+
 export interface ConflictQuery {
   status: 'open' | 'resolved' | 'all';
   collection?: string;
@@ -128,6 +136,16 @@ export interface Store {
   createApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
   saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void>;
   getCursor(tenant: string, user: string, device: string): Promise<number | null>;
+  /**
+   * Deletes superseded record versions from the log per the policy; never a record's current version,
+   * so every record can still be rebuilt from the log. Returns how many entries were dropped.
+   */
+  compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number>;
+  /** Forgets idempotency results recorded before this ISO time; returns how many. */
+  pruneResults(before: string): Promise<number>;
+  /** Every tenant that has a log, and the collections a tenant has records in (maintenance, replay). */
+  listTenants(): Promise<string[]>;
+  listRecordCollections(tenant: string): Promise<string[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

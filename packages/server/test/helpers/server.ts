@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig, type ServerConfig } from '../../src/config/config.ts';
-import { type SyncbridgeServer, startServer } from '../../src/server.ts';
+import { type StartOptions, type SyncbridgeServer, startServer } from '../../src/server.ts';
 import { postgresAvailable, requireService } from './services.ts';
 
 export type StoreKind = 'sqlite' | 'postgres';
@@ -79,6 +79,7 @@ export async function startTestServer(
   kind: StoreKind = 'sqlite',
   overrides: Partial<ServerConfig> = {},
   storage: TestStorage = createTestStorage(kind),
+  options: Omit<StartOptions, 'logger'> = {},
 ): Promise<TestServer> {
   const config = loadConfig({
     env: {},
@@ -92,6 +93,7 @@ export async function startTestServer(
     },
   });
   const server = await startServer(config, {
+    ...options,
     logger: pino({ level: process.env.SYNCBRIDGE_TEST_LOG ?? 'silent' }),
   });
   return {

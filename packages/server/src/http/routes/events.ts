@@ -1,5 +1,6 @@
 /** Domain events over REST: append to the tenant's log, and read the log in seq order. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import {
   ErrorResponse,
   EventsQuery,
@@ -26,6 +27,27 @@ export const eventRoutes =
         const principal = await ctx.auth.principal(request);
         const result = await ctx.writer.publish(principal, request.body);
         return reply.status(result.duplicate ? 200 : 201).send(result);
+      },
+    );
+
+    app.get(
+      '/v1/projections/:name',
+      {
+        schema: {
+          tags: ['events'],
+          summary: "A projection's state for the caller's tenant, and the seq it reflects",
+          params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }),
+          response: {
+            200: Type.Object({ name: Type.String(), seq: Type.Integer(), state: Type.Unknown() }),
+            401: ErrorResponse,
+            404: ErrorResponse,
+          },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const view = await ctx.projections.read(request.params.name, principal.tenant);
+        return { name: request.params.name, ...view };
       },
     );
 

@@ -24,6 +24,7 @@ import type {
   EventQuery,
   ListQuery,
   RecordKey,
+  RetentionPolicy,
   Store,
   TenantBatch,
   VersionKey,
@@ -420,6 +421,48 @@ export class PostgresStore implements Store {
       [tenant, user, device],
     );
     return rows.length ? Number(rows[0].seq) : null;
+  }
+
+  async compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number> {
+    const result = await this.pool
+      .query(
+        `DELETE FROM events e USING records r
+         WHERE e.tenant = $1 AND e.kind = 'record' AND e.collection = $2
+           AND r.tenant = e.tenant AND r.collection = e.collection AND r.id = e.record_id
+           AND e.version < r.version
+           AND (e.version <= r.version - $3 OR e.ts < $4)`,
+        [tenant, collection, policy.keepVersions ?? Number.MAX_SAFE_INTEGER, policy.before ?? ''],
+      )
+      .catch((err: unknown) => {
+        throw translateError(err);
+      });
+    return result.rowCount ?? 0;
+  }
+
+  async pruneResults(before: string): Promise<number> {
+    const result = await this.pool
+      .query('DELETE FROM mutation_results WHERE created_at < $1::timestamptz', [before])
+      .catch((err: unknown) => {
+        throw translateError(err);
+      });
+    return result.rowCount ?? 0;
+  }
+
+  async listTenants(): Promise<string[]> {
+    const rows = await query<{ tenant: string }>(
+      this.pool,
+      'SELECT tenant FROM tenant_heads ORDER BY tenant',
+    );
+    return rows.map((r) => r.tenant);
+  }
+
+  async listRecordCollections(tenant: string): Promise<string[]> {
+    const rows = await query<{ collection: string }>(
+      this.pool,
+      'SELECT DISTINCT collection FROM records WHERE tenant = $1 ORDER BY collection',
+      [tenant],
+    );
+    return rows.map((r) => r.collection);
   }
 
   async ping(): Promise<void> {

@@ -30,6 +30,7 @@ import type {
   EventQuery,
   ListQuery,
   RecordKey,
+  RetentionPolicy,
   Store,
   TenantBatch,
   VersionKey,
@@ -400,6 +401,41 @@ export class SqliteStore implements Store {
 
   async getCursor(tenant: string, user: string, device: string): Promise<number | null> {
     return this.stmts.getCursor.get(tenant, user, device)?.seq ?? null;
+  }
+
+  async compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number> {
+    const sql = `DELETE FROM events WHERE tenant = ? AND kind = 'record' AND collection = ?
+         AND version < (SELECT r.version FROM records r
+           WHERE r.tenant = events.tenant AND r.collection = events.collection AND r.id = events.record_id)
+         AND (version <= (SELECT r.version FROM records r
+           WHERE r.tenant = events.tenant AND r.collection = events.collection AND r.id = events.record_id) - ?
+           OR ts < ?)`;
+    const keep = policy.keepVersions ?? Number.MAX_SAFE_INTEGER;
+    return this.exclusive(
+      () => this.writer.prepare(sql).run(tenant, collection, keep, policy.before ?? '').changes,
+    );
+  }
+
+  async pruneResults(before: string): Promise<number> {
+    return this.exclusive(
+      () => this.writer.prepare('DELETE FROM mutation_results WHERE created_at < ?').run(before).changes,
+    );
+  }
+
+  async listTenants(): Promise<string[]> {
+    return this.reader
+      .prepare<[], { tenant: string }>('SELECT tenant FROM tenant_heads ORDER BY tenant')
+      .all()
+      .map((r) => r.tenant);
+  }
+
+  async listRecordCollections(tenant: string): Promise<string[]> {
+    return this.reader
+      .prepare<[string], { collection: string }>(
+        'SELECT DISTINCT collection FROM records WHERE tenant = ? ORDER BY collection',
+      )
+      .all(tenant)
+      .map((r) => r.collection);
   }
 
   async ping(): Promise<void> {
