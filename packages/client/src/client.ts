@@ -94,6 +94,8 @@ export class SyncClient {
   private readonly storage: QueueStorage;
   private readonly caches = new Map<string, CollectionCache>();
   private readonly collections = new Map<string, Collection<object>>();
+  /** The collection of every write still queued, to find its cache by mid. */
+  private readonly collectionOfMid = new Map<string, string>();
   private readonly clock: ClientClock;
   private readonly maxMessageBytes: number;
   private closing: Promise<void> | null = null;
@@ -126,6 +128,7 @@ export class SyncClient {
       onSent: (mid) => this.cacheOfMid(mid)?.markSent(mid),
       onSettled: (item, result) => this.settled(item, result),
       onDropped: (item, error) => {
+        this.collectionOfMid.delete(item.mid);
         this.cache(item.mutation.collection).settle(item.mid, null);
         this.emitter.emit('error', error);
       },
@@ -281,8 +284,6 @@ export class SyncClient {
     }
     return cache;
   }
-
-  private readonly collectionOfMid = new Map<string, string>();
 
   private cacheOfMid(mid: string): CollectionCache | undefined {
     const name = this.collectionOfMid.get(mid);
