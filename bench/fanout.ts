@@ -6,12 +6,14 @@
  *
  *   node --import tsx bench/fanout.ts [--quick] [--store sqlite|postgres|all] [--subscribers 1000]
  *                                     [--in-flight 16] [--reps 3] [--window 10] [--cpu-prof]
+ *                                     [--candidate <other checkout>/packages/server/src/cli/main.ts]
  *
  * The sender is a separate connection (not one of the subscribers). It keeps `--in-flight` messages
  * outstanding: a message counts as done when every subscriber has received it, so neither server is
  * ever asked to queue without bound. On syncbridge each message is a `publish` of a domain event (a
  * durable write, acknowledged after its commit) to subscribers of `events:bench`; on the reference it
- * is 100 bytes that the server sends on, unchanged, to every other client.
+ * is 100 bytes that the server sends on, unchanged, to every other client. With --candidate, a second
+ * syncbridge built from another checkout joins the rotation (A B A' B …), to measure a change.
  */
 import { parseArgs } from 'node:util';
 import type WebSocket from 'ws';
@@ -93,15 +95,16 @@ async function syncbridgeSystem(
   store: StoreKind,
   subscribers: number,
   cpuProf: boolean,
+  cli?: string,
 ): Promise<FanoutSystem> {
-  const profile = cpuProf ? profileDir(`fanout-${store}`) : null;
-  const server = await startSyncbridge({ store, nodeFlags: profile ? cpuProfFlags(profile) : [] });
+  const profile = cpuProf ? profileDir(`fanout-${store}${cli ? '-candidate' : ''}`) : null;
+  const server = await startSyncbridge({ store, cli, nodeFlags: profile ? cpuProfFlags(profile) : [] });
   const subToken = await server.token('subscriber');
   const sender = await RequestClient.connect(server.wsUrl, await server.token('sender'));
   const body = paddedJson((d) => ({ d }), PAYLOAD_BYTES);
   const publish = Buffer.from(`{"type":"publish","event":{"type":"bench","payload":${body}}}`);
   const system: FanoutSystem = {
-    label: `syncbridge/${store}`,
+    label: server.label,
     durability: server.durability,
     server,
     subscribers: [],
@@ -212,7 +215,12 @@ function describe(r: WindowResult): string {
 export async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { ...COMMON_FLAGS, subscribers: { type: 'string' }, 'in-flight': { type: 'string' } },
+    options: {
+      ...COMMON_FLAGS,
+      subscribers: { type: 'string' },
+      'in-flight': { type: 'string' },
+      candidate: { type: 'string' },
+    },
     strict: true,
   });
   const options = benchOptions(values, ['sqlite', 'postgres']);
@@ -224,8 +232,11 @@ export async function main(): Promise<void> {
   );
   const reference = await referenceSystem(subscribers);
   const systems: FanoutSystem[] = [];
-  for (const store of options.stores)
+  for (const store of options.stores) {
     systems.push(await syncbridgeSystem(store, subscribers, options.cpuProf));
+    if (values.candidate)
+      systems.push(await syncbridgeSystem(store, subscribers, options.cpuProf, values.candidate));
+  }
   for (const s of [...systems, reference]) await runWindow(s, options.warmupSeconds, inFlight);
   // A B A B: each syncbridge window is paired with the reference window that follows it.
   const pairs = new Map<FanoutSystem, { sb: WindowResult; ref: WindowResult }[]>(systems.map((s) => [s, []]));

@@ -16,6 +16,11 @@ import { cpuMicros, rssBytes } from './proc.ts';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const POSTGRES_URL =
   process.env.SYNCBRIDGE_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/**
+ * The server entry point. SYNCBRIDGE_BENCH_CLI points at another checkout's
+ * packages/server/src/cli/main.ts, to measure a change against the current tree in the same way.
+ */
+const SERVER_CLI = resolve(process.env.SYNCBRIDGE_BENCH_CLI ?? join(ROOT, 'packages/server/src/cli/main.ts'));
 const JWT_SECRET = 'bench-jwt-secret-0123456789abcdef0123456789abcdef';
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
@@ -139,6 +144,8 @@ export interface SyncbridgeOptions extends SpawnOptions {
   /** SQLite only; default FULL (the product's default). */
   synchronous?: Synchronous;
   env?: Record<string, string>;
+  /** Another checkout's packages/server/src/cli/main.ts, to measure a candidate change side by side. */
+  cli?: string;
 }
 
 /** Starts `syncbridge serve` on port 0 with its own temp data dir (and fresh schema for PostgreSQL). */
@@ -173,7 +180,7 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
     },
   });
   spawned = await spawnServer(
-    join(ROOT, 'packages/server/src/cli/main.ts'),
+    options.cli ? resolve(options.cli) : SERVER_CLI,
     ['serve'],
     env,
     /syncbridge listening on http:\/\/(\S+)/,
@@ -185,7 +192,7 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
   const tokens = new TokenService({ jwtSecret: JWT_SECRET });
   const durability = schema ? await postgresDurability() : `SQLite synchronous=${synchronous} (WAL)`;
   return {
-    label: `syncbridge/${options.store}`,
+    label: `syncbridge/${options.store}${options.cli ? ' (candidate)' : ''}`,
     store: options.store,
     durability,
     pid,
