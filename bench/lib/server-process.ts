@@ -139,6 +139,13 @@ export async function postgresDurability(): Promise<string> {
   }
 }
 
+/** The checkout a CLI path belongs to, by the folder that holds its packages/ (for labels). */
+function checkoutName(cli: string): string {
+  const parts = resolve(cli).split('/');
+  const i = parts.lastIndexOf('packages');
+  return i > 0 ? parts[i - 1]! : cli;
+}
+
 export interface SyncbridgeOptions extends SpawnOptions {
   store: StoreKind;
   /** SQLite only; default FULL (the product's default). */
@@ -192,7 +199,7 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
   const tokens = new TokenService({ jwtSecret: JWT_SECRET });
   const durability = schema ? await postgresDurability() : `SQLite synchronous=${synchronous} (WAL)`;
   return {
-    label: `syncbridge/${options.store}${options.cli ? ' (candidate)' : ''}`,
+    label: `syncbridge/${options.store}${options.cli ? ` (${checkoutName(options.cli)})` : ''}`,
     store: options.store,
     durability,
     pid,
