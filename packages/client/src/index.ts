@@ -17,7 +17,6 @@ export {
   type SyncClientOptions,
   type WriteOutcome,
 } from './client.ts';
-export type { StatusReason as StatusReasonCode } from './codes.ts';
 export { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
 export {
   Collection,
