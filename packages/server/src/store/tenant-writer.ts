@@ -103,6 +103,9 @@ export class TenantWriter {
     }
     if (resultKeys.size > 0) this.prior = await tx.getResults(tenant, [...resultKeys]);
     if (recordKeys.size > 0) this.records = await tx.getRecords(tenant, [...recordKeys.values()]);
+    // A mutation based on a record's current version becomes stale when an earlier one of this batch
+    // changes the record: its base is the version loaded here.
+    for (const r of this.records.values()) this.bases.set(versionKey(r.collection, r.id, r.version), r.data);
     const versions: VersionKey[] = [];
     for (const w of writes) {
       if (w.kind !== 'mutations') continue;
@@ -115,7 +118,9 @@ export class TenantWriter {
         }
       }
     }
-    if (versions.length > 0) this.bases = await tx.getVersionData(tenant, versions);
+    if (versions.length > 0) {
+      for (const [key, data] of await tx.getVersionData(tenant, versions)) this.bases.set(key, data);
+    }
   }
 
   private append(event: Omit<LogEvent, 'seq'>): LogEvent {
