@@ -19,17 +19,22 @@ export function onCleanup(cleanup: Cleanup): () => void {
   return () => cleanups.delete(cleanup);
 }
 
-export async function cleanupAll(): Promise<void> {
-  const all = [...cleanups].reverse();
-  cleanups.clear();
-  for (const c of all) {
-    try {
-      await c.run();
-    } catch (err) {
-      process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
-      c.runSync();
+let cleaning: Promise<void> | null = null;
+
+/** Runs every cleanup once, newest first; concurrent callers share the same run. */
+export function cleanupAll(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const c of [...cleanups].reverse()) {
+      try {
+        await c.run();
+      } catch (err) {
+        process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
+        c.runSync();
+      }
+      cleanups.delete(c);
     }
-  }
+  })();
+  return cleaning;
 }
 
 /**
@@ -40,9 +45,13 @@ export function runMain(main: () => Promise<void>, limitSeconds: number): void {
   process.on('exit', () => {
     for (const c of cleanups) c.runSync();
   });
+  let aborted = false;
   const abort = (why: string, code: number) => {
+    if (aborted) return;
+    aborted = true;
     process.stderr.write(`\n${why}: stopping\n`);
-    void cleanupAll().finally(() => process.exit(code));
+    process.exitCode = code;
+    void cleanupAll().finally(() => process.exit());
   };
   process.once('SIGINT', () => abort('interrupted', 130));
   process.once('SIGTERM', () => abort('terminated', 143));
@@ -51,8 +60,11 @@ export function runMain(main: () => Promise<void>, limitSeconds: number): void {
     .then(
       () => cleanupAll(),
       async (err: unknown) => {
-        process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-        process.exitCode = 1;
+        // After an abort, main fails because its servers went away: that is not worth a stack trace.
+        if (!aborted) {
+          process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+          process.exitCode = 1;
+        }
         await cleanupAll();
       },
     )

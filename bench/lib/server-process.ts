@@ -55,10 +55,14 @@ export interface SpawnOptions {
 interface Spawned {
   child: ChildProcess;
   ready: RegExpExecArray;
-  exited: Promise<void>;
-  logFile: string;
+  /** Stops the process (SIGTERM, then SIGKILL after a grace period) once; later calls wait for it. */
+  stop: () => Promise<void>;
 }
 
+/**
+ * Spawns a server and waits for its ready line. The child is registered for cleanup the moment it
+ * exists, so an abort during start-up cannot orphan it.
+ */
 async function spawnServer(
   script: string,
   args: string[],
@@ -81,6 +85,20 @@ async function spawnServer(
   });
   closeSync(log);
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      unregister();
+    })();
+    return stopping;
+  };
+  const unregister = onCleanup({ run: stop, runSync: () => child.kill('SIGKILL') });
   const match = await new Promise<RegExpExecArray>((res, rej) => {
     let out = '';
     const fail = (why: string) => {
@@ -88,6 +106,7 @@ async function spawnServer(
       try {
         tail = readFileSync(logFile, 'utf8').slice(-2000);
       } catch {}
+      child.kill('SIGKILL');
       rej(new Error(`${script} ${why}\n${out}${tail}`));
     };
     const timer = setTimeout(() => fail('did not start within 30 s'), 30_000);
@@ -104,16 +123,7 @@ async function spawnServer(
       fail(`exited with ${child.exitCode ?? child.signalCode} before it was ready`);
     });
   });
-  return { child, ready: match, exited, logFile };
-}
-
-async function stopChild(spawned: Spawned, graceMs = 20_000): Promise<void> {
-  const { child, exited } = spawned;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
+  return { child, ready: match, stop };
 }
 
 async function dropSchema(schema: string): Promise<void> {
@@ -170,23 +180,19 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
     ...(schema ? { SYNCBRIDGE_DATABASE_URL: POSTGRES_URL, SYNCBRIDGE_DATABASE_SCHEMA: schema } : {}),
     ...options.env,
   };
-  let spawned: Spawned | null = null;
   const removeData = async () => {
     rmSync(dir, { recursive: true, force: true });
     if (schema) await dropSchema(schema);
   };
+  // Registered before the child's own cleanup, so it runs after the child has stopped.
   const unregister = onCleanup({
-    run: async () => {
-      if (spawned) await stopChild(spawned);
-      await removeData();
-    },
+    run: removeData,
     runSync: () => {
-      spawned?.child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
       if (schema) spawnSync('psql', [POSTGRES_URL, '-qc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`]);
     },
   });
-  spawned = await spawnServer(
+  const spawned = await spawnServer(
     options.cli ? resolve(options.cli) : SERVER_CLI,
     ['serve'],
     env,
@@ -208,9 +214,9 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
     rssBytes: () => rssBytes(pid),
     token: async (user, tenant = 'bench') => (await tokens.mint({ tenant, user, ttlSeconds: 3600 })).token,
     stop: async () => {
-      unregister();
-      await stopChild(s);
+      await s.stop();
       await removeData();
+      unregister();
     },
   };
 }
@@ -218,18 +224,9 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
 /** Starts the reference: a minimal `ws` server that broadcasts each message it receives to all others. */
 export async function startReference(options: SpawnOptions = {}): Promise<ServerUnderTest> {
   const dir = mkdtempSync(join(tmpdir(), 'ws-reference-bench-'));
-  let spawned: Spawned | null = null;
-  const unregister = onCleanup({
-    run: async () => {
-      if (spawned) await stopChild(spawned);
-      rmSync(dir, { recursive: true, force: true });
-    },
-    runSync: () => {
-      spawned?.child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  });
-  spawned = await spawnServer(
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  const unregister = onCleanup({ run: async () => removeDir(), runSync: removeDir });
+  const spawned = await spawnServer(
     join(ROOT, 'bench/reference/ws-broadcast-server.ts'),
     [],
     { PORT: '0' },
@@ -246,9 +243,9 @@ export async function startReference(options: SpawnOptions = {}): Promise<Server
     cpuMicros: () => cpuMicros(pid),
     rssBytes: () => rssBytes(pid),
     stop: async () => {
+      await s.stop();
+      removeDir();
       unregister();
-      await stopChild(s);
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

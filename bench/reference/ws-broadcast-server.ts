@@ -28,5 +28,5 @@ wss.on('listening', () => {
 
 process.on('SIGTERM', () => {
   for (const client of wss.clients) client.terminate();
-  wss.close(() => process.exit(0));
+  process.exit(0);
 });
