@@ -110,6 +110,11 @@ export const LogEvent = Type.Object({
   actor: Type.String(),
   /** The device the change came from, when the writer named one. */
   device: Type.Optional(Type.String()),
+  /**
+   * Record changes: the values the changed fields had before, by dotted path (absent: the field was
+   * new). Lets a filtered channel see a record leave it (e.g. stock moved from wh-1 to wh-2).
+   */
+  previous: Type.Optional(JsonObject),
   ts: Type.String(),
 });
 export type LogEvent = Static<typeof LogEvent>;

@@ -57,6 +57,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     app.getDefaultJsonParser('error', 'error'),
   );
   installErrorHandling(app);
+  app.addHook('onRequest', ctx.auth.onRequest);
 
   await app.register(swagger, {
     openapi: {

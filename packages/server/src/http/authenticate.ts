@@ -11,7 +11,12 @@ import { SyncError } from '../core/errors.ts';
 
 const TENANT = /^[A-Za-z0-9_.-]{1,128}$/;
 
+/** Routes anyone may call, and routes that take an API key instead of a user (they check it themselves). */
+const OPEN_ROUTES = new Set(['/v1/health', '/v1/ready', '/v1/auth/token', '/v1/tenants/:tenant/api-keys']);
+
 export class RestAuthenticator {
+  private readonly resolved = new WeakMap<FastifyRequest, Promise<Principal>>();
+
   constructor(
     private readonly tokens: TokenService,
     private readonly keys: ApiKeys,
@@ -28,8 +33,26 @@ export class RestAuthenticator {
     return key;
   }
 
+  /**
+   * An onRequest hook: authenticates every /v1 route but the open ones before the body is read or
+   * validated, so an unauthenticated caller learns nothing about what a route accepts.
+   */
+  readonly onRequest = async (request: FastifyRequest): Promise<void> => {
+    const route = request.routeOptions.url;
+    if (route?.startsWith('/v1/') && !OPEN_ROUTES.has(route)) await this.principal(request);
+  };
+
   /** The caller, with the device named by `X-Device-Id` (recorded in the log) when it is valid. */
-  async principal(request: FastifyRequest): Promise<Principal> {
+  principal(request: FastifyRequest): Promise<Principal> {
+    let found = this.resolved.get(request);
+    if (!found) {
+      found = this.authenticate(request);
+      this.resolved.set(request, found);
+    }
+    return found;
+  }
+
+  private async authenticate(request: FastifyRequest): Promise<Principal> {
     const principal = await this.resolvePrincipal(request);
     const device = request.headers['x-device-id'];
     if (device === undefined) return principal;

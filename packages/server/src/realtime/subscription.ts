@@ -8,7 +8,7 @@
  * is sent again, so the handover has neither a gap nor a duplicate.
  */
 import type { ChannelSpec, LogEvent } from '@syncbridge/protocol';
-import { matchesFilter } from '../core/filters.ts';
+import { changeMatchesFilter } from '../core/filters.ts';
 
 const MAX_BUFFERED_EVENTS = 10_000;
 
@@ -22,7 +22,7 @@ export function channelMatches(spec: ChannelSpec, event: LogEvent): boolean {
     return (
       event.kind === 'record' &&
       event.collection === spec.collection &&
-      (Object.keys(spec.filter).length === 0 || matchesFilter(event.data, spec.filter))
+      (Object.keys(spec.filter).length === 0 || changeMatchesFilter(event.data, event.previous, spec.filter))
     );
   }
   if (spec.kind === 'events') {

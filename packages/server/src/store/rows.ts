@@ -38,7 +38,7 @@ export function recordFromRow(row: RecordRow): SyncRecord {
 
 /** The event columns after `tenant`, in the order `eventColumns` gives their values. */
 export const EVENT_COLUMNS =
-  'seq, event_id, kind, collection, record_id, op, version, data, type, payload, source, target, priority, hlc, actor, ts, device';
+  'seq, event_id, kind, collection, record_id, op, version, data, type, payload, source, target, priority, hlc, actor, ts, device, previous';
 
 export interface EventRow {
   seq: number | string;
@@ -58,6 +58,7 @@ export interface EventRow {
   actor: string;
   ts: string | Date;
   device: string | null;
+  previous: unknown;
 }
 
 /** Builds the event as clients see it; absent fields are left out, never sent as null. */
@@ -85,6 +86,9 @@ export function eventFromRow(row: EventRow): LogEvent {
   // Domain events carry an HLC too; read back, they must look as they did when they were live.
   if (row.hlc) event.hlc = row.hlc;
   if (row.device) event.device = row.device;
+  if (row.previous !== null && row.previous !== undefined) {
+    event.previous = parseJson(row.previous) as Record<string, unknown>;
+  }
   return event;
 }
 
@@ -109,5 +113,6 @@ export function eventColumns(tenant: string, e: LogEvent): unknown[] {
     e.actor,
     e.ts,
     e.device ?? null,
+    e.previous === undefined ? null : JSON.stringify(e.previous),
   ];
 }

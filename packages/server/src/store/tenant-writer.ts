@@ -10,6 +10,7 @@ import { isTenantAdmin, type Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
+import { diffRecords } from '../core/merge.ts';
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
@@ -25,6 +26,22 @@ export const CONFLICT_RESOLVED_EVENT = 'syncbridge.conflict_resolved';
  */
 function mutationKey(mid: string): string {
   return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith('mid:') ? `mid:${mid}` : mid;
+}
+
+/**
+ * Adds `previous` to a record change: the old values of the fields it changed (by dotted path), so a
+ * filtered channel can tell that the record left it. Deletes carry the last data already.
+ */
+function withPrevious(
+  event: Omit<LogEvent, 'seq'>,
+  before: Record<string, unknown> | null,
+): Omit<LogEvent, 'seq'> {
+  if (!before || event.op === 'delete') return event;
+  const previous: Record<string, unknown> = {};
+  for (const change of diffRecords(before, event.data ?? {})) {
+    if ('from' in change) previous[change.path] = change.from;
+  }
+  return Object.keys(previous).length > 0 ? { ...event, previous } : event;
 }
 
 export interface TenantCommit {
@@ -250,9 +267,8 @@ export class TenantWriter {
         error: { code: 'CONFLICT', message: outcome.reason },
       };
     }
-    const event = this.append(
-      principal.deviceId ? { ...outcome.event, device: principal.deviceId } : outcome.event,
-    );
+    const draft = withPrevious(outcome.event, current && !current.deleted ? current.data : null);
+    const event = this.append(principal.deviceId ? { ...draft, device: principal.deviceId } : draft);
     this.writeRecord(outcome.record);
     return {
       mid: m.mid,
@@ -327,7 +343,7 @@ export class TenantWriter {
         updatedBy: w.principal.user,
         deleted: chosen === null,
       };
-      const event = this.append({
+      const draft: Omit<LogEvent, 'seq'> = {
         eventId: randomUUID(),
         kind: 'record',
         collection: record.collection,
@@ -338,7 +354,8 @@ export class TenantWriter {
         hlc,
         actor: w.principal.user,
         ts: this.now,
-      });
+      };
+      const event = this.append(withPrevious(draft, current && !current.deleted ? current.data : null));
       changeSeq = event.seq;
       this.writeRecord(record);
     }

@@ -105,4 +105,9 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     name: 'device of each log entry',
     sql: `ALTER TABLE events ADD COLUMN device text;`,
   },
+  {
+    version: 4,
+    name: 'previous values of the fields a record change modified',
+    sql: `ALTER TABLE events ADD COLUMN previous jsonb;`,
+  },
 ];

@@ -250,7 +250,7 @@ export class PostgresStore implements Store {
         }
         if (batch.events.length > 0) {
           const rows = batch.events.map((e) => eventColumns(tenant, e).slice(1));
-          await query(client, INSERT_EVENTS, [tenant, ...columnArrays(rows, 17)]);
+          await query(client, INSERT_EVENTS, [tenant, ...columnArrays(rows, 18)]);
         }
         if (batch.results.length > 0) {
           await query(client, INSERT_RESULTS, [

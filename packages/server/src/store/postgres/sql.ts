@@ -34,6 +34,7 @@ const EVENT_ARRAY_TYPES = [
   'text',
   'text',
   'text',
+  'jsonb',
 ];
 
 /** `SELECT $1, * FROM unnest($2::bigint[], $3::text[], ...)`: one row per event, tenant as $1. */

@@ -103,4 +103,9 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     name: 'device of each log entry',
     sql: `ALTER TABLE events ADD COLUMN device TEXT;`,
   },
+  {
+    version: 4,
+    name: 'previous values of the fields a record change modified',
+    sql: `ALTER TABLE events ADD COLUMN previous TEXT;`,
+  },
 ];

@@ -154,7 +154,7 @@ export class SqliteStore implements Store {
          hlc = excluded.hlc, updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = excluded.deleted`,
       ),
       insertEvent: w.prepare(
-        `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(18).fill('?').join(', ')})`,
+        `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(19).fill('?').join(', ')})`,
       ),
       head: r.prepare<[string], { seq: number }>('SELECT seq FROM tenant_heads WHERE tenant = ?'),
       events: r.prepare<[string, number, number], EventRow>(
