@@ -216,7 +216,7 @@ describe.each(kinds)('docs/protocol.md behaviours (%s)', (kind: StoreKind) => {
     }
   });
 
-  it('filters compare numbers and booleans as JSON text, follow dotted paths, and route deletes', async () => {
+  it('filters compare numbers and booleans as JSON text, follow dotted paths, route deletes and leavers', async () => {
     const token = await srv.token('proto-filters', 'alice');
     const client = await TestWsClient.connect(srv.wsUrl, token);
     const channels = [
@@ -245,12 +245,15 @@ describe.each(kinds)('docs/protocol.md behaviours (%s)', (kind: StoreKind) => {
     });
     await client.request({ type: 'ping' });
     const seen = (channel: string) => client.events(channel).map((e) => `${e.id}:${e.op}`);
-    // The string "5" also reads as 5: a filter compares text.
-    expect(seen('records:stock?qty=5')).toEqual(['a:put', 'b:put', 'b:delete']);
+    // The string "5" also reads as 5: a filter compares text. The patch moving `a` out of qty=5 is sent
+    // there too, with the old value in `previous`.
+    expect(seen('records:stock?qty=5')).toEqual(['a:put', 'b:put', 'a:patch', 'b:delete']);
     expect(seen('records:stock?open=true')).toEqual(['a:put', 'b:put', 'a:patch', 'b:delete']);
     expect(seen('records:stock?address.city=Oslo')).toEqual(['a:put', 'a:patch']);
     expect(seen('records:stock?price=1.5')).toEqual(['a:put', 'a:patch']);
-    // The delete carries the record's last data; a patch moving `a` out of qty=5 is not sent there.
+    const left = client.events('records:stock?qty=5').find((e) => e.op === 'patch');
+    expect(left).toMatchObject({ id: 'a', data: { qty: 6 }, previous: { qty: 5 } });
+    // The delete carries the record's last data.
     const del = client.events('records:stock?qty=5').find((e) => e.op === 'delete');
     expect(del).toMatchObject({ data: { qty: '5', open: 'true', address: 'Oslo', price: null }, version: 2 });
     await client.close();
