@@ -32,7 +32,7 @@ export const SubscribeMessage = Type.Object({
   type: Type.Literal('subscribe'),
   rid: Rid,
   channel: Channel,
-  since: Type.Optional(Type.Integer({ minimum: 0 })),
+  since: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   snapshot: Type.Optional(Type.Boolean()),
 });
 export const UnsubscribeMessage = Type.Object({
@@ -64,7 +64,7 @@ export const ResolveMessage = Type.Object({
 export const AckMessage = Type.Object({
   type: Type.Literal('ack'),
   rid: Rid,
-  seq: Type.Integer({ minimum: 0 }),
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
 });
 export const PingMessage = Type.Object({
   type: Type.Literal('ping'),

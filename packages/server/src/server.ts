@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { destination, type Logger, pino } from 'pino';
 import { ApiKeys } from './auth/api-keys.ts';
 import { TokenService } from './auth/tokens.ts';
-import { MemoryBus } from './bus/memory-bus.ts';
+import { MemoryBus, type MemoryBusNetwork } from './bus/memory-bus.ts';
 import type { Bus } from './bus/types.ts';
 import { ConfigError, type ServerConfig } from './config/config.ts';
 import { CollectionRegistry } from './core/collections.ts';
@@ -23,6 +23,7 @@ import { ProjectionRunner } from './plugins/projections.ts';
 import type { Middleware, Projection } from './plugins/types.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { FanoutHub } from './realtime/hub.ts';
+import { LogSequencer } from './realtime/sequencer.ts';
 import { LogWriter } from './store/log-writer.ts';
 import { RetentionJob } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
@@ -68,11 +69,17 @@ export async function openStore(config: ServerConfig, logger: Logger): Promise<S
   return store;
 }
 
-function createBus(config: ServerConfig): Bus {
-  if (!config.busUrl || config.busUrl.startsWith('memory://')) return new MemoryBus();
-  throw new ConfigError([
-    `SYNCBRIDGE_BUS_URL=${config.busUrl}: this build runs a single node (in-process bus); leave it unset`,
-  ]);
+async function createBus(config: ServerConfig, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
+  const url = config.busUrl;
+  if (!url || url.startsWith('memory://')) return new MemoryBus(config.nodeId, network);
+  if (url.startsWith('redis://')) {
+    const { RedisBus } = await import('./bus/redis-bus.ts');
+    const bus = new RedisBus(url, config.nodeId, logger);
+    await bus.start();
+    return bus;
+  }
+  const { NatsBus } = await import('./bus/nats-bus.ts');
+  return NatsBus.connect(url, config.nodeId, logger);
 }
 
 export function createLogger(config: ServerConfig): Logger {
@@ -87,6 +94,8 @@ export interface StartOptions {
   middleware?: Middleware[];
   /** Derived views over each tenant's log, served at GET /v1/projections/{name}. */
   projections?: Projection[];
+  /** Several in-process servers sharing one network form a cluster over the memory bus (tests). */
+  busNetwork?: MemoryBusNetwork;
 }
 
 export async function startServer(
@@ -94,7 +103,7 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
-  const bus = createBus(config);
+  const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
   const store = await openStore(config, logger);
   const collections = new CollectionRegistry(store, config.collections, options.resolvers);
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
@@ -128,7 +137,8 @@ export async function startServer(
     intervalMs: config.retentionIntervalMs,
     resultRetentionDays: config.resultRetentionDays,
   });
-  const hub = new FanoutHub();
+  const sequencer = new LogSequencer(store, (tenant, events) => hub.dispatch(tenant, events), logger);
+  const hub = new FanoutHub(sequencer);
   let gateway: RealtimeGateway | null = null;
   const metrics = new MetricsRegistry({
     connections: () => gateway?.size ?? 0,
@@ -137,7 +147,8 @@ export async function startServer(
   });
   writer.onCommit((tenant, events) => {
     for (const e of events) metrics.events.inc({ kind: e.kind });
-    bus.publish(tenant, events);
+    sequencer.receive(tenant, events);
+    bus.publish({ node: config.nodeId, tenant, events, upTo: events[events.length - 1]!.seq });
     projections.onCommit(tenant, events);
     for (const mw of middleware) {
       if (!mw.afterCommit) continue;
@@ -146,7 +157,16 @@ export async function startServer(
         .catch((err: unknown) => logger.error({ err }, 'afterCommit middleware failed'));
     }
   });
-  bus.subscribe((tenant, events) => hub.dispatch(tenant, events));
+  bus.subscribe(({ tenant, events, upTo }) => {
+    if (events.length > 0) {
+      sequencer.receive(tenant, events);
+      projections.onCommit(tenant, events);
+    } else sequencer.behind(tenant, upTo);
+  });
+  // Messages lost while the broker was away, or never sent: find them in the store.
+  bus.onReconnect(() => void sequencer.resync());
+  const resyncTimer = setInterval(() => void sequencer.resync(), config.busResyncMs);
+  resyncTimer.unref();
   writer.onConflicts((tenant, conflicts) => gateway?.notifyConflicts(tenant, conflicts));
 
   gateway = new RealtimeGateway({
@@ -170,6 +190,7 @@ export async function startServer(
       metrics,
       projections,
       busKind: bus.kind,
+      busPing: () => bus.ping(),
       maxBodyBytes: config.maxFrameBytes,
       startedAt: Date.now(),
     },
@@ -185,6 +206,7 @@ export async function startServer(
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      clearInterval(resyncTimer);
       await retention.stop();
       await gateway.close();
       await app.close();

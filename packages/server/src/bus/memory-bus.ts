@@ -1,23 +1,51 @@
 /**
- * In-process bus: delivers synchronously to the handlers of this process. Fit for a single standalone
- * node (the default); several nodes need the Redis or NATS bus.
+ * In-process bus. A standalone node (the default) uses one on its own network: there are no other
+ * nodes, so publishing costs nothing. Several servers in one process (tests) share a network to act
+ * as a cluster. Fit for a single process only; several processes need the Redis or NATS bus.
  */
-import type { LogEvent } from '@syncbridge/protocol';
-import type { Bus, BusHandler } from './types.ts';
+import type { Bus, BusHandler, BusMessage } from './types.ts';
+
+export class MemoryBusNetwork {
+  readonly members = new Set<MemoryBus>();
+}
 
 export class MemoryBus implements Bus {
   readonly kind = 'memory';
   private readonly handlers: BusHandler[] = [];
 
-  publish(tenant: string, events: LogEvent[]): void {
-    for (const handler of this.handlers) handler(tenant, events);
+  constructor(
+    private readonly node: string,
+    private readonly network: MemoryBusNetwork = new MemoryBusNetwork(),
+  ) {
+    network.members.add(this);
+  }
+
+  publish(message: BusMessage): void {
+    for (const member of this.network.members) {
+      if (member === this) continue;
+      // Asynchronous like a real broker, so no caller depends on synchronous delivery.
+      queueMicrotask(() => {
+        for (const handler of member.handlers) handler(message);
+      });
+    }
   }
 
   subscribe(handler: BusHandler): void {
     this.handlers.push(handler);
   }
 
+  onReconnect(): void {}
+
+  async ping(): Promise<boolean> {
+    return true;
+  }
+
   async close(): Promise<void> {
+    this.network.members.delete(this);
     this.handlers.length = 0;
+  }
+
+  get nodeId(): string {
+    return this.node;
   }
 }

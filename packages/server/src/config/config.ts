@@ -4,6 +4,7 @@
  * own message naming where it came from, and the server refuses to start.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
@@ -37,6 +38,7 @@ export const ServerConfigSchema = Type.Object(
     shutdownTimeoutMs: Type.Integer({ minimum: 0 }),
     hlcMaxDriftMs: Type.Integer({ minimum: 0 }),
     retentionIntervalMs: Type.Integer({ minimum: 0 }),
+    busResyncMs: Type.Integer({ minimum: 100 }),
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
     collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
@@ -50,6 +52,15 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
   }
+}
+
+/** A node id unique per process on this host (HLC tie-breaks and bus echo suppression rely on it). */
+function defaultNodeId(): string {
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_.-]/g, '')
+      .slice(0, 24) || 'node';
+  return `${host}-${process.pid}`;
 }
 
 export function defaultConfig(): ServerConfig {
@@ -69,8 +80,9 @@ export function defaultConfig(): ServerConfig {
     shutdownTimeoutMs: 10_000,
     hlcMaxDriftMs: 60_000,
     retentionIntervalMs: 600_000,
+    busResyncMs: 2_000,
     resultRetentionDays: 30,
-    nodeId: 'node1',
+    nodeId: defaultNodeId(),
     collections: {},
   };
 }
@@ -101,6 +113,7 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs', 'int'],
   SYNCBRIDGE_HLC_MAX_DRIFT_MS: ['hlcMaxDriftMs', 'int'],
   SYNCBRIDGE_RETENTION_INTERVAL_MS: ['retentionIntervalMs', 'int'],
+  SYNCBRIDGE_BUS_RESYNC_MS: ['busResyncMs', 'int'],
   SYNCBRIDGE_RESULT_RETENTION_DAYS: ['resultRetentionDays', 'int'],
   SYNCBRIDGE_NODE_ID: ['nodeId', 'string'],
 };

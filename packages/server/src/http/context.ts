@@ -20,6 +20,7 @@ export interface HttpContext {
   metrics: MetricsRegistry;
   projections: ProjectionRunner;
   busKind: string;
+  busPing: () => Promise<boolean>;
   maxBodyBytes: number;
   startedAt: number;
 }

@@ -7,15 +7,25 @@
 import type { LogEvent } from '@syncbridge/protocol';
 import { eventFrameText, eventJson, type Subscription } from './subscription.ts';
 
+export interface TenantWatcher {
+  /** A tenant got its first subscription on this node. */
+  watch(tenant: string): void;
+  /** A tenant's last subscription on this node ended. */
+  unwatch(tenant: string): void;
+}
+
 export class FanoutHub {
   private readonly tenants = new Map<string, Map<string, Set<Subscription>>>();
   deliveries = 0;
+
+  constructor(private readonly watcher?: TenantWatcher) {}
 
   add(sub: Subscription): void {
     let byKey = this.tenants.get(sub.tenant);
     if (!byKey) {
       byKey = new Map();
       this.tenants.set(sub.tenant, byKey);
+      this.watcher?.watch(sub.tenant);
     }
     let set = byKey.get(sub.routingKey);
     if (!set) {
@@ -31,7 +41,10 @@ export class FanoutHub {
     if (!byKey || !set) return;
     set.delete(sub);
     if (set.size === 0) byKey.delete(sub.routingKey);
-    if (byKey.size === 0) this.tenants.delete(sub.tenant);
+    if (byKey.size === 0) {
+      this.tenants.delete(sub.tenant);
+      this.watcher?.unwatch(sub.tenant);
+    }
   }
 
   subscriberCount(): number {

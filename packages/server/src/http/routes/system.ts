@@ -40,16 +40,17 @@ export const systemRoutes =
         } catch {
           ok = false;
         }
+        const busOk = await ctx.busPing();
         const body = {
-          status: ok ? 'ready' : 'unavailable',
+          status: ok && busOk ? 'ready' : 'unavailable',
           store: {
             kind: ctx.store.kind,
             ok,
             latencyMs: Math.round((performance.now() - started) * 100) / 100,
           },
-          bus: { kind: ctx.busKind, ok: true },
+          bus: { kind: ctx.busKind, ok: busOk },
         };
-        return reply.status(ok ? 200 : 503).send(body);
+        return reply.status(ok && busOk ? 200 : 503).send(body);
       },
     );
 

@@ -1,0 +1,82 @@
+/**
+ * NATS bus (core pub/sub on one subject). Like Redis pub/sub, messages published while a node is
+ * disconnected are lost to it; on reconnect the node resyncs from the store.
+ */
+import { connect, type NatsConnection, StringCodec } from 'nats';
+import type { Logger } from 'pino';
+import { type Bus, type BusHandler, type BusMessage, decodeBusMessage, encodeBusMessage } from './types.ts';
+
+const SUBJECT = 'syncbridge.events';
+const codec = StringCodec();
+
+export class NatsBus implements Bus {
+  readonly kind = 'nats';
+  private readonly handlers: BusHandler[] = [];
+  private readonly reconnectListeners: Array<() => void> = [];
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly node: string,
+    private readonly logger: Logger,
+  ) {}
+
+  static async connect(url: string, node: string, logger: Logger): Promise<NatsBus> {
+    const parsed = new URL(url);
+    const nc = await connect({
+      servers: `${parsed.hostname}:${parsed.port || 4222}`,
+      user: parsed.username || undefined,
+      pass: parsed.password || undefined,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+    const bus = new NatsBus(nc, node, logger);
+    bus.listen();
+    return bus;
+  }
+
+  private listen(): void {
+    const subscription = this.nc.subscribe(SUBJECT);
+    void (async () => {
+      for await (const msg of subscription) {
+        const message = decodeBusMessage(codec.decode(msg.data));
+        if (!message || message.node === this.node) continue;
+        for (const handler of this.handlers) handler(message);
+      }
+    })();
+    void (async () => {
+      for await (const status of this.nc.status()) {
+        if (status.type === 'reconnect') for (const listener of this.reconnectListeners) listener();
+        else if (status.type === 'disconnect') this.logger.warn('nats bus: disconnected');
+      }
+    })();
+  }
+
+  publish(message: BusMessage): void {
+    try {
+      this.nc.publish(SUBJECT, codec.encode(encodeBusMessage(message)));
+    } catch (err) {
+      this.logger.warn({ err }, 'nats bus: publish failed');
+    }
+  }
+
+  subscribe(handler: BusHandler): void {
+    this.handlers.push(handler);
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.nc.flush();
+      return !this.nc.isClosed();
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}
