@@ -3,7 +3,7 @@
  * nodes, so publishing costs nothing. Several servers in one process (tests) share a network to act
  * as a cluster. Fit for a single process only; several processes need the Redis or NATS bus.
  */
-import type { Bus, BusHandler, BusMessage } from './types.ts';
+import { type Bus, type BusHandler, type BusMessage, decodeBusMessage, encodeBusMessage } from './types.ts';
 
 export class MemoryBusNetwork {
   readonly members = new Set<MemoryBus>();
@@ -21,11 +21,15 @@ export class MemoryBus implements Bus {
   }
 
   publish(message: BusMessage): void {
+    if (this.network.members.size < 2) return;
+    // Encoded like on a real broker (same size rule, no shared objects), and asynchronous, so no
+    // caller depends on synchronous delivery.
+    const wire = encodeBusMessage(message);
     for (const member of this.network.members) {
       if (member === this) continue;
-      // Asynchronous like a real broker, so no caller depends on synchronous delivery.
       queueMicrotask(() => {
-        for (const handler of member.handlers) handler(message);
+        const received = decodeBusMessage(wire);
+        if (received) for (const handler of member.handlers) handler(received);
       });
     }
   }

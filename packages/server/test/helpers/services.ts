@@ -44,3 +44,22 @@ export function requireService(name: string, ok: boolean): boolean {
   console.warn(`${name} unreachable: skipping`);
   return false;
 }
+
+export const REDIS_URL = process.env.SYNCBRIDGE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const NATS_URL = process.env.SYNCBRIDGE_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+/** True when something accepts a TCP connection at the URL's host and port within 2 s. */
+export async function tcpAvailable(url: string, defaultPort: number): Promise<boolean> {
+  const { createConnection } = await import('node:net');
+  const parsed = new URL(url);
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: parsed.hostname, port: Number(parsed.port || defaultPort) });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
