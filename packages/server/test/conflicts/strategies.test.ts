@@ -554,6 +554,8 @@ describe.each(kinds)('conflict strategies, two offline devices in both orders (%
     const id = 'manual_stock-stale';
     await rest('PUT', `/v1/records/manual_stock/${id}`, adminToken, { qty: 1 });
     await rest('PUT', `/v1/records/manual_stock/${id}`, adminToken, { qty: 2 });
+    const watcher = await TestWsClient.connect(srv.wsUrl, adminToken);
+    await watcher.request({ type: 'subscribe', channel: 'events:syncbridge.conflict_resolved' });
     const bob = await TestWsClient.connect(srv.wsUrl, tokens.bob!);
     const reply = await bob.request({
       type: 'mutate',
@@ -574,7 +576,17 @@ describe.each(kinds)('conflict strategies, two offline devices in both orders (%
     const ok = await bob.request({ type: 'resolve', conflictId, resolution: 'accept_local' });
     expect((ok.results as MutationResult[])[0]).toMatchObject({ status: 'applied', version: 4 });
     expect((await currentRecord('manual_stock', id)).data).toEqual({ qty: 5 });
+    // Resolutions are log events: a subscriber of their type sees this one live, the stale try not.
+    const live = await watcher.waitFor((m) => m.type === 'event');
+    expect(live).toMatchObject({
+      channel: 'events:syncbridge.conflict_resolved',
+      actor: 'bob',
+      payload: { conflictId, collection: 'manual_stock', id, resolution: 'accept_local', version: 4 },
+    });
+    await watcher.request({ type: 'ping' });
+    expect(watcher.events()).toHaveLength(1);
     await bob.close();
+    await watcher.close();
   });
 });
 
@@ -628,5 +640,109 @@ describe.each(kinds)('HLC clamping (%s)', (kind: StoreKind) => {
     });
     expect(honest).toMatchObject({ status: 'applied', version: 3, record: { data: { by: 'honest' } } });
     await ws.close();
+  });
+});
+
+describe.each(kinds)('merge once the base version is compacted away (%s)', (kind: StoreKind) => {
+  let srv: TestServer;
+  let token: string;
+  beforeAll(async () => {
+    srv = await startTestServer(kind, {
+      retentionIntervalMs: 100,
+      collections: {
+        short_lww: { strategy: 'merge', retention: { maxVersions: 1 } },
+        short_manual: { strategy: 'merge', mergeFallback: 'manual', retention: { maxVersions: 1 } },
+      },
+    });
+    token = await srv.token('shop', 'alice', { roles: ['admin'] });
+  });
+  afterAll(async () => srv?.close());
+
+  const mutate = async (m: Json) => {
+    const res = await fetch(`${srv.url}/v1/mutations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ mutations: [m] }),
+    });
+    return ((await res.json()) as { results: MutationResult[] }).results[0]!;
+  };
+
+  /** Writes v1..v3 and waits until the retention job kept only v3. */
+  async function compacted(collection: string, id: string): Promise<SyncRecord> {
+    let record: MutationResult | undefined;
+    for (const qty of [1, 2, 3])
+      record = await mutate({
+        mid: `${collection}-${id}-${qty}`,
+        collection,
+        id,
+        op: 'put',
+        data: { qty, note: 'n' },
+      });
+    let kept = 0;
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const res = await fetch(`${srv.url}/v1/records/${collection}/${id}/history`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      kept = ((await res.json()) as { versions: unknown[] }).versions.length;
+      if (kept === 1 || Date.now() > deadline) break;
+      await sleep(50);
+    }
+    expect(kept).toBe(1);
+    return record!.record!;
+  }
+
+  it('settles the whole record by the fallback: lww by HLC, manual as a conflict without a base', async () => {
+    const current = await compacted('short_lww', 'r1');
+    const wall = hlcWall(current.hlc);
+    // Field-wise merge is impossible without v1; the later clock wins the whole change (a patch applies
+    // to the record as it is), the earlier one is refused.
+    const later = await mutate({
+      mid: 'later',
+      collection: 'short_lww',
+      id: 'r1',
+      op: 'patch',
+      data: { note: 'mine' },
+      baseVersion: 1,
+      hlc: hlcAt(wall + 50, 'dev'),
+    });
+    expect(later).toMatchObject({
+      status: 'applied',
+      version: 4,
+      record: { data: { qty: 3, note: 'mine' } },
+    });
+    const earlier = await mutate({
+      mid: 'earlier',
+      collection: 'short_lww',
+      id: 'r1',
+      op: 'patch',
+      data: { qty: 9 },
+      baseVersion: 1,
+      hlc: hlcAt(wall - 5000, 'dev'),
+    });
+    expect(earlier).toMatchObject({
+      status: 'rejected',
+      error: { code: 'CONFLICT' },
+      record: { version: 4 },
+    });
+
+    await compacted('short_manual', 'r2');
+    const stored = await mutate({
+      mid: 'queued',
+      collection: 'short_manual',
+      id: 'r2',
+      op: 'patch',
+      data: { note: 'mine' },
+      baseVersion: 1,
+    });
+    expect(stored.status).toBe('conflict');
+    const res = await fetch(`${srv.url}/v1/conflicts/${stored.conflictId}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(await res.json()).toMatchObject({
+      base: null,
+      server: { qty: 3, note: 'n' },
+      client: { note: 'mine' },
+    });
   });
 });
