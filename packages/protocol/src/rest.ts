@@ -135,6 +135,7 @@ export const ConnectionsResponse = Type.Object({
       connectedAt: Type.String(),
       channels: Type.Array(Type.String()),
       remoteAddress: Type.Optional(Type.String()),
+      node: Type.Optional(Type.String({ description: 'the node the connection is on' })),
     }),
   ),
 });
@@ -144,6 +145,17 @@ export const ReadyResponse = Type.Object({
   status: Type.String(),
   store: Type.Object({ kind: Type.String(), ok: Type.Boolean(), latencyMs: Type.Optional(Type.Number()) }),
   bus: Type.Object({ kind: Type.String(), ok: Type.Boolean() }),
+  nodes: Type.Array(
+    Type.Object({
+      node: Type.String(),
+      url: Type.String(),
+      connections: Type.Integer(),
+      startedAt: Type.String(),
+      lastSeen: Type.String(),
+      self: Type.Boolean(),
+    }),
+    { description: 'the live nodes of the cluster (this one first)' },
+  ),
 });
 
 export const ConflictsQuery = Type.Object({

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { destination, type Logger, pino } from 'pino';
 import { ApiKeys } from './auth/api-keys.ts';
 import { TokenService } from './auth/tokens.ts';
+import { ClusterView } from './bus/cluster-view.ts';
 import { MemoryBus, type MemoryBusNetwork } from './bus/memory-bus.ts';
 import type { Bus } from './bus/types.ts';
 import { ConfigError, type ServerConfig } from './config/config.ts';
@@ -148,7 +149,13 @@ export async function startServer(
   writer.onCommit((tenant, events) => {
     for (const e of events) metrics.events.inc({ kind: e.kind });
     sequencer.receive(tenant, events);
-    bus.publish({ node: config.nodeId, tenant, events, upTo: events[events.length - 1]!.seq });
+    bus.publish({
+      type: 'events',
+      node: config.nodeId,
+      tenant,
+      events,
+      upTo: events[events.length - 1]!.seq,
+    });
     projections.onCommit(tenant, events);
     for (const mw of middleware) {
       if (!mw.afterCommit) continue;
@@ -157,7 +164,16 @@ export async function startServer(
         .catch((err: unknown) => logger.error({ err }, 'afterCommit middleware failed'));
     }
   });
-  bus.subscribe(({ tenant, events, upTo }) => {
+  let publicUrl = '';
+  const cluster = new ClusterView(bus, {
+    node: config.nodeId,
+    url: () => publicUrl,
+    connections: () => gateway?.size ?? 0,
+    list: (tenant) => gateway?.list(tenant) ?? [],
+  });
+  bus.subscribe((message) => {
+    if (cluster.handle(message) || message.type !== 'events') return;
+    const { tenant, events, upTo } = message;
     if (events.length > 0) {
       sequencer.receive(tenant, events);
       projections.onCommit(tenant, events);
@@ -191,6 +207,7 @@ export async function startServer(
       projections,
       busKind: bus.kind,
       busPing: () => bus.ping(),
+      cluster,
       maxBodyBytes: config.maxFrameBytes,
       startedAt: Date.now(),
     },
@@ -202,11 +219,14 @@ export async function startServer(
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  publicUrl = `http://${host}:${port}`;
+  cluster.start();
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       clearInterval(resyncTimer);
+      cluster.stop();
       await retention.stop();
       await gateway.close();
       await app.close();

@@ -8,7 +8,9 @@
  */
 import type { LogEvent } from '@syncbridge/protocol';
 
-export interface BusMessage {
+/** Committed events of a tenant. */
+export interface EventsMessage {
+  type: 'events';
   /** The node that committed the events. */
   node: string;
   tenant: string;
@@ -17,6 +19,32 @@ export interface BusMessage {
   /** The last seq committed, so a receiver of an empty message knows how far to read. */
   upTo: number;
 }
+
+/** A node says it is alive, every few seconds (the cluster view). */
+export interface HeartbeatMessage {
+  type: 'heartbeat';
+  node: string;
+  url: string;
+  connections: number;
+  startedAt: string;
+}
+
+/** A node asks every other node for a tenant's connections; they answer with `presence`. */
+export interface PresenceRequestMessage {
+  type: 'presence_request';
+  node: string;
+  requestId: string;
+  tenant: string;
+}
+
+export interface PresenceMessage {
+  type: 'presence';
+  node: string;
+  requestId: string;
+  connections: unknown[];
+}
+
+export type BusMessage = EventsMessage | HeartbeatMessage | PresenceRequestMessage | PresenceMessage;
 
 export type BusHandler = (message: BusMessage) => void;
 
@@ -36,16 +64,35 @@ export const MAX_CARRIED_BYTES = 256 * 1024;
 /** Serializes a message, leaving the events out when they are too large to carry. */
 export function encodeBusMessage(message: BusMessage): string {
   const full = JSON.stringify(message);
-  return full.length <= MAX_CARRIED_BYTES ? full : JSON.stringify({ ...message, events: [] });
+  if (message.type !== 'events' || full.length <= MAX_CARRIED_BYTES) return full;
+  return JSON.stringify({ ...message, events: [] });
 }
 
 /** Parses a message from the wire; returns null for anything malformed. */
 export function decodeBusMessage(text: string): BusMessage | null {
   try {
-    const m = JSON.parse(text) as Partial<BusMessage>;
-    if (typeof m.node !== 'string' || typeof m.tenant !== 'string' || typeof m.upTo !== 'number') return null;
-    if (!Array.isArray(m.events)) return null;
-    return m as BusMessage;
+    const m = JSON.parse(text) as Record<string, unknown>;
+    if (typeof m.node !== 'string') return null;
+    switch (m.type) {
+      case 'events':
+        return typeof m.tenant === 'string' && typeof m.upTo === 'number' && Array.isArray(m.events)
+          ? (m as unknown as BusMessage)
+          : null;
+      case 'heartbeat':
+        return typeof m.url === 'string' && typeof m.connections === 'number'
+          ? (m as unknown as BusMessage)
+          : null;
+      case 'presence_request':
+        return typeof m.requestId === 'string' && typeof m.tenant === 'string'
+          ? (m as unknown as BusMessage)
+          : null;
+      case 'presence':
+        return typeof m.requestId === 'string' && Array.isArray(m.connections)
+          ? (m as unknown as BusMessage)
+          : null;
+      default:
+        return null;
+    }
   } catch {
     return null;
   }

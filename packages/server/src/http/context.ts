@@ -1,6 +1,7 @@
 /** What the REST routes need from the rest of the server, wired by the composition root. */
 import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
+import type { ClusterView } from '../bus/cluster-view.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { MetricsRegistry } from '../observability/metrics.ts';
 import type { ProjectionRunner } from '../plugins/projections.ts';
@@ -21,6 +22,7 @@ export interface HttpContext {
   projections: ProjectionRunner;
   busKind: string;
   busPing: () => Promise<boolean>;
+  cluster: ClusterView;
   maxBodyBytes: number;
   startedAt: number;
 }

@@ -4,7 +4,7 @@
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Bus, BusMessage } from '../../src/bus/types.ts';
+import type { Bus, EventsMessage } from '../../src/bus/types.ts';
 
 function events(tenant: string, from: number, count: number, size = 10): LogEvent[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -37,15 +37,17 @@ export function runBusConformance(name: string, createNodes: (ids: string[]) => 
     it('delivers to every other node, not to the publisher, in order and intact', async () => {
       const tenant = `t-${Math.random().toString(36).slice(2)}`;
       nodes = await createNodes(['a', 'b', 'c']);
-      const got = new Map<number, BusMessage[]>([
+      const got = new Map<number, EventsMessage[]>([
         [0, []],
         [1, []],
         [2, []],
       ]);
-      nodes.forEach((node, i) => node.subscribe((m) => m.tenant === tenant && got.get(i)!.push(m)));
+      nodes.forEach((node, i) =>
+        node.subscribe((m) => m.type === 'events' && m.tenant === tenant && got.get(i)!.push(m)),
+      );
       for (let i = 0; i < 50; i++) {
         const batch = events(tenant, i * 2 + 1, 2);
-        nodes[0]!.publish({ node: 'a', tenant, events: batch, upTo: batch[1]!.seq });
+        nodes[0]!.publish({ type: 'events', node: 'a', tenant, events: batch, upTo: batch[1]!.seq });
       }
       await until(() => got.get(1)!.length === 50 && got.get(2)!.length === 50);
       await new Promise((r) => setTimeout(r, 100));
@@ -60,10 +62,10 @@ export function runBusConformance(name: string, createNodes: (ids: string[]) => 
     it('sends an oversized batch as a notification with upTo and no events', async () => {
       const tenant = `t-${Math.random().toString(36).slice(2)}`;
       nodes = await createNodes(['a', 'b']);
-      const got: BusMessage[] = [];
-      nodes[1]!.subscribe((m) => m.tenant === tenant && got.push(m));
+      const got: EventsMessage[] = [];
+      nodes[1]!.subscribe((m) => m.type === 'events' && m.tenant === tenant && got.push(m));
       const big = events(tenant, 1, 40, 10_000);
-      nodes[0]!.publish({ node: 'a', tenant, events: big, upTo: 40 });
+      nodes[0]!.publish({ type: 'events', node: 'a', tenant, events: big, upTo: 40 });
       await until(() => got.length === 1);
       expect(got[0]).toMatchObject({ node: 'a', tenant, upTo: 40, events: [] });
     });

@@ -98,6 +98,32 @@ describe.skipIf(!hasPostgres)('cluster on PostgreSQL', () => {
     }
   });
 
+  it.skipIf(!hasRedis)('shows every live node and the connections on all of them', async () => {
+    const cluster = await startCluster(3, { busUrl: REDIS_URL });
+    const tenant = `p${Math.random().toString(36).slice(2, 8)}`;
+    const clients = await Promise.all(
+      cluster.map(async (node, i) => TestWsClient.connect(node.wsUrl, await node.token(tenant, `user${i}`))),
+    );
+    const deadline = Date.now() + 8000;
+    let ready: { nodes: Array<{ node: string; self: boolean }> } = { nodes: [] };
+    while (Date.now() < deadline) {
+      ready = (await (await fetch(`${cluster[0]!.url}/v1/ready`)).json()) as typeof ready;
+      if (ready.nodes.length === 3) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready.nodes.map((n) => n.node).sort()).toEqual(['node-0', 'node-1', 'node-2']);
+    const res = await fetch(`${cluster[0]!.url}/v1/connections`, {
+      headers: { authorization: `Bearer ${await cluster[0]!.token(tenant, 'admin', { roles: ['admin'] })}` },
+    });
+    const { connections } = (await res.json()) as { connections: Array<{ user: string; node: string }> };
+    expect(connections.map((c) => `${c.user}@${c.node}`).sort()).toEqual([
+      'user0@node-0',
+      'user1@node-1',
+      'user2@node-2',
+    ]);
+    for (const client of clients) await client.close();
+  });
+
   it('fills every gap from the store when no bus connects the nodes', async () => {
     // Each node on its own in-process bus: nothing is announced across nodes, only resync finds it.
     await burst(await startCluster(2, { busResyncMs: 200 }), 120);

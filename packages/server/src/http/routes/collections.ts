@@ -87,7 +87,7 @@ export const collectionRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        return { connections: ctx.gateway.list(principal.tenant) };
+        return { connections: await ctx.cluster.connections(principal.tenant) };
       },
     );
   };

@@ -49,6 +49,7 @@ export const systemRoutes =
             latencyMs: Math.round((performance.now() - started) * 100) / 100,
           },
           bus: { kind: ctx.busKind, ok: busOk },
+          nodes: ctx.cluster.nodes(),
         };
         return reply.status(ok && busOk ? 200 : 503).send(body);
       },
