@@ -36,7 +36,15 @@ export class ApiKeys {
     if (this.envAdminHash) return null;
     if (await this.store.findApiKey('admin-key-marker')) return null;
     const key = newKeySecret('sb_admin');
-    await this.store.createApiKey({ id: 'admin', tenant: null, label: 'admin key', hash: hashKey(key) });
+    try {
+      await this.store.createApiKey({ id: 'admin', tenant: null, label: 'admin key', hash: hashKey(key) });
+    } catch (err) {
+      // Another node starting at the same time on the same database made it first: keep theirs.
+      if (await this.store.findApiKey('admin-key-marker')) return null;
+      const raced = await this.store.findApiKey(hashKey(key)).catch(() => null);
+      if (raced === null) return null;
+      throw err;
+    }
     await this.store.createApiKey({
       id: 'admin-marker',
       tenant: null,
