@@ -123,8 +123,11 @@ export class SqliteStore implements Store {
     const r = this.reader;
     this.stmts = {
       lockHead: w.prepare<[string], { seq: number }>('SELECT seq FROM tenant_heads WHERE tenant = ?'),
+      // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
+      // the tenant's whole log for every base version a merge needs.
       versionData: w.prepare<[string, string, string, number], { data: string }>(
-        `SELECT data FROM events WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?`,
+        `SELECT data FROM events INDEXED BY events_by_version
+         WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?`,
       ),
       getConflictW: w.prepare<[string, string], { doc: string }>(
         'SELECT doc FROM conflicts WHERE tenant = ? AND id = ?',
