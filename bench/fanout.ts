@@ -7,6 +7,7 @@
  *   node --import tsx bench/fanout.ts [--quick] [--store sqlite|postgres|all] [--subscribers 1000]
  *                                     [--in-flight 16] [--reps 3] [--window 10] [--cpu-prof]
  *                                     [--candidate <other checkout>/packages/server/src/cli/main.ts]
+ *                                     [--reference-bytes 100]
  *
  * The sender is a separate connection (not one of the subscribers). It keeps `--in-flight` messages
  * outstanding: a message counts as done when every subscriber has received it, so neither server is
@@ -142,10 +143,10 @@ async function syncbridgeSystem(
   return system;
 }
 
-async function referenceSystem(subscribers: number): Promise<FanoutSystem> {
+async function referenceSystem(subscribers: number, bytes: number): Promise<FanoutSystem> {
   const server = await startReference();
   const sender = await openSocket(server.wsUrl);
-  const message = Buffer.from(paddedJson((d) => ({ type: 'bench', d }), PAYLOAD_BYTES));
+  const message = Buffer.from(paddedJson((d) => ({ type: 'bench', d }), bytes));
   const system: FanoutSystem = {
     label: 'ws reference',
     durability: 'none (in memory)',
@@ -219,7 +220,8 @@ export async function main(): Promise<void> {
       ...COMMON_FLAGS,
       subscribers: { type: 'string' },
       'in-flight': { type: 'string' },
-      candidate: { type: 'string' },
+      candidate: { type: 'string', multiple: true },
+      'reference-bytes': { type: 'string' },
     },
     strict: true,
   });
@@ -230,12 +232,13 @@ export async function main(): Promise<void> {
   process.stdout.write(
     `fanout: ${subscribers} subscribers, ${inFlight} messages in flight, ${JSON.stringify(options)} (load average ${load.toFixed(2)})\n`,
   );
-  const reference = await referenceSystem(subscribers);
+  const referenceBytes = numberFlag(values, 'reference-bytes', PAYLOAD_BYTES);
+  const reference = await referenceSystem(subscribers, referenceBytes);
   const systems: FanoutSystem[] = [];
   for (const store of options.stores) {
     systems.push(await syncbridgeSystem(store, subscribers, options.cpuProf));
-    if (values.candidate)
-      systems.push(await syncbridgeSystem(store, subscribers, options.cpuProf, values.candidate));
+    for (const cli of values.candidate ?? [])
+      systems.push(await syncbridgeSystem(store, subscribers, options.cpuProf, cli));
   }
   for (const s of [...systems, reference]) await runWindow(s, options.warmupSeconds, inFlight);
   // A B A B: each syncbridge window is paired with the reference window that follows it.
@@ -303,7 +306,7 @@ export async function main(): Promise<void> {
     await s.server.stop();
   }
   const notes = [
-    `Payload ${PAYLOAD_BYTES} bytes; syncbridge frames carry the event envelope (seq, eventId, ts, actor, hlc, channel).`,
+    `Payload ${PAYLOAD_BYTES} bytes (reference frames ${referenceBytes} bytes); syncbridge frames carry the event envelope (seq, eventId, ts, actor, hlc, channel).`,
     `Closed loop: ${inFlight} messages outstanding, a message is done when all ${subscribers} subscribers received it.`,
   ];
   for (const s of systems) {
