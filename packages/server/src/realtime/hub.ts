@@ -12,6 +12,8 @@ export interface TenantWatcher {
   watch(tenant: string): void;
   /** A tenant's last subscription on this node ended. */
   unwatch(tenant: string): void;
+  /** Resolves once live events of the tenant flow (read backlogs only after this). */
+  ready(tenant: string): Promise<void>;
 }
 
 export class FanoutHub {
@@ -45,6 +47,11 @@ export class FanoutHub {
       this.tenants.delete(sub.tenant);
       this.watcher?.unwatch(sub.tenant);
     }
+  }
+
+  /** Resolves once live events of the tenant flow to its subscriptions; read backlogs after this. */
+  ready(tenant: string): Promise<void> {
+    return this.watcher?.ready(tenant) ?? Promise.resolve();
   }
 
   subscriberCount(): number {

@@ -15,6 +15,8 @@ import type { Store } from '../store/types.ts';
 interface TenantPosition {
   /** Highest seq passed to the hub; null until the starting head is read. */
   last: number | null;
+  /** Resolves once the starting head is read. */
+  ready: Promise<void>;
   /** Serializes work on this tenant: gap fills and deliveries happen one after another. */
   chain: Promise<void>;
   /** Events that arrived while the starting head was being read. */
@@ -38,15 +40,35 @@ export class LogSequencer {
   /** Starts following a tenant (its first subscription on this node). */
   watch(tenant: string): void {
     if (this.tenants.has(tenant)) return;
-    const position: TenantPosition = { last: null, chain: this.idle, early: [] };
+    let started!: () => void;
+    const position: TenantPosition = {
+      last: null,
+      ready: new Promise((resolve) => {
+        started = resolve;
+      }),
+      chain: this.idle,
+      early: [],
+    };
     this.tenants.set(tenant, position);
     this.run(tenant, position, async () => {
-      const head = await this.store.headSeq(tenant);
-      position.last = head;
-      const early = position.early.filter((e) => e.seq > head);
-      position.early = [];
-      if (early.length > 0) await this.accept(tenant, position, early);
+      try {
+        const head = await this.store.headSeq(tenant);
+        position.last = head;
+        const early = position.early.filter((e) => e.seq > head);
+        position.early = [];
+        if (early.length > 0) await this.accept(tenant, position, early);
+      } finally {
+        started();
+      }
     });
+  }
+
+  /**
+   * Resolves once the tenant's starting head is known. A subscription reads its backlog from the store
+   * only after this, so everything up to that head is in its reads and everything after reaches it live.
+   */
+  ready(tenant: string): Promise<void> {
+    return this.tenants.get(tenant)?.ready ?? Promise.resolve();
   }
 
   /** Stops following a tenant (its last subscription here ended). */
