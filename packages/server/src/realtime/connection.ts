@@ -302,6 +302,9 @@ export class Connection implements SubscriptionSink {
     this.subscriptions.set(spec.name, sub);
     this.ctx.hub.add(sub);
     try {
+      // Backlog reads must start after the tenant's live flow is ready, or an event committed in between
+      // could be neither read nor delivered live.
+      await this.ctx.hub.ready(tenant);
       if (message.snapshot) {
         await this.sendSubscribedWithSnapshot(sub, spec, message.rid);
       } else {
