@@ -24,9 +24,11 @@ function secret(name: string, make: () => string): string {
 }
 
 mkdirSync(dataDir, { recursive: true });
-const jwtSecret = process.env.SYNCBRIDGE_JWT_SECRET ?? secret('jwt-secret', () => randomBytes(48).toString('base64url'));
+const jwtSecret =
+  process.env.SYNCBRIDGE_JWT_SECRET ?? secret('jwt-secret', () => randomBytes(48).toString('base64url'));
 const adminKey =
-  process.env.SYNCBRIDGE_ADMIN_KEY ?? secret('admin-key', () => `sb_admin_${randomBytes(24).toString('base64url')}`);
+  process.env.SYNCBRIDGE_ADMIN_KEY ??
+  secret('admin-key', () => `sb_admin_${randomBytes(24).toString('base64url')}`);
 
 const children: ChildProcess[] = [];
 let stopping = false;
@@ -40,19 +42,23 @@ function stopAll(code: number): void {
 
 for (let i = 0; i < count; i++) {
   const port = basePort + i;
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'packages/server/src/cli/main.ts'), 'serve'], {
-    env: {
-      ...process.env,
-      SYNCBRIDGE_PORT: String(port),
-      SYNCBRIDGE_NODE_ID: `node-${i + 1}`,
-      SYNCBRIDGE_DATA_DIR: dataDir,
-      SYNCBRIDGE_DATABASE_URL: databaseUrl,
-      SYNCBRIDGE_BUS_URL: busUrl,
-      SYNCBRIDGE_JWT_SECRET: jwtSecret,
-      SYNCBRIDGE_ADMIN_KEY: adminKey,
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'packages/server/src/cli/main.ts'), 'serve'],
+    {
+      env: {
+        ...process.env,
+        SYNCBRIDGE_PORT: String(port),
+        SYNCBRIDGE_NODE_ID: `node-${i + 1}`,
+        SYNCBRIDGE_DATA_DIR: dataDir,
+        SYNCBRIDGE_DATABASE_URL: databaseUrl,
+        SYNCBRIDGE_BUS_URL: busUrl,
+        SYNCBRIDGE_JWT_SECRET: jwtSecret,
+        SYNCBRIDGE_ADMIN_KEY: adminKey,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  );
   children.push(child);
   child.stdout!.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) {
