@@ -354,6 +354,7 @@ export class TenantWriter {
         hlc,
         actor: w.principal.user,
         ts: this.now,
+        ...(w.principal.deviceId ? { device: w.principal.deviceId } : {}),
       };
       const event = this.append(withPrevious(draft, current && !current.deleted ? current.data : null));
       changeSeq = event.seq;
@@ -374,6 +375,7 @@ export class TenantWriter {
       actor: w.principal.user,
       ts: this.now,
       hlc: this.clock.tick(),
+      ...(w.principal.deviceId ? { device: w.principal.deviceId } : {}),
     });
     this.conflicts.set(conflictId, {
       ...conflict,

@@ -154,10 +154,20 @@ describe.each(kinds)('conflict strategies, two offline devices in both orders (%
   let adminToken: string;
   const tokens: Record<string, string> = {};
 
-  const rest = async (method: string, path: string, token: string, body?: unknown) => {
+  const rest = async (
+    method: string,
+    path: string,
+    token: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const res = await fetch(`${srv.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return { status: res.status, body: (await res.json()) as Json };
@@ -413,16 +423,39 @@ describe.each(kinds)('conflict strategies, two offline devices in both orders (%
         const second = ctx.devices[ctx.second];
         const everyone = [ctx.devices.observer, ctx.devices.A, ctx.devices.B];
         if (ctx.order === 'AB') {
-          // Over REST, with merged data.
+          // Over REST from a named device, with merged data.
           const merged = { title: 'Plan A/B', owner: 'bob', notes: 'draft' };
-          const res = await rest('POST', `/v1/conflicts/${conflictId}/resolve`, tokens[second.user]!, {
-            resolution: 'merge',
-            data: merged,
-          });
+          const res = await rest(
+            'POST',
+            `/v1/conflicts/${conflictId}/resolve`,
+            tokens[second.user]!,
+            { resolution: 'merge', data: merged },
+            { 'x-device-id': 'tablet-7' },
+          );
           expect(res.status).toBe(200);
           expect(res.body.result).toMatchObject({ status: 'applied', version: 4, record: { data: merged } });
           const record = await expectConverged(everyone, ctx.collection, ctx.id);
           expect(record).toMatchObject({ version: 4, data: merged, updatedBy: second.user });
+          // The history shows who resolved, from which device, and what the resolution changed (jsonb
+          // may order keys differently, so the changes are compared by path).
+          const history = await rest('GET', `/v1/records/${ctx.collection}/${ctx.id}/history`, adminToken);
+          expect((history.body.versions as Json[]).at(-1)).toMatchObject({
+            version: 4,
+            op: 'put',
+            actor: second.user,
+            device: 'tablet-7',
+          });
+          const changes = (history.body.versions as Json[]).at(-1)!.changes as Json[];
+          expect(changes.sort((x, y) => String(x.path).localeCompare(String(y.path)))).toEqual([
+            { path: 'owner', from: 'ann', to: 'bob' },
+            { path: 'title', from: 'Plan A', to: 'Plan A/B' },
+          ]);
+          const audit = await rest(
+            'GET',
+            `/v1/events?type=syncbridge.conflict_resolved&actor=${second.user}&limit=1000`,
+            adminToken,
+          );
+          expect((audit.body.events as Json[]).at(-1)).toMatchObject({ device: 'tablet-7' });
           await expectResolvedEvent(conflictId, second.user, 'merge');
         } else {
           // Over WebSocket, keeping the server's version: no new record version, but an audit event.
