@@ -225,18 +225,27 @@ export class TenantWriter {
       m.baseVersion === undefined
         ? null
         : (this.bases.get(versionKey(m.collection, m.id, m.baseVersion)) ?? null);
-    const outcome = applyMutation(m, {
-      current,
-      strategy: collection.strategy,
-      settings: collection.settings,
-      base,
-      validate: collection.validate,
-      actor,
-      hlc,
-      serverHlc: () => this.clock.tick(),
-      now: this.now,
-      eventId: randomUUID(),
-    });
+    let outcome: ReturnType<typeof applyMutation>;
+    try {
+      outcome = applyMutation(m, {
+        current,
+        strategy: collection.strategy,
+        settings: collection.settings,
+        base,
+        validate: collection.validate,
+        actor,
+        hlc,
+        serverHlc: () => this.clock.tick(),
+        now: this.now,
+        eventId: randomUUID(),
+      });
+    } catch (err) {
+      // A custom resolver refusing with a SyncError refuses this mutation only, as middleware does.
+      if (!(err instanceof SyncError)) throw err;
+      const error: NonNullable<MutationResult['error']> = { code: err.code, message: err.message };
+      if (err.details !== undefined) error.details = err.details;
+      return { mid: m.mid, status: 'rejected', error };
+    }
     if (outcome.status === 'rejected') return outcome.result;
     if (outcome.status === 'conflict') {
       const conflict: Conflict = {

@@ -10,6 +10,7 @@
 import type { MutationResult, SyncRecord } from '@syncbridge/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countsAsDeltas } from '../../../../examples/tenant-inventory/plugins.ts';
+import { SyncError } from '../../src/core/errors.ts';
 import { deepEqual } from '../../src/core/merge.ts';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
 import { TestWsClient } from '../helpers/ws-client.ts';
@@ -185,10 +186,19 @@ describe.each(kinds)('conflict strategies, two offline devices in both orders (%
           merge_text: { strategy: 'merge', textFields: ['body'] },
           manual_stock: { strategy: 'manual' },
           custom_counts: { strategy: 'custom', resolver: 'counts_as_deltas' },
+          custom_locked: { strategy: 'custom', resolver: 'locked' },
         },
       },
       undefined,
-      { resolvers: { counts_as_deltas: countsAsDeltas } },
+      {
+        resolvers: {
+          counts_as_deltas: countsAsDeltas,
+          locked: ({ current }) => {
+            if (current.data.locked === true) throw new SyncError('FORBIDDEN', 'this record is locked');
+            return { kind: 'apply' };
+          },
+        },
+      },
     );
     adminToken = await srv.token('shop', 'carol', { roles: ['admin'] });
     tokens.alice = await srv.token('shop', 'alice');
@@ -581,6 +591,23 @@ describe.each(kinds)('conflict strategies, two offline devices in both orders (%
     const conflict = await rest('GET', `/v1/conflicts/${conflicted!.conflictId}`, tokens.alice!);
     expect(conflict.body).toMatchObject({ base: { qty: 1 }, server: { qty: 2 }, client: { qty: 3 } });
     await ws.close();
+  });
+
+  it('a custom resolver that throws a SyncError refuses that mutation only', async () => {
+    await rest('PUT', '/v1/records/custom_locked/l1', adminToken, { locked: true });
+    await rest('PUT', '/v1/records/custom_locked/l1', adminToken, { locked: true, n: 1 });
+    const res = await rest('POST', '/v1/mutations', tokens.alice!, {
+      mutations: [
+        { mid: 'lock-1', collection: 'custom_locked', id: 'l1', op: 'put', data: { n: 2 }, baseVersion: 1 },
+        { mid: 'lock-2', collection: 'custom_locked', id: 'l2', op: 'put', data: { n: 3 } },
+      ],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.results).toMatchObject([
+      { mid: 'lock-1', status: 'rejected', error: { code: 'FORBIDDEN', message: 'this record is locked' } },
+      { mid: 'lock-2', status: 'applied', version: 1 },
+    ]);
+    expect((await currentRecord('custom_locked', 'l1')).data).toEqual({ locked: true, n: 1 });
   });
 
   it('a stale resolve is detected: the record moved on after the conflict was stored', async () => {
