@@ -16,6 +16,7 @@ import type { Bus } from './bus/types.ts';
 import { ConfigError, type ServerConfig } from './config/config.ts';
 import { CollectionRegistry } from './core/collections.ts';
 import { HybridClock } from './core/hlc.ts';
+import { RateLimiter } from './core/rate-limit.ts';
 import type { ConflictResolver } from './core/strategies.ts';
 import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
@@ -140,6 +141,10 @@ export async function startServer(
   });
   const sequencer = new LogSequencer(store, (tenant, events) => hub.dispatch(tenant, events), logger);
   const hub = new FanoutHub(sequencer);
+  const rateLimiter = new RateLimiter(
+    { user: config.rateLimits.user, tenant: config.rateLimits.tenant },
+    config.rateLimits.tenants,
+  );
   let gateway: RealtimeGateway | null = null;
   const metrics = new MetricsRegistry({
     connections: () => gateway?.size ?? 0,
@@ -208,6 +213,7 @@ export async function startServer(
       busKind: bus.kind,
       busPing: () => bus.ping(),
       cluster,
+      rateLimiter,
       maxBodyBytes: config.maxFrameBytes,
       startedAt: Date.now(),
     },

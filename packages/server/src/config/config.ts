@@ -9,6 +9,17 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
 import { parse as parseYaml } from 'yaml';
+import { InboundSourceSchema } from '../webhooks/inbound.ts';
+import { webhookConfigProblems } from '../webhooks/config.ts';
+
+const Bucket = Type.Object(
+  { ratePerSec: Type.Number({ exclusiveMinimum: 0 }), burst: Type.Integer({ minimum: 1 }) },
+  { additionalProperties: false },
+);
+const RateLimits = Type.Object(
+  { user: Type.Optional(Bucket), tenant: Type.Optional(Bucket) },
+  { additionalProperties: false },
+);
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -25,6 +36,13 @@ export const ServerConfigSchema = Type.Object(
     jwtAudience: Type.Optional(Type.String({ minLength: 1 })),
     adminKey: Type.Optional(Type.String({ minLength: 16 })),
     webhookAllowPrivate: Type.Array(Type.String()),
+    webhookRetrySchedule: Type.String({ minLength: 1 }),
+    webhookTimeoutMs: Type.Integer({ minimum: 100, maximum: 300_000 }),
+    webhookDisableAfterFailures: Type.Integer({ minimum: 0 }),
+    webhookConcurrency: Type.Integer({ minimum: 1, maximum: 256 }),
+    webhookPollMs: Type.Integer({ minimum: 50 }),
+    webhookLeaseMs: Type.Integer({ minimum: 1000 }),
+    inbound: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,64}$' }), InboundSourceSchema),
     logLevel: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),
@@ -39,6 +57,16 @@ export const ServerConfigSchema = Type.Object(
     hlcMaxDriftMs: Type.Integer({ minimum: 0 }),
     retentionIntervalMs: Type.Integer({ minimum: 0 }),
     busResyncMs: Type.Integer({ minimum: 100 }),
+    rateLimits: Type.Object(
+      {
+        user: Bucket,
+        tenant: Bucket,
+        maxConnectionsPerUser: Type.Integer({ minimum: 1 }),
+        /** Per-tenant overrides of the user and tenant buckets. */
+        tenants: Type.Record(Type.String(), RateLimits),
+      },
+      { additionalProperties: false },
+    ),
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
     collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
@@ -69,6 +97,13 @@ export function defaultConfig(): ServerConfig {
     host: '127.0.0.1',
     dataDir: './data',
     webhookAllowPrivate: [],
+    webhookRetrySchedule: 'default',
+    webhookTimeoutMs: 10_000,
+    webhookDisableAfterFailures: 100,
+    webhookConcurrency: 10,
+    webhookPollMs: 1_000,
+    webhookLeaseMs: 30_000,
+    inbound: {},
     logLevel: 'info',
     sqliteSynchronous: 'FULL',
     maxFrameBytes: 1024 * 1024,
@@ -81,6 +116,12 @@ export function defaultConfig(): ServerConfig {
     hlcMaxDriftMs: 60_000,
     retentionIntervalMs: 600_000,
     busResyncMs: 2_000,
+    rateLimits: {
+      user: { ratePerSec: 5_000, burst: 10_000 },
+      tenant: { ratePerSec: 100_000, burst: 200_000 },
+      maxConnectionsPerUser: 100,
+      tenants: {},
+    },
     resultRetentionDays: 30,
     nodeId: defaultNodeId(),
     collections: {},
@@ -102,6 +143,12 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_JWT_AUDIENCE: ['jwtAudience', 'string'],
   SYNCBRIDGE_ADMIN_KEY: ['adminKey', 'string'],
   SYNCBRIDGE_WEBHOOK_ALLOW_PRIVATE: ['webhookAllowPrivate', 'list'],
+  SYNCBRIDGE_WEBHOOK_RETRY_SCHEDULE: ['webhookRetrySchedule', 'string'],
+  SYNCBRIDGE_WEBHOOK_TIMEOUT_MS: ['webhookTimeoutMs', 'int'],
+  SYNCBRIDGE_WEBHOOK_DISABLE_AFTER_FAILURES: ['webhookDisableAfterFailures', 'int'],
+  SYNCBRIDGE_WEBHOOK_CONCURRENCY: ['webhookConcurrency', 'int'],
+  SYNCBRIDGE_WEBHOOK_POLL_MS: ['webhookPollMs', 'int'],
+  SYNCBRIDGE_WEBHOOK_LEASE_MS: ['webhookLeaseMs', 'int'],
   SYNCBRIDGE_LOG_LEVEL: ['logLevel', 'string'],
   SYNCBRIDGE_SQLITE_SYNCHRONOUS: ['sqliteSynchronous', 'string'],
   SYNCBRIDGE_MAX_FRAME_BYTES: ['maxFrameBytes', 'int'],
@@ -195,6 +242,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
       `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (got ${JSON.stringify(error.value)})`,
     );
   }
+  if (problems.length === 0) problems.push(...webhookConfigProblems(merged as ServerConfig));
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return merged as ServerConfig;
 }

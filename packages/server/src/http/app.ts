@@ -12,8 +12,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Logger } from 'pino';
 import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
+import { restRateLimit } from './rate-limit.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
+import { deviceRoutes } from './routes/devices.ts';
 import { eventRoutes } from './routes/events.ts';
 import { recordRoutes } from './routes/records.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -58,6 +60,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   );
   installErrorHandling(app);
   app.addHook('onRequest', ctx.auth.onRequest);
+  app.addHook('onRequest', restRateLimit(ctx.auth, ctx.rateLimiter));
 
   await app.register(swagger, {
     openapi: {
@@ -85,5 +88,6 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(eventRoutes(ctx));
   await app.register(collectionRoutes(ctx));
   await app.register(conflictRoutes(ctx));
+  await app.register(deviceRoutes(ctx));
   return app;
 }

@@ -14,6 +14,11 @@ const TENANT = /^[A-Za-z0-9_.-]{1,128}$/;
 /** Routes anyone may call, and routes that take an API key instead of a user (they check it themselves). */
 const OPEN_ROUTES = new Set(['/v1/health', '/v1/ready', '/v1/auth/token', '/v1/tenants/:tenant/api-keys']);
 
+/** Whether a route acts for an authenticated user (and so is authenticated and rate-limited up front). */
+export function isUserRoute(route: string | undefined): boolean {
+  return route !== undefined && route.startsWith('/v1/') && !OPEN_ROUTES.has(route);
+}
+
 export class RestAuthenticator {
   private readonly resolved = new WeakMap<FastifyRequest, Promise<Principal>>();
 
@@ -38,8 +43,7 @@ export class RestAuthenticator {
    * validated, so an unauthenticated caller learns nothing about what a route accepts.
    */
   readonly onRequest = async (request: FastifyRequest): Promise<void> => {
-    const route = request.routeOptions.url;
-    if (route?.startsWith('/v1/') && !OPEN_ROUTES.has(route)) await this.principal(request);
+    if (isUserRoute(request.routeOptions.url)) await this.principal(request);
   };
 
   /** The caller, with the device named by `X-Device-Id` (recorded in the log) when it is valid. */

@@ -3,6 +3,7 @@ import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ClusterView } from '../bus/cluster-view.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
+import type { RateLimiter } from '../core/rate-limit.ts';
 import type { MetricsRegistry } from '../observability/metrics.ts';
 import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
@@ -23,6 +24,7 @@ export interface HttpContext {
   busKind: string;
   busPing: () => Promise<boolean>;
   cluster: ClusterView;
+  rateLimiter: RateLimiter;
   maxBodyBytes: number;
   startedAt: number;
 }

@@ -52,7 +52,7 @@ export function installErrorHandling(app: FastifyInstance): void {
           ...(err.details === undefined ? {} : { details: err.details }),
         },
       };
-      if (err.code === 'RATE_LIMITED') reply.header('Retry-After', '1');
+      if (err.code === 'RATE_LIMITED' && !reply.hasHeader('Retry-After')) reply.header('Retry-After', '1');
       return reply.status(HTTP_STATUS[err.code]).send(body);
     }
     const mapped = fromFastify(err);
