@@ -133,7 +133,21 @@ export async function startServer(
   });
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
   const middleware = options.middleware ?? [];
-  const writer = new LogWriter({ store, collections, clock, logger, middleware });
+  let metrics: MetricsRegistry | null = null;
+  const writer = new LogWriter({
+    store,
+    collections,
+    clock,
+    logger,
+    middleware,
+    observer: {
+      committed: (writes, seconds, statuses) => {
+        metrics?.commitSeconds.observe(seconds);
+        metrics?.batchSize.observe(writes);
+        for (const status of statuses) metrics?.mutations.inc({ status });
+      },
+    },
+  });
   const projections = new ProjectionRunner(store, options.projections ?? [], logger);
   const retention = new RetentionJob(store, collections, logger.child({ component: 'retention' }), {
     intervalMs: config.retentionIntervalMs,
@@ -146,13 +160,13 @@ export async function startServer(
     config.rateLimits.tenants,
   );
   let gateway: RealtimeGateway | null = null;
-  const metrics = new MetricsRegistry({
+  metrics = new MetricsRegistry({
     connections: () => gateway?.size ?? 0,
     subscriptions: () => hub.subscriberCount(),
     deliveries: () => hub.deliveries,
   });
   writer.onCommit((tenant, events) => {
-    for (const e of events) metrics.events.inc({ kind: e.kind });
+    for (const e of events) metrics?.events.inc({ kind: e.kind });
     sequencer.receive(tenant, events);
     bus.publish({
       type: 'events',

@@ -30,6 +30,8 @@ export interface LogWriterOptions {
   clock: HybridClock;
   logger: Logger;
   middleware?: readonly Middleware[];
+  /** Hears each committed group: how many writes it held and how long the transaction took. */
+  observer?: { committed(writes: number, seconds: number, statuses: MutationResult['status'][]): void };
   /** Most mutations (or events) committed in one transaction. */
   maxBatch?: number;
 }
@@ -170,6 +172,7 @@ export class LogWriter {
     }
     // Tenants lock in sorted order, so two nodes committing the same tenants cannot deadlock.
     const tenants = [...byTenant.keys()].sort();
+    const started = performance.now();
     const settled = await this.options.store.transaction(async (tx) => {
       const out: TenantCommit[] = [];
       for (const tenant of tenants) {
@@ -179,6 +182,11 @@ export class LogWriter {
       }
       return out;
     });
+    this.options.observer?.committed(
+      batch.reduce((n, w) => n + writeSize(w), 0),
+      (performance.now() - started) / 1000,
+      settled.flatMap((s) => s.statuses),
+    );
     for (const { tenant, events, conflicts } of settled) {
       if (events.length > 0) this.notify(this.listeners, tenant, events);
       if (conflicts.length > 0) this.notify(this.conflictListeners, tenant, conflicts);

@@ -46,6 +46,8 @@ function withPrevious(
 
 export interface TenantCommit {
   tenant: string;
+  /** The outcome of every mutation in this commit (for metrics). */
+  statuses: MutationResult['status'][];
   events: LogEvent[];
   /** Conflicts stored or changed by this commit, for the writers' and admins' connections. */
   conflicts: Conflict[];
@@ -59,6 +61,7 @@ export class TenantWriter {
   private readonly conflicts = new Map<string, Conflict>();
   private readonly newResults: { key: string; result: MutationResult }[] = [];
   private readonly settle: Array<() => void> = [];
+  private readonly statuses: MutationResult['status'][] = [];
   private prior = new Map<string, MutationResult>();
   private records = new Map<string, SyncRecord>();
   private bases = new Map<string, Record<string, unknown>>();
@@ -100,7 +103,13 @@ export class TenantWriter {
         head: this.head,
       });
     }
-    return { tenant, events: this.events, conflicts: [...this.conflicts.values()], settle: this.settle };
+    return {
+      tenant,
+      statuses: this.statuses,
+      events: this.events,
+      conflicts: [...this.conflicts.values()],
+      settle: this.settle,
+    };
   }
 
   /** Reads, in a few queries, everything the requests need: earlier results, records, base versions. */
@@ -188,9 +197,13 @@ export class TenantWriter {
   private mutate(principal: Principal, m: Mutation): MutationResult {
     const key = mutationKey(m.mid);
     const first = this.prior.get(key);
-    if (first) return { ...first, status: 'duplicate', originalStatus: first.originalStatus ?? first.status };
+    if (first) {
+      this.statuses.push('duplicate');
+      return { ...first, status: 'duplicate', originalStatus: first.originalStatus ?? first.status };
+    }
     const result = this.applyOne(principal, m);
     this.remember(key, result);
+    this.statuses.push(result.status);
     return result;
   }
 
