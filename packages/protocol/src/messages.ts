@@ -4,6 +4,7 @@
  * every frame against them before acting on it.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { DeviceInfo, type DevicePending } from './devices.ts';
 import type { ErrorCode } from './errors.ts';
 import {
   type Conflict,
@@ -27,6 +28,10 @@ export const HelloMessage = Type.Object({
   token: Type.String({ minLength: 1, maxLength: 8192 }),
   deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   protocol: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Registers (or updates) the device named by `deviceId`; needs `deviceId`. */
+  device: Type.Optional(DeviceInfo),
+  /** Wire features this client understands (see WIRE_CAPABILITIES); unknown names are ignored. */
+  capabilities: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 })),
 });
 export const SubscribeMessage = Type.Object({
   type: Type.Literal('subscribe'),
@@ -114,9 +119,22 @@ export interface UnsubscribedMessage {
   type: 'unsubscribed';
   rid?: Rid;
   channel: string;
+  /** Set when the server ended the subscription on its own (the device's categories changed). */
+  reason?: string;
 }
 /** A log event on a channel. A domain event's `type` travels as `eventType`: `type` is always "event". */
 export type EventMessage = { type: 'event'; channel: string; eventType?: string } & Omit<LogEvent, 'type'>;
+/** One event of an `events` batch: an `event` frame without `type` and `channel`. */
+export type BatchedEvent = Omit<EventMessage, 'type' | 'channel'>;
+/**
+ * Several events of one channel in one frame, in seq order: sent instead of single `event` frames to a
+ * connection whose `hello` named the capability `batch`, when more than one is ready at once.
+ */
+export interface EventsMessage {
+  type: 'events';
+  channel: string;
+  events: BatchedEvent[];
+}
 export interface SnapshotMessage {
   type: 'snapshot';
   channel: string;
@@ -151,6 +169,8 @@ export interface ConflictMessage {
   type: 'conflict';
   conflict: Conflict;
 }
+/** Sent after `welcome` to a connection that named a device: what waits for it after its cursor. */
+export type PendingMessage = { type: 'pending'; deviceId: string } & DevicePending;
 export interface ErrorMessage {
   type: 'error';
   rid?: Rid;
@@ -164,10 +184,12 @@ export type ServerMessage =
   | SubscribedMessage
   | UnsubscribedMessage
   | EventMessage
+  | EventsMessage
   | SnapshotMessage
   | ResultsMessage
   | OkMessage
   | PongMessage
   | ResetMessage
   | ConflictMessage
+  | PendingMessage
   | ErrorMessage;

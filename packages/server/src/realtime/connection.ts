@@ -10,6 +10,7 @@ import {
   CLOSE_CODES,
   type ClientMessage,
   type ClientMessageOf,
+  type DeviceInfo,
   type LogEvent,
   PROTOCOL_VERSION,
   parseChannel,
@@ -19,6 +20,8 @@ import {
 import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
+import { categoryAllows, DeviceRegistry } from '../devices/registry.ts';
+import { EventBatcher, eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
 import {
   channelMatches,
@@ -45,9 +48,20 @@ export function cursorKey(tenant: string, user: string, device: string): string 
   return `${tenant}\u0000${user}\u0000${device}`;
 }
 
+/** What a `hello` may add to the token: the device's registration and the wire features it speaks. */
+export interface HelloExtras {
+  device?: DeviceInfo;
+  capabilities?: string[];
+}
+
 export class Connection implements SubscriptionSink {
   principal: Principal | null = null;
   deviceId: string | undefined;
+  /** The collections this connection's device syncs (null: every one); records channels are limited to them. */
+  categories: string[] | null = null;
+  /** The client speaks `events` batches (capability `batch`). */
+  batch = false;
+  private batcher: EventBatcher | null = null;
   expiresAt: number | null = null;
   readonly connectedAt = Date.now();
   lastSeen = Date.now();
@@ -76,12 +90,44 @@ export class Connection implements SubscriptionSink {
     if (this.isOpen) this.sendFrame(Buffer.from(JSON.stringify(message)));
   }
 
+  /**
+   * An `event` frame of `channel` from the fan-out: sent at once, or (capability `batch`) collected until
+   * the tick ends and sent with the channel's other events of this tick as one `events` frame.
+   */
+  sendEventFrame(channel: string, frame: Buffer): boolean {
+    if (!this.batch) return this.sendFrame(frame);
+    if (!this.isOpen) return false;
+    if (!this.batcher) {
+      this.batcher = new EventBatcher();
+      process.nextTick(() => this.flushBatches());
+    }
+    this.batcher.add(channel, frame);
+    if (this.batcher.full) return this.flushBatches();
+    return true;
+  }
+
+  /** Sends the batched events collected so far; returns false when the connection can take no more. */
+  private flushBatches(): boolean {
+    const batcher = this.batcher;
+    if (!batcher) return this.isOpen;
+    this.batcher = null;
+    let ok = true;
+    for (const frame of batcher.take()) ok = this.writeFrame(frame) && ok;
+    return ok;
+  }
+
   sendFrame(frame: Buffer): boolean {
+    // Anything else sent keeps its place after the events batched before it.
+    if (this.batcher) this.flushBatches();
+    return this.writeFrame(frame);
+  }
+
+  private writeFrame(frame: Buffer): boolean {
     if (!this.isOpen) return false;
     this.corkUntilTickEnd();
     this.ws.send(frame, { binary: false });
     if (this.corkedSocket && this.corkedSocket.writableLength >= CORK_FLUSH_BYTES) this.uncork();
-    if (this.ws.bufferedAmount > this.ctx.config.maxBufferedBytes) {
+    if (this.outboundBytes() > this.ctx.config.maxBufferedBytes) {
       this.ctx.metrics.slowConsumers += 1;
       this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
       return false;
@@ -115,10 +161,21 @@ export class Connection implements SubscriptionSink {
     return new Promise((resolve) => {
       if (!this.isOpen) return resolve();
       this.ws.send(frame, { binary: false }, () => resolve());
-      if (this.ws.bufferedAmount > this.ctx.config.maxBufferedBytes) {
+      if (this.outboundBytes() > this.ctx.config.maxBufferedBytes) {
         this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
       }
     });
+  }
+
+  /**
+   * Bytes sent but not yet taken by the network. With permessage-deflate, frames still waiting for
+   * their turn at the compressor are left out: they leave at zlib's pace whatever the reader does, and
+   * one large frame would otherwise look like a slow reader. What compression has produced and the
+   * reader has not taken is counted as usual.
+   */
+  private outboundBytes(): number {
+    if (!this.ws.extensions.includes('permessage-deflate')) return this.ws.bufferedAmount;
+    return (this.ws as unknown as { _socket?: Duplex })._socket?.writableLength ?? 0;
   }
 
   sendError(err: unknown, rid?: Rid): void {
@@ -158,6 +215,7 @@ export class Connection implements SubscriptionSink {
     expiresAt: number | null,
     deviceId?: string,
     rid?: Rid,
+    extras: HelloExtras = {},
   ): Promise<void> {
     if (
       this.principal &&
@@ -165,7 +223,21 @@ export class Connection implements SubscriptionSink {
     ) {
       throw new SyncError('FORBIDDEN', 'a connection cannot change its tenant or user; open a new one');
     }
+    if (extras.device && !(deviceId ?? this.deviceId)) {
+      throw new SyncError('BAD_REQUEST', 'a device registration needs a deviceId');
+    }
     if (deviceId) this.deviceId = deviceId;
+    if (extras.capabilities) this.batch = extras.capabilities.includes('batch');
+    const devices = new DeviceRegistry(this.ctx.store);
+    if (this.deviceId) {
+      // A registered device (or one registering now) syncs its categories only.
+      const device = extras.device
+        ? await devices.register(principal.tenant, principal.user, this.deviceId, extras.device, {
+            seen: true,
+          })
+        : await devices.seen(principal.tenant, principal.user, this.deviceId);
+      this.setCategories(device?.categories ?? null);
+    }
     this.principal = this.deviceId ? { ...principal, deviceId: this.deviceId } : principal;
     this.expiresAt = expiresAt;
     const welcome: ServerMessage = {
@@ -188,6 +260,33 @@ export class Connection implements SubscriptionSink {
       }
     }
     this.send(welcome);
+    if (this.deviceId) {
+      const pending = await devices.pending(
+        principal.tenant,
+        principal.user,
+        this.deviceId,
+        this.categories,
+        this.ackedSeq,
+      );
+      this.send({ type: 'pending', deviceId: this.deviceId, ...pending });
+    }
+  }
+
+  /**
+   * Applies the device's categories: records channels of other collections are refused from now on,
+   * and those already subscribed end with an `unsubscribed` frame carrying a reason.
+   */
+  setCategories(categories: string[] | null): void {
+    this.categories = categories;
+    for (const sub of [...this.subscriptions.values()]) {
+      if (sub.spec.kind !== 'records' || categoryAllows(categories, sub.spec.collection)) continue;
+      this.dropSubscription(sub);
+      this.send({
+        type: 'unsubscribed',
+        channel: sub.channel,
+        reason: `the device no longer syncs ${sub.spec.collection}`,
+      });
+    }
   }
 
   handleFrame(data: Buffer): void {
@@ -234,7 +333,10 @@ export class Connection implements SubscriptionSink {
     switch (message.type) {
       case 'hello': {
         const verified = await this.ctx.tokens.verify(message.token);
-        await this.authenticate(verified.principal, verified.expiresAt, message.deviceId, message.rid);
+        await this.authenticate(verified.principal, verified.expiresAt, message.deviceId, message.rid, {
+          device: message.device,
+          capabilities: message.capabilities,
+        });
         return;
       }
       case 'ping':
@@ -289,6 +391,12 @@ export class Connection implements SubscriptionSink {
     if ('error' in spec) throw new SyncError('BAD_REQUEST', spec.error);
     if (spec.kind === 'topic')
       throw new SyncError('BAD_REQUEST', 'topic channels are not enabled on this server');
+    if (spec.kind === 'records' && !categoryAllows(this.categories, spec.collection)) {
+      throw new SyncError(
+        'FORBIDDEN',
+        `device ${this.deviceId} does not sync ${spec.collection} (its categories: ${this.categories?.join(', ') || 'none'})`,
+      );
+    }
     if (message.snapshot && spec.kind !== 'records') {
       throw new SyncError('BAD_REQUEST', 'snapshot is only available on records channels');
     }
@@ -384,15 +492,39 @@ export class Connection implements SubscriptionSink {
         });
         if (sub.state !== 'catching_up' || !this.isOpen) return;
         let written: Promise<void> | null = null;
+        // With `batch`, matching events leave in `events` frames of up to MAX_BATCH_EVENTS.
+        let batch: string[] = [];
+        let batchBytes = 0;
+        const frameOf = (jsons: string[]) =>
+          Buffer.from(
+            jsons.length === 1 ? eventFrameText(sub.channel, jsons[0]!) : eventsFrameText(sub.channel, jsons),
+          );
         for (const event of page) {
           if (!channelMatches(spec, event)) continue;
+          const json = eventJson(event);
+          if (this.batch) {
+            batch.push(json);
+            batchBytes += json.length;
+            if (batch.length < MAX_BATCH_EVENTS && batchBytes < MAX_BATCH_BYTES) continue;
+          }
           // Paced by the socket rather than a whole page at once: past half the buffer limit, wait until
           // what was sent is written out. A reader catching up is not a slow consumer.
-          if (written && this.ws.bufferedAmount > this.ctx.config.maxBufferedBytes / 2) {
+          if (written && this.outboundBytes() > this.ctx.config.maxBufferedBytes / 2) {
             await written;
             if (sub.state !== 'catching_up' || !this.isOpen) return;
           }
-          written = this.sendAndWait(Buffer.from(eventFrameText(sub.channel, eventJson(event))));
+          written = this.sendAndWait(
+            this.batch ? frameOf(batch) : Buffer.from(eventFrameText(sub.channel, json)),
+          );
+          batch = [];
+          batchBytes = 0;
+        }
+        if (batch.length > 0) {
+          if (written && this.outboundBytes() > this.ctx.config.maxBufferedBytes / 2) {
+            await written;
+            if (sub.state !== 'catching_up' || !this.isOpen) return;
+          }
+          written = this.sendAndWait(frameOf(batch));
         }
         if (page.length > 0) sub.lastSeq = page[page.length - 1]!.seq;
         if (written) await written;
@@ -401,7 +533,7 @@ export class Connection implements SubscriptionSink {
       const pending: LogEvent[] | null = sub.finishCatchUp();
       if (pending)
         for (const event of pending)
-          this.sendFrame(Buffer.from(eventFrameText(sub.channel, eventJson(event))));
+          this.sendEventFrame(sub.channel, Buffer.from(eventFrameText(sub.channel, eventJson(event))));
     }
   }
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CLOSE_CODES, type Conflict } from '@syncbridge/protocol';
+import { CLOSE_CODES, type Conflict, type Device } from '@syncbridge/protocol';
 import { WebSocketServer } from 'ws';
 import { isTenantAdmin } from '../auth/principal.ts';
 import type { VerifiedToken } from '../auth/tokens.ts';
@@ -15,6 +15,20 @@ import { Connection, cursorKey } from './connection.ts';
 import type { RealtimeContext } from './context.ts';
 
 export const REALTIME_PATH = '/v1/realtime';
+
+/**
+ * permessage-deflate, for a connection that asks for it with `?compress=1` at the upgrade (and whose
+ * client offers the extension, as browsers and `ws` do): frames of 1 KiB and more are compressed, smaller
+ * ones (most events, every ping and ack) are not. Without `compress=1` the offer is ignored, so clients
+ * that never asked pay no CPU for it. A small window and memory level keep a connection's compressor near
+ * 16 KiB; it is only allocated once a large frame is sent.
+ */
+export const PER_MESSAGE_DEFLATE = {
+  threshold: 1024,
+  serverMaxWindowBits: 12,
+  zlibDeflateOptions: { level: 1, memLevel: 5 },
+  concurrencyLimit: 10,
+} as const;
 
 export interface ConnectionInfo {
   connectionId: string;
@@ -47,7 +61,7 @@ export class RealtimeGateway {
       noServer: true,
       // Frames up to 4x the limit are read and answered with PAYLOAD_TOO_LARGE; larger ones close with 1009.
       maxPayload: ctx.config.maxFrameBytes * 4,
-      perMessageDeflate: false,
+      perMessageDeflate: PER_MESSAGE_DEFLATE,
       clientTracking: false,
     });
   }
@@ -85,6 +99,7 @@ export class RealtimeGateway {
       }
     }
     if (socket.destroyed) return;
+    if (url.searchParams.get('compress') !== '1') delete req.headers['sec-websocket-extensions'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const conn = new Connection(randomUUID(), ws, this.ctx, req.socket.remoteAddress, (key) =>
         this.cursorSaves.get(key),
@@ -172,6 +187,16 @@ export class RealtimeGateway {
       const admin = isTenantAdmin(p);
       for (const conflict of conflicts) {
         if (admin || conflict.actor === p.user) conn.send({ type: 'conflict', conflict });
+      }
+    }
+  }
+
+  /** A device's registration changed: its live connections take its new categories at once. */
+  deviceChanged(tenant: string, device: Device): void {
+    for (const conn of this.connections.values()) {
+      const p = conn.principal;
+      if (p?.tenant === tenant && p.user === device.user && conn.deviceId === device.id) {
+        conn.setCategories(device.categories);
       }
     }
   }

@@ -15,6 +15,8 @@ const MAX_BUFFERED_EVENTS = 10_000;
 export interface SubscriptionSink {
   /** Sends a prepared frame; returns false when the connection can take no more. */
   sendFrame(frame: Buffer): boolean;
+  /** Sends a prepared `event` frame of `channel` (the sink may batch it with others of the channel). */
+  sendEventFrame?(channel: string, frame: Buffer): boolean;
 }
 
 export function channelMatches(spec: ChannelSpec, event: LogEvent): boolean {
@@ -69,7 +71,9 @@ export class Subscription {
     if (event.seq <= this.lastSeq || !channelMatches(this.spec, event)) return;
     if (this.state === 'live') {
       this.lastSeq = event.seq;
-      this.sink.sendFrame(frame(this.spec.name));
+      const name = this.spec.name;
+      if (this.sink.sendEventFrame) this.sink.sendEventFrame(name, frame(name));
+      else this.sink.sendFrame(frame(name));
     } else if (this.state === 'catching_up') {
       if (this.buffer.length >= MAX_BUFFERED_EVENTS) {
         this.buffer = [];

@@ -11,6 +11,7 @@
 import type {
   CollectionSettings,
   Conflict,
+  Device,
   LogEvent,
   MutationResult,
   SyncRecord,
@@ -105,6 +106,13 @@ export function eventQueryConditions(q: EventQuery): { clauses: string[]; params
   return { clauses, params };
 }
 
+export interface EventCount {
+  kind: 'record' | 'event';
+  /** The collection of record changes; null for domain events. */
+  collection: string | null;
+  count: number;
+}
+
 export interface ApiKeyRow {
   id: string;
   /** null for the server-wide admin key. */
@@ -136,6 +144,15 @@ export interface Store {
   createApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
   saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void>;
   getCursor(tenant: string, user: string, device: string): Promise<number | null>;
+  /** Creates or replaces a registered device (keyed by tenant, `device.user` and `device.id`). */
+  putDevice(tenant: string, device: Device): Promise<void>;
+  getDevice(tenant: string, user: string, id: string): Promise<Device | null>;
+  /** A user's devices, or (no user) every device of the tenant; by user, then id. */
+  listDevices(tenant: string, user?: string): Promise<Device[]>;
+  /** Forgets a device and its cursor; false when there was none. */
+  deleteDevice(tenant: string, user: string, id: string): Promise<boolean>;
+  /** How many log entries follow `afterSeq`, by kind and collection (a device's pending count). */
+  countEventsAfter(tenant: string, afterSeq: number): Promise<EventCount[]>;
   /**
    * Deletes superseded record versions from the log per the policy; never a record's current version,
    * so every record can still be rebuilt from the log. Returns how many entries were dropped.

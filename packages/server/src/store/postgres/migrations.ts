@@ -110,4 +110,17 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     name: 'previous values of the fields a record change modified',
     sql: `ALTER TABLE events ADD COLUMN previous jsonb;`,
   },
+  {
+    version: 7,
+    name: 'devices',
+    sql: `
+      CREATE TABLE devices (
+        tenant text COLLATE "C" NOT NULL,
+        user_id text COLLATE "C" NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        doc jsonb NOT NULL,
+        PRIMARY KEY (tenant, user_id, id)
+      );
+    `,
+  },
 ];

@@ -12,6 +12,7 @@
 import type {
   CollectionSettings,
   Conflict,
+  Device,
   LogEvent,
   MutationResult,
   SyncRecord,
@@ -21,6 +22,7 @@ import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRo
 import type {
   ApiKeyRow,
   ConflictQuery,
+  EventCount,
   EventQuery,
   ListQuery,
   RecordKey,
@@ -421,6 +423,66 @@ export class PostgresStore implements Store {
       [tenant, user, device],
     );
     return rows.length ? Number(rows[0].seq) : null;
+  }
+
+  async putDevice(tenant: string, device: Device): Promise<void> {
+    await query(
+      this.pool,
+      `INSERT INTO devices (tenant, user_id, id, doc) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (tenant, user_id, id) DO UPDATE SET doc = excluded.doc`,
+      [tenant, device.user, device.id, JSON.stringify(device)],
+    );
+  }
+
+  async getDevice(tenant: string, user: string, id: string): Promise<Device | null> {
+    const rows = await query<{ doc: string }>(
+      this.pool,
+      'SELECT doc FROM devices WHERE tenant = $1 AND user_id = $2 AND id = $3',
+      [tenant, user, id],
+    );
+    return rows[0] ? (JSON.parse(rows[0].doc) as Device) : null;
+  }
+
+  async listDevices(tenant: string, user?: string): Promise<Device[]> {
+    const rows =
+      user === undefined
+        ? await query<{ doc: string }>(
+            this.pool,
+            'SELECT doc FROM devices WHERE tenant = $1 ORDER BY user_id, id',
+            [tenant],
+          )
+        : await query<{ doc: string }>(
+            this.pool,
+            'SELECT doc FROM devices WHERE tenant = $1 AND user_id = $2 ORDER BY id',
+            [tenant, user],
+          );
+    return rows.map((row) => JSON.parse(row.doc) as Device);
+  }
+
+  async deleteDevice(tenant: string, user: string, id: string): Promise<boolean> {
+    return this.inTransaction('BEGIN', async (client) => {
+      await query(client, 'DELETE FROM cursors WHERE tenant = $1 AND user_id = $2 AND device_id = $3', [
+        tenant,
+        user,
+        id,
+      ]);
+      const gone = await query(
+        client,
+        'DELETE FROM devices WHERE tenant = $1 AND user_id = $2 AND id = $3 RETURNING id',
+        [tenant, user, id],
+      );
+      return gone.length > 0;
+    });
+  }
+
+  async countEventsAfter(tenant: string, afterSeq: number): Promise<EventCount[]> {
+    const rows = await query<{ kind: 'record' | 'event'; collection: string | null; count: string }>(
+      this.pool,
+      `SELECT kind, collection, count(*) AS count FROM events WHERE tenant = $1 AND seq > $2
+       GROUP BY kind, collection`,
+      [tenant, afterSeq],
+    );
+    return rows.map((row) => ({ kind: row.kind, collection: row.collection, count: Number(row.count) }));
   }
 
   async compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number> {

@@ -108,4 +108,17 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     name: 'previous values of the fields a record change modified',
     sql: `ALTER TABLE events ADD COLUMN previous TEXT;`,
   },
+  {
+    version: 7,
+    name: 'devices',
+    sql: `
+      CREATE TABLE devices (
+        tenant TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, user_id, id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -11,6 +11,7 @@ import { dirname } from 'node:path';
 import type {
   CollectionSettings,
   Conflict,
+  Device,
   LogEvent,
   MutationResult,
   SyncRecord,
@@ -27,6 +28,7 @@ import {
 import type {
   ApiKeyRow,
   ConflictQuery,
+  EventCount,
   EventQuery,
   ListQuery,
   RecordKey,
@@ -404,6 +406,67 @@ export class SqliteStore implements Store {
 
   async getCursor(tenant: string, user: string, device: string): Promise<number | null> {
     return this.stmts.getCursor.get(tenant, user, device)?.seq ?? null;
+  }
+
+  async putDevice(tenant: string, device: Device): Promise<void> {
+    await this.exclusive(() =>
+      this.writer
+        .prepare(
+          `INSERT INTO devices (tenant, user_id, id, doc) VALUES (?, ?, ?, ?)
+           ON CONFLICT (tenant, user_id, id) DO UPDATE SET doc = excluded.doc`,
+        )
+        .run(tenant, device.user, device.id, JSON.stringify(device)),
+    );
+  }
+
+  async getDevice(tenant: string, user: string, id: string): Promise<Device | null> {
+    const row = this.reader
+      .prepare<[string, string, string], { doc: string }>(
+        'SELECT doc FROM devices WHERE tenant = ? AND user_id = ? AND id = ?',
+      )
+      .get(tenant, user, id);
+    return row ? (JSON.parse(row.doc) as Device) : null;
+  }
+
+  async listDevices(tenant: string, user?: string): Promise<Device[]> {
+    const rows =
+      user === undefined
+        ? this.reader
+            .prepare<[string], { doc: string }>(
+              'SELECT doc FROM devices WHERE tenant = ? ORDER BY user_id, id',
+            )
+            .all(tenant)
+        : this.reader
+            .prepare<[string, string], { doc: string }>(
+              'SELECT doc FROM devices WHERE tenant = ? AND user_id = ? ORDER BY id',
+            )
+            .all(tenant, user);
+    return rows.map((row) => JSON.parse(row.doc) as Device);
+  }
+
+  async deleteDevice(tenant: string, user: string, id: string): Promise<boolean> {
+    return this.exclusive(() =>
+      this.writer.transaction(() => {
+        this.writer
+          .prepare('DELETE FROM cursors WHERE tenant = ? AND user_id = ? AND device_id = ?')
+          .run(tenant, user, id);
+        return (
+          this.writer
+            .prepare('DELETE FROM devices WHERE tenant = ? AND user_id = ? AND id = ?')
+            .run(tenant, user, id).changes > 0
+        );
+      })(),
+    );
+  }
+
+  async countEventsAfter(tenant: string, afterSeq: number): Promise<EventCount[]> {
+    return this.reader
+      .prepare<[string, number], EventCount>(
+        `SELECT kind, collection, count(*) AS count FROM events WHERE tenant = ? AND seq > ?
+         GROUP BY kind, collection`,
+      )
+      .all(tenant, afterSeq)
+      .map((row) => ({ kind: row.kind, collection: row.collection ?? null, count: Number(row.count) }));
   }
 
   async compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number> {

@@ -1,0 +1,112 @@
+/**
+ * Registered devices and selective sync. A device is one installation of a client of one user, keyed by
+ * (tenant, user, device id): the id the client sends as `deviceId`, under which the server also keeps
+ * the device's acknowledged cursor. It is registered over REST or in `hello`; a registration changes
+ * only the fields it names. A device's `categories` are the collections it syncs (null: every one):
+ * its connections may subscribe to records channels of those collections only.
+ */
+import type { Device, DeviceInfo, DevicePending } from '@syncbridge/protocol';
+import type { EventCount, Store } from '../store/types.ts';
+
+/** Whether a device with these categories may sync `collection` (null or undefined: every collection). */
+export function categoryAllows(
+  categories: readonly string[] | null | undefined,
+  collection: string,
+): boolean {
+  return categories == null || categories.includes(collection);
+}
+
+/** A device after a registration: `info`'s fields replace the stored ones, the others stay. */
+export function mergeDevice(
+  existing: Device | null,
+  user: string,
+  id: string,
+  info: DeviceInfo,
+  now: string,
+): Device {
+  const device: Device = existing
+    ? { ...existing, updatedAt: now }
+    : { id, user, capabilities: [], categories: null, createdAt: now, updatedAt: now };
+  if (info.type !== undefined) device.type = info.type;
+  if (info.name !== undefined) device.name = info.name;
+  if (info.platform !== undefined) device.platform = info.platform;
+  if (info.appVersion !== undefined) device.appVersion = info.appVersion;
+  if (info.capabilities !== undefined) device.capabilities = [...new Set(info.capabilities)];
+  if (info.categories !== undefined)
+    device.categories = info.categories === null ? null : [...new Set(info.categories)].sort();
+  return device;
+}
+
+/** What waits after `cursor` for a device with these categories, from the log's counts. */
+export function pendingFrom(
+  counts: EventCount[],
+  cursor: number,
+  head: number,
+  categories: readonly string[] | null,
+): DevicePending {
+  const pending: DevicePending = { cursor, head, count: 0, events: 0, collections: {} };
+  for (const row of counts) {
+    if (row.kind === 'event') pending.events += row.count;
+    else if (row.collection !== null && categoryAllows(categories, row.collection)) {
+      pending.count += row.count;
+      pending.collections[row.collection] = (pending.collections[row.collection] ?? 0) + row.count;
+    }
+  }
+  return pending;
+}
+
+export class DeviceRegistry {
+  constructor(private readonly store: Store) {}
+
+  get(tenant: string, user: string, id: string): Promise<Device | null> {
+    return this.store.getDevice(tenant, user, id);
+  }
+
+  list(tenant: string, user?: string): Promise<Device[]> {
+    return this.store.listDevices(tenant, user);
+  }
+
+  /** Registers a device or updates the fields `info` names; `seen` also stamps `lastSeenAt`. */
+  async register(
+    tenant: string,
+    user: string,
+    id: string,
+    info: DeviceInfo,
+    options: { seen?: boolean } = {},
+  ): Promise<Device> {
+    const now = new Date().toISOString();
+    const device = mergeDevice(await this.store.getDevice(tenant, user, id), user, id, info, now);
+    if (options.seen) device.lastSeenAt = now;
+    await this.store.putDevice(tenant, device);
+    return device;
+  }
+
+  /** Stamps `lastSeenAt` on a registered device; returns it, or null when the id is not registered. */
+  async seen(tenant: string, user: string, id: string): Promise<Device | null> {
+    const device = await this.store.getDevice(tenant, user, id);
+    if (!device) return null;
+    device.lastSeenAt = new Date().toISOString();
+    await this.store.putDevice(tenant, device);
+    return device;
+  }
+
+  remove(tenant: string, user: string, id: string): Promise<boolean> {
+    return this.store.deleteDevice(tenant, user, id);
+  }
+
+  /** What waits for a device after its stored cursor (or after `cursor`, when that is further on). */
+  async pending(
+    tenant: string,
+    user: string,
+    id: string,
+    categories: readonly string[] | null,
+    cursor?: number,
+  ): Promise<DevicePending> {
+    const stored = (await this.store.getCursor(tenant, user, id)) ?? 0;
+    const from = Math.max(stored, cursor ?? 0);
+    const counts = await this.store.countEventsAfter(tenant, from);
+    // Read after the counts, so the head is never below an event they include.
+    const head = await this.store.headSeq(tenant);
+    return pendingFrom(counts, from, head, categories);
+  }
+}
