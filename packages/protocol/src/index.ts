@@ -5,3 +5,4 @@ export * from './errors.ts';
 export * from './messages.ts';
 export * from './model.ts';
 export * from './rest.ts';
+export * from './webhooks.ts';

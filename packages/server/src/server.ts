@@ -30,6 +30,8 @@ import { LogWriter } from './store/log-writer.ts';
 import { RetentionJob } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
+import type { InboundMapper } from './webhooks/inbound.ts';
+import { WebhookSystem } from './webhooks/system.ts';
 
 export interface SyncbridgeServer {
   /** http://host:port of the running server. */
@@ -98,6 +100,8 @@ export interface StartOptions {
   projections?: Projection[];
   /** Several in-process servers sharing one network form a cluster over the memory bus (tests). */
   busNetwork?: MemoryBusNetwork;
+  /** Code mappings of inbound webhook payloads to domain events, by source name (config `inbound`). */
+  inboundMappers?: Record<string, InboundMapper>;
 }
 
 export async function startServer(
@@ -133,6 +137,7 @@ export async function startServer(
   });
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
   const middleware = options.middleware ?? [];
+  const webhooks = new WebhookSystem(config, store, logger.child({ component: 'webhooks' }));
   let metrics: MetricsRegistry | null = null;
   const writer = new LogWriter({
     store,
@@ -140,6 +145,7 @@ export async function startServer(
     clock,
     logger,
     middleware,
+    outbox: webhooks.outbox,
     observer: {
       committed: (writes, seconds, statuses) => {
         metrics?.commitSeconds.observe(seconds);
@@ -213,6 +219,7 @@ export async function startServer(
     logger: logger.child({ component: 'realtime' }),
     metrics: { messagesIn: 0, slowConsumers: 0 },
   });
+  await webhooks.start();
   const app: FastifyInstance = await buildHttpApp(
     {
       store,
@@ -230,6 +237,8 @@ export async function startServer(
       rateLimiter,
       maxBodyBytes: config.maxFrameBytes,
       startedAt: Date.now(),
+      webhooks,
+      inbound: webhooks.inbound(writer, options.inboundMappers),
     },
     logger,
   );
@@ -251,6 +260,7 @@ export async function startServer(
       await gateway.close();
       await app.close();
       await writer.drain();
+      await webhooks.close();
       await bus.close();
       await store.close();
     })();

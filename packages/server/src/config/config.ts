@@ -9,8 +9,8 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
 import { parse as parseYaml } from 'yaml';
-import { InboundSourceSchema } from '../webhooks/inbound.ts';
 import { webhookConfigProblems } from '../webhooks/config.ts';
+import { InboundSourceSchema } from '../webhooks/inbound.ts';
 
 const Bucket = Type.Object(
   { ratePerSec: Type.Number({ exclusiveMinimum: 0 }), burst: Type.Integer({ minimum: 1 }) },

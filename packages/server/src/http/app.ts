@@ -17,8 +17,11 @@ import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { eventRoutes } from './routes/events.ts';
+import { inboundRoutes } from './routes/inbound.ts';
 import { recordRoutes } from './routes/records.ts';
+import { syncRoutes } from './routes/sync.ts';
 import { systemRoutes } from './routes/system.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
@@ -89,5 +92,8 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(collectionRoutes(ctx));
   await app.register(conflictRoutes(ctx));
   await app.register(deviceRoutes(ctx));
+  await app.register(webhookRoutes(ctx));
+  await app.register(syncRoutes(ctx));
+  await app.register(inboundRoutes(ctx));
   return app;
 }

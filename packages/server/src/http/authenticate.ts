@@ -12,7 +12,14 @@ import { SyncError } from '../core/errors.ts';
 const TENANT = /^[A-Za-z0-9_.-]{1,128}$/;
 
 /** Routes anyone may call, and routes that take an API key instead of a user (they check it themselves). */
-const OPEN_ROUTES = new Set(['/v1/health', '/v1/ready', '/v1/auth/token', '/v1/tenants/:tenant/api-keys']);
+const OPEN_ROUTES = new Set([
+  '/v1/health',
+  '/v1/ready',
+  '/v1/auth/token',
+  '/v1/tenants/:tenant/api-keys',
+  // Inbound webhooks authenticate by their signature.
+  '/v1/inbound/:source',
+]);
 
 /** Whether a route acts for an authenticated user (and so is authenticated and rate-limited up front). */
 export function isUserRoute(route: string | undefined): boolean {

@@ -9,6 +9,8 @@ import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
+import type { InboundReceiver } from '../webhooks/inbound.ts';
+import type { WebhookSystem } from '../webhooks/system.ts';
 import type { RestAuthenticator } from './authenticate.ts';
 
 export interface HttpContext {
@@ -27,4 +29,6 @@ export interface HttpContext {
   rateLimiter: RateLimiter;
   maxBodyBytes: number;
   startedAt: number;
+  webhooks: WebhookSystem;
+  inbound: InboundReceiver;
 }

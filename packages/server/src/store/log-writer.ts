@@ -15,6 +15,7 @@ import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
 import type { Middleware } from '../plugins/types.ts';
+import type { Outbox } from '../webhooks/types.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
 import { type TenantCommit, TenantWriter } from './tenant-writer.ts';
 import type { Store } from './types.ts';
@@ -34,6 +35,8 @@ export interface LogWriterOptions {
   observer?: { committed(writes: number, seconds: number, statuses: MutationResult['status'][]): void };
   /** Most mutations (or events) committed in one transaction. */
   maxBatch?: number;
+  /** Webhook deliveries to write with each commit's events (the outbox), and to hear about after it. */
+  outbox?: Outbox;
 }
 
 export class LogWriter {
@@ -177,7 +180,7 @@ export class LogWriter {
       const out: TenantCommit[] = [];
       for (const tenant of tenants) {
         const { collections, clock, middleware } = this.options;
-        const writer = new TenantWriter(tx, tenant, collections, clock, middleware);
+        const writer = new TenantWriter(tx, tenant, collections, clock, middleware, this.options.outbox);
         out.push(await writer.run(byTenant.get(tenant)!));
       }
       return out;
@@ -187,6 +190,14 @@ export class LogWriter {
       (performance.now() - started) / 1000,
       settled.flatMap((s) => s.statuses),
     );
+    const deliveries = settled.flatMap((s) => s.deliveries);
+    if (deliveries.length > 0) {
+      try {
+        this.options.outbox?.committed(deliveries);
+      } catch (err) {
+        this.options.logger.error({ err }, 'outbox listener failed');
+      }
+    }
     for (const { tenant, events, conflicts } of settled) {
       if (events.length > 0) this.notify(this.listeners, tenant, events);
       if (conflicts.length > 0) this.notify(this.conflictListeners, tenant, conflicts);

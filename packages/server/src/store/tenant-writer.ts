@@ -14,6 +14,7 @@ import { diffRecords } from '../core/merge.ts';
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
+import type { NewDelivery, Outbox } from '../webhooks/types.ts';
 import type { PendingWrite } from './pending-writes.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from './types.ts';
 
@@ -46,6 +47,8 @@ function withPrevious(
 
 export interface TenantCommit {
   tenant: string;
+  /** Webhook deliveries written with this commit's events. */
+  deliveries: NewDelivery[];
   /** The outcome of every mutation in this commit (for metrics). */
   statuses: MutationResult['status'][];
   events: LogEvent[];
@@ -73,6 +76,7 @@ export class TenantWriter {
     private readonly collections: CollectionRegistry,
     private readonly clock: HybridClock,
     private readonly middleware: readonly Middleware[] = [],
+    private readonly outbox?: Outbox,
   ) {}
 
   async run(writes: PendingWrite[]): Promise<TenantCommit> {
@@ -94,6 +98,8 @@ export class TenantWriter {
         }
       }
     }
+    // The outbox: webhook deliveries of these events commit with them, or not at all.
+    const deliveries = this.outbox && this.events.length > 0 ? this.outbox.plan(tenant, this.events) : [];
     if (this.events.length > 0 || this.newResults.length > 0 || this.conflicts.size > 0) {
       await tx.writeBatch(tenant, {
         records: [...this.changed.values()],
@@ -101,10 +107,12 @@ export class TenantWriter {
         results: this.newResults,
         conflicts: [...this.conflicts.values()],
         head: this.head,
+        ...(deliveries.length > 0 ? { deliveries } : {}),
       });
     }
     return {
       tenant,
+      deliveries,
       statuses: this.statuses,
       events: this.events,
       conflicts: [...this.conflicts.values()],

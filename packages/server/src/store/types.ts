@@ -16,6 +16,7 @@ import type {
   MutationResult,
   SyncRecord,
 } from '@syncbridge/protocol';
+import type { NewDelivery, WebhookStore } from '../webhooks/types.ts';
 
 export interface RecordKey {
   collection: string;
@@ -36,6 +37,8 @@ export interface TenantBatch {
   results: { key: string; result: MutationResult }[];
   /** The tenant's head seq after this batch (the last event's seq). */
   head: number;
+  /** Webhook deliveries of these events (the outbox), written in the same transaction. */
+  deliveries?: NewDelivery[];
 }
 
 /** One write transaction. Methods run in order; the transaction commits when the callback resolves. */
@@ -122,6 +125,8 @@ export interface ApiKeyRow {
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** Webhook endpoints, the delivery outbox and delivery attempts. */
+  readonly webhooks: WebhookStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

@@ -111,6 +111,68 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     sql: `ALTER TABLE events ADD COLUMN previous jsonb;`,
   },
   {
+    version: 5,
+    name: 'webhook endpoints, delivery outbox, delivery attempts',
+    sql: `
+      CREATE TABLE webhooks (
+        tenant text COLLATE "C" NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        config jsonb NOT NULL,
+        secrets jsonb NOT NULL,
+        status text NOT NULL,
+        status_reason text,
+        total_calls bigint NOT NULL DEFAULT 0,
+        failed_calls bigint NOT NULL DEFAULT 0,
+        consecutive_failures bigint NOT NULL DEFAULT 0,
+        last_triggered_at bigint,
+        last_success_at bigint,
+        last_failure_at bigint,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (tenant, id)
+      );
+      CREATE TABLE webhook_deliveries (
+        id text COLLATE "C" PRIMARY KEY,
+        tenant text COLLATE "C" NOT NULL,
+        webhook_id text COLLATE "C" NOT NULL,
+        event_id text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        event_type text NOT NULL,
+        platform text COLLATE "C",
+        priority integer,
+        body text NOT NULL,
+        status text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        budget_start integer NOT NULL DEFAULT 0,
+        next_attempt_at bigint NOT NULL,
+        locked_until bigint,
+        locked_by text,
+        created_at bigint NOT NULL,
+        completed_at bigint,
+        last_status integer,
+        last_error text,
+        last_duration_ms integer
+      );
+      CREATE UNIQUE INDEX webhook_deliveries_by_event ON webhook_deliveries (tenant, webhook_id, event_id);
+      CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (tenant, webhook_id, seq) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (tenant, webhook_id, created_at);
+      CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (tenant, created_at);
+      CREATE TABLE webhook_attempts (
+        delivery_id text COLLATE "C" NOT NULL,
+        attempt integer NOT NULL,
+        tenant text COLLATE "C" NOT NULL,
+        webhook_id text COLLATE "C" NOT NULL,
+        started_at bigint NOT NULL,
+        duration_ms integer NOT NULL,
+        status_code integer,
+        error text,
+        success boolean NOT NULL,
+        response text,
+        PRIMARY KEY (delivery_id, attempt)
+      );
+    `,
+  },
+  {
     version: 7,
     name: 'devices',
     sql: `

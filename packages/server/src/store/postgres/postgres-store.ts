@@ -45,6 +45,7 @@ import {
   translateError,
   UPSERT_RECORDS,
 } from './sql.ts';
+import { insertDeliveries, PostgresWebhookStore } from './webhook-store.ts';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -88,6 +89,7 @@ function quoteIdent(name: string): string {
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
+  readonly webhooks: PostgresWebhookStore;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
   private closed = false;
@@ -108,6 +110,13 @@ export class PostgresStore implements Store {
     // An idle client whose connection dies emits 'error' on the pool; the pool drops that client, and
     // the next query reports the outage. Without a listener the error would crash the process.
     this.pool.on('error', () => {});
+    this.webhooks = new PostgresWebhookStore({
+      query: (sql, params) => query(this.pool, sql, params),
+      transaction: (fn) =>
+        this.inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', (client) =>
+          fn((sql, params) => query(client, sql, params)),
+        ),
+    });
   }
 
   private async connect(): Promise<pg.PoolClient> {
@@ -260,6 +269,9 @@ export class PostgresStore implements Store {
             batch.results.map((r) => r.key),
             batch.results.map((r) => JSON.stringify(r.result)),
           ]);
+        }
+        if (batch.deliveries) {
+          await insertDeliveries((sql, params) => query(client, sql, params), batch.deliveries);
         }
         const updated = await query<{ tenant: string }>(
           client,

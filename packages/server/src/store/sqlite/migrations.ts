@@ -109,6 +109,68 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     sql: `ALTER TABLE events ADD COLUMN previous TEXT;`,
   },
   {
+    version: 5,
+    name: 'webhook endpoints, delivery outbox, delivery attempts',
+    sql: `
+      CREATE TABLE webhooks (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        config TEXT NOT NULL,
+        secrets TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        total_calls INTEGER NOT NULL DEFAULT 0,
+        failed_calls INTEGER NOT NULL DEFAULT 0,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        last_triggered_at INTEGER,
+        last_success_at INTEGER,
+        last_failure_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, id)
+      ) WITHOUT ROWID;
+      CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        webhook_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        platform TEXT,
+        priority INTEGER,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        budget_start INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        locked_until INTEGER,
+        locked_by TEXT,
+        created_at INTEGER NOT NULL,
+        completed_at INTEGER,
+        last_status INTEGER,
+        last_error TEXT,
+        last_duration_ms INTEGER
+      );
+      CREATE UNIQUE INDEX webhook_deliveries_by_event ON webhook_deliveries (tenant, webhook_id, event_id);
+      CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (tenant, webhook_id, seq) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (tenant, webhook_id, created_at);
+      CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (tenant, created_at);
+      CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        webhook_id TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        status_code INTEGER,
+        error TEXT,
+        success INTEGER NOT NULL,
+        response TEXT,
+        PRIMARY KEY (delivery_id, attempt)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
     version: 7,
     name: 'devices',
     sql: `

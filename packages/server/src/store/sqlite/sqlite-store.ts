@@ -40,6 +40,7 @@ import type {
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { SqliteWebhookStore } from './webhook-store.ts';
 
 export interface SqliteStoreOptions {
   file: string;
@@ -102,6 +103,7 @@ function writerQueueFor(file: string): { tail: Promise<unknown> } {
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  readonly webhooks: SqliteWebhookStore;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
@@ -186,6 +188,11 @@ export class SqliteStore implements Store {
         'SELECT seq FROM cursors WHERE tenant = ? AND user_id = ? AND device_id = ?',
       ),
     };
+    this.webhooks = new SqliteWebhookStore({
+      writer: w,
+      reader: r,
+      write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
+    });
   }
 
   private migrateSync(progress?: (message: string) => void): number {
@@ -283,6 +290,7 @@ export class SqliteStore implements Store {
         const now = new Date().toISOString();
         for (const { key, result } of batch.results)
           s.putResult.run(tenant, key, JSON.stringify(result), now);
+        if (batch.deliveries) this.webhooks.insertDeliveries(batch.deliveries);
         s.setHead.run(tenant, batch.head);
       },
     };

@@ -1,0 +1,428 @@
+/**
+ * The delivery worker. It runs in steps (`cycle`): each step records, in one store transaction, every
+ * attempt that finished since the last step and leases the next due deliveries of every endpoint that
+ * has room, then starts those POSTs. So the store sees one transaction per step, however many
+ * deliveries are in flight.
+ *
+ * Per endpoint: at most `maxConcurrency` deliveries in flight (one for an `ordered` endpoint, which sends
+ * its lowest-seq pending delivery and nothing else until that one succeeds or is dead-lettered), at most
+ * `rateLimit` starts per second. Nothing is shared between endpoints but the step, and a step never waits
+ * for an HTTP request, so a slow or dead endpoint delays only itself.
+ *
+ * An endpoint is looked at when it may have work: after a commit queued deliveries for it, when a send
+ * to it finished, when one of its retries falls due, and on the periodic poll (which also finds work
+ * other nodes left, or leases that ran out). A crash loses nothing: deliveries are rows, and a leased
+ * delivery whose sender died is sent again when the lease ends, or at once when its node restarts.
+ */
+import type { Logger } from 'pino';
+import type { WebhookRegistry } from './registry.ts';
+import { nextAttemptAt, parseRetryAfter } from './retry.ts';
+import type { WebhookSender } from './sender.ts';
+import { signatureHeaders } from './signing.ts';
+import type {
+  AttemptResult,
+  ClaimRequest,
+  DeliveryRow,
+  NewDelivery,
+  WebhookEndpoint,
+  WebhookStore,
+} from './types.ts';
+
+export interface DispatcherOptions {
+  store: WebhookStore;
+  registry: WebhookRegistry;
+  sender: WebhookSender;
+  logger: Logger;
+  node: string;
+  /** Waits before each retry (ms). */
+  schedule: readonly number[];
+  timeoutMs: number;
+  /** Consecutive failed attempts that disable an endpoint (0: never). */
+  disableAfter: number;
+  pollMs: number;
+  /** How long a lease holds a delivery for its sender. */
+  leaseMs: number;
+  /** Called after an endpoint's status changed here (to refresh views). */
+  onStatusChange?: (endpoint: WebhookEndpoint) => void;
+}
+
+interface EndpointState {
+  inFlight: number;
+  /** Something may be due: look at it in the next step. */
+  hot: boolean;
+  /** Bumped whenever `hot` is set, so a step that started earlier does not clear a newer signal. */
+  generation: number;
+  /** Future times at which a retry falls due (sorted), and the timer for the first one. */
+  dueTimes: number[];
+  timer: NodeJS.Timeout | null;
+  tokens: number;
+  refilledAt: number;
+}
+
+const key = (tenant: string, id: string) => `${tenant}\u0000${id}`;
+
+export class WebhookDispatcher {
+  private readonly states = new Map<string, EndpointState>();
+  private results: AttemptResult[] = [];
+  private running = false;
+  private again = false;
+  private closed = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly sends = new Set<Promise<void>>();
+  /** Deliveries this node is sending, whose leases it renews. */
+  private readonly leased = new Set<string>();
+  private renewTimer: NodeJS.Timeout | null = null;
+  private readonly abort = new AbortController();
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly o: DispatcherOptions) {}
+
+  async start(): Promise<void> {
+    // Whatever this node was sending when it stopped is not in flight any more.
+    const released = await this.o.store.releaseLeases(this.o.node);
+    if (released > 0)
+      this.o.logger.info({ released }, 'webhook deliveries left in flight by the last run are due again');
+    await this.poll();
+    this.pollTimer = setInterval(() => void this.poll(), this.o.pollMs);
+    this.pollTimer.unref();
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(200, Math.floor(this.o.leaseMs / 3)));
+    this.renewTimer.unref();
+  }
+
+  /** Deliveries were committed: their endpoints have work. */
+  notify(deliveries: readonly NewDelivery[]): void {
+    for (const d of deliveries) this.markHot(d.tenant, d.webhookId);
+    this.wake();
+  }
+
+  /** An API call made deliveries of these endpoints due (trigger, retry, replay, resume). */
+  touch(endpoints: Iterable<{ tenant: string; id: string }>): void {
+    for (const e of endpoints) this.markHot(e.tenant, e.id);
+    this.wake();
+  }
+
+  /** Deliveries currently being sent by this node. */
+  get inFlight(): number {
+    return this.sends.size;
+  }
+
+  private state(tenant: string, id: string): EndpointState {
+    const k = key(tenant, id);
+    let s = this.states.get(k);
+    if (!s) {
+      s = { inFlight: 0, hot: false, generation: 0, dueTimes: [], timer: null, tokens: 0, refilledAt: 0 };
+      this.states.set(k, s);
+    }
+    return s;
+  }
+
+  private markHot(tenant: string, id: string): void {
+    const s = this.state(tenant, id);
+    s.hot = true;
+    s.generation += 1;
+  }
+
+  /**
+   * Wakes the endpoint at `at` (a retry falls due then), to within 50 ms. Times further away than two
+   * polls are left to the poll, so a long backlog of retries costs no timers.
+   */
+  private dueAt(tenant: string, id: string, at: number): void {
+    if (at - Date.now() > this.o.pollMs * 2) return;
+    const bucket = Math.ceil(at / 50) * 50;
+    const s = this.state(tenant, id);
+    if (s.dueTimes.includes(bucket)) return;
+    s.dueTimes.push(bucket);
+    s.dueTimes.sort((a, b) => a - b);
+    this.arm(tenant, id, s);
+  }
+
+  private arm(tenant: string, id: string, s: EndpointState): void {
+    if (this.closed) return;
+    const first = s.dueTimes[0];
+    if (first === undefined) return;
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = setTimeout(
+      () => {
+        s.timer = null;
+        const now = Date.now();
+        while (s.dueTimes.length > 0 && s.dueTimes[0]! <= now + 5) s.dueTimes.shift();
+        this.markHot(tenant, id);
+        this.wake();
+        this.arm(tenant, id, s);
+      },
+      Math.max(0, first - Date.now()),
+    );
+    s.timer.unref();
+  }
+
+  /** A lease is a heartbeat: while a send runs, its lease keeps being extended. */
+  private async renew(): Promise<void> {
+    if (this.closed || this.leased.size === 0) return;
+    try {
+      await this.o.store.renewLeases(this.o.node, [...this.leased], Date.now() + this.o.leaseMs);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not renew webhook leases');
+    }
+  }
+
+  private async poll(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.o.registry.load();
+      const now = Date.now();
+      for (const p of await this.o.store.pendingEndpoints()) {
+        if (p.nextAttemptAt <= now) this.markHot(p.tenant, p.webhookId);
+        else if (p.nextAttemptAt - now < this.o.pollMs * 2)
+          this.dueAt(p.tenant, p.webhookId, p.nextAttemptAt);
+      }
+      this.wake();
+    } catch (err) {
+      this.o.logger.warn({ err }, 'webhook poll failed; retrying at the next poll');
+    }
+  }
+
+  private wake(): void {
+    if (this.closed && this.results.length === 0) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private takeTokens(e: WebhookEndpoint, s: EndpointState, wanted: number, now: number): number {
+    if (e.rateLimit === null) return wanted;
+    const rate = e.rateLimit;
+    if (s.refilledAt === 0) s.tokens = rate;
+    else s.tokens = Math.min(rate, s.tokens + ((now - s.refilledAt) / 1000) * rate);
+    s.refilledAt = now;
+    const n = Math.min(wanted, Math.floor(s.tokens));
+    if (n === 0) this.dueAt(e.tenant, e.id, now + Math.ceil(((1 - s.tokens) / rate) * 1000));
+    return n;
+  }
+
+  private claims(now: number): { requests: ClaimRequest[]; generations: Map<string, number> } {
+    const requests: ClaimRequest[] = [];
+    const generations = new Map<string, number>();
+    if (this.closed) return { requests, generations };
+    for (const [k, s] of this.states) {
+      if (!s.hot) continue;
+      const [tenant, id] = k.split('\u0000') as [string, string];
+      const e = this.o.registry.get(tenant, id);
+      if (e?.status !== 'active') {
+        s.hot = false;
+        continue;
+      }
+      const ordered = e.delivery === 'ordered';
+      const room = (ordered ? 1 : e.maxConcurrency) - s.inFlight;
+      if (room <= 0) continue; // it stays hot: a finishing send makes room
+      const limit = this.takeTokens(e, s, room, now);
+      if (limit <= 0) continue;
+      requests.push({ tenant, webhookId: id, ordered, limit });
+      generations.set(k, s.generation);
+    }
+    return { requests, generations };
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for (;;) {
+        this.again = false;
+        const now = Date.now();
+        const results = this.results;
+        this.results = [];
+        const { requests, generations } = this.claims(now);
+        if (results.length === 0 && requests.length === 0) break;
+        let out: Awaited<ReturnType<WebhookStore['cycle']>>;
+        try {
+          out = await this.o.store.cycle({
+            results,
+            claims: requests,
+            now,
+            leaseUntil: now + this.o.leaseMs,
+            node: this.o.node,
+            disableAfter: this.o.disableAfter,
+          });
+        } catch (err) {
+          if (this.closed) {
+            // Shutting down with the store gone: these deliveries stay leased and are sent again later.
+            this.o.logger.warn(
+              { err, results: results.length },
+              'could not record webhook attempts at shutdown',
+            );
+            break;
+          }
+          // The store is unreachable: keep the results, give the unused tokens back, try again shortly.
+          this.o.logger.warn({ err }, 'webhook step failed; retrying');
+          this.results = [...results, ...this.results];
+          for (const r of requests) {
+            const s = this.state(r.tenant, r.webhookId);
+            if (s.refilledAt !== 0) s.tokens += r.limit;
+          }
+          if (!this.retryTimer) {
+            this.retryTimer = setTimeout(() => {
+              this.retryTimer = null;
+              this.wake();
+            }, 500);
+            this.retryTimer.unref();
+          }
+          break;
+        }
+        for (const d of out.disabled) {
+          const e = this.o.registry.get(d.tenant, d.id);
+          if (e) {
+            const changed = { ...e, status: 'disabled' as const, statusReason: d.reason, updatedAt: now };
+            this.o.registry.put(changed);
+            this.o.onStatusChange?.(changed);
+          }
+          this.o.logger.warn(
+            { tenant: d.tenant, webhook: d.id, reason: d.reason },
+            'webhook endpoint disabled',
+          );
+        }
+        const claimed = new Map<string, number>();
+        for (const row of out.claimed) {
+          const k = key(row.tenant, row.webhookId);
+          claimed.set(k, (claimed.get(k) ?? 0) + 1);
+          this.launch(row);
+        }
+        for (const r of requests) {
+          const k = key(r.tenant, r.webhookId);
+          const s = this.state(r.tenant, r.webhookId);
+          const got = claimed.get(k) ?? 0;
+          if (s.refilledAt !== 0) s.tokens += r.limit - got;
+          // Fewer than asked for: nothing more is due. Unless something new came in meanwhile.
+          if (got < r.limit && s.generation === generations.get(k)) s.hot = false;
+        }
+        if (!this.again && this.results.length === 0 && !this.anyReady()) break;
+      }
+    } finally {
+      this.running = false;
+      const failedStep = this.retryTimer !== null;
+      if (!failedStep && (this.results.length > 0 || (this.again && !this.closed))) this.wake();
+      else if (this.closed) {
+        const waiting = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiting) w();
+      }
+    }
+  }
+
+  /** Some hot endpoint has room (it would be claimed in another step). */
+  private anyReady(): boolean {
+    if (this.closed) return false;
+    for (const [k, s] of this.states) {
+      if (!s.hot) continue;
+      const [tenant, id] = k.split('\u0000') as [string, string];
+      const e = this.o.registry.get(tenant, id);
+      if (e?.status !== 'active') continue;
+      if ((e.delivery === 'ordered' ? 1 : e.maxConcurrency) - s.inFlight <= 0) continue;
+      if (e.rateLimit !== null && s.tokens < 1 && s.refilledAt !== 0) continue;
+      return true;
+    }
+    return false;
+  }
+
+  private launch(row: DeliveryRow): void {
+    const s = this.state(row.tenant, row.webhookId);
+    s.inFlight += 1;
+    this.leased.add(row.id);
+    const send = this.send(row)
+      .catch((err: unknown) => this.o.logger.error({ err, delivery: row.id }, 'webhook send failed'))
+      .finally(() => {
+        s.inFlight -= 1;
+        this.leased.delete(row.id);
+        this.sends.delete(send);
+        this.markHot(row.tenant, row.webhookId);
+        this.wake();
+      });
+    this.sends.add(send);
+  }
+
+  private async send(row: DeliveryRow): Promise<void> {
+    const endpoint = this.o.registry.get(row.tenant, row.webhookId);
+    if (!endpoint) return; // deleted, with its deliveries
+    const startedAt = Date.now();
+    const secrets = endpoint.secrets
+      .filter((s) => s.expiresAt === undefined || s.expiresAt > startedAt)
+      .map((s) => s.secret);
+    const headers: Record<string, string> = {
+      ...endpoint.headers,
+      'content-type': 'application/json',
+      'user-agent': 'syncbridge-webhooks/1',
+      ...signatureHeaders(secrets, row.eventId, row.body, startedAt),
+    };
+    const outcome = await this.o.sender.post(endpoint.url, headers, row.body, this.abort.signal);
+    if (this.abort.signal.aborted && outcome.status === null) return; // shutting down: the lease is released
+    const now = Date.now();
+    const success = outcome.status !== null && outcome.status >= 200 && outcome.status < 300;
+    let next: AttemptResult['next'] = { status: 'success' };
+    let error = outcome.error;
+    if (!success) {
+      const throttled = outcome.status === 429 || outcome.status === 503;
+      const retryAfter = throttled ? parseRetryAfter(outcome.retryAfter, now) : null;
+      const at = nextAttemptAt(this.o.schedule, row.attempts - row.budgetStart, now, retryAfter);
+      next = at === null ? { status: 'failed' } : { status: 'pending', at };
+      if (at !== null) this.dueAt(row.tenant, row.webhookId, at);
+      if (error === null) {
+        error =
+          outcome.status !== null && outcome.status >= 300 && outcome.status < 400
+            ? `HTTP ${outcome.status}: redirects are not followed`
+            : `HTTP ${outcome.status}`;
+      }
+    }
+    this.results.push({
+      deliveryId: row.id,
+      tenant: row.tenant,
+      webhookId: row.webhookId,
+      attempt: row.attempts,
+      startedAt,
+      durationMs: outcome.durationMs,
+      statusCode: outcome.status,
+      error,
+      responseBody: outcome.body,
+      success,
+      next,
+      countsAsFailure: !success && outcome.status !== 429,
+      ...(outcome.status === 410 ? { disable: 'the endpoint answered 410 Gone' } : {}),
+    });
+  }
+
+  /** Stops claiming, lets in-flight sends finish for up to `graceMs`, records them, releases the rest. */
+  async close(graceMs = 2_000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    for (const s of this.states.values()) if (s.timer) clearTimeout(s.timer);
+    if (this.sends.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.sends]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      this.abort.abort();
+      await Promise.allSettled([...this.sends]);
+    }
+    // Record what finished; then free what did not, for the next run or another node.
+    await new Promise<void>((resolve) => {
+      if (!this.running && this.results.length === 0) resolve();
+      else {
+        this.idleWaiters.push(resolve);
+        this.wake();
+      }
+    });
+    try {
+      await this.o.store.releaseLeases(this.o.node);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not release webhook leases at shutdown');
+    }
+  }
+}

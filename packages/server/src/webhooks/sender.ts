@@ -1,0 +1,123 @@
+/**
+ * The HTTP side of a delivery: one POST over a keep-alive undici Agent whose connections go only to
+ * addresses the SSRF policy checked, with an overall timeout, no redirects followed, and at most 1 KiB
+ * of the answer kept for the attempt log.
+ */
+import { isIP } from 'node:net';
+import { Agent, errors, request } from 'undici';
+import type { AddressPolicy } from './ssrf.ts';
+
+export interface SendOutcome {
+  status: number | null;
+  retryAfter: string | undefined;
+  body: string | null;
+  error: string | null;
+  durationMs: number;
+}
+
+const KEEP_BYTES = 1024;
+/** Answers longer than this are cut off (the connection is then dropped rather than drained). */
+const DRAIN_BYTES = 64 * 1024;
+
+function describe(err: unknown, timeoutMs: number): string {
+  if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) {
+    return `timeout: no answer within ${timeoutMs} ms`;
+  }
+  const e = err as { name?: string; code?: string; message?: string; cause?: unknown };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_ABORTED') {
+    return `timeout: no answer within ${timeoutMs} ms`;
+  }
+  const cause = e.cause as { code?: string; message?: string } | undefined;
+  const code = e.code ?? cause?.code;
+  if (code === 'EBLOCKED') return `refused by SSRF protection: ${e.message ?? cause?.message}`;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
+  if (code === 'ENOTFOUND') return `host not found: ${e.message}`;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `timeout: no connection within ${timeoutMs} ms`;
+  return `${code ? `${code}: ` : ''}${e.message ?? String(err)}`.slice(0, 500);
+}
+
+export class WebhookSender {
+  private readonly agent: Agent;
+
+  constructor(
+    private readonly policy: AddressPolicy,
+    private readonly timeoutMs: number,
+  ) {
+    this.agent = new Agent({
+      connect: { lookup: policy.lookup, timeout: timeoutMs },
+      keepAliveTimeout: 30_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+  }
+
+  async post(
+    url: string,
+    headers: Record<string, string>,
+    body: string,
+    signal?: AbortSignal,
+  ): Promise<SendOutcome> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const fail = (error: string): SendOutcome => ({
+      status: null,
+      retryAfter: undefined,
+      body: null,
+      error,
+      durationMs: elapsed(),
+    });
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return fail('the endpoint URL is not valid');
+    }
+    // A literal address never reaches `lookup`: check it here.
+    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(host)) {
+      const reason = this.policy.blockedReason(host);
+      if (reason) return fail(`refused by SSRF protection: ${host} is ${reason}`);
+    }
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    try {
+      const res = await request(parsed, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.agent,
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+      let kept = '';
+      let read = 0;
+      try {
+        for await (const chunk of res.body) {
+          const buf = chunk as Buffer;
+          if (kept.length < KEEP_BYTES) kept += buf.subarray(0, KEEP_BYTES - kept.length).toString('utf8');
+          read += buf.length;
+          if (read > DRAIN_BYTES) {
+            res.body.destroy();
+            break;
+          }
+        }
+      } catch {
+        // The status is what counts; a body cut short changes nothing.
+      }
+      const retryAfter = res.headers['retry-after'];
+      return {
+        status: res.statusCode,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        body: kept.length > 0 ? kept.slice(0, KEEP_BYTES) : null,
+        error: null,
+        durationMs: elapsed(),
+      };
+    } catch (err) {
+      if (signal?.aborted) return fail('aborted: syncbridge is shutting down');
+      return fail(describe(err, this.timeoutMs));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.destroy().catch(() => {});
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * What the webhook subsystem keeps durably, and the contract each store implements for it
+ * (sqlite/webhook-store.ts, postgres/webhook-store.ts). Times are epoch milliseconds.
+ *
+ * Delivery life cycle: `pending` (queued, or waiting for a retry at `nextAttemptAt`) → `success` (a 2xx)
+ * or `failed` (dead letter: retries exhausted). A worker holds a pending delivery while it sends it by a
+ * lease (`lockedUntil`, `lockedBy`): nobody else claims it until the lease runs out, so a delivery whose
+ * sender crashed is sent again after the lease (or at once when its node restarts).
+ */
+import type { DeliveryAttempt, DeliveryStatus, LogEvent, WebhookStatus } from '@syncbridge/protocol';
+
+export interface WebhookSecretEntry {
+  secret: string;
+  /** When a rotated-out secret stops signing (epoch ms); absent on the current one. */
+  expiresAt?: number;
+}
+
+export interface WebhookEndpoint {
+  tenant: string;
+  id: string;
+  name: string;
+  platform: string | null;
+  url: string;
+  description: string | null;
+  eventTypes: string[];
+  headers: Record<string, string>;
+  delivery: 'parallel' | 'ordered';
+  rateLimit: number | null;
+  maxConcurrency: number;
+  /** Current secret first, then rotated-out ones still inside their overlap window. */
+  secrets: WebhookSecretEntry[];
+  status: WebhookStatus;
+  statusReason: string | null;
+  totalCalls: number;
+  failedCalls: number;
+  consecutiveFailures: number;
+  lastTriggeredAt: number | null;
+  lastSuccessAt: number | null;
+  lastFailureAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A delivery to write: one event for one endpoint. */
+export interface NewDelivery {
+  id: string;
+  tenant: string;
+  webhookId: string;
+  eventId: string;
+  seq: number;
+  eventType: string;
+  platform: string | null;
+  priority: number | null;
+  /** The exact bytes that are POSTed and signed, on every attempt. */
+  body: string;
+  createdAt: number;
+}
+
+export interface DeliveryRow extends NewDelivery {
+  status: DeliveryStatus;
+  attempts: number;
+  /** `attempts` when the current retry budget started (a manual retry or replay starts a new one). */
+  budgetStart: number;
+  nextAttemptAt: number;
+  lockedUntil: number | null;
+  lockedBy: string | null;
+  completedAt: number | null;
+  lastStatus: number | null;
+  lastError: string | null;
+  lastDurationMs: number | null;
+}
+
+/** What one attempt found out, and what happens to the delivery next. */
+export interface AttemptResult {
+  deliveryId: string;
+  tenant: string;
+  webhookId: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  startedAt: number;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responseBody: string | null;
+  success: boolean;
+  /** The delivery's state after this attempt. */
+  next: { status: 'success' } | { status: 'failed' } | { status: 'pending'; at: number };
+  /** Counts towards the endpoint's consecutive failures (a 429 does not: the endpoint answered). */
+  countsAsFailure: boolean;
+  /** Disable the endpoint with this reason (a 410 Gone). */
+  disable?: string;
+}
+
+export interface ClaimRequest {
+  tenant: string;
+  webhookId: string;
+  ordered: boolean;
+  limit: number;
+}
+
+export interface CycleInput {
+  results: AttemptResult[];
+  claims: ClaimRequest[];
+  now: number;
+  leaseUntil: number;
+  node: string;
+  /** Disable an endpoint once this many attempts in a row failed (0: never). */
+  disableAfter: number;
+}
+
+export interface CycleOutput {
+  claimed: DeliveryRow[];
+  /** Endpoints whose status this cycle changed (410, too many failures). */
+  disabled: { tenant: string; id: string; reason: string }[];
+}
+
+export interface DeliveryQuery {
+  status?: DeliveryStatus;
+  limit: number;
+}
+
+export interface PlatformCounts {
+  platform: string | null;
+  pending: number;
+  failed: number;
+  inFlight: number;
+  oldestPendingAt: number | null;
+  lastSuccessAt: number | null;
+}
+
+export interface PeriodStats {
+  platform: string | null;
+  completed: number;
+  failed: number;
+  pending: number;
+  /** Sum and max of (delivered − created) over the completed ones. */
+  totalSyncMs: number;
+  maxSyncMs: number | null;
+}
+
+export interface ReplayInput {
+  deliveries: NewDelivery[];
+  now: number;
+  /** Leave deliveries that already succeeded alone. */
+  onlyFailed: boolean;
+}
+
+export interface WebhookStore {
+  /** Every endpoint of every tenant (the in-memory registry loads them at start). */
+  listAllEndpoints(): Promise<WebhookEndpoint[]>;
+  listEndpoints(tenant: string): Promise<WebhookEndpoint[]>;
+  getEndpoint(tenant: string, id: string): Promise<WebhookEndpoint | null>;
+  insertEndpoint(endpoint: WebhookEndpoint): Promise<void>;
+  /** Replaces the settings, secrets and status (counters are kept). */
+  updateEndpoint(endpoint: WebhookEndpoint): Promise<void>;
+  /** Deletes the endpoint with its deliveries and attempts; false if there was none. */
+  deleteEndpoint(tenant: string, id: string): Promise<boolean>;
+  /**
+   * Queues deliveries outside the log transaction (replay): a delivery of an event the endpoint has one
+   * for already is reset to pending with a fresh retry budget instead (unless it is pending, or it
+   * succeeded and `onlyFailed`). Returns how many were queued or reset.
+   */
+  replay(input: ReplayInput): Promise<number>;
+  /**
+   * One worker step in one transaction: records finished attempts (delivery state, attempt log,
+   * endpoint counters), disables endpoints that must be, then leases due deliveries. An ordered
+   * endpoint's only candidate is its lowest-seq pending delivery, and only when that one is due and free.
+   */
+  cycle(input: CycleInput): Promise<CycleOutput>;
+  /** Drops the leases a node held (it restarted: whatever it was sending is not in flight any more). */
+  releaseLeases(node: string): Promise<number>;
+  /** Extends the leases this node still holds on these deliveries (they are still being sent). */
+  renewLeases(node: string, deliveryIds: string[], until: number): Promise<void>;
+  /** Endpoints with pending deliveries and the earliest `nextAttemptAt` among them. */
+  pendingEndpoints(): Promise<{ tenant: string; webhookId: string; nextAttemptAt: number }[]>;
+  listDeliveries(tenant: string, webhookId: string, query: DeliveryQuery): Promise<DeliveryRow[]>;
+  getDelivery(tenant: string, webhookId: string, deliveryId: string): Promise<DeliveryRow | null>;
+  listAttempts(tenant: string, deliveryIds: string[]): Promise<Map<string, DeliveryAttempt[]>>;
+  /** Sends a delivery again soon with a fresh retry budget; false if unknown or in flight. */
+  retryDelivery(tenant: string, webhookId: string, deliveryId: string, now: number): Promise<boolean>;
+  /** Makes every pending delivery (of a platform or endpoint) due now; returns how many. */
+  trigger(tenant: string, filter: { platform?: string; webhookId?: string }, now: number): Promise<number>;
+  pendingDeliveries(tenant: string, platform: string | undefined, limit: number): Promise<DeliveryRow[]>;
+  countsByPlatform(tenant: string, now: number): Promise<PlatformCounts[]>;
+  /** (delivered − created) of successful deliveries created since `since`, per platform. */
+  recentLags(
+    tenant: string,
+    since: number,
+    limit: number,
+  ): Promise<{ platform: string | null; lag: number }[]>;
+  statsByPlatform(tenant: string, since: number): Promise<PeriodStats[]>;
+}
+
+/**
+ * The write path's hook into webhooks: `plan` runs inside the log transaction (synchronously, from
+ * memory) and names the deliveries the committed events cause; they are written in that same
+ * transaction. `committed` hears them once the transaction has committed.
+ */
+export interface Outbox {
+  plan(tenant: string, events: readonly LogEvent[]): NewDelivery[];
+  committed(deliveries: NewDelivery[]): void;
+}
