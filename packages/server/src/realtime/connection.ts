@@ -146,7 +146,14 @@ export class Connection implements SubscriptionSink {
     if (!socket) return;
     socket.cork();
     this.corkedSocket = socket;
-    process.nextTick(() => this.uncork());
+    if (Connection.corked.push(this) === 1) process.nextTick(Connection.uncorkAll);
+  }
+
+  /** Connections corked during this tick: one nextTick uncorks them all. */
+  private static readonly corked: Connection[] = [];
+
+  private static uncorkAll(): void {
+    for (const conn of Connection.corked.splice(0)) conn.uncork();
   }
 
   private uncork(): void {
