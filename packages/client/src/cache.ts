@@ -145,6 +145,22 @@ export class CollectionCache {
     this.emit('remote', [this.recompute(event.id)]);
   }
 
+  /** Takes a record the server returned outside any channel (a conflict's resolution): newer versions only. */
+  applyRecord(record: SyncRecord, seq: number): void {
+    if (record.collection !== this.name) return;
+    const update: ServerUpdate = {
+      kind: 'set',
+      id: record.id,
+      data: record.deleted ? null : record.data,
+      version: record.version,
+      seq,
+      force: false,
+    };
+    if (this.hold(update)) return;
+    this.applyNow(update);
+    this.emit('remote', [this.recompute(record.id)]);
+  }
+
   /**
    * Applies a complete snapshot of a channel (the whole collection, or the records matching `filter`).
    * Records in scope that the snapshot lacks are forgotten when the cache has nothing newer than the

@@ -12,6 +12,9 @@
 import { Value } from '@sinclair/typebox/value';
 import {
   CLOSE_CODES,
+  type Conflict,
+  type DeviceInfo,
+  type DevicePending,
   type Mutation,
   type MutationResult,
   Mutation as MutationSchema,
@@ -22,6 +25,7 @@ import type { BackoffOptions } from './backoff.ts';
 import { CollectionCache } from './cache.ts';
 import type { ConnectionState, StatusChange } from './codes.ts';
 import { Collection, type WriteRequest } from './collection.ts';
+import { type ConflictHandler, ConflictTracker } from './conflicts.ts';
 import { Connection, type TokenSource } from './connection.ts';
 import { TypedEventEmitter } from './emitter.ts';
 import { SyncClientError } from './errors.ts';
@@ -43,6 +47,21 @@ export interface SyncClientOptions {
   storage?: QueueStorage;
   /** A stable id for this installation; the server keeps its acknowledged cursor under it. */
   deviceId?: string;
+  /**
+   * Registers this installation as a device (needs `deviceId`) in every `hello`: type, name, platform,
+   * app version, capabilities, and `categories`, the collections it syncs (the server refuses the
+   * others' records channels with FORBIDDEN). Fields left out keep what the server has.
+   */
+  device?: DeviceInfo;
+  /** Let the server send several events of a channel in one `events` frame. Default true. */
+  batch?: boolean;
+  /** Ask the server for permessage-deflate (frames of 1 KiB and more compressed). Default false. */
+  compression?: boolean;
+  /**
+   * The server's HTTP base URL, for the few REST calls the client makes (a conflict's details when its
+   * `conflict` frame was missed). Default: derived from the first `url` (ws→http, wss→https).
+   */
+  httpUrl?: string;
   /** Reconnect backoff: full jitter up to min(capMs, baseMs * 2^attempt). */
   backoff?: BackoffOptions;
   /** A WebSocket implementation; default the global one, else the `ws` package. */
@@ -64,10 +83,18 @@ export interface WriteOutcome {
   result: MutationResult;
 }
 
+/** What the server reported waiting for this device when it connected (`serverPending` is `count`). */
+export type ServerPending = DevicePending & { deviceId: string };
+
 export interface ClientEvents {
   status: StatusChange;
   result: WriteOutcome;
-  conflict: WriteOutcome;
+  /** A conflict of this user's writes is open: new, or shown again with a newer server side. */
+  conflict: Conflict;
+  /** A conflict was resolved (by this client, another device of the user, or an admin). */
+  conflictResolved: Conflict;
+  /** The server's count of what waits for this device after its cursor, on every connect. */
+  pending: ServerPending;
   error: SyncClientError;
   /** The server could not resume a channel from our seq; records channels reload from a snapshot. */
   reset: { channel: string; reason: string };
@@ -80,6 +107,15 @@ export interface PublishResult {
 }
 
 export type Resolution = 'accept_local' | 'accept_server' | 'merge';
+
+/** The HTTP base URL of a realtime URL: ws→http, wss→https, without the `/v1/realtime` path. */
+export function httpBaseOf(url: string): string {
+  const parsed = new URL(url);
+  parsed.protocol = parsed.protocol === 'wss:' ? 'https:' : 'http:';
+  parsed.pathname = parsed.pathname.replace(/\/v1\/realtime\/?$/, '') || '/';
+  parsed.search = '';
+  return parsed.toString().replace(/\/$/, '');
+}
 
 function effectiveStatus(result: MutationResult): MutationResult['status'] {
   return result.status === 'duplicate' ? (result.originalStatus ?? 'applied') : result.status;
@@ -98,6 +134,10 @@ export class SyncClient {
   private readonly collectionOfMid = new Map<string, string>();
   private readonly clock: ClientClock;
   private readonly maxMessageBytes: number;
+  private readonly conflictTracker: ConflictTracker;
+  private readonly conflictHandlers = new Set<{ handler: ConflictHandler; collection?: string }>();
+  private readonly httpUrl: string;
+  private pendingReport: ServerPending | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: SyncClientOptions) {
@@ -105,10 +145,18 @@ export class SyncClient {
     this.storage = options.storage ?? new MemoryStorage();
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.clock = new ClientClock(options.deviceId ?? crypto.randomUUID().slice(0, 8));
+    this.httpUrl = options.httpUrl?.replace(/\/$/, '') ?? httpBaseOf(urls[0]!);
+    this.conflictTracker = new ConflictTracker({
+      opened: (conflict) => this.conflictOpened(conflict),
+      resolved: (conflict) => this.emitter.emit('conflictResolved', conflict),
+    });
     this.connection = new Connection({
       urls,
       token: options.token,
       deviceId: options.deviceId,
+      device: options.device,
+      capabilities: options.batch === false ? [] : ['batch'],
+      compression: options.compression,
       backoff: options.backoff,
       connectTimeoutMs: options.connectTimeoutMs,
       WebSocket: options.WebSocket,
@@ -150,15 +198,29 @@ export class SyncClient {
     return this.connection.state;
   }
 
-  /** Starts connecting (only needed with `autoConnect: false`, or to retry at once while offline). */
+  /**
+   * Starts connecting: needed with `autoConnect: false`, after `disconnect()`, or to retry at once while
+   * offline.
+   */
   connect(): void {
     if (this.closing) return;
     this.connection.connect();
   }
 
   /**
+   * Goes offline on purpose (airplane mode, a "pause sync" switch) until `connect()`: the socket closes,
+   * nothing reconnects, reads keep coming from the cache and writes keep queueing.
+   */
+  disconnect(): void {
+    if (this.closing) return;
+    this.connection.disconnect();
+  }
+
+  /**
    * Listens to `status` (every state transition, with a reason), `result` (every write's outcome),
-   * `conflict` (a write the server stored as a conflict), `error` and `reset`. Returns an unsubscribe function.
+   * `conflict` (an open conflict of this user's writes, with base, server and client data),
+   * `conflictResolved`, `pending` (the server's count for this device on connect), `error` and `reset`.
+   * Returns an unsubscribe function.
    * @example client.on('status', ({ oldState, newState, reason }) => console.log(oldState, '->', newState, reason));
    */
   on<K extends keyof ClientEvents>(type: K, listener: (payload: ClientEvents[K]) => void): () => void {
@@ -206,18 +268,58 @@ export class SyncClient {
   }
 
   /**
-   * Resolves a stored conflict. The server has no conflict queue yet and answers `NOT_FOUND` for every
-   * id, which rejects with a SyncClientError of that code.
+   * Resolves a stored conflict: `accept_local` (the write that conflicted wins), `accept_server` (the
+   * server's version stays) or `merge` with the merged `data`. Resolves with the result: `applied` (the
+   * cache takes the record it produced), or `rejected` with error `CONFLICT` when the record changed
+   * since the conflict was stored (the conflict stays open and is reported again with the new server
+   * side). Rejects with `NOT_FOUND`, `FORBIDDEN`, `CONFLICT` (already resolved) or `BAD_REQUEST` (merge
+   * without data), and with `DISCONNECTED` while offline: a resolution is not queued.
+   * @example const result = await client.resolve(conflict.id, 'merge', { ...conflict.server, qty: 4 });
    */
   async resolve(
     conflictId: string,
     resolution: Resolution,
     data?: Record<string, unknown>,
-  ): Promise<MutationResult[]> {
+  ): Promise<MutationResult> {
     const reply = await this.request({ type: 'resolve', conflictId, resolution, ...(data ? { data } : {}) });
-    if (reply.type !== 'results')
-      throw new SyncClientError('INTERNAL', `unexpected reply ${reply.type} to resolve`);
-    return reply.results;
+    const result = reply.type === 'results' ? reply.results[0] : undefined;
+    if (!result) throw new SyncClientError('INTERNAL', `unexpected reply ${reply.type} to resolve`);
+    if (result.record) {
+      this.clock.observe(result.record.hlc);
+      this.cache(result.record.collection).applyRecord(result.record, result.seq ?? 0);
+    }
+    return result;
+  }
+
+  /**
+   * Handles open conflicts (of one collection, with `options.collection`): the handler gets each with
+   * its base, server and client data, and may return a decision that the client then sends with
+   * `resolve` (failures go to the `error` event). Returns the function that removes it.
+   * @example
+   * client.onConflict((c) => ({ resolution: 'merge', data: { ...c.server, ...c.client, qty: c.server.qty } }), { collection: 'stock' });
+   */
+  onConflict(handler: ConflictHandler, options: { collection?: string } = {}): () => void {
+    const entry = { handler, collection: options.collection };
+    this.conflictHandlers.add(entry);
+    // Conflicts already open are handed over too, so a handler added late misses none.
+    for (const conflict of this.conflictTracker.list()) void this.runConflictHandler(entry, conflict);
+    return () => {
+      this.conflictHandlers.delete(entry);
+    };
+  }
+
+  /** The open conflicts of this user's writes that the client knows of, oldest first. */
+  conflicts(): Conflict[] {
+    return this.conflictTracker.list();
+  }
+
+  /**
+   * What the server reported waiting for this device after its cursor when it last connected (record
+   * changes in its categories), or null before that (or without a `deviceId`). See the `pending` event
+   * for the full report.
+   */
+  get serverPending(): number | null {
+    return this.pendingReport?.count ?? null;
   }
 
   /** How many writes wait for their result (queued offline, or on the wire). */
@@ -361,7 +463,54 @@ export class SyncClient {
     this.cache(item.mutation.collection).settle(item.mid, result);
     const outcome: WriteOutcome = { mutation: item.mutation, result };
     this.emitter.emit('result', outcome);
-    if (effectiveStatus(result) === 'conflict') this.emitter.emit('conflict', outcome);
+    const id = result.conflictId;
+    if (effectiveStatus(result) === 'conflict' && id && !this.conflictTracker.knows(id)) {
+      // The server pushes a conflict before answering the write, so this one was missed (the write was
+      // answered again after a reconnect): ask for it.
+      void this.fetchConflict(id);
+    }
+  }
+
+  private conflictOpened(conflict: Conflict): void {
+    this.emitter.emit('conflict', conflict);
+    for (const entry of this.conflictHandlers) void this.runConflictHandler(entry, conflict);
+  }
+
+  private async runConflictHandler(
+    entry: { handler: ConflictHandler; collection?: string },
+    conflict: Conflict,
+  ): Promise<void> {
+    if (entry.collection !== undefined && entry.collection !== conflict.collection) return;
+    try {
+      const decision = await entry.handler(conflict);
+      // Another handler (or a person) may have settled it meanwhile, or a newer server side arrived.
+      if (!decision || this.conflictTracker.get(conflict.id) !== conflict) return;
+      await this.resolve(conflict.id, decision.resolution, decision.data);
+    } catch (err) {
+      this.emitter.emit(
+        'error',
+        err instanceof SyncClientError
+          ? err
+          : new SyncClientError('INTERNAL', `conflict handler failed: ${(err as Error)?.message ?? err}`),
+      );
+    }
+  }
+
+  /** Reads a conflict over REST (`GET /v1/conflicts/{id}`) and reports it. */
+  private async fetchConflict(id: string): Promise<void> {
+    try {
+      const token = this.connection.currentToken;
+      const res = await fetch(`${this.httpUrl}/v1/conflicts/${encodeURIComponent(id)}`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      this.conflictTracker.observe((await res.json()) as Conflict);
+    } catch (err) {
+      this.emitter.emit(
+        'error',
+        new SyncClientError('UNAVAILABLE', `cannot read conflict ${id}: ${(err as Error)?.message ?? err}`),
+      );
+    }
   }
 
   private async resume(epoch: number): Promise<void> {
@@ -371,6 +520,16 @@ export class SyncClient {
 
   private receive(message: ServerMessage): void {
     if (message.type === 'event') this.clock.observe(message.hlc);
+    if (message.type === 'conflict') {
+      this.conflictTracker.observe(message.conflict);
+      return;
+    }
+    if (message.type === 'pending') {
+      const { type: _type, ...report } = message;
+      this.pendingReport = report;
+      this.emitter.emit('pending', report);
+      return;
+    }
     if (this.subscriptions.handle(message)) return;
     if (this.requests.handleReply(message)) return;
     if (message.type === 'error') {

@@ -34,6 +34,8 @@ export const StatusReason = {
   UNAUTHORIZED: 'unauthorized',
   /** The token provider threw or returned something that is not a token. */
   TOKEN_PROVIDER_FAILED: 'token_provider_failed',
+  /** The application called `disconnect()`: offline until `connect()`. */
+  CLIENT_DISCONNECTED: 'client_disconnected',
   /** The application called `close()`. */
   CLIENT_CLOSED: 'client_closed',
 } as const;

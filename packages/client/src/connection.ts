@@ -16,6 +16,7 @@
 import {
   CLOSE_CODES,
   type ClientMessage,
+  type DeviceInfo,
   PROTOCOL_VERSION,
   type ServerMessage,
   type WelcomeMessage,
@@ -38,6 +39,12 @@ export interface ConnectionOptions {
   urls: string[];
   token: TokenSource;
   deviceId?: string;
+  /** Registers the device (needs `deviceId`) in every `hello`. */
+  device?: DeviceInfo;
+  /** Wire features named in `hello` (`batch`). */
+  capabilities?: string[];
+  /** Ask the server for permessage-deflate (`?compress=1`). */
+  compression?: boolean;
   backoff?: BackoffOptions;
   /** Give up on an attempt that has not been welcomed after this long. Default 10 s. */
   connectTimeoutMs?: number;
@@ -75,6 +82,10 @@ export class Connection {
   private pongDueSince: number | null = null;
   private authRetryUsed = false;
   private lastAuthError: string | null = null;
+  /** Set by `disconnect()`: stay offline until `connect()`. */
+  private paused = false;
+  /** The token of the current (or last) connection attempt. */
+  private token: string | null = null;
 
   constructor(private readonly options: ConnectionOptions) {
     if (options.urls.length === 0) throw new TypeError('at least one server url is needed');
@@ -99,8 +110,14 @@ export class Connection {
     return this.epoch;
   }
 
+  /** The token of the current connection (or the last attempt), for REST calls beside it. */
+  get currentToken(): string | null {
+    return this.token;
+  }
+
   /** Starts connecting when offline; does nothing when already connecting or connected. */
   connect(): void {
+    this.paused = false;
     if (this.current !== 'offline') return;
     this.clearReconnectTimer();
     void this.attempt(StatusReason.CONNECT_CALLED);
@@ -116,6 +133,28 @@ export class Connection {
   /** Called by the client when subscriptions and the offline queue have caught up on connection `epoch`. */
   markSynced(epoch: number): void {
     if (epoch === this.epoch && this.current === 'syncing') this.setState('open', StatusReason.SYNCED);
+  }
+
+  /**
+   * Goes offline and stays there until `connect()`: the socket is closed and nothing reconnects. Writes
+   * keep queueing meanwhile. Does nothing once closed.
+   */
+  disconnect(): void {
+    if (this.current === 'closed') return;
+    this.paused = true;
+    this.clearReconnectTimer();
+    this.stopWatchdog();
+    const socket = this.socket;
+    this.socket = null;
+    this.epoch += 1;
+    if (socket) {
+      try {
+        socket.close(1000, 'client disconnected');
+      } catch {
+        // a socket still connecting may throw on close in some runtimes; it is abandoned either way
+      }
+    }
+    this.setState('offline', StatusReason.CLIENT_DISCONNECTED);
   }
 
   /** Closes for good: no reconnect after this. Resolves once the socket has closed (at most 1 s). */
@@ -164,6 +203,7 @@ export class Connection {
       token = typeof source === 'string' ? source : await source();
       if (typeof token !== 'string' || token.length === 0)
         throw new TypeError('the token provider returned no token');
+      this.token = token;
       WebSocketImpl = await resolveWebSocket(this.options.WebSocket);
     } catch (err) {
       if (epoch !== this.epoch || this.current === 'closed') return;
@@ -174,7 +214,7 @@ export class Connection {
     if (epoch !== this.epoch || this.current === 'closed') return;
     let socket: WebSocketLike;
     try {
-      socket = new WebSocketImpl(this.url);
+      socket = new WebSocketImpl(this.options.compression ? withQuery(this.url, 'compress', '1') : this.url);
     } catch (err) {
       this.setState('offline', StatusReason.CONNECT_FAILED, { message: (err as Error).message });
       this.scheduleReconnect();
@@ -196,6 +236,8 @@ export class Connection {
           token,
           protocol: PROTOCOL_VERSION,
           ...(this.options.deviceId ? { deviceId: this.options.deviceId } : {}),
+          ...(this.options.deviceId && this.options.device ? { device: this.options.device } : {}),
+          ...(this.options.capabilities ? { capabilities: this.options.capabilities } : {}),
         }),
       );
     };
@@ -232,6 +274,13 @@ export class Connection {
       return;
     }
     if (message.type === 'pong') this.pongDueSince = null;
+    if (message.type === 'events') {
+      // A batch is its events, one by one, in order.
+      for (const event of message.events) {
+        this.events.emit('message', { ...event, type: 'event', channel: message.channel });
+      }
+      return;
+    }
     this.events.emit('message', message);
   }
 
@@ -278,6 +327,7 @@ export class Connection {
 
   private scheduleReconnect(): void {
     this.clearReconnectTimer();
+    if (this.paused) return;
     const urls = this.options.urls.length;
     this.failures += 1;
     this.urlIndex = (this.urlIndex + 1) % urls;
@@ -327,4 +377,11 @@ export class Connection {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
   }
+}
+
+/** The URL with one query parameter set. */
+function withQuery(url: string, key: string, value: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set(key, value);
+  return parsed.toString();
 }

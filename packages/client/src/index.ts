@@ -7,12 +7,16 @@
  * const todos = client.collection<{ title: string; done: boolean }>('todos');
  * await todos.put('t1', { title: 'x', done: false });
  */
+
+export type { Conflict, Device, DeviceInfo, DevicePending } from '@syncbridge/protocol';
 export type { BackoffOptions } from './backoff.ts';
 export type { CachedRecord, ChangeSource, CollectionChange, RecordChange } from './cache.ts';
 export {
   type ClientEvents,
+  httpBaseOf,
   type PublishResult,
   type Resolution,
+  type ServerPending,
   SyncClient,
   type SyncClientOptions,
   type WriteOutcome,
@@ -24,6 +28,7 @@ export {
   type Increments,
   type MergePatch,
 } from './collection.ts';
+export type { ConflictDecision, ConflictHandler } from './conflicts.ts';
 export type { TokenSource } from './connection.ts';
 export { type Listener, TypedEventEmitter } from './emitter.ts';
 export { type ClientErrorCode, SyncClientError } from './errors.ts';

@@ -135,6 +135,21 @@ export class SubscriptionManager {
         if (sub) sub.subscribedCursor = message.cursor;
         return false;
       }
+      case 'unsubscribed': {
+        // Without a rid it is the server ending a subscription on its own (the device's categories changed).
+        if (message.rid !== undefined) return false;
+        const sub = this.subs.get(message.channel);
+        if (!sub) return true;
+        this.subs.delete(sub.channel);
+        sub.abandon();
+        this.options.onError(
+          new SyncClientError(
+            'FORBIDDEN',
+            `${sub.channel} ended by the server: ${message.reason ?? 'no reason given'}`,
+          ),
+        );
+        return true;
+      }
       case 'reset': {
         const sub = this.subs.get(message.channel);
         if (!sub) return true;

@@ -313,7 +313,7 @@ describe.each(kinds)('client against a live server (%s)', (kind: StoreKind) => {
     await probe.close();
   });
 
-  it('rejects publish with a typed error once closed, and resolve with NOT_FOUND (no conflict queue yet)', async () => {
+  it('rejects publish with a typed error once closed, and the resolve of an unknown conflict with NOT_FOUND', async () => {
     const {
       clients: [a],
     } = await tenantClients(1);
