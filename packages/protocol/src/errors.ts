@@ -50,10 +50,13 @@ export const CLOSE_CODES = {
   IDLE_TIMEOUT: 4002,
   /** The client did not authenticate in time. */
   HELLO_TIMEOUT: 4003,
+  /** Too many connections for this user right now: reconnect later (with backoff) and resume. */
+  TRY_AGAIN_LATER: 1013,
 } as const;
 
 export const RESUMABLE_CLOSE_CODES: readonly number[] = [
   CLOSE_CODES.GOING_AWAY,
   CLOSE_CODES.SLOW_CONSUMER,
   CLOSE_CODES.IDLE_TIMEOUT,
+  CLOSE_CODES.TRY_AGAIN_LATER,
 ];

@@ -23,6 +23,7 @@ import { RestAuthenticator } from './http/authenticate.ts';
 import { MetricsRegistry } from './observability/metrics.ts';
 import { ProjectionRunner } from './plugins/projections.ts';
 import type { Middleware, Projection } from './plugins/types.ts';
+import { ConnectionAdmission } from './realtime/admission.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
@@ -218,6 +219,8 @@ export async function startServer(
     tokens,
     logger: logger.child({ component: 'realtime' }),
     metrics: { messagesIn: 0, slowConsumers: 0 },
+    rateLimiter,
+    admission: new ConnectionAdmission(config.rateLimits.maxConnectionsPerUser),
   });
   await webhooks.start();
   const app: FastifyInstance = await buildHttpApp(

@@ -71,6 +71,8 @@ export class Connection implements SubscriptionSink {
   readonly subscriptions = new Map<string, Subscription>();
   private pending = 0;
   private closing = false;
+  /** Counted against the user's connection cap (released on dispose). */
+  private admitted = false;
   private corkedSocket: Duplex | null = null;
 
   constructor(
@@ -210,6 +212,10 @@ export class Connection implements SubscriptionSink {
 
   /** Drops every subscription; called once the socket has closed. */
   dispose(): void {
+    if (this.admitted && this.principal) {
+      this.admitted = false;
+      this.ctx.admission.release(this.principal.tenant, this.principal.user);
+    }
     for (const sub of this.subscriptions.values()) {
       sub.close();
       this.ctx.hub.remove(sub);
@@ -245,6 +251,12 @@ export class Connection implements SubscriptionSink {
         : await devices.seen(principal.tenant, principal.user, this.deviceId);
       this.setCategories(device?.categories ?? null);
     }
+    if (!this.principal) {
+      if (!this.ctx.admission.admit(principal.tenant, principal.user)) {
+        throw new SyncError('RATE_LIMITED', 'too many connections for this user; reconnect later');
+      }
+      this.admitted = true;
+    }
     this.principal = this.deviceId ? { ...principal, deviceId: this.deviceId } : principal;
     this.expiresAt = expiresAt;
     const welcome: ServerMessage = {
@@ -266,17 +278,12 @@ export class Connection implements SubscriptionSink {
         this.ackedSeq = Math.max(this.ackedSeq, cursor);
       }
     }
+    // What waits for the device is read before the welcome, so the two frames leave together.
+    const pending = this.deviceId
+      ? await devices.pending(principal.tenant, principal.user, this.deviceId, this.categories, this.ackedSeq)
+      : null;
     this.send(welcome);
-    if (this.deviceId) {
-      const pending = await devices.pending(
-        principal.tenant,
-        principal.user,
-        this.deviceId,
-        this.categories,
-        this.ackedSeq,
-      );
-      this.send({ type: 'pending', deviceId: this.deviceId, ...pending });
-    }
+    if (pending && this.deviceId) this.send({ type: 'pending', deviceId: this.deviceId, ...pending });
   }
 
   /**
@@ -319,6 +326,14 @@ export class Connection implements SubscriptionSink {
       this.close(CLOSE_CODES.POLICY, 'not authenticated');
       return;
     }
+    if (this.principal) {
+      const decision = this.ctx.rateLimiter.take(this.principal.tenant, this.principal.user);
+      if (!decision.ok) {
+        const details = { retryAfterMs: decision.retryAfterMs };
+        this.sendError(new SyncError('RATE_LIMITED', 'too many messages; slow down', details), message.rid);
+        return;
+      }
+    }
     // Past this many requests in flight, stop reading the socket: TCP pushes back on the client
     // instead of the server queueing without bound.
     this.pending += 1;
@@ -328,6 +343,8 @@ export class Connection implements SubscriptionSink {
         this.sendError(err, message.rid);
         if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {
           this.close(CLOSE_CODES.POLICY, 'unauthorized');
+        } else if (message.type === 'hello' && err instanceof SyncError && err.code === 'RATE_LIMITED') {
+          this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');
         }
       })
       .finally(() => {

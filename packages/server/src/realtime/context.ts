@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServerConfig } from '../config/config.ts';
+import type { RateLimiter } from '../core/rate-limit.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
 import type { FanoutHub } from './hub.ts';
@@ -27,4 +28,8 @@ export interface RealtimeContext {
   tokens: TokenService;
   logger: Logger;
   metrics: RealtimeMetrics;
+  /** Token buckets per user and tenant, shared with REST. */
+  rateLimiter: RateLimiter;
+  /** Counts authenticated connections per user; `admit` refuses past the per-user cap. */
+  admission: { admit(tenant: string, user: string): boolean; release(tenant: string, user: string): void };
 }
