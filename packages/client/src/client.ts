@@ -137,7 +137,9 @@ export class SyncClient {
   private readonly conflictTracker: ConflictTracker;
   private readonly conflictHandlers = new Set<{ handler: ConflictHandler; collection?: string }>();
   private readonly httpUrl: string;
+  private readonly deviceId: string | undefined;
   private pendingReport: ServerPending | null = null;
+  private pendingThisConnection = false;
   private closing: Promise<void> | null = null;
 
   constructor(options: SyncClientOptions) {
@@ -145,6 +147,7 @@ export class SyncClient {
     this.storage = options.storage ?? new MemoryStorage();
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.clock = new ClientClock(options.deviceId ?? crypto.randomUUID().slice(0, 8));
+    this.deviceId = options.deviceId;
     this.httpUrl = options.httpUrl?.replace(/\/$/, '') ?? httpBaseOf(urls[0]!);
     this.conflictTracker = new ConflictTracker({
       opened: (conflict) => this.conflictOpened(conflict),
@@ -514,8 +517,26 @@ export class SyncClient {
   }
 
   private async resume(epoch: number): Promise<void> {
-    await Promise.all([this.subscriptions.resumeAll(), this.queue.replay()]);
+    this.pendingThisConnection = false;
+    await Promise.all([this.subscriptions.resumeAll(), this.queue.replay(), this.pendingReported()]);
     this.connection.markSynced(epoch);
+  }
+
+  /**
+   * With a device id, the server follows `welcome` with `pending`: `open` waits for it, so `serverPending`
+   * is current once the client is open (at most 2 s, for servers that do not send it).
+   */
+  private pendingReported(): Promise<void> {
+    if (!this.deviceId || this.pendingThisConnection) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, 2000);
+      const off = this.emitter.on('pending', done);
+      function done() {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
   }
 
   private receive(message: ServerMessage): void {
@@ -527,6 +548,7 @@ export class SyncClient {
     if (message.type === 'pending') {
       const { type: _type, ...report } = message;
       this.pendingReport = report;
+      this.pendingThisConnection = true;
       this.emitter.emit('pending', report);
       return;
     }
