@@ -22,7 +22,7 @@ const kinds = await storeKinds();
 const SECRET = 'crash-test-secret-0001';
 const ENV = {
   SYNCBRIDGE_WEBHOOK_ALLOW_PRIVATE: '127.0.0.1/32',
-  SYNCBRIDGE_WEBHOOK_LEASE_MS: '2000',
+  SYNCBRIDGE_WEBHOOK_LEASE_MS: '1000',
   SYNCBRIDGE_WEBHOOK_POLL_MS: '200',
   SYNCBRIDGE_WEBHOOK_RETRY_SCHEDULE: '100ms,200ms,400ms,1s,2s',
 };
@@ -52,7 +52,7 @@ describe.each(kinds)('webhook deliveries across kill -9 (%s)', (kind: StoreKind)
     });
     expect(hook.status, hook.text).toBe(201);
 
-    const total = 80;
+    const total = 50;
     const acked = await Promise.all(
       Array.from({ length: total }, async (_, i) => {
         const res = await api.post('/v1/events', { json: { type: 'tick', payload: { i } } });
@@ -60,7 +60,7 @@ describe.each(kinds)('webhook deliveries across kill -9 (%s)', (kind: StoreKind)
         return res.body.eventId as string;
       }),
     );
-    await receiver.waitFor(12);
+    await receiver.waitFor(8);
     first.child.kill('SIGKILL');
     await first.exited;
     const seenBefore = new Set(receiver.requests.map((r) => r.headers['webhook-id']));
