@@ -216,6 +216,7 @@ export class SyncClient {
    */
   disconnect(): void {
     if (this.closing) return;
+    this.subscriptions.flushAck();
     this.connection.disconnect();
   }
 
@@ -366,6 +367,7 @@ export class SyncClient {
       const error = new SyncClientError('CLOSED', 'the client was closed before the server answered');
       this.queue.close(error);
       this.requests.failAll('CLOSED', 'the client is closed');
+      this.subscriptions.flushAck();
       this.subscriptions.clear();
       await this.connection.close();
       await this.storage.close();

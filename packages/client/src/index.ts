@@ -8,7 +8,14 @@
  * await todos.put('t1', { title: 'x', done: false });
  */
 
-export type { Conflict, Device, DeviceInfo, DevicePending } from '@syncbridge/protocol';
+export type {
+  Conflict,
+  Device,
+  DeviceInfo,
+  DevicePending,
+  MutationResult,
+  SyncRecord,
+} from '@syncbridge/protocol';
 export type { BackoffOptions } from './backoff.ts';
 export type { CachedRecord, ChangeSource, CollectionChange, RecordChange } from './cache.ts';
 export {

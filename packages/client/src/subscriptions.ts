@@ -168,6 +168,13 @@ export class SubscriptionManager {
     }
   }
 
+  /** Sends the debounced `ack` now (before going offline, so the server keeps the device's cursor). */
+  flushAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.sendAck();
+  }
+
   /** Forgets every subscription (the client is closing). */
   clear(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer);

@@ -1,0 +1,31 @@
+/**
+ * The browser page of the example, built for serving: `index.html` and `browser.ts` bundled with its
+ * SDK by esbuild into one ES module (`app.js`). `serve.ts` serves them; the Chromium test writes them
+ * to a temporary directory of its own.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+export interface BuiltPage {
+  'index.html': string;
+  'app.js': string;
+}
+
+export async function buildPage(): Promise<BuiltPage> {
+  const result = await build({
+    entryPoints: [join(import.meta.dirname, 'browser.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    // Loaded lazily by the SDK only where there is no global WebSocket or IndexedDB (Node): never here.
+    external: ['ws', 'node:*'],
+    logLevel: 'silent',
+  });
+  return {
+    'index.html': readFileSync(join(import.meta.dirname, 'index.html'), 'utf8'),
+    'app.js': result.outputFiles[0]!.text,
+  };
+}
