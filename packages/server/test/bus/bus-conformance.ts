@@ -42,9 +42,11 @@ export function runBusConformance(name: string, createNodes: (ids: string[]) => 
         [1, []],
         [2, []],
       ]);
-      nodes.forEach((node, i) =>
-        node.subscribe((m) => m.type === 'events' && m.tenant === tenant && got.get(i)!.push(m)),
-      );
+      nodes.forEach((node, i) => {
+        node.subscribe((m) => {
+          if (m.type === 'events' && m.tenant === tenant) got.get(i)!.push(m);
+        });
+      });
       for (let i = 0; i < 50; i++) {
         const batch = events(tenant, i * 2 + 1, 2);
         nodes[0]!.publish({ type: 'events', node: 'a', tenant, events: batch, upTo: batch[1]!.seq });
