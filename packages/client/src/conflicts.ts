@@ -18,9 +18,11 @@ export interface ConflictDecision {
  * Called for every open conflict (of the collection given, if any). Return a decision to have the client
  * resolve the conflict with it, or nothing to leave it open (for a person to decide, say).
  */
-export type ConflictHandler = (
-  conflict: Conflict,
-) => ConflictDecision | undefined | void | Promise<ConflictDecision | undefined | void>;
+export type ConflictHandler = (conflict: Conflict) => MaybeDecision | Promise<MaybeDecision>;
+
+/** A decision, or nothing (a handler that decides nothing may simply return). */
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers written as `(c) => { … }` return void
+type MaybeDecision = ConflictDecision | undefined | void;
 
 export interface ConflictTrackerHooks {
   opened(conflict: Conflict): void;
