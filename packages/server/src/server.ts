@@ -14,6 +14,8 @@ import { ClusterView } from './bus/cluster-view.ts';
 import { MemoryBus, type MemoryBusNetwork } from './bus/memory-bus.ts';
 import type { Bus } from './bus/types.ts';
 import { ConfigError, type ServerConfig } from './config/config.ts';
+import { createConnectorSystem } from './connectors/index.ts';
+import type { Connector, ConnectorFactory } from './connectors/types.ts';
 import { CollectionRegistry } from './core/collections.ts';
 import { HybridClock } from './core/hlc.ts';
 import { RateLimiter } from './core/rate-limit.ts';
@@ -103,6 +105,10 @@ export interface StartOptions {
   busNetwork?: MemoryBusNetwork;
   /** Code mappings of inbound webhook payloads to domain events, by source name (config `inbound`). */
   inboundMappers?: Record<string, InboundMapper>;
+  /** Connectors built in code (upstream feeds, pulls, your own), started with the server. */
+  connectors?: Connector[];
+  /** Further connector kinds that the config file and `POST /v1/connectors` may name. */
+  connectorKinds?: Record<string, ConnectorFactory>;
 }
 
 export async function startServer(
@@ -211,6 +217,16 @@ export async function startServer(
   resyncTimer.unref();
   writer.onConflicts((tenant, conflicts) => gateway?.notifyConflicts(tenant, conflicts));
 
+  // Connectors: upstream feeds into topic channels, scheduled pulls through the writer.
+  const connectors = await createConnectorSystem({
+    config,
+    store,
+    writer,
+    logger: logger.child({ component: 'connectors' }),
+    registry: metrics.registry,
+    kinds: options.connectorKinds,
+    instances: options.connectors,
+  });
   gateway = new RealtimeGateway({
     config,
     store,
@@ -221,6 +237,7 @@ export async function startServer(
     metrics: { messagesIn: 0, slowConsumers: 0 },
     rateLimiter,
     admission: new ConnectionAdmission(config.rateLimits.maxConnectionsPerUser),
+    topics: connectors.topics,
   });
   await webhooks.start();
   const app: FastifyInstance = await buildHttpApp(
@@ -242,6 +259,7 @@ export async function startServer(
       startedAt: Date.now(),
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),
+      connectors: connectors.manager,
     },
     logger,
   );
@@ -261,6 +279,7 @@ export async function startServer(
       cluster.stop();
       await retention.stop();
       await gateway.close();
+      await connectors.close();
       await app.close();
       await writer.drain();
       await webhooks.close();
@@ -269,5 +288,11 @@ export async function startServer(
     })();
     return closing;
   };
+  try {
+    await connectors.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
   return { url: `http://${host}:${port}`, port, config, store, generatedAdminKey, tokens, logger, close };
 }

@@ -9,6 +9,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
 import { parse as parseYaml } from 'yaml';
+import { ConnectorsSection, connectorConfigProblems } from '../connectors/config.ts';
 import { webhookConfigProblems } from '../webhooks/config.ts';
 import { InboundSourceSchema } from '../webhooks/inbound.ts';
 
@@ -70,6 +71,8 @@ export const ServerConfigSchema = Type.Object(
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
     collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
+    /** Upstream feeds and scheduled pulls (see docs/connectors.md). */
+    connectors: ConnectorsSection,
   },
   { additionalProperties: false },
 );
@@ -125,6 +128,7 @@ export function defaultConfig(): ServerConfig {
     resultRetentionDays: 30,
     nodeId: defaultNodeId(),
     collections: {},
+    connectors: {},
   };
 }
 
@@ -243,6 +247,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     );
   }
   if (problems.length === 0) problems.push(...webhookConfigProblems(merged as ServerConfig));
+  if (problems.length === 0) problems.push(...connectorConfigProblems((merged as ServerConfig).connectors));
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return merged as ServerConfig;
 }

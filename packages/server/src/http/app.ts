@@ -15,6 +15,7 @@ import { installErrorHandling } from './errors.ts';
 import { restRateLimit } from './rate-limit.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
+import { connectorRoutes } from './routes/connectors.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { eventRoutes } from './routes/events.ts';
 import { inboundRoutes } from './routes/inbound.ts';
@@ -95,5 +96,6 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(webhookRoutes(ctx));
   await app.register(syncRoutes(ctx));
   await app.register(inboundRoutes(ctx));
+  await app.register(connectorRoutes(ctx));
   return app;
 }

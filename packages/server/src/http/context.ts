@@ -2,6 +2,7 @@
 import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ClusterView } from '../bus/cluster-view.ts';
+import type { ConnectorManager } from '../connectors/manager.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
 import type { MetricsRegistry } from '../observability/metrics.ts';
@@ -31,4 +32,6 @@ export interface HttpContext {
   startedAt: number;
   webhooks: WebhookSystem;
   inbound: InboundReceiver;
+  /** Upstream feeds and scheduled pulls. */
+  connectors: ConnectorManager;
 }

@@ -19,6 +19,7 @@ import {
 } from '@syncbridge/protocol';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.ts';
+import type { TopicSubscription } from '../connectors/topics.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import { categoryAllows, DeviceRegistry } from '../devices/registry.ts';
 import { EventBatcher, eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
@@ -69,6 +70,8 @@ export class Connection implements SubscriptionSink {
   ackedSeq = 0;
   ackDirty = false;
   readonly subscriptions = new Map<string, Subscription>();
+  /** `topic:` channel subscriptions, served by the topic hub outside the log. */
+  readonly topicSubscriptions = new Map<string, TopicSubscription>();
   private pending = 0;
   private closing = false;
   /** Counted against the user's connection cap (released on dispose). */
@@ -221,6 +224,8 @@ export class Connection implements SubscriptionSink {
       this.ctx.hub.remove(sub);
     }
     this.subscriptions.clear();
+    for (const sub of this.topicSubscriptions.values()) sub.close();
+    this.topicSubscriptions.clear();
   }
 
   async authenticate(
@@ -375,6 +380,13 @@ export class Connection implements SubscriptionSink {
       case 'subscribe':
         return this.subscribe(message);
       case 'unsubscribe': {
+        const topicSub = this.topicSubscriptions.get(message.channel);
+        if (topicSub) {
+          topicSub.close();
+          this.topicSubscriptions.delete(message.channel);
+          this.send({ type: 'unsubscribed', rid: message.rid, channel: message.channel });
+          return;
+        }
         const sub = this.subscriptions.get(message.channel);
         if (!sub) throw new SyncError('NOT_FOUND', `not subscribed to ${message.channel}`);
         this.dropSubscription(sub);
@@ -413,8 +425,24 @@ export class Connection implements SubscriptionSink {
   private async subscribe(message: ClientMessageOf<'subscribe'>): Promise<void> {
     const spec = parseChannel(message.channel);
     if ('error' in spec) throw new SyncError('BAD_REQUEST', spec.error);
-    if (spec.kind === 'topic')
-      throw new SyncError('BAD_REQUEST', 'topic channels are not enabled on this server');
+    if (spec.kind === 'topic') {
+      const topics = this.ctx.topics;
+      if (!topics) throw new SyncError('BAD_REQUEST', 'topic channels are not enabled on this server');
+      if (!this.topicSubscriptions.has(spec.name) && this.topicSubscriptions.size >= MAX_SUBSCRIPTIONS) {
+        throw new SyncError('BAD_REQUEST', `at most ${MAX_SUBSCRIPTIONS} topic subscriptions per connection`);
+      }
+      this.topicSubscriptions.get(spec.name)?.close();
+      const sink = {
+        sendFrame: (frame: Buffer) => this.sendFrame(frame),
+        bufferedBytes: () => this.outboundBytes(),
+        isOpen: () => this.isOpen,
+      };
+      this.topicSubscriptions.set(
+        spec.name,
+        topics.subscribe(this.principal!.tenant, spec.name, sink, message.rid),
+      );
+      return;
+    }
     if (spec.kind === 'records' && !categoryAllows(this.categories, spec.collection)) {
       throw new SyncError(
         'FORBIDDEN',

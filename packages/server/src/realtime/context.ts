@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServerConfig } from '../config/config.ts';
+import type { TopicHub } from '../connectors/topics.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
@@ -32,4 +33,6 @@ export interface RealtimeContext {
   rateLimiter: RateLimiter;
   /** Counts authenticated connections per user; `admit` refuses past the per-user cap. */
   admission: { admit(tenant: string, user: string): boolean; release(tenant: string, user: string): void };
+  /** `topic:` channels (connectors' feeds); without it they are refused. */
+  topics?: TopicHub;
 }

@@ -185,4 +185,38 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'connectors: persisted ticks, connector state, connectors defined over REST',
+    sql: `
+      CREATE TABLE ticks (
+        tenant text COLLATE "C" NOT NULL,
+        topic text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        symbol text COLLATE "C" NOT NULL,
+        ts bigint NOT NULL,
+        price double precision,
+        volume double precision,
+        data jsonb,
+        PRIMARY KEY (tenant, topic, seq)
+      );
+      CREATE INDEX ticks_by_symbol ON ticks (tenant, topic, symbol, ts, seq);
+      CREATE TABLE connector_state (
+        tenant text COLLATE "C" NOT NULL,
+        connector text COLLATE "C" NOT NULL,
+        key text COLLATE "C" NOT NULL,
+        value jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, connector, key)
+      );
+      CREATE TABLE connector_configs (
+        tenant text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        spec jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, name)
+      );
+    `,
+  },
 ];

@@ -1,0 +1,107 @@
+/**
+ * Connectors, wired in one call by the composition root: the connector store (ticks, state, REST
+ * definitions), the topic hub behind `topic:` channels, the tick writer, the manager and its metrics.
+ */
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ServerConfig } from '../config/config.ts';
+import type { LogWriter } from '../store/log-writer.ts';
+import { SqliteConnectorStore } from '../store/sqlite/connector-store.ts';
+import type { Store } from '../store/types.ts';
+import { connectorsSettings } from './config.ts';
+import { ConnectorManager } from './manager.ts';
+import { registerConnectorMetrics } from './metrics.ts';
+import type { ConnectorStore } from './store.ts';
+import { TickWriter } from './tick-writer.ts';
+import { TopicHub } from './topics.ts';
+import type { Connector, ConnectorFactory } from './types.ts';
+
+export { FeedSubscriptions } from './feed-subscriptions.ts';
+export type { ConnectorStatus } from './manager.ts';
+export { ConnectorManager } from './manager.ts';
+export { PullConnector } from './pull.ts';
+export { HttpPullProvider, ProviderError, type PullProvider } from './pull-http.ts';
+export { TopicHub } from './topics.ts';
+export * from './types.ts';
+export { WsFeedConnector, type WsFeedHooks } from './ws-feed.ts';
+
+export interface ConnectorSystem {
+  topics: TopicHub;
+  manager: ConnectorManager;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openConnectorStore(config: ServerConfig): Promise<ConnectorStore> {
+  if (config.databaseUrl) {
+    const { PostgresConnectorStore } = await import('../store/postgres/connector-store.ts');
+    return new PostgresConnectorStore({
+      connectionString: config.databaseUrl,
+      schema: config.databaseSchema,
+    });
+  }
+  return new SqliteConnectorStore({
+    file: join(resolve(config.dataDir), 'connectors.db'),
+    synchronous: config.sqliteSynchronous,
+  });
+}
+
+export async function createConnectorSystem(deps: {
+  config: ServerConfig;
+  store: Store;
+  writer: LogWriter;
+  logger: Logger;
+  registry: Registry;
+  kinds?: Record<string, ConnectorFactory>;
+  instances?: Connector[];
+}): Promise<ConnectorSystem> {
+  const settings = connectorsSettings(deps.config.connectors);
+  const store = await openConnectorStore(deps.config);
+  const topics = new TopicHub({
+    historySize: settings.historySize,
+    conflateAboveBytes: settings.conflateAboveBytes,
+  });
+  let manager: ConnectorManager | null = null;
+  let ticks: TickWriter | null = null;
+  const metrics = registerConnectorMetrics(deps.registry, {
+    manager: () => manager,
+    topics,
+    ticks: () => ticks,
+  });
+  ticks = new TickWriter(
+    store,
+    {
+      flushMs: settings.tickFlushMs,
+      flushRows: settings.tickFlushRows,
+      maxBufferedRows: settings.tickMaxBufferedRows,
+    },
+    deps.logger,
+    (rows, seconds) => metrics.flushed(rows, seconds),
+  );
+  manager = new ConnectorManager({
+    settings,
+    store,
+    records: deps.store,
+    writer: deps.writer,
+    topics,
+    ticks,
+    logger: deps.logger,
+    kinds: deps.kinds,
+    instances: deps.instances,
+  });
+  const system = manager;
+  const writer = ticks;
+  return {
+    topics,
+    manager,
+    start: async () => {
+      writer.start();
+      await system.start();
+    },
+    close: async () => {
+      await system.close();
+      await store.close();
+    },
+  };
+}

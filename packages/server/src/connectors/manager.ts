@@ -1,0 +1,450 @@
+/**
+ * The connector manager: builds connectors from their definitions (config file, REST, code), starts and
+ * stops them, hands each its context (its tenant's write path as `connector:<name>`, topics, state),
+ * and answers for them: status, triggers, feed subscriptions. Connectors defined over REST are stored
+ * and come back after a restart; those of the config file or code can be read, not changed, over REST.
+ */
+import type { Logger } from 'pino';
+import type { Principal } from '../auth/principal.ts';
+import { SyncError } from '../core/errors.ts';
+import type { LogWriter } from '../store/log-writer.ts';
+import type { Store } from '../store/types.ts';
+import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
+import { assertValidSpec, type ConnectorsSettings, type PullOptions, type WsFeedOptions } from './config.ts';
+import { FeedSubscriptions } from './feed-subscriptions.ts';
+import { PullConnector } from './pull.ts';
+import type { ConnectorStore, TickQuery } from './store.ts';
+import type { TickWriter } from './tick-writer.ts';
+import type { TopicHub } from './topics.ts';
+import {
+  type Connector,
+  type ConnectorContext,
+  type ConnectorFactory,
+  type ConnectorHealth,
+  type ConnectorSpec,
+  ConnectorSpecError,
+  type Tick,
+  type TriggerRequest,
+  type TriggerResult,
+} from './types.ts';
+import { WsFeedConnector } from './ws-feed.ts';
+
+export type ConnectorOrigin = 'config' | 'api' | 'code';
+
+export interface ConnectorStatus extends ConnectorHealth {
+  name: string;
+  tenant: string;
+  kind: string;
+  origin: ConnectorOrigin;
+  enabled: boolean;
+  /** The topic a feed publishes to. */
+  topic?: string;
+  metrics: Record<string, number>;
+  /** The definition, with header values and login messages hidden. */
+  spec?: ConnectorSpec;
+  startError?: string;
+}
+
+interface Entry {
+  connector: Connector;
+  spec: ConnectorSpec | null;
+  origin: ConnectorOrigin;
+  started: boolean;
+  startError?: string;
+  subscriptions: FeedSubscriptions | null;
+}
+
+export interface ConnectorManagerDeps {
+  settings: ConnectorsSettings;
+  store: ConnectorStore;
+  records: Store;
+  writer: LogWriter;
+  topics: TopicHub;
+  ticks: TickWriter;
+  logger: Logger;
+  /** Further kinds definitions may name (StartOptions.connectorKinds). */
+  kinds?: Record<string, ConnectorFactory>;
+  /** Connectors built in code (StartOptions.connectors). */
+  instances?: Connector[];
+}
+
+const LIST_PAGE = 1000;
+
+function redact(spec: ConnectorSpec): ConnectorSpec {
+  const out: ConnectorSpec = { ...spec };
+  if (out.headers && typeof out.headers === 'object') {
+    out.headers = Object.fromEntries(Object.keys(out.headers as object).map((k) => [k, '***']));
+  }
+  if (out.authMessage !== undefined) out.authMessage = '***';
+  if (out.http && typeof out.http === 'object') {
+    const http = { ...(out.http as Record<string, unknown>) };
+    if (http.headers && typeof http.headers === 'object') {
+      http.headers = Object.fromEntries(Object.keys(http.headers as object).map((k) => [k, '***']));
+    }
+    out.http = http;
+  }
+  return out;
+}
+
+export class ConnectorManager {
+  private readonly entries = new Map<string, Entry>();
+  private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly kinds: Record<string, ConnectorFactory>;
+  private closed = false;
+
+  constructor(private readonly deps: ConnectorManagerDeps) {
+    this.kinds = {
+      'ws-feed': (spec) => new WsFeedConnector(spec as unknown as WsFeedOptions),
+      pull: (spec) => {
+        const options = spec as unknown as PullOptions;
+        const provider = options.provider ?? options.name;
+        return new PullConnector(options, this.breaker(spec.tenant, provider, options.circuit));
+      },
+      ...deps.kinds,
+    };
+  }
+
+  /** The topic hub its feeds publish to (latest values, depth, symbols). */
+  get topics(): TopicHub {
+    return this.deps.topics;
+  }
+
+  /** The circuit breaker of a tenant's provider, shared by every connector that names it. */
+  breaker(tenant: string, provider: string, options?: PullOptions['circuit']): CircuitBreaker {
+    const key = `${tenant}\u0000${provider}`;
+    let breaker = this.breakers.get(key);
+    if (!breaker) {
+      breaker = new CircuitBreaker(provider, { ...DEFAULT_CIRCUIT, ...options }, (state) =>
+        this.deps.logger.warn({ tenant, provider, state }, `circuit of provider ${provider} is ${state}`),
+      );
+      this.breakers.set(key, breaker);
+    }
+    return breaker;
+  }
+
+  /** Every provider circuit, for metrics. */
+  circuits(): Array<{ tenant: string; provider: string; state: string }> {
+    return [...this.breakers].map(([key, b]) => {
+      const [tenant, provider] = key.split('\u0000') as [string, string];
+      return { tenant, provider, state: b.state };
+    });
+  }
+
+  private key(tenant: string, name: string): string {
+    return `${tenant}\u0000${name}`;
+  }
+
+  private build(spec: ConnectorSpec): Connector {
+    assertValidSpec(spec);
+    const factory = this.kinds[spec.kind];
+    if (!factory) {
+      throw new ConnectorSpecError([
+        `${spec.name}: unknown connector kind "${spec.kind}" (kinds: ${Object.keys(this.kinds).join(', ')})`,
+      ]);
+    }
+    const connector = factory(spec);
+    if (connector.name !== spec.name || connector.tenant !== spec.tenant) {
+      throw new ConnectorSpecError([
+        `${spec.name}: the ${spec.kind} factory built a connector of another name or tenant`,
+      ]);
+    }
+    return connector;
+  }
+
+  /** Starts the connectors of the config file, those stored from REST, and those given in code. */
+  async start(): Promise<void> {
+    const specs: Array<[ConnectorSpec, ConnectorOrigin]> = this.deps.settings.instances.map((s) => [
+      s,
+      'config',
+    ]);
+    for (const stored of await this.deps.store.listConnectors()) specs.push([stored.spec, 'api']);
+    for (const [spec, origin] of specs) {
+      if (this.entries.has(this.key(spec.tenant, spec.name))) {
+        this.deps.logger.warn(
+          { tenant: spec.tenant, connector: spec.name },
+          'connector defined twice; the first wins',
+        );
+        continue;
+      }
+      let connector: Connector;
+      try {
+        connector = this.build(spec);
+      } catch (err) {
+        if (origin === 'config') throw err;
+        this.deps.logger.error(
+          { err, connector: spec.name },
+          'stored connector definition is invalid; skipped',
+        );
+        continue;
+      }
+      await this.launch(this.add(connector, spec, origin));
+    }
+    for (const connector of this.deps.instances ?? []) {
+      if (this.entries.has(this.key(connector.tenant, connector.name))) {
+        throw new ConnectorSpecError([
+          `connector ${connector.name} of tenant ${connector.tenant} is defined twice`,
+        ]);
+      }
+      await this.launch(this.add(connector, null, 'code'));
+    }
+  }
+
+  private add(connector: Connector, spec: ConnectorSpec | null, origin: ConnectorOrigin): Entry {
+    const entry: Entry = { connector, spec, origin, started: false, subscriptions: null };
+    this.entries.set(this.key(connector.tenant, connector.name), entry);
+    return entry;
+  }
+
+  private async launch(entry: Entry): Promise<void> {
+    if (entry.spec?.enabled === false || this.closed) return;
+    const { connector } = entry;
+    const ctx = this.context(connector);
+    try {
+      await connector.start(ctx);
+      entry.started = true;
+      entry.startError = undefined;
+      if (connector.feed) {
+        entry.subscriptions = new FeedSubscriptions(connector.feed, ctx.state);
+        await entry.subscriptions.load();
+      }
+    } catch (err) {
+      entry.startError = (err as Error).message;
+      this.deps.logger.error({ err, connector: connector.name }, 'connector failed to start');
+    }
+  }
+
+  private context(connector: Connector): ConnectorContext {
+    const { tenant, name } = connector;
+    const principal: Principal = {
+      tenant,
+      user: `connector:${name}`,
+      roles: ['connector'],
+      via: 'tenant_key',
+    };
+    const { writer, records, store, topics, ticks } = this.deps;
+    return {
+      tenant,
+      name,
+      logger: this.deps.logger.child({ tenant, connector: name }),
+      mutate: (mutations) => writer.mutate(principal, mutations),
+      publish: (event) => writer.publish(principal, event),
+      records: {
+        get: (collection, id) => records.getRecord(tenant, collection, id),
+        list: async (collection, filter = {}) => {
+          const out = [];
+          let after: string | undefined;
+          for (;;) {
+            const page = await records.listRecords(tenant, collection, {
+              limit: LIST_PAGE,
+              after,
+              filter,
+              includeDeleted: false,
+            });
+            out.push(...page);
+            if (page.length < LIST_PAGE) return out;
+            after = page[page.length - 1]!.id;
+          }
+        },
+      },
+      topics: {
+        declare: async (topic) => topics.declare(tenant, topic, await store.lastTickSeq(tenant, topic)),
+        tick: (topic, tick) => topics.tick(tenant, topic, tick),
+        depth: (topic, depth) => topics.depth(tenant, topic, depth),
+      },
+      state: {
+        get: async <T>(key: string) => (await store.getState(tenant, name, key)) as T | null,
+        put: (key, value) => store.putState(tenant, name, key, value),
+      },
+      persistTicks: (topic, list) => ticks.add(tenant, topic, list),
+    };
+  }
+
+  private entry(tenant: string, name: string): Entry {
+    const entry = this.entries.get(this.key(tenant, name));
+    if (!entry) throw new SyncError('NOT_FOUND', `no connector ${name}`);
+    return entry;
+  }
+
+  private statusOf(entry: Entry): ConnectorStatus {
+    const { connector } = entry;
+    let health: ConnectorHealth;
+    let metrics: Record<string, number> = {};
+    try {
+      health = connector.health();
+      metrics = connector.metrics?.() ?? {};
+    } catch (err) {
+      health = {
+        state: 'failed',
+        lastSuccessAt: null,
+        lastError: `health check failed: ${(err as Error).message}`,
+        stalenessMs: null,
+        stale: false,
+      };
+    }
+    if (!entry.started && health.state !== 'failed') {
+      health = { ...health, state: entry.startError ? 'failed' : 'stopped' };
+    }
+    const status: ConnectorStatus = {
+      name: connector.name,
+      tenant: connector.tenant,
+      kind: connector.kind,
+      origin: entry.origin,
+      enabled: entry.spec?.enabled !== false,
+      ...health,
+      metrics,
+    };
+    if (connector.feed) status.topic = connector.feed.topic;
+    if (entry.spec) status.spec = redact(entry.spec);
+    if (entry.startError) {
+      status.startError = entry.startError;
+      status.lastError ??= entry.startError;
+    }
+    return status;
+  }
+
+  list(tenant: string): ConnectorStatus[] {
+    return [...this.entries.values()]
+      .filter((e) => e.connector.tenant === tenant)
+      .map((e) => this.statusOf(e))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Every connector of every tenant (metrics). */
+  all(): ConnectorStatus[] {
+    return [...this.entries.values()].map((e) => this.statusOf(e));
+  }
+
+  status(tenant: string, name: string): ConnectorStatus {
+    return this.statusOf(this.entry(tenant, name));
+  }
+
+  private checkSpec(tenant: string, name: string, spec: Record<string, unknown>): ConnectorSpec {
+    if (spec.tenant !== undefined && spec.tenant !== tenant) {
+      throw new SyncError('FORBIDDEN', 'a connector belongs to the tenant of the caller');
+    }
+    const full = { ...spec, tenant, name } as ConnectorSpec;
+    try {
+      this.build(full);
+    } catch (err) {
+      if (err instanceof ConnectorSpecError) {
+        throw new SyncError('BAD_REQUEST', `invalid connector: ${err.message}`, { problems: err.problems });
+      }
+      throw err;
+    }
+    return full;
+  }
+
+  /** Defines and starts a connector (REST); it is stored and comes back after a restart. */
+  async create(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
+    const name = String(spec.name ?? '');
+    if (this.entries.has(this.key(tenant, name))) throw new SyncError('CONFLICT', `connector ${name} exists`);
+    const full = this.checkSpec(tenant, name, spec);
+    await this.deps.store.putConnector(tenant, name, full);
+    const entry = this.add(this.build(full), full, 'api');
+    await this.launch(entry);
+    return this.statusOf(entry);
+  }
+
+  private mutable(entry: Entry): void {
+    if (entry.origin !== 'api') {
+      throw new SyncError(
+        'FORBIDDEN',
+        `connector ${entry.connector.name} is defined in ${entry.origin === 'config' ? 'the config file' : 'code'}; change it there`,
+      );
+    }
+  }
+
+  /** Replaces a REST-defined connector's definition and restarts it (its state, e.g. cursors, stays). */
+  async replace(tenant: string, name: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
+    const entry = this.entry(tenant, name);
+    this.mutable(entry);
+    const full = this.checkSpec(tenant, name, spec);
+    const next = this.build(full);
+    await this.stopEntry(entry);
+    await this.deps.store.putConnector(tenant, name, full);
+    const fresh = this.add(next, full, 'api');
+    await this.launch(fresh);
+    return this.statusOf(fresh);
+  }
+
+  async remove(tenant: string, name: string): Promise<void> {
+    const entry = this.entry(tenant, name);
+    this.mutable(entry);
+    await this.stopEntry(entry);
+    this.entries.delete(this.key(tenant, name));
+    await this.deps.store.deleteConnector(tenant, name);
+    await this.deps.store.deleteState(tenant, name);
+  }
+
+  private async stopEntry(entry: Entry): Promise<void> {
+    if (!entry.started) return;
+    entry.started = false;
+    try {
+      await entry.connector.stop();
+    } catch (err) {
+      this.deps.logger.warn({ err, connector: entry.connector.name }, 'connector failed to stop cleanly');
+    }
+  }
+
+  /**
+   * Runs a connector now: for a provider webhook (call it from an inbound mapping) or
+   * `POST /v1/connectors/{name}/trigger`. Resolves with the run reports.
+   */
+  async trigger(tenant: string, name: string, request: TriggerRequest = {}): Promise<TriggerResult> {
+    const entry = this.entry(tenant, name);
+    const { connector } = entry;
+    if (!connector.trigger)
+      throw new SyncError('BAD_REQUEST', `connector ${name} (${connector.kind}) cannot be triggered`);
+    if (!entry.started) throw new SyncError('UNAVAILABLE', `connector ${name} is not running`);
+    try {
+      return await connector.trigger(request);
+    } catch (err) {
+      if (err instanceof ConnectorSpecError) throw new SyncError('NOT_FOUND', err.message);
+      throw err;
+    }
+  }
+
+  /** The REST subscriptions of a feed connector. */
+  subscriptions(
+    tenant: string,
+    name: string,
+  ): { feed: NonNullable<Connector['feed']>; subs: FeedSubscriptions } {
+    const entry = this.entry(tenant, name);
+    const feed = entry.connector.feed;
+    if (!feed) throw new SyncError('NOT_FOUND', `connector ${name} is not a feed (it has no symbols)`);
+    if (!entry.subscriptions) throw new SyncError('UNAVAILABLE', `connector ${name} is not running`);
+    return { feed, subs: entry.subscriptions };
+  }
+
+  /** The topic a feed connector publishes to. */
+  topicOf(tenant: string, name: string): string {
+    const feed = this.entry(tenant, name).connector.feed;
+    if (!feed) throw new SyncError('NOT_FOUND', `connector ${name} is not a feed`);
+    return feed.topic;
+  }
+
+  /**
+   * A feed symbol's ticks in a time range: those stored, those still waiting to be, and those kept in
+   * memory (all of a feed that does not persist), without duplicates.
+   */
+  async history(tenant: string, name: string, symbol: string, query: TickQuery): Promise<Tick[]> {
+    const topic = this.topicOf(tenant, name);
+    const bySeq = new Map<number, Tick>();
+    for (const t of await this.deps.store.ticks(tenant, topic, symbol, query)) bySeq.set(t.seq, t);
+    for (const t of this.deps.ticks.pending(tenant, topic, symbol)) bySeq.set(t.seq, t);
+    for (const t of this.deps.topics.recent(tenant, topic, symbol)) bySeq.set(t.seq, t);
+    const inRange = [...bySeq.values()].filter(
+      (t) => (query.from === undefined || t.ts >= query.from) && (query.to === undefined || t.ts < query.to),
+    );
+    const dir = query.order === 'desc' ? -1 : 1;
+    inRange.sort((a, b) => dir * (a.ts - b.ts || a.seq - b.seq));
+    return inRange.slice(0, query.limit);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.entries.values()].map((e) => this.stopEntry(e)));
+    await this.deps.ticks.close();
+    this.deps.topics.close();
+  }
+}

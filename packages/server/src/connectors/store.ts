@@ -1,0 +1,48 @@
+/**
+ * What connectors keep: persisted ticks (history queries), small durable state per connector (cursors,
+ * last success times, feed subscriptions) and the definitions of connectors created over REST.
+ *
+ * On SQLite these live in their own file beside the log (`connectors.db`): tick batches then never wait
+ * for, nor hold up, the log's write lock. On PostgreSQL they are tables of the same schema (migration 8)
+ * reached through a small pool of their own.
+ */
+import type { ConnectorSpec, Tick } from './types.ts';
+
+export interface TickRow extends Tick {
+  tenant: string;
+  topic: string;
+}
+
+export interface TickQuery {
+  /** Milliseconds since the epoch, inclusive. */
+  from?: number;
+  /** Milliseconds since the epoch, exclusive. */
+  to?: number;
+  limit: number;
+  /** `desc`: the newest first (the default for "the last N ticks"). */
+  order: 'asc' | 'desc';
+}
+
+export interface StoredConnector {
+  tenant: string;
+  name: string;
+  spec: ConnectorSpec;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ConnectorStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Writes a batch of ticks in one transaction; a tick already stored (same topic and seq) is kept. */
+  insertTicks(rows: TickRow[]): Promise<void>;
+  ticks(tenant: string, topic: string, symbol: string, query: TickQuery): Promise<Tick[]>;
+  /** The highest seq stored for a topic (0 when none): its sequence resumes after it. */
+  lastTickSeq(tenant: string, topic: string): Promise<number>;
+  getState(tenant: string, connector: string, key: string): Promise<unknown | null>;
+  putState(tenant: string, connector: string, key: string, value: unknown): Promise<void>;
+  deleteState(tenant: string, connector: string): Promise<void>;
+  listConnectors(): Promise<StoredConnector[]>;
+  putConnector(tenant: string, name: string, spec: ConnectorSpec): Promise<void>;
+  deleteConnector(tenant: string, name: string): Promise<boolean>;
+  close(): Promise<void>;
+}

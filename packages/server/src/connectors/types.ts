@@ -1,0 +1,160 @@
+/**
+ * The connector API: what a connector is (start, stop, health, metrics, an optional trigger and feed
+ * control), and what the server gives it (its tenant's write path, topic channels, durable state).
+ * The built-in kinds (`ws-feed`, `pull`) are written against this same API, so a user's own connector
+ * (registered with `startServer(config, { connectors, connectorKinds })`) gets the same REST status,
+ * metrics and routes.
+ */
+import type { Mutation, MutationResult, NewDomainEvent, SyncRecord } from '@syncbridge/protocol';
+import type { Logger } from 'pino';
+import type { PublishResult } from '../store/log-writer.ts';
+
+/** Where a connector is in its life. */
+export type ConnectorState = 'starting' | 'running' | 'backing_off' | 'circuit_open' | 'stopped' | 'failed';
+
+export interface ConnectorHealth {
+  state: ConnectorState;
+  /** Last time the connector got good data from upstream (ISO 8601), null before the first. */
+  lastSuccessAt: string | null;
+  /** The last failure's message, cleared by the next success. */
+  lastError: string | null;
+  /** Milliseconds since the last success (since the start when there was none). */
+  stalenessMs: number | null;
+  /** True while some of its data is older than the staleness limit (a health alert). */
+  stale: boolean;
+  /** Anything else worth showing in `GET /v1/connectors/{name}` (per connection, per feed...). */
+  details?: Record<string, unknown>;
+}
+
+/** A price update of one symbol, as a connector hands it to a topic. */
+export interface TickInput {
+  symbol: string;
+  price?: number;
+  volume?: number;
+  /** Milliseconds since the epoch; the time of publication when absent. */
+  ts?: number;
+  /** Further fields (open, high, bid...) carried as they are. */
+  data?: Record<string, unknown>;
+}
+
+/** A tick as stored and sent: with the topic's sequence number and a time. */
+export interface Tick {
+  symbol: string;
+  /** Position in its topic: 1, 2, 3... (a client sees gaps when it was conflated). */
+  seq: number;
+  ts: number;
+  price?: number;
+  volume?: number;
+  data?: Record<string, unknown>;
+}
+
+/** One price level of an order book: [price, quantity]. */
+export type DepthLevel = [number, number];
+
+export interface DepthInput {
+  symbol: string;
+  bids: DepthLevel[];
+  asks: DepthLevel[];
+  ts?: number;
+}
+
+export interface Depth {
+  symbol: string;
+  seq: number;
+  ts: number;
+  bids: DepthLevel[];
+  asks: DepthLevel[];
+}
+
+/** Publishing into `topic:<name>` channels of the connector's tenant. */
+export interface TopicPublisher {
+  /** Makes a topic known (subscribers may join it) before its first tick; resumes its sequence. */
+  declare(topic: string): Promise<void>;
+  tick(topic: string, tick: TickInput): Tick;
+  depth(topic: string, depth: DepthInput): Depth;
+}
+
+/** Small durable values of one connector (cursors, last success times), kept across restarts. */
+export interface ConnectorStateStore {
+  get<T = unknown>(key: string): Promise<T | null>;
+  put(key: string, value: unknown): Promise<void>;
+}
+
+/** What the server hands a connector when it starts. */
+export interface ConnectorContext {
+  readonly tenant: string;
+  readonly name: string;
+  readonly logger: Logger;
+  /** Applies mutations as this connector, in one transaction (results in the order given). */
+  mutate(mutations: Mutation[]): Promise<MutationResult[]>;
+  /** Appends a domain event as this connector. */
+  publish(event: NewDomainEvent): Promise<PublishResult>;
+  /** Reads the tenant's current records (reconciliation). */
+  records: {
+    get(collection: string, id: string): Promise<SyncRecord | null>;
+    /** Live records matching the filter, by id, all pages. */
+    list(collection: string, filter?: Record<string, string>): Promise<SyncRecord[]>;
+  };
+  topics: TopicPublisher;
+  state: ConnectorStateStore;
+  /** Persists ticks in batches (history queries); a no-op when the feed does not persist. */
+  persistTicks(topic: string, ticks: Tick[]): void;
+}
+
+/** A request to run now: a provider webhook, `POST /v1/connectors/{name}/trigger`. */
+export interface TriggerRequest {
+  /** Only this connection (pull connectors); all of them when absent. */
+  connection?: string;
+  /** A full reconciliation instead of a delta sync. */
+  reconcile?: boolean;
+  /** Why (logged and shown in the run's report), e.g. `webhook:powens`. */
+  reason?: string;
+}
+
+export interface TriggerResult {
+  runs: Array<Record<string, unknown> & { status: string }>;
+}
+
+/** Control of an upstream feed's symbols, which `…/subscriptions` routes drive. */
+export interface FeedControl {
+  /** The topic its ticks go to. */
+  readonly topic: string;
+  /** Symbols to receive from now on (the union of every subscription). */
+  setSymbols(symbols: string[]): void;
+  /** Symbols currently subscribed upstream (sent and not refused). */
+  activeSymbols(): string[];
+}
+
+export interface Connector {
+  readonly name: string;
+  readonly tenant: string;
+  readonly kind: string;
+  start(ctx: ConnectorContext): Promise<void> | void;
+  /** Stops every timer and connection; resolves when nothing of it runs any more. */
+  stop(): Promise<void> | void;
+  health(): ConnectorHealth;
+  /** Numbers worth graphing (counters and gauges), exported as `syncbridge_connector_metric`. */
+  metrics?(): Record<string, number>;
+  trigger?(request: TriggerRequest): Promise<TriggerResult>;
+  readonly feed?: FeedControl;
+}
+
+/** A connector's definition as the config file and REST give it. */
+export interface ConnectorSpec {
+  name: string;
+  tenant: string;
+  kind: string;
+  /** false: defined but not started. */
+  enabled?: boolean;
+  [option: string]: unknown;
+}
+
+/** Makes a connector of one kind from its definition (throw a ConnectorSpecError for bad options). */
+export type ConnectorFactory = (spec: ConnectorSpec) => Connector;
+
+export class ConnectorSpecError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'ConnectorSpecError';
+  }
+}

@@ -1,0 +1,479 @@
+/**
+ * Connectors over REST. Every user of a tenant may read its connectors' status and a feed's symbols,
+ * latest values, depth and history; tenant admins define, change and remove connectors, subscribe and
+ * unsubscribe a feed's symbols upstream, and trigger runs (a provider webhook's "pull now").
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type Static, Type } from '@sinclair/typebox';
+import { ErrorResponse } from '@syncbridge/protocol';
+import { isTenantAdmin, type Principal } from '../../auth/principal.ts';
+import { SyncError } from '../../core/errors.ts';
+import type { HttpContext } from '../context.ts';
+
+const NAME = { pattern: '^[A-Za-z0-9_.\\-]{1,128}$' };
+const NameParams = Type.Object({ name: Type.String(NAME) });
+const SymbolParams = Type.Object({
+  name: Type.String(NAME),
+  symbol: Type.String({ minLength: 1, maxLength: 128 }),
+});
+const SubParams = Type.Object({ name: Type.String(NAME), id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+const Tick = Type.Object(
+  {
+    symbol: Type.String(),
+    seq: Type.Integer(),
+    ts: Type.Number({ description: 'milliseconds since the epoch' }),
+    price: Type.Optional(Type.Number()),
+    volume: Type.Optional(Type.Number()),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+const Level = Type.Tuple([Type.Number(), Type.Number()], { description: '[price, quantity]' });
+const Depth = Type.Object({
+  symbol: Type.String(),
+  seq: Type.Integer(),
+  ts: Type.Number(),
+  bids: Type.Array(Level),
+  asks: Type.Array(Level),
+});
+const ConnectorStatus = Type.Object(
+  {
+    name: Type.String(),
+    tenant: Type.String(),
+    kind: Type.String(),
+    origin: Type.Union([Type.Literal('config'), Type.Literal('api'), Type.Literal('code')]),
+    enabled: Type.Boolean(),
+    state: Type.String({ description: 'starting, running, backing_off, circuit_open, stopped or failed' }),
+    lastSuccessAt: Type.Union([Type.String(), Type.Null()]),
+    lastError: Type.Union([Type.String(), Type.Null()]),
+    stalenessMs: Type.Union([Type.Number(), Type.Null()]),
+    stale: Type.Boolean(),
+    topic: Type.Optional(Type.String()),
+    metrics: Type.Record(Type.String(), Type.Number()),
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    spec: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    startError: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+const Subscription = Type.Object({
+  id: Type.String(),
+  symbols: Type.Array(Type.String()),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+});
+const SymbolStatus = Type.Object({
+  symbol: Type.String(),
+  /** Some subscription (or the configuration) asks for it. */
+  subscribed: Type.Boolean(),
+  /** Subscribed upstream on the current connection. */
+  active: Type.Boolean(),
+  ticks: Type.Integer({ description: 'ticks received since start' }),
+  lastTickAt: Type.Union([Type.String(), Type.Null()]),
+  price: Type.Optional(Type.Number()),
+});
+const ConnectorBody = Type.Object(
+  {
+    name: Type.String(NAME),
+    kind: Type.String(NAME),
+    tenant: Type.Optional(Type.String(NAME)),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: true, description: "The kind's options (see docs/connectors.md)" },
+);
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
+
+function requireAdmin(principal: Principal): void {
+  if (!isTenantAdmin(principal)) throw new SyncError('FORBIDDEN', 'only tenant admins may do this');
+}
+
+/** A time as milliseconds since the epoch, from digits or an ISO 8601 string. */
+function parseTime(value: string | undefined, what: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (/^\d+$/.test(value)) return Number(value);
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new SyncError('BAD_REQUEST', `${what} must be an ISO 8601 time or milliseconds`);
+  return t;
+}
+
+export const connectorRoutes =
+  (ctx: HttpContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    const connectors = ctx.connectors;
+    const view = (principal: Principal, status: ReturnType<typeof connectors.status>) => {
+      if (isTenantAdmin(principal)) return status;
+      const { spec: _spec, ...rest } = status;
+      return rest;
+    };
+
+    app.get(
+      '/v1/connectors',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: "The tenant's connectors: state, last success, staleness, metrics",
+          response: { 200: Type.Object({ connectors: Type.Array(ConnectorStatus) }), ...errors },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        return { connectors: connectors.list(principal.tenant).map((s) => view(principal, s)) };
+      },
+    );
+
+    app.post(
+      '/v1/connectors',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: 'Define and start a connector (tenant admin); it is kept across restarts',
+          body: ConnectorBody,
+          response: { 201: ConnectorStatus, ...errors, 409: ErrorResponse },
+        },
+      },
+      async (request, reply) => {
+        const principal = await ctx.auth.principal(request);
+        requireAdmin(principal);
+        const status = await connectors.create(principal.tenant, request.body as Record<string, unknown>);
+        return reply.status(201).send(status);
+      },
+    );
+
+    app.get(
+      '/v1/connectors/:name',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: "One connector's status",
+          params: NameParams,
+          response: { 200: ConnectorStatus, ...errors },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        return view(principal, connectors.status(principal.tenant, request.params.name));
+      },
+    );
+
+    app.put(
+      '/v1/connectors/:name',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: 'Replace a connector defined over REST and restart it (tenant admin)',
+          params: NameParams,
+          body: ConnectorBody,
+          response: { 200: ConnectorStatus, ...errors },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        requireAdmin(principal);
+        if (request.body.name !== request.params.name) {
+          throw new SyncError('BAD_REQUEST', 'the body names another connector than the URL');
+        }
+        return connectors.replace(
+          principal.tenant,
+          request.params.name,
+          request.body as Record<string, unknown>,
+        );
+      },
+    );
+
+    app.delete(
+      '/v1/connectors/:name',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: 'Stop and remove a connector defined over REST, with its state (tenant admin)',
+          params: NameParams,
+          response: { 204: Type.Null(), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const principal = await ctx.auth.principal(request);
+        requireAdmin(principal);
+        await connectors.remove(principal.tenant, request.params.name);
+        return reply.status(204).send(null);
+      },
+    );
+
+    app.post(
+      '/v1/connectors/:name/trigger',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: 'Run now, ahead of the schedule: a delta sync or a reconciliation (tenant admin)',
+          params: NameParams,
+          body: Type.Optional(
+            Type.Object(
+              {
+                connection: Type.Optional(Type.String(NAME)),
+                reconcile: Type.Optional(Type.Boolean()),
+                reason: Type.Optional(Type.String({ maxLength: 200 })),
+                /** false: answer 202 at once instead of waiting for the runs. */
+                wait: Type.Optional(Type.Boolean()),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          response: {
+            200: Type.Object({ runs: Type.Array(Type.Record(Type.String(), Type.Unknown())) }),
+            202: Type.Object({ queued: Type.Boolean() }),
+            ...errors,
+            503: ErrorResponse,
+          },
+        },
+      },
+      async (request, reply) => {
+        const principal = await ctx.auth.principal(request);
+        requireAdmin(principal);
+        const { wait = true, ...rest } = request.body ?? {};
+        const run = connectors.trigger(principal.tenant, request.params.name, {
+          ...rest,
+          reason: rest.reason ?? `trigger by ${principal.user}`,
+        });
+        if (!wait) {
+          run.catch(() => undefined);
+          // Refusals (unknown connector or connection) still answer as errors.
+          await Promise.race([run, new Promise((r) => setImmediate(r))]);
+          return reply.status(202).send({ queued: true });
+        }
+        return run;
+      },
+    );
+
+    app.post(
+      '/v1/connectors/:name/subscriptions',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary:
+            'Subscribe symbols of a feed upstream (tenant admin); they reach topic:<topic> subscribers',
+          params: NameParams,
+          body: Type.Object(
+            {
+              symbols: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+                minItems: 1,
+                maxItems: 10_000,
+              }),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 201: Subscription, ...errors, 503: ErrorResponse },
+        },
+      },
+      async (request, reply) => {
+        const principal = await ctx.auth.principal(request);
+        requireAdmin(principal);
+        const { subs } = connectors.subscriptions(principal.tenant, request.params.name);
+        return reply.status(201).send(await subs.add(request.body.symbols, principal.user));
+      },
+    );
+
+    app.get(
+      '/v1/connectors/:name/subscriptions',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: "A feed's symbol subscriptions",
+          params: NameParams,
+          response: { 200: Type.Object({ subscriptions: Type.Array(Subscription) }), ...errors },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        return { subscriptions: connectors.subscriptions(principal.tenant, request.params.name).subs.list() };
+      },
+    );
+
+    const symbolStatus = (tenant: string, name: string, symbols: string[]): Static<typeof SymbolStatus>[] => {
+      const { feed, subs } = connectors.subscriptions(tenant, name);
+      const wanted = new Set(subs.symbols());
+      const active = new Set(feed.activeSymbols());
+      const seen = new Map(ctx.connectors.topics.symbols(tenant, feed.topic).map((s) => [s.symbol, s]));
+      return symbols.map((symbol) => {
+        const s = seen.get(symbol);
+        const out: Static<typeof SymbolStatus> = {
+          symbol,
+          subscribed: wanted.has(symbol) || active.has(symbol),
+          active: active.has(symbol),
+          ticks: s?.ticks ?? 0,
+          lastTickAt: s?.tick ? new Date(s.tick.ts).toISOString() : null,
+        };
+        if (s?.tick?.price !== undefined) out.price = s.tick.price;
+        return out;
+      });
+    };
+
+    app.get(
+      '/v1/connectors/:name/subscriptions/:id',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: 'A subscription and the state of each of its symbols',
+          params: SubParams,
+          response: {
+            200: Type.Composite([Subscription, Type.Object({ status: Type.Array(SymbolStatus) })]),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { subs } = connectors.subscriptions(principal.tenant, request.params.name);
+        const sub = subs.get(request.params.id);
+        if (!sub) throw new SyncError('NOT_FOUND', `no subscription ${request.params.id}`);
+        return { ...sub, status: symbolStatus(principal.tenant, request.params.name, sub.symbols) };
+      },
+    );
+
+    app.delete(
+      '/v1/connectors/:name/subscriptions/:id',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary:
+            'End a subscription; its symbols no other one holds are unsubscribed upstream (tenant admin)',
+          params: SubParams,
+          response: { 204: Type.Null(), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const principal = await ctx.auth.principal(request);
+        requireAdmin(principal);
+        const { subs } = connectors.subscriptions(principal.tenant, request.params.name);
+        if (!(await subs.remove(request.params.id))) {
+          throw new SyncError('NOT_FOUND', `no subscription ${request.params.id}`);
+        }
+        return reply.status(204).send(null);
+      },
+    );
+
+    app.get(
+      '/v1/connectors/:name/symbols',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: "A feed's symbols: subscribed, active upstream, or seen in its topic",
+          params: NameParams,
+          response: {
+            200: Type.Object({ topic: Type.String(), symbols: Type.Array(SymbolStatus) }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { name } = request.params;
+        const { feed, subs } = connectors.subscriptions(principal.tenant, name);
+        const all = new Set([...subs.symbols(), ...feed.activeSymbols()]);
+        for (const s of ctx.connectors.topics.symbols(principal.tenant, feed.topic)) all.add(s.symbol);
+        return { topic: feed.topic, symbols: symbolStatus(principal.tenant, name, [...all].sort()) };
+      },
+    );
+
+    app.get(
+      '/v1/connectors/:name/latest',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: 'The latest tick of every symbol of a feed',
+          params: NameParams,
+          response: { 200: Type.Object({ topic: Type.String(), ticks: Type.Array(Tick) }), ...errors },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const topic = connectors.topicOf(principal.tenant, request.params.name);
+        const ticks = ctx.connectors.topics
+          .symbols(principal.tenant, topic)
+          .flatMap((s) => (s.tick ? [s.tick] : []));
+        return { topic, ticks };
+      },
+    );
+
+    app.get(
+      '/v1/connectors/:name/latest/:symbol',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: "A symbol's latest tick and depth",
+          params: SymbolParams,
+          response: {
+            200: Type.Object({
+              symbol: Type.String(),
+              tick: Type.Union([Tick, Type.Null()]),
+              depth: Type.Union([Depth, Type.Null()]),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { name, symbol } = request.params;
+        const latest = ctx.connectors.topics.latest(
+          principal.tenant,
+          connectors.topicOf(principal.tenant, name),
+          symbol,
+        );
+        if (!latest) throw new SyncError('NOT_FOUND', `no value of ${symbol} yet`);
+        return { symbol, ...latest };
+      },
+    );
+
+    app.get(
+      '/v1/connectors/:name/depth/:symbol',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: "A symbol's latest order book depth",
+          params: SymbolParams,
+          response: { 200: Depth, ...errors },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { name, symbol } = request.params;
+        const latest = ctx.connectors.topics.latest(
+          principal.tenant,
+          connectors.topicOf(principal.tenant, name),
+          symbol,
+        );
+        if (!latest?.depth) throw new SyncError('NOT_FOUND', `no depth of ${symbol} yet`);
+        return latest.depth;
+      },
+    );
+
+    app.get(
+      '/v1/connectors/:name/history/:symbol',
+      {
+        schema: {
+          tags: ['connectors'],
+          summary: "A symbol's ticks in a time range (stored ones and those not yet written)",
+          params: SymbolParams,
+          querystring: Type.Object({
+            from: Type.Optional(Type.String({ description: 'ISO 8601 or ms since the epoch, inclusive' })),
+            to: Type.Optional(Type.String({ description: 'ISO 8601 or ms since the epoch, exclusive' })),
+            limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
+            order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'asc' }),
+          }),
+          response: { 200: Type.Object({ symbol: Type.String(), ticks: Type.Array(Tick) }), ...errors },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        const { name, symbol } = request.params;
+        const { limit, order } = request.query;
+        const ticks = await connectors.history(principal.tenant, name, symbol, {
+          from: parseTime(request.query.from, 'from'),
+          to: parseTime(request.query.to, 'to'),
+          limit,
+          order,
+        });
+        return { symbol, ticks };
+      },
+    );
+  };

@@ -1,0 +1,211 @@
+/**
+ * Connector tables on SQLite, in their own database file beside the log (`connectors.db`): ticks arrive
+ * in large batches, and in a file of their own they never take the log's write lock (a second writer
+ * connection to the log's file in this process could stall both, see sqlite-store.ts). The file has its
+ * own numbered migrations, like the log's.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ConnectorStore, StoredConnector, TickQuery, TickRow } from '../../connectors/store.ts';
+import type { ConnectorSpec, Tick } from '../../connectors/types.ts';
+import type { Migration } from './migrations.ts';
+
+export const CONNECTOR_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'ticks, connector state, connectors defined over REST',
+    sql: `
+      CREATE TABLE ticks (
+        tenant TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        symbol TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        price REAL,
+        volume REAL,
+        data TEXT,
+        PRIMARY KEY (tenant, topic, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX ticks_by_symbol ON ticks (tenant, topic, symbol, ts, seq);
+      CREATE TABLE connector_state (
+        tenant TEXT NOT NULL,
+        connector TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, connector, key)
+      ) WITHOUT ROWID;
+      CREATE TABLE connector_configs (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+interface TickDbRow {
+  symbol: string;
+  seq: number;
+  ts: number;
+  price: number | null;
+  volume: number | null;
+  data: string | null;
+}
+
+function tickFromRow(row: TickDbRow): Tick {
+  const tick: Tick = { symbol: row.symbol, seq: row.seq, ts: row.ts };
+  if (row.price !== null) tick.price = row.price;
+  if (row.volume !== null) tick.volume = row.volume;
+  if (row.data !== null) tick.data = JSON.parse(row.data) as Record<string, unknown>;
+  return tick;
+}
+
+export class SqliteConnectorStore implements ConnectorStore {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly insertTick;
+  private readonly insertMany;
+
+  constructor(options: { file: string; synchronous?: 'FULL' | 'NORMAL' }) {
+    if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
+    this.db = new Database(options.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    this.db.pragma('busy_timeout = 10000');
+    this.migrate();
+    this.insertTick = this.db.prepare(
+      `INSERT INTO ticks (tenant, topic, seq, symbol, ts, price, volume, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+    );
+    this.insertMany = this.db.transaction((rows: TickRow[]) => {
+      for (const r of rows) {
+        this.insertTick.run(
+          r.tenant,
+          r.topic,
+          r.seq,
+          r.symbol,
+          r.ts,
+          r.price ?? null,
+          r.volume ?? null,
+          r.data === undefined ? null : JSON.stringify(r.data),
+        );
+      }
+    });
+  }
+
+  private migrate(): void {
+    const db = this.db;
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+    );
+    for (const m of CONNECTOR_MIGRATIONS) {
+      db.transaction(() => {
+        if (db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version)) return;
+        db.exec(m.sql);
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+          m.version,
+          m.name,
+          new Date().toISOString(),
+        );
+      }).immediate();
+    }
+  }
+
+  async insertTicks(rows: TickRow[]): Promise<void> {
+    if (rows.length > 0) this.insertMany.immediate(rows);
+  }
+
+  async ticks(tenant: string, topic: string, symbol: string, query: TickQuery): Promise<Tick[]> {
+    const params: unknown[] = [tenant, topic, symbol];
+    let where = 'tenant = ? AND topic = ? AND symbol = ?';
+    if (query.from !== undefined) {
+      where += ' AND ts >= ?';
+      params.push(query.from);
+    }
+    if (query.to !== undefined) {
+      where += ' AND ts < ?';
+      params.push(query.to);
+    }
+    params.push(query.limit);
+    const dir = query.order === 'desc' ? 'DESC' : 'ASC';
+    const rows = this.db
+      .prepare<unknown[], TickDbRow>(
+        `SELECT symbol, seq, ts, price, volume, data FROM ticks WHERE ${where}
+         ORDER BY ts ${dir}, seq ${dir} LIMIT ?`,
+      )
+      .all(...params);
+    return rows.map(tickFromRow);
+  }
+
+  async lastTickSeq(tenant: string, topic: string): Promise<number> {
+    const row = this.db
+      .prepare<[string, string], { seq: number | null }>(
+        'SELECT max(seq) AS seq FROM ticks WHERE tenant = ? AND topic = ?',
+      )
+      .get(tenant, topic);
+    return row?.seq ?? 0;
+  }
+
+  async getState(tenant: string, connector: string, key: string): Promise<unknown | null> {
+    const row = this.db
+      .prepare<[string, string, string], { value: string }>(
+        'SELECT value FROM connector_state WHERE tenant = ? AND connector = ? AND key = ?',
+      )
+      .get(tenant, connector, key);
+    return row ? (JSON.parse(row.value) as unknown) : null;
+  }
+
+  async putState(tenant: string, connector: string, key: string, value: unknown): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO connector_state (tenant, connector, key, value, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, connector, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      )
+      .run(tenant, connector, key, JSON.stringify(value), new Date().toISOString());
+  }
+
+  async deleteState(tenant: string, connector: string): Promise<void> {
+    this.db.prepare('DELETE FROM connector_state WHERE tenant = ? AND connector = ?').run(tenant, connector);
+  }
+
+  async listConnectors(): Promise<StoredConnector[]> {
+    const rows = this.db
+      .prepare<[], { tenant: string; name: string; spec: string; created_at: string; updated_at: string }>(
+        'SELECT tenant, name, spec, created_at, updated_at FROM connector_configs ORDER BY tenant, name',
+      )
+      .all();
+    return rows.map((r) => ({
+      tenant: r.tenant,
+      name: r.name,
+      spec: JSON.parse(r.spec) as ConnectorSpec,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  async putConnector(tenant: string, name: string, spec: ConnectorSpec): Promise<void> {
+    const now = new Date().toISOString();
+    this.db
+      .prepare(
+        `INSERT INTO connector_configs (tenant, name, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+      )
+      .run(tenant, name, JSON.stringify(spec), now, now);
+  }
+
+  async deleteConnector(tenant: string, name: string): Promise<boolean> {
+    return (
+      this.db.prepare('DELETE FROM connector_configs WHERE tenant = ? AND name = ?').run(tenant, name)
+        .changes > 0
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
