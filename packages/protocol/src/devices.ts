@@ -78,6 +78,8 @@ export const DevicePending = Type.Object({
   events: Type.Integer(),
   /** `count` by collection. */
   collections: Type.Record(Type.String(), Type.Integer()),
+  /** True when more entries follow the cursor than the server counts (100 000): the counts are lower bounds. */
+  capped: Type.Optional(Type.Boolean()),
 });
 export type DevicePending = Static<typeof DevicePending>;
 

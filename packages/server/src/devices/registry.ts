@@ -8,6 +8,9 @@
 import type { Device, DeviceInfo, DevicePending } from '@syncbridge/protocol';
 import type { EventCount, Store } from '../store/types.ts';
 
+/** At most this many log entries after a device's cursor are counted on a connect. */
+export const PENDING_COUNT_LIMIT = 100_000;
+
 /** Whether a device with these categories may sync `collection` (null or undefined: every collection). */
 export function categoryAllows(
   categories: readonly string[] | null | undefined,
@@ -43,15 +46,19 @@ export function pendingFrom(
   cursor: number,
   head: number,
   categories: readonly string[] | null,
+  limit = PENDING_COUNT_LIMIT,
 ): DevicePending {
   const pending: DevicePending = { cursor, head, count: 0, events: 0, collections: {} };
+  let counted = 0;
   for (const row of counts) {
+    counted += row.count;
     if (row.kind === 'event') pending.events += row.count;
     else if (row.collection !== null && categoryAllows(categories, row.collection)) {
       pending.count += row.count;
       pending.collections[row.collection] = (pending.collections[row.collection] ?? 0) + row.count;
     }
   }
+  if (counted >= limit && head - cursor > limit) pending.capped = true;
   return pending;
 }
 
@@ -104,7 +111,7 @@ export class DeviceRegistry {
   ): Promise<DevicePending> {
     const stored = (await this.store.getCursor(tenant, user, id)) ?? 0;
     const from = Math.max(stored, cursor ?? 0);
-    const counts = await this.store.countEventsAfter(tenant, from);
+    const counts = await this.store.countEventsAfter(tenant, from, PENDING_COUNT_LIMIT);
     // Read after the counts, so the head is never below an event they include.
     const head = await this.store.headSeq(tenant);
     return pendingFrom(counts, from, head, categories);

@@ -156,8 +156,11 @@ export interface Store {
   listDevices(tenant: string, user?: string): Promise<Device[]>;
   /** Forgets a device and its cursor; false when there was none. */
   deleteDevice(tenant: string, user: string, id: string): Promise<boolean>;
-  /** How many log entries follow `afterSeq`, by kind and collection (a device's pending count). */
-  countEventsAfter(tenant: string, afterSeq: number): Promise<EventCount[]>;
+  /**
+   * How many of the (at most `limit`) log entries after `afterSeq` there are, by kind and collection
+   * (a device's pending count; the limit bounds the work of a connect).
+   */
+  countEventsAfter(tenant: string, afterSeq: number, limit: number): Promise<EventCount[]>;
   /**
    * Deletes superseded record versions from the log per the policy; never a record's current version,
    * so every record can still be rebuilt from the log. Returns how many entries were dropped.

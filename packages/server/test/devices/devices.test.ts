@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { pendingFrom } from '../../src/devices/registry.ts';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
 import { TestWsClient } from '../helpers/ws-client.ts';
 
@@ -189,6 +190,14 @@ describe.each(kinds)('devices and selective sync (%s)', (kind: StoreKind) => {
       count: 3,
       events: 1,
       collections: { documents: 2, notes: 1 },
+    });
+    // The count reads at most `limit` entries after the cursor: a connect's work stays bounded.
+    const few = await srv.server.store.countEventsAfter('dev-pending', seen.seq as number, 3);
+    expect(few.reduce((n, row) => n + row.count, 0)).toBe(3);
+    expect(few.find((row) => row.collection === 'documents')?.count).toBe(2);
+    expect(pendingFrom(few, seen.seq as number, published.seq as number, ['documents'], 3)).toMatchObject({
+      count: 2,
+      capped: true,
     });
     const rested = await rest('GET', '/v1/devices/phone', token);
     expect(rested.body.pending).toMatchObject({ cursor: seen.seq, count: 3, events: 1 });

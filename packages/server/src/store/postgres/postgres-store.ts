@@ -487,12 +487,13 @@ export class PostgresStore implements Store {
     });
   }
 
-  async countEventsAfter(tenant: string, afterSeq: number): Promise<EventCount[]> {
+  async countEventsAfter(tenant: string, afterSeq: number, limit: number): Promise<EventCount[]> {
     const rows = await query<{ kind: 'record' | 'event'; collection: string | null; count: string }>(
       this.pool,
-      `SELECT kind, collection, count(*) AS count FROM events WHERE tenant = $1 AND seq > $2
+      `SELECT kind, collection, count(*) AS count
+       FROM (SELECT kind, collection FROM events WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS e
        GROUP BY kind, collection`,
-      [tenant, afterSeq],
+      [tenant, afterSeq, limit],
     );
     return rows.map((row) => ({ kind: row.kind, collection: row.collection, count: Number(row.count) }));
   }

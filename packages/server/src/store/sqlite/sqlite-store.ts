@@ -467,13 +467,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  async countEventsAfter(tenant: string, afterSeq: number): Promise<EventCount[]> {
+  async countEventsAfter(tenant: string, afterSeq: number, limit: number): Promise<EventCount[]> {
     return this.reader
-      .prepare<[string, number], EventCount>(
-        `SELECT kind, collection, count(*) AS count FROM events WHERE tenant = ? AND seq > ?
+      .prepare<[string, number, number], EventCount>(
+        `SELECT kind, collection, count(*) AS count
+         FROM (SELECT kind, collection FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?)
          GROUP BY kind, collection`,
       )
-      .all(tenant, afterSeq)
+      .all(tenant, afterSeq, limit)
       .map((row) => ({ kind: row.kind, collection: row.collection ?? null, count: Number(row.count) }));
   }
 
