@@ -278,6 +278,22 @@ describe.each(kinds)('client against a live server (%s)', (kind: StoreKind) => {
     });
   });
 
+  it('drops a record from a filtered subscription when a change moves it out of the room', async () => {
+    const {
+      clients: [a, b],
+    } = await tenantClients(2);
+    const stockA = a!.collection<{ locationId: string; qty: number }>('stock_levels');
+    const stockB = b!.collection<{ locationId: string; qty: number }>('stock_levels');
+    await stockA.put('s1', { locationId: 'wh-1', qty: 5 });
+    await stockA.put('s2', { locationId: 'wh-1', qty: 1 });
+    const lists: string[][] = [];
+    stockB.subscribe((records) => lists.push(records.map((r) => r.id)), { filter: { locationId: 'wh-1' } });
+    await waitFor(() => lists.at(-1)?.length === 2, 'the room snapshot');
+    await stockA.patch('s1', { locationId: 'wh-2' });
+    await waitFor(() => lists.at(-1)?.join() === 's2', 'B to see s1 leave its room');
+    expect(stockB.list({ locationId: 'wh-1' }).map((r) => r.id)).toEqual(['s2']);
+  });
+
   it('replays an event stream from a given seq', async () => {
     const {
       clients: [a, b],
