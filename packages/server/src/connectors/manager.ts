@@ -98,7 +98,7 @@ export class ConnectorManager {
       pull: (spec) => {
         const options = spec as unknown as PullOptions;
         const provider = options.provider ?? options.name;
-        return new PullConnector(options, this.breaker(spec.tenant, provider, options.circuit));
+        return new PullConnector(options, { breaker: this.breaker(spec.tenant, provider, options.circuit) });
       },
       ...deps.kinds,
     };
@@ -293,7 +293,11 @@ export class ConnectorManager {
       ...health,
       metrics,
     };
-    if (connector.feed) status.topic = connector.feed.topic;
+    if (connector.feed) {
+      status.topic = connector.feed.topic;
+      const topic = this.deps.topics.stats(connector.tenant, connector.feed.topic);
+      status.details = { ...status.details, subscribers: topic.subscribers, conflating: topic.conflating };
+    }
     if (entry.spec) status.spec = redact(entry.spec);
     if (entry.startError) {
       status.startError = entry.startError;

@@ -22,7 +22,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import { Cron } from 'croner';
 import { Backoff } from './backoff.ts';
-import type { CircuitBreaker } from './circuit-breaker.ts';
+import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
 import type { Priority, PullConnection, PullOptions, PullResource } from './config.ts';
 import { canonicalJson, getPath } from './json-path.ts';
 import { HttpPullProvider, ProviderError, type PullProvider } from './pull-http.ts';
@@ -138,15 +138,22 @@ export class PullConnector implements Connector {
     alerts: 0,
   };
 
+  private readonly breaker: CircuitBreaker;
+
+  /**
+   * `hooks.provider` replaces the configured HTTP provider (`http` is then ignored); `hooks.breaker` is
+   * the provider's circuit breaker when several connectors share it (the manager passes one).
+   */
   constructor(
     readonly options: PullOptions,
-    private readonly breaker: CircuitBreaker,
-    provider?: PullProvider,
+    hooks: { provider?: PullProvider; breaker?: CircuitBreaker } = {},
   ) {
     this.name = options.name;
     this.tenant = options.tenant;
     this.provider = options.provider ?? options.name;
-    this.source = provider ?? new HttpPullProvider(options.http);
+    this.breaker =
+      hooks.breaker ?? new CircuitBreaker(this.provider, { ...DEFAULT_CIRCUIT, ...options.circuit });
+    this.source = hooks.provider ?? new HttpPullProvider(options.http);
     this.resources = options.resources ?? DEFAULT_RESOURCES;
     this.connectionField = options.connectionField ?? 'connectionId';
     for (const connection of options.connections) {
