@@ -46,9 +46,13 @@ async function settledRss(server: SyncbridgeUnderTest, settleMs: number): Promis
   return median(samples);
 }
 
-async function openMany(server: SyncbridgeUnderTest, n: number, token: string): Promise<WebSocket[]> {
-  return mapLimit(n, OPEN_CONCURRENCY, (i) =>
-    openSocket(syncbridgeUrl(server.wsUrl, token), { localAddress: sourceAddress(i), welcome: true }),
+/** Opens n connections, one user each (the server caps connections per user). */
+async function openMany(server: SyncbridgeUnderTest, n: number, prefix: string): Promise<WebSocket[]> {
+  return mapLimit(n, OPEN_CONCURRENCY, async (i) =>
+    openSocket(syncbridgeUrl(server.wsUrl, await server.token(`${prefix}-${i}`)), {
+      localAddress: sourceAddress(i),
+      welcome: true,
+    }),
   );
 }
 
@@ -76,11 +80,10 @@ interface RepResult {
 
 async function rep(store: StoreKind, n: number, settleMs: number): Promise<RepResult> {
   const server = await startSyncbridge({ store, fileLimit: n + 1000 });
-  const token = await server.token('idle');
-  terminateAll(await openMany(server, WARMUP_CONNECTIONS, token));
+  terminateAll(await openMany(server, WARMUP_CONNECTIONS, 'warmup'));
   const before = await settledRss(server, settleMs);
   const cpuStart = server.cpuMicros();
-  const sockets = await openMany(server, n, token);
+  const sockets = await openMany(server, n, 'idle');
   const acceptMicros = (server.cpuMicros() - cpuStart) / n;
   const idle = await settledRss(server, settleMs);
   await subscribeAll(sockets);

@@ -100,7 +100,6 @@ async function syncbridgeSystem(
 ): Promise<FanoutSystem> {
   const profile = cpuProf ? profileDir(`fanout-${store}${cli ? '-candidate' : ''}`) : null;
   const server = await startSyncbridge({ store, cli, nodeFlags: profile ? cpuProfFlags(profile) : [] });
-  const subToken = await server.token('subscriber');
   const sender = await RequestClient.connect(server.wsUrl, await server.token('sender'));
   const body = paddedJson((d) => ({ d }), PAYLOAD_BYTES);
   const publish = Buffer.from(`{"type":"publish","event":{"type":"bench","payload":${body}}}`);
@@ -125,7 +124,8 @@ async function syncbridgeSystem(
     }
   });
   system.subscribers = await mapLimit(subscribers, 50, async (i) => {
-    const ws = await openSocket(syncbridgeUrl(server.wsUrl, subToken), {
+    // One user per subscriber: the server caps connections per user.
+    const ws = await openSocket(syncbridgeUrl(server.wsUrl, await server.token(`subscriber-${i}`)), {
       localAddress: sourceAddress(i),
       welcome: true,
     });

@@ -70,9 +70,8 @@ async function measure(
   subs: number,
 ) {
   const server = await startSyncbridge({ store });
-  const token = await server.token('latency');
   const subscribers = await mapLimit(subs, 20, async (i) => {
-    const ws = await openSocket(syncbridgeUrl(server.wsUrl, token), {
+    const ws = await openSocket(syncbridgeUrl(server.wsUrl, await server.token(`subscriber-${i}`)), {
       localAddress: sourceAddress(i),
       welcome: true,
     });
@@ -85,7 +84,9 @@ async function measure(
     });
     return ws;
   });
-  const writer = await openSocket(syncbridgeUrl(server.wsUrl, token), { welcome: true });
+  const writer = await openSocket(syncbridgeUrl(server.wsUrl, await server.token('writer')), {
+    welcome: true,
+  });
 
   let recording = false;
   let received = 0;

@@ -108,9 +108,9 @@ async function measure(
   const label = store === 'sqlite' ? `syncbridge/sqlite ${synchronous}` : 'syncbridge/postgres';
   process.stdout.write(`${label}: ${server.durability}\n`);
   const maxWriters = Math.max(...WRITER_COUNTS);
-  const token = await server.token('writer');
-  const clients = await mapLimit(maxWriters, 10, (i) =>
-    RequestClient.connect(server.wsUrl, token, sourceAddress(i)),
+  // One user per writer, as 50 clients would be (a user's message rate is limited on its own).
+  const clients = await mapLimit(maxWriters, 10, async (i) =>
+    RequestClient.connect(server.wsUrl, await server.token(`writer-${i}`), sourceAddress(i)),
   );
   await runWindow(clients, maxWriters, options.warmupSeconds, server.pid);
   const perCount = new Map<number, WindowResult[]>(WRITER_COUNTS.map((w) => [w, []]));
