@@ -7,6 +7,7 @@
  *
  *   node --import tsx bench/latency.ts [--quick] [--store sqlite|postgres|all] [--rate 1000]
  *                                      [--subscribers 100] [--reps 3] [--window 10]
+ *                                      [--synchronous FULL|NORMAL]   (SQLite; FULL is the default)
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -24,7 +25,7 @@ import {
   progress,
   saveSection,
 } from './lib/report.ts';
-import { type StoreKind, startSyncbridge } from './lib/server-process.ts';
+import { type StoreKind, type Synchronous, startSyncbridge } from './lib/server-process.ts';
 import { median, percentileSorted, summarize } from './lib/stats.ts';
 
 const P99_TARGET_MS = 10;
@@ -68,8 +69,9 @@ async function measure(
   options: ReturnType<typeof benchOptions>,
   rate: number,
   subs: number,
+  synchronous: Synchronous,
 ) {
-  const server = await startSyncbridge({ store });
+  const server = await startSyncbridge({ store, synchronous });
   const subscribers = await mapLimit(subs, 20, async (i) => {
     const ws = await openSocket(syncbridgeUrl(server.wsUrl, await server.token(`subscriber-${i}`)), {
       localAddress: sourceAddress(i),
@@ -225,7 +227,12 @@ async function measure(
 export async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { ...COMMON_FLAGS, rate: { type: 'string' }, subscribers: { type: 'string' } },
+    options: {
+      ...COMMON_FLAGS,
+      rate: { type: 'string' },
+      subscribers: { type: 'string' },
+      synchronous: { type: 'string' },
+    },
     strict: true,
   });
   const options = benchOptions(values, ['sqlite', 'postgres']);
@@ -234,7 +241,10 @@ export async function main(): Promise<void> {
   const load = loadAverage1m();
   process.stdout.write(`latency: ${JSON.stringify(options)} (load average ${load.toFixed(2)})\n`);
   const figures: Figure[] = [];
-  for (const store of options.stores) figures.push(...(await measure(store, options, rate, subs)));
+  const synchronous = (values.synchronous ?? 'FULL').toUpperCase();
+  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new Error('--synchronous FULL or NORMAL');
+  for (const store of options.stores)
+    figures.push(...(await measure(store, options, rate, subs, synchronous as Synchronous)));
   console.log('');
   printTable(figures);
   saveSection({
