@@ -248,6 +248,16 @@ export const PullOptions = Type.Object(
     ),
     /** What the responses hold (default: `accounts` and `transactions` with `id` and `version`). */
     resources: Type.Optional(Type.Array(Resource, { minItems: 1 })),
+    /**
+     * Pull at once when a domain event of this type is committed (e.g. the event an inbound provider
+     * webhook becomes): the connection whose id is at `connectionPath` in its payload, or every one.
+     */
+    triggerOn: Type.Optional(
+      Type.Object(
+        { type: Type.String({ pattern: NAME }), connectionPath: Type.Optional(PATH) },
+        { additionalProperties: false },
+      ),
+    ),
     /** The data field naming the connection a record came from (default `connectionId`). */
     connectionField: Type.Optional(Type.String({ pattern: NAME })),
     connections: Type.Array(PullConnection),

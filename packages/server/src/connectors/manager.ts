@@ -102,6 +102,19 @@ export class ConnectorManager {
       },
       ...deps.kinds,
     };
+    deps.writer.onCommit((tenant, events) => {
+      for (const entry of this.entries.values()) {
+        const { connector } = entry;
+        if (!entry.started || connector.tenant !== tenant || !connector.onEvent) continue;
+        for (const event of events) {
+          try {
+            connector.onEvent(event);
+          } catch (err) {
+            this.deps.logger.warn({ err, connector: connector.name }, 'connector onEvent failed');
+          }
+        }
+      }
+    });
   }
 
   /** The topic hub its feeds publish to (latest values, depth, symbols). */

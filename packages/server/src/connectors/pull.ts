@@ -19,7 +19,7 @@
  *   changed and extra records are reported (`syncbridge.connector_reconciled`) and repaired.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type { LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import { Cron } from 'croner';
 import { Backoff } from './backoff.ts';
 import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
@@ -48,8 +48,8 @@ export const DEFAULT_RESOURCES: PullResource[] = [
   },
 ];
 const PRIORITY: Record<Priority, number> = { critical: 0, high: 1, normal: 2, low: 3 };
-/** Triggered runs (webhooks, the trigger route) go before scheduled ones of any priority. */
-const URGENT = -1;
+/** Triggered runs (webhooks, the trigger route) go before scheduled ones, critical ones first. */
+const URGENT = -10;
 const REPORT_IDS = 100;
 
 export type RunKind = 'delta' | 'reconcile';
@@ -196,14 +196,14 @@ export class PullConnector implements Connector {
     if (this.options.schedule) {
       this.crons.push(
         new Cron(this.options.schedule, { protect: true }, () => {
-          for (const c of this.options.connections) void this.enqueue(c, 'delta', 'schedule');
+          void this.enqueueAll(this.options.connections, 'delta', 'schedule');
         }),
       );
     }
     if (this.options.reconcileSchedule) {
       this.crons.push(
         new Cron(this.options.reconcileSchedule, { protect: true }, () => {
-          for (const c of this.options.connections) void this.enqueue(c, 'reconcile', 'schedule');
+          void this.enqueueAll(this.options.connections, 'reconcile', 'schedule');
         }),
       );
     }
@@ -212,9 +212,7 @@ export class PullConnector implements Connector {
     this.staleTimer = setInterval(() => void this.checkStaleness(), every);
     this.staleTimer.unref();
     await this.checkStaleness();
-    if (this.options.pullOnStart ?? true) {
-      for (const c of this.options.connections) void this.enqueue(c, 'delta', 'start');
-    }
+    if (this.options.pullOnStart ?? true) void this.enqueueAll(this.options.connections, 'delta', 'start');
   }
 
   /** Runs now: one connection or all, a delta sync or a reconciliation; resolves with the reports. */
@@ -227,16 +225,51 @@ export class PullConnector implements Connector {
         throw new ConnectorSpecError([`connector ${this.name} has no connection ${request.connection}`]);
       }
     }
-    const reason = request.reason ?? 'trigger';
-    const runs = await Promise.all(connections.map((c) => this.enqueue(c, kind, reason, URGENT)));
+    const runs = await this.enqueueAll(connections, kind, request.reason ?? 'trigger', URGENT);
     return { runs };
+  }
+
+  /** A domain event of the configured `triggerOn` type pulls its connection (or all) at once. */
+  onEvent(event: LogEvent): void {
+    const on = this.options.triggerOn;
+    if (!on || this.stopped || event.kind !== 'event' || event.type !== on.type) return;
+    const id = on.connectionPath ? getPath(event.payload, on.connectionPath) : undefined;
+    const named = this.options.connections.filter((c) => c.id === String(id));
+    const connections = named.length > 0 ? named : this.options.connections;
+    if (on.connectionPath && named.length === 0) {
+      this.ctx?.logger.warn(
+        { event: event.seq, connection: id },
+        'trigger event names no known connection; pulling all',
+      );
+    }
+    void this.enqueueAll(connections, 'delta', `event ${event.type} #${event.seq}`, URGENT);
+  }
+
+  /** Queues runs of several connections, then starts them in priority order. */
+  private enqueueAll(
+    connections: PullConnection[],
+    kind: RunKind,
+    reason: string,
+    boost = 0,
+  ): Promise<RunReport[]> {
+    const runs = connections.map((c) =>
+      this.enqueue(c, kind, reason, PRIORITY[c.priority ?? 'normal'] + boost, false),
+    );
+    this.pump();
+    return Promise.all(runs);
   }
 
   /**
    * Queues a run; a run of the same connection and kind already waiting is joined (and moved up to the
    * higher priority) rather than queued twice.
    */
-  enqueue(connection: PullConnection, kind: RunKind, reason: string, priority?: number): Promise<RunReport> {
+  enqueue(
+    connection: PullConnection,
+    kind: RunKind,
+    reason: string,
+    priority?: number,
+    start = true,
+  ): Promise<RunReport> {
     const p = priority ?? PRIORITY[connection.priority ?? 'normal'];
     if (this.stopped) {
       return Promise.resolve(
@@ -256,7 +289,7 @@ export class PullConnector implements Connector {
       }
       this.queue.push({ connection, kind, priority: p, order: this.order++, reason, waiters: [resolve] });
       this.sortQueue();
-      this.pump();
+      if (start) this.pump();
     });
   }
 

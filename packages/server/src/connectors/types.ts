@@ -5,7 +5,7 @@
  * (registered with `startServer(config, { connectors, connectorKinds })`) gets the same REST status,
  * metrics and routes.
  */
-import type { Mutation, MutationResult, NewDomainEvent, SyncRecord } from '@syncbridge/protocol';
+import type { LogEvent, Mutation, MutationResult, NewDomainEvent, SyncRecord } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { PublishResult } from '../store/log-writer.ts';
 
@@ -136,6 +136,11 @@ export interface Connector {
   /** Numbers worth graphing (counters and gauges), exported as `syncbridge_connector_metric`. */
   metrics?(): Record<string, number>;
   trigger?(request: TriggerRequest): Promise<TriggerResult>;
+  /**
+   * Hears each event of its tenant's log committed on this node (record changes and domain events,
+   * such as an inbound provider webhook's), after the commit.
+   */
+  onEvent?(event: LogEvent): void;
   readonly feed?: FeedControl;
 }
 
