@@ -89,6 +89,7 @@ export async function createConnectorSystem(deps: {
     logger: deps.logger,
     kinds: deps.kinds,
     instances: deps.instances,
+    allowPrivate: deps.config.webhookAllowPrivate,
   });
   const system = manager;
   const writer = ticks;

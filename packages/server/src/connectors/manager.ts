@@ -9,6 +9,7 @@ import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
+import { AddressPolicy } from '../webhooks/ssrf.ts';
 import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
 import { assertValidSpec, type ConnectorsSettings, type PullOptions, type WsFeedOptions } from './config.ts';
 import { FeedSubscriptions } from './feed-subscriptions.ts';
@@ -66,6 +67,11 @@ export interface ConnectorManagerDeps {
   kinds?: Record<string, ConnectorFactory>;
   /** Connectors built in code (StartOptions.connectors). */
   instances?: Connector[];
+  /**
+   * Private addresses REST-defined connectors may reach (the webhooks' allow-list): other loopback,
+   * private and link-local addresses are refused, as for outbound webhooks.
+   */
+  allowPrivate?: readonly string[];
 }
 
 const LIST_PAGE = 1000;
@@ -90,6 +96,7 @@ export class ConnectorManager {
   private readonly entries = new Map<string, Entry>();
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly kinds: Record<string, ConnectorFactory>;
+  private readonly addresses: AddressPolicy;
   private closed = false;
 
   constructor(private readonly deps: ConnectorManagerDeps) {
@@ -102,6 +109,7 @@ export class ConnectorManager {
       },
       ...deps.kinds,
     };
+    this.addresses = new AddressPolicy(deps.allowPrivate ?? []);
     deps.writer.onCommit((tenant, events) => {
       for (const entry of this.entries.values()) {
         const { connector } = entry;
@@ -351,11 +359,31 @@ export class ConnectorManager {
     return full;
   }
 
+  /** The upstream addresses of a REST-defined built-in connector must pass the SSRF policy. */
+  private async checkAddresses(spec: ConnectorSpec): Promise<void> {
+    const urls: string[] = [];
+    if (spec.kind === 'ws-feed' && typeof spec.url === 'string') urls.push(spec.url.replace(/^ws/, 'http'));
+    const http = spec.http as { baseUrl?: unknown } | undefined;
+    if (spec.kind === 'pull' && typeof http?.baseUrl === 'string') urls.push(http.baseUrl);
+    for (const url of urls) {
+      try {
+        await this.addresses.checkUrl(url);
+      } catch (err) {
+        if (!(err instanceof SyncError)) throw err;
+        throw new SyncError(
+          'BAD_REQUEST',
+          err.message.replace('webhooks may not target it', 'connectors may not reach it'),
+        );
+      }
+    }
+  }
+
   /** Defines and starts a connector (REST); it is stored and comes back after a restart. */
   async create(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
     const name = String(spec.name ?? '');
     if (this.entries.has(this.key(tenant, name))) throw new SyncError('CONFLICT', `connector ${name} exists`);
     const full = this.checkSpec(tenant, name, spec);
+    await this.checkAddresses(full);
     await this.deps.store.putConnector(tenant, name, full);
     const entry = this.add(this.build(full), full, 'api');
     await this.launch(entry);
@@ -376,6 +404,7 @@ export class ConnectorManager {
     const entry = this.entry(tenant, name);
     this.mutable(entry);
     const full = this.checkSpec(tenant, name, spec);
+    await this.checkAddresses(full);
     const next = this.build(full);
     await this.stopEntry(entry);
     await this.deps.store.putConnector(tenant, name, full);

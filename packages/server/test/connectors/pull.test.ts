@@ -389,10 +389,22 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
     ]);
   });
 
-  it('defines, changes and removes connectors over REST; config-file ones are read-only', async () => {
+  it('defines, changes and removes connectors over REST (private addresses refused unless allowed); config-file ones are read-only', async () => {
     provider = await startSimulatedProvider({ apiKey: API_KEY });
     seed();
     await start(bank());
+    const local = providerPullSpec({
+      name: 'local',
+      tenant: 'acme',
+      baseUrl: provider.url,
+      apiKey: API_KEY,
+      connections: [],
+    });
+    const refused = await admin('POST', '/v1/connectors', local);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toMatch(/loopback/);
+    await srv.close();
+    await start(bank(), { webhookAllowPrivate: ['127.0.0.1/32'] });
     const spec = providerPullSpec({
       name: 'bank2',
       tenant: 'acme',
@@ -422,7 +434,7 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
     // Kept across a restart, then removed.
     const storage = srv.storage;
     await srv.close({ keepData: true });
-    await start(bank(), {}, storage);
+    await start(bank(), { webhookAllowPrivate: ['127.0.0.1/32'] }, storage);
     expect((await status('bank2')).enabled).toBe(false);
     expect((await admin('DELETE', '/v1/connectors/bank')).status).toBe(403);
     expect((await admin('DELETE', '/v1/connectors/bank2')).status).toBe(204);
