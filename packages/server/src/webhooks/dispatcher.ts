@@ -189,7 +189,10 @@ export class WebhookDispatcher {
       return;
     }
     this.running = true;
-    setImmediate(() => void this.loop());
+    // While other sends are still running, wait a moment so that the step records several of them
+    // in one transaction instead of one transaction each.
+    if (this.sends.size > 0 && this.results.length < 8) setTimeout(() => void this.loop(), 2);
+    else setImmediate(() => void this.loop());
   }
 
   private takeTokens(e: WebhookEndpoint, s: EndpointState, wanted: number, now: number): number {
@@ -213,6 +216,11 @@ export class WebhookDispatcher {
       const e = this.o.registry.get(tenant, id);
       if (e?.status !== 'active') {
         s.hot = false;
+        if (!e && s.inFlight === 0) {
+          // Deleted: forget it.
+          if (s.timer) clearTimeout(s.timer);
+          this.states.delete(k);
+        }
         continue;
       }
       const ordered = e.delivery === 'ordered';

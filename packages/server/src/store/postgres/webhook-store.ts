@@ -243,7 +243,7 @@ export class PostgresWebhookStore implements WebhookStore {
           // (SKIP LOCKED) while another node holds the head would break the order.
           rows = await q<DeliveryDbRow>(
             `WITH head AS (SELECT id, next_attempt_at FROM webhook_deliveries
-               WHERE tenant = $3 AND webhook_id = $4 AND status = 'pending' ORDER BY seq, id LIMIT 1)
+               WHERE tenant = $3 AND webhook_id = $4 AND status = 'pending' ORDER BY seq LIMIT 1)
              UPDATE webhook_deliveries d SET locked_until = $1, locked_by = $2, attempts = d.attempts + 1
              FROM head WHERE d.id = head.id AND head.next_attempt_at <= $5 AND d.status = 'pending'
                AND (d.locked_until IS NULL OR d.locked_until <= $5)
@@ -256,7 +256,7 @@ export class PostgresWebhookStore implements WebhookStore {
              WHERE d.id IN (SELECT id FROM webhook_deliveries
                WHERE tenant = $3 AND webhook_id = $4 AND status = 'pending' AND next_attempt_at <= $5
                  AND (locked_until IS NULL OR locked_until <= $5)
-               ORDER BY seq, id LIMIT $6 FOR UPDATE SKIP LOCKED)
+               ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED)
              RETURNING ${prefixed('d')}`,
             [input.leaseUntil, input.node, c.tenant, c.webhookId, now, c.limit],
           );

@@ -101,7 +101,7 @@ export class SqliteWebhookStore implements WebhookStore {
       ),
       head: w.prepare<[string, string], DeliveryDbRow>(
         `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
-         WHERE tenant = ? AND webhook_id = ? AND status = 'pending' ORDER BY seq, id LIMIT 1`,
+         WHERE tenant = ? AND webhook_id = ? AND status = 'pending' ORDER BY seq LIMIT 1`,
       ),
       claimOne: w.prepare<[number, string, string, number], DeliveryDbRow>(
         `UPDATE webhook_deliveries SET locked_until = ?, locked_by = ?, attempts = attempts + 1
@@ -113,7 +113,7 @@ export class SqliteWebhookStore implements WebhookStore {
          WHERE id IN (SELECT id FROM webhook_deliveries
            WHERE tenant = ? AND webhook_id = ? AND status = 'pending' AND next_attempt_at <= ?
              AND (locked_until IS NULL OR locked_until <= ?)
-           ORDER BY seq, id LIMIT ?)
+           ORDER BY seq LIMIT ?)
          RETURNING ${DELIVERY_COLUMNS}`,
       ),
       endpoints: r.prepare<[], EndpointRow>(
