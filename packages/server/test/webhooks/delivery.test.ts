@@ -116,6 +116,14 @@ describe.each(kinds)('outbound webhooks (%s)', (kind: StoreKind) => {
       await publish(api, 'ping', { n: 1 });
       const [req] = await r.waitFor(1);
       expect(verifySignatures(req!, hook.secret)).toMatchObject({ type: 'ping', data: { n: 1 } });
+      // A bare rotate generates the next secret; it is shown once, then masked.
+      const rotated = await api.post(`/v1/webhooks/${hook.id}/rotate-secret`);
+      expect(rotated.status, rotated.text).toBe(200);
+      expect(rotated.body.secret).toMatch(/^whsec_/);
+      expect(rotated.body.secret).not.toBe(hook.secret);
+      expect((await api.get(`/v1/webhooks/${hook.id}`)).body.secret).toBe(
+        `whsec_…${rotated.body.secret.slice(-4)}`,
+      );
     } finally {
       await r.close();
     }

@@ -68,6 +68,10 @@ export const syncRoutes =
     app.post(
       '/v1/sync/trigger',
       {
+        // A bare POST (no body) triggers every platform.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
         schema: {
           tags: ['sync'],
           summary: 'Retry now: every pending delivery (of a platform or an endpoint) becomes due at once',

@@ -129,6 +129,10 @@ export const webhookRoutes =
     app.post(
       '/v1/webhooks/:id/rotate-secret',
       {
+        // A bare POST (no body) rotates to a generated secret.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
         schema: {
           tags: ['webhooks'],
           summary: 'New signing secret; the previous one keeps signing too during the overlap',
