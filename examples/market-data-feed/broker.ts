@@ -39,6 +39,8 @@ export interface SimulatedBroker {
   drop(): void;
   /** While true, new connections are refused with HTTP 503. */
   refuse(on: boolean): void;
+  /** While true, the broker stalls: it answers nothing (no pong, no ack) and reads client messages later. */
+  mute(on: boolean): void;
   /** Sends a random walk of prices every `intervalMs`; returns a function that stops it. */
   stream(intervalMs: number): () => void;
   /** Connections accepted since start. */
@@ -48,6 +50,8 @@ export interface SimulatedBroker {
 
 export async function startSimulatedBroker(options: BrokerOptions = {}): Promise<SimulatedBroker> {
   let refusing = false;
+  let muted = false;
+  const stalled: Array<() => void> = [];
   const subs = new Map<WebSocket, Set<string>>();
   const received: SimulatedBroker['received'] = [];
   const prices = new Map<string, number>();
@@ -70,7 +74,12 @@ export async function startSimulatedBroker(options: BrokerOptions = {}): Promise
     accepted += 1;
     const mine = new Set<string>();
     subs.set(ws, mine);
-    ws.on('message', (data) => {
+    // WebSocket pings are answered by the library; a muted broker must not answer those either.
+    const pong = ws.pong.bind(ws);
+    ws.pong = (...args: Parameters<typeof ws.pong>) => {
+      if (!muted) pong(...args);
+    };
+    const handle = (data: Buffer) => {
       let msg: { action?: string; symbols?: unknown };
       try {
         msg = JSON.parse(data.toString()) as typeof msg;
@@ -86,6 +95,10 @@ export async function startSimulatedBroker(options: BrokerOptions = {}): Promise
       if (msg.action === 'subscribe' || msg.action === 'unsubscribe') {
         ws.send(JSON.stringify({ type: 'ack', action: msg.action, symbols }));
       }
+    };
+    ws.on('message', (data: Buffer) => {
+      if (muted) stalled.push(() => handle(data));
+      else handle(data);
     });
     ws.on('close', () => subs.delete(ws));
     ws.on('error', () => undefined);
@@ -151,6 +164,10 @@ export async function startSimulatedBroker(options: BrokerOptions = {}): Promise
     },
     refuse: (on) => {
       refusing = on;
+    },
+    mute: (on) => {
+      muted = on;
+      if (!on) for (const fn of stalled.splice(0)) fn();
     },
     stream: (intervalMs) => {
       const timer = setInterval(() => {

@@ -213,7 +213,11 @@ export class WsFeedConnector implements Connector {
     if (!ctx) return;
     this.lastMessageAt = Date.now();
     this.counts.messages += 1;
-    if (this.connectedAt !== null && this.backoff.attempts > 0) this.backoff.reset();
+    if (this.connectedAt !== null && this.backoff.attempts > 0) {
+      // The first message of a new connection: it works, so the next outage starts from the first delay.
+      this.backoff.reset();
+      this.lastError = null;
+    }
     let message: unknown;
     try {
       message = JSON.parse(isBinary ? data.toString('utf8') : data.toString());

@@ -33,7 +33,12 @@ describe.each(kinds)('upstream WebSocket feed (%s)', (kind: StoreKind) => {
           tickFlushRows: 10_000,
           // Above what a screen reading as fast as it can (in this same process) ever has waiting.
           conflateAboveBytes: 2 * 1024 * 1024,
-          instances: [brokerFeedSpec({ name: 'nse', tenant: 'acme', url: broker.url, token: TOKEN })],
+          instances: [
+            {
+              ...brokerFeedSpec({ name: 'nse', tenant: 'acme', url: broker.url, token: TOKEN }),
+              heartbeat: { intervalMs: 100, timeoutMs: 600, message: { action: 'ping' } },
+            } as { name: string; tenant: string; kind: string },
+          ],
         },
       },
       storage,
@@ -190,6 +195,33 @@ describe.each(kinds)('upstream WebSocket feed (%s)', (kind: StoreKind) => {
       'syncbridge_feed_reconnects_total{tenant="acme",connector="nse"}',
     );
     expect(reconnects).toBeGreaterThanOrEqual(reconnectsBefore + 2);
+    expect((await admin('DELETE', `/v1/connectors/nse/subscriptions/${sub.body.id}`)).status).toBe(204);
+  });
+
+  it('reconnects when the broker goes silent past the heartbeat timeout', async () => {
+    const sub = await admin('POST', '/v1/connectors/nse/subscriptions', { symbols: ['SBIN'] });
+    await broker.waitForSubscribed(['SBIN']);
+    await waitFor(status, (s) => s.state === 'running', 'the feed');
+    const pings = broker.received.filter((m) => m.action === 'ping').length;
+    await waitFor(
+      () => broker.received.filter((m) => m.action === 'ping').length,
+      (n) => n > pings,
+      'a heartbeat',
+    );
+    const before = broker.accepted;
+    const reconnects = (await status()).metrics.reconnects_total;
+    broker.mute(true);
+    await broker.waitForConnections(before + 1);
+    const silent = await waitFor(status, (s) => s.metrics.reconnects_total > reconnects, 'the timeout');
+    expect(silent.lastError).toMatch(/no message or pong from upstream for \d+ ms/);
+    broker.mute(false);
+    await broker.waitForConnections(before + 1);
+    await broker.waitForSubscribed(['SBIN']);
+    await waitFor(
+      status,
+      (s) => s.state === 'running' && s.details.connected === true,
+      'the feed to run again',
+    );
     expect((await admin('DELETE', `/v1/connectors/nse/subscriptions/${sub.body.id}`)).status).toBe(204);
   });
 
