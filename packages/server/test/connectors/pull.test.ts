@@ -257,6 +257,18 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
     expect(
       await metricValue(srv.url, srv.adminKey, 'syncbridge_connector_stale{tenant="acme",connector="bank"}'),
     ).toBe(1);
+    const sync = await rest(srv.url, 'GET', '/v1/sync/health', { token: await srv.token('acme', 'ops') });
+    expect(sync.body.connectors).toEqual([
+      {
+        name: 'bank',
+        kind: 'pull',
+        state: 'running',
+        lastSuccessAt: null,
+        lastError: null,
+        stalenessMs: expect.any(Number),
+        stale: true,
+      },
+    ]);
 
     const [run] = await trigger({ connection: 'c1' });
     expect(run.status).toBe('ok');

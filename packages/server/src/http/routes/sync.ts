@@ -4,6 +4,7 @@
  * platform's own token (`platform` claim) about that platform.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import {
   ErrorResponse,
   PendingQuery,
@@ -19,6 +20,17 @@ import { SyncError } from '../../core/errors.ts';
 import type { HttpContext } from '../context.ts';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse };
+
+/** Each connector's freshness beside the platforms' delivery health (details in GET /v1/connectors). */
+const ConnectorHealth = Type.Object({
+  name: Type.String(),
+  kind: Type.String(),
+  state: Type.String(),
+  lastSuccessAt: Type.Union([Type.String(), Type.Null()]),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  stalenessMs: Type.Union([Type.Number(), Type.Null()]),
+  stale: Type.Boolean(),
+});
 
 /** The platform a caller may act on: any (admins), or its own. */
 function scope(principal: Principal, platform: string | undefined): string | undefined {
@@ -39,12 +51,27 @@ export const syncRoutes =
         schema: {
           tags: ['sync'],
           summary: 'Per platform: pending, failed and in-flight deliveries, lag p50/p95/max, last success',
-          response: { 200: SyncHealthResponse, ...errors },
+          response: {
+            200: Type.Composite([
+              SyncHealthResponse,
+              Type.Object({ connectors: Type.Array(ConnectorHealth) }),
+            ]),
+            ...errors,
+          },
         },
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        return { health: await health.health(principal.tenant) };
+        const connectors = ctx.connectors.list(principal.tenant).map((c) => ({
+          name: c.name,
+          kind: c.kind,
+          state: c.state,
+          lastSuccessAt: c.lastSuccessAt,
+          lastError: c.lastError,
+          stalenessMs: c.stalenessMs,
+          stale: c.stale,
+        }));
+        return { health: await health.health(principal.tenant), connectors };
       },
     );
 
