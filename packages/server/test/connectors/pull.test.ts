@@ -158,6 +158,25 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
     expect(provider.requests.at(-1)).toMatchObject({ connection: 'c1', cursor });
   });
 
+  it('pulls on its cron schedule', async () => {
+    provider = await startSimulatedProvider({ apiKey: API_KEY });
+    seed();
+    await start(bank({ schedule: '* * * * * *' }));
+    expect((await status()).details.nextRunAt).toEqual(expect.any(String));
+    const run = await waitFor(
+      status,
+      (s) => s.details.connections[0].lastRun !== null,
+      'a scheduled run',
+      3000,
+    );
+    expect(run.details.connections[0].lastRun).toMatchObject({
+      reason: 'schedule',
+      status: 'ok',
+      applied: 5,
+    });
+    expect((await records('transactions')).length).toBe(3);
+  });
+
   it('pulls critical connections first', async () => {
     provider = await startSimulatedProvider({ apiKey: API_KEY });
     provider.delayMs = 20;
