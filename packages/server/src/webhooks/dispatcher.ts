@@ -14,6 +14,7 @@
  * other nodes left, or leases that ran out). A crash loses nothing: deliveries are rows, and a leased
  * delivery whose sender died is sent again when the lease ends, or at once when its node restarts.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebhookRegistry } from './registry.ts';
 import { nextAttemptAt, parseRetryAfter } from './retry.ts';
@@ -76,7 +77,10 @@ export class WebhookDispatcher {
   private readonly abort = new AbortController();
   private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly o: DispatcherOptions) {}
+  constructor(private readonly o: DispatcherOptions) {
+    // Every send listens on the one shutdown signal.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   async start(): Promise<void> {
     // Whatever this node was sending when it stopped is not in flight any more.

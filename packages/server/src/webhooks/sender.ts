@@ -79,14 +79,14 @@ export class WebhookSender {
       const reason = this.policy.blockedReason(host);
       if (reason) return fail(`refused by SSRF protection: ${host} is ${reason}`);
     }
-    const timeout = AbortSignal.timeout(this.timeoutMs);
     try {
+      // The timeouts are the agent's (connect, headers, and each pause in the body): no timer per request.
       const res = await request(parsed, {
         method: 'POST',
         headers,
         body,
         dispatcher: this.agent,
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        ...(signal ? { signal } : {}),
       });
       let kept = '';
       let read = 0;

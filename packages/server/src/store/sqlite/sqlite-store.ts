@@ -192,6 +192,15 @@ export class SqliteStore implements Store {
       writer: w,
       reader: r,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
+      writeUnsynced: (fn) =>
+        this.exclusive(() => {
+          w.pragma('synchronous = NORMAL');
+          try {
+            return w.transaction(fn).immediate();
+          } finally {
+            w.pragma(`synchronous = ${synchronous}`);
+          }
+        }),
     });
   }
 
