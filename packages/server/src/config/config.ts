@@ -247,7 +247,10 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     );
   }
   if (problems.length === 0) problems.push(...webhookConfigProblems(merged as ServerConfig));
-  if (problems.length === 0) problems.push(...connectorConfigProblems((merged as ServerConfig).connectors));
+  if (problems.length === 0) {
+    const { connectors, maxBufferedBytes } = merged as ServerConfig;
+    problems.push(...connectorConfigProblems(connectors, maxBufferedBytes));
+  }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return merged as ServerConfig;
 }

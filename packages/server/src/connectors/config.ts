@@ -313,10 +313,22 @@ export function assertValidSpec(spec: ConnectorSpec): void {
   if (problems.length > 0) throw new ConnectorSpecError(problems);
 }
 
-/** The config file's connector problems, for loadConfig: bad options, names given twice. */
-export function connectorConfigProblems(section: ConnectorsSection | undefined): string[] {
+/**
+ * The config file's connector problems, for loadConfig: bad options, names given twice, a conflation
+ * threshold the slow-consumer limit would cut off first.
+ */
+export function connectorConfigProblems(
+  section: ConnectorsSection | undefined,
+  maxBufferedBytes: number,
+): string[] {
   const instances = (section?.instances ?? []) as ConnectorSpec[];
   const problems: string[] = [];
+  const conflate = connectorsSettings(section).conflateAboveBytes;
+  if (conflate >= maxBufferedBytes) {
+    problems.push(
+      `connectors.conflateAboveBytes (${conflate}) must be below maxBufferedBytes (${maxBufferedBytes}): a subscriber is disconnected as a slow consumer past the latter`,
+    );
+  }
   const seen = new Set<string>();
   instances.forEach((spec, i) => {
     const key = `${spec.tenant}/${spec.name}`;

@@ -5,6 +5,7 @@
  * fails to start is shown as failed without taking the server down.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.ts';
 import {
   type Connector,
   type ConnectorContext,
@@ -183,5 +184,45 @@ describe.each(kinds)('connector API (%s)', (kind: StoreKind) => {
       (await rest(srv.url, 'GET', '/v1/connectors/fives', { token: await srv.token('globex', 'g') })).status,
     ).toBe(404);
     expect((await admin('DELETE', '/v1/connectors/fives')).status).toBe(204);
+  });
+});
+
+describe('connector settings in the config file', () => {
+  it('refuses wrong options with a message naming each one', () => {
+    let problems: string[] = [];
+    try {
+      loadConfig({
+        env: {},
+        overrides: {
+          maxBufferedBytes: 1024 * 1024,
+          connectors: {
+            conflateAboveBytes: 2 * 1024 * 1024,
+            instances: [
+              { name: 'feed', tenant: 'acme', kind: 'ws-feed', url: 'http://not-ws' } as ConnectorSpec,
+              {
+                name: 'bank',
+                tenant: 'acme',
+                kind: 'pull',
+                schedule: 'every day',
+                http: { baseUrl: 'https://api.example', changesPath: '/c' },
+                connections: [{ id: 'a' }, { id: 'a' }],
+              } as ConnectorSpec,
+              { name: 'bank', tenant: 'acme', kind: 'custom' } as ConnectorSpec,
+            ],
+          },
+        },
+      });
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      problems = (err as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      'connectors.conflateAboveBytes (2097152) must be below maxBufferedBytes (1048576): a subscriber is disconnected as a slow consumer past the latter',
+      'connectors.instances[0]/subscribeMessage: Expected required property',
+      `connectors.instances[0]/url: Expected string to match '^wss?://' (got "http://not-ws")`,
+      expect.stringMatching(/^connectors\.instances\[1\]\/schedule: not a cron expression: /),
+      'connectors.instances[1]/connections: connection a is listed twice',
+      'connectors.instances[2]: connector bank of tenant acme is defined twice',
+    ]);
   });
 });
