@@ -10,6 +10,7 @@
  * `types[<provider type>]`, else `eventType`, else the provider type itself (read from `typeField`,
  * default `type`), and the payload is the body (or its `payloadField`).
  */
+import { createHash } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import type { NewDomainEvent } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
@@ -158,11 +159,12 @@ export class InboundReceiver {
       via: 'tenant_key',
       ...(cfg.platform ? { platform: cfg.platform } : {}),
     };
-    const event: NewDomainEvent = {
-      type: mapped.type,
-      payload: mapped.payload,
-      idempotencyKey: `inbound:${source}:${providerId}`,
-    };
+    // Idempotency keys hold at most 200 characters: a long source name and id are hashed together.
+    let idempotencyKey = `inbound:${source}:${providerId}`;
+    if (idempotencyKey.length > 200) {
+      idempotencyKey = `inbound:${createHash('sha256').update(`${source}\u0000${providerId}`).digest('hex')}`;
+    }
+    const event: NewDomainEvent = { type: mapped.type, payload: mapped.payload, idempotencyKey };
     if (cfg.platform) event.source = cfg.platform;
     if (mapped.target) event.target = mapped.target;
     if (mapped.priority !== undefined) event.priority = mapped.priority;
