@@ -71,6 +71,7 @@ interface WindowResult {
   deliveries: number;
   seconds: number;
   serverMicros: number;
+  serverSystemMicros: number;
   loadgenMicros: number;
 }
 
@@ -202,6 +203,7 @@ async function runWindow(system: FanoutSystem, seconds: number, inFlight: number
     deliveries,
     seconds: used.seconds,
     serverMicros: used.serverMicros,
+    serverSystemMicros: used.serverSystemMicros,
     loadgenMicros: used.loadgenMicros,
   };
 }
@@ -266,6 +268,7 @@ export async function main(): Promise<void> {
       summary: summarize(runs.map(rate)),
       details: {
         'server CPU µs/delivery': median(runs.map(perDelivery)),
+        'of which kernel µs/delivery': median(runs.map((r) => r.serverSystemMicros / r.deliveries)),
         'server CPU %': median(runs.map((r) => r.serverMicros / r.seconds / 1e4)),
         'load generator CPU %': median(runs.map((r) => r.loadgenMicros / r.seconds / 1e4)),
         'frame bytes': s.frameBytes,

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { mapLimit, openSocket, sourceAddress, syncbridgeUrl, terminateAll } from './lib/clients.ts';
+import { fsyncLatency } from './lib/disk.ts';
 import { runMain, sleep } from './lib/lifecycle.ts';
 import { benchOptions, COMMON_FLAGS, numberFlag } from './lib/options.ts';
 import { CpuWindow, loadAverage1m } from './lib/proc.ts';
@@ -72,6 +73,10 @@ async function measure(
   synchronous: Synchronous,
 ) {
   const server = await startSyncbridge({ store, synchronous });
+  const disk = fsyncLatency();
+  process.stdout.write(
+    `${server.label}: ${server.durability}; disk fdatasync p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms\n`,
+  );
   const subscribers = await mapLimit(subs, 20, async (i) => {
     const ws = await openSocket(syncbridgeUrl(server.wsUrl, await server.token(`subscriber-${i}`)), {
       localAddress: sourceAddress(i),
@@ -208,6 +213,8 @@ async function measure(
     'writes/s offered': median(windows.map((w) => w.offeredRate)),
     'server CPU %': median(windows.map((w) => w.serverCpuPct)),
     'load generator CPU %': median(windows.map((w) => w.loadgenCpuPct)),
+    'disk fdatasync p50 ms': disk.p50,
+    'disk fdatasync p99 ms': disk.p99,
   };
   const name = (p: string) => `write-to-receive ${p}, ${formatNumber(rate)} writes/s × ${subs} subscribers`;
   return [

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { mapLimit, RequestClient, sourceAddress, terminateAll } from './lib/clients.ts';
+import { fsyncLatency } from './lib/disk.ts';
 import { runMain, sleep } from './lib/lifecycle.ts';
 import { benchOptions, COMMON_FLAGS } from './lib/options.ts';
 import { CpuWindow, loadAverage1m } from './lib/proc.ts';
@@ -38,6 +39,7 @@ interface WindowResult {
   failed: number;
   seconds: number;
   serverMicros: number;
+  serverSystemMicros: number;
   loadgenMicros: number;
 }
 
@@ -90,6 +92,7 @@ async function runWindow(
     ...counted,
     seconds: used.seconds,
     serverMicros: used.serverMicros,
+    serverSystemMicros: used.serverSystemMicros,
     loadgenMicros: used.loadgenMicros,
   };
 }
@@ -106,7 +109,10 @@ async function measure(
     nodeFlags: profile ? cpuProfFlags(profile) : [],
   });
   const label = store === 'sqlite' ? `syncbridge/sqlite ${synchronous}` : 'syncbridge/postgres';
-  process.stdout.write(`${label}: ${server.durability}\n`);
+  const disk = fsyncLatency();
+  process.stdout.write(
+    `${label}: ${server.durability}; disk fdatasync p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms\n`,
+  );
   const maxWriters = Math.max(...WRITER_COUNTS);
   // One user per writer, as 50 clients would be (a user's message rate is limited on its own).
   const clients = await mapLimit(maxWriters, 10, async (i) =>
@@ -146,8 +152,11 @@ async function measure(
           : undefined,
       details: {
         'server CPU µs/ack': summarize(rs.map((r) => r.serverMicros / r.acked)).median,
+        'of which kernel µs/ack': summarize(rs.map((r) => r.serverSystemMicros / r.acked)).median,
         'server CPU %': summarize(rs.map((r) => r.serverMicros / r.seconds / 1e4)).median,
         'load generator CPU %': summarize(rs.map((r) => r.loadgenMicros / r.seconds / 1e4)).median,
+        'disk fdatasync p50 ms': disk.p50,
+        'disk fdatasync p99 ms': disk.p99,
         ...(failed ? { 'not applied': failed } : {}),
       },
     });

@@ -15,14 +15,18 @@ function clockTicksPerSecond(): number {
 }
 const TICKS = clockTicksPerSecond();
 
-/** CPU time the process has used so far, in µs (resolution: one clock tick, usually 10 ms). */
-export function cpuMicros(pid: number): number {
+/** User and system CPU time the process has used so far, in µs (resolution: one clock tick, 10 ms). */
+export function cpuSplitMicros(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may contain spaces; the fields after its closing parenthesis do not.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return ((utime + stime) * 1e6) / TICKS;
+  return { user: (Number(fields[11]) * 1e6) / TICKS, system: (Number(fields[12]) * 1e6) / TICKS };
+}
+
+/** CPU time (user + system) the process has used so far, in µs. */
+export function cpuMicros(pid: number): number {
+  const { user, system } = cpuSplitMicros(pid);
+  return user + system;
 }
 
 /** Resident set size in bytes (VmRSS). */
@@ -46,19 +50,25 @@ export function loadAverage1m(): number {
 
 /** A CPU meter for one window: server CPU from /proc, this process's own CPU from process.cpuUsage. */
 export class CpuWindow {
-  private readonly serverStart: number;
+  private readonly serverStart: { user: number; system: number };
   private readonly selfStart = process.cpuUsage();
   private readonly wallStart = performance.now();
 
   constructor(private readonly pid: number) {
-    this.serverStart = cpuMicros(pid);
+    this.serverStart = cpuSplitMicros(pid);
   }
 
-  /** Server CPU µs, load-generator CPU µs and wall-clock seconds since the window opened. */
-  read(): { serverMicros: number; loadgenMicros: number; seconds: number } {
+  /**
+   * Since the window opened: server CPU µs (and the part spent in the kernel: syscalls, TCP on
+   * loopback, writing and fsyncing files), load-generator CPU µs, and wall-clock seconds.
+   */
+  read(): { serverMicros: number; serverSystemMicros: number; loadgenMicros: number; seconds: number } {
     const self = process.cpuUsage(this.selfStart);
+    const now = cpuSplitMicros(this.pid);
+    const system = now.system - this.serverStart.system;
     return {
-      serverMicros: cpuMicros(this.pid) - this.serverStart,
+      serverMicros: now.user - this.serverStart.user + system,
+      serverSystemMicros: system,
       loadgenMicros: self.user + self.system,
       seconds: (performance.now() - this.wallStart) / 1000,
     };
