@@ -4,11 +4,24 @@
  * placeholder takes the variable's value as is (an array of symbols stays an array); elsewhere the
  * value is written into the string.
  */
+const splitPaths = new Map<string, string[]>();
+
+function parts(path: string): string[] {
+  let out = splitPaths.get(path);
+  if (!out) {
+    out = path
+      .replace(/^\$\.?/, '')
+      .split('.')
+      .filter((p) => p !== '');
+    // Paths come from configuration: a handful per connector, so the cache stays small.
+    if (splitPaths.size < 10_000) splitPaths.set(path, out);
+  }
+  return out;
+}
+
 export function getPath(value: unknown, path: string): unknown {
-  const parts = path.replace(/^\$\.?/, '').split('.');
   let cur: unknown = value;
-  for (const part of parts) {
-    if (part === '') continue;
+  for (const part of parts(path)) {
     if (cur === null || typeof cur !== 'object') return undefined;
     cur = (cur as Record<string, unknown>)[part];
   }

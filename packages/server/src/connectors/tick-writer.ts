@@ -2,11 +2,14 @@
  * Batched persistence of ticks: rows gather in memory and are written in one transaction every
  * `flushMs`, or as soon as `flushRows` are waiting, one flush at a time. When the store fails, the rows
  * stay for the next try; past `maxBufferedRows` the oldest are dropped (and counted) rather than
- * letting memory grow while the database is away.
+ * letting memory grow while the database is away. A batch refused MAX_TRIES times in a row is dropped
+ * (and counted), so one row the store cannot take never holds up every later one.
  */
 import type { Logger } from 'pino';
 import type { ConnectorStore, TickRow } from './store.ts';
 import type { Tick } from './types.ts';
+
+const MAX_TRIES = 5;
 
 export interface TickWriterOptions {
   flushMs: number;
@@ -26,6 +29,7 @@ export class TickWriter {
   dropped = 0;
   lastFlushSeconds = 0;
   lastError: string | null = null;
+  private failures = 0;
 
   constructor(
     private readonly store: ConnectorStore,
@@ -97,13 +101,21 @@ export class TickWriter {
         this.lastError = null;
         this.observe?.(this.writing.length, this.lastFlushSeconds);
         this.writing = [];
+        this.failures = 0;
       } catch (err) {
         this.lastError = (err as Error).message;
-        this.logger.warn(
-          { err, rows: this.writing.length },
-          'could not store ticks; keeping them for the next flush',
-        );
-        this.buffer = [...this.writing, ...this.buffer];
+        this.failures += 1;
+        if (this.failures >= MAX_TRIES) {
+          this.logger.error({ err, rows: this.writing.length }, `ticks refused ${MAX_TRIES} times: dropped`);
+          this.dropped += this.writing.length;
+          this.failures = 0;
+        } else {
+          this.logger.warn(
+            { err, rows: this.writing.length },
+            'could not store ticks; keeping them for the next flush',
+          );
+          this.buffer = [...this.writing, ...this.buffer];
+        }
         this.writing = [];
         return;
       }

@@ -54,7 +54,7 @@ class Ring<T> {
 
 interface SymbolState {
   tick: Tick | null;
-  /** The tick's JSON members without braces, shared by every frame that carries it. */
+  /** The tick's JSON members without braces, shared by every frame that carries it (made when needed). */
   tickBody: string | null;
   depth: Depth | null;
   depthBody: string | null;
@@ -217,18 +217,21 @@ export class TopicHub {
 
   tick(tenant: string, topicName: string, input: TickInput): Tick {
     const topic = this.topic(tenant, topicName);
-    const tick: Tick = { symbol: input.symbol, seq: ++topic.seq, ts: input.ts ?? Date.now() };
+    // Whole milliseconds: what both stores keep (PostgreSQL's bigint refuses a fraction).
+    const tick: Tick = { symbol: input.symbol, seq: ++topic.seq, ts: Math.round(input.ts ?? Date.now()) };
     if (input.price !== undefined) tick.price = input.price;
     if (input.volume !== undefined) tick.volume = input.volume;
     if (input.data !== undefined) tick.data = input.data;
-    const body = members(tick);
     const state = this.symbol(topic, tick.symbol);
     state.tick = tick;
-    state.tickBody = body;
+    state.tickBody = null;
     state.ticks += 1;
     state.history.push(tick);
     topic.published += 1;
-    this.fanOut(topic, 'tick', tick.symbol, body);
+    if (topic.subscribers.size > 0) {
+      state.tickBody = members(tick);
+      this.fanOut(topic, 'tick', tick.symbol, state.tickBody);
+    }
     return tick;
   }
 
@@ -237,7 +240,7 @@ export class TopicHub {
     const depth: Depth = {
       symbol: input.symbol,
       seq: ++topic.seq,
-      ts: input.ts ?? Date.now(),
+      ts: Math.round(input.ts ?? Date.now()),
       bids: input.bids,
       asks: input.asks,
     };
@@ -288,7 +291,7 @@ export class TopicHub {
     const depth: string[] = [];
     for (const [symbol, state] of topic.symbols) {
       if (!sub.matches(symbol)) continue;
-      if (state.tickBody) ticks.push(state.tickBody);
+      if (state.tick) ticks.push((state.tickBody ??= members(state.tick)));
       if (state.depthBody) depth.push(state.depthBody);
     }
     this.sendValues(sub, ticks, depth, { snapshot: true });

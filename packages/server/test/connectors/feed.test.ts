@@ -290,7 +290,9 @@ describe.each(kinds)('upstream WebSocket feed (%s)', (kind: StoreKind) => {
     const flushesBefore =
       (await metricValue(srv.url, srv.adminKey, 'syncbridge_tick_flush_duration_seconds_count')) ?? 0;
     const t0 = Date.parse('2030-01-01T09:15:00Z');
-    for (let i = 0; i < 40; i++) broker.tick('INFY', 1500 + i, { timestamp: t0 + i * 1000, volume: i + 1 });
+    // Sub-millisecond feed times are kept as whole milliseconds (PostgreSQL's bigint refused them).
+    for (let i = 0; i < 40; i++)
+      broker.tick('INFY', 1500 + i, { timestamp: t0 + i * 1000 + 0.4, volume: i + 1 });
     const stored = await waitFor(
       () => metricValue(srv.url, srv.adminKey, 'syncbridge_tick_buffer_rows'),
       (n) => n === 0,
