@@ -48,9 +48,16 @@ export interface ConnectorsSettings {
   instances: ConnectorSpec[];
 }
 
-export function connectorsSettings(section: ConnectorsSection | undefined): ConnectorsSettings {
+/**
+ * The effective connector settings. Unless set, the conflation threshold is 256 KiB or a quarter of
+ * `maxBufferedBytes`, whichever is lower, so conflation always starts before the slow-consumer cut-off.
+ */
+export function connectorsSettings(
+  section: ConnectorsSection | undefined,
+  maxBufferedBytes = Number.POSITIVE_INFINITY,
+): ConnectorsSettings {
   return {
-    conflateAboveBytes: section?.conflateAboveBytes ?? 256 * 1024,
+    conflateAboveBytes: section?.conflateAboveBytes ?? Math.min(256 * 1024, Math.floor(maxBufferedBytes / 4)),
     historySize: section?.historySize ?? 1000,
     tickFlushMs: section?.tickFlushMs ?? 500,
     tickFlushRows: section?.tickFlushRows ?? 5000,
@@ -323,7 +330,7 @@ export function connectorConfigProblems(
 ): string[] {
   const instances = (section?.instances ?? []) as ConnectorSpec[];
   const problems: string[] = [];
-  const conflate = connectorsSettings(section).conflateAboveBytes;
+  const conflate = connectorsSettings(section, maxBufferedBytes).conflateAboveBytes;
   if (conflate >= maxBufferedBytes) {
     problems.push(
       `connectors.conflateAboveBytes (${conflate}) must be below maxBufferedBytes (${maxBufferedBytes}): a subscriber is disconnected as a slow consumer past the latter`,

@@ -56,7 +56,7 @@ export async function createConnectorSystem(deps: {
   kinds?: Record<string, ConnectorFactory>;
   instances?: Connector[];
 }): Promise<ConnectorSystem> {
-  const settings = connectorsSettings(deps.config.connectors);
+  const settings = connectorsSettings(deps.config.connectors, deps.config.maxBufferedBytes);
   const store = await openConnectorStore(deps.config);
   const topics = new TopicHub({
     historySize: settings.historySize,
