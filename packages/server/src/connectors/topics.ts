@@ -291,7 +291,10 @@ export class TopicHub {
     const depth: string[] = [];
     for (const [symbol, state] of topic.symbols) {
       if (!sub.matches(symbol)) continue;
-      if (state.tick) ticks.push((state.tickBody ??= members(state.tick)));
+      if (state.tick) {
+        state.tickBody ??= members(state.tick);
+        ticks.push(state.tickBody);
+      }
       if (state.depthBody) depth.push(state.depthBody);
     }
     this.sendValues(sub, ticks, depth, { snapshot: true });
