@@ -72,6 +72,7 @@ interface WindowResult {
   seconds: number;
   serverMicros: number;
   serverSystemMicros: number;
+  serverWaitMicros: number;
   loadgenMicros: number;
 }
 
@@ -204,6 +205,7 @@ async function runWindow(system: FanoutSystem, seconds: number, inFlight: number
     seconds: used.seconds,
     serverMicros: used.serverMicros,
     serverSystemMicros: used.serverSystemMicros,
+    serverWaitMicros: used.serverRunQueueWaitMicros,
     loadgenMicros: used.loadgenMicros,
   };
 }
@@ -270,6 +272,7 @@ export async function main(): Promise<void> {
         'server CPU µs/delivery': median(runs.map(perDelivery)),
         'of which kernel µs/delivery': median(runs.map((r) => r.serverSystemMicros / r.deliveries)),
         'server CPU %': median(runs.map((r) => r.serverMicros / r.seconds / 1e4)),
+        'server run-queue wait %': median(runs.map((r) => r.serverWaitMicros / r.seconds / 1e4)),
         'load generator CPU %': median(runs.map((r) => r.loadgenMicros / r.seconds / 1e4)),
         'frame bytes': s.frameBytes,
       },

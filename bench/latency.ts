@@ -42,6 +42,7 @@ interface WindowResult {
   received: number;
   offeredRate: number;
   serverCpuPct: number;
+  serverWaitPct: number;
   loadgenCpuPct: number;
 }
 
@@ -190,13 +191,15 @@ async function measure(
       received,
       offeredRate: sent / used.seconds,
       serverCpuPct: used.serverMicros / used.seconds / 1e4,
+      serverWaitPct: used.serverRunQueueWaitMicros / used.seconds / 1e4,
       loadgenCpuPct: used.loadgenMicros / used.seconds / 1e4,
     };
     windows.push(w);
     progress(
       `rep ${rep}: p50 ${w.p50.toFixed(2)} ms, p99 ${w.p99.toFixed(2)} ms, p99.9 ${w.p999.toFixed(2)} ms, max ${w.max.toFixed(1)} ms; ` +
         `ack p50 ${w.ackP50.toFixed(2)} ms; ${formatNumber(w.offeredRate)} writes/s, ${w.received}/${w.expected} delivered; ` +
-        `server ${formatNumber(w.serverCpuPct)}% / load generator ${formatNumber(w.loadgenCpuPct)}% of a core`,
+        `server ${formatNumber(w.serverCpuPct)}% / load generator ${formatNumber(w.loadgenCpuPct)}% of a core, ` +
+        `server waited for a CPU ${formatNumber(w.serverWaitPct)}% of the time`,
     );
   }
   terminateAll([writer, ...subscribers]);
@@ -212,6 +215,7 @@ async function measure(
     'ack p99 ms': median(windows.map((w) => w.ackP99)),
     'writes/s offered': median(windows.map((w) => w.offeredRate)),
     'server CPU %': median(windows.map((w) => w.serverCpuPct)),
+    'server run-queue wait %': median(windows.map((w) => w.serverWaitPct)),
     'load generator CPU %': median(windows.map((w) => w.loadgenCpuPct)),
     'disk fdatasync p50 ms': disk.p50,
     'disk fdatasync p99 ms': disk.p99,

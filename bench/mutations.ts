@@ -40,6 +40,7 @@ interface WindowResult {
   seconds: number;
   serverMicros: number;
   serverSystemMicros: number;
+  serverWaitMicros: number;
   loadgenMicros: number;
 }
 
@@ -93,6 +94,7 @@ async function runWindow(
     seconds: used.seconds,
     serverMicros: used.serverMicros,
     serverSystemMicros: used.serverSystemMicros,
+    serverWaitMicros: used.serverRunQueueWaitMicros,
     loadgenMicros: used.loadgenMicros,
   };
 }
@@ -154,6 +156,7 @@ async function measure(
         'server CPU µs/ack': summarize(rs.map((r) => r.serverMicros / r.acked)).median,
         'of which kernel µs/ack': summarize(rs.map((r) => r.serverSystemMicros / r.acked)).median,
         'server CPU %': summarize(rs.map((r) => r.serverMicros / r.seconds / 1e4)).median,
+        'server run-queue wait %': summarize(rs.map((r) => r.serverWaitMicros / r.seconds / 1e4)).median,
         'load generator CPU %': summarize(rs.map((r) => r.loadgenMicros / r.seconds / 1e4)).median,
         'disk fdatasync p50 ms': disk.p50,
         'disk fdatasync p99 ms': disk.p99,

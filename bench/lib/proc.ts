@@ -29,6 +29,15 @@ export function cpuMicros(pid: number): number {
   return user + system;
 }
 
+/**
+ * How long the process's main thread (its event loop) has waited, runnable, for a CPU so far, in µs
+ * (/proc/<pid>/schedstat). On a shared machine this is the time other work took from the server.
+ */
+export function runQueueWaitMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ');
+  return Number(fields[1]) / 1000;
+}
+
 /** Resident set size in bytes (VmRSS). */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -51,24 +60,34 @@ export function loadAverage1m(): number {
 /** A CPU meter for one window: server CPU from /proc, this process's own CPU from process.cpuUsage. */
 export class CpuWindow {
   private readonly serverStart: { user: number; system: number };
+  private readonly waitStart: number;
   private readonly selfStart = process.cpuUsage();
   private readonly wallStart = performance.now();
 
   constructor(private readonly pid: number) {
     this.serverStart = cpuSplitMicros(pid);
+    this.waitStart = runQueueWaitMicros(pid);
   }
 
   /**
    * Since the window opened: server CPU µs (and the part spent in the kernel: syscalls, TCP on
-   * loopback, writing and fsyncing files), load-generator CPU µs, and wall-clock seconds.
+   * loopback, writing and fsyncing files), how long the server's event loop waited for a CPU while
+   * runnable, load-generator CPU µs, and wall-clock seconds.
    */
-  read(): { serverMicros: number; serverSystemMicros: number; loadgenMicros: number; seconds: number } {
+  read(): {
+    serverMicros: number;
+    serverSystemMicros: number;
+    serverRunQueueWaitMicros: number;
+    loadgenMicros: number;
+    seconds: number;
+  } {
     const self = process.cpuUsage(this.selfStart);
     const now = cpuSplitMicros(this.pid);
     const system = now.system - this.serverStart.system;
     return {
       serverMicros: now.user - this.serverStart.user + system,
       serverSystemMicros: system,
+      serverRunQueueWaitMicros: runQueueWaitMicros(this.pid) - this.waitStart,
       loadgenMicros: self.user + self.system,
       seconds: (performance.now() - this.wallStart) / 1000,
     };
