@@ -15,6 +15,7 @@ import {
   Resolution,
   type SyncRecord,
 } from './model.ts';
+import type { PlatformHealth } from './webhooks.ts';
 
 /** Protocol version spoken by this package. The server answers `hello` with a higher one by its own. */
 export const PROTOCOL_VERSION = 1;
@@ -159,6 +160,11 @@ export interface PongMessage {
   rid?: Rid;
   serverTime: string;
 }
+/** Per-platform sync health, pushed to tenant admins and platform tokens on connect and on change. */
+export interface HealthMessage {
+  type: 'health';
+  platforms: PlatformHealth[];
+}
 export interface ResetMessage {
   type: 'reset';
   channel: string;
@@ -190,6 +196,7 @@ export type ServerMessage =
   | OkMessage
   | PongMessage
   | ResetMessage
+  | HealthMessage
   | ConflictMessage
   | PendingMessage
   | ErrorMessage;

@@ -27,6 +27,7 @@ import { ProjectionRunner } from './plugins/projections.ts';
 import type { Middleware, Projection } from './plugins/types.ts';
 import { ConnectionAdmission } from './realtime/admission.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
+import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
 import { LogWriter } from './store/log-writer.ts';
@@ -237,6 +238,7 @@ export async function startServer(
     metrics: { messagesIn: 0, slowConsumers: 0 },
     rateLimiter,
     admission: new ConnectionAdmission(config.rateLimits.maxConnectionsPerUser),
+    health: new HealthPush((tenant) => webhooks.health.health(tenant), logger.child({ component: 'health' })),
     topics: connectors.topics,
   });
   await webhooks.start();

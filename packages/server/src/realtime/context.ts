@@ -6,6 +6,7 @@ import type { TopicHub } from '../connectors/topics.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
+import type { HealthPush } from './health-push.ts';
 import type { FanoutHub } from './hub.ts';
 
 export interface RealtimeMetrics {
@@ -29,6 +30,8 @@ export interface RealtimeContext {
   tokens: TokenService;
   logger: Logger;
   metrics: RealtimeMetrics;
+  /** Pushes sync health to operators' connections (absent: no health messages). */
+  health?: HealthPush;
   /** Token buckets per user and tenant, shared with REST. */
   rateLimiter: RateLimiter;
   /** Counts authenticated connections per user; `admit` refuses past the per-user cap. */

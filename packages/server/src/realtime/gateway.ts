@@ -154,8 +154,12 @@ export class RealtimeGateway {
     if (this.cursorSaves.get(key) === save) this.cursorSaves.delete(key);
   }
 
+  private sweeps = 0;
+
   private async sweep(): Promise<void> {
     const now = Date.now();
+    // Health to operators every other sweep (about every 2 s): on connect, then on change.
+    if (this.ctx.health && ++this.sweeps % 2 === 0) void this.ctx.health.tick(this.connections.values());
     const { heartbeatMs, idleTimeoutMs, helloTimeoutMs } = this.ctx.config;
     for (const conn of this.connections.values()) {
       if (!conn.principal) {
