@@ -235,10 +235,10 @@ describe.each(kinds)('upstream WebSocket feed (%s)', (kind: StoreKind) => {
     const slowBefore = frames(slow).length;
     slow.ws.pause();
 
-    // 2 KiB per tick, 12,000 ticks (24 MiB): far more than the socket buffers between the server and the
+    // 2 KiB per tick, 16,000 ticks (32 MiB): far more than the socket buffers between the server and the
     // paused screen hold, so the server must conflate. Sent 20 at a time, as a feed would.
     const note = 'x'.repeat(2048);
-    const total = 12_000;
+    const total = 16_000;
     const last: Record<string, number> = {};
     for (let i = 1; i <= total; i++) {
       const symbol = symbols[i % symbols.length]!;
