@@ -206,7 +206,7 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
   it('opens the circuit after repeated failures, skips the provider, probes half-open, and closes on success', async () => {
     provider = await startSimulatedProvider({ apiKey: API_KEY });
     seed();
-    await start(bank({ circuit: { failureThreshold: 3, openMs: 400 }, retry: { initialMs: 60_000 } }));
+    await start(bank({ circuit: { failureThreshold: 3, openMs: 800 }, retry: { initialMs: 60_000 } }));
     provider.fail(503);
     for (let i = 1; i <= 3; i++) {
       const [run] = await trigger();
@@ -256,12 +256,12 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
 
   it('raises a staleness alert when a connection is older than its limit, and clears it on the next success', async () => {
     provider = await startSimulatedProvider({ apiKey: API_KEY });
-    await start(bank({ staleCheckMs: 20, connections: [{ id: 'c1', stalenessLimitMs: 300 }, { id: 'c2' }] }));
+    await start(bank({ staleCheckMs: 20, connections: [{ id: 'c1', stalenessLimitMs: 1000 }, { id: 'c2' }] }));
     const fresh = await status();
     expect(fresh.stale).toBe(false);
     const stale = await waitFor(status, (s) => s.stale === true, 'the alert', 5000);
     expect(stale.details.connections).toEqual([
-      expect.objectContaining({ id: 'c1', stale: true, stalenessLimitMs: 300 }),
+      expect.objectContaining({ id: 'c1', stale: true, stalenessLimitMs: 1000 }),
       expect.objectContaining({ id: 'c2', stale: false, stalenessLimitMs: 4 * 3600 * 1000 }),
     ]);
     const alerts = await waitFor(
@@ -271,7 +271,7 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
     );
     expect(alerts[0]).toMatchObject({
       source: 'bank',
-      payload: { connector: 'bank', connection: 'c1', lastSuccessAt: null, stalenessLimitMs: 300 },
+      payload: { connector: 'bank', connection: 'c1', lastSuccessAt: null, stalenessLimitMs: 1000 },
     });
     expect(
       await metricValue(srv.url, srv.adminKey, 'syncbridge_connector_stale{tenant="acme",connector="bank"}'),
