@@ -256,7 +256,9 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
 
   it('raises a staleness alert when a connection is older than its limit, and clears it on the next success', async () => {
     provider = await startSimulatedProvider({ apiKey: API_KEY });
-    await start(bank({ staleCheckMs: 20, connections: [{ id: 'c1', stalenessLimitMs: 1000 }, { id: 'c2' }] }));
+    await start(
+      bank({ staleCheckMs: 20, connections: [{ id: 'c1', stalenessLimitMs: 1000 }, { id: 'c2' }] }),
+    );
     const fresh = await status();
     expect(fresh.stale).toBe(false);
     const stale = await waitFor(status, (s) => s.stale === true, 'the alert', 5000);
