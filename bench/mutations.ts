@@ -5,6 +5,7 @@
  * after the group commit that holds it is durable.
  *
  *   node --import tsx bench/mutations.ts [--quick] [--store sqlite|postgres|all] [--reps 3] [--window 10]
+ *                                        [--writers 1,50] [--synchronous FULL,NORMAL] [--cpu-prof]
  *
  * On SQLite it measures synchronous=FULL (the default: an acknowledged write survives a power cut) and,
  * labelled separately, NORMAL (survives a process crash only).
@@ -30,7 +31,7 @@ import {
 import { type StoreKind, type Synchronous, startSyncbridge } from './lib/server-process.ts';
 import { summarize } from './lib/stats.ts';
 
-const WRITER_COUNTS = [1, 50];
+const DEFAULT_WRITER_COUNTS = [1, 50];
 const RECORDS_PER_WRITER = 100;
 const TARGET_50_WRITERS = 20_000;
 
@@ -103,6 +104,7 @@ async function measure(
   store: StoreKind,
   synchronous: Synchronous,
   options: ReturnType<typeof benchOptions>,
+  writerCounts: number[],
 ): Promise<Figure[]> {
   const profile = options.cpuProf ? profileDir(`mutations-${store}-${synchronous}`) : null;
   const server = await startSyncbridge({
@@ -115,15 +117,15 @@ async function measure(
   process.stdout.write(
     `${label}: ${server.durability}; disk fdatasync p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms\n`,
   );
-  const maxWriters = Math.max(...WRITER_COUNTS);
+  const maxWriters = Math.max(...writerCounts);
   // One user per writer, as 50 clients would be (a user's message rate is limited on its own).
   const clients = await mapLimit(maxWriters, 10, async (i) =>
     RequestClient.connect(server.wsUrl, await server.token(`writer-${i}`), sourceAddress(i)),
   );
   await runWindow(clients, maxWriters, options.warmupSeconds, server.pid);
-  const perCount = new Map<number, WindowResult[]>(WRITER_COUNTS.map((w) => [w, []]));
+  const perCount = new Map<number, WindowResult[]>(writerCounts.map((w) => [w, []]));
   for (let rep = 1; rep <= options.reps; rep++) {
-    for (const writers of WRITER_COUNTS) {
+    for (const writers of writerCounts) {
       const r = await runWindow(clients, writers, options.windowSeconds, server.pid);
       perCount.get(writers)!.push(r);
       progress(
@@ -139,7 +141,7 @@ async function measure(
   const profileFile = profile ? newestProfile(profile) : null;
   if (profileFile) console.log(formatProfile(summarizeProfile(profileFile)));
   const durability = store === 'sqlite' ? `synchronous=${synchronous}` : server.durability;
-  return WRITER_COUNTS.map((writers) => {
+  return writerCounts.map((writers) => {
     const rs = perCount.get(writers)!;
     const failed = rs.reduce((s, r) => s + r.failed, 0);
     return figure({
@@ -167,15 +169,24 @@ async function measure(
 }
 
 export async function main(): Promise<void> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: COMMON_FLAGS, strict: true });
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { ...COMMON_FLAGS, writers: { type: 'string' }, synchronous: { type: 'string' } },
+    strict: true,
+  });
   const options = benchOptions(values, ['sqlite', 'postgres']);
+  const writerCounts = values.writers ? values.writers.split(',').map(Number) : DEFAULT_WRITER_COUNTS;
+  if (writerCounts.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--writers 1,50');
+  const syncModes = (values.synchronous ?? 'FULL,NORMAL').toUpperCase().split(',') as Synchronous[];
+  if (syncModes.some((m) => m !== 'FULL' && m !== 'NORMAL')) throw new Error('--synchronous FULL,NORMAL');
   const load = loadAverage1m();
   process.stdout.write(`mutations: ${JSON.stringify(options)} (load average ${load.toFixed(2)})\n`);
   const configs: [StoreKind, Synchronous][] = [];
-  if (options.stores.includes('sqlite')) configs.push(['sqlite', 'FULL'], ['sqlite', 'NORMAL']);
+  if (options.stores.includes('sqlite')) for (const m of syncModes) configs.push(['sqlite', m]);
   if (options.stores.includes('postgres')) configs.push(['postgres', 'FULL']);
   const figures: Figure[] = [];
-  for (const [store, synchronous] of configs) figures.push(...(await measure(store, synchronous, options)));
+  for (const [store, synchronous] of configs)
+    figures.push(...(await measure(store, synchronous, options, writerCounts)));
   console.log('');
   printTable(figures);
   saveSection({
