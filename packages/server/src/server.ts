@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { destination, type Logger, pino } from 'pino';
 import { ApiKeys } from './auth/api-keys.ts';
+import { parseSecretsKey, SecretBox } from './auth/secret-box.ts';
 import { TokenService } from './auth/tokens.ts';
 import { ClusterView } from './bus/cluster-view.ts';
 import { MemoryBus, type MemoryBusNetwork } from './bus/memory-bus.ts';
@@ -62,15 +63,32 @@ export function resolveJwtSecret(config: ServerConfig): string {
   return secret;
 }
 
+/** The box sealing stored secrets, or null (with a warning) when no secrets key is configured. */
+export function secretBoxFor(config: ServerConfig, logger: Logger): SecretBox | null {
+  if (!config.secretsKey) {
+    logger.warn('webhook secrets are stored unencrypted: set SYNCBRIDGE_SECRETS_KEY to seal them at rest');
+    return null;
+  }
+  const keys = [config.secretsKey, ...config.secretsKeysPrevious].map((k) => parseSecretsKey(k));
+  // The config schema admits only well-formed keys.
+  return new SecretBox(keys.filter((k): k is Buffer => k !== null));
+}
+
 export async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
   let store: Store;
+  const secretBox = secretBoxFor(config, logger);
   if (config.databaseUrl) {
     const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
-    store = new PostgresStore({ connectionString: config.databaseUrl, schema: config.databaseSchema });
+    store = new PostgresStore({
+      connectionString: config.databaseUrl,
+      schema: config.databaseSchema,
+      secretBox,
+    });
   } else {
     store = new SqliteStore({
       file: join(resolve(config.dataDir), 'syncbridge.db'),
       synchronous: config.sqliteSynchronous,
+      secretBox,
     });
   }
   await store.migrate((message) => logger.info({ store: store.kind }, message));

@@ -22,6 +22,11 @@ const RateLimits = Type.Object(
   { additionalProperties: false },
 );
 
+const SECRETS_KEY_PATTERN = '^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$';
+
+/** Settings whose values are never echoed back in an error message. */
+const SECRET_SETTINGS = new Set(['jwtSecret', 'adminKey', 'secretsKey', 'secretsKeysPrevious']);
+
 export const ServerConfigSchema = Type.Object(
   {
     port: Type.Integer({ minimum: 0, maximum: 65535 }),
@@ -36,6 +41,10 @@ export const ServerConfigSchema = Type.Object(
     jwtIssuer: Type.Optional(Type.String({ minLength: 1 })),
     jwtAudience: Type.Optional(Type.String({ minLength: 1 })),
     adminKey: Type.Optional(Type.String({ minLength: 16 })),
+    /** Seals webhook secrets at rest: 32 bytes as 64 hex digits or base64 (auth/secret-box.ts). */
+    secretsKey: Type.Optional(Type.String({ pattern: SECRETS_KEY_PATTERN })),
+    /** Earlier secrets keys, still used to open values they sealed (key rotation). */
+    secretsKeysPrevious: Type.Array(Type.String({ pattern: SECRETS_KEY_PATTERN })),
     webhookAllowPrivate: Type.Array(Type.String()),
     webhookRetrySchedule: Type.String({ minLength: 1 }),
     webhookTimeoutMs: Type.Integer({ minimum: 100, maximum: 300_000 }),
@@ -100,6 +109,7 @@ export function defaultConfig(): ServerConfig {
     host: '127.0.0.1',
     dataDir: './data',
     webhookAllowPrivate: [],
+    secretsKeysPrevious: [],
     webhookRetrySchedule: 'default',
     webhookTimeoutMs: 10_000,
     webhookDisableAfterFailures: 100,
@@ -146,6 +156,8 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_JWT_ISSUER: ['jwtIssuer', 'string'],
   SYNCBRIDGE_JWT_AUDIENCE: ['jwtAudience', 'string'],
   SYNCBRIDGE_ADMIN_KEY: ['adminKey', 'string'],
+  SYNCBRIDGE_SECRETS_KEY: ['secretsKey', 'string'],
+  SYNCBRIDGE_SECRETS_KEYS_PREVIOUS: ['secretsKeysPrevious', 'list'],
   SYNCBRIDGE_WEBHOOK_ALLOW_PRIVATE: ['webhookAllowPrivate', 'list'],
   SYNCBRIDGE_WEBHOOK_RETRY_SCHEDULE: ['webhookRetrySchedule', 'string'],
   SYNCBRIDGE_WEBHOOK_TIMEOUT_MS: ['webhookTimeoutMs', 'int'],
@@ -242,8 +254,9 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     const key = error.path.split('/')[1] ?? '';
     if (!(key in ServerConfigSchema.properties)) continue;
     const where = origins[key] ?? key;
+    const got = SECRET_SETTINGS.has(key) ? 'the value is not shown' : `got ${JSON.stringify(error.value)}`;
     problems.push(
-      `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (got ${JSON.stringify(error.value)})`,
+      `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (${got})`,
     );
   }
   if (problems.length === 0) problems.push(...webhookConfigProblems(merged as ServerConfig));

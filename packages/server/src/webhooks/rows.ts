@@ -3,6 +3,7 @@
  * endpoint counter arithmetic both apply when a worker reports attempts.
  */
 import type { DeliveryAttempt, DeliveryStatus, WebhookStatus } from '@syncbridge/protocol';
+import { openJson, type SecretBox } from '../auth/secret-box.ts';
 import { parseJson } from '../store/rows.ts';
 import type { AttemptResult, DeliveryRow, WebhookEndpoint, WebhookSecretEntry } from './types.ts';
 
@@ -49,13 +50,14 @@ export function endpointConfig(e: WebhookEndpoint): EndpointConfig {
   return { name, platform, url, description, eventTypes, headers, delivery, rateLimit, maxConcurrency };
 }
 
-export function endpointFromRow(row: EndpointRow): WebhookEndpoint {
+/** An endpoint from its row; its secrets opened with `box` when they were stored sealed. */
+export function endpointFromRow(row: EndpointRow, box?: SecretBox | null): WebhookEndpoint {
   const config = parseJson(row.config) as EndpointConfig;
   return {
     tenant: row.tenant,
     id: row.id,
     ...config,
-    secrets: parseJson(row.secrets) as WebhookSecretEntry[],
+    secrets: openJson(row.secrets, box) as WebhookSecretEntry[],
     status: row.status as WebhookStatus,
     statusReason: row.status_reason,
     totalCalls: num(row.total_calls),

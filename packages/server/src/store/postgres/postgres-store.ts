@@ -18,6 +18,7 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import pg from 'pg';
+import type { SecretBox } from '../../auth/secret-box.ts';
 import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
 import type {
   ApiKeyRow,
@@ -52,6 +53,8 @@ export interface PostgresStoreOptions {
   /** PostgreSQL schema holding every table; created by `migrate` if missing. Default: the search_path. */
   schema?: string;
   poolSize?: number;
+  /** Seals webhook secrets at rest (see auth/secret-box.ts). */
+  secretBox?: SecretBox | null;
 }
 
 /** Key of the advisory lock `migrate` holds, so nodes starting at once apply each migration once. */
@@ -111,6 +114,7 @@ export class PostgresStore implements Store {
     // the next query reports the outage. Without a listener the error would crash the process.
     this.pool.on('error', () => {});
     this.webhooks = new PostgresWebhookStore({
+      secretBox: options.secretBox ?? null,
       query: (sql, params) => query(this.pool, sql, params),
       transaction: (fn) =>
         this.inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', (client) =>

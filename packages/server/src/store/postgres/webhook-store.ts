@@ -3,6 +3,7 @@
  * arrays, one statement per kind of row. Claims take `FOR UPDATE SKIP LOCKED` rows, so several nodes
  * can share the outbox without waiting on each other or sending a delivery twice while its lease holds.
  */
+import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
 import type { DeliveryAttempt } from '@syncbridge/protocol';
 import {
   type AttemptDbRow,
@@ -33,6 +34,8 @@ import type {
 export type QueryFn = <R extends object>(sql: string, params?: unknown[]) => Promise<R[]>;
 
 export interface PostgresAccess {
+  /** Seals the endpoints' secrets at rest when set. */
+  secretBox?: SecretBox | null;
   query: QueryFn;
   /** Runs fn in one READ COMMITTED transaction on one pooled connection. */
   transaction<T>(fn: (query: QueryFn) => Promise<T>): Promise<T>;
@@ -94,7 +97,7 @@ export class PostgresWebhookStore implements WebhookStore {
     const rows = await this.db.query<EndpointRow>(
       `SELECT ${ENDPOINT_COLUMNS} FROM webhooks ORDER BY tenant, created_at`,
     );
-    return rows.map(endpointFromRow);
+    return rows.map((row) => endpointFromRow(row, this.db.secretBox));
   }
 
   async listEndpoints(tenant: string): Promise<WebhookEndpoint[]> {
@@ -102,7 +105,7 @@ export class PostgresWebhookStore implements WebhookStore {
       `SELECT ${ENDPOINT_COLUMNS} FROM webhooks WHERE tenant = $1 ORDER BY created_at, id`,
       [tenant],
     );
-    return rows.map(endpointFromRow);
+    return rows.map((row) => endpointFromRow(row, this.db.secretBox));
   }
 
   async getEndpoint(tenant: string, id: string): Promise<WebhookEndpoint | null> {
@@ -110,7 +113,7 @@ export class PostgresWebhookStore implements WebhookStore {
       `SELECT ${ENDPOINT_COLUMNS} FROM webhooks WHERE tenant = $1 AND id = $2`,
       [tenant, id],
     );
-    return rows[0] ? endpointFromRow(rows[0]) : null;
+    return rows[0] ? endpointFromRow(rows[0], this.db.secretBox) : null;
   }
 
   async insertEndpoint(e: WebhookEndpoint): Promise<void> {
@@ -121,7 +124,7 @@ export class PostgresWebhookStore implements WebhookStore {
         e.tenant,
         e.id,
         JSON.stringify(endpointConfig(e)),
-        JSON.stringify(e.secrets),
+        sealJson(e.secrets, this.db.secretBox),
         e.status,
         e.statusReason,
         e.createdAt,
@@ -140,7 +143,7 @@ export class PostgresWebhookStore implements WebhookStore {
         e.tenant,
         e.id,
         JSON.stringify(endpointConfig(e)),
-        JSON.stringify(e.secrets),
+        sealJson(e.secrets, this.db.secretBox),
         e.status,
         e.statusReason,
         e.updatedAt,
@@ -194,8 +197,8 @@ export class PostgresWebhookStore implements WebhookStore {
              locked_until = NULL, locked_by = NULL, completed_at = u.completed, last_status = u.code,
              last_error = u.err, last_duration_ms = u.dur
            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::integer[], $7::text[],
-             $8::integer[]) AS u(tenant, id, status, next_at, completed, code, err, dur)
-           WHERE d.tenant = u.tenant AND d.id = u.id AND d.status = 'pending'`,
+             $8::integer[], $9::integer[]) AS u(tenant, id, status, next_at, completed, code, err, dur, attempt)
+           WHERE d.tenant = u.tenant AND d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt`,
           [
             results.map((r) => r.tenant),
             results.map((r) => r.deliveryId),
@@ -205,6 +208,9 @@ export class PostgresWebhookStore implements WebhookStore {
             results.map((r) => r.statusCode),
             results.map((r) => r.error),
             results.map((r) => r.durationMs),
+            // A late answer to an attempt whose lease ran out, after another node claimed the delivery
+            // again, is logged but must not end or unlock that newer attempt.
+            results.map((r) => r.attempt),
           ],
         );
       }

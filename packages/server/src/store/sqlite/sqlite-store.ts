@@ -17,6 +17,7 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import Database from 'better-sqlite3';
+import type { SecretBox } from '../../auth/secret-box.ts';
 import {
   EVENT_COLUMNS,
   type EventRow,
@@ -45,6 +46,8 @@ import { SqliteWebhookStore } from './webhook-store.ts';
 export interface SqliteStoreOptions {
   file: string;
   synchronous?: 'FULL' | 'NORMAL';
+  /** Seals webhook secrets at rest (see auth/secret-box.ts). */
+  secretBox?: SecretBox | null;
 }
 
 const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
@@ -189,6 +192,7 @@ export class SqliteStore implements Store {
       ),
     };
     this.webhooks = new SqliteWebhookStore({
+      secretBox: options.secretBox ?? null,
       writer: w,
       reader: r,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),

@@ -3,8 +3,10 @@
  * SqliteStore's writer queue (`write`), so they never interleave with a log transaction; reads use the
  * reader connection. `insertDeliveries` runs inside the log transaction (the outbox).
  */
+
 import type { DeliveryAttempt } from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
+import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
@@ -32,6 +34,8 @@ import type {
 } from '../../webhooks/types.ts';
 
 export interface SqliteAccess {
+  /** Seals the endpoints' secrets at rest when set. */
+  secretBox?: SecretBox | null;
   writer: Database.Database;
   reader: Database.Database;
   /** Runs fn in one IMMEDIATE transaction on the writer, in turn with every other write. */
@@ -146,16 +150,16 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async listAllEndpoints(): Promise<WebhookEndpoint[]> {
-    return this.stmts.endpoints.all().map(endpointFromRow);
+    return this.stmts.endpoints.all().map((row) => endpointFromRow(row, this.db.secretBox));
   }
 
   async listEndpoints(tenant: string): Promise<WebhookEndpoint[]> {
-    return this.stmts.tenantEndpoints.all(tenant).map(endpointFromRow);
+    return this.stmts.tenantEndpoints.all(tenant).map((row) => endpointFromRow(row, this.db.secretBox));
   }
 
   async getEndpoint(tenant: string, id: string): Promise<WebhookEndpoint | null> {
     const row = this.stmts.endpoint.get(tenant, id);
-    return row ? endpointFromRow(row) : null;
+    return row ? endpointFromRow(row, this.db.secretBox) : null;
   }
 
   async insertEndpoint(e: WebhookEndpoint): Promise<void> {
@@ -169,7 +173,7 @@ export class SqliteWebhookStore implements WebhookStore {
           e.tenant,
           e.id,
           JSON.stringify(endpointConfig(e)),
-          JSON.stringify(e.secrets),
+          sealJson(e.secrets, this.db.secretBox),
           e.status,
           e.statusReason,
           e.createdAt,
@@ -188,7 +192,7 @@ export class SqliteWebhookStore implements WebhookStore {
         )
         .run(
           JSON.stringify(endpointConfig(e)),
-          JSON.stringify(e.secrets),
+          sealJson(e.secrets, this.db.secretBox),
           e.status,
           e.statusReason,
           e.updatedAt,
