@@ -163,8 +163,10 @@ export async function startServer(
   });
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
   const middleware = options.middleware ?? [];
-  const webhooks = new WebhookSystem(config, store, logger.child({ component: 'webhooks' }));
   let metrics: MetricsRegistry | null = null;
+  const webhooks = new WebhookSystem(config, store, logger.child({ component: 'webhooks' }), {
+    attempted: (success) => metrics?.webhookAttempts.inc({ outcome: success ? 'success' : 'failure' }),
+  });
   const writer = new LogWriter({
     store,
     collections,

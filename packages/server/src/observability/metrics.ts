@@ -31,6 +31,13 @@ export class MetricsRegistry {
     registers: [this.registry],
   });
 
+  readonly webhookAttempts = new Counter({
+    name: 'syncbridge_webhook_attempts_total',
+    help: 'Outbound webhook delivery attempts made by this node, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(sources: { connections: () => number; subscriptions: () => number; deliveries: () => number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'syncbridge_process_' });
     new Gauge({

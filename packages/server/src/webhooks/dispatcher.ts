@@ -45,6 +45,8 @@ export interface DispatcherOptions {
   leaseMs: number;
   /** Called after an endpoint's status changed here (to refresh views). */
   onStatusChange?: (endpoint: WebhookEndpoint) => void;
+  /** Called once per attempt this node made, when its answer (or failure) is known (metrics). */
+  onAttempt?: (success: boolean) => void;
 }
 
 interface EndpointState {
@@ -385,6 +387,7 @@ export class WebhookDispatcher {
             : `HTTP ${outcome.status}`;
       }
     }
+    this.o.onAttempt?.(success);
     this.results.push({
       deliveryId: row.id,
       tenant: row.tenant,

@@ -29,6 +29,7 @@ export class WebhookSystem {
     private readonly config: ServerConfig,
     store: Store,
     logger: Logger,
+    observer: { attempted?: (success: boolean) => void } = {},
   ) {
     const policy = new AddressPolicy(config.webhookAllowPrivate);
     this.registry = new WebhookRegistry(store.webhooks);
@@ -44,6 +45,7 @@ export class WebhookSystem {
       disableAfter: config.webhookDisableAfterFailures,
       pollMs: config.webhookPollMs,
       leaseMs: config.webhookLeaseMs,
+      onAttempt: observer.attempted,
     });
     this.service = new WebhookService({
       store,
