@@ -36,6 +36,7 @@ import { RequestTracker } from './requests.ts';
 import { MemoryStorage } from './storage/memory.ts';
 import type { QueuedMutation, QueueStorage } from './storage/types.ts';
 import { SubscriptionManager } from './subscriptions.ts';
+import { type TopicOptions, TopicStream, topicChannel } from './topics.ts';
 import type { WebSocketConstructor } from './transport.ts';
 
 export interface SyncClientOptions {
@@ -254,6 +255,20 @@ export class SyncClient {
    */
   events<P = unknown>(type: string, filter?: EventStreamFilter): EventStream<P> {
     return new EventStream<P>(eventsChannel(type, filter), this.subscriptions);
+  }
+
+  /**
+   * A connector's high-rate feed (`topic:<name>`, e.g. market ticks), optionally for some symbols: each
+   * symbol's latest tick and depth, kept current live and refilled after every reconnect. Call
+   * `close()` on the stream to leave it.
+   * @example
+   * const prices = client.topic('prices', { symbols: ['EURUSD'] });
+   * prices.on('tick', (t) => console.log(t.symbol, t.price));
+   * await prices.whenReady();
+   * console.log(prices.latest('EURUSD')?.price);
+   */
+  topic(name: string, options?: TopicOptions): TopicStream {
+    return new TopicStream(topicChannel(name, options), this.subscriptions);
   }
 
   /**

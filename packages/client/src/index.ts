@@ -10,11 +10,14 @@
 
 export type {
   Conflict,
+  Depth,
+  DepthLevel,
   Device,
   DeviceInfo,
   DevicePending,
   MutationResult,
   SyncRecord,
+  Tick,
 } from '@syncbridge/protocol';
 export type { BackoffOptions } from './backoff.ts';
 export type { CachedRecord, ChangeSource, CollectionChange, RecordChange } from './cache.ts';
@@ -45,4 +48,5 @@ export { FileStorage } from './storage/file.ts';
 export { type IdbFactory, IndexedDbStorage, type IndexedDbStorageOptions } from './storage/indexeddb.ts';
 export { MemoryStorage } from './storage/memory.ts';
 export type { QueuedMutation, QueueStorage } from './storage/types.ts';
+export { type TopicEvents, type TopicOptions, TopicStream, topicChannel } from './topics.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport.ts';

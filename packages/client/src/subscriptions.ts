@@ -8,10 +8,13 @@
  */
 import {
   type ClientMessage,
+  type DepthMessage,
   type EventMessage,
   parseChannel,
   type ServerMessage,
   type SyncRecord,
+  type TickMessage,
+  type TicksMessage,
 } from '@syncbridge/protocol';
 import { SyncClientError } from './errors.ts';
 import type { RequestTracker } from './requests.ts';
@@ -28,6 +31,8 @@ export interface ChannelListener {
   onSnapshot?(records: SyncRecord[], info: SnapshotInfo): void;
   /** The channel is confirmed by the server (and its snapshot, if any, delivered). */
   onSynced?(): void;
+  /** A frame of a `topic:` channel (outside the log: no seq to resume from, never acknowledged). */
+  onTopic?(message: TickMessage | DepthMessage | TicksMessage): void;
 }
 
 export interface SubscriptionManagerOptions {
@@ -121,9 +126,16 @@ export class SubscriptionManager {
     await Promise.all(subs.map((sub) => this.subscribe(sub)));
   }
 
-  /** Routes an `event`, `snapshot`, `subscribed` or `reset` frame; returns false for other messages. */
+  /** Routes an `event`, `snapshot`, `subscribed`, `reset` or topic frame; returns false for other messages. */
   handle(message: ServerMessage): boolean {
     switch (message.type) {
+      case 'tick':
+      case 'depth':
+      case 'ticks': {
+        const sub = this.subs.get(message.channel);
+        if (sub) for (const listener of [...sub.listeners]) listener.onTopic?.(message);
+        return true;
+      }
       case 'event':
         this.deliverEvent(message);
         return true;
@@ -189,7 +201,9 @@ export class SubscriptionManager {
       channel: sub.channel,
     };
     const wantsSnapshot = sub.kind === 'records' && sub.lastSeq === null;
-    if (wantsSnapshot) {
+    if (sub.kind === 'topic') {
+      // A topic has no resume: every (re)join brings a fresh snapshot of the latest values.
+    } else if (wantsSnapshot) {
       message.snapshot = true;
       sub.authoritativeSnapshot = false;
     } else if (sub.lastSeq !== null) message.since = sub.lastSeq;
@@ -207,7 +221,7 @@ export class SubscriptionManager {
       return;
     }
     if (this.subs.get(sub.channel) !== sub) return;
-    if (sub.lastSeq === null && sub.kind !== 'records') {
+    if (sub.lastSeq === null && sub.kind === 'events') {
       // Live from the head: nothing at or below the cursor is ours to deliver.
       sub.lastSeq = message.since ?? sub.subscribedCursor;
     }

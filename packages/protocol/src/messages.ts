@@ -177,6 +177,45 @@ export interface ConflictMessage {
 }
 /** Sent after `welcome` to a connection that named a device: what waits for it after its cursor. */
 export type PendingMessage = { type: 'pending'; deviceId: string } & DevicePending;
+/** One value of a topic's symbol (a market tick). `seq` counts within the topic, not the tenant's log. */
+export interface Tick {
+  symbol: string;
+  /** Position in its topic: 1, 2, 3... (a conflated subscriber sees gaps). */
+  seq: number;
+  /** Milliseconds since the epoch. */
+  ts: number;
+  price?: number;
+  volume?: number;
+  /** Further fields of the feed (open, high, bid...), as the connector parsed them. */
+  data?: Record<string, unknown>;
+}
+/** One price level of an order book: [price, quantity]. */
+export type DepthLevel = [number, number];
+/** A symbol's order book depth; shares the topic's `seq` with its ticks. */
+export interface Depth {
+  symbol: string;
+  seq: number;
+  ts: number;
+  bids: DepthLevel[];
+  asks: DepthLevel[];
+}
+/** A live tick on a `topic:` channel. */
+export type TickMessage = { type: 'tick'; channel: string } & Tick;
+/** A live depth update on a `topic:` channel. */
+export type DepthMessage = { type: 'depth'; channel: string } & Depth;
+/**
+ * Latest values of several symbols at once: after `subscribed` (`snapshot: true`: each symbol's latest
+ * tick and depth, in frames of at most 500 values), and when a slow subscriber has drained
+ * (`conflated`: how many ticks were replaced by newer ones while it was behind).
+ */
+export interface TicksMessage {
+  type: 'ticks';
+  channel: string;
+  snapshot?: boolean;
+  conflated?: number;
+  ticks: Tick[];
+  depth: Depth[];
+}
 export interface ErrorMessage {
   type: 'error';
   rid?: Rid;
@@ -199,4 +238,7 @@ export type ServerMessage =
   | HealthMessage
   | ConflictMessage
   | PendingMessage
+  | TickMessage
+  | DepthMessage
+  | TicksMessage
   | ErrorMessage;

@@ -5,7 +5,16 @@
  * (registered with `startServer(config, { connectors, connectorKinds })`) gets the same REST status,
  * metrics and routes.
  */
-import type { LogEvent, Mutation, MutationResult, NewDomainEvent, SyncRecord } from '@syncbridge/protocol';
+import type {
+  Depth,
+  DepthLevel,
+  LogEvent,
+  Mutation,
+  MutationResult,
+  NewDomainEvent,
+  SyncRecord,
+  Tick,
+} from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { PublishResult } from '../store/log-writer.ts';
 
@@ -37,33 +46,14 @@ export interface TickInput {
   data?: Record<string, unknown>;
 }
 
-/** A tick as stored and sent: with the topic's sequence number and a time. */
-export interface Tick {
-  symbol: string;
-  /** Position in its topic: 1, 2, 3... (a client sees gaps when it was conflated). */
-  seq: number;
-  ts: number;
-  price?: number;
-  volume?: number;
-  data?: Record<string, unknown>;
-}
-
-/** One price level of an order book: [price, quantity]. */
-export type DepthLevel = [number, number];
+/** A tick as stored and sent, a depth update, and an order book level: the protocol's types. */
+export type { Depth, DepthLevel, Tick };
 
 export interface DepthInput {
   symbol: string;
   bids: DepthLevel[];
   asks: DepthLevel[];
   ts?: number;
-}
-
-export interface Depth {
-  symbol: string;
-  seq: number;
-  ts: number;
-  bids: DepthLevel[];
-  asks: DepthLevel[];
 }
 
 /** Publishing into `topic:<name>` channels of the connector's tenant. */
