@@ -11,7 +11,7 @@ import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchesFilter } from '../../src/core/filters.ts';
 import type { Store, TenantBatch } from '../../src/store/types.ts';
-import { recordKey } from '../../src/store/types.ts';
+import { recordKey, versionKey } from '../../src/store/types.ts';
 
 export interface StoreFixture {
   store: Store;
@@ -450,6 +450,37 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
             recordId: 'missing',
           }),
         ).toEqual([]);
+      });
+
+      it('finds the data a record had at a version, old or recent, inside a write transaction', async () => {
+        const tenant = freshTenant('versions');
+        for (let v = 1; v <= 40; v++) {
+          // Another record of the same collection changes between each version of n1.
+          await putRecords(store, tenant, [
+            rec('notes', 'n1', { text: `v${v}` }, { version: v }),
+            rec('notes', 'n2', { text: `other ${v}` }, { version: v }),
+          ]);
+        }
+        const found = await store.transaction(async (tx) => {
+          await tx.lockTenant(tenant);
+          return tx.getVersionData(tenant, [
+            { collection: 'notes', id: 'n1', version: 1 },
+            { collection: 'notes', id: 'n1', version: 17 },
+            { collection: 'notes', id: 'n1', version: 40 },
+            { collection: 'notes', id: 'n2', version: 39 },
+            { collection: 'notes', id: 'n1', version: 41 },
+            { collection: 'notes', id: 'missing', version: 1 },
+            { collection: 'other', id: 'n1', version: 1 },
+          ]);
+        });
+        expect(
+          new Map([
+            [versionKey('notes', 'n1', 1), { text: 'v1' }],
+            [versionKey('notes', 'n1', 17), { text: 'v17' }],
+            [versionKey('notes', 'n1', 40), { text: 'v40' }],
+            [versionKey('notes', 'n2', 39), { text: 'other 39' }],
+          ]),
+        ).toEqual(found);
       });
     });
 

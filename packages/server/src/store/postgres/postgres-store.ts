@@ -239,10 +239,16 @@ export class PostgresStore implements Store {
       getVersionData: async (tenant, keys: VersionKey[]) => {
         const found = new Map<string, Record<string, unknown>>();
         if (keys.length === 0) return found;
+        // A record's versions grow with its seqs: each key walks events_by_record newest first and stops
+        // at its version, a few steps for a recent base.
         const rows = await query<{ collection: string; record_id: string; version: string; data: string }>(
           client,
-          `SELECT collection, record_id, version, data FROM events WHERE tenant = $1 AND kind = 'record'
-           AND (collection, record_id, version) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]))`,
+          `SELECT k.collection, k.record_id, k.version, e.data
+           FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k (collection, record_id, version)
+           CROSS JOIN LATERAL (
+             SELECT data FROM events WHERE tenant = $1 AND kind = 'record' AND collection = k.collection
+               AND record_id = k.record_id AND version = k.version ORDER BY seq DESC LIMIT 1
+           ) AS e`,
           [tenant, keys.map((k) => k.collection), keys.map((k) => k.id), keys.map((k) => k.version)],
         );
         for (const row of rows) {
