@@ -4,7 +4,7 @@
  * latest values at once, then live ticks; the broker drops the feed and syncbridge reconnects and
  * subscribes again; depth, history and the feed's health over REST; unsubscribe.
  */
-import WebSocket from 'ws';
+import { SyncClient, type Tick } from '@syncbridge/client';
 import type { SimulatedBroker } from './broker.ts';
 
 export interface MarketDataOptions {
@@ -15,13 +15,6 @@ export interface MarketDataOptions {
   feed: string;
   broker: SimulatedBroker;
   log: (line: string) => void;
-}
-
-interface Tick {
-  symbol: string;
-  seq: number;
-  price: number;
-  ts: number;
 }
 
 export interface MarketDataResult {
@@ -87,27 +80,21 @@ export async function runMarketDataExample(o: MarketDataOptions): Promise<Market
       body: JSON.stringify({ tenant: o.tenant, user: 'trader' }),
     }).then((r) => r.json() as Promise<{ token: string }>)
   ).token;
-  const ws = new WebSocket(`${o.url.replace(/^http/, 'ws')}/v1/realtime?token=${encodeURIComponent(token)}`);
-  const frames: Array<Record<string, unknown>> = [];
-  ws.on('message', (data) => frames.push(JSON.parse(data.toString()) as Record<string, unknown>));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
+  const screen = new SyncClient({ url: `${o.url.replace(/^http/, 'ws')}/v1/realtime`, token });
+  const prices = screen.topic(o.feed);
+  const live: Tick[] = [];
+  prices.on('tick', (t) => {
+    if (!t.fromSnapshot) live.push(t);
   });
-  ws.send(JSON.stringify({ type: 'subscribe', rid: 1, channel: `topic:${o.feed}` }));
-  const snapshot = await until(
-    () => frames.find((f) => f.type === 'ticks' && f.snapshot === true),
-    (f) => f !== undefined,
-    'the join snapshot',
-  );
-  const joined = (snapshot!.ticks as Tick[]).slice().sort((a, b) => a.symbol.localeCompare(b.symbol));
-  const depth = (snapshot!.depth as Array<{ symbol: string; bids: number[][]; asks: number[][] }>)[0]!;
+  await prices.whenReady();
+  const joined = prices.symbols().map((symbol) => prices.latest(symbol)!);
+  const depth = prices.depth('RELIANCE')!;
   o.log(`trader joined topic:${o.feed}: ${joined.map((t) => `${t.symbol} ${t.price}`).join(', ')}`);
   o.log(
     `  depth ${depth.symbol}: bid ${depth.bids[0]![0]} x ${depth.bids[0]![1]}, ask ${depth.asks[0]![0]} x ${depth.asks[0]![1]}`,
   );
 
-  const liveTicks = () => frames.filter((f) => f.type === 'tick') as unknown as Tick[];
+  const liveTicks = () => live;
   o.broker.tick('RELIANCE', 2501);
   await until(liveTicks, (t) => t.length === 1, 'a live tick');
   o.log(`trader <- tick RELIANCE ${liveTicks()[0]!.price}`);
@@ -151,6 +138,6 @@ export async function runMarketDataExample(o: MarketDataOptions): Promise<Market
     'the unsubscribe',
   );
   o.log('unsubscribed: the broker feed carries no symbol any more');
-  ws.close();
+  await screen.close();
   return { joined, live: liveTicks(), history, reconnects: status.metrics.reconnects_total };
 }

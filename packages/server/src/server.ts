@@ -23,10 +23,14 @@ import { RateLimiter } from './core/rate-limit.ts';
 import type { ConflictResolver } from './core/strategies.ts';
 import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
+import { registerBusMetrics } from './observability/bus-metrics.ts';
 import { MetricsRegistry } from './observability/metrics.ts';
+import { registerRealtimeMetrics } from './observability/realtime-metrics.ts';
+import { timeStoreReads } from './observability/store-timing.ts';
 import { ProjectionRunner } from './plugins/projections.ts';
 import type { Middleware, Projection } from './plugins/types.ts';
 import { ConnectionAdmission } from './realtime/admission.ts';
+import { RealtimeCounters } from './realtime/counters.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
@@ -163,9 +167,30 @@ export async function startServer(
   });
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
   const middleware = options.middleware ?? [];
-  let metrics: MetricsRegistry | null = null;
+  let gateway: RealtimeGateway | null = null;
+  // The sources are read at scrape time, once every part below exists.
+  const metrics = new MetricsRegistry({
+    connections: () => gateway?.size ?? 0,
+    subscriptions: () => hub.subscriberCount(),
+    deliveries: () => hub.deliveries,
+    openConflicts: () => store.countOpenConflicts(),
+    node: { id: config.nodeId, store: store.kind, bus: bus.kind },
+  });
+  timeStoreReads(store, metrics.storeReadSeconds);
+  const counters = new RealtimeCounters();
+  const realtimeMetrics = registerRealtimeMetrics(metrics.registry, {
+    counters,
+    deliveries: () => hub.deliveries,
+    subscriptions: () => hub.subscriptions(),
+    head: (tenant) => sequencer.head(tenant),
+    unsentBytes: () => gateway?.unsentBytes() ?? [],
+  });
+  const busMetrics = registerBusMetrics(metrics.registry, {
+    kind: bus.kind,
+    gapFills: () => sequencer.gapsFilled,
+  });
   const webhooks = new WebhookSystem(config, store, logger.child({ component: 'webhooks' }), {
-    attempted: (success) => metrics?.webhookAttempts.inc({ outcome: success ? 'success' : 'failure' }),
+    attempted: (attempt) => metrics.attempted(attempt),
   });
   const writer = new LogWriter({
     store,
@@ -175,11 +200,8 @@ export async function startServer(
     middleware,
     outbox: webhooks.outbox,
     observer: {
-      committed: (writes, seconds, statuses) => {
-        metrics?.commitSeconds.observe(seconds);
-        metrics?.batchSize.observe(writes);
-        for (const status of statuses) metrics?.mutations.inc({ status });
-      },
+      committed: (writes, seconds, statuses, stale) => metrics.committed(writes, seconds, statuses, stale),
+      acknowledged: (kind, seconds) => metrics.appendSeconds.observe({ kind }, seconds),
     },
   });
   const projections = new ProjectionRunner(store, options.projections ?? [], logger);
@@ -187,28 +209,33 @@ export async function startServer(
     intervalMs: config.retentionIntervalMs,
     resultRetentionDays: config.resultRetentionDays,
   });
-  const sequencer = new LogSequencer(store, (tenant, events) => hub.dispatch(tenant, events), logger);
+  const sequencer = new LogSequencer(
+    store,
+    (tenant, events, mark) => {
+      const delivered = hub.dispatch(tenant, events);
+      if (mark && delivered > 0) realtimeMetrics.fannedOut(mark.origin, (performance.now() - mark.at) / 1000);
+    },
+    logger,
+  );
   const hub = new FanoutHub(sequencer);
   const rateLimiter = new RateLimiter(
     { user: config.rateLimits.user, tenant: config.rateLimits.tenant },
     config.rateLimits.tenants,
   );
-  let gateway: RealtimeGateway | null = null;
-  metrics = new MetricsRegistry({
-    connections: () => gateway?.size ?? 0,
-    subscriptions: () => hub.subscriberCount(),
-    deliveries: () => hub.deliveries,
-  });
   writer.onCommit((tenant, events) => {
-    for (const e of events) metrics?.events.inc({ kind: e.kind });
-    sequencer.receive(tenant, events);
+    const heardAt = performance.now();
+    for (const e of events) metrics.events.inc({ kind: e.kind });
+    sequencer.receive(tenant, events, { origin: 'local', at: heardAt });
+    const publishing = performance.now();
     bus.publish({
       type: 'events',
       node: config.nodeId,
       tenant,
       events,
       upTo: events[events.length - 1]!.seq,
+      sentAt: Date.now(),
     });
+    busMetrics.published((performance.now() - publishing) / 1000);
     projections.onCommit(tenant, events);
     for (const mw of middleware) {
       if (!mw.afterCommit) continue;
@@ -225,18 +252,27 @@ export async function startServer(
     list: (tenant) => gateway?.list(tenant) ?? [],
   });
   bus.subscribe((message) => {
+    busMetrics.received(message);
     if (cluster.handle(message) || message.type !== 'events') return;
     const { tenant, events, upTo } = message;
     if (events.length > 0) {
-      sequencer.receive(tenant, events);
+      sequencer.receive(tenant, events, { origin: 'bus', at: performance.now() });
       projections.onCommit(tenant, events);
     } else sequencer.behind(tenant, upTo);
   });
   // Messages lost while the broker was away, or never sent: find them in the store.
-  bus.onReconnect(() => void sequencer.resync());
+  bus.onReconnect(() => {
+    busMetrics.reconnected();
+    void sequencer.resync();
+  });
   const resyncTimer = setInterval(() => void sequencer.resync(), config.busResyncMs);
   resyncTimer.unref();
-  writer.onConflicts((tenant, conflicts) => gateway?.notifyConflicts(tenant, conflicts));
+  writer.onConflicts((tenant, conflicts) => {
+    for (const c of conflicts) {
+      if (c.status === 'resolved') metrics.conflictsResolved.inc({ resolution: c.resolution ?? 'unknown' });
+    }
+    gateway?.notifyConflicts(tenant, conflicts);
+  });
 
   // Connectors: upstream feeds into topic channels, scheduled pulls through the writer.
   const connectors = await createConnectorSystem({
@@ -255,7 +291,7 @@ export async function startServer(
     hub,
     tokens,
     logger: logger.child({ component: 'realtime' }),
-    metrics: { messagesIn: 0, slowConsumers: 0 },
+    metrics: counters,
     rateLimiter,
     admission: new ConnectionAdmission(config.rateLimits.maxConnectionsPerUser),
     health: new HealthPush((tenant) => webhooks.health.health(tenant), logger.child({ component: 'health' })),

@@ -18,6 +18,8 @@ export interface EventsMessage {
   events: LogEvent[];
   /** The last seq committed, so a receiver of an empty message knows how far to read. */
   upTo: number;
+  /** When the committing node published it (ms since the epoch), for the transit-time metric. */
+  sentAt?: number;
 }
 
 /** A node says it is alive, every few seconds (the cluster view). */

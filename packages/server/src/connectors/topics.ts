@@ -16,7 +16,8 @@ import { SyncError } from '../core/errors.ts';
 import type { Depth, DepthInput, Tick, TickInput } from './types.ts';
 
 export interface TopicSink {
-  sendFrame(frame: Buffer): boolean;
+  /** Sends a prepared frame; `type` is the frame's message type (counted by the connection's metrics). */
+  sendFrame(frame: Buffer, type: 'tick' | 'depth' | 'ticks' | 'subscribed'): boolean;
   /** Bytes written to the connection and not yet taken by the network. */
   bufferedBytes(): number;
   isOpen(): boolean;
@@ -136,7 +137,7 @@ export class TopicSubscription {
       return;
     }
     this.delivered += 1;
-    this.sink.sendFrame(frame());
+    this.sink.sendFrame(frame(), kind);
   }
 
   /** Sends the values kept while conflated, as `ticks` frames, and goes back to live frames. */
@@ -286,7 +287,7 @@ export class TopicHub {
     const sub = new TopicSubscription(topic, this.key(tenant, name), channel, symbols, sink, this);
     const subscribed: Record<string, unknown> = { type: 'subscribed', channel, cursor: topic.seq };
     if (rid !== undefined) subscribed.rid = rid;
-    sink.sendFrame(Buffer.from(JSON.stringify(subscribed)));
+    sink.sendFrame(Buffer.from(JSON.stringify(subscribed)), 'subscribed');
     const ticks: string[] = [];
     const depth: string[] = [];
     for (const [symbol, state] of topic.symbols) {
@@ -321,7 +322,10 @@ export class TopicHub {
         tickPart.length < FRAME_SYMBOLS ? depth.slice(d, d + FRAME_SYMBOLS - tickPart.length) : [];
       d += depthPart.length;
       const list = (items: string[]) => items.map((b) => `{${b}}`).join(',');
-      sub.sink.sendFrame(Buffer.from(`${head},"ticks":[${list(tickPart)}],"depth":[${list(depthPart)}]}`));
+      sub.sink.sendFrame(
+        Buffer.from(`${head},"ticks":[${list(tickPart)}],"depth":[${list(depthPart)}]}`),
+        'ticks',
+      );
     } while (t < ticks.length || d < depth.length);
   }
 

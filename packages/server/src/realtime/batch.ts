@@ -45,12 +45,15 @@ export class EventBatcher {
     this.bytes += frame.length;
   }
 
-  /** The frames to send for everything collected (one per channel and batch), and forgets it. */
-  take(): Buffer[] {
-    const out: Buffer[] = [];
+  /**
+   * The frames to send for everything collected (one per channel and batch), each with its type (a lone
+   * event stays a plain `event` frame), and forgets it.
+   */
+  take(): { frame: Buffer; type: 'event' | 'events' }[] {
+    const out: { frame: Buffer; type: 'event' | 'events' }[] = [];
     for (const [channel, frames] of this.byChannel) {
       if (frames.length === 1) {
-        out.push(frames[0]!);
+        out.push({ frame: frames[0]!, type: 'event' });
         continue;
       }
       const prefix = eventPrefix(channel);
@@ -62,7 +65,7 @@ export class EventBatcher {
           parts.push(OPEN, frame.subarray(prefix.length));
         }
         parts.push(CLOSE);
-        out.push(Buffer.concat(parts));
+        out.push({ frame: Buffer.concat(parts), type: 'events' });
       }
     }
     this.byChannel.clear();

@@ -24,6 +24,7 @@ import { SyncError, toPublicError } from '../core/errors.ts';
 import { categoryAllows, DeviceRegistry } from '../devices/registry.ts';
 import { EventBatcher, eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
+import type { OutboundType } from './counters.ts';
 import {
   channelMatches,
   eventFrameText,
@@ -92,7 +93,7 @@ export class Connection implements SubscriptionSink {
   }
 
   send(message: ServerMessage): void {
-    if (this.isOpen) this.sendFrame(Buffer.from(JSON.stringify(message)));
+    if (this.isOpen) this.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
   }
 
   /**
@@ -117,23 +118,27 @@ export class Connection implements SubscriptionSink {
     if (!batcher) return this.isOpen;
     this.batcher = null;
     let ok = true;
-    for (const frame of batcher.take()) ok = this.writeFrame(frame) && ok;
+    for (const { frame, type } of batcher.take()) ok = this.writeFrame(frame, type) && ok;
     return ok;
   }
 
-  sendFrame(frame: Buffer): boolean {
+  /** Sends a prepared frame of the given type (the type is counted for metrics, never checked). */
+  sendFrame(frame: Buffer, type: OutboundType = 'event'): boolean {
     // Anything else sent keeps its place after the events batched before it.
     if (this.batcher) this.flushBatches();
-    return this.writeFrame(frame);
+    return this.writeFrame(frame, type);
   }
 
-  private writeFrame(frame: Buffer): boolean {
+  private writeFrame(frame: Buffer, type: OutboundType): boolean {
     if (!this.isOpen) return false;
     this.corkUntilTickEnd();
     this.ws.send(frame, { binary: false });
+    const counters = this.ctx.metrics;
+    counters.messagesOut[type] += 1;
+    counters.bytesOut += frame.length;
     if (this.corkedSocket && this.corkedSocket.writableLength >= CORK_FLUSH_BYTES) this.uncork();
     if (this.outboundBytes() > this.ctx.config.maxBufferedBytes) {
-      this.ctx.metrics.slowConsumers += 1;
+      counters.slowConsumers += 1;
       this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
       return false;
     }
@@ -169,11 +174,14 @@ export class Connection implements SubscriptionSink {
   }
 
   /** Sends a frame and resolves once it has been handed to the kernel, for flow control of backlogs. */
-  private sendAndWait(frame: Buffer): Promise<void> {
+  private sendAndWait(frame: Buffer, type: OutboundType): Promise<void> {
     return new Promise((resolve) => {
       if (!this.isOpen) return resolve();
       this.ws.send(frame, { binary: false }, () => resolve());
+      this.ctx.metrics.messagesOut[type] += 1;
+      this.ctx.metrics.bytesOut += frame.length;
       if (this.outboundBytes() > this.ctx.config.maxBufferedBytes) {
+        this.ctx.metrics.slowConsumers += 1;
         this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
       }
     });
@@ -185,7 +193,7 @@ export class Connection implements SubscriptionSink {
    * one large frame would otherwise look like a slow reader. What compression has produced and the
    * reader has not taken is counted as usual.
    */
-  private outboundBytes(): number {
+  outboundBytes(): number {
     if (!this.ws.extensions.includes('permessage-deflate')) return this.ws.bufferedAmount;
     return (this.ws as unknown as { _socket?: Duplex })._socket?.writableLength ?? 0;
   }
@@ -310,8 +318,10 @@ export class Connection implements SubscriptionSink {
 
   handleFrame(data: Buffer): void {
     this.lastSeen = Date.now();
-    this.ctx.metrics.messagesIn += 1;
+    const counters = this.ctx.metrics;
+    counters.bytesIn += data.length;
     if (data.length > this.ctx.config.maxFrameBytes) {
+      counters.messagesIn.invalid += 1;
       this.sendError(
         new SyncError(
           'PAYLOAD_TOO_LARGE',
@@ -322,10 +332,12 @@ export class Connection implements SubscriptionSink {
     }
     const parsed = parseClientFrame(data.toString('utf8'));
     if (!parsed.ok) {
+      counters.messagesIn.invalid += 1;
       this.sendError(parsed.error, parsed.rid);
       return;
     }
     const message = parsed.message;
+    counters.messagesIn[message.type] += 1;
     if (!this.principal && message.type !== 'hello') {
       this.sendError(new SyncError('UNAUTHORIZED', 'send hello with a token first'), message.rid);
       this.close(CLOSE_CODES.POLICY, 'not authenticated');
@@ -433,7 +445,7 @@ export class Connection implements SubscriptionSink {
       }
       this.topicSubscriptions.get(spec.name)?.close();
       const sink = {
-        sendFrame: (frame: Buffer) => this.sendFrame(frame),
+        sendFrame: (frame: Buffer, type: OutboundType) => this.sendFrame(frame, type),
         bufferedBytes: () => this.outboundBytes(),
         isOpen: () => this.isOpen,
       };
@@ -526,6 +538,7 @@ export class Connection implements SubscriptionSink {
       const done = offset >= snap.records.length;
       await this.sendAndWait(
         Buffer.from(`${head}${parts.join(',')}],"cursor":${snap.cursor},"done":${done}}`),
+        'snapshot',
       );
     } while (offset < snap.records.length && sub.state !== 'closed');
   }
@@ -565,9 +578,9 @@ export class Connection implements SubscriptionSink {
             await written;
             if (sub.state !== 'catching_up' || !this.isOpen) return;
           }
-          written = this.sendAndWait(
-            this.batch ? frameOf(batch) : Buffer.from(eventFrameText(sub.channel, json)),
-          );
+          written = this.batch
+            ? this.sendAndWait(frameOf(batch), batch.length > 1 ? 'events' : 'event')
+            : this.sendAndWait(Buffer.from(eventFrameText(sub.channel, json)), 'event');
           batch = [];
           batchBytes = 0;
         }
@@ -576,7 +589,7 @@ export class Connection implements SubscriptionSink {
             await written;
             if (sub.state !== 'catching_up' || !this.isOpen) return;
           }
-          written = this.sendAndWait(frameOf(batch));
+          written = this.sendAndWait(frameOf(batch), batch.length > 1 ? 'events' : 'event');
         }
         if (page.length > 0) sub.lastSeq = page[page.length - 1]!.seq;
         if (written) await written;

@@ -6,13 +6,9 @@ import type { TopicHub } from '../connectors/topics.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
+import type { RealtimeCounters } from './counters.ts';
 import type { HealthPush } from './health-push.ts';
 import type { FanoutHub } from './hub.ts';
-
-export interface RealtimeMetrics {
-  messagesIn: number;
-  slowConsumers: number;
-}
 
 export interface RealtimeContext {
   config: Pick<
@@ -29,7 +25,8 @@ export interface RealtimeContext {
   hub: FanoutHub;
   tokens: TokenService;
   logger: Logger;
-  metrics: RealtimeMetrics;
+  /** Traffic counters, read by the metrics registry at scrape time. */
+  metrics: RealtimeCounters;
   /** Pushes sync health to operators' connections (absent: no health messages). */
   health?: HealthPush;
   /** Token buckets per user and tenant, shared with REST. */

@@ -106,9 +106,11 @@ export class RealtimeGateway {
       );
       this.connections.set(conn.id, conn);
       ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (isBinary)
+        if (isBinary) {
+          this.ctx.metrics.messagesIn.invalid += 1;
+          this.ctx.metrics.bytesIn += data.length;
           conn.sendError(new SyncError('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
-        else conn.handleFrame(data);
+        } else conn.handleFrame(data);
       });
       ws.on('pong', () => {
         conn.lastSeen = Date.now();
@@ -228,6 +230,13 @@ export class RealtimeGateway {
 
   get size(): number {
     return this.connections.size;
+  }
+
+  /** The bytes each open connection has sent that the network has not taken yet (read by metrics). */
+  unsentBytes(): number[] {
+    const out: number[] = [];
+    for (const conn of this.connections.values()) out.push(conn.outboundBytes());
+    return out;
   }
 
   /** Stops accepting, tells every client to go away (they resume elsewhere), and saves their cursors. */

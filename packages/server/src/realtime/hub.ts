@@ -60,10 +60,11 @@ export class FanoutHub {
     return n;
   }
 
-  /** Offers committed events, in seq order, to the tenant's matching subscriptions. */
-  dispatch(tenant: string, events: LogEvent[]): void {
+  /** Offers committed events, in seq order, to the tenant's matching subscriptions; returns the frames sent. */
+  dispatch(tenant: string, events: LogEvent[]): number {
     const byKey = this.tenants.get(tenant);
-    if (!byKey) return;
+    if (!byKey) return 0;
+    const before = this.deliveries;
     for (const event of events) {
       const key = event.kind === 'record' ? `r:${event.collection}` : `e:${event.type}`;
       const exact = byKey.get(key);
@@ -85,5 +86,11 @@ export class FanoutHub {
       if (exact) for (const sub of exact) sub.offer(event, frame);
       if (wildcard) for (const sub of wildcard) sub.offer(event, frame);
     }
+    return this.deliveries - before;
+  }
+
+  /** Every subscription of this node (metrics read their positions at scrape time). */
+  *subscriptions(): Iterable<Subscription> {
+    for (const byKey of this.tenants.values()) for (const set of byKey.values()) yield* set;
   }
 }

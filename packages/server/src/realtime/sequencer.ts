@@ -25,6 +25,14 @@ interface TenantPosition {
 
 const FILL_PAGE = 1000;
 
+/** When this node learned of a commit, carried to the hub for the fan-out latency metric. */
+export interface CommitMark {
+  /** `local`: committed by this node's writer; `bus`: announced by another node. */
+  origin: 'local' | 'bus';
+  /** `performance.now()` when the commit was heard of. */
+  at: number;
+}
+
 export class LogSequencer {
   private readonly tenants = new Map<string, TenantPosition>();
   /** The settled promise a tenant's chain holds when nothing is pending (enables the fast path). */
@@ -33,7 +41,7 @@ export class LogSequencer {
 
   constructor(
     private readonly store: Store,
-    private readonly deliver: (tenant: string, events: LogEvent[]) => void,
+    private readonly deliver: (tenant: string, events: LogEvent[], mark?: CommitMark) => void,
     private readonly logger: Logger,
   ) {}
 
@@ -71,13 +79,21 @@ export class LogSequencer {
     return this.tenants.get(tenant)?.ready ?? Promise.resolve();
   }
 
+  /** The highest seq of a watched tenant handed to the hub (null: not watched, or starting). */
+  head(tenant: string): number | null {
+    return this.tenants.get(tenant)?.last ?? null;
+  }
+
   /** Stops following a tenant (its last subscription here ended). */
   unwatch(tenant: string): void {
     this.tenants.delete(tenant);
   }
 
-  /** Committed events of a tenant, from this node's writer or from the bus, in any order. */
-  receive(tenant: string, events: LogEvent[]): void {
+  /**
+   * Committed events of a tenant, from this node's writer or from the bus, in any order. `mark` says
+   * when they were heard of (metrics); events read from the store to fill a gap carry none.
+   */
+  receive(tenant: string, events: LogEvent[], mark?: CommitMark): void {
     const position = this.tenants.get(tenant);
     if (!position || events.length === 0) return;
     if (position.last === null) {
@@ -87,10 +103,10 @@ export class LogSequencer {
     // Fast path: the next events in order, nothing pending: deliver synchronously.
     if (position.chain === this.idle && events[0]!.seq === position.last + 1 && isContiguous(events)) {
       position.last = events[events.length - 1]!.seq;
-      this.deliver(tenant, events);
+      this.deliver(tenant, events, mark);
       return;
     }
-    this.run(tenant, position, () => this.accept(tenant, position, events));
+    this.run(tenant, position, () => this.accept(tenant, position, events, mark));
   }
 
   /** A notification without events (they were too large to carry): read up to `upTo` from the store. */
@@ -122,7 +138,12 @@ export class LogSequencer {
     position.chain = next;
   }
 
-  private async accept(tenant: string, position: TenantPosition, events: LogEvent[]): Promise<void> {
+  private async accept(
+    tenant: string,
+    position: TenantPosition,
+    events: LogEvent[],
+    mark?: CommitMark,
+  ): Promise<void> {
     const sorted = [...events].sort((a, b) => a.seq - b.seq);
     for (const event of sorted) {
       if (this.tenants.get(tenant) !== position) return;
@@ -130,7 +151,7 @@ export class LogSequencer {
       if (event.seq > position.last! + 1) await this.fill(tenant, position, event.seq - 1);
       if (event.seq !== position.last! + 1) continue;
       position.last = event.seq;
-      this.deliver(tenant, [event]);
+      this.deliver(tenant, [event], mark);
     }
   }
 

@@ -17,7 +17,7 @@ import type { HybridClock } from '../core/hlc.ts';
 import type { Middleware } from '../plugins/types.ts';
 import type { Outbox } from '../webhooks/types.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
-import { type TenantCommit, TenantWriter } from './tenant-writer.ts';
+import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
 import type { Store } from './types.ts';
 
 export type { PublishResult, ResolveRequest } from './pending-writes.ts';
@@ -25,14 +25,26 @@ export type { PublishResult, ResolveRequest } from './pending-writes.ts';
 export type CommitListener = (tenant: string, events: LogEvent[]) => void;
 export type ConflictListener = (tenant: string, conflicts: Conflict[]) => void;
 
+export interface WriteObserver {
+  /** A group committed: how many writes it held, how long the transaction took, what each mutation became. */
+  committed(
+    writes: number,
+    seconds: number,
+    statuses: MutationResult['status'][],
+    stale: readonly StaleWrite[],
+  ): void;
+  /** A write was acknowledged: seconds from its arrival here to its commit being settled. */
+  acknowledged?(kind: PendingWrite['kind'], seconds: number): void;
+}
+
 export interface LogWriterOptions {
   store: Store;
   collections: CollectionRegistry;
   clock: HybridClock;
   logger: Logger;
   middleware?: readonly Middleware[];
-  /** Hears each committed group: how many writes it held and how long the transaction took. */
-  observer?: { committed(writes: number, seconds: number, statuses: MutationResult['status'][]): void };
+  /** Hears each committed group and each acknowledged write (metrics). */
+  observer?: WriteObserver;
   /** Most mutations (or events) committed in one transaction. */
   maxBatch?: number;
   /** Webhook deliveries to write with each commit's events (the outbox), and to hear about after it. */
@@ -96,6 +108,15 @@ export class LogWriter {
   }
 
   private enqueue(write: PendingWrite): void {
+    const acknowledged = this.options.observer?.acknowledged;
+    if (acknowledged) {
+      const started = performance.now();
+      const resolve = write.resolve as (value: unknown) => void;
+      write.resolve = (value: unknown) => {
+        acknowledged(write.kind, (performance.now() - started) / 1000);
+        resolve(value);
+      };
+    }
     this.queue.push(write);
     this.schedule();
   }
@@ -189,6 +210,7 @@ export class LogWriter {
       batch.reduce((n, w) => n + writeSize(w), 0),
       (performance.now() - started) / 1000,
       settled.flatMap((s) => s.statuses),
+      settled.flatMap((s) => s.stale),
     );
     const deliveries = settled.flatMap((s) => s.deliveries);
     if (deliveries.length > 0) {

@@ -51,10 +51,18 @@ export interface TenantCommit {
   deliveries: NewDelivery[];
   /** The outcome of every mutation in this commit (for metrics). */
   statuses: MutationResult['status'][];
+  /** Mutations based on a version that was no longer current: their strategy and outcome (metrics). */
+  stale: StaleWrite[];
   events: LogEvent[];
   /** Conflicts stored or changed by this commit, for the writers' and admins' connections. */
   conflicts: Conflict[];
   settle: Array<() => void>;
+}
+
+/** A mutation whose `baseVersion` was not the record's current version, and what its strategy made of it. */
+export interface StaleWrite {
+  strategy: string;
+  status: MutationResult['status'];
 }
 
 export class TenantWriter {
@@ -65,6 +73,7 @@ export class TenantWriter {
   private readonly newResults: { key: string; result: MutationResult }[] = [];
   private readonly settle: Array<() => void> = [];
   private readonly statuses: MutationResult['status'][] = [];
+  private readonly stale: StaleWrite[] = [];
   private prior = new Map<string, MutationResult>();
   private records = new Map<string, SyncRecord>();
   private bases = new Map<string, Record<string, unknown>>();
@@ -114,6 +123,7 @@ export class TenantWriter {
       tenant,
       deliveries,
       statuses: this.statuses,
+      stale: this.stale,
       events: this.events,
       conflicts: [...this.conflicts.values()],
       settle: this.settle,
@@ -209,9 +219,16 @@ export class TenantWriter {
       this.statuses.push('duplicate');
       return { ...first, status: 'duplicate', originalStatus: first.originalStatus ?? first.status };
     }
+    // As core/mutations sees it: a base that is not the current version of an existing record.
+    const current = this.records.get(recordKey(m.collection, m.id));
+    const stale = m.baseVersion !== undefined && m.op !== 'increment' && current?.version !== m.baseVersion;
     const result = this.applyOne(principal, m);
     this.remember(key, result);
     this.statuses.push(result.status);
+    if (stale && current) {
+      const strategy = this.collections.peek(this.tenant, m.collection)?.strategy.name ?? 'unknown';
+      this.stale.push({ strategy, status: result.status });
+    }
     return result;
   }
 

@@ -141,6 +141,8 @@ export interface Store {
     filter: Record<string, string>,
   ): Promise<{ records: SyncRecord[]; cursor: number }>;
   listConflicts(tenant: string, query: ConflictQuery): Promise<Conflict[]>;
+  /** How many conflicts wait for a resolution, per tenant that has any (metrics). */
+  countOpenConflicts(): Promise<{ tenant: string; count: number }[]>;
   getConflict(tenant: string, id: string): Promise<Conflict | null>;
   getCollections(tenant: string): Promise<Map<string, CollectionSettings>>;
   putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void>;

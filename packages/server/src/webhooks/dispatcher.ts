@@ -46,7 +46,21 @@ export interface DispatcherOptions {
   /** Called after an endpoint's status changed here (to refresh views). */
   onStatusChange?: (endpoint: WebhookEndpoint) => void;
   /** Called once per attempt this node made, when its answer (or failure) is known (metrics). */
-  onAttempt?: (success: boolean) => void;
+  onAttempt?: (attempt: AttemptObservation) => void;
+}
+
+/** One attempt as metrics see it. */
+export interface AttemptObservation {
+  success: boolean;
+  /** The endpoint's HTTP status, or null when it gave none (timeout, refused, blocked address). */
+  statusCode: number | null;
+  durationMs: number;
+  /** The platform the endpoint delivers to (null: none named). */
+  platform: string | null;
+  /** Milliseconds from the event's commit to this attempt's end. */
+  sinceCommitMs: number;
+  /** This was the delivery's last try: it is now a dead letter. */
+  deadLetter: boolean;
 }
 
 interface EndpointState {
@@ -387,7 +401,14 @@ export class WebhookDispatcher {
             : `HTTP ${outcome.status}`;
       }
     }
-    this.o.onAttempt?.(success);
+    this.o.onAttempt?.({
+      success,
+      statusCode: outcome.status,
+      durationMs: outcome.durationMs,
+      platform: row.platform,
+      sinceCommitMs: now - row.createdAt,
+      deadLetter: next.status === 'failed',
+    });
     this.results.push({
       deliveryId: row.id,
       tenant: row.tenant,

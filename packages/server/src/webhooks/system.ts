@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/config.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
-import { WebhookDispatcher } from './dispatcher.ts';
+import { type AttemptObservation, WebhookDispatcher } from './dispatcher.ts';
 import { SyncHealth } from './health.ts';
 import { type InboundMapper, InboundReceiver } from './inbound.ts';
 import { WebhookRegistry } from './registry.ts';
@@ -29,7 +29,7 @@ export class WebhookSystem {
     private readonly config: ServerConfig,
     store: Store,
     logger: Logger,
-    observer: { attempted?: (success: boolean) => void } = {},
+    observer: { attempted?: (attempt: AttemptObservation) => void } = {},
   ) {
     const policy = new AddressPolicy(config.webhookAllowPrivate);
     this.registry = new WebhookRegistry(store.webhooks);

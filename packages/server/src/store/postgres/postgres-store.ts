@@ -550,6 +550,14 @@ export class PostgresStore implements Store {
     return rows.map((r) => r.collection);
   }
 
+  async countOpenConflicts(): Promise<{ tenant: string; count: number }[]> {
+    const rows = await query<{ tenant: string; count: string }>(
+      this.pool,
+      "SELECT tenant, COUNT(*) AS count FROM conflicts WHERE status = 'open' GROUP BY tenant",
+    );
+    return rows.map((r) => ({ tenant: r.tenant, count: Number(r.count) }));
+  }
+
   async ping(): Promise<void> {
     await query(this.pool, 'SELECT 1');
   }

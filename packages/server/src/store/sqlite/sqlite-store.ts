@@ -528,6 +528,14 @@ export class SqliteStore implements Store {
       .map((r) => r.collection);
   }
 
+  async countOpenConflicts(): Promise<{ tenant: string; count: number }[]> {
+    return this.reader
+      .prepare<[], { tenant: string; count: number }>(
+        "SELECT tenant, COUNT(*) AS count FROM conflicts WHERE status = 'open' GROUP BY tenant",
+      )
+      .all();
+  }
+
   async ping(): Promise<void> {
     this.reader.prepare('SELECT 1').get();
   }
