@@ -54,6 +54,7 @@ async function serve(config: ServerConfig): Promise<void> {
   );
   out(`  (or: npm run syncbridge -- token --tenant demo --user alice)`);
   out(`  realtime: ${ws}/v1/realtime?token=<token>   REST docs: ${server.url}/docs`);
+  out(`  dashboard: ${server.url}/dashboard (log in with the admin key and a tenant)`);
 
   let stopping = false;
   const stop = (signal: string) => {

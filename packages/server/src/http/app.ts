@@ -16,6 +16,7 @@ import { restRateLimit } from './rate-limit.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
 import { connectorRoutes } from './routes/connectors.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { eventRoutes } from './routes/events.ts';
 import { inboundRoutes } from './routes/inbound.ts';
@@ -97,5 +98,6 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(syncRoutes(ctx));
   await app.register(inboundRoutes(ctx));
   await app.register(connectorRoutes(ctx));
+  await app.register(dashboardRoutes);
   return app;
 }
