@@ -244,6 +244,7 @@ export async function startServer(
         .catch((err: unknown) => logger.error({ err }, 'afterCommit middleware failed'));
     }
   });
+  let connectors: Awaited<ReturnType<typeof createConnectorSystem>> | null = null;
   let publicUrl = '';
   const cluster = new ClusterView(bus, {
     node: config.nodeId,
@@ -258,6 +259,7 @@ export async function startServer(
     if (events.length > 0) {
       sequencer.receive(tenant, events, { origin: 'bus', at: performance.now() });
       projections.onCommit(tenant, events);
+      connectors?.manager.hear(tenant, events);
     } else sequencer.behind(tenant, upTo);
   });
   // Messages lost while the broker was away, or never sent: find them in the store.
@@ -274,8 +276,12 @@ export async function startServer(
     gateway?.notifyConflicts(tenant, conflicts);
   });
 
-  // Connectors: upstream feeds into topic channels, scheduled pulls through the writer.
-  const connectors = await createConnectorSystem({
+  // Connectors: upstream feeds into topic channels, scheduled pulls through the writer. Each runs on
+  // one node (its lease); with other nodes on the bus, topic values are relayed to them.
+  const clustered =
+    options.busNetwork !== undefined ||
+    (config.busUrl !== undefined && !config.busUrl.startsWith('memory://'));
+  connectors = await createConnectorSystem({
     config,
     store,
     writer,
@@ -283,6 +289,7 @@ export async function startServer(
     registry: metrics.registry,
     kinds: options.connectorKinds,
     instances: options.connectors,
+    bus: clustered ? bus : null,
   });
   gateway = new RealtimeGateway({
     config,

@@ -7,6 +7,7 @@
  * (the node delivers its own commits locally, without a round trip through the broker).
  */
 import type { LogEvent } from '@syncbridge/protocol';
+import type { Depth, Tick } from '../connectors/types.ts';
 
 /** Committed events of a tenant. */
 export interface EventsMessage {
@@ -46,7 +47,35 @@ export interface PresenceMessage {
   connections: unknown[];
 }
 
-export type BusMessage = EventsMessage | HeartbeatMessage | PresenceRequestMessage | PresenceMessage;
+/**
+ * Values of a topic published on the node that runs its feed, for the other nodes' subscribers (a
+ * batch, in the order published). Ticks are outside the log: a lost message is a gap in the topic's
+ * seq, which the next value of each symbol covers, as conflation does.
+ */
+export interface TopicValuesMessage {
+  type: 'topic';
+  node: string;
+  tenant: string;
+  topic: string;
+  ticks: Tick[];
+  depth: Depth[];
+}
+
+/** A node asks for a topic's latest values (it started, or it stood by); the feed's node answers. */
+export interface TopicSyncRequestMessage {
+  type: 'topic_sync';
+  node: string;
+  tenant: string;
+  topic: string;
+}
+
+export type BusMessage =
+  | EventsMessage
+  | HeartbeatMessage
+  | PresenceRequestMessage
+  | PresenceMessage
+  | TopicValuesMessage
+  | TopicSyncRequestMessage;
 
 export type BusHandler = (message: BusMessage) => void;
 
@@ -90,6 +119,17 @@ export function decodeBusMessage(text: string): BusMessage | null {
           : null;
       case 'presence':
         return typeof m.requestId === 'string' && Array.isArray(m.connections)
+          ? (m as unknown as BusMessage)
+          : null;
+      case 'topic':
+        return typeof m.tenant === 'string' &&
+          typeof m.topic === 'string' &&
+          Array.isArray(m.ticks) &&
+          Array.isArray(m.depth)
+          ? (m as unknown as BusMessage)
+          : null;
+      case 'topic_sync':
+        return typeof m.tenant === 'string' && typeof m.topic === 'string'
           ? (m as unknown as BusMessage)
           : null;
       default:

@@ -33,6 +33,11 @@ export const ConnectorsSection = Type.Object(
     tickFlushRows: Type.Optional(Type.Integer({ minimum: 1 })),
     /** Ticks kept for the store while it is unreachable; older ones are dropped (default 500000). */
     tickMaxBufferedRows: Type.Optional(Type.Integer({ minimum: 1 })),
+    /**
+     * On several nodes, how often a node standing by for a connector tries to take its lease over, and
+     * a running one checks it still holds it (default 2000 ms).
+     */
+    leaseCheckMs: Type.Optional(Type.Integer({ minimum: 50 })),
     instances: Type.Optional(Type.Array(ConnectorSpecSchema)),
   },
   { additionalProperties: false },
@@ -45,6 +50,7 @@ export interface ConnectorsSettings {
   tickFlushMs: number;
   tickFlushRows: number;
   tickMaxBufferedRows: number;
+  leaseCheckMs: number;
   instances: ConnectorSpec[];
 }
 
@@ -62,6 +68,7 @@ export function connectorsSettings(
     tickFlushMs: section?.tickFlushMs ?? 500,
     tickFlushRows: section?.tickFlushRows ?? 5000,
     tickMaxBufferedRows: section?.tickMaxBufferedRows ?? 500_000,
+    leaseCheckMs: section?.leaseCheckMs ?? 2000,
     instances: (section?.instances ?? []) as ConnectorSpec[],
   };
 }

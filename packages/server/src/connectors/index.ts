@@ -5,15 +5,18 @@
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { Bus } from '../bus/types.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import { SqliteConnectorStore } from '../store/sqlite/connector-store.ts';
 import type { Store } from '../store/types.ts';
 import { connectorsSettings } from './config.ts';
+import { type ConnectorLeases, LocalConnectorLeases } from './leases.ts';
 import { ConnectorManager } from './manager.ts';
 import { registerConnectorMetrics } from './metrics.ts';
 import type { ConnectorStore } from './store.ts';
 import { TickWriter } from './tick-writer.ts';
+import { TopicRelay } from './topic-relay.ts';
 import { TopicHub } from './topics.ts';
 import type { Connector, ConnectorFactory } from './types.ts';
 
@@ -47,6 +50,13 @@ export async function openConnectorStore(config: ServerConfig): Promise<Connecto
   });
 }
 
+/** Connector leases: advisory locks on PostgreSQL (several nodes), trivially held on SQLite (one). */
+export async function openConnectorLeases(config: ServerConfig): Promise<ConnectorLeases> {
+  if (!config.databaseUrl) return new LocalConnectorLeases();
+  const { PostgresConnectorLeases } = await import('../store/postgres/connector-leases.ts');
+  return new PostgresConnectorLeases(config.databaseUrl, config.databaseSchema);
+}
+
 export async function createConnectorSystem(deps: {
   config: ServerConfig;
   store: Store;
@@ -55,6 +65,8 @@ export async function createConnectorSystem(deps: {
   registry: Registry;
   kinds?: Record<string, ConnectorFactory>;
   instances?: Connector[];
+  /** The cluster's bus, when there are other nodes: topic values are relayed over it. */
+  bus?: Bus | null;
 }): Promise<ConnectorSystem> {
   const settings = connectorsSettings(deps.config.connectors, deps.config.maxBufferedBytes);
   const store = await openConnectorStore(deps.config);
@@ -79,6 +91,15 @@ export async function createConnectorSystem(deps: {
     deps.logger,
     (rows, seconds) => metrics.flushed(rows, seconds),
   );
+  const relay = deps.bus
+    ? new TopicRelay(
+        deps.bus,
+        deps.config.nodeId,
+        topics,
+        (tenant, topic) => manager?.publishesHere(tenant, topic) ?? false,
+        deps.logger,
+      )
+    : null;
   manager = new ConnectorManager({
     settings,
     store,
@@ -90,6 +111,9 @@ export async function createConnectorSystem(deps: {
     kinds: deps.kinds,
     instances: deps.instances,
     allowPrivate: deps.config.webhookAllowPrivate,
+    leases: await openConnectorLeases(deps.config),
+    leaseCheckMs: settings.leaseCheckMs,
+    relay,
   });
   const system = manager;
   const writer = ticks;

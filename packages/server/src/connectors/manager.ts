@@ -3,7 +3,12 @@
  * stops them, hands each its context (its tenant's write path as `connector:<name>`, topics, state),
  * and answers for them: status, triggers, feed subscriptions. Connectors defined over REST are stored
  * and come back after a restart; those of the config file or code can be read, not changed, over REST.
+ *
+ * On several nodes each connector runs on the node holding its lease (leases.ts); on the others it
+ * stands by (`role: standby`) and is started there when the lease comes free. A feed's topic values
+ * reach the other nodes through the topic relay.
  */
+import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
@@ -13,9 +18,11 @@ import { AddressPolicy } from '../webhooks/ssrf.ts';
 import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
 import { assertValidSpec, type ConnectorsSettings, type PullOptions, type WsFeedOptions } from './config.ts';
 import { FeedSubscriptions } from './feed-subscriptions.ts';
+import type { ConnectorLeases } from './leases.ts';
 import { PullConnector } from './pull.ts';
 import type { ConnectorStore, TickQuery } from './store.ts';
 import type { TickWriter } from './tick-writer.ts';
+import type { TopicRelay } from './topic-relay.ts';
 import type { TopicHub } from './topics.ts';
 import {
   type Connector,
@@ -44,6 +51,8 @@ export interface ConnectorStatus extends ConnectorHealth {
   /** The definition, with header values and login messages hidden. */
   spec?: ConnectorSpec;
   startError?: string;
+  /** leader: it runs on this node; standby: another node holds its lease, this one takes over if it stops. */
+  role: 'leader' | 'standby';
 }
 
 interface Entry {
@@ -53,6 +62,10 @@ interface Entry {
   started: boolean;
   startError?: string;
   subscriptions: FeedSubscriptions | null;
+  /** This node holds the connector's lease. */
+  leader: boolean;
+  /** Another node holds it; its topic is declared here. */
+  standingBy?: boolean;
 }
 
 export interface ConnectorManagerDeps {
@@ -72,6 +85,12 @@ export interface ConnectorManagerDeps {
    * private and link-local addresses are refused, as for outbound webhooks.
    */
   allowPrivate?: readonly string[];
+  /** Which node runs each connector (one node: every lease is its own). */
+  leases: ConnectorLeases;
+  /** How often a standing-by node tries to take free leases over, and a leader checks it still holds them. */
+  leaseCheckMs: number;
+  /** Sends this node's topic values to the other nodes (absent on one node). */
+  relay?: TopicRelay | null;
 }
 
 const LIST_PAGE = 1000;
@@ -98,6 +117,8 @@ export class ConnectorManager {
   private readonly kinds: Record<string, ConnectorFactory>;
   private readonly addresses: AddressPolicy;
   private closed = false;
+  private leaseTimer: NodeJS.Timeout | null = null;
+  private leaseRound: Promise<void> | null = null;
 
   constructor(private readonly deps: ConnectorManagerDeps) {
     this.kinds = {
@@ -110,19 +131,35 @@ export class ConnectorManager {
       ...deps.kinds,
     };
     this.addresses = new AddressPolicy(deps.allowPrivate ?? []);
-    deps.writer.onCommit((tenant, events) => {
-      for (const entry of this.entries.values()) {
-        const { connector } = entry;
-        if (!entry.started || connector.tenant !== tenant || !connector.onEvent) continue;
-        for (const event of events) {
-          try {
-            connector.onEvent(event);
-          } catch (err) {
-            this.deps.logger.warn({ err, connector: connector.name }, 'connector onEvent failed');
-          }
+    deps.writer.onCommit((tenant, events) => this.hear(tenant, events));
+    deps.leases.onLost(() => void this.leasesLost());
+  }
+
+  /**
+   * Hands committed events of a tenant to its running connectors: this node's commits, and those of
+   * other nodes as the bus brings them (a provider webhook may land on any node).
+   */
+  hear(tenant: string, events: readonly LogEvent[]): void {
+    for (const entry of this.entries.values()) {
+      const { connector } = entry;
+      if (!entry.started || connector.tenant !== tenant || !connector.onEvent) continue;
+      for (const event of events) {
+        try {
+          connector.onEvent(event);
+        } catch (err) {
+          this.deps.logger.warn({ err, connector: connector.name }, 'connector onEvent failed');
         }
       }
-    });
+    }
+  }
+
+  /** True when a connector running here publishes the tenant's topic. */
+  publishesHere(tenant: string, topic: string): boolean {
+    for (const entry of this.entries.values()) {
+      const { connector } = entry;
+      if (entry.started && connector.tenant === tenant && connector.feed?.topic === topic) return true;
+    }
+    return false;
   }
 
   /** The topic hub its feeds publish to (latest values, depth, symbols). */
@@ -208,17 +245,68 @@ export class ConnectorManager {
       }
       await this.launch(this.add(connector, null, 'code'));
     }
+    this.leaseTimer = setInterval(() => {
+      this.leaseRound ??= this.leaseCheck().finally(() => {
+        this.leaseRound = null;
+      });
+    }, this.deps.leaseCheckMs);
+    this.leaseTimer.unref();
+  }
+
+  /** Checks the held leases, then starts the standing-by connectors whose lease came free. */
+  private async leaseCheck(): Promise<void> {
+    try {
+      await this.deps.leases.check();
+      for (const entry of this.entries.values()) {
+        if (this.closed) return;
+        if (!entry.leader) await this.launch(entry);
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'connector lease check failed; retrying');
+    }
+  }
+
+  /** The database connection holding the leases dropped: another node may run them now. */
+  private async leasesLost(): Promise<void> {
+    const led = [...this.entries.values()].filter((e) => e.leader);
+    if (led.length === 0) return;
+    this.deps.logger.warn(
+      { connectors: led.map((e) => e.connector.name) },
+      'connector leases lost (database connection dropped); standing by',
+    );
+    for (const entry of led) {
+      entry.leader = false;
+      await this.stopEntry(entry, false);
+    }
   }
 
   private add(connector: Connector, spec: ConnectorSpec | null, origin: ConnectorOrigin): Entry {
-    const entry: Entry = { connector, spec, origin, started: false, subscriptions: null };
+    const entry: Entry = { connector, spec, origin, started: false, subscriptions: null, leader: false };
     this.entries.set(this.key(connector.tenant, connector.name), entry);
     return entry;
   }
 
   private async launch(entry: Entry): Promise<void> {
-    if (entry.spec?.enabled === false || this.closed) return;
+    if (entry.spec?.enabled === false || this.closed || entry.started) return;
     const { connector } = entry;
+    if (!entry.leader) {
+      let acquired = false;
+      try {
+        acquired = await this.deps.leases.tryAcquire(connector.tenant, connector.name);
+      } catch (err) {
+        this.deps.logger.warn({ err, connector: connector.name }, 'could not ask for the connector lease');
+      }
+      if (this.closed || this.entries.get(this.key(connector.tenant, connector.name)) !== entry) {
+        if (acquired) await this.deps.leases.release(connector.tenant, connector.name).catch(() => {});
+        return;
+      }
+      if (!acquired) {
+        await this.standBy(entry);
+        return;
+      }
+      entry.leader = true;
+      entry.standingBy = false;
+    }
     const ctx = this.context(connector);
     try {
       await connector.start(ctx);
@@ -234,6 +322,22 @@ export class ConnectorManager {
     }
   }
 
+  /** Another node runs it: its topic is known here, with the latest values the running node sends. */
+  private async standBy(entry: Entry): Promise<void> {
+    if (entry.standingBy) return;
+    entry.standingBy = true;
+    const feed = entry.connector.feed;
+    if (!feed) return;
+    const { tenant } = entry.connector;
+    try {
+      this.deps.topics.declare(tenant, feed.topic, await this.deps.store.lastTickSeq(tenant, feed.topic));
+    } catch (err) {
+      this.deps.logger.warn({ err, connector: entry.connector.name }, 'could not read the topic seq');
+      this.deps.topics.declare(tenant, feed.topic);
+    }
+    this.deps.relay?.requestLatest(tenant, feed.topic);
+  }
+
   private context(connector: Connector): ConnectorContext {
     const { tenant, name } = connector;
     const principal: Principal = {
@@ -242,7 +346,7 @@ export class ConnectorManager {
       roles: ['connector'],
       via: 'tenant_key',
     };
-    const { writer, records, store, topics, ticks } = this.deps;
+    const { writer, records, store, topics, ticks, relay } = this.deps;
     return {
       tenant,
       name,
@@ -269,8 +373,16 @@ export class ConnectorManager {
       },
       topics: {
         declare: async (topic) => topics.declare(tenant, topic, await store.lastTickSeq(tenant, topic)),
-        tick: (topic, tick) => topics.tick(tenant, topic, tick),
-        depth: (topic, depth) => topics.depth(tenant, topic, depth),
+        tick: (topic, input) => {
+          const tick = topics.tick(tenant, topic, input);
+          relay?.tick(tenant, topic, tick);
+          return tick;
+        },
+        depth: (topic, input) => {
+          const depth = topics.depth(tenant, topic, input);
+          relay?.depth(tenant, topic, depth);
+          return depth;
+        },
       },
       state: {
         get: async <T>(key: string) => (await store.getState(tenant, name, key)) as T | null,
@@ -313,6 +425,7 @@ export class ConnectorManager {
       enabled: entry.spec?.enabled !== false,
       ...health,
       metrics,
+      role: entry.leader ? 'leader' : 'standby',
     };
     if (connector.feed) {
       status.topic = connector.feed.topic;
@@ -422,13 +535,22 @@ export class ConnectorManager {
     await this.deps.store.deleteState(tenant, name);
   }
 
-  private async stopEntry(entry: Entry): Promise<void> {
-    if (!entry.started) return;
-    entry.started = false;
-    try {
-      await entry.connector.stop();
-    } catch (err) {
-      this.deps.logger.warn({ err, connector: entry.connector.name }, 'connector failed to stop cleanly');
+  /** Stops it here; gives its lease up (unless `release` is false: the lease is gone already). */
+  private async stopEntry(entry: Entry, release = true): Promise<void> {
+    if (entry.started) {
+      entry.started = false;
+      try {
+        await entry.connector.stop();
+      } catch (err) {
+        this.deps.logger.warn({ err, connector: entry.connector.name }, 'connector failed to stop cleanly');
+      }
+    }
+    if (entry.leader && release) {
+      entry.leader = false;
+      const { tenant, name } = entry.connector;
+      await this.deps.leases.release(tenant, name).catch((err: unknown) => {
+        this.deps.logger.warn({ err, connector: name }, 'could not release the connector lease');
+      });
     }
   }
 
@@ -441,7 +563,7 @@ export class ConnectorManager {
     const { connector } = entry;
     if (!connector.trigger)
       throw new SyncError('BAD_REQUEST', `connector ${name} (${connector.kind}) cannot be triggered`);
-    if (!entry.started) throw new SyncError('UNAVAILABLE', `connector ${name} is not running`);
+    if (!entry.started) throw new SyncError('UNAVAILABLE', this.notRunning(entry));
     try {
       return await connector.trigger(request);
     } catch (err) {
@@ -458,8 +580,15 @@ export class ConnectorManager {
     const entry = this.entry(tenant, name);
     const feed = entry.connector.feed;
     if (!feed) throw new SyncError('NOT_FOUND', `connector ${name} is not a feed (it has no symbols)`);
-    if (!entry.subscriptions) throw new SyncError('UNAVAILABLE', `connector ${name} is not running`);
+    if (!entry.subscriptions) throw new SyncError('UNAVAILABLE', this.notRunning(entry));
     return { feed, subs: entry.subscriptions };
+  }
+
+  private notRunning(entry: Entry): string {
+    const { name } = entry.connector;
+    return entry.standingBy && !entry.leader
+      ? `connector ${name} runs on another node (this node stands by for it); ask that node`
+      : `connector ${name} is not running`;
   }
 
   /** The topic a feed connector publishes to. */
@@ -489,7 +618,10 @@ export class ConnectorManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    await this.leaseRound;
     await Promise.all([...this.entries.values()].map((e) => this.stopEntry(e)));
+    await this.deps.leases.close();
     await this.deps.ticks.close();
     this.deps.topics.close();
   }

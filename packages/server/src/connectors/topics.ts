@@ -253,6 +253,38 @@ export class TopicHub {
     return depth;
   }
 
+  /**
+   * A tick published on another node (relayed over the bus), with its seq: it becomes the symbol's
+   * latest value and reaches this node's subscribers, unless this node already has a later one. The
+   * topic's seq moves up to it, so a node that takes the feed over continues after it.
+   */
+  applyTick(tenant: string, topicName: string, tick: Tick): void {
+    const topic = this.topic(tenant, topicName);
+    topic.seq = Math.max(topic.seq, tick.seq);
+    const state = this.symbol(topic, tick.symbol);
+    if (state.tick && state.tick.seq >= tick.seq) return;
+    state.tick = tick;
+    state.tickBody = null;
+    state.ticks += 1;
+    state.history.push(tick);
+    topic.published += 1;
+    if (topic.subscribers.size > 0) {
+      state.tickBody = members(tick);
+      this.fanOut(topic, 'tick', tick.symbol, state.tickBody);
+    }
+  }
+
+  /** Order book depth published on another node (see `applyTick`). */
+  applyDepth(tenant: string, topicName: string, depth: Depth): void {
+    const topic = this.topic(tenant, topicName);
+    topic.seq = Math.max(topic.seq, depth.seq);
+    const state = this.symbol(topic, depth.symbol);
+    if (state.depth && state.depth.seq >= depth.seq) return;
+    state.depth = depth;
+    state.depthBody = members(depth);
+    this.fanOut(topic, 'depth', depth.symbol, state.depthBody);
+  }
+
   private fanOut(topic: Topic, kind: 'tick' | 'depth', symbol: string, body: string): void {
     if (topic.subscribers.size === 0) return;
     let frames: Map<string, Buffer> | undefined;

@@ -54,6 +54,10 @@ const ConnectorStatus = Type.Object(
     details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     spec: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     startError: Type.Optional(Type.String()),
+    role: Type.Union([Type.Literal('leader'), Type.Literal('standby')], {
+      description:
+        'leader: it runs on this node; standby: another node of the cluster runs it (holds its lease), and this one takes over if that node stops',
+    }),
   },
   { additionalProperties: false },
 );
