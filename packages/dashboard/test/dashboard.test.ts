@@ -277,4 +277,32 @@ describe.skipIf(!haveChromium)('the dashboard in Chromium', () => {
 
     expect(problems).toEqual([]);
   });
+
+  it('logs in with a user token too (tenant read from it), and says so when the token is refused', async () => {
+    const token = await srv.token(TENANT, 'carol', { roles: ['admin'] });
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    tab.setDefaultTimeout(15_000);
+    try {
+      await tab.goto(`${srv.url}/dashboard`);
+      await tab.getByLabel('Admin key, tenant API key or token').fill(token);
+      await tab.getByRole('button', { name: 'Log in' }).click();
+      await tab.locator('.live[data-state="open"]').waitFor();
+      expect(await tab.locator('header .who b').textContent()).toBe(TENANT);
+      expect(tab.url()).not.toContain(token);
+      // A token the server no longer accepts (as when it expires): the dashboard asks for a new login.
+      await tab.evaluate(`(() => {
+        const key = 'syncbridge.dashboard.session';
+        const session = JSON.parse(sessionStorage.getItem(key));
+        sessionStorage.setItem(key, JSON.stringify({ ...session, secret: session.secret.slice(0, -6) + 'AAAAAA' }));
+      })()`);
+      await tab.reload();
+      await tab.getByRole('alert').filter({ hasText: 'no longer accepts' }).waitFor();
+      await tab.getByRole('button', { name: 'Log in again' }).click();
+      await tab.getByRole('button', { name: 'Log in' }).waitFor();
+      expect(await tab.evaluate('sessionStorage.length')).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
 });

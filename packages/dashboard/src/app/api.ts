@@ -92,7 +92,11 @@ function query(params: Record<string, string | number | boolean | undefined>): s
 }
 
 export class Api {
-  constructor(private readonly session: Session) {}
+  constructor(
+    private readonly session: Session,
+    /** Called when the server no longer accepts the credential (401), e.g. an expired token. */
+    private readonly onUnauthorized: (message: string) => void = () => undefined,
+  ) {}
 
   private headers(json: boolean): Record<string, string> {
     const h: Record<string, string> = {};
@@ -122,6 +126,7 @@ export class Api {
     }
     if (!res.ok) {
       const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+      if (res.status === 401) this.onUnauthorized(err?.message ?? 'unauthorized');
       throw new ApiError(res.status, err?.code ?? 'INTERNAL', err?.message ?? `HTTP ${res.status}`);
     }
     return parsed as T;

@@ -121,8 +121,9 @@ function LiveStatus() {
 
 function Shell({ session, onLogout }: { session: Session; onLogout: () => void }) {
   const [path, setPath] = useState(currentPath());
+  const [refused, setRefused] = useState<string | null>(null);
   const dashboard = useMemo(() => {
-    const api = new Api(session);
+    const api = new Api(session, setRefused);
     return { api, feed: new LiveFeed(session, api), session };
   }, [session]);
   useEffect(() => () => dashboard.feed.close(), [dashboard]);
@@ -152,6 +153,14 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
         </span>
       </header>
       <main>
+        {refused && (
+          <p class="error" role="alert">
+            The server no longer accepts this key or token ({refused}).{' '}
+            <button type="button" onClick={onLogout}>
+              Log in again
+            </button>
+          </p>
+        )}
         <View key={page.path} />
       </main>
     </DashboardContext.Provider>
