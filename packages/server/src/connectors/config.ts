@@ -33,6 +33,10 @@ export const ConnectorsSection = Type.Object(
     tickFlushRows: Type.Optional(Type.Integer({ minimum: 1 })),
     /** Ticks kept for the store while it is unreachable; older ones are dropped (default 500000). */
     tickMaxBufferedRows: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Stored ticks older than this many days are deleted (default 7; 0 keeps them forever). */
+    tickRetentionDays: Type.Optional(Type.Number({ minimum: 0 })),
+    /** How often old ticks are looked for (default 600000 ms: every 10 minutes, and once at start). */
+    tickPruneIntervalMs: Type.Optional(Type.Integer({ minimum: 100 })),
     /**
      * On several nodes, how often a node standing by for a connector tries to take its lease over, and
      * a running one checks it still holds it (default 2000 ms).
@@ -50,6 +54,8 @@ export interface ConnectorsSettings {
   tickFlushMs: number;
   tickFlushRows: number;
   tickMaxBufferedRows: number;
+  tickRetentionDays: number;
+  tickPruneIntervalMs: number;
   leaseCheckMs: number;
   instances: ConnectorSpec[];
 }
@@ -68,6 +74,8 @@ export function connectorsSettings(
     tickFlushMs: section?.tickFlushMs ?? 500,
     tickFlushRows: section?.tickFlushRows ?? 5000,
     tickMaxBufferedRows: section?.tickMaxBufferedRows ?? 500_000,
+    tickRetentionDays: section?.tickRetentionDays ?? 7,
+    tickPruneIntervalMs: section?.tickPruneIntervalMs ?? 600_000,
     leaseCheckMs: section?.leaseCheckMs ?? 2000,
     instances: (section?.instances ?? []) as ConnectorSpec[],
   };

@@ -15,6 +15,7 @@ import { type ConnectorLeases, LocalConnectorLeases } from './leases.ts';
 import { ConnectorManager } from './manager.ts';
 import { registerConnectorMetrics } from './metrics.ts';
 import type { ConnectorStore } from './store.ts';
+import { TickRetention } from './tick-retention.ts';
 import { TickWriter } from './tick-writer.ts';
 import { TopicRelay } from './topic-relay.ts';
 import { TopicHub } from './topics.ts';
@@ -115,6 +116,12 @@ export async function createConnectorSystem(deps: {
     leaseCheckMs: settings.leaseCheckMs,
     relay,
   });
+  const retention = new TickRetention(
+    store,
+    { days: settings.tickRetentionDays, intervalMs: settings.tickPruneIntervalMs },
+    deps.logger,
+    (rows) => metrics.pruned(rows),
+  );
   const system = manager;
   const writer = ticks;
   return {
@@ -123,8 +130,10 @@ export async function createConnectorSystem(deps: {
     start: async () => {
       writer.start();
       await system.start();
+      retention.start();
     },
     close: async () => {
+      await retention.close();
       await system.close();
       await store.close();
     },

@@ -14,6 +14,8 @@ const CIRCUIT_VALUE: Record<string, number> = { closed: 0, half_open: 1, open: 2
 export interface ConnectorMetrics {
   /** Observes one tick flush. */
   flushed(rows: number, seconds: number): void;
+  /** Counts ticks deleted by the retention pass. */
+  pruned(rows: number): void;
 }
 
 export function registerConnectorMetrics(
@@ -153,6 +155,11 @@ export function registerConnectorMetrics(
       this.inc(source.ticks()?.dropped ?? 0);
     },
   });
+  const pruned = new Counter({
+    name: 'syncbridge_ticks_pruned_total',
+    help: 'Stored ticks deleted for being older than the tick retention',
+    registers,
+  });
   const flushSeconds = new Histogram({
     name: 'syncbridge_tick_flush_duration_seconds',
     help: 'Duration of one batch write of ticks',
@@ -192,6 +199,9 @@ export function registerConnectorMetrics(
     flushed(rows, seconds) {
       stored.inc(rows);
       flushSeconds.observe(seconds);
+    },
+    pruned(rows) {
+      pruned.inc(rows);
     },
   };
 }

@@ -38,6 +38,13 @@ export interface ConnectorStore {
   ticks(tenant: string, topic: string, symbol: string, query: TickQuery): Promise<Tick[]>;
   /** The highest seq stored for a topic (0 when none): its sequence resumes after it. */
   lastTickSeq(tenant: string, topic: string): Promise<number>;
+  /**
+   * Deletes stored ticks older than `before` (ms since the epoch), oldest first, in transactions of at
+   * most `chunk` rows so tick writes never wait long; returns how many went. Walks each topic from its
+   * lowest seq and stops at the first tick that is not old enough (ticks are stored in time order; one
+   * that arrived out of order waits for a later pass).
+   */
+  pruneTicks(before: number, chunk: number): Promise<number>;
   getState(tenant: string, connector: string, key: string): Promise<unknown | null>;
   putState(tenant: string, connector: string, key: string, value: unknown): Promise<void>;
   deleteState(tenant: string, connector: string): Promise<void>;

@@ -109,6 +109,29 @@ export class PostgresConnectorStore implements ConnectorStore {
     return Number(rows[0]?.seq ?? 0);
   }
 
+  async pruneTicks(before: number, chunk: number): Promise<number> {
+    let deleted = 0;
+    let at = { tenant: '', topic: '' };
+    for (;;) {
+      // One index seek per topic (a loose index scan over the primary key), not a scan of every tick.
+      const { rows } = await this.pool.query<{ tenant: string; topic: string }>(
+        'SELECT tenant, topic FROM ticks WHERE (tenant, topic) > ($1, $2) ORDER BY tenant, topic LIMIT 1',
+        [at.tenant, at.topic],
+      );
+      if (!rows[0]) return deleted;
+      at = rows[0];
+      for (;;) {
+        const { rowCount } = await this.pool.query(
+          `DELETE FROM ticks WHERE tenant = $1 AND topic = $2 AND seq IN (
+             SELECT seq FROM ticks WHERE tenant = $1 AND topic = $2 ORDER BY seq LIMIT $3) AND ts < $4`,
+          [at.tenant, at.topic, chunk, before],
+        );
+        deleted += rowCount ?? 0;
+        if ((rowCount ?? 0) < chunk) break;
+      }
+    }
+  }
+
   async getState(tenant: string, connector: string, key: string): Promise<unknown | null> {
     const { rows } = await this.pool.query<{ value: unknown }>(
       'SELECT value FROM connector_state WHERE tenant = $1 AND connector = $2 AND key = $3',

@@ -161,6 +161,32 @@ export class SqliteConnectorStore implements ConnectorStore {
     return row?.seq ?? 0;
   }
 
+  async pruneTicks(before: number, chunk: number): Promise<number> {
+    // One index seek per topic (a loose index scan over the primary key), not a scan of every tick.
+    const nextTopic = this.db.prepare<[string, string], { tenant: string; topic: string }>(
+      'SELECT tenant, topic FROM ticks WHERE (tenant, topic) > (?, ?) ORDER BY tenant, topic LIMIT 1',
+    );
+    const deleteOldest = this.db.prepare<[string, string, string, string, number, number]>(
+      `DELETE FROM ticks WHERE tenant = ? AND topic = ? AND seq IN (
+         SELECT seq FROM ticks WHERE tenant = ? AND topic = ? ORDER BY seq LIMIT ?) AND ts < ?`,
+    );
+    let deleted = 0;
+    let at = { tenant: '', topic: '' };
+    for (let next = nextTopic.get(at.tenant, at.topic); next; next = nextTopic.get(at.tenant, at.topic)) {
+      at = next;
+      for (;;) {
+        const { changes } = this.db
+          .transaction(() => deleteOldest.run(at.tenant, at.topic, at.tenant, at.topic, chunk, before))
+          .immediate();
+        deleted += changes;
+        if (changes < chunk) break;
+        // Let tick batches and readers in between chunks.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    return deleted;
+  }
+
   async getState(tenant: string, connector: string, key: string): Promise<unknown | null> {
     const row = this.db
       .prepare<[string, string, string], { value: string }>(
