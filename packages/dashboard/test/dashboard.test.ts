@@ -271,8 +271,20 @@ describe.skipIf(!haveChromium)('the dashboard in Chromium', () => {
     await page.getByRole('cell', { name: "Bob's phone (bob-phone)" }).waitFor();
     await screenshot('connections');
 
+    // A market-data feed whose upstream is down: it backs off and says why.
+    const feed = await admin().post('/v1/connectors', {
+      json: {
+        name: 'nse-feed',
+        kind: 'ws-feed',
+        url: 'ws://127.0.0.1:9/feed',
+        subscribeMessage: { op: 'sub' },
+      },
+    });
+    expect(feed.status, feed.text).toBe(201);
     await open('connectors', 'Connectors');
-    await page.getByText('No connector configured').waitFor();
+    const row = page.locator('tr[data-connector="nse-feed"]');
+    await row.getByText('backing off').waitFor();
+    await row.getByRole('button', { name: 'Run now' }).waitFor();
     await screenshot('connectors');
 
     expect(problems).toEqual([]);
