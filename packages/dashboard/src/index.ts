@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
 
 export interface DashboardAsset {
   body: Buffer;
@@ -53,6 +52,8 @@ function asset(body: Buffer, contentType: string): DashboardAsset {
 /** Bundles the dashboard (minified, for current browsers). */
 export async function buildDashboard(): Promise<DashboardAssets> {
   const started = performance.now();
+  // Loaded on first use: a server whose dashboard is never opened never loads the bundler.
+  const { build } = await import('esbuild');
   const result = await build({
     entryPoints: { app: ENTRY },
     bundle: true,
