@@ -2,7 +2,7 @@
  * Row <-> model mapping shared by the SQL stores, so both return byte-identical records and events.
  * JSON columns arrive as text (SQLite) or parsed (PostgreSQL jsonb); `parseJson` accepts either.
  */
-import type { LogEvent, MutationOp, SyncRecord } from '@syncbridge/protocol';
+import type { LogEvent, MutationOp, MutationResult, SyncRecord } from '@syncbridge/protocol';
 
 export function parseJson(value: unknown): unknown {
   return typeof value === 'string' ? JSON.parse(value) : value;
@@ -115,4 +115,49 @@ export function eventColumns(tenant: string, e: LogEvent): unknown[] {
     e.device ?? null,
     e.previous === undefined ? null : JSON.stringify(e.previous),
   ];
+}
+
+/**
+ * The stored form of a mutation's result, for idempotency. An applied or merged result leaves its
+ * record out and says so (`recordInLog`): the log entry at its seq holds the same data, and
+ * `withLoggedRecord` rebuilds it when a duplicate arrives. Other results keep everything they carry.
+ */
+export function storedResult(result: MutationResult): string {
+  if (
+    result.record &&
+    (result.status === 'applied' || result.status === 'merged') &&
+    result.seq !== undefined &&
+    result.version === result.record.version
+  ) {
+    const { record: _inLog, ...compact } = result;
+    return JSON.stringify({ ...compact, recordInLog: true });
+  }
+  return JSON.stringify(result);
+}
+
+/** A stored result as `storedResult` wrote it. */
+export type StoredResult = MutationResult & { recordInLog?: true };
+
+/** Whether a stored result left its record to its log entry (see `storedResult`). */
+export function needsLoggedRecord(result: StoredResult): boolean {
+  return result.recordInLog === true;
+}
+
+/**
+ * The columns of a record event, read as a RecordRow (the record as that change left it); the
+ * statement's WHERE names the event. `e` is the events table's alias.
+ */
+export const LOGGED_RECORD_COLUMNS = (e: string, emptyData: string) =>
+  `${e}.collection AS collection, ${e}.record_id AS id, coalesce(${e}.data, ${emptyData}) AS data, ` +
+  `${e}.version AS version, ${e}.hlc AS hlc, ${e}.ts AS updated_at, ${e}.actor AS updated_by, ` +
+  `${e}.op = 'delete' AS deleted`;
+
+/**
+ * The result as it was given to `storedResult`, its record rebuilt from its log entry (`row`); without
+ * the record when that entry is gone (history compaction dropped the version).
+ */
+export function withLoggedRecord(stored: StoredResult, row: RecordRow | null | undefined): MutationResult {
+  const { recordInLog: _marker, ...result } = stored;
+  if (!row || row.id === null || row.id === undefined) return result;
+  return { ...result, record: recordFromRow(row) };
 }

@@ -210,6 +210,55 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         expect(found.get('k')).toStrictEqual(applied('k', 1));
       });
 
+      it('returns a stored result with the record it carried, until compaction drops that version', async () => {
+        const tenant = freshTenant('result-record');
+        const v1 = rec('todos', 'r', { title: 'one' });
+        const v2 = rec('todos', 'r', { title: 'two' }, { version: 2, hlc: '0000000000002-0000-node' });
+        const gone = rec('todos', 'g', { title: 'last' }, { deleted: true });
+        const result = (mid: string, seq: number, record: SyncRecord): MutationResult => ({
+          mid,
+          status: mid === 'b' ? 'merged' : 'applied',
+          version: record.version,
+          seq,
+          eventId: `evt-${seq}-${record.id}`,
+          record,
+        });
+        const refused: MutationResult = {
+          mid: 'c',
+          status: 'rejected',
+          version: 2,
+          record: v2,
+          error: { code: 'CONFLICT', message: 'stale' },
+        };
+        await append(store, tenant, () => ({
+          records: [v1],
+          events: [recordEvent(1, v1)],
+          results: [{ key: 'a', result: result('a', 1, v1) }],
+        }));
+        await append(store, tenant, () => ({
+          records: [v2, gone],
+          // The write path logs a delete with the data the record had.
+          events: [recordEvent(2, v2), { ...recordEvent(3, gone, 'delete'), data: gone.data }],
+          results: [
+            { key: 'b', result: result('b', 2, v2) },
+            { key: 'd', result: result('d', 3, gone) },
+            { key: 'c', result: refused },
+          ],
+        }));
+        const read = () => store.transaction((tx) => tx.getResults(tenant, ['a', 'b', 'c', 'd']));
+        const found = await read();
+        expect(found.get('a')).toStrictEqual(result('a', 1, v1));
+        expect(found.get('b')).toStrictEqual(result('b', 2, v2));
+        expect(found.get('c')).toStrictEqual(refused);
+        expect(found.get('d')).toStrictEqual(result('d', 3, gone));
+        // Keeping one version drops v1's log entry: its result keeps everything but the record.
+        expect(await store.compactHistory(tenant, 'todos', { keepVersions: 1, before: null })).toBe(1);
+        const after = await read();
+        const { record: _dropped, ...withoutRecord } = result('a', 1, v1);
+        expect(after.get('a')).toStrictEqual(withoutRecord);
+        expect(after.get('b')).toStrictEqual(result('b', 2, v2));
+      });
+
       it('a record written twice in one batch keeps its last version', async () => {
         const tenant = freshTenant('twice');
         const v1 = rec('c', 'x', { n: 1 });

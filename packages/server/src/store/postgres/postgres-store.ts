@@ -19,7 +19,18 @@ import type {
 } from '@syncbridge/protocol';
 import pg from 'pg';
 import type { SecretBox } from '../../auth/secret-box.ts';
-import { type EventRow, eventColumns, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
+import {
+  type EventRow,
+  eventColumns,
+  eventFromRow,
+  LOGGED_RECORD_COLUMNS,
+  needsLoggedRecord,
+  type RecordRow,
+  recordFromRow,
+  type StoredResult,
+  storedResult,
+  withLoggedRecord,
+} from '../rows.ts';
 import type {
   ApiKeyRow,
   ConflictQuery,
@@ -216,12 +227,21 @@ export class PostgresStore implements Store {
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
         if (keys.length === 0) return found;
-        const rows = await query<{ key: string; result: string }>(
+        // An applied mutation's result is stored without its record (rows.ts, storedResult): its log
+        // entry, joined here by seq, holds it.
+        const rows = await query<{ key: string; result: string } & RecordRow>(
           client,
-          'SELECT key, result FROM mutation_results WHERE tenant = $1 AND key = ANY($2::text[])',
+          `SELECT r.key, r.result, ${LOGGED_RECORD_COLUMNS('e', "'{}'::jsonb")}
+           FROM mutation_results r LEFT JOIN events e ON r.result ? 'recordInLog' AND e.tenant = r.tenant
+             AND e.seq = (r.result ->> 'seq')::bigint AND e.kind = 'record'
+             AND e.version = (r.result ->> 'version')::bigint
+           WHERE r.tenant = $1 AND r.key = ANY($2::text[])`,
           [tenant, keys],
         );
-        for (const row of rows) found.set(row.key, JSON.parse(row.result) as MutationResult);
+        for (const row of rows) {
+          const result = JSON.parse(row.result) as StoredResult;
+          found.set(row.key, needsLoggedRecord(result) ? withLoggedRecord(result, row) : result);
+        }
         return found;
       },
       getRecords: async (tenant, keys: RecordKey[]) => {
@@ -277,7 +297,7 @@ export class PostgresStore implements Store {
           await query(client, INSERT_RESULTS, [
             tenant,
             batch.results.map((r) => r.key),
-            batch.results.map((r) => JSON.stringify(r.result)),
+            batch.results.map((r) => storedResult(r.result)),
           ]);
         }
         if (batch.deliveries) {

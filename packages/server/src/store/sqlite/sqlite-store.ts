@@ -23,8 +23,13 @@ import {
   type EventRow,
   eventColumns,
   eventFromRow,
+  LOGGED_RECORD_COLUMNS,
+  needsLoggedRecord,
   type RecordRow,
   recordFromRow,
+  type StoredResult,
+  storedResult,
+  withLoggedRecord,
 } from '../rows.ts';
 import type {
   ApiKeyRow,
@@ -167,6 +172,11 @@ export class SqliteStore implements Store {
       getResult: w.prepare<[string, string], { result: string }>(
         'SELECT result FROM mutation_results WHERE tenant = ? AND key = ?',
       ),
+      // The record an applied mutation's stored result leaves out: its log entry (rows.ts, storedResult).
+      loggedRecord: w.prepare<[string, number, number], RecordRow>(
+        `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")} FROM events
+         WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
+      ),
       putResult: w.prepare(
         'INSERT INTO mutation_results (tenant, key, result, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
       ),
@@ -272,7 +282,14 @@ export class SqliteStore implements Store {
         const found = new Map<string, MutationResult>();
         for (const key of keys) {
           const row = s.getResult.get(tenant, key);
-          if (row) found.set(key, JSON.parse(row.result) as MutationResult);
+          if (!row) continue;
+          const result = JSON.parse(row.result) as StoredResult;
+          found.set(
+            key,
+            needsLoggedRecord(result)
+              ? withLoggedRecord(result, s.loggedRecord.get(tenant, result.seq!, result.version!))
+              : result,
+          );
         }
         return found;
       },
@@ -316,8 +333,7 @@ export class SqliteStore implements Store {
         }
         for (const e of batch.events) s.insertEvent.run(...eventColumns(tenant, e));
         const now = new Date().toISOString();
-        for (const { key, result } of batch.results)
-          s.putResult.run(tenant, key, JSON.stringify(result), now);
+        for (const { key, result } of batch.results) s.putResult.run(tenant, key, storedResult(result), now);
         if (batch.deliveries) this.webhooks.insertDeliveries(batch.deliveries);
         s.setHead.run(tenant, batch.head);
       },
