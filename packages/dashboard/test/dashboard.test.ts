@@ -248,6 +248,13 @@ describe.skipIf(!haveChromium)('the dashboard in Chromium', () => {
       const deliveries = await api.get(`/v1/webhooks/${hook.id}/deliveries`);
       expect(deliveries.body.deliveries).toHaveLength(1);
       expect(deliveries.body.deliveries[0]).toMatchObject({ status: 'success', attempts: 4 });
+
+      // Replay the last hour, delivered events included: the receiver gets the event once more.
+      await page.getByLabel('only events not yet delivered').uncheck();
+      await page.getByRole('button', { name: 'Replay' }).click();
+      await page.getByText('1 queued').waitFor();
+      const again = await receiver.waitFor(5);
+      expect(JSON.parse(again[4]!.body)).toMatchObject({ type: 'payment_settled' });
     } finally {
       await receiver.close();
     }
