@@ -2,7 +2,7 @@
  * Runs the server-core benchmarks one after another, each in its own process, then prints one table of
  * every figure against its target (also in bench/results/latest.json).
  *
- *   npm run bench -- [--only mutations,fanout,latency,connections] [--quick] [--store sqlite|postgres|all]
+ *   npm run bench -- [--only mutations,fanout,latency,connections,cluster] [--quick] [--store sqlite|postgres|all]
  *                    [--reps 3] [--window 10] [--cpu-prof] [--max-load 1.0] [--max-wait 600]
  *
  * Other flags are passed to every script. Before each script (except with --quick) it waits, up to
@@ -18,7 +18,7 @@ import { loadAverage1m } from './lib/proc.ts';
 import { type Figure, loadSections, machine, printTable, RESULTS_FILE } from './lib/report.ts';
 import { ROOT } from './lib/server-process.ts';
 
-const BENCHES = ['mutations', 'fanout', 'latency', 'connections'] as const;
+const BENCHES = ['mutations', 'fanout', 'latency', 'connections', 'cluster'] as const;
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
