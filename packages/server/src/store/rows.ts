@@ -92,8 +92,15 @@ export function eventFromRow(row: EventRow): LogEvent {
   return event;
 }
 
-/** The columns of an event row in insertion order, shared by both stores' INSERTs. */
-export function eventColumns(tenant: string, e: LogEvent): unknown[] {
+/**
+ * The columns of an event row in insertion order, shared by both stores' INSERTs. `json` serializes
+ * the JSON columns (a store may pass one that reuses the text of a record's data).
+ */
+export function eventColumns(
+  tenant: string,
+  e: LogEvent,
+  json: (value: unknown) => string = JSON.stringify,
+): unknown[] {
   return [
     tenant,
     e.seq,
@@ -103,9 +110,9 @@ export function eventColumns(tenant: string, e: LogEvent): unknown[] {
     e.id ?? null,
     e.op ?? null,
     e.version ?? null,
-    e.data === undefined ? null : JSON.stringify(e.data),
+    e.data === undefined ? null : json(e.data),
     e.type ?? null,
-    e.payload === undefined ? null : JSON.stringify(e.payload),
+    e.payload === undefined ? null : json(e.payload),
     e.source ?? null,
     e.target ?? null,
     e.priority ?? null,
@@ -113,7 +120,7 @@ export function eventColumns(tenant: string, e: LogEvent): unknown[] {
     e.actor,
     e.ts,
     e.device ?? null,
-    e.previous === undefined ? null : JSON.stringify(e.previous),
+    e.previous === undefined ? null : json(e.previous),
   ];
 }
 
