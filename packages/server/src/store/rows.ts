@@ -93,6 +93,22 @@ export function eventFromRow(row: EventRow): LogEvent {
 }
 
 /**
+ * JSON text of values, each serialized once (per batch): a record's data and its log entry's data are
+ * the same object.
+ */
+export function jsonOnce(): (value: unknown) => string {
+  const seen = new Map<unknown, string>();
+  return (value) => {
+    let text = seen.get(value);
+    if (text === undefined) {
+      text = JSON.stringify(value);
+      seen.set(value, text);
+    }
+    return text;
+  };
+}
+
+/**
  * The columns of an event row in insertion order, shared by both stores' INSERTs. `json` serializes
  * the JSON columns (a store may pass one that reuses the text of a record's data).
  */

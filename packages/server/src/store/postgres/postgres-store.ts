@@ -23,6 +23,7 @@ import {
   type EventRow,
   eventColumns,
   eventFromRow,
+  jsonOnce,
   LOGGED_RECORD_COLUMNS,
   needsLoggedRecord,
   type RecordRow,
@@ -50,12 +51,10 @@ import {
   columnArrays,
   EVENT_COLUMNS,
   filterSql,
-  INSERT_EVENTS,
-  INSERT_RESULTS,
   RECORD_COLUMNS,
   recordArrays,
   translateError,
-  UPSERT_RECORDS,
+  WRITE_BATCH,
 } from './sql.ts';
 import { insertDeliveries, PostgresWebhookStore } from './webhook-store.ts';
 
@@ -286,28 +285,20 @@ export class PostgresStore implements Store {
             [tenant, c.id, c.collection, c.status, c.createdAt, JSON.stringify(c)],
           );
         }
-        if (batch.records.length > 0) {
-          await query(client, UPSERT_RECORDS, [tenant, ...recordArrays(batch.records)]);
-        }
-        if (batch.events.length > 0) {
-          const rows = batch.events.map((e) => eventColumns(tenant, e).slice(1));
-          await query(client, INSERT_EVENTS, [tenant, ...columnArrays(rows, 18)]);
-        }
-        if (batch.results.length > 0) {
-          await query(client, INSERT_RESULTS, [
-            tenant,
-            batch.results.map((r) => r.key),
-            batch.results.map((r) => storedResult(r.result)),
-          ]);
-        }
         if (batch.deliveries) {
           await insertDeliveries((sql, params) => query(client, sql, params), batch.deliveries);
         }
-        const updated = await query<{ tenant: string }>(
-          client,
-          'UPDATE tenant_heads SET seq = $2 WHERE tenant = $1 RETURNING tenant',
-          [tenant, batch.head],
-        );
+        // Records, log entries, results and the new head in one statement: one round trip.
+        const json = jsonOnce();
+        const rows = batch.events.map((e) => eventColumns(tenant, e, json).slice(1));
+        const updated = await query<{ tenant: string }>(client, WRITE_BATCH, [
+          tenant,
+          ...recordArrays(batch.records, json),
+          ...columnArrays(rows, 18),
+          batch.results.map((r) => r.key),
+          batch.results.map((r) => storedResult(r.result)),
+          batch.head,
+        ]);
         if (updated.length === 0) throw new Error(`writeBatch for tenant ${tenant} without lockTenant`);
       },
     };

@@ -51,6 +51,21 @@ export const UPSERT_RECORDS = `INSERT INTO records (tenant, ${RECORD_COLUMNS})
 export const INSERT_RESULTS = `INSERT INTO mutation_results (tenant, key, result)
   SELECT $1, * FROM unnest($2::text[], $3::jsonb[]) ON CONFLICT DO NOTHING`;
 
+/**
+ * A group commit's writes in one statement, one round trip instead of four: the record upsert ($2-$9),
+ * the log entries ($10-$27), the results ($28-$29) and the tenant's new head ($30), with the tenant as
+ * $1. The parts touch different tables, so running them as one statement's CTEs changes nothing but
+ * the round trips; empty arrays insert nothing. Returns the tenant when its head row exists.
+ */
+export const WRITE_BATCH = (() => {
+  const shift = (sql: string, by: number) =>
+    sql.replace(/\$(\d+)/g, (_, n: string) => (n === '1' ? '$1' : `$${Number(n) + by}`));
+  return `WITH records_written AS (${UPSERT_RECORDS}),
+    events_written AS (${shift(INSERT_EVENTS, 8)}),
+    results_written AS (${shift(INSERT_RESULTS, 26)})
+  UPDATE tenant_heads SET seq = $30 WHERE tenant = $1 RETURNING tenant`;
+})();
+
 /** Turns rows (arrays of column values) into one array per column, for `unnest`. */
 export function columnArrays(rows: unknown[][], width: number): unknown[][] {
   const columns: unknown[][] = Array.from({ length: width }, () => []);
@@ -62,7 +77,10 @@ export function columnArrays(rows: unknown[][], width: number): unknown[][] {
  * The record upsert's column arrays. A record written twice in one batch keeps its last version, as
  * SQLite's row-by-row upsert does (PostgreSQL refuses to upsert one row twice in a statement).
  */
-export function recordArrays(records: SyncRecord[]): unknown[][] {
+export function recordArrays(
+  records: SyncRecord[],
+  json: (value: unknown) => string = JSON.stringify,
+): unknown[][] {
   const last = new Map<string, SyncRecord>();
   for (const r of records) {
     const key = recordKey(r.collection, r.id);
@@ -72,7 +90,7 @@ export function recordArrays(records: SyncRecord[]): unknown[][] {
   const rows = [...last.values()].map((r) => [
     r.collection,
     r.id,
-    JSON.stringify(r.data),
+    json(r.data),
     r.version,
     r.hlc,
     r.updatedAt,

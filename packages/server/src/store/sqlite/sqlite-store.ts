@@ -23,6 +23,7 @@ import {
   type EventRow,
   eventColumns,
   eventFromRow,
+  jsonOnce,
   LOGGED_RECORD_COLUMNS,
   needsLoggedRecord,
   type RecordRow,
@@ -136,22 +137,6 @@ class MultiRowInsert {
     }
     return stmt;
   }
-}
-
-/**
- * JSON text of values, each serialized once per batch: a record's data and its log entry's data are the
- * same object.
- */
-function jsonOnce(): (value: unknown) => string {
-  const seen = new Map<unknown, string>();
-  return (value) => {
-    let text = seen.get(value);
-    if (text === undefined) {
-      text = JSON.stringify(value);
-      seen.set(value, text);
-    }
-    return text;
-  };
 }
 
 /**
