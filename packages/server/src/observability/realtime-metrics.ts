@@ -75,7 +75,7 @@ export function registerRealtimeMetrics(registry: Registry, source: RealtimeSour
     registers,
     collect() {
       this.reset();
-      for (const type of OUTBOUND_TYPES) this.inc({ type }, counters.messagesOut[type]);
+      for (const type of OUTBOUND_TYPES) this.inc({ type }, counters.framesSent(type));
     },
   });
   new Counter({

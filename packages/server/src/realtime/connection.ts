@@ -133,12 +133,10 @@ export class Connection implements SubscriptionSink {
     if (!this.isOpen) return false;
     this.corkUntilTickEnd();
     this.ws.send(frame, { binary: false });
-    const counters = this.ctx.metrics;
-    counters.messagesOut[type] += 1;
-    counters.bytesOut += frame.length;
+    this.ctx.metrics.frameSent(type, frame.length);
     if (this.corkedSocket && this.corkedSocket.writableLength >= CORK_FLUSH_BYTES) this.uncork();
     if (this.outboundBytes() > this.ctx.config.maxBufferedBytes) {
-      counters.slowConsumers += 1;
+      this.ctx.metrics.slowConsumers += 1;
       this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
       return false;
     }
@@ -178,8 +176,7 @@ export class Connection implements SubscriptionSink {
     return new Promise((resolve) => {
       if (!this.isOpen) return resolve();
       this.ws.send(frame, { binary: false }, () => resolve());
-      this.ctx.metrics.messagesOut[type] += 1;
-      this.ctx.metrics.bytesOut += frame.length;
+      this.ctx.metrics.frameSent(type, frame.length);
       if (this.outboundBytes() > this.ctx.config.maxBufferedBytes) {
         this.ctx.metrics.slowConsumers += 1;
         this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');

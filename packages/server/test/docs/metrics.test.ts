@@ -45,6 +45,7 @@ describe('metrics documentation and Grafana dashboard', () => {
     expect(panels.length).toBeGreaterThan(20);
     const queried = new Set<string>();
     for (const panel of panels) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a template
       expect(panel.datasource?.uid, panel.title).toBe('${datasource}');
       expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
       for (const { expr } of panel.targets!) {
