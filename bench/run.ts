@@ -4,12 +4,18 @@
  *
  *   npm run bench -- [--only mutations,fanout,latency,connections,cluster] [--quick] [--store sqlite|postgres|all]
  *                    [--reps 3] [--window 10] [--cpu-prof] [--max-load 1.0] [--max-wait 600]
+ *   npm run bench -- peers [--quick] [--reps 3] [--window 5]   (side by side with Socket.IO, ShareDB, ws)
+ *
+ * Benchmarks may also be named as arguments (`npm run bench -- peers`). `peers` runs only when named:
+ * it compares syncbridge with the alternatives in bench/peers, its own npm project, which is installed
+ * here with `npm ci --prefix bench/peers` the first time (the product never depends on it).
  *
  * Other flags are passed to every script. Before each script (except with --quick) it waits, up to
  * --max-wait seconds, for the 1-minute load average to fall below --max-load, and records the load it
  * started at: on a shared machine a figure taken under someone else's load is not worth quoting.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sleep } from './lib/lifecycle.ts';
@@ -18,10 +24,15 @@ import { loadAverage1m } from './lib/proc.ts';
 import { type Figure, loadSections, machine, printTable, RESULTS_FILE } from './lib/report.ts';
 import { ROOT } from './lib/server-process.ts';
 
-const BENCHES = ['mutations', 'fanout', 'latency', 'connections', 'cluster'] as const;
+const BENCHES = ['mutations', 'fanout', 'latency', 'connections', 'cluster', 'peers'] as const;
+/** What runs when no benchmark is named: `peers` only runs when named (it takes about ten minutes). */
+const DEFAULT_BENCHES = ['mutations', 'fanout', 'latency', 'connections', 'cluster'];
+/** Scripts that live in their own folder (with their own dependencies) rather than bench/<name>.ts. */
+const SCRIPT_PATHS: Record<string, string> = { peers: 'bench/peers/bench.ts' };
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
+  allowPositionals: true,
   options: {
     ...COMMON_FLAGS,
     only: { type: 'string' },
@@ -30,7 +41,8 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...BENCHES];
+const named = [...positionals, ...(values.only ? values.only.split(',').map((s) => s.trim()) : [])];
+const only = named.length > 0 ? named : DEFAULT_BENCHES;
 for (const name of only) {
   if (!(BENCHES as readonly string[]).includes(name)) {
     process.stderr.write(`--only ${name}: choose from ${BENCHES.join(', ')}\n`);
@@ -64,7 +76,7 @@ function runScript(name: string): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'bench', `${name}.ts`), ...passThrough],
+      ['--import', 'tsx', join(ROOT, SCRIPT_PATHS[name] ?? `bench/${name}.ts`), ...passThrough],
       {
         cwd: ROOT,
         stdio: 'inherit',
@@ -79,6 +91,21 @@ function runScript(name: string): Promise<number> {
       resolve(code ?? 1);
     });
   });
+}
+
+/** Installs the peers (bench/peers/package-lock.json) on first use; the product never depends on them. */
+function installPeers(): boolean {
+  if (existsSync(join(ROOT, 'bench/peers/node_modules/.package-lock.json'))) return true;
+  console.log('installing the peers: npm ci --prefix bench/peers');
+  const result = spawnSync('npm', ['ci', '--prefix', join(ROOT, 'bench/peers'), '--no-audit', '--no-fund'], {
+    stdio: 'inherit',
+  });
+  return result.status === 0;
+}
+
+if (only.includes('peers') && !installPeers()) {
+  process.stderr.write('npm ci --prefix bench/peers failed\n');
+  process.exit(1);
 }
 
 const startedAt = new Date().toISOString();

@@ -43,6 +43,11 @@ export interface SyncbridgeUnderTest extends ServerUnderTest {
   /** The fsync setting in force, as the figures should state it. */
   durability: string;
   token(user: string, tenant?: string): Promise<string>;
+  /**
+   * Stops the process (SIGTERM, as an operator would) and starts it again on the same port and the
+   * same data (SQLite file or PostgreSQL schema). `pid` then names the new process.
+   */
+  restart(): Promise<void>;
 }
 
 export interface SpawnOptions {
@@ -192,27 +197,28 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
       if (schema) spawnSync('psql', [POSTGRES_URL, '-qc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`]);
     },
   });
-  const spawned = await spawnServer(
-    options.cli ? resolve(options.cli) : SERVER_CLI,
-    ['serve'],
-    env,
-    /syncbridge listening on http:\/\/(\S+)/,
-    dir,
-    options,
-  );
-  const s = spawned;
-  const pid = s.child.pid!;
+  const script = options.cli ? resolve(options.cli) : SERVER_CLI;
+  const ready = /syncbridge listening on http:\/\/(\S+)/;
+  let s = await spawnServer(script, ['serve'], env, ready, dir, options);
+  const address = s.ready[1]!;
   const tokens = new TokenService({ jwtSecret: JWT_SECRET });
   const durability = schema ? await postgresDurability() : `SQLite synchronous=${synchronous} (WAL)`;
   return {
     label: `syncbridge/${options.store}${options.cli ? ` (${checkoutName(options.cli)})` : ''}`,
     store: options.store,
     durability,
-    pid,
-    wsUrl: `ws://${s.ready[1]}/v1/realtime`,
-    cpuMicros: () => cpuMicros(pid),
-    rssBytes: () => rssBytes(pid),
+    get pid() {
+      return s.child.pid!;
+    },
+    wsUrl: `ws://${address}/v1/realtime`,
+    cpuMicros: () => cpuMicros(s.child.pid!),
+    rssBytes: () => rssBytes(s.child.pid!),
     token: async (user, tenant = 'bench') => (await tokens.mint({ tenant, user, ttlSeconds: 3600 })).token,
+    restart: async () => {
+      await s.stop();
+      const port = address.slice(address.lastIndexOf(':') + 1);
+      s = await spawnServer(script, ['serve'], { ...env, SYNCBRIDGE_PORT: port }, ready, dir, options);
+    },
     stop: async () => {
       await s.stop();
       await removeData();
@@ -222,22 +228,27 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
 }
 
 /** Starts the reference: a minimal `ws` server that broadcasts each message it receives to all others. */
-export async function startReference(options: SpawnOptions = {}): Promise<ServerUnderTest> {
-  const dir = mkdtempSync(join(tmpdir(), 'ws-reference-bench-'));
+export function startReference(options: SpawnOptions = {}): Promise<ServerUnderTest> {
+  return startWsServer('ws reference', join(ROOT, 'bench/reference/ws-broadcast-server.ts'), {}, options);
+}
+
+/**
+ * Starts another server under test (a peer such as Socket.IO or ShareDB) from its script, which listens
+ * on PORT (0: any) and prints `listening on ws://host:port` once it accepts connections.
+ */
+export async function startWsServer(
+  label: string,
+  script: string,
+  env: Record<string, string>,
+  options: SpawnOptions = {},
+): Promise<ServerUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'peer-bench-'));
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   const unregister = onCleanup({ run: async () => removeDir(), runSync: removeDir });
-  const spawned = await spawnServer(
-    join(ROOT, 'bench/reference/ws-broadcast-server.ts'),
-    [],
-    { PORT: '0' },
-    /listening on (ws:\/\/\S+)/,
-    dir,
-    options,
-  );
-  const s = spawned;
+  const s = await spawnServer(script, [], { PORT: '0', ...env }, /listening on (ws:\/\/\S+)/, dir, options);
   const pid = s.child.pid!;
   return {
-    label: 'ws reference',
+    label,
     pid,
     wsUrl: s.ready[1]!,
     cpuMicros: () => cpuMicros(pid),
