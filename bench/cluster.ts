@@ -2,8 +2,8 @@
  * Several nodes: 1, 2 and 3 `syncbridge serve` processes sharing one PostgreSQL schema and a Redis (or
  * NATS) bus, measured from this process (the load generator, a process of its own):
  *   - acknowledged mutations/s: closed-loop writers (one single-put `mutate` in flight each), spread
- *     over the nodes and over 8 tenants (writers of one tenant serialize on its log head, whatever node
- *     they use);
+ *     over the nodes and over `--tenants` tenants (writers of one tenant serialize on its log head,
+ *     whatever node they use);
  *   - fan-out deliveries/s: subscribers of `events:bench` spread over the nodes, one sender on the
  *     first node keeping `--in-flight` events undelivered at most;
  *   - write-to-receive latency across nodes: one writer on the first node at `--rate` writes/s (open
@@ -12,7 +12,7 @@
  * Each point records the servers' CPU (all nodes) and the machine's CPU busy share (/proc/stat), since
  * on one machine the nodes, PostgreSQL, Redis and the load generator share the same cores.
  *
- *   node --import tsx bench/cluster.ts [--quick] [--nodes 1,2,3] [--bus redis|nats] [--writers 48]
+ *   node --import tsx bench/cluster.ts [--quick] [--nodes 1,2,3] [--bus redis|nats] [--writers 48] [--tenants 8]
  *                                      [--subscribers 300] [--in-flight 16] [--rate 1000]
  *                                      [--latency-subscribers 20] [--reps 1] [--window 5] [--warmup 1]
  */
@@ -54,7 +54,6 @@ const BUS_URLS = {
   redis: process.env.SYNCBRIDGE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
   nats: process.env.SYNCBRIDGE_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222',
 };
-const TENANTS = 8;
 const P99_TARGET_MS = 20;
 
 /** Machine-wide CPU busy share from /proc/stat (every process: nodes, PostgreSQL, Redis, this one). */
@@ -155,6 +154,7 @@ function cpuDetails(used: ReturnType<ClusterCpu['read']>, units: number, unitNam
 async function mutations(
   nodes: SyncbridgeUnderTest[],
   writers: number,
+  tenants: number,
   seconds: number,
   warmup: number,
 ): Promise<Window> {
@@ -162,7 +162,7 @@ async function mutations(
     const node = nodes[i % nodes.length]!;
     return RequestClient.connect(
       node.wsUrl,
-      await node.token(`writer-${i}`, `bench-${i % TENANTS}`),
+      await node.token(`writer-${i}`, `bench-${i % tenants}`),
       sourceAddress(i),
     );
   });
@@ -367,6 +367,7 @@ export async function main(): Promise<void> {
       nodes: { type: 'string' },
       bus: { type: 'string' },
       writers: { type: 'string' },
+      tenants: { type: 'string' },
       subscribers: { type: 'string' },
       'in-flight': { type: 'string' },
       rate: { type: 'string' },
@@ -389,13 +390,14 @@ export async function main(): Promise<void> {
   const bus = (values.bus ?? 'redis') as keyof typeof BUS_URLS;
   if (!(bus in BUS_URLS)) throw new Error('--bus redis|nats');
   const writers = numberFlag(values, 'writers', 48);
+  const tenants = numberFlag(values, 'tenants', 8);
   const subscriberCount = numberFlag(values, 'subscribers', 300);
   const inFlight = numberFlag(values, 'in-flight', 16);
   const rate = numberFlag(values, 'rate', 1000);
   const latencySubscribers = numberFlag(values, 'latency-subscribers', 20);
   const load = loadAverage1m();
   process.stdout.write(
-    `cluster: ${JSON.stringify({ ...options, counts, bus, writers, subscriberCount, inFlight, rate, latencySubscribers })} (load average ${load.toFixed(2)})\n`,
+    `cluster: ${JSON.stringify({ ...options, counts, bus, writers, tenants, subscriberCount, inFlight, rate, latencySubscribers })} (load average ${load.toFixed(2)})\n`,
   );
   const durability = `${await postgresDurability()}; bus ${bus}`;
   const figures: Figure[] = [];
@@ -403,7 +405,12 @@ export async function main(): Promise<void> {
     const nodes = await startCluster(count, BUS_URLS[bus]);
     const system = `syncbridge/postgres ×${count} node${count > 1 ? 's' : ''}`;
     const points: Array<[string, string, Window[], Figure['target']]> = [
-      [`acknowledged mutations/s, ${writers} writers over ${count} node(s)`, 'mutations/s', [], undefined],
+      [
+        `acknowledged mutations/s, ${writers} writers (${tenants} tenant${tenants > 1 ? 's' : ''}) over ${count} node(s)`,
+        'mutations/s',
+        [],
+        undefined,
+      ],
       [
         `fan-out deliveries/s, ${subscriberCount} subscribers over ${count} node(s)`,
         'deliveries/s',
@@ -418,7 +425,7 @@ export async function main(): Promise<void> {
       ],
     ];
     for (let rep = 1; rep <= options.reps; rep++) {
-      const m = await mutations(nodes, writers, options.windowSeconds, options.warmupSeconds);
+      const m = await mutations(nodes, writers, tenants, options.windowSeconds, options.warmupSeconds);
       points[0]![2].push(m);
       const f = await fanout(nodes, subscriberCount, inFlight, options.windowSeconds, options.warmupSeconds);
       points[1]![2].push(f);
@@ -461,7 +468,7 @@ export async function main(): Promise<void> {
     figures,
     notes: [
       "All nodes, PostgreSQL, the bus broker and the load generator share this machine's cores.",
-      `Writers spread round-robin over the nodes and over ${TENANTS} tenants; each has one single-put mutate in flight.`,
+      `Writers spread round-robin over the nodes and over ${tenants} tenant(s); each has one single-put mutate in flight.`,
       'Fan-out: one sender on the first node, subscribers round-robin over the nodes (events:bench).',
       'Latency: writer on the first node, subscribers on the other nodes (on the first when alone).',
     ],
