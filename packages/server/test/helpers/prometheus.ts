@@ -48,11 +48,14 @@ function parseLabels(text: string, line: string): Record<string, string> {
   return labels;
 }
 
+/** A sample value as Prometheus reads it (Go's ParseFloat: NaN and Inf in any case; prom-client writes `Nan`). */
 function parseValue(text: string): number {
-  if (text === '+Inf') return Number.POSITIVE_INFINITY;
-  if (text === '-Inf') return Number.NEGATIVE_INFINITY;
+  const lower = text.toLowerCase();
+  if (lower === 'nan') return Number.NaN;
+  if (lower === '+inf' || lower === 'inf') return Number.POSITIVE_INFINITY;
+  if (lower === '-inf') return Number.NEGATIVE_INFINITY;
   const n = Number(text);
-  if (Number.isNaN(n) && text !== 'NaN') throw new Error(`bad sample value ${text}`);
+  if (Number.isNaN(n)) throw new Error(`bad sample value ${text}`);
   return n;
 }
 
@@ -68,7 +71,13 @@ export function parseExposition(text: string): Exposition {
     }
     const m = SAMPLE.exec(line);
     if (!m) throw new Error(`not a sample line: ${line}`);
-    samples.push({ name: m[1]!, labels: m[3] ? parseLabels(m[3], line) : {}, value: parseValue(m[4]!) });
+    let value: number;
+    try {
+      value = parseValue(m[4]!);
+    } catch (err) {
+      throw new Error(`${(err as Error).message} in: ${line}`);
+    }
+    samples.push({ name: m[1]!, labels: m[3] ? parseLabels(m[3], line) : {}, value });
   }
   // A name no family declares is a typo or a missing metric, not a zero.
   const known = (name: string) => {

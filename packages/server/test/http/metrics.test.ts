@@ -186,6 +186,52 @@ describe('Prometheus metrics of realtime traffic, conflicts and webhooks', () =>
     await client.close();
   });
 
+  it('counts a batch of events sent to a `batch` client as one `events` frame', async () => {
+    const before = await scrape(srv.url);
+    const client = await TestWsClient.connect(srv.wsUrl);
+    const wire = meter(client.ws);
+    const token = await srv.token('batch', 'bob');
+    wire.send(
+      JSON.stringify({ type: 'hello', token, protocol: 1, capabilities: ['batch'], rid: 'h' }),
+      'hello',
+    );
+    await client.waitFor((m) => m.rid === 'h');
+    wire.send(JSON.stringify({ type: 'subscribe', channel: 'records:stock', rid: 's' }), 'subscribe');
+    await client.waitFor((m) => m.rid === 's');
+    const mutations = [1, 2, 3].map((i) => ({
+      mid: `b${i}`,
+      collection: 'stock',
+      id: `b${i}`,
+      op: 'put',
+      data: { i },
+    }));
+    wire.send(JSON.stringify({ type: 'mutate', mutations, rid: 'm' }), 'mutate');
+    await client.waitFor((m) => m.rid === 'm');
+    const batch = await client.waitFor((m) => m.type === 'events');
+    expect((batch.events as unknown[]).length).toBe(3);
+    const after = await scrapeUntil(
+      srv.url,
+      (x) =>
+        x.value('syncbridge_ws_sent_bytes_total') - before.value('syncbridge_ws_sent_bytes_total') ===
+        wire.counts.bytesIn,
+    );
+    const delta = (type: string) =>
+      after.value('syncbridge_ws_messages_sent_total', { type }) -
+      before.value('syncbridge_ws_messages_sent_total', { type });
+    expect(delta('events')).toBe(1);
+    expect(delta('event')).toBe(0);
+    expect(wire.counts.received.get('events')).toBe(1);
+    // Three deliveries (one per subscription and event), one commit fanned out.
+    expect(
+      after.value('syncbridge_events_delivered_total') - before.value('syncbridge_events_delivered_total'),
+    ).toBe(3);
+    expect(
+      after.value('syncbridge_fanout_latency_seconds_count', { origin: 'local' }) -
+        before.value('syncbridge_fanout_latency_seconds_count', { origin: 'local' }),
+    ).toBe(1);
+    await client.close();
+  });
+
   it('counts webhook attempts by outcome and the lag from commit to delivery by platform', async () => {
     const api = adminClient(srv, 'hooks');
     receiver.answer((_req, index) => ({ status: index === 0 ? 500 : 200 }));
