@@ -15,6 +15,7 @@
  *   node --import tsx bench/cluster.ts [--quick] [--nodes 1,2,3] [--bus redis|nats] [--writers 48] [--tenants 8]
  *                                      [--subscribers 300] [--in-flight 16] [--rate 1000]
  *                                      [--latency-subscribers 20] [--reps 1] [--window 5] [--warmup 1]
+ *                                      [--points mutations,fanout,latency] [--cpu-prof]
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ import {
 import { onCleanup, runMain, sleep } from './lib/lifecycle.ts';
 import { benchOptions, COMMON_FLAGS, numberFlag } from './lib/options.ts';
 import { CpuWindow, loadAverage1m } from './lib/proc.ts';
+import { cpuProfFlags, formatProfile, newestProfile, profileDir, summarizeProfile } from './lib/profile.ts';
 import {
   commandLine,
   type Figure,
@@ -96,7 +98,11 @@ class ClusterCpu {
 }
 
 /** N nodes on one fresh schema and the bus; the schema is dropped after the nodes stopped. */
-async function startCluster(count: number, busUrl: string): Promise<SyncbridgeUnderTest[]> {
+async function startCluster(
+  count: number,
+  busUrl: string,
+  profiles: string[] | null,
+): Promise<SyncbridgeUnderTest[]> {
   const schema = `sb_bench_cluster_${randomBytes(5).toString('hex')}`;
   const drop = async () => {
     const client = new pg.Client({ connectionString: POSTGRES_URL });
@@ -112,6 +118,7 @@ async function startCluster(count: number, busUrl: string): Promise<SyncbridgeUn
   const start = (i: number) =>
     startSyncbridge({
       store: 'postgres',
+      nodeFlags: profiles ? cpuProfFlags(profiles[i]!) : [],
       env: {
         SYNCBRIDGE_DATABASE_SCHEMA: schema,
         SYNCBRIDGE_BUS_URL: busUrl,
@@ -372,6 +379,7 @@ export async function main(): Promise<void> {
       'in-flight': { type: 'string' },
       rate: { type: 'string' },
       'latency-subscribers': { type: 'string' },
+      points: { type: 'string' },
     },
     strict: true,
   });
@@ -395,6 +403,7 @@ export async function main(): Promise<void> {
   const inFlight = numberFlag(values, 'in-flight', 16);
   const rate = numberFlag(values, 'rate', 1000);
   const latencySubscribers = numberFlag(values, 'latency-subscribers', 20);
+  const points = new Set((values.points ?? 'mutations,fanout,latency').split(','));
   const load = loadAverage1m();
   process.stdout.write(
     `cluster: ${JSON.stringify({ ...options, counts, bus, writers, tenants, subscriberCount, inFlight, rate, latencySubscribers })} (load average ${load.toFixed(2)})\n`,
@@ -402,9 +411,12 @@ export async function main(): Promise<void> {
   const durability = `${await postgresDurability()}; bus ${bus}`;
   const figures: Figure[] = [];
   for (const count of counts) {
-    const nodes = await startCluster(count, BUS_URLS[bus]);
+    const profiles = options.cpuProf
+      ? Array.from({ length: count }, (_, i) => profileDir(`cluster-${count}-node-${i}`))
+      : null;
+    const nodes = await startCluster(count, BUS_URLS[bus], profiles);
     const system = `syncbridge/postgres ×${count} node${count > 1 ? 's' : ''}`;
-    const points: Array<[string, string, Window[], Figure['target']]> = [
+    const series: Array<[string, string, Window[], Figure['target']]> = [
       [
         `acknowledged mutations/s, ${writers} writers (${tenants} tenant${tenants > 1 ? 's' : ''}) over ${count} node(s)`,
         'mutations/s',
@@ -425,21 +437,50 @@ export async function main(): Promise<void> {
       ],
     ];
     for (let rep = 1; rep <= options.reps; rep++) {
-      const m = await mutations(nodes, writers, tenants, options.windowSeconds, options.warmupSeconds);
-      points[0]![2].push(m);
-      const f = await fanout(nodes, subscriberCount, inFlight, options.windowSeconds, options.warmupSeconds);
-      points[1]![2].push(f);
-      const l = await latency(nodes, rate, latencySubscribers, options.windowSeconds, options.warmupSeconds);
-      points[2]![2].push(l);
-      progress(
-        `${count} node(s) rep ${rep}: ${formatNumber(m.value)} acks/s (machine ${formatNumber(m.details['machine CPU busy %']!)}% busy), ` +
-          `${formatNumber(f.value)} deliveries/s (machine ${formatNumber(f.details['machine CPU busy %']!)}% busy), ` +
+      const parts: string[] = [];
+      if (points.has('mutations')) {
+        const m = await mutations(nodes, writers, tenants, options.windowSeconds, options.warmupSeconds);
+        series[0]![2].push(m);
+        parts.push(
+          `${formatNumber(m.value)} acks/s (machine ${formatNumber(m.details['machine CPU busy %']!)}% busy)`,
+        );
+      }
+      if (points.has('fanout')) {
+        const f = await fanout(
+          nodes,
+          subscriberCount,
+          inFlight,
+          options.windowSeconds,
+          options.warmupSeconds,
+        );
+        series[1]![2].push(f);
+        parts.push(
+          `${formatNumber(f.value)} deliveries/s (machine ${formatNumber(f.details['machine CPU busy %']!)}% busy)`,
+        );
+      }
+      if (points.has('latency')) {
+        const l = await latency(
+          nodes,
+          rate,
+          latencySubscribers,
+          options.windowSeconds,
+          options.warmupSeconds,
+        );
+        series[2]![2].push(l);
+        parts.push(
           `p50 ${formatNumber(l.details['p50 ms']!)} ms p99 ${formatNumber(l.value)} ms ` +
-          `(${formatNumber(l.details['delivered of expected %']!)}% delivered, machine ${formatNumber(l.details['machine CPU busy %']!)}% busy)`,
-      );
+            `(${formatNumber(l.details['delivered of expected %']!)}% delivered, machine ${formatNumber(l.details['machine CPU busy %']!)}% busy)`,
+        );
+      }
+      progress(`${count} node(s) rep ${rep}: ${parts.join(', ')}`);
     }
     await Promise.all(nodes.map((n) => n.stop()));
-    for (const [name, unit, windows, target] of points) {
+    for (const dir of profiles ?? []) {
+      const file = newestProfile(dir);
+      if (file) console.log(`${dir}:\n${formatProfile(summarizeProfile(file))}`);
+    }
+    for (const [name, unit, windows, target] of series) {
+      if (windows.length === 0) continue;
       const details: Record<string, number> = {};
       for (const key of Object.keys(windows[0]!.details)) {
         details[key] = summarize(windows.map((w) => w.details[key]!)).median;
