@@ -3,8 +3,9 @@
  * arrays, one statement per kind of row. Claims take `FOR UPDATE SKIP LOCKED` rows, so several nodes
  * can share the outbox without waiting on each other or sending a delivery twice while its lease holds.
  */
-import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
+
 import type { DeliveryAttempt } from '@syncbridge/protocol';
+import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
