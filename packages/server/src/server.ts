@@ -70,7 +70,9 @@ export function resolveJwtSecret(config: ServerConfig): string {
 /** The box sealing stored secrets, or null (with a warning) when no secrets key is configured. */
 export function secretBoxFor(config: ServerConfig, logger: Logger): SecretBox | null {
   if (!config.secretsKey) {
-    logger.warn('webhook secrets are stored unencrypted: set SYNCBRIDGE_SECRETS_KEY to seal them at rest');
+    // A warning where the server is deployed for real (PostgreSQL); a note on a local SQLite start.
+    const level = config.databaseUrl ? 'warn' : 'info';
+    logger[level]('webhook secrets are stored unencrypted: set SYNCBRIDGE_SECRETS_KEY to seal them at rest');
     return null;
   }
   const keys = [config.secretsKey, ...config.secretsKeysPrevious].map((k) => parseSecretsKey(k));
