@@ -103,42 +103,6 @@ function open(file: string, synchronous: string): Database.Database {
   return db;
 }
 
-/** Rows per multi-row INSERT: 64 events of 19 columns are 1,216 parameters (SQLite takes 32,766). */
-const ROWS_PER_INSERT = 64;
-
-/**
- * One INSERT statement for many rows (`VALUES (…), (…)`), prepared once per row count and kept: a group
- * commit of n rows runs ceil(n / 64) statements instead of n. Rows go in order, so a later row of an
- * upsert updates over an earlier one of the same key, as separate statements would.
- */
-class MultiRowInsert {
-  private readonly byCount = new Map<number, Database.Statement>();
-
-  constructor(
-    private readonly db: Database.Database,
-    private readonly head: string,
-    private readonly width: number,
-    private readonly tail = '',
-  ) {}
-
-  run(rows: unknown[][]): void {
-    for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-      const chunk = rows.length <= ROWS_PER_INSERT ? rows : rows.slice(i, i + ROWS_PER_INSERT);
-      this.statement(chunk.length).run(chunk.flat());
-    }
-  }
-
-  private statement(count: number): Database.Statement {
-    let stmt = this.byCount.get(count);
-    if (!stmt) {
-      const row = `(${new Array(this.width).fill('?').join(', ')})`;
-      stmt = this.db.prepare(`${this.head} VALUES ${new Array(count).fill(row).join(', ')} ${this.tail}`);
-      this.byCount.set(count, stmt);
-    }
-    return stmt;
-  }
-}
-
 /**
  * Writer queues by database file, shared by every SqliteStore of this process on that file.
  * better-sqlite3 waits for SQLite's write lock synchronously (busy_timeout), blocking the event loop: if
@@ -214,23 +178,22 @@ export class SqliteStore implements Store {
         `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")} FROM events
          WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
       ),
-      putResults: new MultiRowInsert(
-        w,
-        'INSERT INTO mutation_results (tenant, key, result, created_at)',
-        4,
-        'ON CONFLICT DO NOTHING',
+      // One row per statement: in a group commit of 50, a 50-row VALUES statement cost 20–50% more CPU
+      // per row than 50 runs of this one (better-sqlite3, measured; see docs/benchmarks.md).
+      putResult: w.prepare(
+        'INSERT INTO mutation_results (tenant, key, result, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
       ),
       getRecordW: w.prepare<[string, string, string], RecordRow>(
         `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ? AND id = ?`,
       ),
-      upsertRecords: new MultiRowInsert(
-        w,
-        `INSERT INTO records (tenant, ${RECORD_COLUMNS})`,
-        9,
-        `ON CONFLICT (tenant, collection, id) DO UPDATE SET data = excluded.data, version = excluded.version,
+      upsertRecord: w.prepare(
+        `INSERT INTO records (tenant, ${RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, collection, id) DO UPDATE SET data = excluded.data, version = excluded.version,
          hlc = excluded.hlc, updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = excluded.deleted`,
       ),
-      insertEvents: new MultiRowInsert(w, `INSERT INTO events (tenant, ${EVENT_COLUMNS})`, 19),
+      insertEvent: w.prepare(
+        `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(19).fill('?').join(', ')})`,
+      ),
       head: r.prepare<[string], { seq: number }>('SELECT seq FROM tenant_heads WHERE tenant = ?'),
       events: r.prepare<[string, number, number], EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`,
@@ -359,8 +322,8 @@ export class SqliteStore implements Store {
           s.putConflict.run(tenant, c.id, c.collection, c.status, c.createdAt, JSON.stringify(c));
         }
         const json = jsonOnce();
-        s.upsertRecords.run(
-          batch.records.map((r) => [
+        for (const r of batch.records) {
+          s.upsertRecord.run(
             tenant,
             r.collection,
             r.id,
@@ -370,11 +333,11 @@ export class SqliteStore implements Store {
             r.updatedAt,
             r.updatedBy,
             r.deleted ? 1 : 0,
-          ]),
-        );
-        s.insertEvents.run(batch.events.map((e) => eventColumns(tenant, e, json)));
+          );
+        }
+        for (const e of batch.events) s.insertEvent.run(...eventColumns(tenant, e, json));
         const now = new Date().toISOString();
-        s.putResults.run(batch.results.map(({ key, result }) => [tenant, key, storedResult(result), now]));
+        for (const { key, result } of batch.results) s.putResult.run(tenant, key, storedResult(result), now);
         if (batch.deliveries) this.webhooks.insertDeliveries(batch.deliveries);
         s.setHead.run(tenant, batch.head);
       },
