@@ -110,14 +110,27 @@ function open(file: string, synchronous: string): Database.Database {
  * (awaiting its callback), the holder could never reach COMMIT, and both would stall. So the writes of
  * one process to one file take turns here; other processes still wait on SQLite's lock.
  */
-const writerQueues = new Map<string, { tail: Promise<unknown> }>();
+const writerQueues = new Map<string, WriterQueue>();
 
-function writerQueueFor(file: string): { tail: Promise<unknown> } {
-  if (file === ':memory:' || file === '') return { tail: Promise.resolve() };
+interface WriterQueue {
+  tail: Promise<unknown>;
+  /**
+   * Event pages read from this file in the current turn of the event loop, by tenant and query: when
+   * thousands of clients re-subscribe from the same cursor at once (after a restart), they share one
+   * read. Emptied after every write and at the end of the turn, so a page is never older than a read
+   * made just before the last write; callers must not modify the events.
+   */
+  pages: Map<string, LogEvent[]>;
+  pagesExpiry: boolean;
+}
+
+function writerQueueFor(file: string): WriterQueue {
+  const fresh = (): WriterQueue => ({ tail: Promise.resolve(), pages: new Map(), pagesExpiry: false });
+  if (file === ':memory:' || file === '') return fresh();
   const key = realpathSync(file);
   let queue = writerQueues.get(key);
   if (!queue) {
-    queue = { tail: Promise.resolve() };
+    queue = fresh();
     writerQueues.set(key, queue);
   }
   return queue;
@@ -134,7 +147,9 @@ export class SqliteStore implements Store {
    * Serializes use of the writer connection, so a write outside `transaction` never joins an open one;
    * shared with the other instances of this process on the same file (see writerQueues).
    */
-  private readonly writerQueue: { tail: Promise<unknown> };
+  private readonly writerQueue: WriterQueue;
+  /** Filtered event queries, prepared once per shape (the clauses come from a fixed set). */
+  private readonly eventQueries = new Map<string, Database.Statement<unknown[], EventRow>>();
   /** This instance's last queued write, awaited by close. */
   private lastWrite: Promise<unknown> = Promise.resolve();
 
@@ -267,7 +282,8 @@ export class SqliteStore implements Store {
   }
 
   private exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
-    const run = this.writerQueue.tail.then(fn, fn);
+    const queue = this.writerQueue;
+    const run = queue.tail.then(fn, fn).finally(() => queue.pages.clear());
     this.lastWrite = run.catch(() => undefined);
     this.writerQueue.tail = this.lastWrite;
     return run;
@@ -355,14 +371,33 @@ export class SqliteStore implements Store {
 
   async readEvents(tenant: string, query: EventQuery): Promise<LogEvent[]> {
     const { clauses, params } = eventQueryConditions(query);
-    if (clauses.length === 0)
-      return this.stmts.events.all(tenant, query.afterSeq, query.limit).map(eventFromRow);
-    const sql = `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? AND ${clauses.join(' AND ')}
-      ORDER BY seq LIMIT ?`;
-    return this.reader
-      .prepare<unknown[], EventRow>(sql)
-      .all(tenant, query.afterSeq, ...params, query.limit)
-      .map(eventFromRow);
+    const queue = this.writerQueue;
+    const key = JSON.stringify([tenant, query.afterSeq, query.limit, clauses, params]);
+    const shared = queue.pages.get(key);
+    if (shared) return shared.slice();
+    let page: LogEvent[];
+    if (clauses.length === 0) {
+      page = this.stmts.events.all(tenant, query.afterSeq, query.limit).map(eventFromRow);
+    } else {
+      const where = clauses.join(' AND ');
+      let statement = this.eventQueries.get(where);
+      if (!statement) {
+        statement = this.reader.prepare<unknown[], EventRow>(
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? AND ${where} ORDER BY seq LIMIT ?`,
+        );
+        this.eventQueries.set(where, statement);
+      }
+      page = statement.all(tenant, query.afterSeq, ...params, query.limit).map(eventFromRow);
+    }
+    queue.pages.set(key, page);
+    if (!queue.pagesExpiry) {
+      queue.pagesExpiry = true;
+      setImmediate(() => {
+        queue.pagesExpiry = false;
+        queue.pages.clear();
+      });
+    }
+    return page.slice();
   }
 
   async headSeq(tenant: string): Promise<number> {
