@@ -53,6 +53,7 @@ export class RealtimeGateway {
   private readonly connections = new Map<string, Connection>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private accepting = true;
+  private server: Server | null = null;
   /** Cursor saves in flight, by tenant, user and device. */
   private readonly cursorSaves = new Map<string, Promise<void>>();
 
@@ -67,6 +68,7 @@ export class RealtimeGateway {
   }
 
   attach(server: Server): void {
+    this.server = server;
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
       void this.handleUpgrade(req, socket, head);
@@ -242,6 +244,9 @@ export class RealtimeGateway {
   /** Stops accepting, tells every client to go away (they resume elsewhere), and saves their cursors. */
   async close(): Promise<void> {
     this.accepting = false;
+    // Stop listening first: the clients told to go away come back at once, and while this process drains
+    // the kernel refuses them, instead of this process reading and refusing thousands of upgrades.
+    this.server?.close();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     const conns = [...this.connections.values()];
     await Promise.all(conns.filter((c) => c.ackDirty).map((c) => this.saveCursor(c)));
