@@ -42,6 +42,9 @@ import type { Store } from './store/types.ts';
 import type { InboundMapper } from './webhooks/inbound.ts';
 import { WebhookSystem } from './webhooks/system.ts';
 
+/** Pending connections the kernel may queue before this process accepts them. */
+const LISTEN_BACKLOG = 4096;
+
 export interface SyncbridgeServer {
   /** http://host:port of the running server. */
   url: string;
@@ -332,7 +335,10 @@ export async function startServer(
   );
   retention.start();
   gateway.attach(app.server);
-  await app.listen({ port: config.port, host: config.host });
+  // Node's default accept queue (511) overflows when thousands of clients come back at once after a
+  // restart; each dropped connection then waits for the client's SYN retransmission (1 s, 3 s, 7 s...).
+  // The kernel caps this at net.core.somaxconn (4096 on current kernels).
+  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
