@@ -114,16 +114,20 @@ describe.skipIf(!hasPostgres)('webhook deliveries shared by several nodes', () =
 
   it('makes each scheduled attempt once across three nodes, retries failures, and spreads the work', async () => {
     storage = createTestStorage('postgres');
-    for (let i = 0; i < 3; i++) {
-      nodes.push(await startTestServer('postgres', { nodeId: `node-${i}`, ...WEBHOOK_SETTINGS }, storage));
-    }
     receiver = await CountingReceiver.start();
-    const apis = nodes.map((n) => restClient(n.url, { apiKey: TEST_ADMIN_KEY, tenant: 'shared' }));
-    const hook = await apis[0]!.post('/v1/webhooks', {
+    nodes.push(await startTestServer('postgres', { nodeId: 'node-0', ...WEBHOOK_SETTINGS }, storage));
+    const first = restClient(nodes[0]!.url, { apiKey: TEST_ADMIN_KEY, tenant: 'shared' });
+    const hook = await first.post('/v1/webhooks', {
       json: { name: 'shared', url: receiver.url, eventTypes: ['job'], maxConcurrency: 4 },
     });
     expect(hook.status, hook.text).toBe(201);
     const webhookId = hook.body.id as string;
+    // The other nodes start once the endpoint exists, so each plans deliveries for it from its first
+    // commit (a running node learns of another node's new endpoint at its next poll: docs/webhooks.md).
+    for (let i = 1; i < 3; i++) {
+      nodes.push(await startTestServer('postgres', { nodeId: `node-${i}`, ...WEBHOOK_SETTINGS }, storage));
+    }
+    const apis = nodes.map((n) => restClient(n.url, { apiKey: TEST_ADMIN_KEY, tenant: 'shared' }));
 
     // Event i fails its first i % 3 attempts with 500: it needs i % 3 + 1 attempts in all.
     receiver.answer = (attempt, payload) => (attempt <= payload.i % 3 ? 500 : 200);
@@ -187,19 +191,21 @@ describe.skipIf(!hasPostgres)('webhook deliveries shared by several nodes', () =
     };
     const doomed = await spawnServerProcess(storage, env);
     processes.push(doomed);
+    const onDoomed = restClient(doomed.url, { apiKey: TEST_ADMIN_KEY, tenant: 'takeover' });
+    const hook = await onDoomed.post('/v1/webhooks', {
+      json: { name: 'takeover', url: receiver.url, eventTypes: ['job'], maxConcurrency: 20 },
+    });
+    expect(hook.status, hook.text).toBe(201);
+    const webhookId = hook.body.id as string;
+    // Started after the endpoint exists, so it plans deliveries for it from its first commit (a node
+    // already running learns of another node's new endpoint at its next poll: docs/webhooks.md).
     const survivor = await startTestServer(
       'postgres',
       { nodeId: 'survivor', ...WEBHOOK_SETTINGS, webhookTimeoutMs: 30_000 },
       storage,
     );
     nodes.push(survivor);
-    const onDoomed = restClient(doomed.url, { apiKey: TEST_ADMIN_KEY, tenant: 'takeover' });
     const onSurvivor = restClient(survivor.url, { apiKey: TEST_ADMIN_KEY, tenant: 'takeover' });
-    const hook = await onDoomed.post('/v1/webhooks', {
-      json: { name: 'takeover', url: receiver.url, eventTypes: ['job'], maxConcurrency: 20 },
-    });
-    expect(hook.status, hook.text).toBe(201);
-    const webhookId = hook.body.id as string;
 
     const total = 24;
     const published: string[] = [];
