@@ -90,7 +90,9 @@ export class TenantWriter {
 
   async run(writes: PendingWrite[]): Promise<TenantCommit> {
     const { tx, tenant } = this;
-    this.head = await tx.lockTenant(tenant);
+    const lock = await tx.lockTenant(tenant);
+    this.head = lock.head;
+    await this.outbox?.sync(tenant, lock.hooksVersion);
     await this.load(writes);
     for (const w of writes) {
       if (w.kind === 'event') this.publish(w);

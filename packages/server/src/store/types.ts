@@ -41,10 +41,23 @@ export interface TenantBatch {
   deliveries?: NewDelivery[];
 }
 
+/** What taking a tenant's write lock reads. */
+export interface TenantLock {
+  /** The tenant's head seq (0 if new). */
+  head: number;
+  /**
+   * The version of the tenant's webhook endpoints: every endpoint change bumps it in its own transaction,
+   * under the same lock. A commit that reads a version its node has not seen reloads the endpoints
+   * before planning deliveries, so every event committed after an endpoint change, on any node, is
+   * planned against it.
+   */
+  hooksVersion: number;
+}
+
 /** One write transaction. Methods run in order; the transaction commits when the callback resolves. */
 export interface WriteTx {
-  /** Takes the tenant's write lock for the rest of the transaction; returns its head seq (0 if new). */
-  lockTenant(tenant: string): Promise<number>;
+  /** Takes the tenant's write lock for the rest of the transaction. */
+  lockTenant(tenant: string): Promise<TenantLock>;
   getResults(tenant: string, keys: string[]): Promise<Map<string, MutationResult>>;
   getRecords(tenant: string, keys: RecordKey[]): Promise<Map<string, SyncRecord>>;
   /** The data each record had at the given version, from its log entries (absent: not kept). */

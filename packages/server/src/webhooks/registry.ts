@@ -16,6 +16,8 @@ export class WebhookRegistry {
   private byTenant = new Map<string, Map<string, WebhookEndpoint>>();
   /** Bumped by every local change, so a reload that raced with one does not undo it. */
   private version = 0;
+  /** Per tenant, the stored endpoint version (`tenant_heads.hooks_version`) this registry reflects. */
+  private readonly seen = new Map<string, number>();
 
   constructor(private readonly store: WebhookStore) {}
 
@@ -33,6 +35,19 @@ export class WebhookRegistry {
       tenant.set(e.id, e);
     }
     this.byTenant = next;
+  }
+
+  /**
+   * Makes the tenant's endpoints current for a commit that read `hooksVersion` under the tenant's write
+   * lock: when it differs from the version last read here, the tenant's endpoints are read again (they
+   * committed before the lock was granted, so the read sees them). A write lock costs no query otherwise.
+   */
+  async sync(tenant: string, hooksVersion: number): Promise<void> {
+    if ((this.seen.get(tenant) ?? 0) === hooksVersion) return;
+    const endpoints = await this.store.listEndpoints(tenant);
+    this.version += 1;
+    this.byTenant.set(tenant, new Map(endpoints.map((e) => [e.id, e])));
+    this.seen.set(tenant, hooksVersion);
   }
 
   put(endpoint: WebhookEndpoint): void {

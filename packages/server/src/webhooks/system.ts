@@ -56,6 +56,7 @@ export class WebhookSystem {
     });
     this.health = new SyncHealth(store, this.registry, this.dispatcher);
     this.outbox = {
+      sync: (tenant, hooksVersion) => this.registry.sync(tenant, hooksVersion),
       plan: (tenant, events) => this.registry.plan(tenant, events),
       committed: (deliveries: NewDelivery[]) => this.dispatcher.notify(deliveries),
     };

@@ -197,6 +197,11 @@ export interface WebhookStore {
  * transaction. `committed` hears them once the transaction has committed.
  */
 export interface Outbox {
+  /**
+   * Called with the tenant's endpoint version read under its write lock, before `plan`: reloads the
+   * tenant's endpoints when another node (or this one) changed them since this node last read them.
+   */
+  sync(tenant: string, hooksVersion: number): Promise<void>;
   plan(tenant: string, events: readonly LogEvent[]): NewDelivery[];
   committed(deliveries: NewDelivery[]): void;
 }

@@ -83,7 +83,7 @@ async function append(
   build: (head: number) => Partial<Omit<TenantBatch, 'head'>>,
 ): Promise<number> {
   return store.transaction(async (tx) => {
-    const head = await tx.lockTenant(tenant);
+    const head = (await tx.lockTenant(tenant)).head;
     const part = build(head);
     const events = part.events ?? [];
     const next = events.length ? events[events.length - 1].seq : head;
@@ -150,7 +150,7 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         const tenant = freshTenant('empty');
         expect(await store.headSeq(tenant)).toBe(0);
         expect(await store.readEvents(tenant, { afterSeq: 0, limit: 10 })).toEqual([]);
-        expect(await store.transaction((tx) => tx.lockTenant(tenant))).toBe(0);
+        expect(await store.transaction(async (tx) => (await tx.lockTenant(tenant)).head)).toBe(0);
         expect(await store.headSeq(tenant)).toBe(0);
       });
 
@@ -159,7 +159,7 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         const a = rec('todos', 'a', { title: 'one' });
         const b = rec('todos', 'b', { title: 'two', done: false });
         const returned = await store.transaction(async (tx) => {
-          const head = await tx.lockTenant(tenant);
+          const head = (await tx.lockTenant(tenant)).head;
           expect(head).toBe(0);
           expect((await tx.getResults(tenant, ['m1'])).size).toBe(0);
           expect((await tx.getRecords(tenant, [{ collection: 'todos', id: 'a' }])).size).toBe(0);
@@ -184,7 +184,7 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         ]);
 
         await store.transaction(async (tx) => {
-          expect(await tx.lockTenant(tenant)).toBe(2);
+          expect((await tx.lockTenant(tenant)).head).toBe(2);
           const results = await tx.getResults(tenant, ['m1', 'm2', 'missing']);
           expect([...results.keys()].sort()).toEqual(['m1', 'm2']);
           expect(results.get('m2')).toStrictEqual(applied('m2', 2));
@@ -325,7 +325,7 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         const boom = new Error('boom');
         await expect(
           store.transaction(async (tx) => {
-            const head = await tx.lockTenant(tenant);
+            const head = (await tx.lockTenant(tenant)).head;
             const r = rec('c', 'lost', { v: 2 });
             await tx.writeBatch(tenant, {
               records: [r, rec('c', 'kept', { v: 99 }, { version: 2 })],
@@ -626,7 +626,7 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         expect((await store.getCollections(b)).size).toBe(0);
         expect(await store.getCursor(b, 'u', 'd')).toBeNull();
         await store.transaction(async (tx) => {
-          expect(await tx.lockTenant(b)).toBe(0);
+          expect((await tx.lockTenant(b)).head).toBe(0);
           expect((await tx.getResults(b, ['mid-1'])).size).toBe(0);
           expect((await tx.getRecords(b, [{ collection: 'shared', id: 'same-id' }])).size).toBe(0);
         });
@@ -659,7 +659,7 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
       /** One writer's transaction: lock, read the counter record, append one event at head+1. */
       async function writeOne(s: Store, tenant: string, writer: number): Promise<number> {
         return s.transaction(async (tx) => {
-          const head = await tx.lockTenant(tenant);
+          const head = (await tx.lockTenant(tenant)).head;
           const current = (await tx.getRecords(tenant, [{ collection: 'counters', id: 'c' }])).get(
             recordKey('counters', 'c'),
           );

@@ -2,7 +2,8 @@
  * Webhook deliveries shared by several nodes on one PostgreSQL database: every scheduled attempt is
  * made exactly once across the nodes (no node sends a delivery another holds), failed attempts are
  * retried on the schedule, the work is spread over the nodes, and the deliveries a node held when it
- * was killed (kill -9) are taken over by another node once their leases run out.
+ * was killed (kill -9) are taken over by another node once their leases run out; an endpoint created or
+ * changed on one node is used by every other node from its next commit.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -114,21 +115,19 @@ describe.skipIf(!hasPostgres)('webhook deliveries shared by several nodes', () =
 
   it('makes each scheduled attempt once across three nodes, retries failures, and spreads the work', async () => {
     storage = createTestStorage('postgres');
+    for (let i = 0; i < 3; i++) {
+      nodes.push(await startTestServer('postgres', { nodeId: `node-${i}`, ...WEBHOOK_SETTINGS }, storage));
+    }
     receiver = await CountingReceiver.start();
-    nodes.push(await startTestServer('postgres', { nodeId: 'node-0', ...WEBHOOK_SETTINGS }, storage));
-    const first = restClient(nodes[0]!.url, { apiKey: TEST_ADMIN_KEY, tenant: 'shared' });
-    const hook = await first.post('/v1/webhooks', {
+    const apis = nodes.map((n) => restClient(n.url, { apiKey: TEST_ADMIN_KEY, tenant: 'shared' }));
+    const hook = await apis[0]!.post('/v1/webhooks', {
       json: { name: 'shared', url: receiver.url, eventTypes: ['job'], maxConcurrency: 4 },
     });
     expect(hook.status, hook.text).toBe(201);
     const webhookId = hook.body.id as string;
-    // The other nodes start once the endpoint exists, so each plans deliveries for it from its first
-    // commit (a running node learns of another node's new endpoint at its next poll: docs/webhooks.md).
-    for (let i = 1; i < 3; i++) {
-      nodes.push(await startTestServer('postgres', { nodeId: `node-${i}`, ...WEBHOOK_SETTINGS }, storage));
-    }
-    const apis = nodes.map((n) => restClient(n.url, { apiKey: TEST_ADMIN_KEY, tenant: 'shared' }));
 
+    // No waiting: nodes 1 and 2 learn of the endpoint created on node 0 from the version their first
+    // commit reads under the tenant's lock, so none of their events misses a delivery.
     // Event i fails its first i % 3 attempts with 500: it needs i % 3 + 1 attempts in all.
     receiver.answer = (attempt, payload) => (attempt <= payload.i % 3 ? 500 : 200);
     const failuresOf = new Map<string, number>();
@@ -178,6 +177,46 @@ describe.skipIf(!hasPostgres)('webhook deliveries shared by several nodes', () =
     expect(perNode.filter((n) => n > 0).length, `attempts per node: ${perNode}`).toBeGreaterThan(1);
   }, 60_000);
 
+  it('plans deliveries for an endpoint created or changed on another node from that node’s next commit', async () => {
+    storage = createTestStorage('postgres');
+    receiver = await CountingReceiver.start();
+    // Polls too rare to help: each node must learn of the other's endpoint changes from its own commits.
+    const settings = { ...WEBHOOK_SETTINGS, webhookPollMs: 60_000 };
+    for (const nodeId of ['writer', 'admin']) {
+      nodes.push(await startTestServer('postgres', { nodeId, ...settings }, storage));
+    }
+    const [onWriter, onAdmin] = nodes.map((n) =>
+      restClient(n.url, { apiKey: TEST_ADMIN_KEY, tenant: 'fresh' }),
+    );
+    const publish = async (type: string, i: number) => {
+      const res = await onWriter!.post('/v1/events', { json: { type, payload: { i } } });
+      expect(res.status, res.text).toBe(201);
+      return res.body.eventId as string;
+    };
+    const before = await publish('job', 0);
+
+    const hook = await onAdmin!.post('/v1/webhooks', {
+      json: { name: 'fresh', url: receiver.url, eventTypes: ['job'] },
+    });
+    expect(hook.status, hook.text).toBe(201);
+    const first = await publish('job', 1);
+    await eventually(
+      () => receiver!.attempts.get(first) === 1,
+      10_000,
+      'the event committed on the other node',
+    );
+
+    const narrowed = await onAdmin!.patch(`/v1/webhooks/${hook.body.id}`, {
+      json: { eventTypes: ['other'] },
+    });
+    expect(narrowed.status, narrowed.text).toBe(200);
+    const dropped = await publish('job', 2);
+    const kept = await publish('other', 3);
+    await eventually(() => receiver!.attempts.get(kept) === 1, 10_000, 'the event of the new type');
+    expect(receiver.attempts.has(dropped), 'an event of the type the endpoint no longer takes').toBe(false);
+    expect(receiver.attempts.has(before), 'an event committed before the endpoint existed').toBe(false);
+  });
+
   it('takes over the deliveries a killed node held, once their leases run out', async () => {
     storage = createTestStorage('postgres');
     receiver = await CountingReceiver.start();
@@ -191,21 +230,19 @@ describe.skipIf(!hasPostgres)('webhook deliveries shared by several nodes', () =
     };
     const doomed = await spawnServerProcess(storage, env);
     processes.push(doomed);
-    const onDoomed = restClient(doomed.url, { apiKey: TEST_ADMIN_KEY, tenant: 'takeover' });
-    const hook = await onDoomed.post('/v1/webhooks', {
-      json: { name: 'takeover', url: receiver.url, eventTypes: ['job'], maxConcurrency: 20 },
-    });
-    expect(hook.status, hook.text).toBe(201);
-    const webhookId = hook.body.id as string;
-    // Started after the endpoint exists, so it plans deliveries for it from its first commit (a node
-    // already running learns of another node's new endpoint at its next poll: docs/webhooks.md).
     const survivor = await startTestServer(
       'postgres',
       { nodeId: 'survivor', ...WEBHOOK_SETTINGS, webhookTimeoutMs: 30_000 },
       storage,
     );
     nodes.push(survivor);
+    const onDoomed = restClient(doomed.url, { apiKey: TEST_ADMIN_KEY, tenant: 'takeover' });
     const onSurvivor = restClient(survivor.url, { apiKey: TEST_ADMIN_KEY, tenant: 'takeover' });
+    const hook = await onDoomed.post('/v1/webhooks', {
+      json: { name: 'takeover', url: receiver.url, eventTypes: ['job'], maxConcurrency: 20 },
+    });
+    expect(hook.status, hook.text).toBe(201);
+    const webhookId = hook.body.id as string;
 
     const total = 24;
     const published: string[] = [];

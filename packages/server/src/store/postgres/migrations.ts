@@ -227,4 +227,11 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     // every commit's writes (WAL and index pages) for lookups the first one serves.
     sql: 'DROP INDEX IF EXISTS events_by_version;',
   },
+  {
+    version: 10,
+    name: 'a version of the webhook endpoints of each tenant, read with its write lock',
+    // Bumped by every endpoint change in the same transaction, under the tenant's head row lock, so a
+    // commit that takes the lock after an endpoint change sees it (store/types.ts, TenantLock).
+    sql: 'ALTER TABLE tenant_heads ADD COLUMN hooks_version bigint NOT NULL DEFAULT 0;',
+  },
 ];

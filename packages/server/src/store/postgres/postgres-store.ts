@@ -216,12 +216,12 @@ export class PostgresStore implements Store {
         await query(client, 'INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
           tenant,
         ]);
-        const rows = await query<{ seq: string }>(
+        const rows = await query<{ seq: string; hooks_version: string }>(
           client,
-          'SELECT seq FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
+          'SELECT seq, hooks_version FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
           [tenant],
         );
-        return Number(rows[0].seq);
+        return { head: Number(rows[0].seq), hooksVersion: Number(rows[0].hooks_version) };
       },
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();

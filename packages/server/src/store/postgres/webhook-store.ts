@@ -91,6 +91,19 @@ export async function insertDeliveries(query: QueryFn, deliveries: NewDelivery[]
   await query(INSERT_DELIVERIES, newDeliveryArrays(deliveries));
 }
 
+/**
+ * An endpoint change bumps its tenant's `hooks_version` first, taking the tenant's head row lock in the
+ * order commits take it (head row, then deliveries): a commit that locks the tenant after this change
+ * commits sees the new version and plans its deliveries against the changed endpoints.
+ */
+async function bumpHooksVersion(q: QueryFn, tenant: string): Promise<void> {
+  await q(
+    `INSERT INTO tenant_heads (tenant, seq, hooks_version) VALUES ($1, 0, 1)
+     ON CONFLICT (tenant) DO UPDATE SET hooks_version = tenant_heads.hooks_version + 1`,
+    [tenant],
+  );
+}
+
 export class PostgresWebhookStore implements WebhookStore {
   constructor(private readonly db: PostgresAccess) {}
 
@@ -118,42 +131,49 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async insertEndpoint(e: WebhookEndpoint): Promise<void> {
-    await this.db.query(
-      `INSERT INTO webhooks (tenant, id, config, secrets, status, status_reason, created_at, updated_at)
+    await this.db.transaction(async (q) => {
+      await bumpHooksVersion(q, e.tenant);
+      await q(
+        `INSERT INTO webhooks (tenant, id, config, secrets, status, status_reason, created_at, updated_at)
        VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8)`,
-      [
-        e.tenant,
-        e.id,
-        JSON.stringify(endpointConfig(e)),
-        sealJson(e.secrets, this.db.secretBox),
-        e.status,
-        e.statusReason,
-        e.createdAt,
-        e.updatedAt,
-      ],
-    );
+        [
+          e.tenant,
+          e.id,
+          JSON.stringify(endpointConfig(e)),
+          sealJson(e.secrets, this.db.secretBox),
+          e.status,
+          e.statusReason,
+          e.createdAt,
+          e.updatedAt,
+        ],
+      );
+    });
   }
 
   async updateEndpoint(e: WebhookEndpoint): Promise<void> {
-    await this.db.query(
-      `UPDATE webhooks SET config = $3::jsonb, secrets = $4::jsonb, status = $5, status_reason = $6,
+    await this.db.transaction(async (q) => {
+      await bumpHooksVersion(q, e.tenant);
+      await q(
+        `UPDATE webhooks SET config = $3::jsonb, secrets = $4::jsonb, status = $5, status_reason = $6,
          updated_at = $7,
          consecutive_failures = CASE WHEN $5 = 'active' AND status <> 'active' THEN 0 ELSE consecutive_failures END
        WHERE tenant = $1 AND id = $2`,
-      [
-        e.tenant,
-        e.id,
-        JSON.stringify(endpointConfig(e)),
-        sealJson(e.secrets, this.db.secretBox),
-        e.status,
-        e.statusReason,
-        e.updatedAt,
-      ],
-    );
+        [
+          e.tenant,
+          e.id,
+          JSON.stringify(endpointConfig(e)),
+          sealJson(e.secrets, this.db.secretBox),
+          e.status,
+          e.statusReason,
+          e.updatedAt,
+        ],
+      );
+    });
   }
 
   async deleteEndpoint(tenant: string, id: string): Promise<boolean> {
     return this.db.transaction(async (q) => {
+      await bumpHooksVersion(q, tenant);
       await q('DELETE FROM webhook_attempts WHERE tenant = $1 AND webhook_id = $2', [tenant, id]);
       await q('DELETE FROM webhook_deliveries WHERE tenant = $1 AND webhook_id = $2', [tenant, id]);
       const rows = await q('DELETE FROM webhooks WHERE tenant = $1 AND id = $2 RETURNING id', [tenant, id]);

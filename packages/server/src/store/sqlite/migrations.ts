@@ -192,4 +192,11 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     // third of the pages each group commit wrote.
     sql: 'DROP INDEX IF EXISTS events_by_version;',
   },
+  {
+    version: 10,
+    name: 'a version of the webhook endpoints of each tenant, read with its write lock',
+    // Bumped by every endpoint change in the same transaction; a commit that reads a version its node
+    // has not seen reloads the tenant's endpoints before planning deliveries (store/types.ts, TenantLock).
+    sql: 'ALTER TABLE tenant_heads ADD COLUMN hooks_version INTEGER NOT NULL DEFAULT 0;',
+  },
 ];

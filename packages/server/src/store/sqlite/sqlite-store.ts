@@ -163,7 +163,9 @@ export class SqliteStore implements Store {
     const w = this.writer;
     const r = this.reader;
     this.stmts = {
-      lockHead: w.prepare<[string], { seq: number }>('SELECT seq FROM tenant_heads WHERE tenant = ?'),
+      lockHead: w.prepare<[string], { seq: number; hooks_version: number }>(
+        'SELECT seq, hooks_version FROM tenant_heads WHERE tenant = ?',
+      ),
       // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
       // the tenant's whole log for every base version a merge needs. A record's versions grow with its
       // seqs, so walking its entries newest first reaches a recent base version after a few steps.
@@ -296,7 +298,10 @@ export class SqliteStore implements Store {
   private async runTransaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
     const s = this.stmts;
     const tx: WriteTx = {
-      lockTenant: async (tenant) => s.lockHead.get(tenant)?.seq ?? 0,
+      lockTenant: async (tenant) => {
+        const row = s.lockHead.get(tenant);
+        return { head: row?.seq ?? 0, hooksVersion: row?.hooks_version ?? 0 };
+      },
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
         for (const key of keys) {

@@ -162,8 +162,19 @@ export class SqliteWebhookStore implements WebhookStore {
     return row ? endpointFromRow(row, this.db.secretBox) : null;
   }
 
+  /** See the PostgreSQL store: every endpoint change bumps its tenant's hooks version in its transaction. */
+  private bumpHooksVersion(tenant: string): void {
+    this.db.writer
+      .prepare(
+        `INSERT INTO tenant_heads (tenant, seq, hooks_version) VALUES (?, 0, 1)
+         ON CONFLICT (tenant) DO UPDATE SET hooks_version = hooks_version + 1`,
+      )
+      .run(tenant);
+  }
+
   async insertEndpoint(e: WebhookEndpoint): Promise<void> {
-    await this.db.write(() =>
+    await this.db.write(() => {
+      this.bumpHooksVersion(e.tenant);
       this.db.writer
         .prepare(
           `INSERT INTO webhooks (tenant, id, config, secrets, status, status_reason, created_at, updated_at)
@@ -178,12 +189,13 @@ export class SqliteWebhookStore implements WebhookStore {
           e.statusReason,
           e.createdAt,
           e.updatedAt,
-        ),
-    );
+        );
+    });
   }
 
   async updateEndpoint(e: WebhookEndpoint): Promise<void> {
-    await this.db.write(() =>
+    await this.db.write(() => {
+      this.bumpHooksVersion(e.tenant);
       this.db.writer
         .prepare(
           `UPDATE webhooks SET config = ?, secrets = ?, status = ?, status_reason = ?, updated_at = ?,
@@ -199,12 +211,13 @@ export class SqliteWebhookStore implements WebhookStore {
           e.status,
           e.tenant,
           e.id,
-        ),
-    );
+        );
+    });
   }
 
   async deleteEndpoint(tenant: string, id: string): Promise<boolean> {
     return this.db.write(() => {
+      this.bumpHooksVersion(tenant);
       const w = this.db.writer;
       w.prepare('DELETE FROM webhook_attempts WHERE tenant = ? AND webhook_id = ?').run(tenant, id);
       w.prepare('DELETE FROM webhook_deliveries WHERE tenant = ? AND webhook_id = ?').run(tenant, id);
