@@ -221,17 +221,23 @@ describe.each(kinds)('client against a live server (%s)', (kind: StoreKind) => {
       clients: [a, b],
     } = await tenantClients(2);
     const received: DomainEvent<{ id: string }>[] = [];
-    b!.events<{ id: string }>('trade_closed').subscribe((e) => received.push(e));
+    // From the start of the (fresh) tenant's log: a subscription without `since` starts at the head the
+    // server reads when it handles the subscribe, which may come after A's publish below.
+    b!.events<{ id: string }>('trade_closed').subscribe((e) => received.push(e), { since: 0 });
     const all: DomainEvent[] = [];
-    b!.events('*').subscribe((e) => all.push(e));
+    b!.events('*').subscribe((e) => all.push(e), { since: 0 });
     await b!.whenOpen(5000);
     await waitFor(() => b!.state === 'open', 'B open');
-    // Give the subscribe a round trip to be confirmed before publishing.
     await b!.collection('noop').put('x', { ok: true });
     const first = await a!.publish({ type: 'trade_closed', payload: { id: 'tr-1' } });
     const second = await a!.publish({ type: 'other', payload: { id: 'o-1' } });
     expect(first).toEqual({ seq: expect.any(Number), eventId: expect.any(String) });
-    await waitFor(() => received.length === 1 && all.length === 2, 'B to receive the events');
+    await waitFor(
+      () => received.length === 1 && all.length === 2,
+      'B to receive the events',
+      10_000,
+      () => ({ received: received.map((e) => e.seq), all: all.map((e) => e.seq), first, second }),
+    );
     expect(received[0]).toMatchObject({
       seq: first.seq,
       eventId: first.eventId,
