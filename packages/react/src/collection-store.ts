@@ -20,6 +20,8 @@ export class CollectionStore<T extends object> implements SharedStore {
   private readonly listListeners = new Set<Listener>();
   private readonly recordListeners = new Map<string, Set<Listener>>();
   private unsubscribe: (() => void) | null = null;
+  /** Why the subscription could not start (an invalid name or filter): thrown at the next read. */
+  private failure: unknown = null;
 
   constructor(
     private readonly collection: Collection<T>,
@@ -28,7 +30,17 @@ export class CollectionStore<T extends object> implements SharedStore {
 
   start(): void {
     this.records = keepIfSame(this.records, this.collection.list(this.filter));
-    this.unsubscribe = this.collection.subscribe(
+    try {
+      this.unsubscribe = this.subscribeCollection();
+    } catch (err) {
+      // Thrown from the next read, inside a render, where an error boundary can show it.
+      this.failure = err;
+      this.notifyAll();
+    }
+  }
+
+  private subscribeCollection(): () => void {
+    return this.collection.subscribe(
       (records, change) => {
         const before = this.records;
         this.records = keepIfSame(before, records);
@@ -45,10 +57,12 @@ export class CollectionStore<T extends object> implements SharedStore {
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    this.failure = null;
   }
 
   /** The matching records, sorted by id: the same array for as long as none of them changed. */
   list(): readonly CachedRecord<T>[] {
+    if (this.failure) throw this.failure;
     // Not subscribed yet (a first render) or any more: read the cache, keeping the array if nothing moved.
     if (!this.unsubscribe || !this.records) {
       this.records = keepIfSame(this.records, this.collection.list(this.filter));
@@ -58,6 +72,7 @@ export class CollectionStore<T extends object> implements SharedStore {
 
   /** The record, when it matches the filter: the cache's own object, the same until it changes. */
   record(id: string): CachedRecord<T> | undefined {
+    if (this.failure) throw this.failure;
     const record = this.collection.get(id);
     return record && matchesFilter(record.data, this.filter) ? record : undefined;
   }
@@ -67,6 +82,12 @@ export class CollectionStore<T extends object> implements SharedStore {
     return () => {
       this.listListeners.delete(listener);
     };
+  }
+
+  private notifyAll(): void {
+    for (const listener of [...this.listListeners]) listener();
+    for (const listeners of [...this.recordListeners.values()])
+      for (const listener of [...listeners]) listener();
   }
 
   onRecord(id: string, listener: Listener): () => void {

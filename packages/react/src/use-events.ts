@@ -19,6 +19,8 @@ const NO_EVENTS: readonly DomainEvent<never>[] = Object.freeze([]);
 /** The events window of one mounted hook: a new array per arriving event, the same one in between. */
 class EventWindow<P> {
   private events: readonly DomainEvent<P>[] = NO_EVENTS;
+  /** Why the stream could not start (an invalid type or platform): thrown at the next read. */
+  private failure: unknown = null;
 
   constructor(
     private readonly client: SyncClient,
@@ -29,6 +31,17 @@ class EventWindow<P> {
   ) {}
 
   subscribe(onChange: () => void): () => void {
+    try {
+      return this.listen(onChange);
+    } catch (err) {
+      // Thrown from the next read, inside a render, where an error boundary can show it.
+      this.failure = err;
+      onChange();
+      return () => undefined;
+    }
+  }
+
+  private listen(onChange: () => void): () => void {
     return this.client.events<P>(this.type, this.filter).subscribe(
       (event) => {
         const next = this.events.length >= this.limit ? this.events.slice(1 - this.limit) : [...this.events];
@@ -41,6 +54,7 @@ class EventWindow<P> {
   }
 
   read(): readonly DomainEvent<P>[] {
+    if (this.failure) throw this.failure;
     return this.events;
   }
 }

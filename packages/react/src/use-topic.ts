@@ -35,6 +35,8 @@ class TopicStore implements SharedStore {
   private dirty = false;
   private notifyScheduled = false;
   private readonly listeners = new Set<() => void>();
+  /** Why the topic could not be joined (an invalid name): thrown at the next read. */
+  private failure: unknown = null;
 
   constructor(
     private readonly client: SyncClient,
@@ -43,7 +45,15 @@ class TopicStore implements SharedStore {
   ) {}
 
   start(): void {
-    const stream = this.client.topic(this.name, this.symbols ? { symbols: this.symbols } : {});
+    let stream: TopicStream;
+    try {
+      stream = this.client.topic(this.name, this.symbols ? { symbols: this.symbols } : {});
+    } catch (err) {
+      // Thrown from the next read, inside a render, where an error boundary can show it.
+      this.failure = err;
+      this.changed();
+      return;
+    }
     stream.on('tick', ({ fromSnapshot: _s, ...tick }) => {
       this.ticks.set(tick.symbol, tick);
       this.changed();
@@ -62,6 +72,7 @@ class TopicStore implements SharedStore {
   stop(): void {
     this.stream?.close();
     this.stream = null;
+    this.failure = null;
   }
 
   onChange(listener: () => void): () => void {
@@ -72,6 +83,7 @@ class TopicStore implements SharedStore {
   }
 
   read(): TopicSnapshot {
+    if (this.failure) throw this.failure;
     if (this.dirty) {
       this.dirty = false;
       this.snapshot = {

@@ -6,7 +6,7 @@
  */
 import { Window } from 'happy-dom';
 import { act, type ReactNode, StrictMode } from 'react';
-import { createRoot, type Root } from 'react-dom/client';
+import { createRoot, type Root, type RootOptions } from 'react-dom/client';
 
 const window = new Window({ url: 'http://localhost/' });
 const globals = globalThis as Record<string, unknown>;
@@ -27,10 +27,13 @@ export interface Rendered {
   unmount(): Promise<void>;
 }
 
-export async function render(tree: ReactNode, options: { strict?: boolean } = {}): Promise<Rendered> {
+export async function render(
+  tree: ReactNode,
+  options: { strict?: boolean; root?: RootOptions } = {},
+): Promise<Rendered> {
   const container = document.createElement('div');
   document.body.appendChild(container);
-  const root = createRoot(container);
+  const root = createRoot(container, options.root);
   await act(async () => root.render(options.strict ? <StrictMode>{tree}</StrictMode> : tree));
   return {
     container,

@@ -6,7 +6,7 @@
  * StrictMode; and that one render never shows two states of the cache (no tearing).
  */
 import type { CachedRecord } from '@syncbridge/client';
-import { act, memo, Profiler, type ReactNode, startTransition, useState } from 'react';
+import { act, Component, memo, Profiler, type ReactNode, startTransition, useState } from 'react';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SyncClient } from '../../client/src/index.ts';
 import { FAST_BACKOFF, waitFor } from '../../client/test/helpers.ts';
@@ -76,6 +76,17 @@ function renderCounter() {
     of: (name: string) => counts.get(name) ?? 0,
     reset: () => counts.clear(),
   };
+}
+
+/** Shows the code of the error its children threw (as an app's error boundary would). */
+class ShowError extends Component<{ children: ReactNode }, { code: string | null }> {
+  override state = { code: null as string | null };
+  static getDerivedStateFromError(error: unknown) {
+    return { code: String((error as { code?: string }).code ?? error) };
+  }
+  override render() {
+    return this.state.code ? <p>{`error ${this.state.code}`}</p> : this.props.children;
+  }
 }
 
 function withClient(client: SyncClient, tree: ReactNode) {
@@ -370,6 +381,47 @@ describe('useStatus, usePendingCount and useConflicts', () => {
       await b.resolve(conflict!.id, 'accept_local');
     });
     await until(() => view.text() === 'none', 'the conflict to be resolved');
+    await view.unmount();
+  });
+});
+
+describe('bad input', () => {
+  it('reports an invalid collection, event type or topic name to the nearest error boundary', async () => {
+    const [reader] = await devices('alice');
+    function BadCollection() {
+      return <p>{useCollection('no such collection').length}</p>;
+    }
+    function BadRecord() {
+      return <p>{useRecord('bad/name', 'x')?.id}</p>;
+    }
+    function BadEvents() {
+      return <p>{useEvents('no such type').length}</p>;
+    }
+    function BadTopic() {
+      return <p>{String(useTopic('bad topic').ready)}</p>;
+    }
+    const caught: unknown[] = [];
+    for (const Bad of [BadCollection, BadRecord, BadEvents, BadTopic]) {
+      const view = await render(
+        withClient(
+          reader,
+          <ShowError>
+            <Bad />
+          </ShowError>,
+        ),
+        { root: { onCaughtError: (error) => caught.push(error) } },
+      );
+      await until(() => view.text() === 'error BAD_REQUEST', `${Bad.name} to show BAD_REQUEST`);
+      await view.unmount();
+    }
+    expect(caught).toHaveLength(4);
+    // The client is unaffected: a valid collection still loads.
+    await reader.collection('todos').put('ok', { title: 'still fine', done: false });
+    function Fine() {
+      return <p>{useRecord<Todo>('todos', 'ok')?.data.title}</p>;
+    }
+    const view = await render(withClient(reader, <Fine />));
+    await until(() => view.text() === 'still fine', 'a valid collection');
     await view.unmount();
   });
 });
