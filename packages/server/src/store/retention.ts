@@ -46,7 +46,7 @@ export class RetentionJob {
   async runOnce(now = Date.now()): Promise<{ compacted: number; pruned: number }> {
     let compacted = 0;
     for (const tenant of await this.store.listTenants()) {
-      for (const [name, { settings }] of await this.collections.list(tenant)) {
+      for (const [name, { settings }] of await this.collections.list(tenant, { fresh: true })) {
         const retention = settings.retention;
         if (!retention || (retention.maxVersions === undefined && retention.maxAgeDays === undefined))
           continue;

@@ -92,6 +92,7 @@ export class TenantWriter {
     const { tx, tenant } = this;
     const lock = await tx.lockTenant(tenant);
     this.head = lock.head;
+    await this.collections.sync(tenant, lock.collectionsVersion);
     await this.outbox?.sync(tenant, lock.hooksVersion);
     await this.load(writes);
     for (const w of writes) {

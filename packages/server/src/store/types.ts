@@ -52,6 +52,12 @@ export interface TenantLock {
    * planned against it.
    */
   hooksVersion: number;
+  /**
+   * The version of the tenant's collection settings, bumped by every `putCollection` in its own
+   * transaction under the same lock: a commit that reads a version its node has not seen reloads the
+   * settings (strategy, schema, retention) before applying mutations.
+   */
+  collectionsVersion: number;
 }
 
 /** One write transaction. Methods run in order; the transaction commits when the callback resolves. */
@@ -158,6 +164,7 @@ export interface Store {
   countOpenConflicts(): Promise<{ tenant: string; count: number }[]>;
   getConflict(tenant: string, id: string): Promise<Conflict | null>;
   getCollections(tenant: string): Promise<Map<string, CollectionSettings>>;
+  /** Stores a collection's settings and bumps the tenant's collections version (TenantLock), in one transaction. */
   putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void>;
   /** Looks an API key up by the SHA-256 hex of its secret. */
   findApiKey(hash: string): Promise<ApiKeyRow | null>;

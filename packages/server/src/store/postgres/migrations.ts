@@ -234,4 +234,11 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     // commit that takes the lock after an endpoint change sees it (store/types.ts, TenantLock).
     sql: 'ALTER TABLE tenant_heads ADD COLUMN hooks_version bigint NOT NULL DEFAULT 0;',
   },
+  {
+    version: 11,
+    name: 'a version of the collection settings of each tenant, read with its write lock',
+    // Bumped by every collection settings change in the same transaction, under the tenant's head row
+    // lock, so a commit that takes the lock after the change sees it (core/collections.ts, TenantLock).
+    sql: 'ALTER TABLE tenant_heads ADD COLUMN collections_version bigint NOT NULL DEFAULT 0;',
+  },
 ];

@@ -199,4 +199,11 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     // has not seen reloads the tenant's endpoints before planning deliveries (store/types.ts, TenantLock).
     sql: 'ALTER TABLE tenant_heads ADD COLUMN hooks_version INTEGER NOT NULL DEFAULT 0;',
   },
+  {
+    version: 11,
+    name: 'a version of the collection settings of each tenant, read with its write lock',
+    // Bumped by every PUT /v1/collections in the same transaction; a commit that reads a version its node
+    // has not seen reloads the tenant's collection settings before applying mutations (core/collections.ts).
+    sql: 'ALTER TABLE tenant_heads ADD COLUMN collections_version INTEGER NOT NULL DEFAULT 0;',
+  },
 ];

@@ -163,8 +163,8 @@ export class SqliteStore implements Store {
     const w = this.writer;
     const r = this.reader;
     this.stmts = {
-      lockHead: w.prepare<[string], { seq: number; hooks_version: number }>(
-        'SELECT seq, hooks_version FROM tenant_heads WHERE tenant = ?',
+      lockHead: w.prepare<[string], { seq: number; hooks_version: number; collections_version: number }>(
+        'SELECT seq, hooks_version, collections_version FROM tenant_heads WHERE tenant = ?',
       ),
       // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
       // the tenant's whole log for every base version a merge needs. A record's versions grow with its
@@ -220,6 +220,11 @@ export class SqliteStore implements Store {
       ),
       collections: r.prepare<[string], { name: string; settings: string }>(
         'SELECT name, settings FROM collections WHERE tenant = ? ORDER BY name',
+      ),
+      // A settings change bumps the tenant's collections version in the same transaction (TenantLock).
+      bumpCollectionsVersion: w.prepare(
+        `INSERT INTO tenant_heads (tenant, seq, collections_version) VALUES (?, 0, 1)
+         ON CONFLICT (tenant) DO UPDATE SET collections_version = collections_version + 1`,
       ),
       putCollection: w.prepare(
         'INSERT INTO collections (tenant, name, settings) VALUES (?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings',
@@ -300,7 +305,11 @@ export class SqliteStore implements Store {
     const tx: WriteTx = {
       lockTenant: async (tenant) => {
         const row = s.lockHead.get(tenant);
-        return { head: row?.seq ?? 0, hooksVersion: row?.hooks_version ?? 0 };
+        return {
+          head: row?.seq ?? 0,
+          hooksVersion: row?.hooks_version ?? 0,
+          collectionsVersion: row?.collections_version ?? 0,
+        };
       },
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
@@ -481,7 +490,15 @@ export class SqliteStore implements Store {
   }
 
   async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {
-    await this.exclusive(() => this.stmts.putCollection.run(tenant, name, JSON.stringify(settings)));
+    const json = JSON.stringify(settings);
+    await this.exclusive(() =>
+      this.writer
+        .transaction(() => {
+          this.stmts.bumpCollectionsVersion.run(tenant);
+          this.stmts.putCollection.run(tenant, name, json);
+        })
+        .immediate(),
+    );
   }
 
   async findApiKey(hash: string): Promise<ApiKeyRow | null> {
