@@ -83,9 +83,12 @@ export function secretBoxFor(config: ServerConfig, logger: Logger): SecretBox | 
   return new SecretBox(keys.filter((k): k is Buffer => k !== null));
 }
 
-export async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
+export async function openStore(
+  config: ServerConfig,
+  logger: Logger,
+  secretBox: SecretBox | null = secretBoxFor(config, logger),
+): Promise<Store> {
   let store: Store;
-  const secretBox = secretBoxFor(config, logger);
   if (config.databaseUrl) {
     const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
     store = new PostgresStore({
@@ -145,7 +148,8 @@ export async function startServer(
 ): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
   const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
-  const store = await openStore(config, logger);
+  const secretBox = secretBoxFor(config, logger);
+  const store = await openStore(config, logger, secretBox);
   const collections = new CollectionRegistry(store, config.collections, options.resolvers);
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
   // message, instead of failing every write of every tenant later.
@@ -295,6 +299,7 @@ export async function startServer(
     kinds: options.connectorKinds,
     instances: options.connectors,
     bus: clustered ? bus : null,
+    secretBox,
   });
   gateway = new RealtimeGateway({
     config,

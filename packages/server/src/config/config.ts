@@ -25,7 +25,13 @@ const RateLimits = Type.Object(
 const SECRETS_KEY_PATTERN = '^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$';
 
 /** Settings whose values are never echoed back in an error message. */
-const SECRET_SETTINGS = new Set(['jwtSecret', 'adminKey', 'secretsKey', 'secretsKeysPrevious']);
+const SECRET_SETTINGS = new Set([
+  'jwtSecret',
+  'adminKey',
+  'secretsKey',
+  'secretsKeysPrevious',
+  'connectorEnv',
+]);
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -82,6 +88,11 @@ export const ServerConfigSchema = Type.Object(
     collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
     /** Upstream feeds and scheduled pulls (see docs/connectors.md). */
     connectors: ConnectorsSection,
+    /**
+     * The values of the variables `connectors.env` lists, read from the environment at start (never from
+     * the file): all that config-file connectors can read as `{{env.NAME}}`.
+     */
+    connectorEnv: Type.Record(Type.String(), Type.String()),
   },
   { additionalProperties: false },
 );
@@ -139,6 +150,7 @@ export function defaultConfig(): ServerConfig {
     nodeId: defaultNodeId(),
     collections: {},
     connectors: {},
+    connectorEnv: {},
   };
 }
 
@@ -242,6 +254,13 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
         .filter(Boolean);
     } else merged[key] = raw;
   }
+  // Only the variables the operator lists are read for connectors; the file cannot set their values.
+  const listed = (merged.connectors as { env?: unknown } | undefined)?.env;
+  merged.connectorEnv = Object.fromEntries(
+    (Array.isArray(listed) ? listed : [])
+      .filter((name): name is string => typeof name === 'string' && typeof env[name] === 'string')
+      .map((name) => [name, env[name] as string]),
+  );
   Object.assign(merged, options.overrides ?? {});
 
   for (const key of Object.keys(merged)) {
@@ -261,8 +280,8 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   }
   if (problems.length === 0) problems.push(...webhookConfigProblems(merged as ServerConfig));
   if (problems.length === 0) {
-    const { connectors, maxBufferedBytes } = merged as ServerConfig;
-    problems.push(...connectorConfigProblems(connectors, maxBufferedBytes));
+    const { connectors, maxBufferedBytes, connectorEnv } = merged as ServerConfig;
+    problems.push(...connectorConfigProblems(connectors, maxBufferedBytes, connectorEnv));
   }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return merged as ServerConfig;

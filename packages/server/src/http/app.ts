@@ -15,6 +15,7 @@ import { installErrorHandling } from './errors.ts';
 import { restRateLimit } from './rate-limit.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
+import { connectorSecretRoutes } from './routes/connector-secrets.ts';
 import { connectorRoutes } from './routes/connectors.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { deviceRoutes } from './routes/devices.ts';
@@ -98,6 +99,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(syncRoutes(ctx));
   await app.register(inboundRoutes(ctx));
   await app.register(connectorRoutes(ctx));
+  await app.register(connectorSecretRoutes(ctx));
   await app.register(dashboardRoutes);
   return app;
 }

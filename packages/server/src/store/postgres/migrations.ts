@@ -241,4 +241,20 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     // lock, so a commit that takes the lock after the change sees it (core/collections.ts, TenantLock).
     sql: 'ALTER TABLE tenant_heads ADD COLUMN collections_version bigint NOT NULL DEFAULT 0;',
   },
+  {
+    version: 12,
+    name: "tenants' connector secrets, sealed",
+    // A value is sealed before it reaches the store (connectors/secrets.ts): the column holds only
+    // `sbx1.` ciphertext under SYNCBRIDGE_SECRETS_KEY, never a plain secret.
+    sql: `
+      CREATE TABLE connector_secrets (
+        tenant text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        sealed text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, name)
+      );
+    `,
+  },
 ];

@@ -200,6 +200,7 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     sql: 'ALTER TABLE tenant_heads ADD COLUMN hooks_version INTEGER NOT NULL DEFAULT 0;',
   },
   {
+    // 12 (tenants' connector secrets) lives in connectors.db on SQLite, as 8 does.
     version: 11,
     name: 'a version of the collection settings of each tenant, read with its write lock',
     // Bumped by every PUT /v1/collections in the same transaction; a commit that reads a version its node
