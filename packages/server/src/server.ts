@@ -208,6 +208,7 @@ export async function startServer(
     logger,
     middleware,
     outbox: webhooks.outbox,
+    jsonLimits: { maxDepth: config.maxJsonDepth, maxBytes: config.maxJsonBytes },
     observer: {
       committed: (writes, seconds, statuses, stale) => metrics.committed(writes, seconds, statuses, stale),
       acknowledged: (kind, seconds) => metrics.appendSeconds.observe({ kind }, seconds),

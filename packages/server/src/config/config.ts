@@ -10,6 +10,7 @@ import { Value } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
 import { parse as parseYaml } from 'yaml';
 import { ConnectorsSection, connectorConfigProblems } from '../connectors/config.ts';
+import { DEFAULT_JSON_LIMITS, MAX_CONFIGURABLE_DEPTH } from '../core/json-limits.ts';
 import { webhookConfigProblems } from '../webhooks/config.ts';
 import { InboundSourceSchema } from '../webhooks/inbound.ts';
 
@@ -31,6 +32,7 @@ const SECRET_SETTINGS = new Set([
   'secretsKey',
   'secretsKeysPrevious',
   'connectorEnv',
+  'metricsToken',
 ]);
 
 export const ServerConfigSchema = Type.Object(
@@ -64,6 +66,20 @@ export const ServerConfigSchema = Type.Object(
     ),
     sqliteSynchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')]),
     maxFrameBytes: Type.Integer({ minimum: 1024 }),
+    /** Most levels of nesting in stored JSON (record data, event payloads...); see core/json-limits.ts. */
+    maxJsonDepth: Type.Integer({ minimum: 2, maximum: MAX_CONFIGURABLE_DEPTH }),
+    /** Most bytes of JSON text in one record's data, event payload or resolution data. */
+    maxJsonBytes: Type.Integer({ minimum: 1024 }),
+    /** Open WebSocket connections (and upgrades in progress) this node accepts; more get HTTP 503. */
+    maxConnections: Type.Integer({ minimum: 1 }),
+    /** Time a client has to send a complete HTTP request head (upgrades included). */
+    headersTimeoutMs: Type.Integer({ minimum: 100 }),
+    /** Time from a complete upgrade request to an open WebSocket (token checks included). */
+    upgradeTimeoutMs: Type.Integer({ minimum: 100 }),
+    /** Frames refused RATE_LIMITED within 10 s after which a connection is closed (4008). */
+    floodCloseAfter: Type.Integer({ minimum: 1 }),
+    /** Bearer token GET /metrics needs before it shows tenant-labelled series (see docs/metrics.md). */
+    metricsToken: Type.Optional(Type.String({ minLength: 16 })),
     maxBufferedBytes: Type.Integer({ minimum: 65536 }),
     heartbeatMs: Type.Integer({ minimum: 100 }),
     idleTimeoutMs: Type.Integer({ minimum: 1000 }),
@@ -85,7 +101,10 @@ export const ServerConfigSchema = Type.Object(
     ),
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
-    collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
+    collections: Type.Record(
+      Type.String({ pattern: '^(?!\\.{1,2}$)[A-Za-z0-9_.\\-]{1,128}$' }),
+      CollectionSettings,
+    ),
     /** Upstream feeds and scheduled pulls (see docs/connectors.md). */
     connectors: ConnectorsSection,
     /**
@@ -131,6 +150,12 @@ export function defaultConfig(): ServerConfig {
     logLevel: 'info',
     sqliteSynchronous: 'FULL',
     maxFrameBytes: 1024 * 1024,
+    maxJsonDepth: DEFAULT_JSON_LIMITS.maxDepth,
+    maxJsonBytes: DEFAULT_JSON_LIMITS.maxBytes,
+    maxConnections: 20_000,
+    headersTimeoutMs: 10_000,
+    upgradeTimeoutMs: 10_000,
+    floodCloseAfter: 1_000,
     maxBufferedBytes: 8 * 1024 * 1024,
     heartbeatMs: 25_000,
     idleTimeoutMs: 60_000,
@@ -180,6 +205,13 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_LOG_LEVEL: ['logLevel', 'string'],
   SYNCBRIDGE_SQLITE_SYNCHRONOUS: ['sqliteSynchronous', 'string'],
   SYNCBRIDGE_MAX_FRAME_BYTES: ['maxFrameBytes', 'int'],
+  SYNCBRIDGE_MAX_JSON_DEPTH: ['maxJsonDepth', 'int'],
+  SYNCBRIDGE_MAX_JSON_BYTES: ['maxJsonBytes', 'int'],
+  SYNCBRIDGE_MAX_CONNECTIONS: ['maxConnections', 'int'],
+  SYNCBRIDGE_HEADERS_TIMEOUT_MS: ['headersTimeoutMs', 'int'],
+  SYNCBRIDGE_UPGRADE_TIMEOUT_MS: ['upgradeTimeoutMs', 'int'],
+  SYNCBRIDGE_FLOOD_CLOSE_AFTER: ['floodCloseAfter', 'int'],
+  SYNCBRIDGE_METRICS_TOKEN: ['metricsToken', 'string'],
   SYNCBRIDGE_MAX_BUFFERED_BYTES: ['maxBufferedBytes', 'int'],
   SYNCBRIDGE_HEARTBEAT_MS: ['heartbeatMs', 'int'],
   SYNCBRIDGE_IDLE_TIMEOUT_MS: ['idleTimeoutMs', 'int'],

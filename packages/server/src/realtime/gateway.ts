@@ -130,7 +130,7 @@ export class RealtimeGateway {
           conn.close(CLOSE_CODES.POLICY, 'bad deviceId');
           return;
         }
-        conn.authenticate(verified.principal, verified.expiresAt, deviceId).catch((err: unknown) => {
+        conn.authenticateAtUpgrade(verified.principal, verified.expiresAt, deviceId).catch((err: unknown) => {
           conn.sendError(err);
           if (err instanceof SyncError && err.code === 'RATE_LIMITED') {
             conn.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');

@@ -69,6 +69,7 @@ export const collectionRoutes =
         const principal = await ctx.auth.principal(request);
         if (!isTenantAdmin(principal))
           throw new SyncError('FORBIDDEN', 'changing collection settings needs the admin role');
+        ctx.writer.assertStorable(request.body, 'settings');
         const resolved = ctx.collections.compile(request.body);
         await ctx.store.putCollection(principal.tenant, request.params.collection, request.body);
         await ctx.collections.list(principal.tenant);

@@ -68,14 +68,18 @@ function jsonPath(field: string): string {
   );
 }
 
-/** SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. */
+/**
+ * SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. A row
+ * SQLite's JSON functions cannot read (nested past their 1,000 levels: written before the server
+ * limited depth) matches no filter instead of failing the whole query with "malformed JSON".
+ */
 function filterSql(filter: Record<string, string>): { sql: string; params: string[] } {
   const clauses: string[] = [];
   const params: string[] = [];
   for (const [field, value] of Object.entries(filter)) {
     const path = jsonPath(field);
     clauses.push(
-      `(CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) = ?`,
+      `(CASE WHEN json_valid(data) THEN (CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) END) = ?`,
     );
     params.push(path, path, path, path, value);
   }
