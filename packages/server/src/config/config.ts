@@ -78,6 +78,19 @@ export const ServerConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
+    /** How long finished and idle rows are kept (days, 0: forever); see store/retention.ts. */
+    retention: Type.Object(
+      {
+        deliveriesDays: Type.Number({ minimum: 0 }),
+        deadLettersDays: Type.Number({ minimum: 0 }),
+        resolvedConflictsDays: Type.Number({ minimum: 0 }),
+        devicesUnseenDays: Type.Number({ minimum: 0 }),
+        /** Registering one more evicts the user's least recently seen device (devices/registry.ts). */
+        maxDevicesPerUser: Type.Integer({ minimum: 1 }),
+        batchSize: Type.Integer({ minimum: 1, maximum: 100_000 }),
+      },
+      { additionalProperties: false },
+    ),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
     collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
     /** Upstream feeds and scheduled pulls (see docs/connectors.md). */
@@ -136,6 +149,14 @@ export function defaultConfig(): ServerConfig {
       tenants: {},
     },
     resultRetentionDays: 30,
+    retention: {
+      deliveriesDays: 30,
+      deadLettersDays: 90,
+      resolvedConflictsDays: 90,
+      devicesUnseenDays: 180,
+      maxDevicesPerUser: 50,
+      batchSize: 1_000,
+    },
     nodeId: defaultNodeId(),
     collections: {},
     connectors: {},

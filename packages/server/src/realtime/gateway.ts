@@ -141,9 +141,11 @@ export class RealtimeGateway {
   }
 
   private async saveCursor(conn: Connection): Promise<void> {
-    if (!conn.principal) return;
     conn.ackDirty = false;
-    const device = conn.deviceId ?? conn.id;
+    // Only a named device can read its cursor again (welcome.cursor, pending); a connection without a
+    // deviceId keeps its acks in memory, so the table does not grow by a row per anonymous connection.
+    if (!conn.principal || !conn.deviceId) return;
+    const device = conn.deviceId;
     // A save in flight is remembered until it lands, so a reconnect of the same device (which may
     // arrive before it does) reads the cursor after it rather than a stale one.
     const key = cursorKey(conn.principal.tenant, conn.principal.user, device);
