@@ -36,7 +36,7 @@ import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
 import { LogWriter } from './store/log-writer.ts';
-import { RetentionJob } from './store/retention.ts';
+import { RetentionJob, type RetentionReport } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
 import type { InboundMapper } from './webhooks/inbound.ts';
@@ -55,6 +55,8 @@ export interface SyncbridgeServer {
   generatedAdminKey: string | null;
   tokens: TokenService;
   logger: Logger;
+  /** Runs the retention job once now (as if the time were `now`); the job also runs on its timer. */
+  runRetention(now?: number): Promise<RetentionReport>;
   /** Drains connections and in-flight commits, then closes the store. */
   close(): Promise<void>;
 }
@@ -218,6 +220,8 @@ export async function startServer(
   const retention = new RetentionJob(store, collections, logger.child({ component: 'retention' }), {
     intervalMs: config.retentionIntervalMs,
     resultRetentionDays: config.resultRetentionDays,
+    expiry: config.retention,
+    pruned: (table, count) => metrics.retentionPruned.inc({ table }, count),
   });
   const sequencer = new LogSequencer(
     store,
@@ -332,6 +336,7 @@ export async function startServer(
       cluster,
       rateLimiter,
       maxBodyBytes: config.maxFrameBytes,
+      maxDevicesPerUser: config.retention.maxDevicesPerUser,
       startedAt: Date.now(),
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),
@@ -373,5 +378,15 @@ export async function startServer(
     await close();
     throw err;
   }
-  return { url: `http://${host}:${port}`, port, config, store, generatedAdminKey, tokens, logger, close };
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    config,
+    store,
+    generatedAdminKey,
+    tokens,
+    logger,
+    runRetention: (now) => retention.runOnce(now),
+    close,
+  };
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value, type ValueError, ValueErrorType } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
 import { parse as parseYaml } from 'yaml';
 import { ConnectorsSection, connectorConfigProblems } from '../connectors/config.ts';
@@ -100,6 +100,19 @@ export const ServerConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
+    /** How long finished and idle rows are kept (days, 0: forever); see store/retention.ts. */
+    retention: Type.Object(
+      {
+        deliveriesDays: Type.Number({ minimum: 0 }),
+        deadLettersDays: Type.Number({ minimum: 0 }),
+        resolvedConflictsDays: Type.Number({ minimum: 0 }),
+        devicesUnseenDays: Type.Number({ minimum: 0 }),
+        /** Registering one more evicts the user's least recently seen device (devices/registry.ts). */
+        maxDevicesPerUser: Type.Integer({ minimum: 1 }),
+        batchSize: Type.Integer({ minimum: 1, maximum: 100_000 }),
+      },
+      { additionalProperties: false },
+    ),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
     collections: Type.Record(
       Type.String({ pattern: '^(?!\\.{1,2}$)[A-Za-z0-9_.\\-]{1,128}$' }),
@@ -172,6 +185,14 @@ export function defaultConfig(): ServerConfig {
       tenants: {},
     },
     resultRetentionDays: 30,
+    retention: {
+      deliveriesDays: 30,
+      deadLettersDays: 90,
+      resolvedConflictsDays: 90,
+      devicesUnseenDays: 180,
+      maxDevicesPerUser: 50,
+      batchSize: 1_000,
+    },
     nodeId: defaultNodeId(),
     collections: {},
     connectors: {},
@@ -250,6 +271,55 @@ function readFile(path: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** A plain object (from YAML or JSON), not an array or null. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * `given` laid over `base`: objects are merged key by key at every depth, so a section given in part
+ * keeps the defaults of the fields it leaves out; anything else (numbers, strings, arrays) replaces.
+ */
+function withDefaults(base: unknown, given: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(given)) return given;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(given)) out[key] = withDefaults(base[key], value);
+  return out;
+}
+
+/** A per-tenant rate-limit bucket given in part takes the missing fields from the server-wide bucket. */
+function fillTenantBuckets(merged: Record<string, unknown>): void {
+  const limits = merged.rateLimits;
+  if (!isPlainObject(limits) || !isPlainObject(limits.tenants)) return;
+  for (const override of Object.values(limits.tenants)) {
+    if (!isPlainObject(override)) continue;
+    for (const bucket of ['user', 'tenant'] as const) {
+      if (isPlainObject(override[bucket]) && isPlainObject(limits[bucket]))
+        override[bucket] = withDefaults(limits[bucket], override[bucket]);
+    }
+  }
+}
+
+/** The literal values a union schema allows, or null when it is not a union of literals. */
+function literalChoices(schema: unknown): string[] | null {
+  const anyOf = isPlainObject(schema) ? schema.anyOf : undefined;
+  if (!Array.isArray(anyOf) || anyOf.length === 0) return null;
+  const values: string[] = [];
+  for (const member of anyOf) {
+    if (!isPlainObject(member) || !('const' in member)) return null;
+    values.push(String(member.const));
+  }
+  return values;
+}
+
+/** One line of the problems of a setting: what is wrong with it, in words an operator reads. */
+function describeError(error: ValueError): string {
+  const choices = literalChoices(error.schema);
+  if (choices) return `must be one of ${choices.join(', ')}`;
+  if (error.type === ValueErrorType.ObjectRequiredProperty) return 'is required';
+  return error.message;
+}
+
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   file?: string;
@@ -265,7 +335,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   const file = options.file ?? env.SYNCBRIDGE_CONFIG;
   if (file) {
     for (const [key, value] of Object.entries(readFile(file))) {
-      merged[key] = value;
+      merged[key] = withDefaults(merged[key], value);
       origins[key] = `${key} in ${file}`;
     }
   }
@@ -293,21 +363,32 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
       .filter((name): name is string => typeof name === 'string' && typeof env[name] === 'string')
       .map((name) => [name, env[name] as string]),
   );
-  Object.assign(merged, options.overrides ?? {});
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    merged[key] = withDefaults(merged[key], value);
+  }
+  fillTenantBuckets(merged);
 
   for (const key of Object.keys(merged)) {
     if (!(key in ServerConfigSchema.properties))
       problems.push(`${origins[key] ?? key}: unknown setting "${key}"`);
   }
   // Validate even when problems were found above, so every wrong value is reported in one go;
-  // unknown keys were reported already.
+  // unknown keys were reported already. A value can fail several checks (missing, then not a number):
+  // the first one per path is its problem.
+  const seen = new Set<string>();
   for (const error of Value.Errors(ServerConfigSchema, merged)) {
     const key = error.path.split('/')[1] ?? '';
-    if (!(key in ServerConfigSchema.properties)) continue;
+    if (!(key in ServerConfigSchema.properties) || seen.has(error.path)) continue;
+    seen.add(error.path);
     const where = origins[key] ?? key;
-    const got = SECRET_SETTINGS.has(key) ? 'the value is not shown' : `got ${JSON.stringify(error.value)}`;
+    const got =
+      error.value === undefined
+        ? ''
+        : SECRET_SETTINGS.has(key)
+          ? ' (the value is not shown)'
+          : ` (got ${JSON.stringify(error.value)})`;
     problems.push(
-      `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (${got})`,
+      `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${describeError(error)}${got}`,
     );
   }
   if (problems.length === 0) problems.push(...webhookConfigProblems(merged as ServerConfig));

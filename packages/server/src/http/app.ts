@@ -124,9 +124,18 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+          // Not a secret, but declared as a scheme so that "Authorize" in /docs sends it on every call:
+          // the server-wide admin key acts on the tenant this header names.
+          tenant: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-Tenant',
+            description: 'with the server-wide admin key in X-Api-Key: the tenant the call acts on',
+          },
         },
       },
-      security: [{ bearer: [] }, { apiKey: [] }],
+      // Either a user token, a tenant API key, or the admin key with the tenant it acts on.
+      security: [{ bearer: [] }, { apiKey: [] }, { apiKey: [], tenant: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

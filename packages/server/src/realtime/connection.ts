@@ -256,7 +256,7 @@ export class Connection implements SubscriptionSink {
     }
     if (deviceId) this.deviceId = deviceId;
     if (extras.capabilities) this.batch = extras.capabilities.includes('batch');
-    const devices = new DeviceRegistry(this.ctx.store);
+    const devices = new DeviceRegistry(this.ctx.store, this.ctx.config.retention.maxDevicesPerUser);
     if (this.deviceId) {
       // A registered device (or one registering now) syncs its categories only.
       const device = extras.device

@@ -142,10 +142,27 @@ export interface ApiKeyRow {
   label: string | null;
 }
 
+/**
+ * Deletes rows that outlived their retention, at most `limit` per call, oldest first where an index
+ * allows it, so the retention job works in bounded batches. Each returns how many rows it deleted.
+ */
+export interface ExpiryStore {
+  /** Finished webhook deliveries (`success` or `failed`, dead letters) completed before `beforeMs`, with their attempts. */
+  pruneDeliveries(status: 'success' | 'failed', beforeMs: number, limit: number): Promise<number>;
+  /** Resolved conflicts resolved (or, without a resolution time, created) before this ISO time. */
+  pruneResolvedConflicts(before: string, limit: number): Promise<number>;
+  /** Devices last seen (or, never seen, last registered) before this ISO time, with their cursors. */
+  pruneDevices(before: string, limit: number): Promise<number>;
+  /** Cursors of device ids that are not registered, not updated since this ISO time. */
+  pruneCursors(before: string, limit: number): Promise<number>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Webhook endpoints, the delivery outbox and delivery attempts. */
   readonly webhooks: WebhookStore;
+  /** Deletion of rows past their retention (store/retention.ts runs it). */
+  readonly expiry: ExpiryStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

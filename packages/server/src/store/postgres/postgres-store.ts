@@ -46,6 +46,7 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { PostgresExpiryStore } from './expiry-store.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import {
   columnArrays,
@@ -103,6 +104,7 @@ function quoteIdent(name: string): string {
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly webhooks: PostgresWebhookStore;
+  readonly expiry: PostgresExpiryStore;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
   private closed = false;
@@ -123,6 +125,7 @@ export class PostgresStore implements Store {
     // An idle client whose connection dies emits 'error' on the pool; the pool drops that client, and
     // the next query reports the outage. Without a listener the error would crash the process.
     this.pool.on('error', () => {});
+    this.expiry = new PostgresExpiryStore((sql, params) => query(this.pool, sql, params));
     this.webhooks = new PostgresWebhookStore({
       secretBox: options.secretBox ?? null,
       query: (sql, params) => query(this.pool, sql, params),

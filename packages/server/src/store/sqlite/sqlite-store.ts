@@ -46,6 +46,7 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { SqliteExpiryStore } from './expiry-store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
 
@@ -143,6 +144,7 @@ function writerQueueFor(file: string): WriterQueue {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly webhooks: SqliteWebhookStore;
+  readonly expiry: SqliteExpiryStore;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
@@ -245,6 +247,10 @@ export class SqliteStore implements Store {
         'SELECT seq FROM cursors WHERE tenant = ? AND user_id = ? AND device_id = ?',
       ),
     };
+    this.expiry = new SqliteExpiryStore({
+      writer: w,
+      write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
+    });
     this.webhooks = new SqliteWebhookStore({
       secretBox: options.secretBox ?? null,
       writer: w,
