@@ -4,9 +4,16 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 
+/**
+ * The pattern of names of collections, event types and platforms: letters, digits and `_.-`, but not
+ * `.` or `..` alone (URL path segments that clients and routers normalize away, so REST could never
+ * reach a collection so named).
+ */
+export const NAME_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_.\\-]+$';
 /** Names of collections, record ids, event types and platforms: printable, bounded, no separators we parse. */
-export const Name = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.\\-]+$' });
-export const RecordId = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\s/?#]+$' });
+export const Name = Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN });
+/** A record id: no whitespace or URL separators, and (like names) not `.` or `..`. */
+export const RecordId = Type.String({ minLength: 1, maxLength: 256, pattern: '^(?!\\.{1,2}$)[^\\s/?#]+$' });
 export const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
 export const MutationOp = Type.Union([

@@ -36,7 +36,7 @@ import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
 import { LogWriter } from './store/log-writer.ts';
-import { RetentionJob } from './store/retention.ts';
+import { RetentionJob, type RetentionReport } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
 import type { InboundMapper } from './webhooks/inbound.ts';
@@ -55,6 +55,8 @@ export interface SyncbridgeServer {
   generatedAdminKey: string | null;
   tokens: TokenService;
   logger: Logger;
+  /** Runs the retention job once now (as if the time were `now`); the job also runs on its timer. */
+  runRetention(now?: number): Promise<RetentionReport>;
   /** Drains connections and in-flight commits, then closes the store. */
   close(): Promise<void>;
 }
@@ -83,9 +85,12 @@ export function secretBoxFor(config: ServerConfig, logger: Logger): SecretBox | 
   return new SecretBox(keys.filter((k): k is Buffer => k !== null));
 }
 
-export async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
+export async function openStore(
+  config: ServerConfig,
+  logger: Logger,
+  secretBox: SecretBox | null = secretBoxFor(config, logger),
+): Promise<Store> {
   let store: Store;
-  const secretBox = secretBoxFor(config, logger);
   if (config.databaseUrl) {
     const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
     store = new PostgresStore({
@@ -145,7 +150,8 @@ export async function startServer(
 ): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
   const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
-  const store = await openStore(config, logger);
+  const secretBox = secretBoxFor(config, logger);
+  const store = await openStore(config, logger, secretBox);
   const collections = new CollectionRegistry(store, config.collections, options.resolvers);
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
   // message, instead of failing every write of every tenant later.
@@ -204,6 +210,7 @@ export async function startServer(
     logger,
     middleware,
     outbox: webhooks.outbox,
+    jsonLimits: { maxDepth: config.maxJsonDepth, maxBytes: config.maxJsonBytes },
     observer: {
       committed: (writes, seconds, statuses, stale) => metrics.committed(writes, seconds, statuses, stale),
       acknowledged: (kind, seconds) => metrics.appendSeconds.observe({ kind }, seconds),
@@ -213,6 +220,8 @@ export async function startServer(
   const retention = new RetentionJob(store, collections, logger.child({ component: 'retention' }), {
     intervalMs: config.retentionIntervalMs,
     resultRetentionDays: config.resultRetentionDays,
+    expiry: config.retention,
+    pruned: (table, count) => metrics.retentionPruned.inc({ table }, count),
   });
   const sequencer = new LogSequencer(
     store,
@@ -295,6 +304,7 @@ export async function startServer(
     kinds: options.connectorKinds,
     instances: options.connectors,
     bus: clustered ? bus : null,
+    secretBox,
   });
   gateway = new RealtimeGateway({
     config,
@@ -326,6 +336,7 @@ export async function startServer(
       cluster,
       rateLimiter,
       maxBodyBytes: config.maxFrameBytes,
+      maxDevicesPerUser: config.retention.maxDevicesPerUser,
       startedAt: Date.now(),
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),
@@ -367,5 +378,15 @@ export async function startServer(
     await close();
     throw err;
   }
-  return { url: `http://${host}:${port}`, port, config, store, generatedAdminKey, tokens, logger, close };
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    config,
+    store,
+    generatedAdminKey,
+    tokens,
+    logger,
+    runRetention: (now) => retention.runOnce(now),
+    close,
+  };
 }

@@ -7,6 +7,7 @@ import { TokenService } from '../auth/tokens.ts';
 import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
 import { verifyReplay } from '../replay/verify.ts';
 import { createLogger, openStore, resolveJwtSecret, startServer } from '../server.ts';
+import { CommandError } from './errors.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
 
@@ -52,7 +53,7 @@ async function serve(config: ServerConfig): Promise<void> {
   out(
     `  mint a token: curl -s -X POST ${server.url}/v1/auth/token -H 'X-Api-Key: <admin key>' -H 'Content-Type: application/json' -d '{"tenant":"demo","user":"alice"}'`,
   );
-  out(`  (or: npm run syncbridge -- token --tenant demo --user alice)`);
+  out(`  (or: npm run -s syncbridge -- token --tenant demo --user alice)`);
   out(`  realtime: ${ws}/v1/realtime?token=<token>   REST docs: ${server.url}/docs`);
   out(`  dashboard: ${server.url}/dashboard (log in with the admin key and a tenant)`);
 
@@ -94,6 +95,14 @@ async function replay(
   const store = await openStore(config, logger);
   try {
     const tenants = typeof values.tenant === 'string' ? [values.tenant] : undefined;
+    if (tenants) {
+      const known = new Set(await store.listTenants());
+      const missing = tenants.filter((t) => !known.has(t));
+      if (missing.length > 0)
+        throw new CommandError(
+          `tenant ${missing.join(', ')} does not exist in this ${store.kind} store (it has no log)`,
+        );
+    }
     const report = await verifyReplay(store, {
       tenants,
       progress: (message) => process.stderr.write(`${message}\n`),
@@ -176,7 +185,10 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`syncbridge: ${err.message}\n`);
-  else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  else if (err instanceof CommandError) {
+    process.stderr.write(`syncbridge: ${err.message}\n`);
+    process.exit(err.exitCode);
+  } else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`syncbridge: ${err.message}\n\n${USAGE}`);
   } else process.stderr.write(`syncbridge: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);

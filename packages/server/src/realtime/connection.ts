@@ -38,6 +38,8 @@ const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;
 const MAX_SUBSCRIPTIONS = 1000;
 const MAX_PENDING_REQUESTS = 256;
+/** Frames a client may send after `hello` before its answer; more are refused RATE_LIMITED. */
+const MAX_HELD_FRAMES = 64;
 /**
  * Corked frames past this many bytes are written at once rather than at the end of the tick: enough
  * to batch dozens of small events into one write, small enough that holding them back never moves a
@@ -78,6 +80,9 @@ export class Connection implements SubscriptionSink {
   /** Counted against the user's connection cap (released on dispose). */
   private admitted = false;
   private corkedSocket: Duplex | null = null;
+  /** The first authentication is in progress: frames wait for it in `held`. */
+  private holding = false;
+  private readonly held: ClientMessage[] = [];
 
   constructor(
     readonly id: string,
@@ -251,7 +256,7 @@ export class Connection implements SubscriptionSink {
     }
     if (deviceId) this.deviceId = deviceId;
     if (extras.capabilities) this.batch = extras.capabilities.includes('batch');
-    const devices = new DeviceRegistry(this.ctx.store);
+    const devices = new DeviceRegistry(this.ctx.store, this.ctx.config.retention.maxDevicesPerUser);
     if (this.deviceId) {
       // A registered device (or one registering now) syncs its categories only.
       const device = extras.device
@@ -313,6 +318,29 @@ export class Connection implements SubscriptionSink {
     }
   }
 
+  /**
+   * Runs an authentication (a `hello`, or the upgrade's token) and holds the frames that arrive
+   * meanwhile: a client may pipeline `hello` and `subscribe` in one tick. Once it settles they are
+   * handled in order (or dropped, when it failed and the connection is closing).
+   */
+  private authenticating(run: () => Promise<void>): Promise<void> {
+    // Only the first authentication holds frames: a later hello (a fresh token) leaves the others be.
+    const first = !this.principal && !this.holding;
+    if (first) this.holding = true;
+    return run().finally(() => {
+      if (!first) return;
+      this.holding = false;
+      const held = this.held.splice(0);
+      if (!this.principal || this.closing) return;
+      for (const message of held) this.accept(message);
+    });
+  }
+
+  /** Authenticates with the token given at the upgrade; frames sent meanwhile wait for it. */
+  authenticateAtUpgrade(principal: Principal, expiresAt: number | null, deviceId?: string): Promise<void> {
+    return this.authenticating(() => this.authenticate(principal, expiresAt, deviceId));
+  }
+
   handleFrame(data: Buffer): void {
     this.lastSeen = Date.now();
     const counters = this.ctx.metrics;
@@ -335,6 +363,21 @@ export class Connection implements SubscriptionSink {
     }
     const message = parsed.message;
     counters.messagesIn[message.type] += 1;
+    if (this.holding) {
+      if (this.held.length < MAX_HELD_FRAMES) this.held.push(message);
+      else {
+        this.sendError(
+          new SyncError('RATE_LIMITED', `at most ${MAX_HELD_FRAMES} frames may wait for hello's answer`),
+          message.rid,
+        );
+      }
+      return;
+    }
+    this.accept(message);
+  }
+
+  /** Handles a valid message: authentication check, rate limit, then its handler. */
+  private accept(message: ClientMessage): void {
     if (!this.principal && message.type !== 'hello') {
       this.sendError(new SyncError('UNAUTHORIZED', 'send hello with a token first'), message.rid);
       this.close(CLOSE_CODES.POLICY, 'not authenticated');
@@ -352,7 +395,9 @@ export class Connection implements SubscriptionSink {
     // instead of the server queueing without bound.
     this.pending += 1;
     if (this.pending === MAX_PENDING_REQUESTS) this.ws.pause();
-    this.dispatch(message)
+    const handled =
+      message.type === 'hello' ? this.authenticating(() => this.dispatch(message)) : this.dispatch(message);
+    handled
       .catch((err: unknown) => {
         this.sendError(err, message.rid);
         if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {

@@ -554,6 +554,27 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         expect(collections.size).toBe(3);
       });
 
+      it('every settings change bumps the collections version a write lock reads, and keeps the head', async () => {
+        const tenant = freshTenant('collections-version');
+        const lock = () => store.transaction(async (tx) => tx.lockTenant(tenant));
+        expect(await lock()).toMatchObject({ head: 0, collectionsVersion: 0 });
+        await putRecords(store, tenant, [rec('todos', 'a', {}), rec('todos', 'b', {})]);
+        await store.putCollection(tenant, 'todos', { strategy: 'server_wins' });
+        const first = await lock();
+        expect(first.head).toBe(2);
+        expect(first.collectionsVersion).toBe(1);
+        await store.putCollection(tenant, 'todos', { strategy: 'lww' });
+        await store.putCollection(tenant, 'notes', {});
+        expect(await lock()).toMatchObject({
+          head: 2,
+          collectionsVersion: 3,
+          hooksVersion: first.hooksVersion,
+        });
+        expect(
+          (await store.transaction(async (tx) => tx.lockTenant(freshTenant('other')))).collectionsVersion,
+        ).toBe(0);
+      });
+
       it('finds api keys by hash', async () => {
         const suffix = Math.random().toString(36).slice(2);
         const tenantKey = { id: `k1-${suffix}`, tenant: 'acme', label: 'ci', hash: `h1-${suffix}` };

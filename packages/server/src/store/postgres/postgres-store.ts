@@ -46,6 +46,7 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { PostgresExpiryStore } from './expiry-store.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import {
   columnArrays,
@@ -103,6 +104,7 @@ function quoteIdent(name: string): string {
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly webhooks: PostgresWebhookStore;
+  readonly expiry: PostgresExpiryStore;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
   private closed = false;
@@ -123,6 +125,7 @@ export class PostgresStore implements Store {
     // An idle client whose connection dies emits 'error' on the pool; the pool drops that client, and
     // the next query reports the outage. Without a listener the error would crash the process.
     this.pool.on('error', () => {});
+    this.expiry = new PostgresExpiryStore((sql, params) => query(this.pool, sql, params));
     this.webhooks = new PostgresWebhookStore({
       secretBox: options.secretBox ?? null,
       query: (sql, params) => query(this.pool, sql, params),
@@ -216,12 +219,16 @@ export class PostgresStore implements Store {
         await query(client, 'INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
           tenant,
         ]);
-        const rows = await query<{ seq: string; hooks_version: string }>(
+        const rows = await query<{ seq: string; hooks_version: string; collections_version: string }>(
           client,
-          'SELECT seq, hooks_version FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
+          'SELECT seq, hooks_version, collections_version FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
           [tenant],
         );
-        return { head: Number(rows[0].seq), hooksVersion: Number(rows[0].hooks_version) };
+        return {
+          head: Number(rows[0].seq),
+          hooksVersion: Number(rows[0].hooks_version),
+          collectionsVersion: Number(rows[0].collections_version),
+        };
       },
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
@@ -415,12 +422,22 @@ export class PostgresStore implements Store {
   }
 
   async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {
-    await query(
-      this.pool,
-      `INSERT INTO collections (tenant, name, settings) VALUES ($1, $2, $3::jsonb)
-       ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings`,
-      [tenant, name, JSON.stringify(settings)],
-    );
+    // The version first: it takes the tenant's head row lock in the order commits take it, so a commit
+    // that locks the tenant after this change has committed reads the new version (TenantLock).
+    await this.inTransaction('BEGIN', async (client) => {
+      await query(
+        client,
+        `INSERT INTO tenant_heads (tenant, seq, collections_version) VALUES ($1, 0, 1)
+         ON CONFLICT (tenant) DO UPDATE SET collections_version = tenant_heads.collections_version + 1`,
+        [tenant],
+      );
+      await query(
+        client,
+        `INSERT INTO collections (tenant, name, settings) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings`,
+        [tenant, name, JSON.stringify(settings)],
+      );
+    });
   }
 
   async findApiKey(hash: string): Promise<ApiKeyRow | null> {

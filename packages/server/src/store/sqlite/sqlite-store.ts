@@ -46,6 +46,7 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { SqliteExpiryStore } from './expiry-store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
 
@@ -68,14 +69,18 @@ function jsonPath(field: string): string {
   );
 }
 
-/** SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. */
+/**
+ * SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. A row
+ * SQLite's JSON functions cannot read (nested past their 1,000 levels: written before the server
+ * limited depth) matches no filter instead of failing the whole query with "malformed JSON".
+ */
 function filterSql(filter: Record<string, string>): { sql: string; params: string[] } {
   const clauses: string[] = [];
   const params: string[] = [];
   for (const [field, value] of Object.entries(filter)) {
     const path = jsonPath(field);
     clauses.push(
-      `(CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) = ?`,
+      `(CASE WHEN json_valid(data) THEN (CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) END) = ?`,
     );
     params.push(path, path, path, path, value);
   }
@@ -139,6 +144,7 @@ function writerQueueFor(file: string): WriterQueue {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly webhooks: SqliteWebhookStore;
+  readonly expiry: SqliteExpiryStore;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
@@ -163,8 +169,8 @@ export class SqliteStore implements Store {
     const w = this.writer;
     const r = this.reader;
     this.stmts = {
-      lockHead: w.prepare<[string], { seq: number; hooks_version: number }>(
-        'SELECT seq, hooks_version FROM tenant_heads WHERE tenant = ?',
+      lockHead: w.prepare<[string], { seq: number; hooks_version: number; collections_version: number }>(
+        'SELECT seq, hooks_version, collections_version FROM tenant_heads WHERE tenant = ?',
       ),
       // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
       // the tenant's whole log for every base version a merge needs. A record's versions grow with its
@@ -221,6 +227,11 @@ export class SqliteStore implements Store {
       collections: r.prepare<[string], { name: string; settings: string }>(
         'SELECT name, settings FROM collections WHERE tenant = ? ORDER BY name',
       ),
+      // A settings change bumps the tenant's collections version in the same transaction (TenantLock).
+      bumpCollectionsVersion: w.prepare(
+        `INSERT INTO tenant_heads (tenant, seq, collections_version) VALUES (?, 0, 1)
+         ON CONFLICT (tenant) DO UPDATE SET collections_version = collections_version + 1`,
+      ),
       putCollection: w.prepare(
         'INSERT INTO collections (tenant, name, settings) VALUES (?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings',
       ),
@@ -236,6 +247,10 @@ export class SqliteStore implements Store {
         'SELECT seq FROM cursors WHERE tenant = ? AND user_id = ? AND device_id = ?',
       ),
     };
+    this.expiry = new SqliteExpiryStore({
+      writer: w,
+      write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
+    });
     this.webhooks = new SqliteWebhookStore({
       secretBox: options.secretBox ?? null,
       writer: w,
@@ -300,7 +315,11 @@ export class SqliteStore implements Store {
     const tx: WriteTx = {
       lockTenant: async (tenant) => {
         const row = s.lockHead.get(tenant);
-        return { head: row?.seq ?? 0, hooksVersion: row?.hooks_version ?? 0 };
+        return {
+          head: row?.seq ?? 0,
+          hooksVersion: row?.hooks_version ?? 0,
+          collectionsVersion: row?.collections_version ?? 0,
+        };
       },
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
@@ -481,7 +500,15 @@ export class SqliteStore implements Store {
   }
 
   async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {
-    await this.exclusive(() => this.stmts.putCollection.run(tenant, name, JSON.stringify(settings)));
+    const json = JSON.stringify(settings);
+    await this.exclusive(() =>
+      this.writer
+        .transaction(() => {
+          this.stmts.bumpCollectionsVersion.run(tenant);
+          this.stmts.putCollection.run(tenant, name, json);
+        })
+        .immediate(),
+    );
   }
 
   async findApiKey(hash: string): Promise<ApiKeyRow | null> {
