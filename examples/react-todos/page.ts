@@ -26,6 +26,9 @@ export async function buildPage(): Promise<BuiltPage> {
     write: false,
     // Loaded lazily by the SDK only where there is no global WebSocket or IndexedDB (Node): never here.
     external: ['ws', 'node:*'],
+    // Where the packages are built, the workspace's tests (NODE_OPTIONS naming the source condition)
+    // bundle them from their sources; elsewhere this changes nothing.
+    conditions: process.env.NODE_OPTIONS?.includes('@syncbridge/source') ? ['@syncbridge/source'] : [],
     logLevel: 'silent',
   });
   return {
