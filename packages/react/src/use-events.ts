@@ -44,6 +44,10 @@ class EventWindow<P> {
   private listen(onChange: () => void): () => void {
     return this.client.events<P>(this.type, this.filter).subscribe(
       (event) => {
+        // Events come in seq order; one at or below the newest shown (a stream opened again with the
+        // same `since`, as StrictMode does) is already in the window.
+        const newest = this.events.at(-1);
+        if (newest && event.seq <= newest.seq) return;
         const next = this.events.length >= this.limit ? this.events.slice(1 - this.limit) : [...this.events];
         next.push(event);
         this.events = next;
