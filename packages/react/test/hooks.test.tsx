@@ -188,6 +188,51 @@ describe('useCollection and useRecord', () => {
     await view.unmount();
   });
 
+  it('at 1,000 rows, a change from another device re-renders the list and that one row only', async () => {
+    const [writer, reader] = await devices('alice', 'alice');
+    const ids = Array.from({ length: 1000 }, (_, i) => `row-${String(i).padStart(4, '0')}`);
+    await Promise.all(ids.map((id) => writer.collection<Todo>('todos').put(id, { title: id, done: false })));
+    const renders = renderCounter();
+    const Row = memo(function Row({ id }: { id: string }) {
+      const todo = useRecord<Todo>('todos', id);
+      renders.count('row');
+      return <li>{todo?.data.title}</li>;
+    });
+    function List() {
+      const list = useCollection<Todo>('todos');
+      renders.count('list');
+      return (
+        <ul>
+          {list.map((t) => (
+            <Row key={t.id} id={t.id} />
+          ))}
+        </ul>
+      );
+    }
+    const durations: number[] = [];
+    const view = await render(
+      withClient(
+        reader,
+        <Profiler id="list" onRender={(_id, _phase, actualDuration) => durations.push(actualDuration)}>
+          <List />
+        </Profiler>,
+      ),
+    );
+    await until(() => view.container.querySelectorAll('li').length === 1000, 'the 1,000 rows');
+    renders.reset();
+    durations.length = 0;
+    await act(async () => {
+      await writer.collection<Todo>('todos').patch('row-0500', { title: 'changed' });
+    });
+    await until(() => view.text().includes('changed'), 'the change');
+    expect(renders.of('list')).toBe(1);
+    expect(renders.of('row')).toBe(1);
+    console.info(
+      `1,000 rows, one remote change: ${durations.map((d) => d.toFixed(1)).join(', ')} ms rendering`,
+    );
+    await view.unmount();
+  });
+
   it('re-renders a filtered list for records entering or leaving it, not for changes outside it', async () => {
     const [writer, reader] = await devices('alice', 'alice');
     const todos = writer.collection<Todo>('todos');
