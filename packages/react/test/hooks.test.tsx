@@ -7,6 +7,7 @@
  */
 import type { CachedRecord } from '@syncbridge/client';
 import { act, Component, memo, Profiler, type ReactNode, startTransition, useState } from 'react';
+import { renderToString } from 'react-dom/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SyncClient } from '../../client/src/index.ts';
 import { FAST_BACKOFF, waitFor } from '../../client/test/helpers.ts';
@@ -467,6 +468,36 @@ describe('bad input', () => {
     }
     const view = await render(withClient(reader, <Fine />));
     await until(() => view.text() === 'still fine', 'a valid collection');
+    await view.unmount();
+  });
+});
+
+describe('outside the browser and outside a provider', () => {
+  it('renders on a server from what the client holds, and a hook outside a provider throws at once', async () => {
+    const [reader] = await devices('alice');
+    reader.disconnect();
+    void reader
+      .collection<Todo>('todos')
+      .put('s1', { title: 'from the cache', done: false })
+      .catch(() => undefined);
+    function Titles() {
+      const status = useStatus();
+      const todos = useCollection<Todo>('todos');
+      return <p>{`${status}: ${todos.map((t) => t.data.title).join(',')}`}</p>;
+    }
+    const html = renderToString(withClient(reader, <Titles />));
+    expect(html).toBe('<p>offline: from the cache</p>');
+    reader.connect();
+
+    const caught: unknown[] = [];
+    const view = await render(
+      <ShowError>
+        <Titles />
+      </ShowError>,
+      { root: { onCaughtError: (error) => caught.push(error) } },
+    );
+    expect(view.text()).toBe('error Error: useSyncClient: no SyncProvider above this component');
+    expect(caught).toHaveLength(1);
     await view.unmount();
   });
 });
