@@ -165,5 +165,8 @@ export function translateError(err: unknown): unknown {
       (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
     (err instanceof AggregateError && err.errors.some((e) => translateError(e) instanceof SyncError)) ||
     UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m));
-  return unavailable ? new SyncError('UNAVAILABLE', 'database unavailable') : err;
+  // The driver's error stays as `cause`, so that a start can say where and why (startup/reach.ts).
+  return unavailable
+    ? Object.assign(new SyncError('UNAVAILABLE', 'database unavailable'), { cause: err })
+    : err;
 }
