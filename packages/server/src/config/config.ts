@@ -89,6 +89,8 @@ export const ServerConfigSchema = Type.Object(
     hlcMaxDriftMs: Type.Integer({ minimum: 0 }),
     retentionIntervalMs: Type.Integer({ minimum: 0 }),
     busResyncMs: Type.Integer({ minimum: 100 }),
+    /** How long a start retries an unreachable database or bus before it gives up (startup/reach.ts). */
+    connectRetryMs: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
     rateLimits: Type.Object(
       {
         user: Bucket,
@@ -178,6 +180,7 @@ export function defaultConfig(): ServerConfig {
     hlcMaxDriftMs: 60_000,
     retentionIntervalMs: 600_000,
     busResyncMs: 2_000,
+    connectRetryMs: 10_000,
     rateLimits: {
       user: { ratePerSec: 5_000, burst: 10_000 },
       tenant: { ratePerSec: 100_000, burst: 200_000 },
@@ -242,6 +245,7 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_HLC_MAX_DRIFT_MS: ['hlcMaxDriftMs', 'int'],
   SYNCBRIDGE_RETENTION_INTERVAL_MS: ['retentionIntervalMs', 'int'],
   SYNCBRIDGE_BUS_RESYNC_MS: ['busResyncMs', 'int'],
+  SYNCBRIDGE_CONNECT_RETRY_MS: ['connectRetryMs', 'int'],
   SYNCBRIDGE_RESULT_RETENTION_DAYS: ['resultRetentionDays', 'int'],
   SYNCBRIDGE_NODE_ID: ['nodeId', 'string'],
 };

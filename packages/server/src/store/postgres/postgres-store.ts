@@ -466,6 +466,20 @@ export class PostgresStore implements Store {
     ]);
   }
 
+  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    await query(
+      this.pool,
+      `INSERT INTO api_keys (id, tenant, hash, label) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label, created_at = now()`,
+      [row.id, row.tenant, row.hash, row.label],
+    );
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    const rows = await query(this.pool, 'DELETE FROM api_keys WHERE id = $1 RETURNING id', [id]);
+    return rows.length > 0;
+  }
+
   async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
     await query(
       this.pool,

@@ -187,6 +187,7 @@ export function translateError(err: unknown): unknown {
   if (code === '22P05' || code === '22021') {
     return new SyncError('BAD_REQUEST', 'text containing the NUL character (\\u0000) cannot be stored');
   }
+  // The driver's error stays as `cause`, so that a start can say where and why (startup/reach.ts).
   const cause = causeOf(err);
   return cause
     ? Object.assign(new SyncError('UNAVAILABLE', UNAVAILABLE_MESSAGES[cause]), { cause: err })

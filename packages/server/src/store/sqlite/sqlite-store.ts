@@ -536,6 +536,22 @@ export class SqliteStore implements Store {
     );
   }
 
+  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    await this.exclusive(() =>
+      this.writer
+        .prepare(
+          `INSERT INTO api_keys (id, tenant, hash, label, created_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label,
+             created_at = excluded.created_at`,
+        )
+        .run(row.id, row.tenant, row.hash, row.label, new Date().toISOString()),
+    );
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    return this.exclusive(() => this.writer.prepare('DELETE FROM api_keys WHERE id = ?').run(id).changes > 0);
+  }
+
   async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
     await this.exclusive(() =>
       this.stmts.saveCursor.run(tenant, user, device, seq, new Date().toISOString()),
