@@ -3,10 +3,15 @@
  * as TypeBox schemas (validated at runtime) with their static types.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { NAME_MAX_LENGTH, NAME_PATTERN, RECORD_ID_MAX_LENGTH, RECORD_ID_PATTERN } from './names.ts';
 
 /** Names of collections, record ids, event types and platforms: printable, bounded, no separators we parse. */
-export const Name = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.\\-]+$' });
-export const RecordId = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\s/?#]+$' });
+export const Name = Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH, pattern: NAME_PATTERN });
+export const RecordId = Type.String({
+  minLength: 1,
+  maxLength: RECORD_ID_MAX_LENGTH,
+  pattern: RECORD_ID_PATTERN,
+});
 export const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
 export const MutationOp = Type.Union([
