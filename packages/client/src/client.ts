@@ -9,7 +9,6 @@
  * const off = todos.subscribe((records) => render(records));
  * await todos.put('t1', { title: 'x', done: false });
  */
-import { Value } from '@sinclair/typebox/value';
 import {
   CLOSE_CODES,
   type Conflict,
@@ -17,7 +16,6 @@ import {
   type DevicePending,
   type Mutation,
   type MutationResult,
-  Mutation as MutationSchema,
   type NewDomainEvent,
   type ServerMessage,
 } from '@syncbridge/protocol';
@@ -31,6 +29,7 @@ import { TypedEventEmitter } from './emitter.ts';
 import { SyncClientError } from './errors.ts';
 import { EventStream, type EventStreamFilter, eventsChannel } from './events.ts';
 import { ClientClock } from './hlc.ts';
+import { writeProblem } from './mutation-check.ts';
 import { jsonBytes, MutationQueue } from './queue.ts';
 import { RequestTracker } from './requests.ts';
 import { MemoryStorage } from './storage/memory.ts';
@@ -424,13 +423,9 @@ export class SyncClient {
     if (request.data !== undefined) mutation.data = request.data;
     const baseVersion = request.op === 'increment' ? undefined : cache.baseVersion(request.id);
     if (baseVersion !== undefined) mutation.baseVersion = baseVersion;
-    if (!Value.Check(MutationSchema, mutation)) {
-      const first = Value.Errors(MutationSchema, mutation).First();
-      const where = first?.path ? `${first.path}: ` : '';
-      return Promise.reject(
-        new SyncClientError('BAD_REQUEST', `invalid ${request.op}: ${where}${first?.message ?? 'invalid'}`),
-      );
-    }
+    const problem = writeProblem(mutation.collection, mutation.id, mutation.data);
+    if (problem)
+      return Promise.reject(new SyncClientError('BAD_REQUEST', `invalid ${request.op}: ${problem}`));
     const bytes = jsonBytes(mutation) + 64;
     if (bytes > this.maxMessageBytes) {
       return Promise.reject(

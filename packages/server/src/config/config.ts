@@ -4,11 +4,11 @@
  * own message naming where it came from, and the server refuses to start.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { Value, type ValueError, ValueErrorType } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
-import { parse as parseYaml } from 'yaml';
 import { ConnectorsSection, connectorConfigProblems } from '../connectors/config.ts';
 import { DEFAULT_JSON_LIMITS, MAX_CONFIGURABLE_DEPTH } from '../core/json-limits.ts';
 import { webhookConfigProblems } from '../webhooks/config.ts';
@@ -252,6 +252,12 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
 
 /** Where each key's value came from, for error messages. */
 type Origins = Partial<Record<string, string>>;
+
+// The YAML parser is loaded only for a YAML config file: most starts read none, and it is a large module.
+const load = createRequire(import.meta.url);
+function parseYaml(text: string): unknown {
+  return (load('yaml') as typeof import('yaml')).parse(text);
+}
 
 function readFile(path: string): Record<string, unknown> {
   let text: string;
