@@ -142,6 +142,7 @@ export class SyncClient {
   private pendingReport: ServerPending | null = null;
   private pendingThisConnection = false;
   private closing: Promise<void> | null = null;
+  private readonly loading: Promise<void>;
 
   constructor(options: SyncClientOptions) {
     const urls = Array.isArray(options.url) ? options.url : [options.url];
@@ -187,10 +188,8 @@ export class SyncClient {
       onError: (error) => this.emitter.emit('error', error),
       maxMessageBytes: this.maxMessageBytes,
     });
-    this.queue.loaded().then(
-      (items) => this.restore(items),
-      () => undefined,
-    );
+    this.loading = this.queue.loaded().then((items) => this.restore(items));
+    this.loading.catch(() => undefined);
     this.connection.events.on('status', (change) => this.statusChanged(change));
     this.connection.events.on('welcome', () => void this.resume(this.connection.connectionEpoch));
     this.connection.events.on('message', (message) => this.receive(message));
@@ -346,6 +345,26 @@ export class SyncClient {
     return this.queue.pendingCount();
   }
 
+  /**
+   * Resolves once what the storage held is loaded: the writes queued by an earlier client are in
+   * `pendingCount()` and shown in the cache (a `storage` change). Rejects with `STORAGE` when the
+   * storage cannot be read.
+   * @example await client.whenLoaded(); console.log(client.pendingCount(), 'writes waiting');
+   */
+  whenLoaded(): Promise<void> {
+    return this.loading;
+  }
+
+  /**
+   * Resolves once every write made so far is in the storage (its promise still waits for the server's
+   * result). `close()` waits for the same, so this is for apps that want to know before that: say
+   * "saved on this device" or let a mobile OS suspend the app.
+   * @example void todos.put('t1', { title: 'x', done: false }); await client.persisted();
+   */
+  persisted(): Promise<void> {
+    return this.queue.persisted();
+  }
+
   /** Resolves when every queued write has its result. */
   flush(): Promise<void> {
     return this.queue.flush();
@@ -374,8 +393,9 @@ export class SyncClient {
   }
 
   /**
-   * Closes the connection and the storage. Writes still queued stay in the storage (a FileStorage or
-   * IndexedDbStorage sends them from the next client); their promises reject with `CLOSED`.
+   * Closes the connection and the storage. Every write made before it is stored first, however soon
+   * after the writes `close()` is called; writes still queued stay in the storage (a FileStorage or
+   * IndexedDbStorage sends them from the next client), and their promises reject with `CLOSED`.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -385,6 +405,7 @@ export class SyncClient {
       this.subscriptions.flushAck();
       this.subscriptions.clear();
       await this.connection.close();
+      await this.queue.persisted();
       await this.storage.close();
     })();
     return this.closing;

@@ -56,6 +56,8 @@ export class MutationQueue {
   private retryAttempt = 0;
   private emptyWaiters: Waiter<void>[] = [];
   private closed = false;
+  /** Storage writes (appends and removals) not yet settled: `persisted()` and `close()` wait for them. */
+  private readonly storing = new Set<Promise<unknown>>();
 
   constructor(private readonly options: MutationQueueOptions) {
     this.ready = options.storage.load().then(
@@ -106,7 +108,7 @@ export class MutationQueue {
     };
     this.entries.push(entry);
     const result = new Promise<MutationResult>((resolve, reject) => entry.waiters.push({ resolve, reject }));
-    this.ready
+    const stored = this.ready
       .then(() => this.options.storage.append([item]))
       .then(
         () => {
@@ -124,7 +126,31 @@ export class MutationQueue {
           this.notifyIfEmpty();
         },
       );
+    this.track(stored);
     return result;
+  }
+
+  /**
+   * Resolves once every write queued so far is in the storage (or was refused by it, which its own
+   * promise and the `error` event report), and every settled one is gone from it. Keeps working after
+   * `close()`: closing waits on it, so nothing queued is lost however soon the client is closed.
+   */
+  async persisted(): Promise<void> {
+    try {
+      await this.ready;
+    } catch {
+      return;
+    }
+    while (this.storing.size > 0) await Promise.allSettled([...this.storing]);
+  }
+
+  private track(operation: Promise<unknown>): void {
+    const settled = operation.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.storing.add(settled);
+    void settled.then(() => this.storing.delete(settled));
   }
 
   /** Sends everything queued on a fresh connection; resolves when the first round has been answered. */
@@ -255,13 +281,15 @@ export class MutationQueue {
     const index = this.entries.findIndex((e) => e.item.mid === mid);
     if (index < 0) return;
     const [entry] = this.entries.splice(index, 1);
-    this.options.storage.remove([mid]).catch((err: unknown) => {
-      this.options.onError(
-        err instanceof SyncClientError
-          ? err
-          : new SyncClientError('STORAGE', `cannot update the offline queue: ${String(err)}`),
-      );
-    });
+    this.track(
+      this.options.storage.remove([mid]).catch((err: unknown) => {
+        this.options.onError(
+          err instanceof SyncClientError
+            ? err
+            : new SyncClientError('STORAGE', `cannot update the offline queue: ${String(err)}`),
+        );
+      }),
+    );
     this.options.onSettled(entry!.item, result);
     for (const w of entry!.waiters) w.resolve(result);
     this.notifyIfEmpty();

@@ -121,8 +121,23 @@ async function writeAtomically(path: string, text: string): Promise<void> {
       await handle.close();
     }
     await rename(temp, path);
+    await syncDirectory(dirname(path));
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
+  }
+}
+
+/** Makes a rename durable: on POSIX file systems the directory entry is on disk only once the directory is synced. */
+async function syncDirectory(dir: string): Promise<void> {
+  const { open } = await import('node:fs/promises');
+  let handle: Awaited<ReturnType<typeof open>> | null = null;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Windows cannot open a directory; NTFS journals the rename itself.
+  } finally {
+    await handle?.close();
   }
 }

@@ -35,7 +35,11 @@ interface IdbTransaction {
 interface IdbDatabase {
   objectStoreNames: { contains(name: string): boolean };
   createObjectStore(name: string, options: { keyPath: string }): unknown;
-  transaction(store: string, mode: 'readonly' | 'readwrite'): IdbTransaction;
+  transaction(
+    store: string,
+    mode: 'readonly' | 'readwrite',
+    options?: { durability?: 'default' | 'strict' | 'relaxed' },
+  ): IdbTransaction;
   close(): void;
 }
 export interface IdbFactory {
@@ -92,7 +96,9 @@ export class IndexedDbStorage implements QueueStorage {
 
   async append(entries: QueuedMutation[]): Promise<void> {
     const db = await this.open();
-    const tx = db.transaction(STORE, 'readwrite');
+    // 'strict': committed means flushed to disk. Chromium's default ('relaxed' since 121) reports a
+    // commit before the OS has the data, and a power cut could then lose a write the app saw queued.
+    const tx = db.transaction(STORE, 'readwrite', { durability: 'strict' });
     const done = committed(tx);
     const store = tx.objectStore(STORE);
     for (const entry of entries) {
