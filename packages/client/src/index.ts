@@ -47,6 +47,16 @@ export type { FilterValue, RecordFilter } from './filters.ts';
 export { FileStorage } from './storage/file.ts';
 export { type IdbFactory, IndexedDbStorage, type IndexedDbStorageOptions } from './storage/indexeddb.ts';
 export { MemoryStorage } from './storage/memory.ts';
-export type { QueuedMutation, QueueStorage } from './storage/types.ts';
+export {
+  type ClientStorage,
+  type QueuedMutation,
+  type QueueStorage,
+  REPLICA_SCHEMA_VERSION,
+  type ReplicaState,
+  type ReplicaStorage,
+  type ReplicaWrite,
+  type StoredChannel,
+  type StoredRecord,
+} from './storage/types.ts';
 export { type TopicEvents, type TopicOptions, TopicStream, topicChannel } from './topics.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport.ts';

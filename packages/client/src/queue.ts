@@ -5,6 +5,9 @@
  * An entry leaves the queue only when its result arrives; until then it is sent again after every
  * reconnect. Sending twice is harmless: the server answers a known `mid` with `duplicate` and the
  * first result, and changes nothing.
+ * Each entry is stored with the scope (tenant + user) that wrote it; entries of another scope stay in
+ * the storage untouched, for their own user's next client. Entries stored before scopes existed are
+ * taken by any scope.
  */
 import type { Mutation, MutationResult } from '@syncbridge/protocol';
 import { backoffDelay } from './backoff.ts';
@@ -29,6 +32,8 @@ export interface MutationQueueOptions {
   onError: (error: SyncClientError) => void;
   /** The largest message the server accepts; batches are cut to stay below it. */
   maxMessageBytes: number;
+  /** Whose writes these are (null: unknown). Nothing is loaded or stored before it is known. */
+  scope: Promise<string | null>;
 }
 
 /** The size in bytes of a value's JSON (UTF-8), as it goes on the wire. */
@@ -59,29 +64,37 @@ export class MutationQueue {
   /** Storage writes (appends and removals) not yet settled: `persisted()` and `close()` wait for them. */
   private readonly storing = new Set<Promise<unknown>>();
 
+  private scope: string | null = null;
+
   constructor(private readonly options: MutationQueueOptions) {
-    this.ready = options.storage.load().then(
-      (loaded) => {
-        const restored = loaded.map((item) => ({
-          item,
-          bytes: jsonBytes(item.mutation),
-          persisted: true,
-          inFlight: false,
-          solo: false,
-          waiters: [],
-        }));
-        this.entries = [...restored, ...this.entries];
-        return loaded;
-      },
-      (err: unknown) => {
-        const error =
-          err instanceof SyncClientError
-            ? err
-            : new SyncClientError('STORAGE', `cannot load the offline queue: ${String(err)}`);
-        this.options.onError(error);
-        throw error;
-      },
-    );
+    this.ready = options.scope
+      .then(async (scope) => {
+        this.scope = scope;
+        const all = await options.storage.load();
+        return all.filter((item) => item.scope === undefined || item.scope === scope);
+      })
+      .then(
+        (loaded) => {
+          const restored = loaded.map((item) => ({
+            item,
+            bytes: jsonBytes(item.mutation),
+            persisted: true,
+            inFlight: false,
+            solo: false,
+            waiters: [],
+          }));
+          this.entries = [...restored, ...this.entries];
+          return loaded;
+        },
+        (err: unknown) => {
+          const error =
+            err instanceof SyncClientError
+              ? err
+              : new SyncClientError('STORAGE', `cannot load the offline queue: ${String(err)}`);
+          this.options.onError(error);
+          throw error;
+        },
+      );
     this.ready.catch(() => undefined);
   }
 
@@ -109,7 +122,10 @@ export class MutationQueue {
     this.entries.push(entry);
     const result = new Promise<MutationResult>((resolve, reject) => entry.waiters.push({ resolve, reject }));
     const stored = this.ready
-      .then(() => this.options.storage.append([item]))
+      .then(() => {
+        if (this.scope !== null) item.scope = this.scope;
+        return this.options.storage.append([item]);
+      })
       .then(
         () => {
           entry.persisted = true;

@@ -97,10 +97,8 @@ describe('durable writes', () => {
     const storedWhenSent: string[][] = [];
     fake.onMessage((m, reply) => {
       if (m.type !== 'mutate') return;
-      const stored = JSON.parse(readFileSync(path, 'utf8')) as { entries?: { mid: string }[] };
-      storedWhenSent.push(
-        m.mutations.filter((x) => !JSON.stringify(stored).includes(x.mid)).map((x) => x.mid),
-      );
+      const stored = readFileSync(path, 'utf8');
+      storedWhenSent.push(m.mutations.filter((x) => !stored.includes(x.mid)).map((x) => x.mid));
       reply({
         type: 'results',
         rid: m.rid,
