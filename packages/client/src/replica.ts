@@ -50,10 +50,19 @@ function recordsScope(channel: string): ChannelScope | null {
     : null;
 }
 
+/** About the size of a value's JSON, without building it (this runs for every record loaded). */
+function approxBytes(value: unknown): number {
+  if (typeof value === 'string') return value.length + 2;
+  if (typeof value !== 'object' || value === null) return 8;
+  let bytes = 2;
+  if (Array.isArray(value)) for (const v of value) bytes += approxBytes(v) + 1;
+  else
+    for (const key in value) bytes += key.length + 4 + approxBytes((value as Record<string, unknown>)[key]);
+  return bytes;
+}
+
 function recordBytes(record: StoredRecord): number {
-  return (
-    record.collection.length + record.id.length + 48 + (record.data ? JSON.stringify(record.data).length : 0)
-  );
+  return record.collection.length + record.id.length + 48 + approxBytes(record.data);
 }
 
 export class LocalReplica {

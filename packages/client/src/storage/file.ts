@@ -18,7 +18,7 @@
  * const client = new SyncClient({ url, token, storage: new FileStorage('./data/syncbridge.json') });
  */
 import { SyncClientError } from '../errors.ts';
-import { ReplicaTable } from './replica-table.ts';
+import { ReplicaTable, recordKey } from './replica-table.ts';
 import {
   type ClientStorage,
   type QueuedMutation,
@@ -38,8 +38,39 @@ interface Header {
   replicaSchema: number;
 }
 
+/** A record in the log: `[collection, id, version, seq, data]`, arrays being quicker to parse than objects. */
+type RecordRow = [string, string, number, number, Record<string, unknown> | null];
+
+/** One replica write in the log: records, forgotten records, channels `[channel, cursor, usedAt]`, dropped channels. */
+interface ReplicaLine {
+  r?: RecordRow[];
+  f?: Array<[string, string]>;
+  c?: Array<[string, number, number]>;
+  x?: string[];
+}
+
 /** One line of the log after the header. */
-type LogLine = { q: QueuedMutation[] } | { d: string[] } | { scope: string } | { w: ReplicaWrite };
+type LogLine = { q: QueuedMutation[] } | { d: string[] } | { scope: string } | ReplicaLine;
+
+function encodeWrite(write: ReplicaWrite): ReplicaLine {
+  const line: ReplicaLine = {};
+  if (write.records.length > 0)
+    line.r = write.records.map((r) => [r.collection, r.id, r.version, r.seq, r.data]);
+  if (write.forget.length > 0) line.f = write.forget;
+  if (write.channels.length > 0) line.c = write.channels.map((c) => [c.channel, c.cursor, c.usedAt]);
+  if (write.dropChannels.length > 0) line.x = write.dropChannels;
+  return line;
+}
+
+function applyLine(replica: ReplicaTable, line: ReplicaLine): void {
+  for (const [collection, id, version, seq, data] of line.r ?? []) {
+    replica.records.set(recordKey(collection, id), { collection, id, version, seq, data });
+  }
+  for (const [collection, id] of line.f ?? []) replica.records.delete(recordKey(collection, id));
+  for (const [channel, cursor, usedAt] of line.c ?? [])
+    replica.channels.set(channel, { channel, cursor, usedAt });
+  for (const channel of line.x ?? []) replica.channels.delete(channel);
+}
 
 type FileHandle = Awaited<ReturnType<typeof import('node:fs/promises').open>>;
 type Waiter = { resolve: () => void; reject: (err: unknown) => void };
@@ -89,7 +120,7 @@ export class FileStorage implements ClientStorage {
     await this.open();
     if (this.replica.scope !== scope) return;
     this.replica.apply(write);
-    return this.log({ w: write });
+    return this.log(encodeWrite(write));
   }
 
   /** Resolves once pending writes are on disk, and closes the file. */
@@ -186,7 +217,7 @@ export class FileStorage implements ClientStorage {
     else if ('d' in line) for (const mid of line.d) this.queue.delete(mid);
     else if (!keepReplica) return;
     else if ('scope' in line) this.replica.useScope(line.scope);
-    else if ('w' in line) this.replica.apply(line.w);
+    else applyLine(this.replica, line);
   }
 
   private log(line: LogLine): Promise<void> {
@@ -247,12 +278,10 @@ export class FileStorage implements ClientStorage {
           channels: [],
           dropChannels: [],
         };
-        parts.push(JSON.stringify({ w: write } satisfies LogLine));
+        parts.push(JSON.stringify(encodeWrite(write)));
       }
       if (channels.length > 0) {
-        parts.push(
-          JSON.stringify({ w: { records: [], forget: [], channels, dropChannels: [] } } satisfies LogLine),
-        );
+        parts.push(JSON.stringify(encodeWrite({ records: [], forget: [], channels, dropChannels: [] })));
       }
     }
     const text = `${parts.join('\n')}\n`;
