@@ -48,6 +48,16 @@ export { type DomainEvent, EventStream, type EventStreamFilter } from './events.
 export type { FilterValue, RecordFilter } from './filters.ts';
 export { type IdbFactory, IndexedDbStorage, type IndexedDbStorageOptions } from './storage/indexeddb.ts';
 export { MemoryStorage } from './storage/memory.ts';
-export type { QueuedMutation, QueueStorage } from './storage/types.ts';
+export {
+  type ClientStorage,
+  type QueuedMutation,
+  type QueueStorage,
+  REPLICA_SCHEMA_VERSION,
+  type ReplicaState,
+  type ReplicaStorage,
+  type ReplicaWrite,
+  type StoredChannel,
+  type StoredRecord,
+} from './storage/types.ts';
 export { type TopicEvents, type TopicOptions, TopicStream, topicChannel } from './topics.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport.ts';
