@@ -113,6 +113,11 @@ export interface ClientEvents {
   error: SyncClientError;
   /** The server could not resume a channel from our seq; records channels reload from a snapshot. */
   reset: { channel: string; reason: string };
+  /**
+   * The number of queued writes changed: a write was queued, answered or dropped, or writes were
+   * restored from storage. `pendingCount` is `client.pendingCount()` at that moment.
+   */
+  queue: { pendingCount: number };
 }
 
 export interface PublishResult {
@@ -158,6 +163,7 @@ export class SyncClient {
   private closing: Promise<void> | null = null;
   private readonly loading: Promise<void>;
   private readonly replica: LocalReplica | null;
+  private reportedPendingCount = 0;
 
   constructor(options: SyncClientOptions) {
     const urls = Array.isArray(options.url) ? options.url : [options.url];
@@ -219,6 +225,7 @@ export class SyncClient {
       onDropped: (item, error) => {
         this.collectionOfMid.delete(item.mid);
         this.cache(item.mutation.collection).settle(item.mid, null);
+        this.queueChanged();
         this.emitter.emit('error', error);
       },
       onError: (error) => this.emitter.emit('error', error),
@@ -273,7 +280,8 @@ export class SyncClient {
   /**
    * Listens to `status` (every state transition, with a reason), `result` (every write's outcome),
    * `conflict` (an open conflict of this user's writes, with base, server and client data),
-   * `conflictResolved`, `pending` (the server's count for this device on connect), `error` and `reset`.
+   * `conflictResolved`, `pending` (the server's count for this device on connect), `queue` (the number of
+   * queued writes changed), `error` and `reset`.
    * Returns an unsubscribe function.
    * @example client.on('status', ({ oldState, newState, reason }) => console.log(oldState, '->', newState, reason));
    */
@@ -519,6 +527,7 @@ export class SyncClient {
       sent: false,
     });
     const result = this.queue.enqueue(mutation);
+    this.queueChanged();
     // Optimistic writes are often not awaited: a CLOSED or STORAGE rejection must not crash the process
     // as an unhandled rejection. Whoever awaits still gets it; the `result` and `error` events report it too.
     result.catch(() => undefined);
@@ -553,6 +562,14 @@ export class SyncClient {
         })),
       );
     }
+    if (items.length > 0) this.queueChanged();
+  }
+
+  private queueChanged(): void {
+    const pendingCount = this.queue.pendingCount();
+    if (pendingCount === this.reportedPendingCount) return;
+    this.reportedPendingCount = pendingCount;
+    this.emitter.emit('queue', { pendingCount });
   }
 
   /**
@@ -582,6 +599,7 @@ export class SyncClient {
     this.collectionOfMid.delete(item.mid);
     this.clock.observe(result.record?.hlc);
     this.cache(item.mutation.collection).settle(item.mid, result);
+    this.queueChanged();
     const outcome: WriteOutcome = { mutation: item.mutation, result };
     this.emitter.emit('result', outcome);
     const id = result.conflictId;

@@ -45,7 +45,7 @@ export type { TokenSource } from './connection.ts';
 export { type Listener, TypedEventEmitter } from './emitter.ts';
 export { type ClientErrorCode, SyncClientError } from './errors.ts';
 export { type DomainEvent, EventStream, type EventStreamFilter } from './events.ts';
-export type { FilterValue, RecordFilter } from './filters.ts';
+export { type FilterValue, matchesFilter, type RecordFilter } from './filters.ts';
 export { type IdbFactory, IndexedDbStorage, type IndexedDbStorageOptions } from './storage/indexeddb.ts';
 export { MemoryStorage } from './storage/memory.ts';
 export {
