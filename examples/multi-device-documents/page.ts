@@ -20,8 +20,9 @@ export async function buildPage(): Promise<BuiltPage> {
     platform: 'browser',
     target: 'es2022',
     write: false,
-    // Loaded lazily by the SDK only where there is no global WebSocket or IndexedDB (Node): never here.
-    external: ['ws', 'node:*'],
+    // No externals: the SDK's browser build never imports `ws` or `node:*`. Under the workspace's tests
+    // (NODE_OPTIONS carries the source condition) the SDK is bundled from its sources, else from dist.
+    conditions: process.env.NODE_OPTIONS?.includes('@syncbridge/source') ? ['@syncbridge/source'] : [],
     logLevel: 'silent',
   });
   return {

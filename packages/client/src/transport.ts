@@ -1,8 +1,10 @@
 /**
  * The WebSocket the client speaks through: the browser's (or the runtime's) global `WebSocket` when
- * there is one, else the `ws` package, loaded lazily so that a browser bundle never pulls it in.
+ * there is one, else the `ws` package, loaded lazily through `#platform/websocket` (package.json
+ * `imports`), whose browser variant never imports it, so a browser bundle never sees `ws`.
  * Only the browser-style API is used (`onopen`, `onmessage`, `onclose`, `onerror`), which both provide.
  */
+import { loadWebSocket } from '#platform/websocket';
 
 export interface WebSocketLike {
   readonly readyState: number;
@@ -25,7 +27,7 @@ export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocke
   if (given) return Promise.resolve(given);
   const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (global) return Promise.resolve(global);
-  nodeWebSocket ??= import('ws').then((mod) => mod.WebSocket as unknown as WebSocketConstructor);
+  nodeWebSocket ??= loadWebSocket();
   return nodeWebSocket;
 }
 

@@ -8,7 +8,7 @@ export type ChannelSpec =
   | { kind: 'events'; name: string; eventType: string; source?: string; target?: string }
   | { kind: 'topic'; name: string; topic: string };
 
-/** As NAME_PATTERN in model.ts: `.` and `..` alone are not names. */
+/** As NAME_PATTERN in names.ts: `.` and `..` alone are not names. */
 const NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$/;
 
 /** Parses a channel name; returns a message describing the problem instead of throwing. */

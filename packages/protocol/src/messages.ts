@@ -17,9 +17,6 @@ import {
 } from './model.ts';
 import type { PlatformHealth } from './webhooks.ts';
 
-/** Protocol version spoken by this package. The server answers `hello` with a higher one by its own. */
-export const PROTOCOL_VERSION = 1;
-
 const Rid = Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Integer()]));
 const Channel = Type.String({ minLength: 1, maxLength: 512 });
 

@@ -3,17 +3,15 @@
  * as TypeBox schemas (validated at runtime) with their static types.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { NAME_MAX_LENGTH, NAME_PATTERN, RECORD_ID_MAX_LENGTH, RECORD_ID_PATTERN } from './names.ts';
 
-/**
- * The pattern of names of collections, event types and platforms: letters, digits and `_.-`, but not
- * `.` or `..` alone (URL path segments that clients and routers normalize away, so REST could never
- * reach a collection so named).
- */
-export const NAME_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_.\\-]+$';
 /** Names of collections, record ids, event types and platforms: printable, bounded, no separators we parse. */
-export const Name = Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN });
-/** A record id: no whitespace or URL separators, and (like names) not `.` or `..`. */
-export const RecordId = Type.String({ minLength: 1, maxLength: 256, pattern: '^(?!\\.{1,2}$)[^\\s/?#]+$' });
+export const Name = Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH, pattern: NAME_PATTERN });
+export const RecordId = Type.String({
+  minLength: 1,
+  maxLength: RECORD_ID_MAX_LENGTH,
+  pattern: RECORD_ID_PATTERN,
+});
 export const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
 export const MutationOp = Type.Union([

@@ -18,6 +18,7 @@ import { ConfigError, type ServerConfig } from './config/config.ts';
 import { createConnectorSystem } from './connectors/index.ts';
 import type { Connector, ConnectorFactory } from './connectors/types.ts';
 import { CollectionRegistry } from './core/collections.ts';
+import { SyncError } from './core/errors.ts';
 import { HybridClock } from './core/hlc.ts';
 import { RateLimiter } from './core/rate-limit.ts';
 import type { ConflictResolver } from './core/strategies.ts';
@@ -35,6 +36,7 @@ import { RealtimeGateway } from './realtime/gateway.ts';
 import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
+import { causeOf, reach, StartupError, whereIs } from './startup/reach.ts';
 import { LogWriter } from './store/log-writer.ts';
 import { RetentionJob, type RetentionReport } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
@@ -90,24 +92,43 @@ export async function openStore(
   logger: Logger,
   secretBox: SecretBox | null = secretBoxFor(config, logger),
 ): Promise<Store> {
-  let store: Store;
+  const progress = (kind: string) => (message: string) => logger.info({ store: kind }, message);
   if (config.databaseUrl) {
     const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
-    store = new PostgresStore({
+    const store = new PostgresStore({
       connectionString: config.databaseUrl,
       schema: config.databaseSchema,
       secretBox,
     });
-  } else {
-    store = new SqliteStore({
-      file: join(resolve(config.dataDir), 'syncbridge.db'),
-      synchronous: config.sqliteSynchronous,
-      secretBox,
-    });
+    try {
+      await reach(
+        {
+          what: `PostgreSQL at ${whereIs(config.databaseUrl, 5432)}`,
+          retryMs: config.connectRetryMs,
+          logger,
+          transient: (err) => err instanceof SyncError && err.code === 'UNAVAILABLE',
+          hint: RETRY_HINT,
+        },
+        () => store.migrate(progress('postgres')),
+      );
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+    return store;
   }
-  await store.migrate((message) => logger.info({ store: store.kind }, message));
+  const file = join(resolve(config.dataDir), 'syncbridge.db');
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore({ file, synchronous: config.sqliteSynchronous, secretBox });
+    await store.migrate(progress('sqlite'));
+  } catch (err) {
+    throw new StartupError(`cannot open the SQLite database ${file}: ${causeOf(err)}`, { cause: err });
+  }
   return store;
 }
+
+const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
 
 async function createBus(config: ServerConfig, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
   const url = config.busUrl;
@@ -115,11 +136,28 @@ async function createBus(config: ServerConfig, logger: Logger, network?: MemoryB
   if (url.startsWith('redis://')) {
     const { RedisBus } = await import('./bus/redis-bus.ts');
     const bus = new RedisBus(url, config.nodeId, logger);
-    await bus.start();
+    try {
+      await bus.start(config.connectRetryMs);
+    } catch (err) {
+      await bus.close();
+      throw new StartupError(
+        `cannot reach Redis at ${whereIs(url, 6379)}: ${causeOf(err)} (for ${(config.connectRetryMs / 1000).toFixed(1)} s); ${RETRY_HINT}`,
+        { cause: err },
+      );
+    }
     return bus;
   }
-  const { NatsBus } = await import('./bus/nats-bus.ts');
-  return NatsBus.connect(url, config.nodeId, logger);
+  const { NatsBus, natsFailureIsTransient } = await import('./bus/nats-bus.ts');
+  return reach(
+    {
+      what: `NATS at ${whereIs(url, 4222)}`,
+      retryMs: config.connectRetryMs,
+      logger,
+      transient: natsFailureIsTransient,
+      hint: RETRY_HINT,
+    },
+    () => NatsBus.connect(url, config.nodeId, logger),
+  );
 }
 
 export function createLogger(config: ServerConfig): Logger {
@@ -151,7 +189,13 @@ export async function startServer(
   const logger = options.logger ?? createLogger(config);
   const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
   const secretBox = secretBoxFor(config, logger);
-  const store = await openStore(config, logger, secretBox);
+  let store: Store;
+  try {
+    store = await openStore(config, logger, secretBox);
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
   const collections = new CollectionRegistry(store, config.collections, options.resolvers);
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
   // message, instead of failing every write of every tenant later.
@@ -165,10 +209,10 @@ export async function startServer(
   }
   if (collectionProblems.length > 0) {
     await store.close();
+    await bus.close();
     throw new ConfigError(collectionProblems);
   }
   const keys = new ApiKeys(store, config.adminKey);
-  const generatedAdminKey = await keys.ensureAdminKey();
   const tokens = new TokenService({
     jwtSecret: resolveJwtSecret(config),
     jwtPublicKey: config.jwtPublicKey,
@@ -346,10 +390,29 @@ export async function startServer(
   );
   retention.start();
   gateway.attach(app.server);
+  let generatedAdminKey: string | null = null;
+  const closeParts = async (): Promise<void> => {
+    clearInterval(resyncTimer);
+    await retention.stop();
+    await gateway.close();
+    await connectors.close();
+    await app.close();
+    await writer.drain();
+    await webhooks.close();
+    await bus.close();
+    await store.close();
+  };
   // Node's default accept queue (511) overflows when thousands of clients come back at once after a
   // restart; each dropped connection then waits for the client's SYN retransmission (1 s, 3 s, 7 s...).
   // The kernel caps this at net.core.somaxconn (4096 on current kernels).
-  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
+  try {
+    await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
+  } catch (err) {
+    await closeParts();
+    const code = (err as { code?: string }).code;
+    const why = code === 'EADDRINUSE' ? 'the address is in use' : causeOf(err);
+    throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${why}`, { cause: err });
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -361,19 +424,15 @@ export async function startServer(
     closing ??= (async () => {
       clearInterval(resyncTimer);
       cluster.stop();
-      await retention.stop();
-      await gateway.close();
-      await connectors.close();
-      await app.close();
-      await writer.drain();
-      await webhooks.close();
-      await bus.close();
-      await store.close();
+      await closeParts();
     })();
     return closing;
   };
   try {
     await connectors.start();
+    // Only now, once the server listens and runs: a start that failed earlier (port in use, bus down)
+    // must not use up the one chance to show a generated key.
+    generatedAdminKey = await keys.ensureAdminKey();
   } catch (err) {
     await close();
     throw err;

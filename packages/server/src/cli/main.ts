@@ -7,6 +7,8 @@ import { TokenService } from '../auth/tokens.ts';
 import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
 import { verifyReplay } from '../replay/verify.ts';
 import { createLogger, openStore, resolveJwtSecret, startServer } from '../server.ts';
+import { StartupError } from '../startup/reach.ts';
+import { adminKeyCommand } from './admin-key.ts';
 import { CommandError } from './errors.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
@@ -16,6 +18,8 @@ commands:
   migrate   apply pending database migrations and exit
   token     mint a user token: --tenant T --user U [--roles a,b] [--ttl seconds] [--platform P]
   replay    --verify [--tenant T]: rebuild every record from the log and report any difference
+  admin-key rotate | revoke: print a new server-wide admin key (the old one is refused at once),
+            or refuse the current one without making another
 
 options:
   --config <file>   YAML or JSON settings (also SYNCBRIDGE_CONFIG)
@@ -47,7 +51,7 @@ async function serve(config: ServerConfig): Promise<void> {
     out(`  admin key (shown once, keep it safe): ${server.generatedAdminKey}`);
   } else {
     out(
-      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (set SYNCBRIDGE_ADMIN_KEY to use your own)'}`,
+      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (lost it? syncbridge admin-key rotate; or set SYNCBRIDGE_ADMIN_KEY)'}`,
     );
   }
   out(
@@ -178,6 +182,8 @@ async function main(argv: string[]): Promise<void> {
       return token(config, values);
     case 'replay':
       return replay(config, values);
+    case 'admin-key':
+      return adminKeyCommand(config, positionals[1]);
     default:
       throw new ConfigError([`unknown command "${command}"`]);
   }
@@ -185,6 +191,7 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`syncbridge: ${err.message}\n`);
+  else if (err instanceof StartupError) process.stderr.write(`syncbridge: ${err.message}\n`);
   else if (err instanceof CommandError) {
     process.stderr.write(`syncbridge: ${err.message}\n`);
     process.exit(err.exitCode);

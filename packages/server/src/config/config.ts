@@ -4,11 +4,11 @@
  * own message naming where it came from, and the server refuses to start.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { Value, type ValueError, ValueErrorType } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
-import { parse as parseYaml } from 'yaml';
 import { ConnectorsSection, connectorConfigProblems } from '../connectors/config.ts';
 import { DEFAULT_JSON_LIMITS, MAX_CONFIGURABLE_DEPTH } from '../core/json-limits.ts';
 import { webhookConfigProblems } from '../webhooks/config.ts';
@@ -89,6 +89,8 @@ export const ServerConfigSchema = Type.Object(
     hlcMaxDriftMs: Type.Integer({ minimum: 0 }),
     retentionIntervalMs: Type.Integer({ minimum: 0 }),
     busResyncMs: Type.Integer({ minimum: 100 }),
+    /** How long a start retries an unreachable database or bus before it gives up (startup/reach.ts). */
+    connectRetryMs: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
     rateLimits: Type.Object(
       {
         user: Bucket,
@@ -178,6 +180,7 @@ export function defaultConfig(): ServerConfig {
     hlcMaxDriftMs: 60_000,
     retentionIntervalMs: 600_000,
     busResyncMs: 2_000,
+    connectRetryMs: 10_000,
     rateLimits: {
       user: { ratePerSec: 5_000, burst: 10_000 },
       tenant: { ratePerSec: 100_000, burst: 200_000 },
@@ -242,12 +245,19 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_HLC_MAX_DRIFT_MS: ['hlcMaxDriftMs', 'int'],
   SYNCBRIDGE_RETENTION_INTERVAL_MS: ['retentionIntervalMs', 'int'],
   SYNCBRIDGE_BUS_RESYNC_MS: ['busResyncMs', 'int'],
+  SYNCBRIDGE_CONNECT_RETRY_MS: ['connectRetryMs', 'int'],
   SYNCBRIDGE_RESULT_RETENTION_DAYS: ['resultRetentionDays', 'int'],
   SYNCBRIDGE_NODE_ID: ['nodeId', 'string'],
 };
 
 /** Where each key's value came from, for error messages. */
 type Origins = Partial<Record<string, string>>;
+
+// The YAML parser is loaded only for a YAML config file: most starts read none, and it is a large module.
+const load = createRequire(import.meta.url);
+function parseYaml(text: string): unknown {
+  return (load('yaml') as typeof import('yaml')).parse(text);
+}
 
 function readFile(path: string): Record<string, unknown> {
   let text: string;

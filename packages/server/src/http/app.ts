@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { SyncError } from '../core/errors.ts';
 import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
+import { lazySerializerFactory, lazyValidator } from './lazy-compile.ts';
 import { restRateLimit } from './rate-limit.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
@@ -85,6 +86,8 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
       }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Response serializers are compiled on each route's first reply, not at start (lazy-compile.ts).
+    schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Querystring, params and headers are text, so their values are coerced to the schema's types;
@@ -94,8 +97,9 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     body: new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true }),
   };
   for (const ajv of Object.values(validators)) (addFormats as unknown as (ajv: Ajv) => void)(ajv);
+  // Compiled on each route's first request, not at start (lazy-compile.ts).
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? validators.body : validators.text).compile(schema),
+    lazyValidator(() => (httpPart === 'body' ? validators.body : validators.text).compile(schema)),
   );
 
   // Bodies are JSON only: text/plain gets 415 like any other media type, not a confusing schema error.

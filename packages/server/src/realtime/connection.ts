@@ -72,6 +72,10 @@ export class Connection implements SubscriptionSink {
   lastPingAt = 0;
   ackedSeq = 0;
   ackDirty = false;
+  /** `ackedSeq` is beyond every seq this connection was sent: its save checks it against the head. */
+  ackUnverified = false;
+  /** The highest seq sent outside subscriptions, or by subscriptions since dropped (see highestSeqSent). */
+  private sentSeq = 0;
   readonly subscriptions = new Map<string, Subscription>();
   /** `topic:` channel subscriptions, served by the topic hub outside the log. */
   readonly topicSubscriptions = new Map<string, TopicSubscription>();
@@ -98,7 +102,26 @@ export class Connection implements SubscriptionSink {
   }
 
   send(message: ServerMessage): void {
-    if (this.isOpen) this.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
+    if (!this.isOpen) return;
+    this.noteSeqSent(message);
+    this.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
+  }
+
+  /** Seqs this connection was told of outside its subscriptions' events: heads, its own writes. */
+  private noteSeqSent(message: ServerMessage): void {
+    let seq = 0;
+    if (message.type === 'subscribed') seq = message.cursor;
+    else if (message.type === 'pending') seq = message.head;
+    else if (message.type === 'ok') seq = message.seq;
+    else if (message.type === 'results') for (const r of message.results) seq = Math.max(seq, r.seq ?? 0);
+    if (seq > this.sentSeq) this.sentSeq = seq;
+  }
+
+  /** The highest seq of the tenant's log this connection has been sent (or told of): what it may ack. */
+  highestSeqSent(): number {
+    let seq = Math.max(this.sentSeq, this.ackedSeq);
+    for (const sub of this.subscriptions.values()) if (sub.lastSeq > seq) seq = sub.lastSeq;
+    return seq;
   }
 
   /**
@@ -425,12 +448,16 @@ export class Connection implements SubscriptionSink {
       case 'ping':
         this.send({ type: 'pong', rid: message.rid, serverTime: new Date().toISOString() });
         return;
-      case 'ack':
-        if (message.seq > this.ackedSeq) {
-          this.ackedSeq = message.seq;
-          this.ackDirty = true;
-        }
+      case 'ack': {
+        if (message.seq <= this.ackedSeq) return;
+        // A cursor only rises: one past the log would tell the device forever that nothing waits. An
+        // ack up to what this connection was sent is taken as is; past that (a seq the client may have
+        // learned elsewhere, e.g. over REST) the save clamps it to the log's head (gateway.saveCursor).
+        if (message.seq > this.highestSeqSent()) this.ackUnverified = true;
+        this.ackedSeq = message.seq;
+        this.ackDirty = true;
         return;
+      }
       case 'subscribe':
         return this.subscribe(message);
       case 'unsubscribe': {
@@ -471,6 +498,7 @@ export class Connection implements SubscriptionSink {
   }
 
   private dropSubscription(sub: Subscription): void {
+    if (sub.lastSeq > this.sentSeq) this.sentSeq = sub.lastSeq;
     sub.close();
     this.ctx.hub.remove(sub);
     if (this.subscriptions.get(sub.channel) === sub) this.subscriptions.delete(sub.channel);

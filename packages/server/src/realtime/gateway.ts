@@ -147,9 +147,10 @@ export class RealtimeGateway {
     const device = conn.deviceId;
     // A save in flight is remembered until it lands, so a reconnect of the same device (which may
     // arrive before it does) reads the cursor after it rather than a stale one.
-    const key = cursorKey(conn.principal.tenant, conn.principal.user, device);
-    const save = this.ctx.store
-      .saveCursor(conn.principal.tenant, conn.principal.user, device, conn.ackedSeq)
+    const { tenant, user } = conn.principal;
+    const key = cursorKey(tenant, user, device);
+    const save = this.cursorToSave(conn)
+      .then((seq) => this.ctx.store.saveCursor(tenant, user, device, seq))
       .catch((err: unknown) => {
         conn.ackDirty = true;
         this.ctx.logger.warn({ err }, 'could not save a cursor');
@@ -157,6 +158,30 @@ export class RealtimeGateway {
     this.cursorSaves.set(key, save);
     await save;
     if (this.cursorSaves.get(key) === save) this.cursorSaves.delete(key);
+  }
+
+  /**
+   * The seq to store for a connection's ack: as acked, or, when it is beyond every seq the connection
+   * was sent, at most the log's head (the cursor only rises, so one past the head would hide from the
+   * device everything written after it). A clamped ack is answered with an error while the client is
+   * still connected.
+   */
+  private async cursorToSave(conn: Connection): Promise<number> {
+    const acked = conn.ackedSeq;
+    if (!conn.ackUnverified) return acked;
+    const head = await this.ctx.store.headSeq(conn.principal!.tenant);
+    if (acked <= head) {
+      if (conn.ackedSeq === acked) conn.ackUnverified = false;
+      return acked;
+    }
+    if (conn.ackedSeq === acked) {
+      conn.ackedSeq = head;
+      conn.ackUnverified = false;
+    }
+    conn.sendError(
+      new SyncError('BAD_REQUEST', `ack ${acked} is beyond the log's head (${head}); the cursor is ${head}`),
+    );
+    return head;
   }
 
   private sweeps = 0;

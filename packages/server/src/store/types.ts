@@ -186,6 +186,10 @@ export interface Store {
   /** Looks an API key up by the SHA-256 hex of its secret. */
   findApiKey(hash: string): Promise<ApiKeyRow | null>;
   createApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
+  /** Creates the key of `row.id`, or replaces its hash and label in one statement (key rotation). */
+  replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
+  /** Forgets the key of this id (revocation); false when there was none. */
+  deleteApiKey(id: string): Promise<boolean>;
   saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void>;
   getCursor(tenant: string, user: string, device: string): Promise<number | null>;
   /** Creates or replaces a registered device (keyed by tenant, `device.user` and `device.id`). */

@@ -4,8 +4,17 @@
  * of the answer kept for the attempt log.
  */
 import { isIP } from 'node:net';
-import { Agent, errors, request } from 'undici';
+import type { Agent } from 'undici';
 import type { AddressPolicy } from './ssrf.ts';
+
+// undici is loaded with the first delivery: a server without webhooks never pays for it at start
+// (it was the largest module the server loaded, a sixth of its idle memory).
+type Undici = typeof import('undici');
+let undici: Promise<Undici> | undefined;
+function loadUndici(): Promise<Undici> {
+  undici ??= import('undici');
+  return undici;
+}
 
 export interface SendOutcome {
   status: number | null;
@@ -19,7 +28,7 @@ const KEEP_BYTES = 1024;
 /** Answers longer than this are cut off (the connection is then dropped rather than drained). */
 const DRAIN_BYTES = 64 * 1024;
 
-function describe(err: unknown, timeoutMs: number): string {
+function describe(err: unknown, timeoutMs: number, { errors }: Undici): string {
   if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) {
     return `timeout: no answer within ${timeoutMs} ms`;
   }
@@ -38,18 +47,22 @@ function describe(err: unknown, timeoutMs: number): string {
 }
 
 export class WebhookSender {
-  private readonly agent: Agent;
+  /** Made with the first delivery. */
+  private agent: Agent | null = null;
 
   constructor(
     private readonly policy: AddressPolicy,
     private readonly timeoutMs: number,
-  ) {
-    this.agent = new Agent({
-      connect: { lookup: policy.lookup, timeout: timeoutMs },
+  ) {}
+
+  private agentOf(mod: Undici): Agent {
+    this.agent ??= new mod.Agent({
+      connect: { lookup: this.policy.lookup, timeout: this.timeoutMs },
       keepAliveTimeout: 30_000,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
     });
+    return this.agent;
   }
 
   async post(
@@ -79,13 +92,14 @@ export class WebhookSender {
       const reason = this.policy.blockedReason(host);
       if (reason) return fail(`refused by SSRF protection: ${host} is ${reason}`);
     }
+    const mod = await loadUndici();
     try {
       // The timeouts are the agent's (connect, headers, and each pause in the body): no timer per request.
-      const res = await request(parsed, {
+      const res = await mod.request(parsed, {
         method: 'POST',
         headers,
         body,
-        dispatcher: this.agent,
+        dispatcher: this.agentOf(mod),
         ...(signal ? { signal } : {}),
       });
       let kept = '';
@@ -113,11 +127,11 @@ export class WebhookSender {
       };
     } catch (err) {
       if (signal?.aborted) return fail('aborted: syncbridge is shutting down');
-      return fail(describe(err, this.timeoutMs));
+      return fail(describe(err, this.timeoutMs, mod));
     }
   }
 
   async close(): Promise<void> {
-    await this.agent.destroy().catch(() => {});
+    await this.agent?.destroy().catch(() => {});
   }
 }

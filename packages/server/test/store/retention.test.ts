@@ -33,7 +33,9 @@ async function sqlReader(srv: TestServer): Promise<{
       run: async (sql, params) => {
         db.prepare(sql.replace(/\$\d+/g, '?')).run(...params);
       },
-      close: async () => db.close(),
+      close: async () => {
+        db.close();
+      },
     };
   }
   const client = new pg.Client({

@@ -66,6 +66,11 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Seals webhook secrets at rest (see auth/secret-box.ts). */
   secretBox?: SecretBox | null;
+  /**
+   * How long a statement waits for a lock another connection holds before it fails with UNAVAILABLE
+   * (PostgreSQL's lock_timeout; default: it waits as long as it takes, as nodes of a cluster should).
+   */
+  busyTimeoutMs?: number;
 }
 
 /** Key of the advisory lock `migrate` holds, so nodes starting at once apply each migration once. */
@@ -114,13 +119,18 @@ export class PostgresStore implements Store {
       throw new Error(`invalid PostgreSQL schema name: ${options.schema}`);
     }
     this.schema = options.schema;
+    const settings: string[] = [];
+    if (options.schema) settings.push(`-c search_path=${quoteIdent(options.schema)}`);
+    if (options.busyTimeoutMs !== undefined) {
+      settings.push(`-c lock_timeout=${Math.max(1, Math.floor(options.busyTimeoutMs))}`);
+    }
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: 10_000,
       types: { getTypeParser: typeParser },
       // Applied by the server to every pooled connection when it opens.
-      ...(options.schema ? { options: `-c search_path=${quoteIdent(options.schema)}` } : {}),
+      ...(settings.length > 0 ? { options: settings.join(' ') } : {}),
     });
     // An idle client whose connection dies emits 'error' on the pool; the pool drops that client, and
     // the next query reports the outage. Without a listener the error would crash the process.
@@ -454,6 +464,20 @@ export class PostgresStore implements Store {
       row.hash,
       row.label,
     ]);
+  }
+
+  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    await query(
+      this.pool,
+      `INSERT INTO api_keys (id, tenant, hash, label) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label, created_at = now()`,
+      [row.id, row.tenant, row.hash, row.label],
+    );
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    const rows = await query(this.pool, 'DELETE FROM api_keys WHERE id = $1 RETURNING id', [id]);
+    return rows.length > 0;
   }
 
   async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {

@@ -15,6 +15,7 @@ import type {
   TickRow,
 } from '../../connectors/store.ts';
 import type { ConnectorSpec, Tick } from '../../connectors/types.ts';
+import { withSqliteErrors } from './errors.ts';
 import type { Migration } from './migrations.ts';
 
 export const CONNECTOR_MIGRATIONS: Migration[] = [
@@ -127,6 +128,8 @@ export class SqliteConnectorStore implements ConnectorStore {
       }
       for (; i < rows.length; i++) this.insertTick.run(values(rows[i]!));
     });
+    // biome-ignore lint/correctness/noConstructorReturn: the instance, seen through its error translator
+    return withSqliteErrors(this);
   }
 
   private migrate(): void {

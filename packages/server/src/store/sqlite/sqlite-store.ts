@@ -4,7 +4,8 @@
  * Two connections: one writer, used only inside `transaction` (BEGIN IMMEDIATE holds SQLite's single
  * write lock, which is what orders every tenant's seqs), and one reader for everything else, so a read
  * never sees a transaction that has not committed. `synchronous=FULL` (the default) fsyncs every commit,
- * so an acknowledged write survives a power cut; NORMAL survives a process crash only.
+ * so an acknowledged write survives a power cut; NORMAL survives a process crash only. Driver errors
+ * reach callers translated (errors.ts): busy, full and I/O failures as UNAVAILABLE, as on PostgreSQL.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -46,6 +47,7 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
@@ -55,6 +57,13 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** Seals webhook secrets at rest (see auth/secret-box.ts). */
   secretBox?: SecretBox | null;
+  /**
+   * How long a statement waits for a lock another connection (another process on the file) holds,
+   * before it fails with UNAVAILABLE (default 10000 ms). better-sqlite3 waits synchronously.
+   */
+  busyTimeoutMs?: number;
+  /** Caps the database at this many pages (PRAGMA max_page_count): writes past it fail with UNAVAILABLE. */
+  maxPageCount?: number;
 }
 
 const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
@@ -98,11 +107,11 @@ function filterSql(filter: Record<string, string>): { sql: string; params: strin
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
-function open(file: string, synchronous: string): Database.Database {
+function open(file: string, synchronous: string, busyTimeoutMs = 10_000): Database.Database {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
-  db.pragma('busy_timeout = 10000');
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
   db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   return db;
@@ -162,10 +171,13 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
     const synchronous = options.synchronous ?? 'FULL';
-    this.writer = open(options.file, synchronous);
+    this.writer = open(options.file, synchronous, options.busyTimeoutMs);
+    if (options.maxPageCount !== undefined) {
+      this.writer.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
+    }
     this.writerQueue = writerQueueFor(options.file);
     this.migrateSync();
-    this.reader = open(options.file, synchronous);
+    this.reader = open(options.file, synchronous, options.busyTimeoutMs);
     const w = this.writer;
     const r = this.reader;
     this.stmts = {
@@ -266,6 +278,9 @@ export class SqliteStore implements Store {
           }
         }),
     });
+    // Callers get driver errors translated (busy, full, I/O: UNAVAILABLE), as from every store.
+    // biome-ignore lint/correctness/noConstructorReturn: the instance, seen through its error translator
+    return withSqliteErrors(this, ['webhooks']);
   }
 
   private migrateSync(progress?: (message: string) => void): number {
@@ -519,6 +534,22 @@ export class SqliteStore implements Store {
     await this.exclusive(() =>
       this.stmts.createKey.run(row.id, row.tenant, row.hash, row.label, new Date().toISOString()),
     );
+  }
+
+  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    await this.exclusive(() =>
+      this.writer
+        .prepare(
+          `INSERT INTO api_keys (id, tenant, hash, label, created_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label,
+             created_at = excluded.created_at`,
+        )
+        .run(row.id, row.tenant, row.hash, row.label, new Date().toISOString()),
+    );
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    return this.exclusive(() => this.writer.prepare('DELETE FROM api_keys WHERE id = ?').run(id).changes > 0);
   }
 
   async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
