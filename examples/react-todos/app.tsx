@@ -1,9 +1,9 @@
 /**
  * The React todo app: a shared todo list with @syncbridge/react. Every device of a user (and every user
  * of the tenant) sees the same list live; adding and ticking off todos works offline, the writes wait
- * in IndexedDB (with the replica of the list, on clients that keep one) and are sent once the server is
- * reachable. `page.ts` bundles this file with esbuild; open the page with its settings in the query
- * string: `?ws=<realtime URL>&token=<JWT>&device=<device id>`.
+ * in IndexedDB beside the replica of the list (so an offline reload shows both) and are sent once the
+ * server is reachable. `page.ts` bundles this file with esbuild; open the page with its settings in
+ * the query string: `?ws=<realtime URL>&token=<JWT>&device=<device id>`.
  */
 import { IndexedDbStorage, SyncClient } from '@syncbridge/client';
 import {

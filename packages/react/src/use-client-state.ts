@@ -19,12 +19,6 @@ export function useStatus(): ConnectionState {
   return useSyncExternalStore(subscribe, read, read);
 }
 
-/** The replica's load signal, on clients that have it (`whenLoaded()`); older clients have none. */
-function whenLoaded(client: SyncClient): Promise<void> | undefined {
-  const loader = (client as { whenLoaded?: () => Promise<void> }).whenLoaded;
-  return typeof loader === 'function' ? loader.call(client) : undefined;
-}
-
 /**
  * How many writes wait for the server's answer (queued offline or on the wire), including those
  * restored from storage after a restart.
@@ -36,7 +30,7 @@ export function usePendingCount(): number {
     (onChange: () => void) => {
       let active = true;
       // Writes restored from storage count once the client has loaded them.
-      whenLoaded(client)?.then(
+      client.whenLoaded().then(
         () => active && onChange(),
         () => undefined,
       );

@@ -2,8 +2,9 @@
  * The React todo example (examples/react-todos) in a real browser: Debian's Chromium, driven by
  * playwright-core, against a real syncbridge server. The app renders the shared list; with the server
  * stopped, a todo added through the form shows at once as unsaved; the page is reloaded while still
- * offline and shows its pending write again (restored from IndexedDB); when the server is back the
- * write is sent, the row settles, and both a REST read and a second browser (its own storage) see it.
+ * offline and shows its data (the replica in IndexedDB) with its pending write on top; when the server
+ * is back the write is sent, the row settles, and both a REST read and a second browser (its own
+ * storage) see it.
  *
  * Without /usr/bin/chromium the test is skipped with a loud message, except under CI=true, where it fails.
  */
@@ -13,7 +14,6 @@ import type { SyncRecord } from '@syncbridge/protocol';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPage, servePage } from '../../../examples/react-todos/page.ts';
-import { SyncClient } from '../../client/src/index.ts';
 import {
   createTestStorage,
   startTestServer,
@@ -38,14 +38,6 @@ if (!haveChromium) {
   if (process.env.CI === 'true') throw new Error(message);
   console.warn(`\n${banner}\n!!! SKIPPED: ${message}\n${banner}\n`);
 }
-
-/**
- * Whether this client keeps an offline replica of its records (it then has `whenLoaded()`). Until it
- * does, a page opened offline shows only its own pending writes; once it does, also the records it had
- * synced before. When the replica lands, this check must go and its assertion become unconditional.
- */
-const CLIENT_HAS_REPLICA =
-  typeof (SyncClient.prototype as { whenLoaded?: unknown }).whenLoaded === 'function';
 
 describe.skipIf(!haveChromium)('the React todo example in Chromium', () => {
   let storage: TestStorage;
@@ -132,15 +124,16 @@ describe.skipIf(!haveChromium)('the React todo example in Chromium', () => {
     ]);
     expect(await page.textContent('#status')).toMatch(/1 unsaved/);
 
-    // Reloaded while still offline: the pending write is restored from IndexedDB and shown again.
+    // Reloaded while still offline: the replica in IndexedDB shows the todo synced before, and the
+    // queued write is restored on top of it, still unsaved.
     await page.reload();
     await page.waitForSelector('#todos li[data-title="walk the dog"][data-pending="true"]');
     await page.waitForSelector('#status[data-pending="1"]');
+    expect(await rows(page)).toEqual([
+      { title: 'buy milk', pending: false },
+      { title: 'walk the dog', pending: true },
+    ]);
     expect(await page.getAttribute('#status', 'data-status')).not.toBe('open');
-    if (CLIENT_HAS_REPLICA) {
-      // With the replica, the data synced before the reload is there too, offline.
-      await page.waitForSelector('#todos li[data-title="buy milk"][data-pending="false"]');
-    }
 
     // The server is back on the same port and data: the queued write is sent and settles.
     srv = await startTestServer('sqlite', { port }, storage);
