@@ -90,7 +90,8 @@ export class CollectionCache {
     for (const record of records) {
       const known = this.server.get(record.id);
       if (known && known.version >= record.version) continue;
-      this.server.set(record.id, { data: record.data, version: record.version, seq: record.seq });
+      // The stored record is a ServerEntry already (extra fields aside): no copy of 100,000 objects.
+      this.server.set(record.id, record);
       touched.add(record.id);
     }
     for (let i = ops.length - 1; i >= 0; i--) {

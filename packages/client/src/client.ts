@@ -210,6 +210,7 @@ export class SyncClient {
       storedCursor: (channel) => this.replica?.storedCursor(channel) ?? null,
       onCursor: () => this.replica?.cursorChanged(),
       onAcquire: (channel) => this.replica?.channelUsed(channel),
+      onRelease: () => this.replica?.channelReleased(),
       requests: this.requests,
       send: (message) => this.connection.send(message),
       isConnected: () => this.connection.authenticated,

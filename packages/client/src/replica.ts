@@ -125,6 +125,11 @@ export class LocalReplica {
     this.schedule();
   }
 
+  /** A channel is being unsubscribed: what it has received is captured now, while its cursor is known. */
+  channelReleased(): void {
+    this.flush();
+  }
+
   /** Resolves once everything changed so far is in the storage. */
   async persisted(): Promise<void> {
     this.flush();
@@ -169,7 +174,7 @@ export class LocalReplica {
     const now = Date.now();
     const write: ReplicaWrite = { records: [], forget: [], channels: [], dropChannels: [] };
     const active = new Set<string>();
-    if (this.dirtyCursors || this.usedNow.size > 0) {
+    if (this.dirtyCursors || this.usedNow.size > 0 || this.dirtyRecords.size > 0) {
       for (const point of this.options.resumePoints()) {
         active.add(point.channel);
         const known = this.channels.get(point.channel);

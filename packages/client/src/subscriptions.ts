@@ -54,6 +54,8 @@ export interface SubscriptionManagerOptions {
   onCursor?: (channel: string) => void;
   /** A channel got its first listener. */
   onAcquire?: (channel: string) => void;
+  /** A channel lost its last listener; it is still listed by `resumePoints()` during this call. */
+  onRelease?: (channel: string) => void;
 }
 
 /** A channel that can be resumed, and where from. */
@@ -274,6 +276,7 @@ export class SubscriptionManager {
   private release(sub: ChannelSubscription, listener: ChannelListener): void {
     sub.listeners.delete(listener);
     if (sub.listeners.size > 0 || this.subs.get(sub.channel) !== sub) return;
+    this.options.onRelease?.(sub.channel);
     this.subs.delete(sub.channel);
     sub.abandon();
     if (this.options.isConnected()) {

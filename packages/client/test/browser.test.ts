@@ -2,7 +2,8 @@
  * The SDK in a real browser: Debian's Chromium driven by playwright-core loads the example's documents
  * page (examples/multi-device-documents: the SDK bundled by esbuild, its queue in IndexedDB), served
  * from a temporary directory by a small static server. With the server stopped, the page writes, is
- * reloaded (the queue survives in IndexedDB), and when the server is back the write lands exactly once
+ * reloaded (the replica and the queue survive in IndexedDB: the record shows as the server last sent it,
+ * with the queued write on top), and when the server is back the write lands exactly once
  * (an increment, checked over REST). A Node device sees the browser's writes and the browser sees its.
  *
  * Without /usr/bin/chromium the test is skipped with a loud message, except under CI=true, where it fails.
@@ -142,13 +143,15 @@ describe.skipIf(!haveChromium)('the SDK in Chromium', () => {
     await page.waitForFunction(() => documentsDevice.pendingCount() === 1);
     expect(await page.evaluate(() => documentsDevice.get('counter')?.data.n)).toBe(1);
 
-    // Reload while offline: the new page restores the queued write from IndexedDB.
+    // Reload while offline: the new page restores the replica (the record as the server last sent it)
+    // and the queued write on top of it from IndexedDB.
     await page.reload();
     await page.waitForFunction(
       () => typeof documentsDevice === 'object' && documentsDevice.pendingCount() === 1,
     );
     expect(await page.evaluate(() => documentsDevice.get('counter'))).toMatchObject({
-      data: { n: 1 },
+      data: { title: 'visits', body: '', n: 1 },
+      version: 1,
       pending: true,
     });
 

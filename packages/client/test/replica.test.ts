@@ -254,6 +254,27 @@ describe('offline replica (fake server)', () => {
     expect(second.collection('todos').get('a')).toMatchObject({ data: { n: 1 }, version: 1 });
   });
 
+  it('keeps a channel unsubscribed right after its snapshot, and resumes it next time', async () => {
+    serve(() => [record('todos', 'a', { n: 1 })], 4);
+    const storage = new MemoryStorage();
+    const first = started(storage);
+    await new Promise<void>((resolve) => {
+      const off = first.collection('todos').subscribe((records) => {
+        if (records.length === 0) return;
+        off(); // before the replica's debounced write
+        resolve();
+      });
+    });
+    await first.close();
+
+    const second = started(storage);
+    await second.whenLoaded();
+    expect(second.collection('todos').get('a')).toMatchObject({ data: { n: 1 }, version: 1 });
+    second.collection('todos').subscribe(() => undefined);
+    await second.whenOpen(5000);
+    expect(subscribes(2)).toEqual([{ channel: 'records:todos', since: 4, snapshot: undefined }]);
+  });
+
   it('evicts the least recently used channel past the size limit, never a queued write', async () => {
     const big = (prefix: string) =>
       Array.from({ length: 20 }, (_, i) => record(prefix, `${prefix}${i}`, { text: 'x'.repeat(500) }));
