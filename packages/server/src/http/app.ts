@@ -10,6 +10,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import { assertNoNul } from '../core/nul.ts';
 import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
 import { restRateLimit } from './rate-limit.ts';
@@ -65,6 +66,13 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     app.getDefaultJsonParser('error', 'error'),
   );
   installErrorHandling(app);
+  // U+0000 is refused in every part of a request before any store sees it (core/nul.ts).
+  app.addHook('preValidation', async (request) => {
+    // Spread: the router's params and the query parser's object are not plain objects.
+    assertNoNul({ ...(request.params as object) }, 'the URL');
+    assertNoNul({ ...(request.query as object) }, 'the query string');
+    assertNoNul(request.body, 'the request body');
+  });
   app.addHook('onRequest', ctx.auth.onRequest);
   app.addHook('onRequest', restRateLimit(ctx.auth, ctx.rateLimiter));
 

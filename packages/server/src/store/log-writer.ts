@@ -14,6 +14,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
+import { assertNoNul } from '../core/nul.ts';
 import type { Middleware } from '../plugins/types.ts';
 import type { Outbox } from '../webhooks/types.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
@@ -51,6 +52,20 @@ export interface LogWriterOptions {
   outbox?: Outbox;
 }
 
+/**
+ * A write holding U+0000 anywhere, refused before it joins a batch: PostgreSQL would fail the whole
+ * group commit on it, SQLite would store it (core/nul.ts). Covers writers that are not REST or
+ * WebSocket clients (connectors, inbound webhooks).
+ */
+function refuseNul(value: unknown, what: string): Promise<never> | null {
+  try {
+    assertNoNul(value, what);
+    return null;
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 export class LogWriter {
   private queue: PendingWrite[] = [];
   private flushing = false;
@@ -76,18 +91,24 @@ export class LogWriter {
 
   /** Resolves a stored conflict: `accept_local`, `accept_server` or `merge` with data. */
   resolve(principal: Principal, request: ResolveRequest): Promise<MutationResult> {
+    const refused = refuseNul(request, 'the resolution');
+    if (refused) return refused;
     return new Promise((resolve, reject) => {
       this.enqueue({ kind: 'resolve', principal, request, resolve, reject });
     });
   }
 
   mutate(principal: Principal, mutations: Mutation[]): Promise<MutationResult[]> {
+    const refused = refuseNul(mutations, 'the mutations');
+    if (refused) return refused;
     return new Promise((resolve, reject) => {
       this.enqueue({ kind: 'mutations', principal, mutations, resolve, reject });
     });
   }
 
   publish(principal: Principal, event: NewDomainEvent): Promise<PublishResult> {
+    const refused = refuseNul(event, 'the event');
+    if (refused) return refused;
     if (principal.platform && event.source && event.source !== principal.platform) {
       return Promise.reject(
         new SyncError(
