@@ -31,11 +31,43 @@ function isPlainObject(v: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+/** Whether any string or key holds U+0000: the fast walk, allocating nothing but its stack. */
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes(NUL);
+  if (value === null || typeof value !== 'object') return false;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (v.includes(NUL)) return true;
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const item: unknown = v[i];
+        if (typeof item === 'string') {
+          if (item.includes(NUL)) return true;
+        } else if (item !== null && typeof item === 'object') stack.push(item);
+      }
+    } else if (v !== null && typeof v === 'object' && isPlainObject(v)) {
+      const obj = v as Record<string, unknown>;
+      for (const k in obj) {
+        if (k.includes(NUL)) return true;
+        const item = obj[k];
+        if (typeof item === 'string') {
+          if (item.includes(NUL)) return true;
+        } else if (item !== null && typeof item === 'object') stack.push(item);
+      }
+    }
+  }
+  return false;
+}
+
 /**
  * The JSON pointer of the first string or key holding U+0000, or null when there is none. Only JSON
- * values are looked into (arrays and plain objects); a Buffer (a raw body) is not.
+ * values are looked into (arrays and plain objects); a Buffer (a raw body) is not. Clean input (the
+ * usual case) takes one walk that builds no paths.
  */
 export function nulPath(value: unknown): string | null {
+  if (!hasNul(value)) return null;
   const stack: Step[] = [{ value, key: null, parent: null }];
   while (stack.length > 0) {
     const step = stack.pop()!;
