@@ -83,6 +83,10 @@ export class TokenService {
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw new SyncError('UNAUTHORIZED', 'token has no subject');
     }
+    // The subject is stored as every write's author; a NUL in it could not be (core/nul.ts).
+    if (payload.sub.includes('\u0000')) {
+      throw new SyncError('UNAUTHORIZED', 'token subject holds the NUL character (\\u0000)');
+    }
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r) => typeof r === 'string') : [];
     const principal: Principal = { tenant, user: payload.sub, roles, via: 'jwt' };
     if (typeof payload.platform === 'string' && payload.platform) principal.platform = payload.platform;

@@ -6,7 +6,8 @@
  *
  * On several nodes each connector runs on the node holding its lease (leases.ts); on the others it
  * stands by (`role: standby`) and is started there when the lease comes free. A feed's topic values
- * reach the other nodes through the topic relay.
+ * reach the other nodes through the topic relay. Definitions made, changed or removed over REST on
+ * another node are read from the shared store at every lease check, so every node knows every connector.
  *
  * A definition's templates get only what its origin allows (template-policy.ts): a config-file one the
  * environment variables `connectors.env` lists, any one its tenant's connector secrets. It must never
@@ -22,6 +23,7 @@ import { AddressPolicy } from '../webhooks/ssrf.ts';
 import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
 import { assertValidSpec, type ConnectorsSettings, type PullOptions, type WsFeedOptions } from './config.ts';
 import { FeedSubscriptions } from './feed-subscriptions.ts';
+import { canonicalJson } from './json-path.ts';
 import type { ConnectorLeases } from './leases.ts';
 import { PullConnector } from './pull.ts';
 import type { ConnectorSecrets } from './secrets.ts';
@@ -130,6 +132,8 @@ export class ConnectorManager {
   private closed = false;
   private leaseTimer: NodeJS.Timeout | null = null;
   private leaseRound: Promise<void> | null = null;
+  /** Serializes changes of REST definitions: this node's REST calls and the reads of other nodes' changes. */
+  private definitions: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ConnectorManagerDeps) {
     this.kinds = {
@@ -302,6 +306,7 @@ export class ConnectorManager {
   /** Checks the held leases, then starts the standing-by connectors whose lease came free. */
   private async leaseCheck(): Promise<void> {
     try {
+      await this.serialized(() => this.syncDefinitions());
       await this.deps.leases.check();
       for (const entry of this.entries.values()) {
         if (this.closed) return;
@@ -309,6 +314,46 @@ export class ConnectorManager {
       }
     } catch (err) {
       this.deps.logger.warn({ err }, 'connector lease check failed; retrying');
+    }
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.definitions.then(fn, fn);
+    this.definitions = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Takes in the REST definitions other nodes made, changed or removed (the store is shared): a new or
+   * changed one is built and launched here (it stands by while another node holds its lease), a removed
+   * one is stopped. Config-file and code connectors of the same name keep precedence.
+   */
+  private async syncDefinitions(): Promise<void> {
+    const stored = await this.deps.store.listConnectors();
+    const present = new Set<string>();
+    for (const { spec } of stored) {
+      if (this.closed) return;
+      const key = this.key(spec.tenant, spec.name);
+      present.add(key);
+      const entry = this.entries.get(key);
+      if (entry && (entry.origin !== 'api' || canonicalJson(entry.spec) === canonicalJson(spec))) continue;
+      let connector: Connector;
+      try {
+        connector = this.build(spec, 'api');
+      } catch (err) {
+        this.deps.logger.error(
+          { err, connector: spec.name },
+          'stored connector definition is invalid; skipped',
+        );
+        continue;
+      }
+      if (entry) await this.stopEntry(entry);
+      await this.launch(this.add(connector, spec, 'api'));
+    }
+    for (const [key, entry] of [...this.entries]) {
+      if (entry.origin !== 'api' || present.has(key)) continue;
+      await this.stopEntry(entry);
+      this.entries.delete(key);
     }
   }
 
@@ -549,7 +594,11 @@ export class ConnectorManager {
   }
 
   /** Defines and starts a connector (REST); it is stored and comes back after a restart. */
-  async create(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
+  create(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
+    return this.serialized(() => this.createNow(tenant, spec));
+  }
+
+  private async createNow(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
     const name = String(spec.name ?? '');
     if (this.entries.has(this.key(tenant, name))) throw new SyncError('CONFLICT', `connector ${name} exists`);
     const full = this.checkSpec(tenant, name, spec);
@@ -571,7 +620,15 @@ export class ConnectorManager {
   }
 
   /** Replaces a REST-defined connector's definition and restarts it (its state, e.g. cursors, stays). */
-  async replace(tenant: string, name: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
+  replace(tenant: string, name: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
+    return this.serialized(() => this.replaceNow(tenant, name, spec));
+  }
+
+  private async replaceNow(
+    tenant: string,
+    name: string,
+    spec: Record<string, unknown>,
+  ): Promise<ConnectorStatus> {
     const entry = this.entry(tenant, name);
     this.mutable(entry);
     const full = this.checkSpec(tenant, name, spec);
@@ -585,7 +642,11 @@ export class ConnectorManager {
     return this.statusOf(fresh);
   }
 
-  async remove(tenant: string, name: string): Promise<void> {
+  remove(tenant: string, name: string): Promise<void> {
+    return this.serialized(() => this.removeNow(tenant, name));
+  }
+
+  private async removeNow(tenant: string, name: string): Promise<void> {
     const entry = this.entry(tenant, name);
     this.mutable(entry);
     await this.stopEntry(entry);

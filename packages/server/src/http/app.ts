@@ -17,6 +17,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { SyncError } from '../core/errors.ts';
+import { assertNoNul } from '../core/nul.ts';
 import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
 import { lazySerializerFactory, lazyValidator } from './lazy-compile.ts';
@@ -111,6 +112,13 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     jsonBodyParser(app),
   );
   installErrorHandling(app);
+  // U+0000 is refused in every part of a request before any store sees it (core/nul.ts).
+  app.addHook('preValidation', async (request) => {
+    // Spread: the router's params and the query parser's object are not plain objects.
+    assertNoNul({ ...(request.params as object) }, 'the URL');
+    assertNoNul({ ...(request.query as object) }, 'the query string');
+    assertNoNul(request.body, 'the request body');
+  });
   app.addHook('onRequest', ctx.auth.onRequest);
   app.addHook('onRequest', restRateLimit(ctx.auth, ctx.rateLimiter));
 

@@ -3,6 +3,10 @@
  * read, then kept current from committed events. Events are applied strictly in seq order: when one
  * arrives past a gap (it was committed while the state was being built), the missing ones are read from
  * the store first, so the view is always the fold of a prefix of the log.
+ *
+ * A node hears only its own commits; other nodes' commits reach it through the shared log. So every read
+ * first folds in what the store holds past the view (one indexed query, empty when nothing is new): a
+ * projection read on any node reflects every event committed before the read, on any node.
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
@@ -55,9 +59,9 @@ export class ProjectionRunner {
     if (!view) {
       view = { state: projection.initial(), seq: 0, busy: Promise.resolve() };
       this.views.set(key, view);
-      const created = view;
-      this.enqueue(created, () => this.catchUp(projection, tenant, created));
     }
+    const current = view;
+    this.enqueue(current, () => this.catchUp(projection, tenant, current));
     await view.busy;
     return { state: view.state, seq: view.seq };
   }

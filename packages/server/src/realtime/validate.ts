@@ -10,6 +10,7 @@ import {
   type Rid,
 } from '@syncbridge/protocol';
 import { SyncError } from '../core/errors.ts';
+import { nulPath } from '../core/nul.ts';
 
 type Checker = {
   Check(value: unknown): boolean;
@@ -44,6 +45,21 @@ export function parseClientFrame(text: string): ParsedFrame {
   }
   const obj = value as Record<string, unknown>;
   const rid = ridOf(obj);
+  // U+0000 can only arrive escaped: frames without the escape need no walk (core/nul.ts).
+  if (text.includes('\\u0000')) {
+    const at = nulPath(value);
+    if (at !== null) {
+      return {
+        ok: false,
+        rid,
+        error: new SyncError(
+          'BAD_REQUEST',
+          `the message holds the NUL character (\\u0000) at ${at}; text with it cannot be stored`,
+          { path: at },
+        ),
+      };
+    }
+  }
   const type = obj.type;
   if (typeof type !== 'string' || !Object.hasOwn(checkers, type)) {
     return {

@@ -24,6 +24,7 @@ import {
   storableJsonError,
   unreachableName,
 } from '../core/json-limits.ts';
+import { assertNoNul } from '../core/nul.ts';
 import type { Middleware } from '../plugins/types.ts';
 import type { Outbox } from '../webhooks/types.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
@@ -73,6 +74,20 @@ function mutationProblem(m: Mutation, limits: JsonLimits): SyncError | null {
   return problem ? storableJsonError(problem, 'data') : null;
 }
 
+/**
+ * A write holding U+0000 anywhere, refused before it joins a batch: PostgreSQL would fail the whole
+ * group commit on it, SQLite would store it (core/nul.ts). Covers writers that are not REST or
+ * WebSocket clients (connectors, inbound webhooks).
+ */
+function refuseNul(value: unknown, what: string): Promise<never> | null {
+  try {
+    assertNoNul(value, what);
+    return null;
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 export class LogWriter {
   private queue: PendingWrite[] = [];
   private flushing = false;
@@ -105,6 +120,8 @@ export class LogWriter {
 
   /** Resolves a stored conflict: `accept_local`, `accept_server` or `merge` with data. */
   resolve(principal: Principal, request: ResolveRequest): Promise<MutationResult> {
+    const refused = refuseNul(request, 'the resolution');
+    if (refused) return refused;
     try {
       if (request.data !== undefined) assertStorableJson(request.data, this.limits, 'data');
     } catch (err) {
@@ -120,6 +137,8 @@ export class LogWriter {
    * stored is `rejected` with BAD_REQUEST at once and never joins a batch; the others are committed.
    */
   mutate(principal: Principal, mutations: Mutation[]): Promise<MutationResult[]> {
+    const withNul = refuseNul(mutations, 'the mutations');
+    if (withNul) return withNul;
     const refused = new Map<number, MutationResult>();
     mutations.forEach((m, i) => {
       const err = mutationProblem(m, this.limits);
@@ -141,6 +160,8 @@ export class LogWriter {
   }
 
   publish(principal: Principal, event: NewDomainEvent): Promise<PublishResult> {
+    const refused = refuseNul(event, 'the event');
+    if (refused) return refused;
     if (principal.platform && event.source && event.source !== principal.platform) {
       return Promise.reject(
         new SyncError(

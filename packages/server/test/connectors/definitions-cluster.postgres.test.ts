@@ -1,0 +1,87 @@
+/**
+ * Connectors defined over REST on several nodes sharing PostgreSQL: a definition made, changed or removed
+ * on one node is known to the others from their next lease check (they stand by for it, take it over,
+ * and answer for it), not only after a restart.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createTestStorage,
+  startTestServer,
+  storeKinds,
+  type TestServer,
+  type TestStorage,
+} from '../helpers/server.ts';
+import { adminRest, waitFor } from './support.ts';
+import { RecordingUpstream } from './upstream.ts';
+
+const hasPostgres = (await storeKinds()).includes('postgres');
+
+describe.skipIf(!hasPostgres)('REST connector definitions across nodes on PostgreSQL', () => {
+  let storage: TestStorage | null = null;
+  let nodes: TestServer[] = [];
+  let upstream: RecordingUpstream | null = null;
+  afterEach(async () => {
+    for (const node of nodes) await node.close({ keepData: true });
+    nodes = [];
+    await upstream?.close();
+    await storage?.cleanup();
+    storage = null;
+  });
+
+  it('a definition made, changed and removed on one node is known to the other from its next lease check', async () => {
+    storage = createTestStorage('postgres');
+    upstream = await RecordingUpstream.start();
+    const settings = { webhookAllowPrivate: ['127.0.0.1/32'], connectors: { leaseCheckMs: 100 } };
+    for (const nodeId of ['a', 'b'])
+      nodes.push(await startTestServer('postgres', { nodeId, ...settings }, storage));
+    const [a, b] = nodes.map((n) => adminRest(n.url, n.adminKey, 'acme'));
+    const spec = (version: string) => ({
+      name: 'bank',
+      kind: 'pull',
+      connections: [{ id: 'c1' }],
+      http: { baseUrl: upstream!.httpUrl, changesPath: 'bank/changes', headers: { 'X-Version': version } },
+    });
+
+    const created = await a!('POST', '/v1/connectors', spec('1'));
+    expect(created.status, created.text).toBe(201);
+    const onB = await waitFor(
+      () => b!('GET', '/v1/connectors/bank'),
+      (res) => res.status === 200,
+      'node b to know the connector',
+      15_000,
+    );
+    expect(onB.body).toMatchObject({ origin: 'api', role: 'standby' });
+
+    // Changed on b: whichever node runs it next, it runs the new definition.
+    const changed = await b!('PUT', '/v1/connectors/bank', spec('2'));
+    expect(changed.status, changed.text).toBe(200);
+    await waitFor(
+      async () => {
+        const statuses = await Promise.all([a!, b!].map((api) => api('GET', '/v1/connectors/bank')));
+        return statuses.map((s) => s.body.spec?.http?.headers?.['X-Version'] === '***' && s.body.role);
+      },
+      (roles) => roles.includes('leader') && roles.includes('standby'),
+      'one leader and one standby on the new definition',
+      15_000,
+    );
+    upstream.received.length = 0;
+    for (const api of [a!, b!]) {
+      const status = (await api('GET', '/v1/connectors/bank')).body;
+      if (status.role === 'leader')
+        expect((await api('POST', '/v1/connectors/bank/trigger', {})).status).toBe(200);
+    }
+    const versions = upstream.received.map((r) => r.headers['x-version']);
+    expect(versions.length).toBeGreaterThan(0);
+    expect(new Set(versions)).toEqual(new Set(['2']));
+
+    // Removed on a: gone from b too, and nothing pulls any more.
+    expect((await a!('DELETE', '/v1/connectors/bank')).status).toBe(204);
+    await waitFor(
+      () => b!('GET', '/v1/connectors/bank'),
+      (res) => res.status === 404,
+      'node b to forget the connector',
+      15_000,
+    );
+    expect((await b!('GET', '/v1/connectors')).body.connectors).toEqual([]);
+  }, 60_000);
+});
