@@ -327,6 +327,8 @@ export async function startServer(
       cluster,
       rateLimiter,
       maxBodyBytes: config.maxFrameBytes,
+      headersTimeoutMs: config.headersTimeoutMs,
+      metricsToken: config.metricsToken,
       startedAt: Date.now(),
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),

@@ -29,6 +29,10 @@ export interface HttpContext {
   cluster: ClusterView;
   rateLimiter: RateLimiter;
   maxBodyBytes: number;
+  /** The bearer token GET /metrics needs to show tenant-labelled series (unset: the admin key only). */
+  metricsToken?: string;
+  /** Time a client has to send a complete request head, upgrades included (slowloris). */
+  headersTimeoutMs?: number;
   startedAt: number;
   webhooks: WebhookSystem;
   inbound: InboundReceiver;

@@ -19,6 +19,9 @@ export interface RealtimeContext {
     | 'idleTimeoutMs'
     | 'helloTimeoutMs'
     | 'allowedOrigins'
+    | 'maxConnections'
+    | 'upgradeTimeoutMs'
+    | 'floodCloseAfter'
   >;
   store: Store;
   writer: LogWriter;

@@ -31,13 +31,18 @@ describe('WebSocket rate limits and connection caps', () => {
       );
     }
     expect(replies.every((r) => r.type === 'results')).toBe(true);
-    await flooder.waitFor((m) => m.rid === 'f299');
+    // Refused frames are dropped unread: only the first few refusals are answered (without the rid
+    // they carried), so a flood costs the server little (flood.test.ts closes a longer one).
+    await flooder.waitFor((m) => m.type === 'error' && m.code === 'RATE_LIMITED');
+    await new Promise((r) => setTimeout(r, 100));
     const limited = flooder.messages.filter((m) => m.type === 'error' && m.code === 'RATE_LIMITED');
     const pongs = flooder.messages.filter((m) => m.type === 'pong');
     expect(pongs.length).toBeGreaterThanOrEqual(40);
-    expect(limited.length).toBeGreaterThan(200);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited.length).toBeLessThanOrEqual(10);
     expect(limited[0]).toMatchObject({ details: { retryAfterMs: expect.any(Number) } });
-    // The flooder's connection stays open and works again once its bucket refills.
+    // The flooder's connection stays open (300 refusals are below floodCloseAfter) and works again
+    // once its bucket refills.
     await new Promise((r) => setTimeout(r, 200));
     expect((await flooder.request({ type: 'ping' })).type).toBe('pong');
     await flooder.close();
