@@ -32,14 +32,14 @@ import {
   Subscription,
   type SubscriptionSink,
 } from './subscription.ts';
-import { parseClientFrame } from './validate.ts';
+import { parseClientFrame, ridOf } from './validate.ts';
 
 const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;
 const MAX_SUBSCRIPTIONS = 1000;
 const MAX_PENDING_REQUESTS = 256;
 /** Refusals per flood window answered with an error frame; later ones are dropped without a word. */
-const ANSWERED_REFUSALS = 10;
+const ANSWERED_REFUSALS = 100;
 /** The window over which refusals are counted against `floodCloseAfter`. */
 const FLOOD_WINDOW_MS = 10_000;
 /** Frames a client may send after `hello` before its answer; more are refused RATE_LIMITED. */
@@ -376,7 +376,7 @@ export class Connection implements SubscriptionSink {
     counters.bytesIn += data.length;
     // The rate limit comes before anything else, parsing included: a flood must cost the server as
     // little as possible per frame.
-    if (this.principal && !this.withinRateLimit()) return;
+    if (this.principal && !this.withinRateLimit(data)) return;
     if (data.length > this.ctx.config.maxFrameBytes) {
       counters.messagesIn.invalid += 1;
       this.sendError(
@@ -409,11 +409,12 @@ export class Connection implements SubscriptionSink {
   }
 
   /**
-   * Takes a token from the user's bucket for one frame. A refused frame is dropped unread; the first
-   * few refusals of a window are answered RATE_LIMITED (with the wait), the rest are not, and past
-   * `floodCloseAfter` refusals in a window the connection is closed 4008: a flood is not a conversation.
+   * Takes a token from the user's bucket for one frame. A refused frame is not handled: the first
+   * refusals of a window are answered RATE_LIMITED with the frame's rid and the wait (so a client that
+   * merely went too fast retries the request), later ones are dropped unread, and past `floodCloseAfter`
+   * refusals in a window the connection is closed 4008: a flood is not a conversation.
    */
-  private withinRateLimit(): boolean {
+  private withinRateLimit(data: Buffer): boolean {
     const decision = this.ctx.rateLimiter.take(this.principal!.tenant, this.principal!.user);
     if (decision.ok) return true;
     const now = Date.now();
@@ -428,7 +429,7 @@ export class Connection implements SubscriptionSink {
       this.close(CLOSE_CODES.RATE_LIMITED, 'rate limit exceeded');
     } else if (this.refusedInWindow <= ANSWERED_REFUSALS) {
       const details = { retryAfterMs: decision.retryAfterMs };
-      this.sendError(new SyncError('RATE_LIMITED', 'too many messages; slow down', details));
+      this.sendError(new SyncError('RATE_LIMITED', 'too many messages; slow down', details), ridOf(data));
     }
     return false;
   }

@@ -38,13 +38,14 @@ describe('floods', () => {
     expect(await flooder.waitForClose(5000)).toBe(CLOSE_CODES.RATE_LIMITED);
     const refusals = flooder.messages.filter((m) => m.type === 'error');
     expect(refusals.length).toBeGreaterThan(0);
-    expect(refusals.length).toBeLessThanOrEqual(10);
+    expect(refusals.length).toBeLessThanOrEqual(100);
     for (const r of refusals) expect(r.code).toBe('RATE_LIMITED');
-    // The burst (100) was answered; the rest was dropped unread.
+    // The burst (100 pongs) and 100 refusals were answered; the rest was dropped unread.
     expect(flooder.messages.filter((m) => m.type === 'pong').length).toBeLessThanOrEqual(200);
+    expect(flooder.messages.length).toBeLessThan(400);
     expect((await bystander.request({ type: 'ping' }, 2000)).type).toBe('pong');
     const metrics = await (
-      await fetch(`${srv.url}/metrics`, { headers: { authorization: `Bearer ${srv.adminKey}` } })
+      await fetch(`${srv.url}/metrics`, { headers: { 'x-api-key': srv.adminKey } })
     ).text();
     expect(metrics).toMatch(/^syncbridge_flood_disconnects_total 1$/m);
     await bystander.close();
