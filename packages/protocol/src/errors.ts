@@ -52,6 +52,11 @@ export const CLOSE_CODES = {
   HELLO_TIMEOUT: 4003,
   /** Too many connections for this user right now: reconnect later (with backoff) and resume. */
   TRY_AGAIN_LATER: 1013,
+  /**
+   * The client kept sending past its rate limit (a flood): the connection is closed. Reconnect only
+   * after a pause, and send less.
+   */
+  RATE_LIMITED: 4008,
 } as const;
 
 export const RESUMABLE_CLOSE_CODES: readonly number[] = [

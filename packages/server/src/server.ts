@@ -381,6 +381,8 @@ export async function startServer(
       rateLimiter,
       maxBodyBytes: config.maxFrameBytes,
       maxDevicesPerUser: config.retention.maxDevicesPerUser,
+      headersTimeoutMs: config.headersTimeoutMs,
+      metricsToken: config.metricsToken,
       startedAt: Date.now(),
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),

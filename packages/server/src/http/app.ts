@@ -89,6 +89,12 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     forceCloseConnections: 'idle',
     // Response serializers are compiled on each route's first reply, not at start (lazy-compile.ts).
     schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory } },
+    // A request head (an upgrade's too) sent a byte at a time must not hold a socket for minutes:
+    // Node checks this every connectionsCheckingInterval, so that is kept well under the timeout.
+    http: {
+      headersTimeout: ctx.headersTimeoutMs ?? 10_000,
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil((ctx.headersTimeoutMs ?? 10_000) / 2)),
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Querystring, params and headers are text, so their values are coerced to the schema's types;

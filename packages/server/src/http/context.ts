@@ -31,6 +31,10 @@ export interface HttpContext {
   maxBodyBytes: number;
   /** Registering one more device for a user evicts the least recently seen (config `retention`). */
   maxDevicesPerUser: number;
+  /** The bearer token GET /metrics needs to show tenant-labelled series (unset: the admin key only). */
+  metricsToken?: string;
+  /** Time a client has to send a complete request head, upgrades included (slowloris). */
+  headersTimeoutMs?: number;
   startedAt: number;
   webhooks: WebhookSystem;
   inbound: InboundReceiver;

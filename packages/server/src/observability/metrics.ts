@@ -194,3 +194,17 @@ export class MetricsRegistry {
     return this.registry.metrics();
   }
 }
+
+/** A sample line carrying a `tenant` label (label values are escaped, so `"` after `tenant=` is the label's). */
+const TENANT_SERIES = /^[a-zA-Z_:][a-zA-Z0-9_:]*\{(?:[^}]*,)?tenant="/;
+
+/**
+ * The exposition without any series labelled by tenant: what GET /metrics shows a scraper without the
+ * metrics token, so that tenants' names (and their activity) stay private to operators.
+ */
+export function withoutTenantSeries(text: string): string {
+  return text
+    .split('\n')
+    .filter((line) => !TENANT_SERIES.test(line))
+    .join('\n');
+}

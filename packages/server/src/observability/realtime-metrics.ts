@@ -106,6 +106,33 @@ export function registerRealtimeMetrics(registry: Registry, source: RealtimeSour
     },
   });
   new Counter({
+    name: 'syncbridge_frames_rate_limited_total',
+    help: 'Client frames refused RATE_LIMITED (dropped unread; only the first few of a flood are answered)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(counters.rateLimited);
+    },
+  });
+  new Counter({
+    name: 'syncbridge_flood_disconnects_total',
+    help: 'Connections closed (4008) for more than floodCloseAfter rate-limited frames in 10 s',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(counters.floodClosed);
+    },
+  });
+  new Counter({
+    name: 'syncbridge_upgrades_over_capacity_total',
+    help: 'WebSocket upgrades answered 503 because the node had maxConnections connections',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(counters.overCapacity);
+    },
+  });
+  new Counter({
     name: 'syncbridge_events_delivered_total',
     help: 'Live event frames handed to subscriptions by the fan-out (one per subscription and event)',
     registers,

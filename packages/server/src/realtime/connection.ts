@@ -32,12 +32,16 @@ import {
   Subscription,
   type SubscriptionSink,
 } from './subscription.ts';
-import { parseClientFrame } from './validate.ts';
+import { parseClientFrame, ridOf } from './validate.ts';
 
 const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;
 const MAX_SUBSCRIPTIONS = 1000;
 const MAX_PENDING_REQUESTS = 256;
+/** Refusals per flood window answered with an error frame; later ones are dropped without a word. */
+const ANSWERED_REFUSALS = 100;
+/** The window over which refusals are counted against `floodCloseAfter`. */
+const FLOOD_WINDOW_MS = 10_000;
 /** Frames a client may send after `hello` before its answer; more are refused RATE_LIMITED. */
 const MAX_HELD_FRAMES = 64;
 /**
@@ -84,6 +88,8 @@ export class Connection implements SubscriptionSink {
   /** Counted against the user's connection cap (released on dispose). */
   private admitted = false;
   private corkedSocket: Duplex | null = null;
+  private floodWindowStart = 0;
+  private refusedInWindow = 0;
   /** The first authentication is in progress: frames wait for it in `held`. */
   private holding = false;
   private readonly held: ClientMessage[] = [];
@@ -368,6 +374,9 @@ export class Connection implements SubscriptionSink {
     this.lastSeen = Date.now();
     const counters = this.ctx.metrics;
     counters.bytesIn += data.length;
+    // The rate limit comes before anything else, parsing included: a flood must cost the server as
+    // little as possible per frame.
+    if (this.principal && !this.withinRateLimit(data)) return;
     if (data.length > this.ctx.config.maxFrameBytes) {
       counters.messagesIn.invalid += 1;
       this.sendError(
@@ -399,20 +408,38 @@ export class Connection implements SubscriptionSink {
     this.accept(message);
   }
 
-  /** Handles a valid message: authentication check, rate limit, then its handler. */
+  /**
+   * Takes a token from the user's bucket for one frame. A refused frame is not handled: the first
+   * refusals of a window are answered RATE_LIMITED with the frame's rid and the wait (so a client that
+   * merely went too fast retries the request), later ones are dropped unread, and past `floodCloseAfter`
+   * refusals in a window the connection is closed 4008: a flood is not a conversation.
+   */
+  private withinRateLimit(data: Buffer): boolean {
+    const decision = this.ctx.rateLimiter.take(this.principal!.tenant, this.principal!.user);
+    if (decision.ok) return true;
+    const now = Date.now();
+    if (now - this.floodWindowStart > FLOOD_WINDOW_MS) {
+      this.floodWindowStart = now;
+      this.refusedInWindow = 0;
+    }
+    this.refusedInWindow += 1;
+    this.ctx.metrics.rateLimited += 1;
+    if (this.refusedInWindow > this.ctx.config.floodCloseAfter) {
+      if (!this.closing) this.ctx.metrics.floodClosed += 1;
+      this.close(CLOSE_CODES.RATE_LIMITED, 'rate limit exceeded');
+    } else if (this.refusedInWindow <= ANSWERED_REFUSALS) {
+      const details = { retryAfterMs: decision.retryAfterMs };
+      this.sendError(new SyncError('RATE_LIMITED', 'too many messages; slow down', details), ridOf(data));
+    }
+    return false;
+  }
+
+  /** Handles a valid message: authentication check, then its handler. */
   private accept(message: ClientMessage): void {
     if (!this.principal && message.type !== 'hello') {
       this.sendError(new SyncError('UNAUTHORIZED', 'send hello with a token first'), message.rid);
       this.close(CLOSE_CODES.POLICY, 'not authenticated');
       return;
-    }
-    if (this.principal) {
-      const decision = this.ctx.rateLimiter.take(this.principal.tenant, this.principal.user);
-      if (!decision.ok) {
-        const details = { retryAfterMs: decision.retryAfterMs };
-        this.sendError(new SyncError('RATE_LIMITED', 'too many messages; slow down', details), message.rid);
-        return;
-      }
     }
     // Past this many requests in flight, stop reading the socket: TCP pushes back on the client
     // instead of the server queueing without bound.

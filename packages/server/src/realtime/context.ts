@@ -20,6 +20,9 @@ export interface RealtimeContext {
     | 'helloTimeoutMs'
     | 'allowedOrigins'
     | 'retention'
+    | 'maxConnections'
+    | 'upgradeTimeoutMs'
+    | 'floodCloseAfter'
   >;
   store: Store;
   writer: LogWriter;

@@ -64,6 +64,12 @@ export class RealtimeCounters {
   bytesOut = 0;
   /** Connections closed because they fell too far behind. */
   slowConsumers = 0;
+  /** Frames refused RATE_LIMITED (dropped unread). */
+  rateLimited = 0;
+  /** Connections closed for flooding (4008). */
+  floodClosed = 0;
+  /** WebSocket upgrades refused because the node was at maxConnections. */
+  overCapacity = 0;
 
   /** Counts one frame sent (an `events` batch is one frame). */
   frameSent(type: OutboundType, bytes: number): void {

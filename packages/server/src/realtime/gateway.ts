@@ -42,7 +42,14 @@ export interface ConnectionInfo {
 
 function rejectUpgrade(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
-  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Not Found';
+  const reason =
+    status === 401
+      ? 'Unauthorized'
+      : status === 403
+        ? 'Forbidden'
+        : status === 503
+          ? 'Service Unavailable'
+          : 'Not Found';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -53,6 +60,8 @@ export class RealtimeGateway {
   private readonly connections = new Map<string, Connection>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private accepting = true;
+  /** Upgrades between their request and their open WebSocket (or refusal). */
+  private upgrading = 0;
   private server: Server | null = null;
   /** Cursor saves in flight, by tenant, user and device. */
   private readonly cursorSaves = new Map<string, Promise<void>>();
@@ -71,7 +80,23 @@ export class RealtimeGateway {
     this.server = server;
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
-      void this.handleUpgrade(req, socket, head);
+      // Connections and upgrades in progress count against maxConnections together; an upgrade that is
+      // not done within upgradeTimeoutMs (a token check that hangs) is dropped.
+      if (this.connections.size + this.upgrading >= this.ctx.config.maxConnections) {
+        this.ctx.metrics.overCapacity += 1;
+        return rejectUpgrade(
+          socket,
+          503,
+          'UNAVAILABLE',
+          'the server is at its connection limit; retry later',
+        );
+      }
+      this.upgrading += 1;
+      const timer = setTimeout(() => socket.destroy(), this.ctx.config.upgradeTimeoutMs);
+      void this.handleUpgrade(req, socket, head).finally(() => {
+        clearTimeout(timer);
+        this.upgrading -= 1;
+      });
     });
     const interval = Math.min(this.ctx.config.heartbeatMs, 1000);
     this.sweepTimer = setInterval(() => void this.sweep(), interval);

@@ -25,9 +25,19 @@ const checkers: Record<string, Checker> = Object.fromEntries(
 
 export type ParsedFrame = { ok: true; message: ClientMessage } | { ok: false; error: SyncError; rid?: Rid };
 
-function ridOf(value: Record<string, unknown>): Rid | undefined {
+function ridIn(value: Record<string, unknown>): Rid | undefined {
   const rid = value.rid;
   return (typeof rid === 'string' && rid.length <= 128) || Number.isInteger(rid) ? (rid as Rid) : undefined;
+}
+
+/** The rid of a frame that is not otherwise handled (refused by the rate limit), if it has a readable one. */
+export function ridOf(frame: Buffer): Rid | undefined {
+  try {
+    const value: unknown = JSON.parse(frame.toString('utf8'));
+    return typeof value === 'object' && value !== null ? ridIn(value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function parseClientFrame(text: string): ParsedFrame {
@@ -44,7 +54,7 @@ export function parseClientFrame(text: string): ParsedFrame {
     };
   }
   const obj = value as Record<string, unknown>;
-  const rid = ridOf(obj);
+  const rid = ridIn(obj);
   // U+0000 can only arrive escaped: frames without the escape need no walk (core/nul.ts).
   if (text.includes('\\u0000')) {
     const at = nulPath(value);

@@ -108,9 +108,18 @@ export function parseExposition(text: string): Exposition {
   };
 }
 
-/** Scrapes a server's /metrics and parses it. */
-export async function scrape(url: string): Promise<Exposition> {
-  const res = await fetch(`${url}/metrics`);
+/**
+ * Scrapes a server's /metrics and parses it. Series labelled by tenant are only there with the admin
+ * key (`apiKey`) or the metrics token (`token`).
+ */
+export async function scrape(
+  url: string,
+  auth: { apiKey?: string; token?: string } = {},
+): Promise<Exposition> {
+  const headers: Record<string, string> = {};
+  if (auth.apiKey) headers['x-api-key'] = auth.apiKey;
+  if (auth.token) headers.authorization = `Bearer ${auth.token}`;
+  const res = await fetch(`${url}/metrics`, { headers });
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
   return parseExposition(await res.text());
 }

@@ -9,7 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { MemoryBusNetwork } from '../../src/bus/memory-bus.ts';
 import { type Exposition, scrape } from '../helpers/prometheus.ts';
-import { createTestStorage, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
+import {
+  createTestStorage,
+  startTestServer,
+  storeKinds,
+  TEST_ADMIN_KEY,
+  type TestServer,
+} from '../helpers/server.ts';
 import { TestWsClient } from '../helpers/ws-client.ts';
 import { Receiver } from '../webhooks/receiver.ts';
 import { adminClient, register, startWebhookServer } from '../webhooks/support.ts';
@@ -37,7 +43,7 @@ function meter(ws: WebSocket) {
 async function scrapeUntil(url: string, ready: (e: Exposition) => boolean): Promise<Exposition> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const e = await scrape(url);
+    const e = await scrape(url, { apiKey: TEST_ADMIN_KEY });
     if (ready(e) || Date.now() > deadline) return e;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -63,7 +69,7 @@ describe('Prometheus metrics of the write path', () => {
       { mid: 'b', collection: 'strict', id: 'x', op: 'put', data: { v: 2 }, baseVersion: 0 },
     ]);
     await post([{ mid: 'a', collection: 'strict', id: 'x', op: 'put', data: { v: 1 } }]);
-    const e = await scrape(srv.url);
+    const e = await scrape(srv.url, { apiKey: TEST_ADMIN_KEY });
     expect(e.value('syncbridge_mutations_total', { status: 'applied' })).toBe(1);
     expect(e.value('syncbridge_mutations_total', { status: 'rejected' })).toBe(1);
     expect(e.value('syncbridge_mutations_total', { status: 'duplicate' })).toBe(1);
@@ -187,7 +193,7 @@ describe('Prometheus metrics of realtime traffic, conflicts and webhooks', () =>
   });
 
   it('counts a batch of events sent to a `batch` client as one `events` frame', async () => {
-    const before = await scrape(srv.url);
+    const before = await scrape(srv.url, { apiKey: TEST_ADMIN_KEY });
     const client = await TestWsClient.connect(srv.wsUrl);
     const wire = meter(client.ws);
     const token = await srv.token('batch', 'bob');
@@ -280,8 +286,8 @@ describe.skipIf(!hasPostgres)('Prometheus metrics of the bus between two nodes (
       });
     }
     await reader.waitForEvents(3, 'records:notes');
-    const eb = await scrape(b.url);
-    const ea = await scrape(a.url);
+    const eb = await scrape(b.url, { apiKey: TEST_ADMIN_KEY });
+    const ea = await scrape(a.url, { apiKey: TEST_ADMIN_KEY });
     expect(eb.value('syncbridge_bus_messages_received_total', { bus: 'memory', type: 'events' })).toBe(3);
     expect(eb.value('syncbridge_bus_transit_seconds_count', { bus: 'memory' })).toBe(3);
     expect(eb.value('syncbridge_fanout_latency_seconds_count', { origin: 'bus' })).toBe(3);

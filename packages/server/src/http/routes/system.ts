@@ -1,4 +1,6 @@
 /** Liveness, readiness, Prometheus metrics, token minting and tenant API keys. */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
@@ -11,7 +13,14 @@ import {
   TokenResponse,
 } from '@syncbridge/protocol';
 import { SyncError } from '../../core/errors.ts';
+import { withoutTenantSeries } from '../../observability/metrics.ts';
 import type { HttpContext } from '../context.ts';
+
+/** Compares two secrets in constant time (by their hashes, so their lengths do not show either). */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
 
 export const systemRoutes =
   (ctx: HttpContext): FastifyPluginAsyncTypebox =>
@@ -55,10 +64,31 @@ export const systemRoutes =
       },
     );
 
-    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    // Series labelled by tenant name every tenant: only a scraper with the metrics token (or the admin
+    // key) sees them. Without either, the rest is open as before, so a plain scrape keeps working.
+    app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+      const access = await metricsAccess(request.headers);
+      if (access === 'refused') {
+        throw new SyncError('UNAUTHORIZED', 'wrong metrics token or admin key');
+      }
       reply.header('Content-Type', ctx.metrics.contentType);
-      return ctx.metrics.render();
+      const text = await ctx.metrics.render();
+      return access === 'full' ? text : withoutTenantSeries(text);
     });
+
+    async function metricsAccess(headers: IncomingHttpHeaders): Promise<'full' | 'public' | 'refused'> {
+      const auth = headers.authorization;
+      const apiKey = headers['x-api-key'];
+      if (typeof apiKey === 'string') {
+        const key = await ctx.keys.resolve(apiKey);
+        return key && key.tenant === null ? 'full' : 'refused';
+      }
+      if (auth === undefined) return 'public';
+      const bearer = /^bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
+      return bearer !== undefined && ctx.metricsToken !== undefined && sameSecret(bearer, ctx.metricsToken)
+        ? 'full'
+        : 'refused';
+    }
 
     app.post(
       '/v1/auth/token',
