@@ -82,6 +82,8 @@ export class Connection {
   private pongDueSince: number | null = null;
   private authRetryUsed = false;
   private lastAuthError: string | null = null;
+  /** The current attempt's upgrade was refused with HTTP 401 (a token in the URL; `ws` reports it). */
+  private upgradeUnauthorized = false;
   /** Set by `disconnect()`: stay offline until `connect()`. */
   private paused = false;
   /** The token of the current (or last) connection attempt. */
@@ -222,6 +224,7 @@ export class Connection {
     }
     this.socket = socket;
     this.lastAuthError = null;
+    this.upgradeUnauthorized = false;
     this.heartbeatMs = 0;
     this.attemptStartedAt = Date.now();
     this.startWatchdog(250);
@@ -251,7 +254,15 @@ export class Connection {
       }
       this.receive(message);
     };
-    socket.onerror = () => undefined;
+    socket.onerror = (event) => {
+      if (epoch !== this.epoch) return;
+      // Node's `ws` names the status of a refused upgrade ("Unexpected server response: 401"); browsers
+      // say nothing. A 401 there is a refused token, as final as a close with 1008 after `hello`.
+      const message = (event as { message?: unknown } | null)?.message;
+      if (typeof message === 'string' && /\bUnexpected server response: 401\b/.test(message)) {
+        this.upgradeUnauthorized = true;
+      }
+    };
     socket.onclose = (event) => {
       if (epoch !== this.epoch) return;
       this.handleClose(opened, event.code, event.reason);
@@ -288,8 +299,10 @@ export class Connection {
     this.socket = null;
     this.stopWatchdog();
     if (this.current === 'closed') return;
-    if (code === CLOSE_CODES.POLICY) {
-      const message = this.lastAuthError ?? reason;
+    if (code === CLOSE_CODES.POLICY || (!opened && this.upgradeUnauthorized)) {
+      const message =
+        this.lastAuthError ??
+        (this.upgradeUnauthorized ? 'the server refused the token at the upgrade (HTTP 401)' : reason);
       if (typeof this.options.token === 'function' && !this.authRetryUsed) {
         // The token may simply have expired: fetch a fresh one and try once more at once.
         this.authRetryUsed = true;

@@ -67,11 +67,15 @@ export interface SyncbridgeServer {
 export function resolveJwtSecret(config: ServerConfig): string {
   if (config.jwtSecret) return config.jwtSecret;
   const file = join(resolve(config.dataDir), 'jwt-secret');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(resolve(config.dataDir), { recursive: true });
-  const secret = randomBytes(48).toString('base64url');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
+  try {
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    mkdirSync(resolve(config.dataDir), { recursive: true });
+    const secret = randomBytes(48).toString('base64url');
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    return secret;
+  } catch (err) {
+    throw new StartupError(`cannot read or write the JWT secret ${file}: ${causeOf(err)}`, { cause: err });
+  }
 }
 
 /** The box sealing stored secrets, or null (with a warning) when no secrets key is configured. */

@@ -96,11 +96,15 @@ export class LiveFeed {
         this.api.collections(),
         this.api.events({ after: 0, limit: 1 }),
       ]);
-      if (this.startHead === null) this.startHead = probe.head;
+      const first = this.startHead === null;
+      if (first) this.startHead = probe.head;
       for (const c of configured.collections) this.watchCollection(c.name);
       const after = Math.max(0, probe.head - 1000);
-      const log = await this.api.events({ after, limit: 1000, kind: 'record' });
+      const log = await this.api.events({ after, limit: 1000 });
       for (const e of log.events) if (e.collection) this.watchCollection(e.collection);
+      // The log up to the page load fills the chart and the activity list, so a tenant with history does
+      // not look idle; what follows arrives live, from the subscriptions that start at that head.
+      if (first) for (const e of log.events) if (e.seq <= probe.head) this.remember(e);
       if (probe.head > this.head) {
         this.head = probe.head;
         this.emit();
@@ -214,6 +218,23 @@ export class LiveFeed {
    */
   private record(event: EventMessage): void {
     this.channels.set(event.channel, event.seq);
+    this.remember({
+      seq: event.seq,
+      kind: event.kind,
+      collection: event.collection,
+      id: event.id,
+      op: event.op,
+      version: event.version,
+      type: event.kind === 'event' ? event.eventType : undefined,
+      actor: event.actor,
+      ts: event.ts,
+      source: event.source,
+      target: event.target,
+    });
+  }
+
+  /** Counts an entry in the chart's second it was committed in, and keeps it in the activity list. */
+  private remember(event: Activity): void {
     this.head = Math.max(this.head, event.seq);
     this.tick();
     const first = this.buckets[0]!.t;
@@ -230,7 +251,7 @@ export class LiveFeed {
       id: event.id,
       op: event.op,
       version: event.version,
-      type: event.kind === 'event' ? event.eventType : undefined,
+      type: event.type,
       actor: event.actor,
       ts: event.ts,
       source: event.source,

@@ -1,6 +1,7 @@
 /**
- * The `syncbridge` command: `serve`, `migrate`, `token`. Configuration comes from SYNCBRIDGE_*
- * variables and an optional `--config` file; a wrong value stops the command with one line per problem.
+ * The `syncbridge` command: `serve`, `migrate`, `token`, `replay`, `backup`, `restore`, `admin-key`.
+ * Configuration comes from SYNCBRIDGE_* variables and an optional `--config` file; a wrong value stops
+ * the command with one line per problem, and an expected failure with one line, never a stack trace.
  */
 import { parseArgs } from 'node:util';
 import { TokenService } from '../auth/tokens.ts';
@@ -9,17 +10,22 @@ import { verifyReplay } from '../replay/verify.ts';
 import { createLogger, openStore, resolveJwtSecret, startServer } from '../server.ts';
 import { StartupError } from '../startup/reach.ts';
 import { adminKeyCommand } from './admin-key.ts';
+import { backupCommand, restoreCommand } from './backup.ts';
 import { CommandError } from './errors.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
 
 commands:
-  serve     start the server (HTTP + WebSocket)
-  migrate   apply pending database migrations and exit
-  token     mint a user token: --tenant T --user U [--roles a,b] [--ttl seconds] [--platform P]
-  replay    --verify [--tenant T]: rebuild every record from the log and report any difference
-  admin-key rotate | revoke: print a new server-wide admin key (the old one is refused at once),
-            or refuse the current one without making another
+  serve           start the server (HTTP + WebSocket)
+  migrate         apply pending database migrations and exit
+  token           mint a user token: --tenant T --user U [--roles a,b] [--ttl seconds] [--platform P]
+  replay          --verify [--tenant T]: rebuild every record from the log and report any difference
+  backup <dir>    copy the SQLite data (database, connector state, generated JWT secret) into a new
+                  directory, consistently, while the server runs
+  restore <dir>   copy a backup into a data dir that has no database yet (--data-dir)
+  admin-key rotate | revoke
+                  print a new server-wide admin key (the old one is refused at once), or refuse
+                  the current one without making another
 
 options:
   --config <file>   YAML or JSON settings (also SYNCBRIDGE_CONFIG)
@@ -182,6 +188,10 @@ async function main(argv: string[]): Promise<void> {
       return token(config, values);
     case 'replay':
       return replay(config, values);
+    case 'backup':
+      return backupCommand(config, positionals[1]);
+    case 'restore':
+      return restoreCommand(config, positionals[1]);
     case 'admin-key':
       return adminKeyCommand(config, positionals[1]);
     default:

@@ -143,4 +143,17 @@ describe.each(kinds)('getting started, as written (%s)', (kind: StoreKind) => {
     ]);
     expect(readFileSync(join(dir, 'watch.cursor'), 'utf8')).toBe('4');
   });
+
+  it('the watcher stops with the documented line when its token is refused at the upgrade', async () => {
+    const expired = await srv.token('demo', 'bob', { ttlSeconds: 1 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const watcher = watch(expired);
+    const code = await Promise.race([
+      watcher.exited,
+      new Promise((r) => setTimeout(() => r('still running'), 8000)),
+    ]);
+    expect(code).toBe(1);
+    expect(watcher.stderr.trim()).toBe(documented('the server refused the token (expired?): mint a new one'));
+    expect(watcher.lines).toEqual([]);
+  });
 });

@@ -2,9 +2,12 @@
  * A start against a database or bus that is not there: `syncbridge serve` retries for
  * `SYNCBRIDGE_CONNECT_RETRY_MS`, then exits 1 with one line naming the service, its address and the
  * cause, never a stack trace and never hanging. PostgreSQL, Redis and NATS, each on a port where nothing
- * listens; and a database that refuses the login fails at once, without retrying.
+ * listens; a database that refuses the login fails at once, without retrying; and a data dir that
+ * cannot be made stops `serve` and `token` with one line too.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cliEnv, runCli, STACK } from '../cli/support.ts';
 import { createTestStorage, POSTGRES_URL } from '../helpers/server.ts';
@@ -80,5 +83,24 @@ describe('unreachable database or bus at start', () => {
       ),
     );
     expect(run.stderr).not.toMatch(/retrying/);
+  }, 60_000);
+
+  it('a data dir that cannot be made stops serve and token with one line', async () => {
+    // Below a regular file: mkdir fails with ENOTDIR, even for root.
+    const env = cliEnv(storage, {
+      SYNCBRIDGE_DATA_DIR: join(storage.dataDir, 'file', 'data'),
+      SYNCBRIDGE_JWT_SECRET: '',
+    });
+    writeFileSync(join(storage.dataDir, 'file'), 'not a directory');
+    const [serve, token] = await Promise.all([
+      runCli(['serve'], { ...env, SYNCBRIDGE_PORT: '0' }),
+      runCli(['token', '--tenant', 't', '--user', 'u'], env),
+    ]);
+    for (const run of [serve, token]) {
+      expect(run.status, run.stderr).toBe(1);
+      expect(run.stderr).not.toMatch(STACK);
+      expect(run.stderr.split('\n').filter((l) => l.startsWith('syncbridge:'))).toHaveLength(1);
+      expect(run.stderr).toMatch(/ENOTDIR: not a directory/);
+    }
   }, 60_000);
 });

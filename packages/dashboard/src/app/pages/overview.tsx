@@ -17,7 +17,8 @@ export function Overview() {
       api.connections(),
     ]);
     return { health, conflicts, webhooks, connections };
-  }, [api]);
+    // Read again as soon as the live socket opens, so the count includes it rather than lagging a poll.
+  }, [api, feed.state]);
 
   const s = summary.data;
   const platforms = feed.health ?? s?.health.health ?? [];
