@@ -51,7 +51,7 @@ interface Run {
 function startOnce(dataDir: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const env = { ...process.env, SYNCBRIDGE_PORT: '0', SYNCBRIDGE_DATA_DIR: dataDir };
+    const env: NodeJS.ProcessEnv = { ...process.env, SYNCBRIDGE_PORT: '0', SYNCBRIDGE_DATA_DIR: dataDir };
     delete env.NODE_OPTIONS;
     const child = spawn(process.execPath, command, { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
