@@ -24,8 +24,11 @@ export interface CachedRecord<T = JsonObject> {
   pending: boolean;
 }
 
-/** What moved a record: a local write, another client's change, a snapshot, a result, a rejected write. */
-export type ChangeSource = 'local' | 'remote' | 'snapshot' | 'result' | 'rollback';
+/**
+ * What moved a record: a local write, another client's change, a snapshot, a result, a rejected write,
+ * or the storage (the replica and the queued writes of an earlier run, loaded at start).
+ */
+export type ChangeSource = 'local' | 'remote' | 'snapshot' | 'result' | 'rollback' | 'storage';
 
 export interface RecordChange<T = JsonObject> {
   id: string;
@@ -38,7 +41,8 @@ export interface CollectionChange<T = JsonObject> {
   changes: RecordChange<T>[];
 }
 
-interface ServerEntry {
+/** What the server last said about a record (`data: null`: deleted at `version`). */
+export interface ServerEntry {
   data: JsonObject | null;
   version: number;
   seq: number;
@@ -56,7 +60,50 @@ export class CollectionCache {
   private readonly held = new Map<string, ServerUpdate[]>();
   private readonly idOfMid = new Map<string, string>();
 
-  constructor(readonly name: string) {}
+  /** `onServerChange` hears of every change of the server state (what the replica stores), not of the view. */
+  constructor(
+    readonly name: string,
+    private readonly onServerChange?: (id: string) => void,
+  ) {}
+
+  /** What the server last said about a record, as far as applied (updates held back are not). */
+  serverEntry(id: string): ServerEntry | undefined {
+    return this.server.get(id);
+  }
+
+  /** The lowest seq of a server update held back (waiting for a write's result), or null. */
+  heldMinSeq(): number | null {
+    let min: number | null = null;
+    for (const list of this.held.values()) {
+      for (const update of list)
+        if (update.kind === 'set' && (min === null || update.seq < min)) min = update.seq;
+    }
+    return min;
+  }
+
+  /**
+   * Loads what an earlier run left: the replica's server state and the queued writes, shown as one
+   * `storage` change. Writes made since the client started stay after the restored ones.
+   */
+  restore(records: Array<{ id: string } & ServerEntry>, ops: PendingOp[]): void {
+    const touched = new Set<string>();
+    for (const record of records) {
+      const known = this.server.get(record.id);
+      if (known && known.version >= record.version) continue;
+      this.server.set(record.id, { data: record.data, version: record.version, seq: record.seq });
+      touched.add(record.id);
+    }
+    for (let i = ops.length - 1; i >= 0; i--) {
+      const op = ops[i]!;
+      this.idOfMid.set(op.mid, op.id);
+      this.pending.set(op.id, [op, ...(this.pending.get(op.id) ?? [])]);
+      touched.add(op.id);
+    }
+    this.emit(
+      'storage',
+      [...touched].map((id) => this.recompute(id)),
+    );
+  }
 
   get(id: string): CachedRecord | undefined {
     return this.view.get(id);
@@ -82,21 +129,6 @@ export class CollectionCache {
     list.push(op);
     this.pending.set(op.id, list);
     this.emit('local', [this.recompute(op.id)]);
-  }
-
-  /** Puts writes restored from storage back in front of any written since the client started. */
-  restorePending(ops: PendingOp[]): void {
-    const touched = new Set<string>();
-    for (let i = ops.length - 1; i >= 0; i--) {
-      const op = ops[i]!;
-      this.idOfMid.set(op.mid, op.id);
-      this.pending.set(op.id, [op, ...(this.pending.get(op.id) ?? [])]);
-      touched.add(op.id);
-    }
-    this.emit(
-      'local',
-      [...touched].map((id) => this.recompute(id)),
-    );
   }
 
   markSent(mid: string): void {
@@ -212,12 +244,13 @@ export class CollectionCache {
 
   private applyNow(update: ServerUpdate): void {
     if (update.kind === 'forget') {
-      this.server.delete(update.id);
+      if (this.server.delete(update.id)) this.onServerChange?.(update.id);
       return;
     }
     const entry = this.server.get(update.id);
     if (entry && !update.force && update.version <= entry.version) return;
     this.server.set(update.id, { data: update.data, version: update.version, seq: update.seq });
+    this.onServerChange?.(update.id);
   }
 
   private recompute(id: string): RecordChange {

@@ -28,13 +28,16 @@ import { Connection, type TokenSource } from './connection.ts';
 import { TypedEventEmitter } from './emitter.ts';
 import { SyncClientError } from './errors.ts';
 import { EventStream, type EventStreamFilter, eventsChannel } from './events.ts';
+import { type RecordFilter, recordsChannel } from './filters.ts';
 import { ClientClock } from './hlc.ts';
 import { writeProblem } from './mutation-check.ts';
 import { jsonBytes, MutationQueue } from './queue.ts';
+import { LocalReplica } from './replica.ts';
 import { RequestTracker } from './requests.ts';
+import { resolveScope } from './scope.ts';
 import { MemoryStorage } from './storage/memory.ts';
-import type { QueuedMutation, QueueStorage } from './storage/types.ts';
-import { SubscriptionManager } from './subscriptions.ts';
+import { hasReplica, type QueuedMutation, type QueueStorage, type ReplicaState } from './storage/types.ts';
+import { type ResumePoint, SubscriptionManager } from './subscriptions.ts';
 import { type TopicOptions, TopicStream, topicChannel } from './topics.ts';
 import type { WebSocketConstructor } from './transport.ts';
 
@@ -43,8 +46,20 @@ export interface SyncClientOptions {
   url: string | string[];
   /** A token, or a function returning a fresh one (called for every connection attempt). */
   token: TokenSource;
-  /** Where the offline queue lives. Default: memory (lost when the process ends). */
+  /**
+   * Where the offline queue and the replica live: `FileStorage` (Node), `IndexedDbStorage` (browsers),
+   * or `MemoryStorage`, the default (lost when the process ends). A `QueueStorage` of your own without
+   * the replica methods keeps the queue only.
+   */
   storage?: QueueStorage;
+  /**
+   * Whose data the replica holds. Default: the token's `tenant` and `sub` claims (read without
+   * verifying; a token function is called once at start for them). Give it when a token function cannot
+   * answer offline, e.g. the signed-in user's id; a storage opened with another key wipes the replica.
+   */
+  replicaKey?: string;
+  /** The replica's size limit; least recently used channels not subscribed now are evicted past it. Default 64 MiB. */
+  replicaMaxBytes?: number;
   /** A stable id for this installation; the server keeps its acknowledged cursor under it. */
   deviceId?: string;
   /**
@@ -98,6 +113,11 @@ export interface ClientEvents {
   error: SyncClientError;
   /** The server could not resume a channel from our seq; records channels reload from a snapshot. */
   reset: { channel: string; reason: string };
+  /**
+   * The number of queued writes changed: a write was queued, answered or dropped, or writes were
+   * restored from storage. `pendingCount` is `client.pendingCount()` at that moment.
+   */
+  queue: { pendingCount: number };
 }
 
 export interface PublishResult {
@@ -141,6 +161,9 @@ export class SyncClient {
   private pendingReport: ServerPending | null = null;
   private pendingThisConnection = false;
   private closing: Promise<void> | null = null;
+  private readonly loading: Promise<void>;
+  private readonly replica: LocalReplica | null;
+  private reportedPendingCount = 0;
 
   constructor(options: SyncClientOptions) {
     const urls = Array.isArray(options.url) ? options.url : [options.url];
@@ -153,9 +176,10 @@ export class SyncClient {
       opened: (conflict) => this.conflictOpened(conflict),
       resolved: (conflict) => this.emitter.emit('conflictResolved', conflict),
     });
+    const scoped = resolveScope(options.replicaKey, options.token);
     this.connection = new Connection({
       urls,
-      token: options.token,
+      token: scoped.token,
       deviceId: options.deviceId,
       device: options.device,
       capabilities: options.batch === false ? [] : ['batch'],
@@ -165,7 +189,27 @@ export class SyncClient {
       WebSocket: options.WebSocket,
     });
     this.requests = new RequestTracker((message) => this.connection.send(message));
+    const scope = scoped.scope;
+    const storage = this.storage;
+    this.replica = hasReplica(storage)
+      ? new LocalReplica({
+          storage,
+          scope,
+          maxBytes: options.replicaMaxBytes ?? 64 * 1024 * 1024,
+          serverEntry: (collection, id) => this.caches.get(collection)?.serverEntry(id),
+          resumePoints: () => this.resumePoints(),
+          onError: (error) => this.emitter.emit('error', error),
+        })
+      : null;
+    let loaded: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => {
+      loaded = resolve;
+    });
     this.subscriptions = new SubscriptionManager({
+      ready,
+      storedCursor: (channel) => this.replica?.storedCursor(channel) ?? null,
+      onCursor: () => this.replica?.cursorChanged(),
+      onAcquire: (channel) => this.replica?.channelUsed(channel),
       requests: this.requests,
       send: (message) => this.connection.send(message),
       isConnected: () => this.connection.authenticated,
@@ -181,15 +225,28 @@ export class SyncClient {
       onDropped: (item, error) => {
         this.collectionOfMid.delete(item.mid);
         this.cache(item.mutation.collection).settle(item.mid, null);
+        this.queueChanged();
         this.emitter.emit('error', error);
       },
       onError: (error) => this.emitter.emit('error', error),
       maxMessageBytes: this.maxMessageBytes,
+      scope,
     });
-    this.queue.loaded().then(
-      (items) => this.restore(items),
-      () => undefined,
+    const replicaLoaded = (this.replica?.load() ?? Promise.resolve(null)).catch((err: unknown) => {
+      // A replica that cannot be read is a cache miss, never a reason to stop: report it, carry on.
+      this.emitter.emit(
+        'error',
+        err instanceof SyncClientError
+          ? err
+          : new SyncClientError('STORAGE', `cannot read the replica: ${String(err)}`),
+      );
+      return null;
+    });
+    this.loading = Promise.all([this.queue.loaded(), replicaLoaded]).then(([items, state]) =>
+      this.restore(items, state),
     );
+    this.loading.then(loaded, loaded);
+    this.loading.catch(() => undefined);
     this.connection.events.on('status', (change) => this.statusChanged(change));
     this.connection.events.on('welcome', () => void this.resume(this.connection.connectionEpoch));
     this.connection.events.on('message', (message) => this.receive(message));
@@ -223,7 +280,8 @@ export class SyncClient {
   /**
    * Listens to `status` (every state transition, with a reason), `result` (every write's outcome),
    * `conflict` (an open conflict of this user's writes, with base, server and client data),
-   * `conflictResolved`, `pending` (the server's count for this device on connect), `error` and `reset`.
+   * `conflictResolved`, `pending` (the server's count for this device on connect), `queue` (the number of
+   * queued writes changed), `error` and `reset`.
    * Returns an unsubscribe function.
    * @example client.on('status', ({ oldState, newState, reason }) => console.log(oldState, '->', newState, reason));
    */
@@ -242,6 +300,7 @@ export class SyncClient {
         cache: this.cache(name),
         subscriptions: this.subscriptions,
         write: (request) => this.write(request),
+        stored: (filter) => this.storedView(name, filter),
       });
       this.collections.set(name, collection);
     }
@@ -345,6 +404,26 @@ export class SyncClient {
     return this.queue.pendingCount();
   }
 
+  /**
+   * Resolves once what the storage held is loaded: the replica's records and the writes queued by an
+   * earlier client are in the cache (one `storage` change per collection, pending writes applied on
+   * top) and in `pendingCount()`. Rejects with `STORAGE` when the queue cannot be read.
+   * @example await client.whenLoaded(); console.log(client.pendingCount(), 'writes waiting');
+   */
+  whenLoaded(): Promise<void> {
+    return this.loading;
+  }
+
+  /**
+   * Resolves once every write made so far is in the storage (its promise still waits for the server's
+   * result), and the replica holds what the client has received so far. `close()` waits for the same, so this is for apps that want to know before that: say
+   * "saved on this device" or let a mobile OS suspend the app.
+   * @example void todos.put('t1', { title: 'x', done: false }); await client.persisted();
+   */
+  async persisted(): Promise<void> {
+    await Promise.all([this.queue.persisted(), this.replica?.persisted()]);
+  }
+
   /** Resolves when every queued write has its result. */
   flush(): Promise<void> {
     return this.queue.flush();
@@ -373,8 +452,9 @@ export class SyncClient {
   }
 
   /**
-   * Closes the connection and the storage. Writes still queued stay in the storage (a FileStorage or
-   * IndexedDbStorage sends them from the next client); their promises reject with `CLOSED`.
+   * Closes the connection and the storage. Every write made before it is stored first, however soon
+   * after the writes `close()` is called; writes still queued stay in the storage (a FileStorage or
+   * IndexedDbStorage sends them from the next client), and their promises reject with `CLOSED`.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -382,8 +462,11 @@ export class SyncClient {
       this.queue.close(error);
       this.requests.failAll('CLOSED', 'the client is closed');
       this.subscriptions.flushAck();
+      // Captured before the subscriptions are forgotten: their cursors go with the records.
+      const replicaDone = this.replica?.close();
       this.subscriptions.clear();
       await this.connection.close();
+      await Promise.all([this.queue.persisted(), replicaDone]);
       await this.storage.close();
     })();
     return this.closing;
@@ -400,7 +483,7 @@ export class SyncClient {
   private cache(name: string): CollectionCache {
     let cache = this.caches.get(name);
     if (!cache) {
-      cache = new CollectionCache(name);
+      cache = new CollectionCache(name, (id) => this.replica?.recordChanged(name, id));
       this.caches.set(name, cache);
     }
     return cache;
@@ -444,23 +527,32 @@ export class SyncClient {
       sent: false,
     });
     const result = this.queue.enqueue(mutation);
+    this.queueChanged();
     // Optimistic writes are often not awaited: a CLOSED or STORAGE rejection must not crash the process
     // as an unhandled rejection. Whoever awaits still gets it; the `result` and `error` events report it too.
     result.catch(() => undefined);
     return result;
   }
 
-  private restore(items: QueuedMutation[]): void {
-    const byCollection = new Map<string, QueuedMutation[]>();
+  private restore(items: QueuedMutation[], state: ReplicaState | null): void {
+    const byCollection = new Map<string, { records: ReplicaState['records']; items: QueuedMutation[] }>();
+    const group = (name: string) => {
+      let entry = byCollection.get(name);
+      if (!entry) {
+        entry = { records: [], items: [] };
+        byCollection.set(name, entry);
+      }
+      return entry;
+    };
+    for (const record of state?.records ?? []) group(record.collection).records.push(record);
     for (const item of items) {
       this.collectionOfMid.set(item.mid, item.mutation.collection);
-      const list = byCollection.get(item.mutation.collection) ?? [];
-      list.push(item);
-      byCollection.set(item.mutation.collection, list);
+      group(item.mutation.collection).items.push(item);
     }
-    for (const [name, list] of byCollection) {
+    for (const [name, { records, items: list }] of byCollection) {
       // Restored writes may have reached the server before the restart: treat them as sent.
-      this.cache(name).restorePending(
+      this.cache(name).restore(
+        records,
         list.map(({ mid, mutation }) => ({
           mid,
           id: mutation.id,
@@ -470,12 +562,44 @@ export class SyncClient {
         })),
       );
     }
+    if (items.length > 0) this.queueChanged();
+  }
+
+  private queueChanged(): void {
+    const pendingCount = this.queue.pendingCount();
+    if (pendingCount === this.reportedPendingCount) return;
+    this.reportedPendingCount = pendingCount;
+    this.emitter.emit('queue', { pendingCount });
+  }
+
+  /**
+   * Once loaded: does the replica hold this channel (so its records are shown from storage at once)?
+   * Resolves false when it does not, or the storage could not be read.
+   */
+  private async storedView(collection: string, filter: RecordFilter | undefined): Promise<boolean> {
+    try {
+      await this.loading;
+    } catch {
+      return false;
+    }
+    return this.replica?.storedCursor(recordsChannel(collection, filter)) !== null && this.replica !== null;
+  }
+
+  /** The channels to store cursors for; a records channel's stops below updates its cache holds back. */
+  private resumePoints(): ResumePoint[] {
+    return this.subscriptions.resumePoints().map((point) => {
+      if (point.kind !== 'records') return point;
+      const collection = point.channel.slice('records:'.length).split('?')[0]!;
+      const held = this.caches.get(collection)?.heldMinSeq() ?? null;
+      return held === null ? point : { ...point, lastSeq: Math.min(point.lastSeq, held - 1) };
+    });
   }
 
   private settled(item: QueuedMutation, result: MutationResult): void {
     this.collectionOfMid.delete(item.mid);
     this.clock.observe(result.record?.hlc);
     this.cache(item.mutation.collection).settle(item.mid, result);
+    this.queueChanged();
     const outcome: WriteOutcome = { mutation: item.mutation, result };
     this.emitter.emit('result', outcome);
     const id = result.conflictId;
@@ -530,6 +654,8 @@ export class SyncClient {
 
   private async resume(epoch: number): Promise<void> {
     this.pendingThisConnection = false;
+    await this.loading.catch(() => undefined);
+    if (epoch !== this.connection.connectionEpoch) return;
     await Promise.all([this.subscriptions.resumeAll(), this.queue.replay(), this.pendingReported()]);
     this.connection.markSynced(epoch);
   }

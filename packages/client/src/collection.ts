@@ -30,6 +30,8 @@ export interface CollectionDeps {
   cache: CollectionCache;
   subscriptions: SubscriptionManager;
   write: (request: WriteRequest) => Promise<MutationResult>;
+  /** Resolves, once the storage is loaded, whether the replica holds this collection (and filter). */
+  stored: (filter: RecordFilter | undefined) => Promise<boolean>;
 }
 
 export interface CollectionSubscribeOptions {
@@ -59,7 +61,9 @@ export class Collection<T extends object = JsonObject> {
   /**
    * Subscribes to the collection (or the records matching `filter`) on the server, keeps the cache
    * current, and calls `listener` with the matching records once they are loaded and after every
-   * change (local, remote, result or rollback). Returns the function that stops it.
+   * change (local, remote, result or rollback). When the replica holds them from an earlier run, the
+   * first call comes from the storage at once (`source: 'storage'`), online or not, and the channel
+   * catches up from its stored cursor. Returns the function that stops it.
    *
    * @example
    * const off = stock.subscribe((records, change) => render(records), { filter: { locationId: 'wh-1' } });
@@ -81,6 +85,11 @@ export class Collection<T extends object = JsonObject> {
       if (relevant.length === 0) return;
       delivered = true;
       listener(this.list(filter), { source: change.source, changes: relevant } as CollectionChange<T>);
+    });
+    void this.deps.stored(filter).then((stored) => {
+      if (!stored || !active || delivered) return;
+      delivered = true;
+      listener(this.list(filter), { source: 'storage', changes: [] });
     });
     const release = this.deps.subscriptions.acquire(recordsChannel(this.name, filter), {
       onEvent: (event) => cache.applyEvent(event),

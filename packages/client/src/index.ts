@@ -45,9 +45,19 @@ export type { TokenSource } from './connection.ts';
 export { type Listener, TypedEventEmitter } from './emitter.ts';
 export { type ClientErrorCode, SyncClientError } from './errors.ts';
 export { type DomainEvent, EventStream, type EventStreamFilter } from './events.ts';
-export type { FilterValue, RecordFilter } from './filters.ts';
+export { type FilterValue, matchesFilter, type RecordFilter } from './filters.ts';
 export { type IdbFactory, IndexedDbStorage, type IndexedDbStorageOptions } from './storage/indexeddb.ts';
 export { MemoryStorage } from './storage/memory.ts';
-export type { QueuedMutation, QueueStorage } from './storage/types.ts';
+export {
+  type ClientStorage,
+  type QueuedMutation,
+  type QueueStorage,
+  REPLICA_SCHEMA_VERSION,
+  type ReplicaState,
+  type ReplicaStorage,
+  type ReplicaWrite,
+  type StoredChannel,
+  type StoredRecord,
+} from './storage/types.ts';
 export { type TopicEvents, type TopicOptions, TopicStream, topicChannel } from './topics.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport.ts';

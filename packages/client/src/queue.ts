@@ -5,6 +5,9 @@
  * An entry leaves the queue only when its result arrives; until then it is sent again after every
  * reconnect. Sending twice is harmless: the server answers a known `mid` with `duplicate` and the
  * first result, and changes nothing.
+ * Each entry is stored with the scope (tenant + user) that wrote it; entries of another scope stay in
+ * the storage untouched, for their own user's next client. Entries stored before scopes existed are
+ * taken by any scope.
  */
 import type { Mutation, MutationResult } from '@syncbridge/protocol';
 import { backoffDelay } from './backoff.ts';
@@ -29,6 +32,8 @@ export interface MutationQueueOptions {
   onError: (error: SyncClientError) => void;
   /** The largest message the server accepts; batches are cut to stay below it. */
   maxMessageBytes: number;
+  /** Whose writes these are (null: unknown). Nothing is loaded or stored before it is known. */
+  scope: Promise<string | null>;
 }
 
 /** The size in bytes of a value's JSON (UTF-8), as it goes on the wire. */
@@ -56,30 +61,40 @@ export class MutationQueue {
   private retryAttempt = 0;
   private emptyWaiters: Waiter<void>[] = [];
   private closed = false;
+  /** Storage writes (appends and removals) not yet settled: `persisted()` and `close()` wait for them. */
+  private readonly storing = new Set<Promise<unknown>>();
+
+  private scope: string | null = null;
 
   constructor(private readonly options: MutationQueueOptions) {
-    this.ready = options.storage.load().then(
-      (loaded) => {
-        const restored = loaded.map((item) => ({
-          item,
-          bytes: jsonBytes(item.mutation),
-          persisted: true,
-          inFlight: false,
-          solo: false,
-          waiters: [],
-        }));
-        this.entries = [...restored, ...this.entries];
-        return loaded;
-      },
-      (err: unknown) => {
-        const error =
-          err instanceof SyncClientError
-            ? err
-            : new SyncClientError('STORAGE', `cannot load the offline queue: ${String(err)}`);
-        this.options.onError(error);
-        throw error;
-      },
-    );
+    this.ready = options.scope
+      .then(async (scope) => {
+        this.scope = scope;
+        const all = await options.storage.load();
+        return all.filter((item) => item.scope === undefined || item.scope === scope);
+      })
+      .then(
+        (loaded) => {
+          const restored = loaded.map((item) => ({
+            item,
+            bytes: jsonBytes(item.mutation),
+            persisted: true,
+            inFlight: false,
+            solo: false,
+            waiters: [],
+          }));
+          this.entries = [...restored, ...this.entries];
+          return loaded;
+        },
+        (err: unknown) => {
+          const error =
+            err instanceof SyncClientError
+              ? err
+              : new SyncClientError('STORAGE', `cannot load the offline queue: ${String(err)}`);
+          this.options.onError(error);
+          throw error;
+        },
+      );
     this.ready.catch(() => undefined);
   }
 
@@ -106,8 +121,11 @@ export class MutationQueue {
     };
     this.entries.push(entry);
     const result = new Promise<MutationResult>((resolve, reject) => entry.waiters.push({ resolve, reject }));
-    this.ready
-      .then(() => this.options.storage.append([item]))
+    const stored = this.ready
+      .then(() => {
+        if (this.scope !== null) item.scope = this.scope;
+        return this.options.storage.append([item]);
+      })
       .then(
         () => {
           entry.persisted = true;
@@ -124,7 +142,31 @@ export class MutationQueue {
           this.notifyIfEmpty();
         },
       );
+    this.track(stored);
     return result;
+  }
+
+  /**
+   * Resolves once every write queued so far is in the storage (or was refused by it, which its own
+   * promise and the `error` event report), and every settled one is gone from it. Keeps working after
+   * `close()`: closing waits on it, so nothing queued is lost however soon the client is closed.
+   */
+  async persisted(): Promise<void> {
+    try {
+      await this.ready;
+    } catch {
+      return;
+    }
+    while (this.storing.size > 0) await Promise.allSettled([...this.storing]);
+  }
+
+  private track(operation: Promise<unknown>): void {
+    const settled = operation.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.storing.add(settled);
+    void settled.then(() => this.storing.delete(settled));
   }
 
   /** Sends everything queued on a fresh connection; resolves when the first round has been answered. */
@@ -255,13 +297,15 @@ export class MutationQueue {
     const index = this.entries.findIndex((e) => e.item.mid === mid);
     if (index < 0) return;
     const [entry] = this.entries.splice(index, 1);
-    this.options.storage.remove([mid]).catch((err: unknown) => {
-      this.options.onError(
-        err instanceof SyncClientError
-          ? err
-          : new SyncClientError('STORAGE', `cannot update the offline queue: ${String(err)}`),
-      );
-    });
+    this.track(
+      this.options.storage.remove([mid]).catch((err: unknown) => {
+        this.options.onError(
+          err instanceof SyncClientError
+            ? err
+            : new SyncClientError('STORAGE', `cannot update the offline queue: ${String(err)}`),
+        );
+      }),
+    );
     this.options.onSettled(entry!.item, result);
     for (const w of entry!.waiters) w.resolve(result);
     this.notifyIfEmpty();

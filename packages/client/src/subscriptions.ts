@@ -5,6 +5,9 @@
  * or below `lastSeq` are dropped, so a listener never sees one twice. A `reset` (the server cannot
  * resume from our seq) is followed by an authoritative snapshot, after which `lastSeq` may go down.
  * Processed seqs are acknowledged to the server, debounced.
+ *
+ * With a replica, nothing is subscribed before it is loaded (`ready`), and a channel the replica knows
+ * resumes from its stored cursor: a records channel then asks for the backlog only, no snapshot.
  */
 import {
   type ClientMessage,
@@ -43,6 +46,21 @@ export interface SubscriptionManagerOptions {
   onError: (err: SyncClientError) => void;
   /** Debounce of `ack` messages. Default 200 ms. */
   ackDelayMs?: number;
+  /** Subscribing waits for this (the replica and the queue loaded from storage). */
+  ready?: Promise<unknown>;
+  /** The cursor a channel was stored with by an earlier run, or null. */
+  storedCursor?: (channel: string) => number | null;
+  /** A channel's last seq moved (its records are applied to the cache by then). */
+  onCursor?: (channel: string) => void;
+  /** A channel got its first listener. */
+  onAcquire?: (channel: string) => void;
+}
+
+/** A channel that can be resumed, and where from. */
+export interface ResumePoint {
+  channel: string;
+  kind: 'records' | 'events';
+  lastSeq: number;
 }
 
 class ChannelSubscription {
@@ -105,6 +123,7 @@ export class SubscriptionManager {
     }
     sub.listeners.add(listener);
     if (isNew) {
+      this.options.onAcquire?.(channel);
       if (this.options.isConnected()) void this.subscribe(sub);
     } else if (sub.synced) listener.onSynced?.();
     const owned = sub;
@@ -114,6 +133,16 @@ export class SubscriptionManager {
   /** The last seq delivered on a channel (null before its first snapshot or event). */
   lastSeq(channel: string): number | null {
     return this.subs.get(channel)?.lastSeq ?? null;
+  }
+
+  /** Every subscribed records or events channel that has a last seq. */
+  resumePoints(): ResumePoint[] {
+    const points: ResumePoint[] = [];
+    for (const sub of this.subs.values()) {
+      if (sub.kind === 'topic' || sub.lastSeq === null) continue;
+      points.push({ channel: sub.channel, kind: sub.kind, lastSeq: sub.lastSeq });
+    }
+    return points;
   }
 
   /** Re-subscribes every channel on a fresh connection; resolves when all are confirmed (or failed). */
@@ -171,6 +200,7 @@ export class SubscriptionManager {
         } else {
           // Events in between are gone for good; carry on from the server's head.
           sub.lastSeq = sub.subscribedCursor;
+          this.options.onCursor?.(sub.channel);
         }
         this.options.onReset(message.channel, message.reason);
         return true;
@@ -196,6 +226,17 @@ export class SubscriptionManager {
   }
 
   private async subscribe(sub: ChannelSubscription): Promise<void> {
+    if (this.options.ready) {
+      await this.options.ready.catch(() => undefined);
+      if (this.subs.get(sub.channel) !== sub || !this.options.isConnected()) return;
+    }
+    if (
+      sub.lastSeq === null &&
+      sub.kind !== 'topic' &&
+      !(sub.kind === 'events' && sub.initialSince !== undefined)
+    ) {
+      sub.lastSeq = this.options.storedCursor?.(sub.channel) ?? null;
+    }
     const message: { type: 'subscribe'; channel: string; since?: number; snapshot?: boolean } = {
       type: 'subscribe',
       channel: sub.channel,
@@ -224,6 +265,7 @@ export class SubscriptionManager {
     if (sub.lastSeq === null && sub.kind === 'events') {
       // Live from the head: nothing at or below the cursor is ours to deliver.
       sub.lastSeq = message.since ?? sub.subscribedCursor;
+      this.options.onCursor?.(sub.channel);
     }
     if (!wantsSnapshot && !sub.authoritativeSnapshot) sub.markSynced();
     await synced;
@@ -245,6 +287,7 @@ export class SubscriptionManager {
     if (sub.lastSeq !== null && event.seq <= sub.lastSeq) return;
     sub.lastSeq = event.seq;
     for (const listener of [...sub.listeners]) listener.onEvent?.(event);
+    this.options.onCursor?.(sub.channel);
     this.scheduleAck();
   }
 
@@ -259,6 +302,7 @@ export class SubscriptionManager {
     sub.authoritativeSnapshot = false;
     sub.lastSeq = info.authoritative ? cursor : Math.max(sub.lastSeq ?? 0, cursor);
     for (const listener of [...sub.listeners]) listener.onSnapshot?.(all, info);
+    this.options.onCursor?.(sub.channel);
     sub.markSynced();
     this.scheduleAck();
   }

@@ -22,8 +22,16 @@ import {
 } from '../src/index.ts';
 import { deadPort, FAST_BACKOFF, mintToken, recordStatus, serverRecords, waitFor } from './helpers.ts';
 
+/** The mids queued in a FileStorage's log, as a client started on it would load them. */
 function queuedMids(path: string): string[] {
-  return (JSON.parse(readFileSync(path, 'utf8')) as { entries: { mid: string }[] }).entries.map((e) => e.mid);
+  const queued = new Map<string, true>();
+  for (const raw of readFileSync(path, 'utf8').split('\n').slice(1)) {
+    if (!raw) continue;
+    const line = JSON.parse(raw) as { q?: { mid: string }[]; d?: string[] };
+    for (const entry of line.q ?? []) queued.set(entry.mid, true);
+    for (const mid of line.d ?? []) queued.delete(mid);
+  }
+  return [...queued.keys()];
 }
 
 async function counterEvents(srv: TestServer, token: string, id: string): Promise<number> {

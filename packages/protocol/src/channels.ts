@@ -8,7 +8,8 @@ export type ChannelSpec =
   | { kind: 'events'; name: string; eventType: string; source?: string; target?: string }
   | { kind: 'topic'; name: string; topic: string };
 
-const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+/** As NAME_PATTERN in names.ts: `.` and `..` alone are not names. */
+const NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$/;
 
 /** Parses a channel name; returns a message describing the problem instead of throwing. */
 export function parseChannel(name: string): ChannelSpec | { error: string } {

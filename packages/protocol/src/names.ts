@@ -3,10 +3,14 @@
  * them, and the client checks its writes against them without bundling TypeBox; the two can never drift.
  */
 
-/** Collections, event types, platforms: printable, bounded, none of the separators channel names use. */
-export const NAME_PATTERN = '^[A-Za-z0-9_.\\-]+$';
+/**
+ * Collections, event types, platforms: printable, bounded, none of the separators channel names use, and
+ * not `.` or `..` alone (URL path segments that clients and routers normalize away, so REST could never
+ * reach a collection so named).
+ */
+export const NAME_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_.\\-]+$';
 export const NAME_MAX_LENGTH = 128;
 
-/** Record ids: no whitespace and nothing that would break a URL path segment. */
-export const RECORD_ID_PATTERN = '^[^\\s/?#]+$';
+/** Record ids: no whitespace, nothing that would break a URL path segment, and (like names) not `.` or `..`. */
+export const RECORD_ID_PATTERN = '^(?!\\.{1,2}$)[^\\s/?#]+$';
 export const RECORD_ID_MAX_LENGTH = 256;

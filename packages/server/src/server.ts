@@ -18,6 +18,7 @@ import { ConfigError, type ServerConfig } from './config/config.ts';
 import { createConnectorSystem } from './connectors/index.ts';
 import type { Connector, ConnectorFactory } from './connectors/types.ts';
 import { CollectionRegistry } from './core/collections.ts';
+import { SyncError } from './core/errors.ts';
 import { HybridClock } from './core/hlc.ts';
 import { RateLimiter } from './core/rate-limit.ts';
 import type { ConflictResolver } from './core/strategies.ts';
@@ -35,8 +36,9 @@ import { RealtimeGateway } from './realtime/gateway.ts';
 import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
+import { causeOf, reach, StartupError, whereIs } from './startup/reach.ts';
 import { LogWriter } from './store/log-writer.ts';
-import { RetentionJob } from './store/retention.ts';
+import { RetentionJob, type RetentionReport } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
 import type { InboundMapper } from './webhooks/inbound.ts';
@@ -55,6 +57,8 @@ export interface SyncbridgeServer {
   generatedAdminKey: string | null;
   tokens: TokenService;
   logger: Logger;
+  /** Runs the retention job once now (as if the time were `now`); the job also runs on its timer. */
+  runRetention(now?: number): Promise<RetentionReport>;
   /** Drains connections and in-flight commits, then closes the store. */
   close(): Promise<void>;
 }
@@ -83,26 +87,48 @@ export function secretBoxFor(config: ServerConfig, logger: Logger): SecretBox | 
   return new SecretBox(keys.filter((k): k is Buffer => k !== null));
 }
 
-export async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
-  let store: Store;
-  const secretBox = secretBoxFor(config, logger);
+export async function openStore(
+  config: ServerConfig,
+  logger: Logger,
+  secretBox: SecretBox | null = secretBoxFor(config, logger),
+): Promise<Store> {
+  const progress = (kind: string) => (message: string) => logger.info({ store: kind }, message);
   if (config.databaseUrl) {
     const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
-    store = new PostgresStore({
+    const store = new PostgresStore({
       connectionString: config.databaseUrl,
       schema: config.databaseSchema,
       secretBox,
     });
-  } else {
-    store = new SqliteStore({
-      file: join(resolve(config.dataDir), 'syncbridge.db'),
-      synchronous: config.sqliteSynchronous,
-      secretBox,
-    });
+    try {
+      await reach(
+        {
+          what: `PostgreSQL at ${whereIs(config.databaseUrl, 5432)}`,
+          retryMs: config.connectRetryMs,
+          logger,
+          transient: (err) => err instanceof SyncError && err.code === 'UNAVAILABLE',
+          hint: RETRY_HINT,
+        },
+        () => store.migrate(progress('postgres')),
+      );
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+    return store;
   }
-  await store.migrate((message) => logger.info({ store: store.kind }, message));
+  const file = join(resolve(config.dataDir), 'syncbridge.db');
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore({ file, synchronous: config.sqliteSynchronous, secretBox });
+    await store.migrate(progress('sqlite'));
+  } catch (err) {
+    throw new StartupError(`cannot open the SQLite database ${file}: ${causeOf(err)}`, { cause: err });
+  }
   return store;
 }
+
+const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
 
 async function createBus(config: ServerConfig, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
   const url = config.busUrl;
@@ -110,11 +136,28 @@ async function createBus(config: ServerConfig, logger: Logger, network?: MemoryB
   if (url.startsWith('redis://')) {
     const { RedisBus } = await import('./bus/redis-bus.ts');
     const bus = new RedisBus(url, config.nodeId, logger);
-    await bus.start();
+    try {
+      await bus.start(config.connectRetryMs);
+    } catch (err) {
+      await bus.close();
+      throw new StartupError(
+        `cannot reach Redis at ${whereIs(url, 6379)}: ${causeOf(err)} (for ${(config.connectRetryMs / 1000).toFixed(1)} s); ${RETRY_HINT}`,
+        { cause: err },
+      );
+    }
     return bus;
   }
-  const { NatsBus } = await import('./bus/nats-bus.ts');
-  return NatsBus.connect(url, config.nodeId, logger);
+  const { NatsBus, natsFailureIsTransient } = await import('./bus/nats-bus.ts');
+  return reach(
+    {
+      what: `NATS at ${whereIs(url, 4222)}`,
+      retryMs: config.connectRetryMs,
+      logger,
+      transient: natsFailureIsTransient,
+      hint: RETRY_HINT,
+    },
+    () => NatsBus.connect(url, config.nodeId, logger),
+  );
 }
 
 export function createLogger(config: ServerConfig): Logger {
@@ -145,7 +188,14 @@ export async function startServer(
 ): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
   const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
-  const store = await openStore(config, logger);
+  const secretBox = secretBoxFor(config, logger);
+  let store: Store;
+  try {
+    store = await openStore(config, logger, secretBox);
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
   const collections = new CollectionRegistry(store, config.collections, options.resolvers);
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
   // message, instead of failing every write of every tenant later.
@@ -159,10 +209,10 @@ export async function startServer(
   }
   if (collectionProblems.length > 0) {
     await store.close();
+    await bus.close();
     throw new ConfigError(collectionProblems);
   }
   const keys = new ApiKeys(store, config.adminKey);
-  const generatedAdminKey = await keys.ensureAdminKey();
   const tokens = new TokenService({
     jwtSecret: resolveJwtSecret(config),
     jwtPublicKey: config.jwtPublicKey,
@@ -204,6 +254,7 @@ export async function startServer(
     logger,
     middleware,
     outbox: webhooks.outbox,
+    jsonLimits: { maxDepth: config.maxJsonDepth, maxBytes: config.maxJsonBytes },
     observer: {
       committed: (writes, seconds, statuses, stale) => metrics.committed(writes, seconds, statuses, stale),
       acknowledged: (kind, seconds) => metrics.appendSeconds.observe({ kind }, seconds),
@@ -213,6 +264,8 @@ export async function startServer(
   const retention = new RetentionJob(store, collections, logger.child({ component: 'retention' }), {
     intervalMs: config.retentionIntervalMs,
     resultRetentionDays: config.resultRetentionDays,
+    expiry: config.retention,
+    pruned: (table, count) => metrics.retentionPruned.inc({ table }, count),
   });
   const sequencer = new LogSequencer(
     store,
@@ -295,6 +348,7 @@ export async function startServer(
     kinds: options.connectorKinds,
     instances: options.connectors,
     bus: clustered ? bus : null,
+    secretBox,
   });
   gateway = new RealtimeGateway({
     config,
@@ -326,6 +380,7 @@ export async function startServer(
       cluster,
       rateLimiter,
       maxBodyBytes: config.maxFrameBytes,
+      maxDevicesPerUser: config.retention.maxDevicesPerUser,
       startedAt: Date.now(),
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),
@@ -335,10 +390,29 @@ export async function startServer(
   );
   retention.start();
   gateway.attach(app.server);
+  let generatedAdminKey: string | null = null;
+  const closeParts = async (): Promise<void> => {
+    clearInterval(resyncTimer);
+    await retention.stop();
+    await gateway.close();
+    await connectors.close();
+    await app.close();
+    await writer.drain();
+    await webhooks.close();
+    await bus.close();
+    await store.close();
+  };
   // Node's default accept queue (511) overflows when thousands of clients come back at once after a
   // restart; each dropped connection then waits for the client's SYN retransmission (1 s, 3 s, 7 s...).
   // The kernel caps this at net.core.somaxconn (4096 on current kernels).
-  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
+  try {
+    await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
+  } catch (err) {
+    await closeParts();
+    const code = (err as { code?: string }).code;
+    const why = code === 'EADDRINUSE' ? 'the address is in use' : causeOf(err);
+    throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${why}`, { cause: err });
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -350,22 +424,28 @@ export async function startServer(
     closing ??= (async () => {
       clearInterval(resyncTimer);
       cluster.stop();
-      await retention.stop();
-      await gateway.close();
-      await connectors.close();
-      await app.close();
-      await writer.drain();
-      await webhooks.close();
-      await bus.close();
-      await store.close();
+      await closeParts();
     })();
     return closing;
   };
   try {
     await connectors.start();
+    // Only now, once the server listens and runs: a start that failed earlier (port in use, bus down)
+    // must not use up the one chance to show a generated key.
+    generatedAdminKey = await keys.ensureAdminKey();
   } catch (err) {
     await close();
     throw err;
   }
-  return { url: `http://${host}:${port}`, port, config, store, generatedAdminKey, tokens, logger, close };
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    config,
+    store,
+    generatedAdminKey,
+    tokens,
+    logger,
+    runRetention: (now) => retention.runOnce(now),
+    close,
+  };
 }

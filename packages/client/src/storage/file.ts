@@ -1,54 +1,139 @@
 /**
- * Queue storage in one JSON file (Node). Every change rewrites the file atomically: the new content is
- * written to a temporary file beside it, flushed to disk, and renamed over the old one, so a crash
- * leaves either the old queue or the new one, never half of each. Changes that arrive while a write is
- * in flight are folded into the next write. One client at a time may use a file.
+ * Queue and replica storage in one file (Node): an append-only log of JSON lines, compacted by an atomic
+ * rewrite. The first line names the format and its version; each later line is one atomic change (queued
+ * mutations appended or removed, or one replica write: records and the cursors they cover together).
+ * Changes that arrive while a write is in flight are written together next, in one `write` and one
+ * `fdatasync`: an append resolves only once its line is on disk.
+ *
+ * A crash can leave only the last line torn; it is ignored on load (it was never acknowledged). A
+ * damaged line anywhere else, or a file of an unknown format, is a STORAGE error and the file is left
+ * alone: queued writes are never dropped silently. When the log has grown past twice its live content,
+ * it is rewritten (temporary file, fsync, rename, directory fsync), so a crash leaves the old file or the
+ * new one. A version 1 file (one JSON document with the queue) is read and rewritten in this format.
+ * One client at a time may use a file. Why a log and not SQLite: docs/decisions.md.
  *
  * Node modules are loaded lazily, so importing this module in a browser bundle does not fail.
  *
  * @example
- * const client = new SyncClient({ url, token, storage: new FileStorage('./data/queue.json') });
+ * const client = new SyncClient({ url, token, storage: new FileStorage('./data/syncbridge.json') });
  */
 import { SyncClientError } from '../errors.ts';
-import type { QueuedMutation, QueueStorage } from './types.ts';
+import { ReplicaTable, recordKey } from './replica-table.ts';
+import {
+  type ClientStorage,
+  type QueuedMutation,
+  REPLICA_SCHEMA_VERSION,
+  type ReplicaState,
+  type ReplicaWrite,
+} from './types.ts';
 
-interface FileFormat {
-  version: 1;
-  entries: QueuedMutation[];
+const FORMAT = 'syncbridge-client-storage';
+const FORMAT_VERSION = 2;
+/** The log is compacted when it exceeds twice its live content, and at least this much. */
+const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
+
+interface Header {
+  format: typeof FORMAT;
+  version: number;
+  replicaSchema: number;
 }
 
+/** A record in the log: `[collection, id, version, seq, data]`, arrays being quicker to parse than objects. */
+type RecordRow = [string, string, number, number, Record<string, unknown> | null];
+
+/** One replica write in the log: records, forgotten records, channels `[channel, cursor, usedAt]`, dropped channels. */
+interface ReplicaLine {
+  r?: RecordRow[];
+  f?: Array<[string, string]>;
+  c?: Array<[string, number, number]>;
+  x?: string[];
+}
+
+/** One line of the log after the header. */
+type LogLine = { q: QueuedMutation[] } | { d: string[] } | { scope: string } | ReplicaLine;
+
+function encodeWrite(write: ReplicaWrite): ReplicaLine {
+  const line: ReplicaLine = {};
+  if (write.records.length > 0)
+    line.r = write.records.map((r) => [r.collection, r.id, r.version, r.seq, r.data]);
+  if (write.forget.length > 0) line.f = write.forget;
+  if (write.channels.length > 0) line.c = write.channels.map((c) => [c.channel, c.cursor, c.usedAt]);
+  if (write.dropChannels.length > 0) line.x = write.dropChannels;
+  return line;
+}
+
+function applyLine(replica: ReplicaTable, line: ReplicaLine): void {
+  for (const [collection, id, version, seq, data] of line.r ?? []) {
+    replica.records.set(recordKey(collection, id), { collection, id, version, seq, data });
+  }
+  for (const [collection, id] of line.f ?? []) replica.records.delete(recordKey(collection, id));
+  for (const [channel, cursor, usedAt] of line.c ?? [])
+    replica.channels.set(channel, { channel, cursor, usedAt });
+  for (const channel of line.x ?? []) replica.channels.delete(channel);
+}
+
+type FileHandle = Awaited<ReturnType<typeof import('node:fs/promises').open>>;
 type Waiter = { resolve: () => void; reject: (err: unknown) => void };
 
-export class FileStorage implements QueueStorage {
-  private entries: QueuedMutation[] = [];
+export class FileStorage implements ClientStorage {
+  private readonly queue = new Map<string, QueuedMutation>();
+  private readonly replica = new ReplicaTable();
   private loaded: Promise<void> | null = null;
+  private handle: FileHandle | null = null;
+  private pendingLines: string[] = [];
   private waiters: Waiter[] = [];
-  private writing = false;
+  private writing: Promise<void> | null = null;
+  private fileBytes = 0;
+  private liveBytes = 0;
+  /** Rewrite the file at the next write: it is in an older format, or ends with a torn line. */
+  private rewriteNeeded = false;
 
   constructor(readonly path: string) {}
 
-  load(): Promise<QueuedMutation[]> {
-    this.loaded ??= this.read();
-    return this.loaded.then(() => [...this.entries]);
+  async load(): Promise<QueuedMutation[]> {
+    await this.open();
+    return [...this.queue.values()];
   }
 
   async append(entries: QueuedMutation[]): Promise<void> {
-    await this.load();
-    this.entries.push(...entries);
-    return this.persist();
+    await this.open();
+    for (const entry of entries) this.queue.set(entry.mid, entry);
+    return this.log({ q: entries });
   }
 
   async remove(mids: string[]): Promise<void> {
-    await this.load();
-    const gone = new Set(mids);
-    this.entries = this.entries.filter((e) => !gone.has(e.mid));
-    return this.persist();
+    await this.open();
+    const gone = mids.filter((mid) => this.queue.delete(mid));
+    if (gone.length > 0) return this.log({ d: gone });
   }
 
-  /** Resolves once pending writes are on disk. */
+  async loadReplica(scope: string): Promise<ReplicaState> {
+    await this.open();
+    if (this.replica.scope !== scope) {
+      this.replica.useScope(scope);
+      await this.log({ scope });
+    }
+    return this.replica.state();
+  }
+
+  async writeReplica(scope: string, write: ReplicaWrite): Promise<void> {
+    await this.open();
+    if (this.replica.scope !== scope) return;
+    this.replica.apply(write);
+    return this.log(encodeWrite(write));
+  }
+
+  /** Resolves once pending writes are on disk, and closes the file. */
   async close(): Promise<void> {
-    if (this.writing)
-      await new Promise<void>((resolve) => this.waiters.push({ resolve, reject: () => resolve() }));
+    while (this.writing) await this.writing;
+    const handle = this.handle;
+    this.handle = null;
+    await handle?.close();
+  }
+
+  private open(): Promise<void> {
+    this.loaded ??= this.read();
+    return this.loaded;
   }
 
   private async read(): Promise<void> {
@@ -57,53 +142,160 @@ export class FileStorage implements QueueStorage {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') return;
-      throw new SyncClientError(
-        'STORAGE',
-        `cannot read the offline queue ${this.path}: ${(err as Error).message}`,
+      if ((err as { code?: string }).code === 'ENOENT') {
+        this.rewriteNeeded = true;
+        return;
+      }
+      throw this.error(`cannot read the client storage ${this.path}: ${(err as Error).message}`);
+    }
+    this.fileBytes = Buffer.byteLength(text);
+    if (text.trim() === '') {
+      this.rewriteNeeded = true;
+      return;
+    }
+    if (text.trimStart().startsWith('{"version":1')) return this.readVersion1(text);
+    const lines = text.split('\n');
+    const header = this.parseLine(lines[0]!, 1) as Partial<Header>;
+    if (header.format !== FORMAT || typeof header.version !== 'number') {
+      throw this.error(`the client storage ${this.path} has an unknown format`);
+    }
+    if (header.version > FORMAT_VERSION) {
+      throw this.error(
+        `the client storage ${this.path} has format version ${header.version}, newer than this SDK reads (${FORMAT_VERSION})`,
       );
     }
-    let parsed: FileFormat;
-    try {
-      parsed = JSON.parse(text) as FileFormat;
-    } catch (err) {
-      // Never drop queued writes silently: a damaged file is the application's to look at.
-      throw new SyncClientError(
-        'STORAGE',
-        `the offline queue ${this.path} is not valid JSON: ${(err as Error).message}`,
-      );
+    const keepReplica = header.replicaSchema === REPLICA_SCHEMA_VERSION;
+    if (!keepReplica) this.rewriteNeeded = true;
+    const last = lines.length - 1;
+    for (let i = 1; i < lines.length; i++) {
+      const raw = lines[i]!;
+      if (raw === '') continue;
+      let line: LogLine;
+      try {
+        line = JSON.parse(raw) as LogLine;
+      } catch (err) {
+        // Only the last line can be torn (a crash mid-append); it was never acknowledged.
+        if (i === last) {
+          this.rewriteNeeded = true;
+          break;
+        }
+        throw this.error(
+          `the client storage ${this.path} is damaged at line ${i + 1}: ${(err as Error).message}`,
+        );
+      }
+      this.replay(line, keepReplica);
     }
-    if (parsed?.version !== 1 || !Array.isArray(parsed.entries)) {
-      throw new SyncClientError('STORAGE', `the offline queue ${this.path} has an unknown format`);
-    }
-    this.entries = parsed.entries;
+    this.liveBytes = this.fileBytes;
   }
 
-  private persist(): Promise<void> {
+  private readVersion1(text: string): void {
+    let parsed: { version?: number; entries?: QueuedMutation[] };
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch (err) {
+      throw this.error(`the offline queue ${this.path} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (parsed.version !== 1 || !Array.isArray(parsed.entries)) {
+      throw this.error(`the offline queue ${this.path} has an unknown format`);
+    }
+    for (const entry of parsed.entries) this.queue.set(entry.mid, entry);
+    this.rewriteNeeded = true;
+  }
+
+  private parseLine(raw: string, number: number): unknown {
+    try {
+      return JSON.parse(raw);
+    } catch (err) {
+      throw this.error(
+        `the client storage ${this.path} is damaged at line ${number}: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  private replay(line: LogLine, keepReplica: boolean): void {
+    if ('q' in line) for (const entry of line.q) this.queue.set(entry.mid, entry);
+    else if ('d' in line) for (const mid of line.d) this.queue.delete(mid);
+    else if (!keepReplica) return;
+    else if ('scope' in line) this.replica.useScope(line.scope);
+    else applyLine(this.replica, line);
+  }
+
+  private log(line: LogLine): Promise<void> {
+    this.pendingLines.push(JSON.stringify(line));
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      if (!this.writing) void this.writeLoop();
+      this.writing ??= this.writeLoop().finally(() => {
+        this.writing = null;
+      });
     });
   }
 
   private async writeLoop(): Promise<void> {
-    this.writing = true;
     while (this.waiters.length > 0) {
-      const batch = this.waiters;
+      const waiters = this.waiters;
+      const lines = this.pendingLines;
       this.waiters = [];
-      const content: FileFormat = { version: 1, entries: this.entries };
+      this.pendingLines = [];
       try {
-        await writeAtomically(this.path, JSON.stringify(content));
-        for (const w of batch) w.resolve();
+        if (this.rewriteNeeded || this.fileBytes > Math.max(COMPACT_MIN_BYTES, 2 * this.liveBytes)) {
+          await this.rewrite();
+        } else {
+          const text = `${lines.join('\n')}\n`;
+          const handle = await this.appendHandle();
+          await handle.write(text);
+          await handle.datasync();
+          this.fileBytes += Buffer.byteLength(text);
+        }
+        for (const w of waiters) w.resolve();
       } catch (err) {
-        const error = new SyncClientError(
-          'STORAGE',
-          `cannot write the offline queue ${this.path}: ${(err as Error).message}`,
-        );
-        for (const w of batch) w.reject(error);
+        const error = this.error(`cannot write the client storage ${this.path}: ${(err as Error).message}`);
+        for (const w of waiters) w.reject(error);
       }
     }
-    this.writing = false;
+  }
+
+  private async appendHandle(): Promise<FileHandle> {
+    if (!this.handle) {
+      const { open } = await import('node:fs/promises');
+      this.handle = await open(this.path, 'a');
+    }
+    return this.handle;
+  }
+
+  /** Writes the live content as a fresh log, atomically. */
+  private async rewrite(): Promise<void> {
+    const header: Header = { format: FORMAT, version: FORMAT_VERSION, replicaSchema: REPLICA_SCHEMA_VERSION };
+    const parts = [JSON.stringify(header)];
+    if (this.queue.size > 0) parts.push(JSON.stringify({ q: [...this.queue.values()] } satisfies LogLine));
+    if (this.replica.scope !== null) {
+      parts.push(JSON.stringify({ scope: this.replica.scope } satisfies LogLine));
+      const { records, channels } = this.replica.state();
+      // Records in lines of a few thousand, then the cursors: one huge line would need one huge string.
+      for (let i = 0; i < records.length; i += 5000) {
+        const write: ReplicaWrite = {
+          records: records.slice(i, i + 5000),
+          forget: [],
+          channels: [],
+          dropChannels: [],
+        };
+        parts.push(JSON.stringify(encodeWrite(write)));
+      }
+      if (channels.length > 0) {
+        parts.push(JSON.stringify(encodeWrite({ records: [], forget: [], channels, dropChannels: [] })));
+      }
+    }
+    const text = `${parts.join('\n')}\n`;
+    const handle = this.handle;
+    this.handle = null;
+    await handle?.close();
+    await writeAtomically(this.path, text);
+    this.fileBytes = Buffer.byteLength(text);
+    this.liveBytes = this.fileBytes;
+    this.rewriteNeeded = false;
+  }
+
+  private error(message: string): SyncClientError {
+    return new SyncClientError('STORAGE', message);
   }
 }
 
@@ -121,8 +313,23 @@ async function writeAtomically(path: string, text: string): Promise<void> {
       await handle.close();
     }
     await rename(temp, path);
+    await syncDirectory(dirname(path));
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
+  }
+}
+
+/** Makes a rename durable: on POSIX file systems the directory entry is on disk only once the directory is synced. */
+async function syncDirectory(dir: string): Promise<void> {
+  const { open } = await import('node:fs/promises');
+  let handle: Awaited<ReturnType<typeof open>> | null = null;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Windows cannot open a directory; NTFS journals the rename itself.
+  } finally {
+    await handle?.close();
   }
 }

@@ -1,14 +1,27 @@
 /**
- * Queue storage in IndexedDB (browsers). One object store keyed by an increasing position keeps the
- * queue's order; each append or removal is one transaction, resolved when it has committed.
- * Importing this module anywhere is safe: IndexedDB is looked up only when the queue is first loaded,
+ * Queue and replica storage in IndexedDB (browsers). The queue is one object store keyed by an
+ * increasing position, which keeps its order; each append or removal is one transaction, resolved when
+ * it has committed (durability 'strict'). The replica is two more stores, `records` (keyed by collection
+ * and id) and `channels` (cursor and last use), and a `meta` row naming the scope and schema version they
+ * hold; one replica write is one transaction over both, so a cursor is never stored without its records.
+ * Database version 2 adds the replica stores to a version 1 (queue only) database and keeps its queue.
+ * Importing this module anywhere is safe: IndexedDB is looked up only when the storage is first used,
  * and its absence (Node) is reported then as a STORAGE error.
  *
  * @example
  * const client = new SyncClient({ url, token, storage: new IndexedDbStorage({ name: 'todo-app' }) });
  */
 import { SyncClientError } from '../errors.ts';
-import type { QueuedMutation, QueueStorage } from './types.ts';
+import { recordKey } from './replica-table.ts';
+import {
+  type ClientStorage,
+  type QueuedMutation,
+  REPLICA_SCHEMA_VERSION,
+  type ReplicaState,
+  type ReplicaWrite,
+  type StoredChannel,
+  type StoredRecord,
+} from './types.ts';
 
 // The few parts of the IndexedDB API used here, typed structurally so that no DOM typings are needed.
 interface IdbRequest<T> {
@@ -22,8 +35,10 @@ interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
 }
 interface IdbObjectStore {
   getAll(): IdbRequest<unknown[]>;
+  get(key: string): IdbRequest<unknown>;
   put(value: unknown): IdbRequest<unknown>;
-  delete(key: number): IdbRequest<unknown>;
+  delete(key: number | string): IdbRequest<unknown>;
+  clear(): IdbRequest<unknown>;
 }
 interface IdbTransaction {
   objectStore(name: string): IdbObjectStore;
@@ -35,7 +50,11 @@ interface IdbTransaction {
 interface IdbDatabase {
   objectStoreNames: { contains(name: string): boolean };
   createObjectStore(name: string, options: { keyPath: string }): unknown;
-  transaction(store: string, mode: 'readonly' | 'readwrite'): IdbTransaction;
+  transaction(
+    store: string | string[],
+    mode: 'readonly' | 'readwrite',
+    options?: { durability?: 'default' | 'strict' | 'relaxed' },
+  ): IdbTransaction;
   close(): void;
 }
 export interface IdbFactory {
@@ -47,6 +66,19 @@ interface StoredEntry extends QueuedMutation {
 }
 
 const STORE = 'mutations';
+const RECORDS = 'records';
+const CHANNELS = 'channels';
+const META = 'meta';
+const DB_VERSION = 2;
+
+interface StoredRecordRow extends StoredRecord {
+  key: string;
+}
+interface ReplicaMeta {
+  key: 'replica';
+  scope: string;
+  schema: number;
+}
 
 export interface IndexedDbStorageOptions {
   /** Database name; one per application (and per user, if several share a browser). Default `syncbridge-queue`. */
@@ -70,10 +102,11 @@ function committed(tx: IdbTransaction): Promise<void> {
   });
 }
 
-export class IndexedDbStorage implements QueueStorage {
+export class IndexedDbStorage implements ClientStorage {
   private db: Promise<IdbDatabase> | null = null;
   private nextPosition = 1;
   private readonly positions = new Map<string, number>();
+  private replicaScope: string | null = null;
 
   constructor(private readonly options: IndexedDbStorageOptions = {}) {}
 
@@ -87,12 +120,14 @@ export class IndexedDbStorage implements QueueStorage {
       this.positions.set(row.mid, row.position);
       this.nextPosition = Math.max(this.nextPosition, row.position + 1);
     }
-    return rows.map(({ mid, mutation, queuedAt }) => ({ mid, mutation, queuedAt }));
+    return rows.map(({ position: _position, ...entry }) => entry);
   }
 
   async append(entries: QueuedMutation[]): Promise<void> {
     const db = await this.open();
-    const tx = db.transaction(STORE, 'readwrite');
+    // 'strict': committed means flushed to disk. Chromium's default ('relaxed' since 121) reports a
+    // commit before the OS has the data, and a power cut could then lose a write the app saw queued.
+    const tx = db.transaction(STORE, 'readwrite', { durability: 'strict' });
     const done = committed(tx);
     const store = tx.objectStore(STORE);
     for (const entry of entries) {
@@ -117,6 +152,62 @@ export class IndexedDbStorage implements QueueStorage {
     await this.wrap(done, 'write');
   }
 
+  async loadReplica(scope: string): Promise<ReplicaState> {
+    const db = await this.open();
+    const meta = (await this.wrap(
+      requestResult(db.transaction(META, 'readonly').objectStore(META).get('replica')),
+      'read',
+    )) as ReplicaMeta | undefined;
+    if (meta?.scope !== scope || meta.schema !== REPLICA_SCHEMA_VERSION) {
+      // Another user's or tenant's replica, or an older schema: wipe it before anything is read.
+      const tx = db.transaction([META, RECORDS, CHANNELS], 'readwrite');
+      const done = committed(tx);
+      tx.objectStore(RECORDS).clear();
+      tx.objectStore(CHANNELS).clear();
+      tx.objectStore(META).put({
+        key: 'replica',
+        scope,
+        schema: REPLICA_SCHEMA_VERSION,
+      } satisfies ReplicaMeta);
+      await this.wrap(done, 'write');
+      this.replicaScope = scope;
+      return { records: [], channels: [] };
+    }
+    this.replicaScope = scope;
+    const tx = db.transaction([RECORDS, CHANNELS], 'readonly');
+    const [rows, channels] = await this.wrap(
+      Promise.all([
+        requestResult(tx.objectStore(RECORDS).getAll()),
+        requestResult(tx.objectStore(CHANNELS).getAll()),
+      ]),
+      'read',
+    );
+    const records = (rows as StoredRecordRow[]).map(({ collection, id, data, version, seq }) => ({
+      collection,
+      id,
+      data,
+      version,
+      seq,
+    }));
+    return { records, channels: channels as StoredChannel[] };
+  }
+
+  async writeReplica(scope: string, write: ReplicaWrite): Promise<void> {
+    if (this.replicaScope !== scope) return;
+    const db = await this.open();
+    const tx = db.transaction([RECORDS, CHANNELS], 'readwrite');
+    const done = committed(tx);
+    const records = tx.objectStore(RECORDS);
+    for (const record of write.records) {
+      records.put({ ...record, key: recordKey(record.collection, record.id) } satisfies StoredRecordRow);
+    }
+    for (const [collection, id] of write.forget) records.delete(recordKey(collection, id));
+    const channels = tx.objectStore(CHANNELS);
+    for (const channel of write.channels) channels.put(channel);
+    for (const channel of write.dropChannels) channels.delete(channel);
+    await this.wrap(done, 'write');
+  }
+
   async close(): Promise<void> {
     if (this.db) (await this.db.catch(() => null))?.close();
     this.db = null;
@@ -131,10 +222,14 @@ export class IndexedDbStorage implements QueueStorage {
           'IndexedDB is not available here; in Node use FileStorage (or MemoryStorage)',
         );
       }
-      const request = factory.open(this.options.name ?? 'syncbridge-queue', 1);
+      const request = factory.open(this.options.name ?? 'syncbridge-queue', DB_VERSION);
       request.onupgradeneeded = () => {
+        // Version 1 had the queue only; each step creates what is missing and keeps what is there.
         const db = request.result;
         if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: 'position' });
+        if (!db.objectStoreNames.contains(RECORDS)) db.createObjectStore(RECORDS, { keyPath: 'key' });
+        if (!db.objectStoreNames.contains(CHANNELS)) db.createObjectStore(CHANNELS, { keyPath: 'channel' });
+        if (!db.objectStoreNames.contains(META)) db.createObjectStore(META, { keyPath: 'key' });
       };
       return this.wrap(requestResult(request), 'open');
     })();

@@ -54,6 +54,37 @@ export class ApiKeys {
     return key;
   }
 
+  /**
+   * Replaces the stored admin key with a new one and returns it (to print once); the old key is refused
+   * from the next request on, on every node. Not possible while SYNCBRIDGE_ADMIN_KEY sets the key.
+   */
+  async rotateAdminKey(): Promise<string> {
+    const key = newKeySecret('sb_admin');
+    await this.store.replaceApiKey({ id: 'admin', tenant: null, label: 'admin key', hash: hashKey(key) });
+    await this.markAdminKeyMade();
+    return key;
+  }
+
+  /**
+   * Forgets the stored admin key: it is refused from the next request on, and no new one is generated at
+   * the next start (`rotateAdminKey` makes one). Returns false when there was none.
+   */
+  async revokeAdminKey(): Promise<boolean> {
+    await this.markAdminKeyMade();
+    return this.store.deleteApiKey('admin');
+  }
+
+  /** Records that an admin key was made, so that a start does not generate another. */
+  private async markAdminKeyMade(): Promise<void> {
+    if (await this.store.findApiKey('admin-key-marker')) return;
+    await this.store.replaceApiKey({
+      id: 'admin-marker',
+      tenant: null,
+      label: 'marker',
+      hash: 'admin-key-marker',
+    });
+  }
+
   async resolve(key: string): Promise<ResolvedKey | null> {
     const hash = hashKey(key);
     if (this.envAdminHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.envAdminHash)) {

@@ -126,3 +126,12 @@ export class TokenService {
     throw new Error('unsupported algorithm');
   }
 }
+
+/**
+ * The token of an `Authorization: Bearer <token>` header, or null when the header is not of that
+ * scheme. Auth schemes are case-insensitive (RFC 7235 section 2.1), so `bearer` and `BEARER` count.
+ */
+export function bearerToken(header: string): string | null {
+  const match = /^bearer[ \t]+(.*)$/i.exec(header);
+  return match ? match[1]!.trim() : null;
+}

@@ -28,6 +28,8 @@ export class NatsBus implements Bus {
       pass: parsed.password || undefined,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      // The first connection: a start retries it (startup/reach.ts), so one attempt must not take long.
+      timeout: 5_000,
     });
     const bus = new NatsBus(nc, node, logger);
     bus.listen();
@@ -79,4 +81,16 @@ export class NatsBus implements Bus {
   async close(): Promise<void> {
     await this.nc.drain().catch(() => this.nc.close());
   }
+}
+
+/** Whether a failed first connection may succeed later (refused, timed out), rather than a bad setting. */
+export function natsFailureIsTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (
+    (typeof code === 'string' &&
+      ['CONNECTION_REFUSED', 'CONNECTION_TIMEOUT', 'TIMEOUT', 'CONNECTION_DRAINING', 'DISCONNECT'].includes(
+        code,
+      )) ||
+    (err instanceof Error && /ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|EAI_AGAIN/.test(err.message))
+  );
 }

@@ -1,6 +1,8 @@
 /**
  * Redis pub/sub bus (ioredis): one connection publishes, one subscribes to a single channel. Redis
  * pub/sub drops messages while a node is disconnected; on reconnect the node resyncs from the store.
+ * ioredis reconnects with its own backoff; an outage is logged once when it starts and once when it
+ * ends, never once per attempt.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -15,6 +17,9 @@ export class RedisBus implements Bus {
   private readonly handlers: BusHandler[] = [];
   private readonly reconnectListeners: Array<() => void> = [];
   private readyOnce = false;
+  /** The last connection error, and whether this outage was logged already. */
+  private lastError: Error | null = null;
+  private outageLogged = false;
 
   constructor(
     url: string,
@@ -24,22 +29,51 @@ export class RedisBus implements Bus {
     const options = { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false };
     this.pub = new Redis(url, options);
     this.sub = new Redis(url, options);
-    for (const conn of [this.pub, this.sub])
-      conn.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'redis bus'));
+    for (const conn of [this.pub, this.sub]) {
+      conn.on('error', (err: Error) => {
+        this.lastError = err;
+        // One line per outage (the first connection's included), not one per attempt.
+        if (this.outageLogged) return;
+        this.outageLogged = true;
+        this.logger.warn(
+          { err: err.message },
+          this.readyOnce ? 'redis bus: connection lost; reconnecting' : 'redis bus: unreachable; retrying',
+        );
+      });
+    }
     this.sub.on('message', (_channel: string, text: string) => {
       const message = decodeBusMessage(text);
       if (!message || message.node === this.node) return;
       for (const handler of this.handlers) handler(message);
     });
     this.sub.on('ready', () => {
-      if (this.readyOnce) for (const listener of this.reconnectListeners) listener();
+      if (this.readyOnce) {
+        if (this.outageLogged) this.logger.info('redis bus: reconnected');
+        for (const listener of this.reconnectListeners) listener();
+      }
+      this.outageLogged = false;
       this.readyOnce = true;
     });
   }
 
-  /** Resolves once subscribed, so no message published after start is missed. */
-  async start(): Promise<void> {
-    await this.sub.subscribe(CHANNEL);
+  /**
+   * Resolves once subscribed, so no message published after start is missed. Rejects with the last
+   * connection error when Redis could not be reached within `timeoutMs` (the caller closes the bus).
+   */
+  async start(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<never>((_, reject) => {
+      if (!Number.isFinite(timeoutMs)) return;
+      timer = setTimeout(
+        () => reject(this.lastError ?? new Error(`no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.sub.subscribe(CHANNEL), gaveUp]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   publish(message: BusMessage): void {

@@ -7,6 +7,9 @@ import { TokenService } from '../auth/tokens.ts';
 import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
 import { verifyReplay } from '../replay/verify.ts';
 import { createLogger, openStore, resolveJwtSecret, startServer } from '../server.ts';
+import { StartupError } from '../startup/reach.ts';
+import { adminKeyCommand } from './admin-key.ts';
+import { CommandError } from './errors.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
 
@@ -15,6 +18,8 @@ commands:
   migrate   apply pending database migrations and exit
   token     mint a user token: --tenant T --user U [--roles a,b] [--ttl seconds] [--platform P]
   replay    --verify [--tenant T]: rebuild every record from the log and report any difference
+  admin-key rotate | revoke: print a new server-wide admin key (the old one is refused at once),
+            or refuse the current one without making another
 
 options:
   --config <file>   YAML or JSON settings (also SYNCBRIDGE_CONFIG)
@@ -46,13 +51,13 @@ async function serve(config: ServerConfig): Promise<void> {
     out(`  admin key (shown once, keep it safe): ${server.generatedAdminKey}`);
   } else {
     out(
-      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (set SYNCBRIDGE_ADMIN_KEY to use your own)'}`,
+      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (lost it? syncbridge admin-key rotate; or set SYNCBRIDGE_ADMIN_KEY)'}`,
     );
   }
   out(
     `  mint a token: curl -s -X POST ${server.url}/v1/auth/token -H 'X-Api-Key: <admin key>' -H 'Content-Type: application/json' -d '{"tenant":"demo","user":"alice"}'`,
   );
-  out(`  (or: npm run syncbridge -- token --tenant demo --user alice)`);
+  out(`  (or: npm run -s syncbridge -- token --tenant demo --user alice)`);
   out(`  realtime: ${ws}/v1/realtime?token=<token>   REST docs: ${server.url}/docs`);
   out(`  dashboard: ${server.url}/dashboard (log in with the admin key and a tenant)`);
 
@@ -94,6 +99,14 @@ async function replay(
   const store = await openStore(config, logger);
   try {
     const tenants = typeof values.tenant === 'string' ? [values.tenant] : undefined;
+    if (tenants) {
+      const known = new Set(await store.listTenants());
+      const missing = tenants.filter((t) => !known.has(t));
+      if (missing.length > 0)
+        throw new CommandError(
+          `tenant ${missing.join(', ')} does not exist in this ${store.kind} store (it has no log)`,
+        );
+    }
     const report = await verifyReplay(store, {
       tenants,
       progress: (message) => process.stderr.write(`${message}\n`),
@@ -169,6 +182,8 @@ async function main(argv: string[]): Promise<void> {
       return token(config, values);
     case 'replay':
       return replay(config, values);
+    case 'admin-key':
+      return adminKeyCommand(config, positionals[1]);
     default:
       throw new ConfigError([`unknown command "${command}"`]);
   }
@@ -176,7 +191,11 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`syncbridge: ${err.message}\n`);
-  else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  else if (err instanceof StartupError) process.stderr.write(`syncbridge: ${err.message}\n`);
+  else if (err instanceof CommandError) {
+    process.stderr.write(`syncbridge: ${err.message}\n`);
+    process.exit(err.exitCode);
+  } else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`syncbridge: ${err.message}\n\n${USAGE}`);
   } else process.stderr.write(`syncbridge: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);

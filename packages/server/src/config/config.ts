@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value, type ValueError, ValueErrorType } from '@sinclair/typebox/value';
 import { CollectionSettings } from '@syncbridge/protocol';
 import { ConnectorsSection, connectorConfigProblems } from '../connectors/config.ts';
+import { DEFAULT_JSON_LIMITS, MAX_CONFIGURABLE_DEPTH } from '../core/json-limits.ts';
 import { webhookConfigProblems } from '../webhooks/config.ts';
 import { InboundSourceSchema } from '../webhooks/inbound.ts';
 
@@ -25,7 +26,14 @@ const RateLimits = Type.Object(
 const SECRETS_KEY_PATTERN = '^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$';
 
 /** Settings whose values are never echoed back in an error message. */
-const SECRET_SETTINGS = new Set(['jwtSecret', 'adminKey', 'secretsKey', 'secretsKeysPrevious']);
+const SECRET_SETTINGS = new Set([
+  'jwtSecret',
+  'adminKey',
+  'secretsKey',
+  'secretsKeysPrevious',
+  'connectorEnv',
+  'metricsToken',
+]);
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -58,6 +66,20 @@ export const ServerConfigSchema = Type.Object(
     ),
     sqliteSynchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')]),
     maxFrameBytes: Type.Integer({ minimum: 1024 }),
+    /** Most levels of nesting in stored JSON (record data, event payloads...); see core/json-limits.ts. */
+    maxJsonDepth: Type.Integer({ minimum: 2, maximum: MAX_CONFIGURABLE_DEPTH }),
+    /** Most bytes of JSON text in one record's data, event payload or resolution data. */
+    maxJsonBytes: Type.Integer({ minimum: 1024 }),
+    /** Open WebSocket connections (and upgrades in progress) this node accepts; more get HTTP 503. */
+    maxConnections: Type.Integer({ minimum: 1 }),
+    /** Time a client has to send a complete HTTP request head (upgrades included). */
+    headersTimeoutMs: Type.Integer({ minimum: 100 }),
+    /** Time from a complete upgrade request to an open WebSocket (token checks included). */
+    upgradeTimeoutMs: Type.Integer({ minimum: 100 }),
+    /** Frames refused RATE_LIMITED within 10 s after which a connection is closed (4008). */
+    floodCloseAfter: Type.Integer({ minimum: 1 }),
+    /** Bearer token GET /metrics needs before it shows tenant-labelled series (see docs/metrics.md). */
+    metricsToken: Type.Optional(Type.String({ minLength: 16 })),
     maxBufferedBytes: Type.Integer({ minimum: 65536 }),
     heartbeatMs: Type.Integer({ minimum: 100 }),
     idleTimeoutMs: Type.Integer({ minimum: 1000 }),
@@ -67,6 +89,8 @@ export const ServerConfigSchema = Type.Object(
     hlcMaxDriftMs: Type.Integer({ minimum: 0 }),
     retentionIntervalMs: Type.Integer({ minimum: 0 }),
     busResyncMs: Type.Integer({ minimum: 100 }),
+    /** How long a start retries an unreachable database or bus before it gives up (startup/reach.ts). */
+    connectRetryMs: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
     rateLimits: Type.Object(
       {
         user: Bucket,
@@ -78,10 +102,31 @@ export const ServerConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
+    /** How long finished and idle rows are kept (days, 0: forever); see store/retention.ts. */
+    retention: Type.Object(
+      {
+        deliveriesDays: Type.Number({ minimum: 0 }),
+        deadLettersDays: Type.Number({ minimum: 0 }),
+        resolvedConflictsDays: Type.Number({ minimum: 0 }),
+        devicesUnseenDays: Type.Number({ minimum: 0 }),
+        /** Registering one more evicts the user's least recently seen device (devices/registry.ts). */
+        maxDevicesPerUser: Type.Integer({ minimum: 1 }),
+        batchSize: Type.Integer({ minimum: 1, maximum: 100_000 }),
+      },
+      { additionalProperties: false },
+    ),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
-    collections: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,128}$' }), CollectionSettings),
+    collections: Type.Record(
+      Type.String({ pattern: '^(?!\\.{1,2}$)[A-Za-z0-9_.\\-]{1,128}$' }),
+      CollectionSettings,
+    ),
     /** Upstream feeds and scheduled pulls (see docs/connectors.md). */
     connectors: ConnectorsSection,
+    /**
+     * The values of the variables `connectors.env` lists, read from the environment at start (never from
+     * the file): all that config-file connectors can read as `{{env.NAME}}`.
+     */
+    connectorEnv: Type.Record(Type.String(), Type.String()),
   },
   { additionalProperties: false },
 );
@@ -120,6 +165,12 @@ export function defaultConfig(): ServerConfig {
     logLevel: 'info',
     sqliteSynchronous: 'FULL',
     maxFrameBytes: 1024 * 1024,
+    maxJsonDepth: DEFAULT_JSON_LIMITS.maxDepth,
+    maxJsonBytes: DEFAULT_JSON_LIMITS.maxBytes,
+    maxConnections: 20_000,
+    headersTimeoutMs: 10_000,
+    upgradeTimeoutMs: 10_000,
+    floodCloseAfter: 1_000,
     maxBufferedBytes: 8 * 1024 * 1024,
     heartbeatMs: 25_000,
     idleTimeoutMs: 60_000,
@@ -129,6 +180,7 @@ export function defaultConfig(): ServerConfig {
     hlcMaxDriftMs: 60_000,
     retentionIntervalMs: 600_000,
     busResyncMs: 2_000,
+    connectRetryMs: 10_000,
     rateLimits: {
       user: { ratePerSec: 5_000, burst: 10_000 },
       tenant: { ratePerSec: 100_000, burst: 200_000 },
@@ -136,9 +188,18 @@ export function defaultConfig(): ServerConfig {
       tenants: {},
     },
     resultRetentionDays: 30,
+    retention: {
+      deliveriesDays: 30,
+      deadLettersDays: 90,
+      resolvedConflictsDays: 90,
+      devicesUnseenDays: 180,
+      maxDevicesPerUser: 50,
+      batchSize: 1_000,
+    },
     nodeId: defaultNodeId(),
     collections: {},
     connectors: {},
+    connectorEnv: {},
   };
 }
 
@@ -168,6 +229,13 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_LOG_LEVEL: ['logLevel', 'string'],
   SYNCBRIDGE_SQLITE_SYNCHRONOUS: ['sqliteSynchronous', 'string'],
   SYNCBRIDGE_MAX_FRAME_BYTES: ['maxFrameBytes', 'int'],
+  SYNCBRIDGE_MAX_JSON_DEPTH: ['maxJsonDepth', 'int'],
+  SYNCBRIDGE_MAX_JSON_BYTES: ['maxJsonBytes', 'int'],
+  SYNCBRIDGE_MAX_CONNECTIONS: ['maxConnections', 'int'],
+  SYNCBRIDGE_HEADERS_TIMEOUT_MS: ['headersTimeoutMs', 'int'],
+  SYNCBRIDGE_UPGRADE_TIMEOUT_MS: ['upgradeTimeoutMs', 'int'],
+  SYNCBRIDGE_FLOOD_CLOSE_AFTER: ['floodCloseAfter', 'int'],
+  SYNCBRIDGE_METRICS_TOKEN: ['metricsToken', 'string'],
   SYNCBRIDGE_MAX_BUFFERED_BYTES: ['maxBufferedBytes', 'int'],
   SYNCBRIDGE_HEARTBEAT_MS: ['heartbeatMs', 'int'],
   SYNCBRIDGE_IDLE_TIMEOUT_MS: ['idleTimeoutMs', 'int'],
@@ -177,6 +245,7 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_HLC_MAX_DRIFT_MS: ['hlcMaxDriftMs', 'int'],
   SYNCBRIDGE_RETENTION_INTERVAL_MS: ['retentionIntervalMs', 'int'],
   SYNCBRIDGE_BUS_RESYNC_MS: ['busResyncMs', 'int'],
+  SYNCBRIDGE_CONNECT_RETRY_MS: ['connectRetryMs', 'int'],
   SYNCBRIDGE_RESULT_RETENTION_DAYS: ['resultRetentionDays', 'int'],
   SYNCBRIDGE_NODE_ID: ['nodeId', 'string'],
 };
@@ -212,6 +281,55 @@ function readFile(path: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** A plain object (from YAML or JSON), not an array or null. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * `given` laid over `base`: objects are merged key by key at every depth, so a section given in part
+ * keeps the defaults of the fields it leaves out; anything else (numbers, strings, arrays) replaces.
+ */
+function withDefaults(base: unknown, given: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(given)) return given;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(given)) out[key] = withDefaults(base[key], value);
+  return out;
+}
+
+/** A per-tenant rate-limit bucket given in part takes the missing fields from the server-wide bucket. */
+function fillTenantBuckets(merged: Record<string, unknown>): void {
+  const limits = merged.rateLimits;
+  if (!isPlainObject(limits) || !isPlainObject(limits.tenants)) return;
+  for (const override of Object.values(limits.tenants)) {
+    if (!isPlainObject(override)) continue;
+    for (const bucket of ['user', 'tenant'] as const) {
+      if (isPlainObject(override[bucket]) && isPlainObject(limits[bucket]))
+        override[bucket] = withDefaults(limits[bucket], override[bucket]);
+    }
+  }
+}
+
+/** The literal values a union schema allows, or null when it is not a union of literals. */
+function literalChoices(schema: unknown): string[] | null {
+  const anyOf = isPlainObject(schema) ? schema.anyOf : undefined;
+  if (!Array.isArray(anyOf) || anyOf.length === 0) return null;
+  const values: string[] = [];
+  for (const member of anyOf) {
+    if (!isPlainObject(member) || !('const' in member)) return null;
+    values.push(String(member.const));
+  }
+  return values;
+}
+
+/** One line of the problems of a setting: what is wrong with it, in words an operator reads. */
+function describeError(error: ValueError): string {
+  const choices = literalChoices(error.schema);
+  if (choices) return `must be one of ${choices.join(', ')}`;
+  if (error.type === ValueErrorType.ObjectRequiredProperty) return 'is required';
+  return error.message;
+}
+
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   file?: string;
@@ -227,7 +345,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   const file = options.file ?? env.SYNCBRIDGE_CONFIG;
   if (file) {
     for (const [key, value] of Object.entries(readFile(file))) {
-      merged[key] = value;
+      merged[key] = withDefaults(merged[key], value);
       origins[key] = `${key} in ${file}`;
     }
   }
@@ -248,27 +366,45 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
         .filter(Boolean);
     } else merged[key] = raw;
   }
-  Object.assign(merged, options.overrides ?? {});
+  // Only the variables the operator lists are read for connectors; the file cannot set their values.
+  const listed = (merged.connectors as { env?: unknown } | undefined)?.env;
+  merged.connectorEnv = Object.fromEntries(
+    (Array.isArray(listed) ? listed : [])
+      .filter((name): name is string => typeof name === 'string' && typeof env[name] === 'string')
+      .map((name) => [name, env[name] as string]),
+  );
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    merged[key] = withDefaults(merged[key], value);
+  }
+  fillTenantBuckets(merged);
 
   for (const key of Object.keys(merged)) {
     if (!(key in ServerConfigSchema.properties))
       problems.push(`${origins[key] ?? key}: unknown setting "${key}"`);
   }
   // Validate even when problems were found above, so every wrong value is reported in one go;
-  // unknown keys were reported already.
+  // unknown keys were reported already. A value can fail several checks (missing, then not a number):
+  // the first one per path is its problem.
+  const seen = new Set<string>();
   for (const error of Value.Errors(ServerConfigSchema, merged)) {
     const key = error.path.split('/')[1] ?? '';
-    if (!(key in ServerConfigSchema.properties)) continue;
+    if (!(key in ServerConfigSchema.properties) || seen.has(error.path)) continue;
+    seen.add(error.path);
     const where = origins[key] ?? key;
-    const got = SECRET_SETTINGS.has(key) ? 'the value is not shown' : `got ${JSON.stringify(error.value)}`;
+    const got =
+      error.value === undefined
+        ? ''
+        : SECRET_SETTINGS.has(key)
+          ? ' (the value is not shown)'
+          : ` (got ${JSON.stringify(error.value)})`;
     problems.push(
-      `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${error.message} (${got})`,
+      `${where}${error.path.split('/').length > 2 ? ` (${error.path})` : ''}: ${describeError(error)}${got}`,
     );
   }
   if (problems.length === 0) problems.push(...webhookConfigProblems(merged as ServerConfig));
   if (problems.length === 0) {
-    const { connectors, maxBufferedBytes } = merged as ServerConfig;
-    problems.push(...connectorConfigProblems(connectors, maxBufferedBytes));
+    const { connectors, maxBufferedBytes, connectorEnv } = merged as ServerConfig;
+    problems.push(...connectorConfigProblems(connectors, maxBufferedBytes, connectorEnv));
   }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return merged as ServerConfig;

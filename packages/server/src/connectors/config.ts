@@ -6,6 +6,7 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Cron } from 'croner';
+import { ENV_NAME_PATTERN, templatePolicyProblems } from './template-policy.ts';
 import { type ConnectorSpec, ConnectorSpecError } from './types.ts';
 
 const NAME = '^[A-Za-z0-9_.\\-]{1,128}$';
@@ -42,6 +43,11 @@ export const ConnectorsSection = Type.Object(
      * a running one checks it still holds it (default 2000 ms).
      */
     leaseCheckMs: Type.Optional(Type.Integer({ minimum: 50 })),
+    /**
+     * Environment variables that connectors of this file may read as `{{env.NAME}}` (none by default);
+     * connectors defined over REST never may (they use connector secrets, `{{secrets.NAME}}`).
+     */
+    env: Type.Optional(Type.Array(Type.String({ pattern: ENV_NAME_PATTERN }), { uniqueItems: true })),
     instances: Type.Optional(Type.Array(ConnectorSpecSchema)),
   },
   { additionalProperties: false },
@@ -57,6 +63,8 @@ export interface ConnectorsSettings {
   tickRetentionDays: number;
   tickPruneIntervalMs: number;
   leaseCheckMs: number;
+  /** The `connectors.env` names. */
+  env: string[];
   instances: ConnectorSpec[];
 }
 
@@ -77,6 +85,7 @@ export function connectorsSettings(
     tickRetentionDays: section?.tickRetentionDays ?? 7,
     tickPruneIntervalMs: section?.tickPruneIntervalMs ?? 600_000,
     leaseCheckMs: section?.leaseCheckMs ?? 2000,
+    env: section?.env ?? [],
     instances: (section?.instances ?? []) as ConnectorSpec[],
   };
 }
@@ -337,14 +346,26 @@ export function assertValidSpec(spec: ConnectorSpec): void {
 
 /**
  * The config file's connector problems, for loadConfig: bad options, names given twice, a conflation
- * threshold the slow-consumer limit would cut off first.
+ * threshold the slow-consumer limit would cut off first, `{{env.NAME}}` placeholders naming a variable
+ * `connectors.env` does not list, and listed variables that the environment does not set.
  */
 export function connectorConfigProblems(
   section: ConnectorsSection | undefined,
   maxBufferedBytes: number,
+  env: Readonly<Record<string, string | undefined>> = {},
 ): string[] {
   const instances = (section?.instances ?? []) as ConnectorSpec[];
   const problems: string[] = [];
+  const allowed = new Set(section?.env ?? []);
+  for (const name of allowed) {
+    if (name.startsWith('SYNCBRIDGE_')) {
+      problems.push(
+        `connectors.env: ${name} is one of the server's own settings, which connectors may not read`,
+      );
+    } else if (env[name] === undefined) {
+      problems.push(`connectors.env: ${name} is not set in the environment`);
+    }
+  }
   const conflate = connectorsSettings(section, maxBufferedBytes).conflateAboveBytes;
   if (conflate >= maxBufferedBytes) {
     problems.push(
@@ -360,6 +381,7 @@ export function connectorConfigProblems(
       );
     seen.add(key);
     problems.push(...builtInSpecProblems(spec, `connectors.instances[${i}]`));
+    problems.push(...templatePolicyProblems(spec, 'config', allowed, `connectors.instances[${i}]`));
   });
   return problems;
 }

@@ -1,10 +1,11 @@
 /**
  * Connectors, wired in one call by the composition root: the connector store (ticks, state, REST
- * definitions), the topic hub behind `topic:` channels, the tick writer, the manager and its metrics.
+ * definitions, sealed connector secrets), the topic hub behind `topic:` channels, the tick writer, the manager and its metrics.
  */
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { SecretBox } from '../auth/secret-box.ts';
 import type { Bus } from '../bus/types.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { LogWriter } from '../store/log-writer.ts';
@@ -14,6 +15,7 @@ import { connectorsSettings } from './config.ts';
 import { type ConnectorLeases, LocalConnectorLeases } from './leases.ts';
 import { ConnectorManager } from './manager.ts';
 import { registerConnectorMetrics } from './metrics.ts';
+import { ConnectorSecrets } from './secrets.ts';
 import type { ConnectorStore } from './store.ts';
 import { TickRetention } from './tick-retention.ts';
 import { TickWriter } from './tick-writer.ts';
@@ -68,6 +70,8 @@ export async function createConnectorSystem(deps: {
   instances?: Connector[];
   /** The cluster's bus, when there are other nodes: topic values are relayed over it. */
   bus?: Bus | null;
+  /** Seals the tenants' connector secrets (none can be stored without one). */
+  secretBox: SecretBox | null;
 }): Promise<ConnectorSystem> {
   const settings = connectorsSettings(deps.config.connectors, deps.config.maxBufferedBytes);
   const store = await openConnectorStore(deps.config);
@@ -115,6 +119,8 @@ export async function createConnectorSystem(deps: {
     leases: await openConnectorLeases(deps.config),
     leaseCheckMs: settings.leaseCheckMs,
     relay,
+    secrets: new ConnectorSecrets(store, deps.secretBox),
+    env: deps.config.connectorEnv,
   });
   const retention = new TickRetention(
     store,

@@ -7,6 +7,10 @@
  * On several nodes each connector runs on the node holding its lease (leases.ts); on the others it
  * stands by (`role: standby`) and is started there when the lease comes free. A feed's topic values
  * reach the other nodes through the topic relay.
+ *
+ * A definition's templates get only what its origin allows (template-policy.ts): a config-file one the
+ * environment variables `connectors.env` lists, any one its tenant's connector secrets. It must never
+ * build a definition from REST whose templates name the server's environment.
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
@@ -20,12 +24,15 @@ import { assertValidSpec, type ConnectorsSettings, type PullOptions, type WsFeed
 import { FeedSubscriptions } from './feed-subscriptions.ts';
 import type { ConnectorLeases } from './leases.ts';
 import { PullConnector } from './pull.ts';
+import type { ConnectorSecrets } from './secrets.ts';
 import type { ConnectorStore, TickQuery } from './store.ts';
+import { envNames, secretNames, templatePolicyProblems } from './template-policy.ts';
 import type { TickWriter } from './tick-writer.ts';
 import type { TopicRelay } from './topic-relay.ts';
 import type { TopicHub } from './topics.ts';
 import {
   type Connector,
+  type ConnectorBuildContext,
   type ConnectorContext,
   type ConnectorFactory,
   type ConnectorHealth,
@@ -91,6 +98,10 @@ export interface ConnectorManagerDeps {
   leaseCheckMs: number;
   /** Sends this node's topic values to the other nodes (absent on one node). */
   relay?: TopicRelay | null;
+  /** The tenants' connector secrets (`{{secrets.NAME}}`). */
+  secrets: ConnectorSecrets;
+  /** The values of the variables `connectors.env` lists (`{{env.NAME}}` in config-file definitions). */
+  env: Readonly<Record<string, string>>;
 }
 
 const LIST_PAGE = 1000;
@@ -122,11 +133,15 @@ export class ConnectorManager {
 
   constructor(private readonly deps: ConnectorManagerDeps) {
     this.kinds = {
-      'ws-feed': (spec) => new WsFeedConnector(spec as unknown as WsFeedOptions),
-      pull: (spec) => {
+      'ws-feed': (spec, build) =>
+        new WsFeedConnector(spec as unknown as WsFeedOptions, { variables: build.variables }),
+      pull: (spec, build) => {
         const options = spec as unknown as PullOptions;
         const provider = options.provider ?? options.name;
-        return new PullConnector(options, { breaker: this.breaker(spec.tenant, provider, options.circuit) });
+        return new PullConnector(options, {
+          breaker: this.breaker(spec.tenant, provider, options.circuit),
+          variables: build.variables,
+        });
       },
       ...deps.kinds,
     };
@@ -192,15 +207,46 @@ export class ConnectorManager {
     return `${tenant}\u0000${name}`;
   }
 
-  private build(spec: ConnectorSpec): Connector {
+  /** The `connectors.env` names. */
+  get allowedEnv(): ReadonlySet<string> {
+    return new Set(this.deps.settings.env);
+  }
+
+  /** The connector secrets of the tenants (REST: set, list, delete). */
+  get secrets(): ConnectorSecrets {
+    return this.deps.secrets;
+  }
+
+  /**
+   * What a definition's templates may read, asked for at each connect or request: the listed
+   * environment variables it names (config file only) and its tenant's secrets it names.
+   */
+  private buildContext(spec: ConnectorSpec, origin: 'config' | 'api'): ConnectorBuildContext {
+    const env: Record<string, string> = {};
+    if (origin === 'config') {
+      for (const name of envNames(spec)) {
+        const value = this.deps.env[name];
+        if (value !== undefined && this.deps.settings.env.includes(name)) env[`env.${name}`] = value;
+      }
+    }
+    const secrets = secretNames(spec);
+    const { tenant } = spec;
+    return {
+      variables: async () => ({ ...env, ...(await this.deps.secrets.variables(tenant, secrets)) }),
+    };
+  }
+
+  private build(spec: ConnectorSpec, origin: 'config' | 'api'): Connector {
     assertValidSpec(spec);
+    const problems = templatePolicyProblems(spec, origin, this.allowedEnv);
+    if (problems.length > 0) throw new ConnectorSpecError(problems);
     const factory = this.kinds[spec.kind];
     if (!factory) {
       throw new ConnectorSpecError([
         `${spec.name}: unknown connector kind "${spec.kind}" (kinds: ${Object.keys(this.kinds).join(', ')})`,
       ]);
     }
-    const connector = factory(spec);
+    const connector = factory(spec, this.buildContext(spec, origin));
     if (connector.name !== spec.name || connector.tenant !== spec.tenant) {
       throw new ConnectorSpecError([
         `${spec.name}: the ${spec.kind} factory built a connector of another name or tenant`,
@@ -211,7 +257,7 @@ export class ConnectorManager {
 
   /** Starts the connectors of the config file, those stored from REST, and those given in code. */
   async start(): Promise<void> {
-    const specs: Array<[ConnectorSpec, ConnectorOrigin]> = this.deps.settings.instances.map((s) => [
+    const specs: Array<[ConnectorSpec, 'config' | 'api']> = this.deps.settings.instances.map((s) => [
       s,
       'config',
     ]);
@@ -226,7 +272,7 @@ export class ConnectorManager {
       }
       let connector: Connector;
       try {
-        connector = this.build(spec);
+        connector = this.build(spec, origin);
       } catch (err) {
         if (origin === 'config') throw err;
         this.deps.logger.error(
@@ -462,7 +508,7 @@ export class ConnectorManager {
     }
     const full = { ...spec, tenant, name } as ConnectorSpec;
     try {
-      this.build(full);
+      this.build(full, 'api');
     } catch (err) {
       if (err instanceof ConnectorSpecError) {
         throw new SyncError('BAD_REQUEST', `invalid connector: ${err.message}`, { problems: err.problems });
@@ -470,6 +516,17 @@ export class ConnectorManager {
       throw err;
     }
     return full;
+  }
+
+  /** Every connector secret a REST definition names must exist in its tenant. */
+  private async checkSecrets(spec: ConnectorSpec): Promise<void> {
+    const missing = await this.deps.secrets.missing(spec.tenant, secretNames(spec));
+    if (missing.length === 0) return;
+    const problems = missing.map(
+      (name) =>
+        `${spec.name}: {{secrets.${name}}} names no connector secret of this tenant (PUT /v1/connector-secrets/${name} first)`,
+    );
+    throw new SyncError('BAD_REQUEST', `invalid connector: ${problems.join('; ')}`, { problems });
   }
 
   /** The upstream addresses of a REST-defined built-in connector must pass the SSRF policy. */
@@ -496,9 +553,10 @@ export class ConnectorManager {
     const name = String(spec.name ?? '');
     if (this.entries.has(this.key(tenant, name))) throw new SyncError('CONFLICT', `connector ${name} exists`);
     const full = this.checkSpec(tenant, name, spec);
+    await this.checkSecrets(full);
     await this.checkAddresses(full);
     await this.deps.store.putConnector(tenant, name, full);
-    const entry = this.add(this.build(full), full, 'api');
+    const entry = this.add(this.build(full, 'api'), full, 'api');
     await this.launch(entry);
     return this.statusOf(entry);
   }
@@ -517,8 +575,9 @@ export class ConnectorManager {
     const entry = this.entry(tenant, name);
     this.mutable(entry);
     const full = this.checkSpec(tenant, name, spec);
+    await this.checkSecrets(full);
     await this.checkAddresses(full);
-    const next = this.build(full);
+    const next = this.build(full, 'api');
     await this.stopEntry(entry);
     await this.deps.store.putConnector(tenant, name, full);
     const fresh = this.add(next, full, 'api');

@@ -2,6 +2,10 @@
  * Where a pull connector reads from. `PullProvider` is the code hook (a provider SDK wrapped in two
  * functions); `HttpPullProvider` is the configured one: GET requests built from path templates, with the
  * configured headers and a timeout, answering JSON.
+ *
+ * Its templates (`changesPath`, `snapshotPath`, `headers`) see the connection's id, cursor and params
+ * and what `variables` gives (the `env.` and `secrets.` values its definition may read); it never reads
+ * the process environment itself.
  */
 import type { PullConnection, PullOptions } from './config.ts';
 import { renderTemplate } from './json-path.ts';
@@ -27,12 +31,22 @@ export class ProviderError extends Error {
   }
 }
 
-export class HttpPullProvider implements PullProvider {
-  constructor(private readonly http: PullOptions['http']) {}
+/** Template values a connector's definition may read (`env.NAME`, `secrets.NAME`), asked for per request. */
+export type TemplateVariables = () => Promise<Record<string, unknown>> | Record<string, unknown>;
 
-  private vars(connection: PullConnection, cursor: string | null): Record<string, unknown> {
+export class HttpPullProvider implements PullProvider {
+  constructor(
+    private readonly http: PullOptions['http'],
+    private readonly variables: TemplateVariables = () => ({}),
+  ) {}
+
+  private async vars(connection: PullConnection, cursor: string | null): Promise<Record<string, unknown>> {
     const vars: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) vars[`env.${k}`] = v;
+    try {
+      Object.assign(vars, await this.variables());
+    } catch (err) {
+      throw new ProviderError(`could not prepare the request: ${(err as Error).message}`);
+    }
     Object.assign(vars, connection.params ?? {});
     vars.connection = connection.id;
     vars.cursor = cursor === null ? '' : encodeURIComponent(cursor);
@@ -71,12 +85,12 @@ export class HttpPullProvider implements PullProvider {
     }
   }
 
-  changes(connection: PullConnection, cursor: string | null, signal: AbortSignal): Promise<unknown> {
-    return this.get(this.http.changesPath, this.vars(connection, cursor), signal);
+  async changes(connection: PullConnection, cursor: string | null, signal: AbortSignal): Promise<unknown> {
+    return this.get(this.http.changesPath, await this.vars(connection, cursor), signal);
   }
 
-  snapshot(connection: PullConnection, signal: AbortSignal): Promise<unknown> {
+  async snapshot(connection: PullConnection, signal: AbortSignal): Promise<unknown> {
     if (!this.http.snapshotPath) throw new ProviderError('no snapshotPath configured');
-    return this.get(this.http.snapshotPath, this.vars(connection, null), signal);
+    return this.get(this.http.snapshotPath, await this.vars(connection, null), signal);
   }
 }

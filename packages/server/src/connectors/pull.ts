@@ -25,7 +25,7 @@ import { Backoff } from './backoff.ts';
 import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
 import type { Priority, PullConnection, PullOptions, PullResource } from './config.ts';
 import { canonicalJson, getPath } from './json-path.ts';
-import { HttpPullProvider, ProviderError, type PullProvider } from './pull-http.ts';
+import { HttpPullProvider, ProviderError, type PullProvider, type TemplateVariables } from './pull-http.ts';
 import type {
   Connector,
   ConnectorContext,
@@ -142,18 +142,20 @@ export class PullConnector implements Connector {
 
   /**
    * `hooks.provider` replaces the configured HTTP provider (`http` is then ignored); `hooks.breaker` is
-   * the provider's circuit breaker when several connectors share it (the manager passes one).
+   * the provider's circuit breaker when several connectors share it (the manager passes one);
+   * `hooks.variables` gives the HTTP provider's templates their `env.` / `secrets.` values before each
+   * request (the manager passes what the definition may read; nothing else is available).
    */
   constructor(
     readonly options: PullOptions,
-    hooks: { provider?: PullProvider; breaker?: CircuitBreaker } = {},
+    hooks: { provider?: PullProvider; breaker?: CircuitBreaker; variables?: TemplateVariables } = {},
   ) {
     this.name = options.name;
     this.tenant = options.tenant;
     this.provider = options.provider ?? options.name;
     this.breaker =
       hooks.breaker ?? new CircuitBreaker(this.provider, { ...DEFAULT_CIRCUIT, ...options.circuit });
-    this.source = hooks.provider ?? new HttpPullProvider(options.http);
+    this.source = hooks.provider ?? new HttpPullProvider(options.http, hooks.variables);
     this.resources = options.resources ?? DEFAULT_RESOURCES;
     this.connectionField = options.connectionField ?? 'connectionId';
     for (const connection of options.connections) {

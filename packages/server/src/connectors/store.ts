@@ -1,6 +1,8 @@
 /**
  * What connectors keep: persisted ticks (history queries), small durable state per connector (cursors,
- * last success times, feed subscriptions) and the definitions of connectors created over REST.
+ * last success times, feed subscriptions), the definitions of connectors created over REST and the
+ * tenants' connector secrets. A secret reaches the store sealed (connectors/secrets.ts): the store never
+ * sees, nor may it be given, a secret's plain value.
  *
  * On SQLite these live in their own file beside the log (`connectors.db`): tick batches then never wait
  * for, nor hold up, the log's write lock. On PostgreSQL they are tables of the same schema (migration 8)
@@ -31,6 +33,14 @@ export interface StoredConnector {
   updatedAt: string;
 }
 
+/** A tenant's connector secret as stored: its name and its value sealed with the server's secrets key. */
+export interface StoredSecret {
+  name: string;
+  sealed: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
 export interface ConnectorStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Writes a batch of ticks in one transaction; a tick already stored (same topic and seq) is kept. */
@@ -51,5 +61,10 @@ export interface ConnectorStore {
   listConnectors(): Promise<StoredConnector[]>;
   putConnector(tenant: string, name: string, spec: ConnectorSpec): Promise<void>;
   deleteConnector(tenant: string, name: string): Promise<boolean>;
+  /** Creates or replaces a tenant's secret (already sealed); keeps its creation time on a replace. */
+  putSecret(tenant: string, name: string, sealed: string): Promise<void>;
+  /** The tenant's secrets by name (only those named, when `names` is given). */
+  listSecrets(tenant: string, names?: readonly string[]): Promise<StoredSecret[]>;
+  deleteSecret(tenant: string, name: string): Promise<boolean>;
   close(): Promise<void>;
 }

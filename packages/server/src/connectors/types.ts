@@ -144,8 +144,19 @@ export interface ConnectorSpec {
   [option: string]: unknown;
 }
 
+/** What the server gives a factory with a definition. */
+export interface ConnectorBuildContext {
+  /**
+   * The template values the definition may read, fresh at each call (call it before each connect or
+   * request): `env.NAME` for the variables listed in `connectors.env`, only for a definition from the
+   * config file; `secrets.NAME` for the connector secrets of its tenant it names. Nothing else of the
+   * server's environment is ever available to a definition.
+   */
+  variables(): Promise<Record<string, string>>;
+}
+
 /** Makes a connector of one kind from its definition (throw a ConnectorSpecError for bad options). */
-export type ConnectorFactory = (spec: ConnectorSpec) => Connector;
+export type ConnectorFactory = (spec: ConnectorSpec, context: ConnectorBuildContext) => Connector;
 
 export class ConnectorSpecError extends Error {
   constructor(readonly problems: string[]) {

@@ -23,19 +23,16 @@ import type {
 export interface WsFeedHooks {
   /** Parses each message instead of the `parse` rules. */
   parse?: FeedParser;
-  /** Variables for the templates and headers at each connect (e.g. a fresh token as `{{token}}`). */
+  /**
+   * Variables for the templates and headers at each connect (e.g. a fresh token as `{{token}}`). The
+   * manager passes the `env.` / `secrets.` values the definition may read; the feed never reads the
+   * process environment itself.
+   */
   variables?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
 const DEFAULT_INTERVAL_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 30_000;
-
-/** Environment variables as `env.NAME` template variables. */
-function envVariables(): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out[`env.${k}`] = v;
-  return out;
-}
 
 function redactUrl(url: string): string {
   try {
@@ -123,7 +120,7 @@ export class WsFeedConnector implements Connector {
   }
 
   private async variables(): Promise<Record<string, unknown>> {
-    return { ...envVariables(), ...((await this.hooks.variables?.()) ?? {}) };
+    return { ...((await this.hooks.variables?.()) ?? {}) };
   }
 
   private async connect(): Promise<void> {

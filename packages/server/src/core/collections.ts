@@ -2,6 +2,11 @@
  * Collection settings per tenant: the conflict strategy and the optional JSON schema that a
  * collection's records must match. Settings come from the config file (defaults for every tenant)
  * and from `PUT /v1/collections/{c}` (stored per tenant, which wins). Compiled validators are cached.
+ *
+ * Several nodes share the stored settings, so this node's cache must never be trusted past a change made
+ * on another: every change bumps the tenant's collections version (store TenantLock), and a commit that
+ * reads a version this registry has not seen reloads the tenant's settings before applying mutations
+ * (`sync`). Reads for REST answers and retention ask for a fresh copy (`list(tenant, { fresh: true })`).
  */
 import type { CollectionSettings, Strategy } from '@syncbridge/protocol';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -23,6 +28,10 @@ export class CollectionRegistry {
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
   private readonly byTenant = new Map<string, Map<string, ResolvedCollection>>();
   private readonly loading = new Map<string, Promise<Map<string, ResolvedCollection>>>();
+  /** Per tenant, the stored collections version (`tenant_heads.collections_version`) the cache reflects. */
+  private readonly seen = new Map<string, number>();
+  /** Bumped per tenant by every reload and local update, so a slower reload never overwrites a newer one. */
+  private readonly generation = new Map<string, number>();
 
   constructor(
     private readonly source: CollectionSettingsSource,
@@ -68,18 +77,39 @@ export class CollectionRegistry {
     if (cached) return cached;
     let pending = this.loading.get(tenant);
     if (!pending) {
-      pending = (async () => {
-        const stored = await this.source.getCollections(tenant);
-        const resolved = new Map<string, ResolvedCollection>();
-        for (const [name, settings] of Object.entries(this.defaults))
-          resolved.set(name, this.compile(settings));
-        for (const [name, settings] of stored) resolved.set(name, this.compile(settings));
-        this.byTenant.set(tenant, resolved);
-        return resolved;
-      })().finally(() => this.loading.delete(tenant));
+      pending = this.read(tenant).finally(() => this.loading.delete(tenant));
       this.loading.set(tenant, pending);
     }
     return pending;
+  }
+
+  /**
+   * Reads the tenant's stored settings and makes them the cache. A read for a commit (`version` given)
+   * runs under the tenant's write lock, so nothing newer can commit meanwhile and it always wins; any
+   * other read wins only if no read or update started after it (a slow one never undoes a newer one).
+   */
+  private async read(tenant: string, version?: number): Promise<Map<string, ResolvedCollection>> {
+    const generation = (this.generation.get(tenant) ?? 0) + 1;
+    this.generation.set(tenant, generation);
+    const stored = await this.source.getCollections(tenant);
+    const resolved = new Map<string, ResolvedCollection>();
+    for (const [name, settings] of Object.entries(this.defaults)) resolved.set(name, this.compile(settings));
+    for (const [name, settings] of stored) resolved.set(name, this.compile(settings));
+    if (version !== undefined || this.generation.get(tenant) === generation) {
+      this.byTenant.set(tenant, resolved);
+      if (version !== undefined) this.seen.set(tenant, version);
+    }
+    return resolved;
+  }
+
+  /**
+   * Makes the tenant's settings current for a commit that read `collectionsVersion` under the tenant's
+   * write lock: when it differs from the version last read here, the settings are read again (every
+   * change committed before the lock was granted, so the read sees it). No query otherwise.
+   */
+  async sync(tenant: string, collectionsVersion: number): Promise<void> {
+    if (this.seen.get(tenant) === collectionsVersion && this.byTenant.has(tenant)) return;
+    await this.read(tenant, collectionsVersion);
   }
 
   async get(tenant: string, collection: string): Promise<ResolvedCollection> {
@@ -92,17 +122,29 @@ export class CollectionRegistry {
     return found;
   }
 
-  /** Synchronous lookup for collections already loaded by `get`/`preload`. */
+  /**
+   * Synchronous lookup once the tenant is loaded (by `get`, `list` or `sync`): a collection never
+   * configured has the defaults (lww, no schema).
+   */
   peek(tenant: string, collection: string): ResolvedCollection | undefined {
-    return this.byTenant.get(tenant)?.get(collection);
+    const map = this.byTenant.get(tenant);
+    if (!map) return undefined;
+    let found = map.get(collection);
+    if (!found) {
+      found = this.compile({ strategy: 'lww' });
+      map.set(collection, found);
+    }
+    return found;
   }
 
-  async list(tenant: string): Promise<Map<string, ResolvedCollection>> {
-    return this.load(tenant);
+  /** The tenant's collections; `fresh` reads the store rather than this node's cache. */
+  async list(tenant: string, options: { fresh?: boolean } = {}): Promise<Map<string, ResolvedCollection>> {
+    return options.fresh ? this.read(tenant) : this.load(tenant);
   }
 
-  /** Records new settings after the store has saved them. */
+  /** Records new settings after the store has saved them (the next commit reloads them anyway). */
   update(tenant: string, name: string, resolved: ResolvedCollection): void {
+    this.generation.set(tenant, (this.generation.get(tenant) ?? 0) + 1);
     this.byTenant.get(tenant)?.set(name, resolved);
   }
 }

@@ -68,7 +68,12 @@ function incrementData(
       return `delta for "${field}" is not a finite number`;
     const value = next[field] ?? 0;
     if (typeof value !== 'number') return `field "${field}" is not a number`;
-    next[field] = value + delta;
+    const sum = value + delta;
+    // Past this a double no longer holds every integer, and past the largest double JSON has no number.
+    if (Math.abs(sum) > Number.MAX_SAFE_INTEGER) {
+      return `incrementing "${field}" would pass ±9007199254740991, beyond what is stored exactly`;
+    }
+    next[field] = sum;
   }
   return next;
 }

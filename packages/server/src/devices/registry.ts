@@ -63,7 +63,14 @@ export function pendingFrom(
 }
 
 export class DeviceRegistry {
-  constructor(private readonly store: Store) {}
+  /**
+   * @param maxPerUser at most this many devices per user: registering one more forgets the user's least
+   *   recently seen ones (a phone reinstalled many times must not leave a device row per install).
+   */
+  constructor(
+    private readonly store: Store,
+    private readonly maxPerUser = Number.POSITIVE_INFINITY,
+  ) {}
 
   get(tenant: string, user: string, id: string): Promise<Device | null> {
     return this.store.getDevice(tenant, user, id);
@@ -82,10 +89,23 @@ export class DeviceRegistry {
     options: { seen?: boolean } = {},
   ): Promise<Device> {
     const now = new Date().toISOString();
-    const device = mergeDevice(await this.store.getDevice(tenant, user, id), user, id, info, now);
+    const existing = await this.store.getDevice(tenant, user, id);
+    const device = mergeDevice(existing, user, id, info, now);
     if (options.seen) device.lastSeenAt = now;
+    if (!existing) await this.makeRoom(tenant, user);
     await this.store.putDevice(tenant, device);
     return device;
+  }
+
+  /** Forgets the user's least recently seen devices until one more fits under the cap. */
+  private async makeRoom(tenant: string, user: string): Promise<void> {
+    if (!Number.isFinite(this.maxPerUser)) return;
+    const devices = await this.store.listDevices(tenant, user);
+    const excess = devices.length - (this.maxPerUser - 1);
+    if (excess <= 0) return;
+    const lastSeen = (d: Device) => d.lastSeenAt ?? d.updatedAt;
+    devices.sort((a, b) => (lastSeen(a) < lastSeen(b) ? -1 : lastSeen(a) > lastSeen(b) ? 1 : 0));
+    for (const old of devices.slice(0, excess)) await this.store.deleteDevice(tenant, user, old.id);
   }
 
   /** Stamps `lastSeenAt` on a registered device; returns it, or null when the id is not registered. */

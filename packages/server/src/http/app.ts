@@ -8,14 +8,22 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
+import { SyncError } from '../core/errors.ts';
 import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
 import { lazySerializerFactory, lazyValidator } from './lazy-compile.ts';
 import { restRateLimit } from './rate-limit.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
+import { connectorSecretRoutes } from './routes/connector-secrets.ts';
 import { connectorRoutes } from './routes/connectors.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { deviceRoutes } from './routes/devices.ts';
@@ -25,6 +33,40 @@ import { recordRoutes } from './routes/records.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { systemRoutes } from './routes/system.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
+
+/**
+ * Fastify's JSON parser (which refuses `__proto__` and `constructor.prototype` keys), with one change:
+ * a body refused for such a key says so, in the words WebSocket frames get from core/json-limits.ts,
+ * instead of "not valid JSON".
+ */
+type ContentTypeParser = (
+  request: FastifyRequest,
+  body: string | Buffer,
+  done: (err: Error | null, value?: unknown) => void,
+) => void;
+
+function jsonBodyParser(app: FastifyInstance): ContentTypeParser {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  return (request, body, done) => {
+    void parse(request, body as string, (err, value) => {
+      if (err && (err as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+        try {
+          JSON.parse(body as string);
+        } catch {
+          return done(err, undefined);
+        }
+        return done(
+          new SyncError(
+            'BAD_REQUEST',
+            'request body: keys "__proto__" and "prototype" inside "constructor" are not accepted',
+          ),
+          undefined,
+        );
+      }
+      done(err, value);
+    });
+  };
+}
 
 export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
@@ -62,10 +104,11 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
 
   // Bodies are JSON only: text/plain gets 415 like any other media type, not a confusing schema error.
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
   app.addContentTypeParser(
-    'application/merge-patch+json',
+    ['application/json', 'application/merge-patch+json'],
     { parseAs: 'string' },
-    app.getDefaultJsonParser('error', 'error'),
+    jsonBodyParser(app),
   );
   installErrorHandling(app);
   app.addHook('onRequest', ctx.auth.onRequest);
@@ -85,9 +128,18 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+          // Not a secret, but declared as a scheme so that "Authorize" in /docs sends it on every call:
+          // the server-wide admin key acts on the tenant this header names.
+          tenant: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-Tenant',
+            description: 'with the server-wide admin key in X-Api-Key: the tenant the call acts on',
+          },
         },
       },
-      security: [{ bearer: [] }, { apiKey: [] }],
+      // Either a user token, a tenant API key, or the admin key with the tenant it acts on.
+      security: [{ bearer: [] }, { apiKey: [] }, { apiKey: [], tenant: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -102,6 +154,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(syncRoutes(ctx));
   await app.register(inboundRoutes(ctx));
   await app.register(connectorRoutes(ctx));
+  await app.register(connectorSecretRoutes(ctx));
   await app.register(dashboardRoutes);
   return app;
 }

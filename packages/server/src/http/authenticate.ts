@@ -6,7 +6,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { ApiKeys, ResolvedKey } from '../auth/api-keys.ts';
 import type { Principal } from '../auth/principal.ts';
-import type { TokenService } from '../auth/tokens.ts';
+import { bearerToken, type TokenService } from '../auth/tokens.ts';
 import { SyncError } from '../core/errors.ts';
 
 const TENANT = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -76,9 +76,9 @@ export class RestAuthenticator {
   private async resolvePrincipal(request: FastifyRequest): Promise<Principal> {
     const auth = request.headers.authorization;
     if (typeof auth === 'string' && auth.length > 0) {
-      if (!auth.startsWith('Bearer '))
-        throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
-      return (await this.tokens.verify(auth.slice(7).trim())).principal;
+      const token = bearerToken(auth);
+      if (token === null) throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
+      return (await this.tokens.verify(token)).principal;
     }
     if (request.headers['x-api-key'] === undefined) {
       throw new SyncError('UNAUTHORIZED', 'send Authorization: Bearer <token> or X-Api-Key');

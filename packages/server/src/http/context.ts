@@ -29,6 +29,8 @@ export interface HttpContext {
   cluster: ClusterView;
   rateLimiter: RateLimiter;
   maxBodyBytes: number;
+  /** Registering one more device for a user evicts the least recently seen (config `retention`). */
+  maxDevicesPerUser: number;
   startedAt: number;
   webhooks: WebhookSystem;
   inbound: InboundReceiver;

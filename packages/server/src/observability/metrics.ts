@@ -99,6 +99,12 @@ export class MetricsRegistry {
     help: 'Webhook deliveries that failed their last try',
     registers: [this.registry],
   });
+  readonly retentionPruned = new Counter({
+    name: 'syncbridge_retention_pruned_total',
+    help: 'Rows the retention job deleted, by table (webhook_dead_letters: failed deliveries)',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
   readonly storeReadSeconds = new Histogram({
     name: 'syncbridge_store_read_duration_seconds',
     help: 'Store reads outside the write transaction (backlogs, snapshots, heads, record reads), by operation',

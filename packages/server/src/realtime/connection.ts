@@ -38,6 +38,8 @@ const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;
 const MAX_SUBSCRIPTIONS = 1000;
 const MAX_PENDING_REQUESTS = 256;
+/** Frames a client may send after `hello` before its answer; more are refused RATE_LIMITED. */
+const MAX_HELD_FRAMES = 64;
 /**
  * Corked frames past this many bytes are written at once rather than at the end of the tick: enough
  * to batch dozens of small events into one write, small enough that holding them back never moves a
@@ -70,6 +72,10 @@ export class Connection implements SubscriptionSink {
   lastPingAt = 0;
   ackedSeq = 0;
   ackDirty = false;
+  /** `ackedSeq` is beyond every seq this connection was sent: its save checks it against the head. */
+  ackUnverified = false;
+  /** The highest seq sent outside subscriptions, or by subscriptions since dropped (see highestSeqSent). */
+  private sentSeq = 0;
   readonly subscriptions = new Map<string, Subscription>();
   /** `topic:` channel subscriptions, served by the topic hub outside the log. */
   readonly topicSubscriptions = new Map<string, TopicSubscription>();
@@ -78,6 +84,9 @@ export class Connection implements SubscriptionSink {
   /** Counted against the user's connection cap (released on dispose). */
   private admitted = false;
   private corkedSocket: Duplex | null = null;
+  /** The first authentication is in progress: frames wait for it in `held`. */
+  private holding = false;
+  private readonly held: ClientMessage[] = [];
 
   constructor(
     readonly id: string,
@@ -93,7 +102,26 @@ export class Connection implements SubscriptionSink {
   }
 
   send(message: ServerMessage): void {
-    if (this.isOpen) this.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
+    if (!this.isOpen) return;
+    this.noteSeqSent(message);
+    this.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
+  }
+
+  /** Seqs this connection was told of outside its subscriptions' events: heads, its own writes. */
+  private noteSeqSent(message: ServerMessage): void {
+    let seq = 0;
+    if (message.type === 'subscribed') seq = message.cursor;
+    else if (message.type === 'pending') seq = message.head;
+    else if (message.type === 'ok') seq = message.seq;
+    else if (message.type === 'results') for (const r of message.results) seq = Math.max(seq, r.seq ?? 0);
+    if (seq > this.sentSeq) this.sentSeq = seq;
+  }
+
+  /** The highest seq of the tenant's log this connection has been sent (or told of): what it may ack. */
+  highestSeqSent(): number {
+    let seq = Math.max(this.sentSeq, this.ackedSeq);
+    for (const sub of this.subscriptions.values()) if (sub.lastSeq > seq) seq = sub.lastSeq;
+    return seq;
   }
 
   /**
@@ -251,7 +279,7 @@ export class Connection implements SubscriptionSink {
     }
     if (deviceId) this.deviceId = deviceId;
     if (extras.capabilities) this.batch = extras.capabilities.includes('batch');
-    const devices = new DeviceRegistry(this.ctx.store);
+    const devices = new DeviceRegistry(this.ctx.store, this.ctx.config.retention.maxDevicesPerUser);
     if (this.deviceId) {
       // A registered device (or one registering now) syncs its categories only.
       const device = extras.device
@@ -313,6 +341,29 @@ export class Connection implements SubscriptionSink {
     }
   }
 
+  /**
+   * Runs an authentication (a `hello`, or the upgrade's token) and holds the frames that arrive
+   * meanwhile: a client may pipeline `hello` and `subscribe` in one tick. Once it settles they are
+   * handled in order (or dropped, when it failed and the connection is closing).
+   */
+  private authenticating(run: () => Promise<void>): Promise<void> {
+    // Only the first authentication holds frames: a later hello (a fresh token) leaves the others be.
+    const first = !this.principal && !this.holding;
+    if (first) this.holding = true;
+    return run().finally(() => {
+      if (!first) return;
+      this.holding = false;
+      const held = this.held.splice(0);
+      if (!this.principal || this.closing) return;
+      for (const message of held) this.accept(message);
+    });
+  }
+
+  /** Authenticates with the token given at the upgrade; frames sent meanwhile wait for it. */
+  authenticateAtUpgrade(principal: Principal, expiresAt: number | null, deviceId?: string): Promise<void> {
+    return this.authenticating(() => this.authenticate(principal, expiresAt, deviceId));
+  }
+
   handleFrame(data: Buffer): void {
     this.lastSeen = Date.now();
     const counters = this.ctx.metrics;
@@ -335,6 +386,21 @@ export class Connection implements SubscriptionSink {
     }
     const message = parsed.message;
     counters.messagesIn[message.type] += 1;
+    if (this.holding) {
+      if (this.held.length < MAX_HELD_FRAMES) this.held.push(message);
+      else {
+        this.sendError(
+          new SyncError('RATE_LIMITED', `at most ${MAX_HELD_FRAMES} frames may wait for hello's answer`),
+          message.rid,
+        );
+      }
+      return;
+    }
+    this.accept(message);
+  }
+
+  /** Handles a valid message: authentication check, rate limit, then its handler. */
+  private accept(message: ClientMessage): void {
     if (!this.principal && message.type !== 'hello') {
       this.sendError(new SyncError('UNAUTHORIZED', 'send hello with a token first'), message.rid);
       this.close(CLOSE_CODES.POLICY, 'not authenticated');
@@ -352,7 +418,9 @@ export class Connection implements SubscriptionSink {
     // instead of the server queueing without bound.
     this.pending += 1;
     if (this.pending === MAX_PENDING_REQUESTS) this.ws.pause();
-    this.dispatch(message)
+    const handled =
+      message.type === 'hello' ? this.authenticating(() => this.dispatch(message)) : this.dispatch(message);
+    handled
       .catch((err: unknown) => {
         this.sendError(err, message.rid);
         if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {
@@ -380,12 +448,16 @@ export class Connection implements SubscriptionSink {
       case 'ping':
         this.send({ type: 'pong', rid: message.rid, serverTime: new Date().toISOString() });
         return;
-      case 'ack':
-        if (message.seq > this.ackedSeq) {
-          this.ackedSeq = message.seq;
-          this.ackDirty = true;
-        }
+      case 'ack': {
+        if (message.seq <= this.ackedSeq) return;
+        // A cursor only rises: one past the log would tell the device forever that nothing waits. An
+        // ack up to what this connection was sent is taken as is; past that (a seq the client may have
+        // learned elsewhere, e.g. over REST) the save clamps it to the log's head (gateway.saveCursor).
+        if (message.seq > this.highestSeqSent()) this.ackUnverified = true;
+        this.ackedSeq = message.seq;
+        this.ackDirty = true;
         return;
+      }
       case 'subscribe':
         return this.subscribe(message);
       case 'unsubscribe': {
@@ -426,6 +498,7 @@ export class Connection implements SubscriptionSink {
   }
 
   private dropSubscription(sub: Subscription): void {
+    if (sub.lastSeq > this.sentSeq) this.sentSeq = sub.lastSeq;
     sub.close();
     this.ctx.hub.remove(sub);
     if (this.subscriptions.get(sub.channel) === sub) this.subscriptions.delete(sub.channel);

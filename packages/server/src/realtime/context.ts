@@ -19,6 +19,7 @@ export interface RealtimeContext {
     | 'idleTimeoutMs'
     | 'helloTimeoutMs'
     | 'allowedOrigins'
+    | 'retention'
   >;
   store: Store;
   writer: LogWriter;

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { CLOSE_CODES, type Conflict, type Device } from '@syncbridge/protocol';
 import { WebSocketServer } from 'ws';
 import { isTenantAdmin } from '../auth/principal.ts';
-import type { VerifiedToken } from '../auth/tokens.ts';
+import { bearerToken, type VerifiedToken } from '../auth/tokens.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import { Connection, cursorKey } from './connection.ts';
 import type { RealtimeContext } from './context.ts';
@@ -89,8 +89,7 @@ export class RealtimeGateway {
       return rejectUpgrade(socket, 403, 'FORBIDDEN', `origin ${origin} is not allowed`);
     }
     const auth = req.headers.authorization;
-    const token =
-      url.searchParams.get('token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7).trim() : null);
+    const token = url.searchParams.get('token') ?? (auth === undefined ? null : bearerToken(auth));
     let verified: VerifiedToken | null = null;
     if (token) {
       try {
@@ -130,7 +129,7 @@ export class RealtimeGateway {
           conn.close(CLOSE_CODES.POLICY, 'bad deviceId');
           return;
         }
-        conn.authenticate(verified.principal, verified.expiresAt, deviceId).catch((err: unknown) => {
+        conn.authenticateAtUpgrade(verified.principal, verified.expiresAt, deviceId).catch((err: unknown) => {
           conn.sendError(err);
           if (err instanceof SyncError && err.code === 'RATE_LIMITED') {
             conn.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');
@@ -141,14 +140,17 @@ export class RealtimeGateway {
   }
 
   private async saveCursor(conn: Connection): Promise<void> {
-    if (!conn.principal) return;
     conn.ackDirty = false;
-    const device = conn.deviceId ?? conn.id;
+    // Only a named device can read its cursor again (welcome.cursor, pending); a connection without a
+    // deviceId keeps its acks in memory, so the table does not grow by a row per anonymous connection.
+    if (!conn.principal || !conn.deviceId) return;
+    const device = conn.deviceId;
     // A save in flight is remembered until it lands, so a reconnect of the same device (which may
     // arrive before it does) reads the cursor after it rather than a stale one.
-    const key = cursorKey(conn.principal.tenant, conn.principal.user, device);
-    const save = this.ctx.store
-      .saveCursor(conn.principal.tenant, conn.principal.user, device, conn.ackedSeq)
+    const { tenant, user } = conn.principal;
+    const key = cursorKey(tenant, user, device);
+    const save = this.cursorToSave(conn)
+      .then((seq) => this.ctx.store.saveCursor(tenant, user, device, seq))
       .catch((err: unknown) => {
         conn.ackDirty = true;
         this.ctx.logger.warn({ err }, 'could not save a cursor');
@@ -156,6 +158,30 @@ export class RealtimeGateway {
     this.cursorSaves.set(key, save);
     await save;
     if (this.cursorSaves.get(key) === save) this.cursorSaves.delete(key);
+  }
+
+  /**
+   * The seq to store for a connection's ack: as acked, or, when it is beyond every seq the connection
+   * was sent, at most the log's head (the cursor only rises, so one past the head would hide from the
+   * device everything written after it). A clamped ack is answered with an error while the client is
+   * still connected.
+   */
+  private async cursorToSave(conn: Connection): Promise<number> {
+    const acked = conn.ackedSeq;
+    if (!conn.ackUnverified) return acked;
+    const head = await this.ctx.store.headSeq(conn.principal!.tenant);
+    if (acked <= head) {
+      if (conn.ackedSeq === acked) conn.ackUnverified = false;
+      return acked;
+    }
+    if (conn.ackedSeq === acked) {
+      conn.ackedSeq = head;
+      conn.ackUnverified = false;
+    }
+    conn.sendError(
+      new SyncError('BAD_REQUEST', `ack ${acked} is beyond the log's head (${head}); the cursor is ${head}`),
+    );
+    return head;
   }
 
   private sweeps = 0;

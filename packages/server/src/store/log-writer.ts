@@ -6,7 +6,9 @@
  * acknowledged), and listeners hear about committed events in seq order.
  *
  * It must never acknowledge a write whose transaction failed, and a failure caused by one request
- * must not fail the others that shared its batch (the batch is retried one request at a time).
+ * must not fail the others that shared its batch (the batch is retried one request at a time). Input
+ * that cannot be stored (core/json-limits.ts) is refused here, before it joins a batch: a hostile write
+ * must cost the writers it would have shared a transaction with nothing.
  */
 import type { Conflict, LogEvent, Mutation, MutationResult, NewDomainEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
@@ -14,6 +16,14 @@ import type { Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
+import {
+  assertStorableJson,
+  DEFAULT_JSON_LIMITS,
+  type JsonLimits,
+  jsonProblem,
+  storableJsonError,
+  unreachableName,
+} from '../core/json-limits.ts';
 import type { Middleware } from '../plugins/types.ts';
 import type { Outbox } from '../webhooks/types.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
@@ -49,6 +59,18 @@ export interface LogWriterOptions {
   maxBatch?: number;
   /** Webhook deliveries to write with each commit's events (the outbox), and to hear about after it. */
   outbox?: Outbox;
+  /** What stored JSON may hold (depth, size); writes past it are refused with BAD_REQUEST. */
+  jsonLimits?: JsonLimits;
+}
+
+/** Why a mutation cannot be stored, before it is applied to anything; null when it can be tried. */
+function mutationProblem(m: Mutation, limits: JsonLimits): SyncError | null {
+  if (unreachableName(m.collection) || unreachableName(m.id)) {
+    return new SyncError('BAD_REQUEST', 'a collection or record id cannot be "." or ".."');
+  }
+  if (m.data === undefined) return null;
+  const problem = jsonProblem(m.data, limits);
+  return problem ? storableJsonError(problem, 'data') : null;
 }
 
 export class LogWriter {
@@ -59,9 +81,16 @@ export class LogWriter {
   private readonly listeners: CommitListener[] = [];
   private readonly conflictListeners: ConflictListener[] = [];
   private readonly maxBatch: number;
+  private readonly limits: JsonLimits;
 
   constructor(private readonly options: LogWriterOptions) {
     this.maxBatch = options.maxBatch ?? 2000;
+    this.limits = options.jsonLimits ?? DEFAULT_JSON_LIMITS;
+  }
+
+  /** Throws BAD_REQUEST when `value` cannot be stored within this writer's limits (any stored JSON). */
+  assertStorable(value: unknown, what: string): void {
+    assertStorableJson(value, this.limits, what);
   }
 
   /** Hears every committed batch of a tenant's events, in seq order. */
@@ -76,14 +105,38 @@ export class LogWriter {
 
   /** Resolves a stored conflict: `accept_local`, `accept_server` or `merge` with data. */
   resolve(principal: Principal, request: ResolveRequest): Promise<MutationResult> {
+    try {
+      if (request.data !== undefined) assertStorableJson(request.data, this.limits, 'data');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       this.enqueue({ kind: 'resolve', principal, request, resolve, reject });
     });
   }
 
+  /**
+   * Applies mutations in order; the results come back in the same order. A mutation that cannot be
+   * stored is `rejected` with BAD_REQUEST at once and never joins a batch; the others are committed.
+   */
   mutate(principal: Principal, mutations: Mutation[]): Promise<MutationResult[]> {
-    return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'mutations', principal, mutations, resolve, reject });
+    const refused = new Map<number, MutationResult>();
+    mutations.forEach((m, i) => {
+      const err = mutationProblem(m, this.limits);
+      if (err) {
+        const error = { code: err.code, message: err.message, details: err.details };
+        refused.set(i, { mid: m.mid, status: 'rejected', error });
+      }
+    });
+    if (refused.size === mutations.length) return Promise.resolve(mutations.map((_, i) => refused.get(i)!));
+    const accepted = refused.size === 0 ? mutations : mutations.filter((_, i) => !refused.has(i));
+    const committed = new Promise<MutationResult[]>((resolve, reject) => {
+      this.enqueue({ kind: 'mutations', principal, mutations: accepted, resolve, reject });
+    });
+    if (refused.size === 0) return committed;
+    return committed.then((results) => {
+      let next = 0;
+      return mutations.map((_, i) => refused.get(i) ?? results[next++]!);
     });
   }
 
@@ -96,6 +149,8 @@ export class LogWriter {
         ),
       );
     }
+    const problem = event.payload === undefined ? null : jsonProblem(event.payload, this.limits);
+    if (problem) return Promise.reject(storableJsonError(problem, 'payload'));
     return new Promise((resolve, reject) => {
       this.enqueue({ kind: 'event', principal, event, resolve, reject });
     });
@@ -201,7 +256,15 @@ export class LogWriter {
       const out: TenantCommit[] = [];
       for (const tenant of tenants) {
         const { collections, clock, middleware } = this.options;
-        const writer = new TenantWriter(tx, tenant, collections, clock, middleware, this.options.outbox);
+        const writer = new TenantWriter(
+          tx,
+          tenant,
+          collections,
+          clock,
+          middleware,
+          this.options.outbox,
+          this.limits,
+        );
         out.push(await writer.run(byTenant.get(tenant)!));
       }
       return out;

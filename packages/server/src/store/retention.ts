@@ -1,7 +1,12 @@
 /**
  * The retention job: on a timer, drops superseded record versions per each collection's `retention`
- * setting (`maxVersions`, `maxAgeDays`), and forgets idempotency results older than the configured
- * window. Idempotent, so several nodes may run it at once. It never drops a record's current version.
+ * setting (`maxVersions`, `maxAgeDays`), forgets idempotency results older than the configured window,
+ * and deletes what the server's `retention` settings let expire: finished webhook deliveries (successes
+ * and dead letters, with their attempts), resolved conflicts, devices not seen for long (with their
+ * cursors) and cursors of device ids nobody registered. Deletions run in bounded batches, each its own
+ * short transaction, so a backlog of millions never holds the writer for long. Idempotent, so several
+ * nodes may run it at once. It never drops a record's current version, a domain event, a pending
+ * delivery or an open conflict.
  */
 import type { Logger } from 'pino';
 import type { CollectionRegistry } from '../core/collections.ts';
@@ -9,10 +14,33 @@ import type { Store } from './types.ts';
 
 const DAY_MS = 86_400_000;
 
+/** How long finished and idle rows are kept, in days (0: forever), and the size of one deletion batch. */
+export interface ExpirySettings {
+  deliveriesDays: number;
+  deadLettersDays: number;
+  resolvedConflictsDays: number;
+  devicesUnseenDays: number;
+  batchSize: number;
+}
+
 export interface RetentionOptions {
   intervalMs: number;
   resultRetentionDays: number;
+  expiry: ExpirySettings;
+  /** Told how many rows of a table one run deleted (the `syncbridge_retention_pruned_total` metric). */
+  pruned?: (table: PrunedTable, count: number) => void;
 }
+
+export type PrunedTable =
+  | 'events'
+  | 'mutation_results'
+  | 'webhook_deliveries'
+  | 'webhook_dead_letters'
+  | 'conflicts'
+  | 'devices'
+  | 'cursors';
+
+export type RetentionReport = Record<PrunedTable, number>;
 
 export class RetentionJob {
   private timer: NodeJS.Timeout | null = null;
@@ -42,15 +70,23 @@ export class RetentionJob {
     await this.running;
   }
 
-  /** One pass over every tenant; returns how many log entries and results were dropped. */
-  async runOnce(now = Date.now()): Promise<{ compacted: number; pruned: number }> {
-    let compacted = 0;
+  /** One pass over every tenant; returns how many rows of each table were dropped. */
+  async runOnce(now = Date.now()): Promise<RetentionReport> {
+    const report: RetentionReport = {
+      events: 0,
+      mutation_results: 0,
+      webhook_deliveries: 0,
+      webhook_dead_letters: 0,
+      conflicts: 0,
+      devices: 0,
+      cursors: 0,
+    };
     for (const tenant of await this.store.listTenants()) {
-      for (const [name, { settings }] of await this.collections.list(tenant)) {
+      for (const [name, { settings }] of await this.collections.list(tenant, { fresh: true })) {
         const retention = settings.retention;
         if (!retention || (retention.maxVersions === undefined && retention.maxAgeDays === undefined))
           continue;
-        compacted += await this.store.compactHistory(tenant, name, {
+        report.events += await this.store.compactHistory(tenant, name, {
           keepVersions: retention.maxVersions ?? null,
           before:
             retention.maxAgeDays === undefined
@@ -59,11 +95,47 @@ export class RetentionJob {
         });
       }
     }
-    const pruned = await this.store.pruneResults(
+    report.mutation_results = await this.store.pruneResults(
       new Date(now - this.options.resultRetentionDays * DAY_MS).toISOString(),
     );
-    if (compacted > 0 || pruned > 0)
-      this.logger.info({ compacted, pruned }, 'retention: dropped old history');
-    return { compacted, pruned };
+    const { expiry: settings } = this.options;
+    const expiry = this.store.expiry;
+    const cutoff = (days: number) => now - days * DAY_MS;
+    const iso = (days: number) => new Date(cutoff(days)).toISOString();
+    if (settings.deliveriesDays > 0) {
+      report.webhook_deliveries = await this.inBatches((n) =>
+        expiry.pruneDeliveries('success', cutoff(settings.deliveriesDays), n),
+      );
+    }
+    if (settings.deadLettersDays > 0) {
+      report.webhook_dead_letters = await this.inBatches((n) =>
+        expiry.pruneDeliveries('failed', cutoff(settings.deadLettersDays), n),
+      );
+    }
+    if (settings.resolvedConflictsDays > 0) {
+      report.conflicts = await this.inBatches((n) =>
+        expiry.pruneResolvedConflicts(iso(settings.resolvedConflictsDays), n),
+      );
+    }
+    if (settings.devicesUnseenDays > 0) {
+      report.devices = await this.inBatches((n) => expiry.pruneDevices(iso(settings.devicesUnseenDays), n));
+      report.cursors = await this.inBatches((n) => expiry.pruneCursors(iso(settings.devicesUnseenDays), n));
+    }
+    const dropped = Object.entries(report).filter(([, n]) => n > 0);
+    for (const [table, n] of dropped) this.options.pruned?.(table as PrunedTable, n);
+    if (dropped.length > 0) this.logger.info(Object.fromEntries(dropped), 'retention: dropped old rows');
+    return report;
+  }
+
+  /** Runs one bounded deletion until a batch comes back short, yielding to other work between batches. */
+  private async inBatches(prune: (limit: number) => Promise<number>): Promise<number> {
+    const limit = this.options.expiry.batchSize;
+    let total = 0;
+    for (;;) {
+      const n = await prune(limit);
+      total += n;
+      if (n < limit) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 }

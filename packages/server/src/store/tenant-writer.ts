@@ -1,8 +1,9 @@
 /**
  * One tenant's share of a group commit: runs inside the write transaction after the tenant's lock is
  * taken, turns each queued request into results, log events, record versions and conflicts, and writes
- * them with one `writeBatch`. Request-level failures (unknown conflict, bad resolution) settle that
- * request only; only store failures throw.
+ * them with one `writeBatch`. Request-level failures (unknown conflict, bad resolution, a result that
+ * cannot be stored, even an exception thrown while applying one mutation) settle that request only;
+ * only store failures throw, so that only they make the log writer re-run a batch.
  */
 import { randomUUID } from 'node:crypto';
 import type { Conflict, LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
@@ -10,6 +11,7 @@ import { isTenantAdmin, type Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
+import { DEFAULT_JSON_LIMITS, type JsonLimits, jsonProblem, storableJsonError } from '../core/json-limits.ts';
 import { diffRecords } from '../core/merge.ts';
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
@@ -86,12 +88,14 @@ export class TenantWriter {
     private readonly clock: HybridClock,
     private readonly middleware: readonly Middleware[] = [],
     private readonly outbox?: Outbox,
+    private readonly limits: JsonLimits = DEFAULT_JSON_LIMITS,
   ) {}
 
   async run(writes: PendingWrite[]): Promise<TenantCommit> {
     const { tx, tenant } = this;
     const lock = await tx.lockTenant(tenant);
     this.head = lock.head;
+    await this.collections.sync(tenant, lock.collectionsVersion);
     await this.outbox?.sync(tenant, lock.hooksVersion);
     await this.load(writes);
     for (const w of writes) {
@@ -224,7 +228,20 @@ export class TenantWriter {
     // As core/mutations sees it: a base that is not the current version of an existing record.
     const current = this.records.get(recordKey(m.collection, m.id));
     const stale = m.baseVersion !== undefined && m.op !== 'increment' && current?.version !== m.baseVersion;
-    const result = this.applyOne(principal, m);
+    let result: MutationResult;
+    try {
+      result = this.applyOne(principal, m);
+    } catch (err) {
+      // Applying is pure computation (no I/O): whatever it throws belongs to this mutation alone, and is
+      // not stored, so a replay of the mid meets the same answer rather than a remembered one.
+      if (err instanceof SyncError) throw err;
+      this.statuses.push('rejected');
+      return {
+        mid: m.mid,
+        status: 'rejected',
+        error: { code: 'BAD_REQUEST', message: 'the mutation could not be applied to this record' },
+      };
+    }
     this.remember(key, result);
     this.statuses.push(result.status);
     if (stale && current) {
@@ -287,6 +304,14 @@ export class TenantWriter {
       return { mid: m.mid, status: 'rejected', error };
     }
     if (outcome.status === 'rejected') return outcome.result;
+    if (outcome.status !== 'conflict' && m.op === 'patch') {
+      // A patch is checked on what it produces: small patches can grow a record past the limits.
+      const problem = jsonProblem(outcome.record.data, this.limits);
+      if (problem) {
+        const err = storableJsonError(problem, 'the patched data');
+        return { mid: m.mid, status: 'rejected', error: { code: err.code, message: err.message } };
+      }
+    }
     if (outcome.status === 'conflict') {
       const conflict: Conflict = {
         id: randomUUID(),

@@ -52,6 +52,12 @@ export interface TenantLock {
    * planned against it.
    */
   hooksVersion: number;
+  /**
+   * The version of the tenant's collection settings, bumped by every `putCollection` in its own
+   * transaction under the same lock: a commit that reads a version its node has not seen reloads the
+   * settings (strategy, schema, retention) before applying mutations.
+   */
+  collectionsVersion: number;
 }
 
 /** One write transaction. Methods run in order; the transaction commits when the callback resolves. */
@@ -136,10 +142,27 @@ export interface ApiKeyRow {
   label: string | null;
 }
 
+/**
+ * Deletes rows that outlived their retention, at most `limit` per call, oldest first where an index
+ * allows it, so the retention job works in bounded batches. Each returns how many rows it deleted.
+ */
+export interface ExpiryStore {
+  /** Finished webhook deliveries (`success` or `failed`, dead letters) completed before `beforeMs`, with their attempts. */
+  pruneDeliveries(status: 'success' | 'failed', beforeMs: number, limit: number): Promise<number>;
+  /** Resolved conflicts resolved (or, without a resolution time, created) before this ISO time. */
+  pruneResolvedConflicts(before: string, limit: number): Promise<number>;
+  /** Devices last seen (or, never seen, last registered) before this ISO time, with their cursors. */
+  pruneDevices(before: string, limit: number): Promise<number>;
+  /** Cursors of device ids that are not registered, not updated since this ISO time. */
+  pruneCursors(before: string, limit: number): Promise<number>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Webhook endpoints, the delivery outbox and delivery attempts. */
   readonly webhooks: WebhookStore;
+  /** Deletion of rows past their retention (store/retention.ts runs it). */
+  readonly expiry: ExpiryStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
@@ -158,10 +181,15 @@ export interface Store {
   countOpenConflicts(): Promise<{ tenant: string; count: number }[]>;
   getConflict(tenant: string, id: string): Promise<Conflict | null>;
   getCollections(tenant: string): Promise<Map<string, CollectionSettings>>;
+  /** Stores a collection's settings and bumps the tenant's collections version (TenantLock), in one transaction. */
   putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void>;
   /** Looks an API key up by the SHA-256 hex of its secret. */
   findApiKey(hash: string): Promise<ApiKeyRow | null>;
   createApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
+  /** Creates the key of `row.id`, or replaces its hash and label in one statement (key rotation). */
+  replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
+  /** Forgets the key of this id (revocation); false when there was none. */
+  deleteApiKey(id: string): Promise<boolean>;
   saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void>;
   getCursor(tenant: string, user: string, device: string): Promise<number | null>;
   /** Creates or replaces a registered device (keyed by tenant, `device.user` and `device.id`). */

@@ -195,6 +195,9 @@ describe.each(kinds)('docs/protocol.md behaviours (%s)', (kind: StoreKind) => {
     const welcome = await first.request({ type: 'hello', token, deviceId: 'laptop-1' });
     expect(welcome).toMatchObject({ type: 'welcome', tenant: 'proto-cursor', user: 'bob', protocol: 1 });
     expect(welcome).not.toHaveProperty('cursor');
+    // An ack is stored up to the log's head at most: the log needs seven entries for an ack of 7.
+    for (let i = 0; i < 7; i++)
+      await first.request({ type: 'publish', event: { type: 'note', payload: { i } } });
     first.send({ type: 'ack', seq: 7 });
     await first.request({ type: 'ping' });
     await first.close();

@@ -114,7 +114,14 @@ describe.each(kinds)('system endpoints (%s)', (kind: StoreKind) => {
     const eventParams = paths['/v1/events']!.get.parameters.map((p: Json) => `${p.in}:${p.name}`);
     expect(eventParams).toEqual(expect.arrayContaining(['query:after', 'query:limit', 'query:type']));
     expect(paths['/v1/records/{collection}/{id}']!.get.responses['200']).toBeDefined();
-    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiKey', 'bearer']);
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiKey', 'bearer', 'tenant']);
+    // "Try it out" with the admin key needs X-Tenant: it is a scheme, required together with the key.
+    expect(doc.components.securitySchemes.tenant).toMatchObject({
+      type: 'apiKey',
+      in: 'header',
+      name: 'X-Tenant',
+    });
+    expect(doc.security).toContainEqual({ apiKey: [], tenant: [] });
   });
 
   it('GET /metrics is Prometheus text with syncbridge_connections following open connections', async () => {

@@ -199,7 +199,16 @@ describe.each(kinds)('resume after disconnects (%s)', (kind: StoreKind) => {
     expect(await third.request({ type: 'hello', token, deviceId: 'phone-1' })).toMatchObject({ cursor: 5 });
     await third.close();
 
-    // A reconnect right after the close sees the newest cursor, every time.
+    // A reconnect right after the close sees the newest cursor, every time (acks beyond the log's head
+    // are stored as the head, so the log first grows to seq 30).
+    const filler = await TestWsClient.connect(srv.wsUrl, token);
+    for (let i = 5; i < 30; i++) {
+      await filler.request({
+        type: 'mutate',
+        mutations: [{ mid: `ack-${i}`, collection: 'notes', id: `n${i}`, op: 'put', data: { i } }],
+      });
+    }
+    await filler.close();
     for (let seq = 6; seq < 26; seq++) {
       const before = await TestWsClient.connect(srv.wsUrl);
       await before.request({ type: 'hello', token, deviceId: 'phone-1' });

@@ -9,14 +9,23 @@
  */
 import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SyncError } from '../../src/core/errors.ts';
 import { matchesFilter } from '../../src/core/filters.ts';
 import type { Store, TenantBatch } from '../../src/store/types.ts';
 import { recordKey, versionKey } from '../../src/store/types.ts';
+import { UNAVAILABLE_MESSAGES } from '../../src/store/unavailable.ts';
 
 export interface StoreFixture {
   store: Store;
   /** Opens one more store instance on the same database. */
-  reopen: () => Promise<Store>;
+  reopen: (options?: { busyTimeoutMs?: number }) => Promise<Store>;
+  /** Another connection takes the tenant's write lock and keeps it until the returned function runs. */
+  holdWriteLock: (tenant: string) => Promise<() => Promise<void>>;
+  /**
+   * A migrated store on a database of its own that has no room for another page (with its cleanup), or
+   * why a full database cannot be staged on this backend.
+   */
+  full: (() => Promise<{ store: Store; cleanup: () => Promise<void> }>) | string;
   cleanup: () => Promise<void>;
 }
 
@@ -554,6 +563,27 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         expect(collections.size).toBe(3);
       });
 
+      it('every settings change bumps the collections version a write lock reads, and keeps the head', async () => {
+        const tenant = freshTenant('collections-version');
+        const lock = () => store.transaction(async (tx) => tx.lockTenant(tenant));
+        expect(await lock()).toMatchObject({ head: 0, collectionsVersion: 0 });
+        await putRecords(store, tenant, [rec('todos', 'a', {}), rec('todos', 'b', {})]);
+        await store.putCollection(tenant, 'todos', { strategy: 'server_wins' });
+        const first = await lock();
+        expect(first.head).toBe(2);
+        expect(first.collectionsVersion).toBe(1);
+        await store.putCollection(tenant, 'todos', { strategy: 'lww' });
+        await store.putCollection(tenant, 'notes', {});
+        expect(await lock()).toMatchObject({
+          head: 2,
+          collectionsVersion: 3,
+          hooksVersion: first.hooksVersion,
+        });
+        expect(
+          (await store.transaction(async (tx) => tx.lockTenant(freshTenant('other')))).collectionsVersion,
+        ).toBe(0);
+      });
+
       it('finds api keys by hash', async () => {
         const suffix = Math.random().toString(36).slice(2);
         const tenantKey = { id: `k1-${suffix}`, tenant: 'acme', label: 'ci', hash: `h1-${suffix}` };
@@ -586,6 +616,60 @@ export function runStoreConformance(name: string, create: () => Promise<StoreFix
         expect(await store.getCursor(tenant, 'u', 'd2')).toBe(1);
         expect(await store.getCursor(tenant, 'u2', 'd')).toBeNull();
         expect(await store.getCursor(tenant, 'u', 'd')).toBe(9);
+      });
+    });
+
+    describe('driver errors (one translator per driver, the same outcome for the same cause)', () => {
+      const unavailable = async (attempt: Promise<unknown>, message: string) => {
+        const err = await attempt.then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err, 'the attempt should fail').toBeInstanceOf(SyncError);
+        expect(err).toMatchObject({ code: 'UNAVAILABLE', message });
+      };
+
+      it('a write waiting past the busy timeout for a lock another connection holds is UNAVAILABLE, then works once it is free', async () => {
+        const tenant = freshTenant('busy');
+        const busy = await fixture.reopen({ busyTimeoutMs: 150 });
+        try {
+          const release = await fixture.holdWriteLock(tenant);
+          try {
+            await unavailable(
+              busy.transaction(async (tx) => tx.lockTenant(tenant)),
+              UNAVAILABLE_MESSAGES.busy,
+            );
+            await unavailable(
+              busy.putCollection(tenant, 'todos', { strategy: 'lww' }),
+              UNAVAILABLE_MESSAGES.busy,
+            );
+          } finally {
+            await release();
+          }
+          await busy.putCollection(tenant, 'todos', { strategy: 'server_wins' });
+          expect((await busy.getCollections(tenant)).get('todos')).toEqual({ strategy: 'server_wins' });
+          expect(await busy.transaction(async (tx) => (await tx.lockTenant(tenant)).head)).toBe(0);
+        } finally {
+          await busy.close();
+        }
+      });
+
+      it('a write to a full database is UNAVAILABLE and leaves what was committed', async (ctx) => {
+        const stage = fixture.full;
+        if (typeof stage === 'string') return ctx.skip(stage);
+        const { store: full, cleanup } = await stage();
+        const tenant = freshTenant('full');
+        try {
+          await unavailable(
+            putRecords(full, tenant, [rec('docs', 'big', { text: 'x'.repeat(256 * 1024) })]),
+            UNAVAILABLE_MESSAGES.full,
+          );
+          expect(await full.getRecord(tenant, 'docs', 'big')).toBeNull();
+          expect(await full.headSeq(tenant)).toBe(0);
+        } finally {
+          await full.close();
+          await cleanup();
+        }
       });
     });
 

@@ -28,10 +28,26 @@ async function dropSchema(schema: string): Promise<void> {
 describe.skipIf(!available)('PostgreSQL store', () => {
   runStoreConformance('postgres', async () => {
     const schema = `sb_test_${randomBytes(6).toString('hex')}`;
-    const open = () => new PostgresStore({ connectionString: url, schema, poolSize: 8 });
+    const open = (options: { busyTimeoutMs?: number } = {}) =>
+      new PostgresStore({ connectionString: url, schema, poolSize: 8, ...options });
     return {
       store: open(),
-      reopen: async () => open(),
+      reopen: async (options) => open(options),
+      // Another node's transaction holding the tenant's head row lock, as a commit does.
+      holdWriteLock: async (tenant) => {
+        const other = new pg.Client({ connectionString: url, options: `-c search_path="${schema}"` });
+        await other.connect();
+        await other.query('BEGIN');
+        await other.query('INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
+          tenant,
+        ]);
+        await other.query('SELECT seq FROM tenant_heads WHERE tenant = $1 FOR UPDATE', [tenant]);
+        return async () => {
+          await other.query('ROLLBACK');
+          await other.end();
+        };
+      },
+      full: 'a full disk cannot be staged on a shared PostgreSQL server; disk_full (53100) is translated by code in sql.ts',
       cleanup: () => dropSchema(schema),
     };
   });

@@ -27,7 +27,7 @@ export const collectionRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        const all = await ctx.collections.list(principal.tenant);
+        const all = await ctx.collections.list(principal.tenant, { fresh: true });
         return {
           collections: [...all.entries()]
             .sort(([a], [b]) => a.localeCompare(b))
@@ -48,8 +48,9 @@ export const collectionRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        const c = await ctx.collections.get(principal.tenant, request.params.collection);
-        return { name: request.params.collection, settings: { strategy: 'lww' as const, ...c.settings } };
+        const all = await ctx.collections.list(principal.tenant, { fresh: true });
+        const settings = all.get(request.params.collection)?.settings ?? {};
+        return { name: request.params.collection, settings: { strategy: 'lww' as const, ...settings } };
       },
     );
 
@@ -68,6 +69,7 @@ export const collectionRoutes =
         const principal = await ctx.auth.principal(request);
         if (!isTenantAdmin(principal))
           throw new SyncError('FORBIDDEN', 'changing collection settings needs the admin role');
+        ctx.writer.assertStorable(request.body, 'settings');
         const resolved = ctx.collections.compile(request.body);
         await ctx.store.putCollection(principal.tenant, request.params.collection, request.body);
         await ctx.collections.list(principal.tenant);

@@ -1,10 +1,17 @@
 /**
- * Connector tables on PostgreSQL (migration 8): ticks, connector state and connectors defined over REST.
+ * Connector tables on PostgreSQL (migrations 8 and 12): ticks, connector state, connectors defined over
+ * REST and the tenants' sealed connector secrets.
  * A small pool of its own on the same database and schema, so tick batches never queue behind the log's
  * transactions for a pooled connection.
  */
 import pg from 'pg';
-import type { ConnectorStore, StoredConnector, TickQuery, TickRow } from '../../connectors/store.ts';
+import type {
+  ConnectorStore,
+  StoredConnector,
+  StoredSecret,
+  TickQuery,
+  TickRow,
+} from '../../connectors/store.ts';
 import type { ConnectorSpec, Tick } from '../../connectors/types.ts';
 
 const INT8_OID = 20;
@@ -182,6 +189,42 @@ export class PostgresConnectorStore implements ConnectorStore {
 
   async deleteConnector(tenant: string, name: string): Promise<boolean> {
     const result = await this.pool.query('DELETE FROM connector_configs WHERE tenant = $1 AND name = $2', [
+      tenant,
+      name,
+    ]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async putSecret(tenant: string, name: string, sealed: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO connector_secrets (tenant, name, sealed) VALUES ($1, $2, $3)
+       ON CONFLICT (tenant, name) DO UPDATE SET sealed = excluded.sealed, updated_at = now()`,
+      [tenant, name, sealed],
+    );
+  }
+
+  async listSecrets(tenant: string, names?: readonly string[]): Promise<StoredSecret[]> {
+    const { rows } = await this.pool.query<{
+      name: string;
+      sealed: string;
+      created_at: Date;
+      updated_at: Date;
+    }>(
+      names
+        ? 'SELECT name, sealed, created_at, updated_at FROM connector_secrets WHERE tenant = $1 AND name = ANY($2::text[]) ORDER BY name'
+        : 'SELECT name, sealed, created_at, updated_at FROM connector_secrets WHERE tenant = $1 ORDER BY name',
+      names ? [tenant, [...names]] : [tenant],
+    );
+    return rows.map((r) => ({
+      name: r.name,
+      sealed: r.sealed,
+      createdAt: r.created_at.toISOString(),
+      updatedAt: r.updated_at.toISOString(),
+    }));
+  }
+
+  async deleteSecret(tenant: string, name: string): Promise<boolean> {
+    const result = await this.pool.query('DELETE FROM connector_secrets WHERE tenant = $1 AND name = $2', [
       tenant,
       name,
     ]);

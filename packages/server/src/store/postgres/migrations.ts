@@ -234,4 +234,42 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     // commit that takes the lock after an endpoint change sees it (store/types.ts, TenantLock).
     sql: 'ALTER TABLE tenant_heads ADD COLUMN hooks_version bigint NOT NULL DEFAULT 0;',
   },
+  {
+    version: 11,
+    name: 'a version of the collection settings of each tenant, read with its write lock',
+    // Bumped by every collection settings change in the same transaction, under the tenant's head row
+    // lock, so a commit that takes the lock after the change sees it (core/collections.ts, TenantLock).
+    sql: 'ALTER TABLE tenant_heads ADD COLUMN collections_version bigint NOT NULL DEFAULT 0;',
+  },
+  {
+    version: 12,
+    name: "tenants' connector secrets, sealed",
+    // A value is sealed before it reaches the store (connectors/secrets.ts): the column holds only
+    // `sbx1.` ciphertext under SYNCBRIDGE_SECRETS_KEY, never a plain secret.
+    sql: `
+      CREATE TABLE connector_secrets (
+        tenant text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        sealed text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, name)
+      );
+    `,
+  },
+  {
+    version: 13,
+    name: 'finished webhook deliveries by completion time; no cursors of anonymous connections',
+    // The retention job deletes finished deliveries oldest first (store/retention.ts). Cursors used to be
+    // kept for connections without a deviceId too, under a random connection id (a UUID) that nobody can
+    // read again; those without a registered device are dropped here.
+    sql: `
+      CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (status, completed_at)
+        WHERE status <> 'pending';
+      DELETE FROM cursors WHERE length(device_id) = 36
+        AND device_id LIKE '________-____-4___-____-____________'
+        AND NOT EXISTS (SELECT 1 FROM devices d
+          WHERE d.tenant = cursors.tenant AND d.user_id = cursors.user_id AND d.id = cursors.device_id);
+    `,
+  },
 ];

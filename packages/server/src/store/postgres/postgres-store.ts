@@ -46,6 +46,7 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { PostgresExpiryStore } from './expiry-store.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import {
   columnArrays,
@@ -65,6 +66,11 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Seals webhook secrets at rest (see auth/secret-box.ts). */
   secretBox?: SecretBox | null;
+  /**
+   * How long a statement waits for a lock another connection holds before it fails with UNAVAILABLE
+   * (PostgreSQL's lock_timeout; default: it waits as long as it takes, as nodes of a cluster should).
+   */
+  busyTimeoutMs?: number;
 }
 
 /** Key of the advisory lock `migrate` holds, so nodes starting at once apply each migration once. */
@@ -103,6 +109,7 @@ function quoteIdent(name: string): string {
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly webhooks: PostgresWebhookStore;
+  readonly expiry: PostgresExpiryStore;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
   private closed = false;
@@ -112,17 +119,23 @@ export class PostgresStore implements Store {
       throw new Error(`invalid PostgreSQL schema name: ${options.schema}`);
     }
     this.schema = options.schema;
+    const settings: string[] = [];
+    if (options.schema) settings.push(`-c search_path=${quoteIdent(options.schema)}`);
+    if (options.busyTimeoutMs !== undefined) {
+      settings.push(`-c lock_timeout=${Math.max(1, Math.floor(options.busyTimeoutMs))}`);
+    }
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: 10_000,
       types: { getTypeParser: typeParser },
       // Applied by the server to every pooled connection when it opens.
-      ...(options.schema ? { options: `-c search_path=${quoteIdent(options.schema)}` } : {}),
+      ...(settings.length > 0 ? { options: settings.join(' ') } : {}),
     });
     // An idle client whose connection dies emits 'error' on the pool; the pool drops that client, and
     // the next query reports the outage. Without a listener the error would crash the process.
     this.pool.on('error', () => {});
+    this.expiry = new PostgresExpiryStore((sql, params) => query(this.pool, sql, params));
     this.webhooks = new PostgresWebhookStore({
       secretBox: options.secretBox ?? null,
       query: (sql, params) => query(this.pool, sql, params),
@@ -216,12 +229,16 @@ export class PostgresStore implements Store {
         await query(client, 'INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
           tenant,
         ]);
-        const rows = await query<{ seq: string; hooks_version: string }>(
+        const rows = await query<{ seq: string; hooks_version: string; collections_version: string }>(
           client,
-          'SELECT seq, hooks_version FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
+          'SELECT seq, hooks_version, collections_version FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
           [tenant],
         );
-        return { head: Number(rows[0].seq), hooksVersion: Number(rows[0].hooks_version) };
+        return {
+          head: Number(rows[0].seq),
+          hooksVersion: Number(rows[0].hooks_version),
+          collectionsVersion: Number(rows[0].collections_version),
+        };
       },
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
@@ -415,12 +432,22 @@ export class PostgresStore implements Store {
   }
 
   async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {
-    await query(
-      this.pool,
-      `INSERT INTO collections (tenant, name, settings) VALUES ($1, $2, $3::jsonb)
-       ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings`,
-      [tenant, name, JSON.stringify(settings)],
-    );
+    // The version first: it takes the tenant's head row lock in the order commits take it, so a commit
+    // that locks the tenant after this change has committed reads the new version (TenantLock).
+    await this.inTransaction('BEGIN', async (client) => {
+      await query(
+        client,
+        `INSERT INTO tenant_heads (tenant, seq, collections_version) VALUES ($1, 0, 1)
+         ON CONFLICT (tenant) DO UPDATE SET collections_version = tenant_heads.collections_version + 1`,
+        [tenant],
+      );
+      await query(
+        client,
+        `INSERT INTO collections (tenant, name, settings) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings`,
+        [tenant, name, JSON.stringify(settings)],
+      );
+    });
   }
 
   async findApiKey(hash: string): Promise<ApiKeyRow | null> {
@@ -437,6 +464,20 @@ export class PostgresStore implements Store {
       row.hash,
       row.label,
     ]);
+  }
+
+  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    await query(
+      this.pool,
+      `INSERT INTO api_keys (id, tenant, hash, label) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label, created_at = now()`,
+      [row.id, row.tenant, row.hash, row.label],
+    );
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    const rows = await query(this.pool, 'DELETE FROM api_keys WHERE id = $1 RETURNING id', [id]);
+    return rows.length > 0;
   }
 
   async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {

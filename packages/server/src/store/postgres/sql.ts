@@ -7,6 +7,7 @@ import type { SyncRecord } from '@syncbridge/protocol';
 import { SyncError } from '../../core/errors.ts';
 import { EVENT_COLUMNS } from '../rows.ts';
 import { recordKey } from '../types.ts';
+import { UNAVAILABLE_MESSAGES, type UnavailableCause } from '../unavailable.ts';
 
 export { EVENT_COLUMNS };
 
@@ -129,8 +130,19 @@ export function filterSql(
   return { sql: clauses.length ? ` AND ${clauses.join(' AND ')}` : '', params };
 }
 
-/** SQLSTATE classes and codes that mean "the database is not reachable or not accepting work". */
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
+/** SQLSTATEs that mean "retry later can work", by cause (the same causes as SQLite's, store/sqlite/errors.ts). */
+const SQLSTATE_CAUSES: Record<string, UnavailableCause> = {
+  '55P03': 'busy', // lock_not_available: lock_timeout passed (busyTimeoutMs)
+  '40P01': 'busy', // deadlock_detected
+  '40001': 'busy', // serialization_failure
+  '53100': 'full', // disk_full
+  '57P01': 'down',
+  '57P02': 'down',
+  '57P03': 'down',
+  '53200': 'down', // out_of_memory
+  '53300': 'down',
+  '53400': 'down',
+};
 const UNAVAILABLE_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -141,29 +153,43 @@ const UNAVAILABLE_NODE_CODES = new Set([
   'EAI_AGAIN',
   'EPIPE',
 ]);
-const UNAVAILABLE_MESSAGES = [
+const DOWN_MESSAGES = [
   'Connection terminated',
   'timeout exceeded when trying to connect',
   'is not queryable',
   'connection timeout',
 ];
 
+function causeOf(err: Error): UnavailableCause | null {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    const cause = SQLSTATE_CAUSES[code];
+    if (cause) return cause;
+    if (code.startsWith('08') || UNAVAILABLE_NODE_CODES.has(code)) return 'down';
+  }
+  if (err instanceof AggregateError) {
+    for (const e of err.errors) if (e instanceof Error && causeOf(e)) return causeOf(e);
+  }
+  return DOWN_MESSAGES.some((m) => err.message.includes(m)) ? 'down' : null;
+}
+
 /**
- * The one place PostgreSQL driver errors are translated: connection failures become
- * SyncError('UNAVAILABLE'), so callers see the same error whatever the store. Everything else
- * (constraint violations, SyncErrors thrown by a transaction's callback, bugs) passes through unchanged.
+ * The one place PostgreSQL driver errors are translated: a database that is busy (a lock wait past
+ * `lock_timeout`), full or unreachable becomes SyncError('UNAVAILABLE') with the message SQLite's
+ * translator gives for the same cause, so callers see the same error whatever the store. Everything
+ * else (constraint violations, SyncErrors thrown by a transaction's callback, bugs) passes through.
  */
 export function translateError(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof SyncError) return err;
   const code = (err as { code?: unknown }).code;
   // PostgreSQL text and jsonb cannot hold U+0000; retrying would never help, so it is the caller's error.
+  // Inputs are refused before they reach a store (core/nul.ts); this is the last line.
   if (code === '22P05' || code === '22021') {
     return new SyncError('BAD_REQUEST', 'text containing the NUL character (\\u0000) cannot be stored');
   }
-  const unavailable =
-    (typeof code === 'string' &&
-      (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
-    (err instanceof AggregateError && err.errors.some((e) => translateError(e) instanceof SyncError)) ||
-    UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m));
-  return unavailable ? new SyncError('UNAVAILABLE', 'database unavailable') : err;
+  // The driver's error stays as `cause`, so that a start can say where and why (startup/reach.ts).
+  const cause = causeOf(err);
+  return cause
+    ? Object.assign(new SyncError('UNAVAILABLE', UNAVAILABLE_MESSAGES[cause]), { cause: err })
+    : err;
 }

@@ -7,8 +7,15 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { ConnectorStore, StoredConnector, TickQuery, TickRow } from '../../connectors/store.ts';
+import type {
+  ConnectorStore,
+  StoredConnector,
+  StoredSecret,
+  TickQuery,
+  TickRow,
+} from '../../connectors/store.ts';
 import type { ConnectorSpec, Tick } from '../../connectors/types.ts';
+import { withSqliteErrors } from './errors.ts';
 import type { Migration } from './migrations.ts';
 
 export const CONNECTOR_MIGRATIONS: Migration[] = [
@@ -40,6 +47,21 @@ export const CONNECTOR_MIGRATIONS: Migration[] = [
         tenant TEXT NOT NULL,
         name TEXT NOT NULL,
         spec TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    // 12 on PostgreSQL (the connector tables are part of the main schema there).
+    version: 2,
+    name: "tenants' connector secrets, sealed",
+    sql: `
+      CREATE TABLE connector_secrets (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sealed TEXT NOT NULL,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         PRIMARY KEY (tenant, name)
@@ -106,6 +128,8 @@ export class SqliteConnectorStore implements ConnectorStore {
       }
       for (; i < rows.length; i++) this.insertTick.run(values(rows[i]!));
     });
+    // biome-ignore lint/correctness/noConstructorReturn: the instance, seen through its error translator
+    return withSqliteErrors(this);
   }
 
   private migrate(): void {
@@ -237,6 +261,35 @@ export class SqliteConnectorStore implements ConnectorStore {
   async deleteConnector(tenant: string, name: string): Promise<boolean> {
     return (
       this.db.prepare('DELETE FROM connector_configs WHERE tenant = ? AND name = ?').run(tenant, name)
+        .changes > 0
+    );
+  }
+
+  async putSecret(tenant: string, name: string, sealed: string): Promise<void> {
+    const now = new Date().toISOString();
+    this.db
+      .prepare(
+        `INSERT INTO connector_secrets (tenant, name, sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`,
+      )
+      .run(tenant, name, sealed, now, now);
+  }
+
+  async listSecrets(tenant: string, names?: readonly string[]): Promise<StoredSecret[]> {
+    const rows = this.db
+      .prepare<[string], { name: string; sealed: string; created_at: string; updated_at: string }>(
+        'SELECT name, sealed, created_at, updated_at FROM connector_secrets WHERE tenant = ? ORDER BY name',
+      )
+      .all(tenant);
+    const wanted = names ? new Set(names) : null;
+    return rows
+      .filter((r) => !wanted || wanted.has(r.name))
+      .map((r) => ({ name: r.name, sealed: r.sealed, createdAt: r.created_at, updatedAt: r.updated_at }));
+  }
+
+  async deleteSecret(tenant: string, name: string): Promise<boolean> {
+    return (
+      this.db.prepare('DELETE FROM connector_secrets WHERE tenant = ? AND name = ?').run(tenant, name)
         .changes > 0
     );
   }

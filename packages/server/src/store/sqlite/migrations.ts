@@ -199,4 +199,27 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     // has not seen reloads the tenant's endpoints before planning deliveries (store/types.ts, TenantLock).
     sql: 'ALTER TABLE tenant_heads ADD COLUMN hooks_version INTEGER NOT NULL DEFAULT 0;',
   },
+  {
+    // 12 (tenants' connector secrets) lives in connectors.db on SQLite, as 8 does.
+    version: 11,
+    name: 'a version of the collection settings of each tenant, read with its write lock',
+    // Bumped by every PUT /v1/collections in the same transaction; a commit that reads a version its node
+    // has not seen reloads the tenant's collection settings before applying mutations (core/collections.ts).
+    sql: 'ALTER TABLE tenant_heads ADD COLUMN collections_version INTEGER NOT NULL DEFAULT 0;',
+  },
+  {
+    version: 13,
+    name: 'finished webhook deliveries by completion time; no cursors of anonymous connections',
+    // The retention job deletes finished deliveries oldest first (store/retention.ts). Cursors used to be
+    // kept for connections without a deviceId too, under a random connection id (a UUID) that nobody can
+    // read again; those without a registered device are dropped here.
+    sql: `
+      CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (status, completed_at)
+        WHERE status <> 'pending';
+      DELETE FROM cursors WHERE length(device_id) = 36
+        AND device_id LIKE '________-____-4___-____-____________'
+        AND NOT EXISTS (SELECT 1 FROM devices d
+          WHERE d.tenant = cursors.tenant AND d.user_id = cursors.user_id AND d.id = cursors.device_id);
+    `,
+  },
 ];

@@ -4,7 +4,8 @@
  * Two connections: one writer, used only inside `transaction` (BEGIN IMMEDIATE holds SQLite's single
  * write lock, which is what orders every tenant's seqs), and one reader for everything else, so a read
  * never sees a transaction that has not committed. `synchronous=FULL` (the default) fsyncs every commit,
- * so an acknowledged write survives a power cut; NORMAL survives a process crash only.
+ * so an acknowledged write survives a power cut; NORMAL survives a process crash only. Driver errors
+ * reach callers translated (errors.ts): busy, full and I/O failures as UNAVAILABLE, as on PostgreSQL.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -46,6 +47,8 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { withSqliteErrors } from './errors.ts';
+import { SqliteExpiryStore } from './expiry-store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
 
@@ -54,6 +57,13 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** Seals webhook secrets at rest (see auth/secret-box.ts). */
   secretBox?: SecretBox | null;
+  /**
+   * How long a statement waits for a lock another connection (another process on the file) holds,
+   * before it fails with UNAVAILABLE (default 10000 ms). better-sqlite3 waits synchronously.
+   */
+  busyTimeoutMs?: number;
+  /** Caps the database at this many pages (PRAGMA max_page_count): writes past it fail with UNAVAILABLE. */
+  maxPageCount?: number;
 }
 
 const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
@@ -68,14 +78,18 @@ function jsonPath(field: string): string {
   );
 }
 
-/** SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. */
+/**
+ * SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. A row
+ * SQLite's JSON functions cannot read (nested past their 1,000 levels: written before the server
+ * limited depth) matches no filter instead of failing the whole query with "malformed JSON".
+ */
 function filterSql(filter: Record<string, string>): { sql: string; params: string[] } {
   const clauses: string[] = [];
   const params: string[] = [];
   for (const [field, value] of Object.entries(filter)) {
     const path = jsonPath(field);
     clauses.push(
-      `(CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) = ?`,
+      `(CASE WHEN json_valid(data) THEN (CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) END) = ?`,
     );
     params.push(path, path, path, path, value);
   }
@@ -93,11 +107,11 @@ function filterSql(filter: Record<string, string>): { sql: string; params: strin
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
-function open(file: string, synchronous: string): Database.Database {
+function open(file: string, synchronous: string, busyTimeoutMs = 10_000): Database.Database {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
-  db.pragma('busy_timeout = 10000');
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
   db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   return db;
@@ -139,6 +153,7 @@ function writerQueueFor(file: string): WriterQueue {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly webhooks: SqliteWebhookStore;
+  readonly expiry: SqliteExpiryStore;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
@@ -156,15 +171,18 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
     const synchronous = options.synchronous ?? 'FULL';
-    this.writer = open(options.file, synchronous);
+    this.writer = open(options.file, synchronous, options.busyTimeoutMs);
+    if (options.maxPageCount !== undefined) {
+      this.writer.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
+    }
     this.writerQueue = writerQueueFor(options.file);
     this.migrateSync();
-    this.reader = open(options.file, synchronous);
+    this.reader = open(options.file, synchronous, options.busyTimeoutMs);
     const w = this.writer;
     const r = this.reader;
     this.stmts = {
-      lockHead: w.prepare<[string], { seq: number; hooks_version: number }>(
-        'SELECT seq, hooks_version FROM tenant_heads WHERE tenant = ?',
+      lockHead: w.prepare<[string], { seq: number; hooks_version: number; collections_version: number }>(
+        'SELECT seq, hooks_version, collections_version FROM tenant_heads WHERE tenant = ?',
       ),
       // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
       // the tenant's whole log for every base version a merge needs. A record's versions grow with its
@@ -221,6 +239,11 @@ export class SqliteStore implements Store {
       collections: r.prepare<[string], { name: string; settings: string }>(
         'SELECT name, settings FROM collections WHERE tenant = ? ORDER BY name',
       ),
+      // A settings change bumps the tenant's collections version in the same transaction (TenantLock).
+      bumpCollectionsVersion: w.prepare(
+        `INSERT INTO tenant_heads (tenant, seq, collections_version) VALUES (?, 0, 1)
+         ON CONFLICT (tenant) DO UPDATE SET collections_version = collections_version + 1`,
+      ),
       putCollection: w.prepare(
         'INSERT INTO collections (tenant, name, settings) VALUES (?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings',
       ),
@@ -236,6 +259,10 @@ export class SqliteStore implements Store {
         'SELECT seq FROM cursors WHERE tenant = ? AND user_id = ? AND device_id = ?',
       ),
     };
+    this.expiry = new SqliteExpiryStore({
+      writer: w,
+      write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
+    });
     this.webhooks = new SqliteWebhookStore({
       secretBox: options.secretBox ?? null,
       writer: w,
@@ -251,6 +278,9 @@ export class SqliteStore implements Store {
           }
         }),
     });
+    // Callers get driver errors translated (busy, full, I/O: UNAVAILABLE), as from every store.
+    // biome-ignore lint/correctness/noConstructorReturn: the instance, seen through its error translator
+    return withSqliteErrors(this, ['webhooks']);
   }
 
   private migrateSync(progress?: (message: string) => void): number {
@@ -300,7 +330,11 @@ export class SqliteStore implements Store {
     const tx: WriteTx = {
       lockTenant: async (tenant) => {
         const row = s.lockHead.get(tenant);
-        return { head: row?.seq ?? 0, hooksVersion: row?.hooks_version ?? 0 };
+        return {
+          head: row?.seq ?? 0,
+          hooksVersion: row?.hooks_version ?? 0,
+          collectionsVersion: row?.collections_version ?? 0,
+        };
       },
       getResults: async (tenant, keys) => {
         const found = new Map<string, MutationResult>();
@@ -481,7 +515,15 @@ export class SqliteStore implements Store {
   }
 
   async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {
-    await this.exclusive(() => this.stmts.putCollection.run(tenant, name, JSON.stringify(settings)));
+    const json = JSON.stringify(settings);
+    await this.exclusive(() =>
+      this.writer
+        .transaction(() => {
+          this.stmts.bumpCollectionsVersion.run(tenant);
+          this.stmts.putCollection.run(tenant, name, json);
+        })
+        .immediate(),
+    );
   }
 
   async findApiKey(hash: string): Promise<ApiKeyRow | null> {
@@ -492,6 +534,22 @@ export class SqliteStore implements Store {
     await this.exclusive(() =>
       this.stmts.createKey.run(row.id, row.tenant, row.hash, row.label, new Date().toISOString()),
     );
+  }
+
+  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    await this.exclusive(() =>
+      this.writer
+        .prepare(
+          `INSERT INTO api_keys (id, tenant, hash, label, created_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label,
+             created_at = excluded.created_at`,
+        )
+        .run(row.id, row.tenant, row.hash, row.label, new Date().toISOString()),
+    );
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    return this.exclusive(() => this.writer.prepare('DELETE FROM api_keys WHERE id = ?').run(id).changes > 0);
   }
 
   async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {

@@ -1,0 +1,40 @@
+/**
+ * The replica of one scope held in memory: records by collection and id, channels by name. Memory and
+ * file storages keep their replica in one (the file storage also logs each change); it does no I/O.
+ */
+import type { ReplicaState, ReplicaWrite, StoredChannel, StoredRecord } from './types.ts';
+
+export function recordKey(collection: string, id: string): string {
+  return `${collection}\u0000${id}`;
+}
+
+export class ReplicaTable {
+  scope: string | null = null;
+  readonly records = new Map<string, StoredRecord>();
+  readonly channels = new Map<string, StoredChannel>();
+
+  /** Makes `scope` the one held, wiping another scope's records and channels. Returns true if it wiped. */
+  useScope(scope: string): boolean {
+    if (this.scope === scope) return false;
+    const wiped = this.scope !== null && (this.records.size > 0 || this.channels.size > 0);
+    this.clear();
+    this.scope = scope;
+    return wiped;
+  }
+
+  clear(): void {
+    this.records.clear();
+    this.channels.clear();
+  }
+
+  apply(write: ReplicaWrite): void {
+    for (const record of write.records) this.records.set(recordKey(record.collection, record.id), record);
+    for (const [collection, id] of write.forget) this.records.delete(recordKey(collection, id));
+    for (const channel of write.channels) this.channels.set(channel.channel, channel);
+    for (const channel of write.dropChannels) this.channels.delete(channel);
+  }
+
+  state(): ReplicaState {
+    return { records: [...this.records.values()], channels: [...this.channels.values()] };
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The storages' local schema and what a crash can leave: FileStorage ignores a torn last line (never
+ * acknowledged) but refuses a damaged line before it and a newer format, reads a version 1 queue file and
+ * rewrites it, drops a replica of another schema version while keeping the queue, and compacts a log that
+ * has outgrown its content. IndexedDbStorage opens a version 1 database (queue only) and keeps its queue.
+ */
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IDBFactory } from 'fake-indexeddb';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileStorage, type IdbFactory, IndexedDbStorage, type QueuedMutation } from '../src/index.ts';
+
+function queued(mid: string): QueuedMutation {
+  return {
+    mid,
+    mutation: { mid, collection: 'todos', id: mid, op: 'put', data: { mid } },
+    queuedAt: '2026-12-07T00:00:00.000Z',
+  };
+}
+
+const write = (id: string, cursor: number) => ({
+  records: [{ collection: 'todos', id, data: { id }, version: 1, seq: cursor }],
+  forget: [],
+  channels: [{ channel: 'records:todos', cursor, usedAt: 1 }],
+  dropChannels: [],
+});
+
+describe('FileStorage format', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'syncbridge-format-'));
+    path = join(dir, 'client.log');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function reopen(): Promise<FileStorage> {
+    const storage = new FileStorage(path);
+    await storage.load();
+    return storage;
+  }
+
+  it('ignores a torn last line, and keeps everything acknowledged before it', async () => {
+    const storage = await reopen();
+    await storage.append([queued('a')]);
+    await storage.loadReplica('alice');
+    await storage.writeReplica('alice', write('r1', 5));
+    await storage.close();
+    appendFileSync(path, '{"q":[{"mid":"b","mutat'); // a crash in the middle of an append
+
+    const again = await reopen();
+    expect((await again.load()).map((e) => e.mid)).toEqual(['a']);
+    expect(await again.loadReplica('alice')).toMatchObject({
+      records: [{ id: 'r1' }],
+      channels: [{ channel: 'records:todos', cursor: 5 }],
+    });
+    await again.append([queued('c')]);
+    await again.close();
+    expect((await (await reopen()).load()).map((e) => e.mid)).toEqual(['a', 'c']);
+  });
+
+  it('refuses a damaged line before the last one, and a newer format, leaving the file alone', async () => {
+    const storage = await reopen();
+    await storage.append([queued('a')]);
+    await storage.close();
+    const good = readFileSync(path, 'utf8');
+    writeFileSync(path, `${good}{"q":[{"mid\n{"d":["a"]}\n`);
+    await expect(new FileStorage(path).load()).rejects.toMatchObject({ code: 'STORAGE', message: /line 3/ });
+    writeFileSync(path, '{"format":"syncbridge-client-storage","version":9,"replicaSchema":1}\n');
+    await expect(new FileStorage(path).load()).rejects.toMatchObject({
+      code: 'STORAGE',
+      message: /version 9/,
+    });
+    expect(readFileSync(path, 'utf8')).toContain('"version":9');
+  });
+
+  it('reads a version 1 queue file and rewrites it in the log format', async () => {
+    writeFileSync(path, JSON.stringify({ version: 1, entries: [queued('old1'), queued('old2')] }));
+    const storage = await reopen();
+    expect((await storage.load()).map((e) => e.mid)).toEqual(['old1', 'old2']);
+    await storage.remove(['old1']);
+    await storage.close();
+    expect(readFileSync(path, 'utf8').split('\n')[0]).toBe(
+      '{"format":"syncbridge-client-storage","version":2,"replicaSchema":1}',
+    );
+    expect((await (await reopen()).load()).map((e) => e.mid)).toEqual(['old2']);
+  });
+
+  it('drops a replica of another schema version and keeps the queue', async () => {
+    const storage = await reopen();
+    await storage.append([queued('a')]);
+    await storage.loadReplica('alice');
+    await storage.writeReplica('alice', write('r1', 5));
+    await storage.close();
+    const text = readFileSync(path, 'utf8').replace('"replicaSchema":1', '"replicaSchema":0');
+    writeFileSync(path, text);
+    const again = await reopen();
+    expect((await again.load()).map((e) => e.mid)).toEqual(['a']);
+    expect(await again.loadReplica('alice')).toEqual({ records: [], channels: [] });
+  });
+
+  it('compacts a log that has outgrown its content', async () => {
+    const storage = await reopen();
+    await storage.loadReplica('alice');
+    const text = 'x'.repeat(2000);
+    for (let round = 0; round < 6; round++) {
+      const records = Array.from({ length: 500 }, (_, i) => ({
+        collection: 'docs',
+        id: `d${i}`,
+        data: { text, round },
+        version: round + 1,
+        seq: round * 500 + i,
+      }));
+      await storage.writeReplica('alice', { records, forget: [], channels: [], dropChannels: [] });
+    }
+    await storage.close();
+    // Six rounds of ~1 MB over the same 500 records: compacted at least once, so well below 6 MB.
+    expect(statSync(path).size).toBeLessThan(5 * 1024 * 1024);
+    const state = await (await reopen()).loadReplica('alice');
+    expect(state.records).toHaveLength(500);
+    expect(state.records.every((r) => r.data?.round === 5)).toBe(true);
+  });
+});
+
+describe('IndexedDbStorage schema', () => {
+  it('opens a version 1 database (queue only), keeps its queue and adds the replica', async () => {
+    const indexedDB = new IDBFactory();
+    await new Promise<void>((resolve, reject) => {
+      const request = indexedDB.open('app', 1);
+      request.onupgradeneeded = () => {
+        const store = request.result.createObjectStore('mutations', { keyPath: 'position' });
+        store.put({ ...queued('v1'), position: 1 });
+      };
+      request.onsuccess = () => {
+        request.result.close();
+        resolve();
+      };
+      request.onerror = () => reject(request.error);
+    });
+    const storage = new IndexedDbStorage({ indexedDB: indexedDB as unknown as IdbFactory, name: 'app' });
+    expect((await storage.load()).map((e) => e.mid)).toEqual(['v1']);
+    expect(await storage.loadReplica('alice')).toEqual({ records: [], channels: [] });
+    await storage.writeReplica('alice', write('r1', 3));
+    expect(await storage.loadReplica('alice')).toMatchObject({ records: [{ id: 'r1' }] });
+    expect(await storage.loadReplica('bob')).toEqual({ records: [], channels: [] });
+    expect(await storage.loadReplica('alice')).toEqual({ records: [], channels: [] });
+    await storage.close();
+  });
+});
