@@ -24,8 +24,7 @@ export async function buildPage(): Promise<BuiltPage> {
     minify: true,
     define: { 'process.env.NODE_ENV': '"production"' },
     write: false,
-    // Loaded lazily by the SDK only where there is no global WebSocket or IndexedDB (Node): never here.
-    external: ['ws', 'node:*'],
+    // No externals: the SDK's browser build never imports `ws` or `node:*`.
     // Where the packages are built, the workspace's tests (NODE_OPTIONS naming the source condition)
     // bundle them from their sources; elsewhere this changes nothing.
     conditions: process.env.NODE_OPTIONS?.includes('@syncbridge/source') ? ['@syncbridge/source'] : [],
