@@ -76,7 +76,13 @@ function runScript(name: string): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, SCRIPT_PATHS[name] ?? `bench/${name}.ts`), ...passThrough],
+      [
+        '--conditions=@syncbridge/source',
+        '--import',
+        'tsx',
+        join(ROOT, SCRIPT_PATHS[name] ?? `bench/${name}.ts`),
+        ...passThrough,
+      ],
       {
         cwd: ROOT,
         stdio: 'inherit',

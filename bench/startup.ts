@@ -7,9 +7,10 @@
  * Two cases: the first start on an empty data directory (migrations, generated secrets) and a restart
  * on that directory. Medians of --runs (default 7). Build first (`npm run build`).
  *
- *   node --import tsx bench/startup.ts [--runs 7] [--idle-ms 3000] [--tsx]
+ *   node --import tsx bench/startup.ts [--runs 7] [--idle-ms 3000] [--tsx] [--repo <dir>]
  *
- * --tsx measures the TypeScript sources run through tsx instead, for comparison with the old start.
+ * --tsx measures the TypeScript sources run through tsx instead, as the server ran before it was built;
+ * --repo measures another checkout (e.g. an older commit's worktree) the same way.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -25,16 +26,18 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '7' },
     'idle-ms': { type: 'string', default: '3000' },
     tsx: { type: 'boolean', default: false },
+    repo: { type: 'string' },
   },
 });
+const repo = values.repo ?? ROOT;
 const runs = Number(values.runs);
 const idleMs = Number(values['idle-ms']);
-const BIN = join(ROOT, 'packages/server/bin/syncbridge.js');
-const SOURCE = join(ROOT, 'packages/server/src/cli/main.ts');
+const BIN = join(repo, 'packages/server/bin/syncbridge.js');
+const SOURCE = join(repo, 'packages/server/src/cli/main.ts');
 const command = values.tsx
   ? ['--conditions=@syncbridge/source', '--import', 'tsx', SOURCE, 'serve']
   : [BIN, 'serve'];
-if (!values.tsx && !existsSync(join(ROOT, 'packages/server/dist/cli/main.js'))) {
+if (!values.tsx && !existsSync(join(repo, 'packages/server/dist/cli/main.js'))) {
   console.error('the server is not built: run npm run build first');
   process.exit(1);
 }
@@ -48,9 +51,9 @@ interface Run {
 function startOnce(dataDir: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const env = { ...process.env, SYNCBRIDGE_PORT: '0', SYNCBRIDGE_DATA_DIR: dataDir };
+    const env: NodeJS.ProcessEnv = { ...process.env, SYNCBRIDGE_PORT: '0', SYNCBRIDGE_DATA_DIR: dataDir };
     delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, command, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, command, { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let errors = '';
     let listened = false;
@@ -89,7 +92,7 @@ for (let i = 0; i < runs; i++) {
 
 const fmt = (n: number) => n.toFixed(0);
 console.log(
-  `syncbridge startup (${values.tsx ? 'sources through tsx' : 'built server'}, SQLite), median of ${runs} runs`,
+  `syncbridge startup (${values.tsx ? 'sources through tsx' : 'built server'} of ${repo}, SQLite), median of ${runs} runs`,
 );
 console.log(
   `${new Date().toISOString()} · nproc ${cpus().length} · node ${process.version} · load average ${load.toFixed(2)} at start, ${loadAverage1m().toFixed(2)} at end`,

@@ -44,7 +44,13 @@ for (let i = 0; i < count; i++) {
   const port = basePort + i;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(root, 'packages/server/src/cli/main.ts'), 'serve'],
+    [
+      '--conditions=@syncbridge/source',
+      '--import',
+      'tsx',
+      join(root, 'packages/server/src/cli/main.ts'),
+      'serve',
+    ],
     {
       env: {
         ...process.env,

@@ -78,7 +78,15 @@ async function spawnServer(
 ): Promise<Spawned> {
   const logFile = join(dir, 'server.log');
   const log = openSync(logFile, 'a');
-  const nodeArgs = [...(options.nodeFlags ?? []), '--import', 'tsx', script, ...args];
+  // The workspace's sources (the @syncbridge/source condition), never a possibly stale build.
+  const nodeArgs = [
+    ...(options.nodeFlags ?? []),
+    '--conditions=@syncbridge/source',
+    '--import',
+    'tsx',
+    script,
+    ...args,
+  ];
   // `exec` keeps the pid, so /proc/<pid> is the node process itself.
   const [command, commandArgs] = options.fileLimit
     ? ['/bin/sh', ['-c', `ulimit -n ${options.fileLimit} && exec "$0" "$@"`, process.execPath, ...nodeArgs]]

@@ -296,17 +296,12 @@ describe('the packed packages, installed outside the workspace', () => {
       const page = await browser.newPage();
       page.setDefaultTimeout(15_000);
       await page.goto(`http://127.0.0.1:${port}/`);
-      await page.waitForFunction(() => typeof (window as { sdk?: unknown }).sdk === 'object');
+      await page.waitForFunction(() => typeof (globalThis as { sdk?: unknown }).sdk === 'object');
       const wsUrl = `${server!.url.replace(/^http/, 'ws')}/v1/realtime`;
-      await page.evaluate(
-        ([url, t]) => (window as unknown as BrowserSdk).sdk.start(url!, t!),
-        [wsUrl, token],
-      );
+      await page.evaluate(([url, t]) => sdk.start(url!, t!), [wsUrl, token]);
 
       // The browser writes; the server has it.
-      const status = await page.evaluate(() =>
-        (window as unknown as BrowserSdk).sdk.put('b1', { title: 'from Chromium' }),
-      );
+      const status = await page.evaluate(() => sdk.put('b1', { title: 'from Chromium' }));
       expect(status).toBe('applied');
       const record = await fetch(`${server!.url}/v1/records/todos/b1`, {
         headers: { authorization: `Bearer ${token}` },
@@ -320,18 +315,17 @@ describe('the packed packages, installed outside the workspace', () => {
         body: JSON.stringify({ title: 'from REST' }),
       });
       expect(res.status).toBeLessThan(300);
-      await page.waitForFunction(() => (window as unknown as BrowserSdk).sdk.get('r1') !== undefined);
-      expect(await page.evaluate(() => (window as unknown as BrowserSdk).sdk.get('r1'))).toEqual({
+      await page.waitForFunction(() => sdk.get('r1') !== undefined);
+      expect(await page.evaluate(() => sdk.get('r1'))).toEqual({
         title: 'from REST',
       });
     }, 90_000);
   });
 });
 
-interface BrowserSdk {
-  sdk: {
-    start(url: string, token: string): void;
-    put(id: string, data: Record<string, unknown>): Promise<string>;
-    get(id: string): unknown;
-  };
-}
+/** The page's `window.sdk`, as far as the test uses it. */
+declare const sdk: {
+  start(url: string, token: string): void;
+  put(id: string, data: Record<string, unknown>): Promise<string>;
+  get(id: string): unknown;
+};
