@@ -193,7 +193,7 @@ describe('the packed packages, installed outside the workspace', () => {
     server = await startPackedServer(project);
     timings.serverStartMs = performance.now() - t;
     token = await mintToken(server.url, 'outside', 'alice');
-  }, 600_000);
+  }, 900_000);
 
   afterAll(async () => {
     console.log(
