@@ -16,13 +16,14 @@ export class PostgresExpiryStore implements ExpiryStore {
   constructor(private readonly query: QueryFn) {}
 
   pruneDeliveries(status: 'success' | 'failed', beforeMs: number, limit: number): Promise<number> {
-    // One statement: every data-modifying CTE runs, so attempts go with their deliveries. The status is
-    // a literal (one of two) so that the partial index webhook_deliveries_finished (migration 13) applies.
+    // One statement: every data-modifying CTE runs, so attempts go with their deliveries. The status is a
+    // literal (one of two) and the condition of the partial index webhook_deliveries_finished (migration
+    // 13) is repeated, so that the planner can use it.
     return count(
       this.query,
       `WITH gone AS (
          DELETE FROM webhook_deliveries WHERE id IN (
-           SELECT id FROM webhook_deliveries WHERE status = '${status}' AND completed_at < $1
+           SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND status = '${status}' AND completed_at < $1
            ORDER BY completed_at LIMIT $2)
          RETURNING id),
        attempts AS (DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM gone))
