@@ -32,16 +32,18 @@ export class PostgresExpiryStore implements ExpiryStore {
     );
   }
 
-  pruneResolvedConflicts(before: string, limit: number): Promise<number> {
+  pruneResolvedConflicts(tenant: string, before: string, limit: number): Promise<number> {
+    // conflicts_by_status (tenant, status, created_at) bounds the search: a conflict resolved before the
+    // cutoff was created before it.
     return count(
       this.query,
       `WITH gone AS (
-         DELETE FROM conflicts WHERE (tenant, id) IN (
-           SELECT tenant, id FROM conflicts WHERE status = 'resolved'
-             AND coalesce(doc->>'resolvedAt', created_at) < $1 LIMIT $2)
+         DELETE FROM conflicts WHERE tenant = $1 AND id IN (
+           SELECT id FROM conflicts WHERE tenant = $1 AND status = 'resolved' AND created_at < $2
+             AND coalesce(doc->>'resolvedAt', created_at) < $2 LIMIT $3)
          RETURNING 1)
        SELECT count(*) AS n FROM gone`,
-      [before, limit],
+      [tenant, before, limit],
     );
   }
 

@@ -36,9 +36,11 @@ export class SqliteExpiryStore implements ExpiryStore {
         success: finishedStatements(w, 'success'),
         failed: finishedStatements(w, 'failed'),
       },
-      conflicts: w.prepare<[string, number]>(
-        `DELETE FROM conflicts WHERE (tenant, id) IN (
-           SELECT tenant, id FROM conflicts WHERE status = 'resolved'
+      // conflicts_by_status (tenant, status, created_at) bounds the search: a conflict resolved before the
+      // cutoff was created before it.
+      conflicts: w.prepare<[string, string, string, string, number]>(
+        `DELETE FROM conflicts WHERE tenant = ? AND id IN (
+           SELECT id FROM conflicts WHERE tenant = ? AND status = 'resolved' AND created_at < ?
              AND coalesce(json_extract(doc, '$.resolvedAt'), created_at) < ? LIMIT ?)`,
       ),
       devices: w.prepare<[string, number], { tenant: string; user_id: string; id: string }>(
@@ -68,8 +70,8 @@ export class SqliteExpiryStore implements ExpiryStore {
     });
   }
 
-  pruneResolvedConflicts(before: string, limit: number): Promise<number> {
-    return this.options.write(() => this.stmts.conflicts.run(before, limit).changes);
+  pruneResolvedConflicts(tenant: string, before: string, limit: number): Promise<number> {
+    return this.options.write(() => this.stmts.conflicts.run(tenant, tenant, before, before, limit).changes);
   }
 
   pruneDevices(before: string, limit: number): Promise<number> {
