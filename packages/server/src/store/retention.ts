@@ -113,9 +113,11 @@ export class RetentionJob {
       );
     }
     if (settings.resolvedConflictsDays > 0) {
-      report.conflicts = await this.inBatches((n) =>
-        expiry.pruneResolvedConflicts(iso(settings.resolvedConflictsDays), n),
-      );
+      for (const tenant of await this.store.listTenants()) {
+        report.conflicts += await this.inBatches((n) =>
+          expiry.pruneResolvedConflicts(tenant, iso(settings.resolvedConflictsDays), n),
+        );
+      }
     }
     if (settings.devicesUnseenDays > 0) {
       report.devices = await this.inBatches((n) => expiry.pruneDevices(iso(settings.devicesUnseenDays), n));

@@ -149,8 +149,8 @@ export interface ApiKeyRow {
 export interface ExpiryStore {
   /** Finished webhook deliveries (`success` or `failed`, dead letters) completed before `beforeMs`, with their attempts. */
   pruneDeliveries(status: 'success' | 'failed', beforeMs: number, limit: number): Promise<number>;
-  /** Resolved conflicts resolved (or, without a resolution time, created) before this ISO time. */
-  pruneResolvedConflicts(before: string, limit: number): Promise<number>;
+  /** A tenant's conflicts resolved (or, without a resolution time, created) before this ISO time. */
+  pruneResolvedConflicts(tenant: string, before: string, limit: number): Promise<number>;
   /** Devices last seen (or, never seen, last registered) before this ISO time, with their cursors. */
   pruneDevices(before: string, limit: number): Promise<number>;
   /** Cursors of device ids that are not registered, not updated since this ISO time. */

@@ -16,13 +16,14 @@ export class PostgresExpiryStore implements ExpiryStore {
   constructor(private readonly query: QueryFn) {}
 
   pruneDeliveries(status: 'success' | 'failed', beforeMs: number, limit: number): Promise<number> {
-    // One statement: every data-modifying CTE runs, so attempts go with their deliveries. The status is
-    // a literal (one of two) so that the partial index webhook_deliveries_finished (migration 13) applies.
+    // One statement: every data-modifying CTE runs, so attempts go with their deliveries. The status is a
+    // literal (one of two) and the condition of the partial index webhook_deliveries_finished (migration
+    // 13) is repeated, so that the planner can use it.
     return count(
       this.query,
       `WITH gone AS (
          DELETE FROM webhook_deliveries WHERE id IN (
-           SELECT id FROM webhook_deliveries WHERE status = '${status}' AND completed_at < $1
+           SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND status = '${status}' AND completed_at < $1
            ORDER BY completed_at LIMIT $2)
          RETURNING id),
        attempts AS (DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM gone))
@@ -31,16 +32,18 @@ export class PostgresExpiryStore implements ExpiryStore {
     );
   }
 
-  pruneResolvedConflicts(before: string, limit: number): Promise<number> {
+  pruneResolvedConflicts(tenant: string, before: string, limit: number): Promise<number> {
+    // conflicts_by_status (tenant, status, created_at) bounds the search: a conflict resolved before the
+    // cutoff was created before it.
     return count(
       this.query,
       `WITH gone AS (
-         DELETE FROM conflicts WHERE (tenant, id) IN (
-           SELECT tenant, id FROM conflicts WHERE status = 'resolved'
-             AND coalesce(doc->>'resolvedAt', created_at) < $1 LIMIT $2)
+         DELETE FROM conflicts WHERE tenant = $1 AND id IN (
+           SELECT id FROM conflicts WHERE tenant = $1 AND status = 'resolved' AND created_at < $2
+             AND coalesce(doc->>'resolvedAt', created_at) < $2 LIMIT $3)
          RETURNING 1)
        SELECT count(*) AS n FROM gone`,
-      [before, limit],
+      [tenant, before, limit],
     );
   }
 
