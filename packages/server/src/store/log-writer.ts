@@ -236,6 +236,13 @@ export class LogWriter {
       await this.preloadCollections(batch);
       await this.commitAndSettle(batch);
     } catch (err) {
+      if (err instanceof SyncError && err.code === 'UNAVAILABLE') {
+        // The store itself is busy, full or unreachable (its translator says so): no request caused it,
+        // so none is retried alone against it; every writer is told to retry with the same mid.
+        this.logUnavailable(err);
+        for (const write of batch) write.reject(err);
+        return;
+      }
       if (batch.length > 1) {
         // One request may have caused the failure: retry each alone so the others still commit.
         for (const write of batch) await this.commitBatch([write]);
@@ -250,6 +257,16 @@ export class LogWriter {
         );
       }
     }
+  }
+
+  private lastUnavailableLog = 0;
+
+  /** An unavailable store is logged with its driver's error, at most once a second. */
+  private logUnavailable(err: SyncError): void {
+    const now = Date.now();
+    if (now - this.lastUnavailableLog < 1000) return;
+    this.lastUnavailableLog = now;
+    this.options.logger.warn({ err: err.cause ?? err }, `write transaction failed: ${err.message}`);
   }
 
   private async preloadCollections(batch: PendingWrite[]): Promise<void> {
