@@ -156,6 +156,7 @@ async function benchOpen(): Promise<void> {
   report('open: FileStorage size', statSync(path).size / 1024 / 1024, 'MB');
   const renders: number[] = [];
   const loads: number[] = [];
+  const cpuTimes: number[] = [];
   for (let rep = 0; rep < REPS; rep++) {
     const child = spawnSync(
       process.execPath,
@@ -163,10 +164,17 @@ async function benchOpen(): Promise<void> {
       { encoding: 'utf8' },
     );
     const line = child.stdout.trim().split('\n').pop() ?? '';
-    const result = JSON.parse(line) as { renderMs: number; loadedMs: number; count: number; source: string };
+    const result = JSON.parse(line) as {
+      renderMs: number;
+      cpuMs: number;
+      loadedMs: number;
+      count: number;
+      source: string;
+    };
     if (result.count !== RECORDS || result.source !== 'storage') throw new Error(`bad first render: ${line}`);
     renders.push(result.renderMs);
     loads.push(result.loadedMs);
+    cpuTimes.push(result.cpuMs);
   }
   report(
     `open offline: new SyncClient to first render of ${RECORDS} records (median of ${REPS})`,
@@ -175,6 +183,7 @@ async function benchOpen(): Promise<void> {
     '<= 300',
   );
   report('open offline: whenLoaded() (median)', median(loads), 'ms');
+  report('open offline: CPU time of the process until the first render (median)', median(cpuTimes), 'ms');
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -583,7 +583,8 @@ export class SyncClient {
     } catch {
       return false;
     }
-    return this.replica?.storedCursor(recordsChannel(collection, filter)) !== null && this.replica !== null;
+    if (!this.replica) return false;
+    return this.replica.storedCursor(recordsChannel(collection, filter)) !== null;
   }
 
   /** The channels to store cursors for; a records channel's stops below updates its cache holds back. */

@@ -275,6 +275,54 @@ describe('offline replica (fake server)', () => {
     expect(subscribes(2)).toEqual([{ channel: 'records:todos', since: 4, snapshot: undefined }]);
   });
 
+  it('never stores a cursor past a server update held back for a write in flight', async () => {
+    fake.onMessage((m, reply, connection) => {
+      if (m.type === 'subscribe') {
+        reply({ type: 'subscribed', rid: m.rid, channel: m.channel, cursor: 3 });
+        if (m.snapshot) {
+          reply({
+            type: 'snapshot',
+            channel: m.channel,
+            records: [record('todos', 'a', { n: 1 })],
+            cursor: 3,
+            done: true,
+          });
+        }
+      }
+      if (m.type === 'mutate' && connection === 1) {
+        // Another client's change to the same record arrives while our write waits for its result.
+        reply({
+          type: 'event',
+          channel: 'records:todos',
+          seq: 4,
+          eventId: 'e4',
+          kind: 'record',
+          collection: 'todos',
+          id: 'a',
+          op: 'patch',
+          version: 2,
+          data: { n: 1, by: 'bob' },
+          actor: 'bob',
+          ts: '',
+        });
+      }
+    });
+    const storage = new MemoryStorage();
+    const first = started(storage);
+    const todos = first.collection('todos');
+    todos.subscribe(() => undefined);
+    await waitFor(() => todos.get('a') !== undefined, 'the snapshot');
+    void todos.patch('a', { mine: true }).catch(() => undefined);
+    await waitFor(() => fake.messages('mutate').length === 1, 'the write to be sent');
+    await new Promise((r) => setTimeout(r, 100));
+    await first.close(); // before the write's result: seq 4 is held back, not applied
+
+    const second = started(storage);
+    second.collection('todos').subscribe(() => undefined);
+    await waitFor(() => subscribes(2).length === 1, 'the resubscribe');
+    expect(subscribes(2)).toEqual([{ channel: 'records:todos', since: 3, snapshot: undefined }]);
+  });
+
   it('evicts the least recently used channel past the size limit, never a queued write', async () => {
     const big = (prefix: string) =>
       Array.from({ length: 20 }, (_, i) => record(prefix, `${prefix}${i}`, { text: 'x'.repeat(500) }));
