@@ -91,7 +91,10 @@ function require_ws(): string {
   return createRequire(import.meta.url).resolve('ws');
 }
 
-/** Ping round trips of one bystander, one at a time, for `seconds`; sorted milliseconds. */
+/**
+ * Ping round trips of one bystander, one at a time with 1 ms between them (well inside its own rate
+ * limit of 5,000 messages/s), for `seconds`; sorted milliseconds.
+ */
 async function pingRoundTrips(client: RequestClient, seconds: number): Promise<Float64Array> {
   const samples: number[] = [];
   const end = performance.now() + seconds * 1000;
@@ -100,6 +103,7 @@ async function pingRoundTrips(client: RequestClient, seconds: number): Promise<F
     const reply = await client.request({ type: 'ping' }, 10_000);
     if (reply.type !== 'pong') throw new Error(`bystander got ${JSON.stringify(reply).slice(0, 200)}`);
     samples.push(performance.now() - t);
+    await sleep(1);
   }
   return Float64Array.from(samples).sort();
 }
@@ -220,16 +224,30 @@ async function measure(store: StoreKind, options: ReturnType<typeof benchOptions
     );
     await sleep(1500); // the flooder's bucket refills; its last sockets close
 
-    const clean = await innocentWrites(writers, options.windowSeconds, `${runId}-c${rep}`);
-    const poison = startPoison(poisoner, `${runId}-${rep}`);
-    const poisoned = await innocentWrites(writers, options.windowSeconds, `${runId}-p${rep}`);
-    const poisonResult = await poison.stop();
+    // Clean and poisoned windows alternate in order from rep to rep, so a machine whose load drifts
+    // does not favour either.
+    const cleanWindow = () => innocentWrites(writers, options.windowSeconds, `${runId}-c${rep}`);
+    const poisonedWindow = async () => {
+      const poison = startPoison(poisoner, `${runId}-${rep}`);
+      const rate = await innocentWrites(writers, options.windowSeconds, `${runId}-p${rep}`);
+      return { rate, result: await poison.stop() };
+    };
+    let clean: number;
+    let poisoned: { rate: number; result: Awaited<ReturnType<ReturnType<typeof startPoison>['stop']>> };
+    if (rep % 2 === 1) {
+      clean = await cleanWindow();
+      poisoned = await poisonedWindow();
+    } else {
+      poisoned = await poisonedWindow();
+      clean = await cleanWindow();
+    }
+    const poisonResult = poisoned.result;
     cleanWrites.push(clean);
-    poisonedWrites.push(poisoned);
+    poisonedWrites.push(poisoned.rate);
     const poisonLine = `${poisonResult.sent} poison writes answered ${JSON.stringify(poisonResult.outcomes)}`;
     poisonNotes.push(poisonLine);
     progress(
-      `rep ${rep} writes: ${formatNumber(clean)} mutations/s clean, ${formatNumber(poisoned)} under the poison writer; ${poisonLine}`,
+      `rep ${rep} writes: ${formatNumber(clean)} mutations/s clean, ${formatNumber(poisoned.rate)} under the poison writer; ${poisonLine}`,
     );
   }
   terminateAll([bystander, poisoner, ...writers]);

@@ -22,6 +22,7 @@ export interface RealtimeContext {
     | 'maxConnections'
     | 'upgradeTimeoutMs'
     | 'floodCloseAfter'
+    | 'maxJsonDepth'
   >;
   store: Store;
   writer: LogWriter;
