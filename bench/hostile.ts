@@ -142,38 +142,40 @@ async function innocentWrites(writers: RequestClient[], seconds: number, runId: 
 function startPoison(client: RequestClient, runId: string) {
   const deep = `${'{"a":'.repeat(POISON_DEPTH)}1${'}'.repeat(POISON_DEPTH)}`;
   const outcomes: Record<string, number> = {};
+  const waiting = new Map<string, () => void>();
   let n = 0;
-  const inFlight = new Set<Promise<void>>();
+  const onMessage = (data: Buffer) => {
+    const text = data.toString();
+    const rid = /"rid":"(p\d+)"/.exec(text)?.[1];
+    const done = rid === undefined ? undefined : waiting.get(rid);
+    if (!done) return;
+    waiting.delete(rid!);
+    const m = JSON.parse(text) as {
+      type: string;
+      code?: string;
+      results?: { status: string; error?: { code: string } }[];
+    };
+    const r = m.results?.[0];
+    const key = r ? `${r.status}${r.error ? ` ${r.error.code}` : ''}` : `${m.type} ${m.code ?? ''}`;
+    outcomes[key] = (outcomes[key] ?? 0) + 1;
+    done();
+  };
+  client.ws.on('message', onMessage);
+  const answered: Promise<void>[] = [];
   const timer = setInterval(() => {
     n += 1;
     const rid = `p${n}`;
-    const frame = `{"type":"mutate","rid":"${rid}","mutations":[{"mid":"${runId}-poison-${n}","collection":"orders","id":"poison","op":"put","data":${deep}}]}`;
-    const answered = new Promise<void>((resolve) => {
-      const onMessage = (data: Buffer) => {
-        const text = data.toString();
-        if (!text.includes(`"rid":"${rid}"`)) return;
-        client.ws.off('message', onMessage);
-        const m = JSON.parse(text) as {
-          type: string;
-          code?: string;
-          results?: { status: string; error?: { code: string } }[];
-        };
-        const r = m.results?.[0];
-        const key = r ? `${r.status}${r.error ? ` ${r.error.code}` : ''}` : `${m.type} ${m.code ?? ''}`;
-        outcomes[key] = (outcomes[key] ?? 0) + 1;
-        resolve();
-      };
-      client.ws.on('message', onMessage);
-    });
-    inFlight.add(answered);
-    void answered.then(() => inFlight.delete(answered));
-    client.ws.send(frame);
+    answered.push(new Promise<void>((resolve) => waiting.set(rid, resolve)));
+    client.ws.send(
+      `{"type":"mutate","rid":"${rid}","mutations":[{"mid":"${runId}-poison-${n}","collection":"orders","id":"poison","op":"put","data":${deep}}]}`,
+    );
   }, POISON_EVERY_MS);
   return {
     stop: async () => {
       clearInterval(timer);
-      await Promise.race([Promise.all(inFlight), sleep(10_000)]);
-      return { sent: n, outcomes };
+      await Promise.race([Promise.all(answered), sleep(10_000)]);
+      client.ws.off('message', onMessage);
+      return { sent: n, unanswered: waiting.size, outcomes };
     },
   };
 }
@@ -244,7 +246,9 @@ async function measure(store: StoreKind, options: ReturnType<typeof benchOptions
     const poisonResult = poisoned.result;
     cleanWrites.push(clean);
     poisonedWrites.push(poisoned.rate);
-    const poisonLine = `${poisonResult.sent} poison writes answered ${JSON.stringify(poisonResult.outcomes)}`;
+    const poisonLine =
+      `${poisonResult.sent} poison writes answered ${JSON.stringify(poisonResult.outcomes)}` +
+      (poisonResult.unanswered > 0 ? `, ${poisonResult.unanswered} unanswered` : '');
     poisonNotes.push(poisonLine);
     progress(
       `rep ${rep} writes: ${formatNumber(clean)} mutations/s clean, ${formatNumber(poisoned.rate)} under the poison writer; ${poisonLine}`,
