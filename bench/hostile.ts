@@ -91,7 +91,10 @@ function require_ws(): string {
   return createRequire(import.meta.url).resolve('ws');
 }
 
-/** Ping round trips of one bystander, one at a time, for `seconds`; sorted milliseconds. */
+/**
+ * Ping round trips of one bystander, one at a time with 1 ms between them (well inside its own rate
+ * limit of 5,000 messages/s), for `seconds`; sorted milliseconds.
+ */
 async function pingRoundTrips(client: RequestClient, seconds: number): Promise<Float64Array> {
   const samples: number[] = [];
   const end = performance.now() + seconds * 1000;
@@ -100,6 +103,7 @@ async function pingRoundTrips(client: RequestClient, seconds: number): Promise<F
     const reply = await client.request({ type: 'ping' }, 10_000);
     if (reply.type !== 'pong') throw new Error(`bystander got ${JSON.stringify(reply).slice(0, 200)}`);
     samples.push(performance.now() - t);
+    await sleep(1);
   }
   return Float64Array.from(samples).sort();
 }
@@ -138,38 +142,40 @@ async function innocentWrites(writers: RequestClient[], seconds: number, runId: 
 function startPoison(client: RequestClient, runId: string) {
   const deep = `${'{"a":'.repeat(POISON_DEPTH)}1${'}'.repeat(POISON_DEPTH)}`;
   const outcomes: Record<string, number> = {};
+  const waiting = new Map<string, () => void>();
   let n = 0;
-  const inFlight = new Set<Promise<void>>();
+  const onMessage = (data: Buffer) => {
+    const text = data.toString();
+    const rid = /"rid":"(p\d+)"/.exec(text)?.[1];
+    const done = rid === undefined ? undefined : waiting.get(rid);
+    if (!done) return;
+    waiting.delete(rid!);
+    const m = JSON.parse(text) as {
+      type: string;
+      code?: string;
+      results?: { status: string; error?: { code: string } }[];
+    };
+    const r = m.results?.[0];
+    const key = r ? `${r.status}${r.error ? ` ${r.error.code}` : ''}` : `${m.type} ${m.code ?? ''}`;
+    outcomes[key] = (outcomes[key] ?? 0) + 1;
+    done();
+  };
+  client.ws.on('message', onMessage);
+  const answered: Promise<void>[] = [];
   const timer = setInterval(() => {
     n += 1;
     const rid = `p${n}`;
-    const frame = `{"type":"mutate","rid":"${rid}","mutations":[{"mid":"${runId}-poison-${n}","collection":"orders","id":"poison","op":"put","data":${deep}}]}`;
-    const answered = new Promise<void>((resolve) => {
-      const onMessage = (data: Buffer) => {
-        const text = data.toString();
-        if (!text.includes(`"rid":"${rid}"`)) return;
-        client.ws.off('message', onMessage);
-        const m = JSON.parse(text) as {
-          type: string;
-          code?: string;
-          results?: { status: string; error?: { code: string } }[];
-        };
-        const r = m.results?.[0];
-        const key = r ? `${r.status}${r.error ? ` ${r.error.code}` : ''}` : `${m.type} ${m.code ?? ''}`;
-        outcomes[key] = (outcomes[key] ?? 0) + 1;
-        resolve();
-      };
-      client.ws.on('message', onMessage);
-    });
-    inFlight.add(answered);
-    void answered.then(() => inFlight.delete(answered));
-    client.ws.send(frame);
+    answered.push(new Promise<void>((resolve) => waiting.set(rid, resolve)));
+    client.ws.send(
+      `{"type":"mutate","rid":"${rid}","mutations":[{"mid":"${runId}-poison-${n}","collection":"orders","id":"poison","op":"put","data":${deep}}]}`,
+    );
   }, POISON_EVERY_MS);
   return {
     stop: async () => {
       clearInterval(timer);
-      await Promise.race([Promise.all(inFlight), sleep(10_000)]);
-      return { sent: n, outcomes };
+      await Promise.race([Promise.all(answered), sleep(10_000)]);
+      client.ws.off('message', onMessage);
+      return { sent: n, unanswered: waiting.size, outcomes };
     },
   };
 }
@@ -220,16 +226,32 @@ async function measure(store: StoreKind, options: ReturnType<typeof benchOptions
     );
     await sleep(1500); // the flooder's bucket refills; its last sockets close
 
-    const clean = await innocentWrites(writers, options.windowSeconds, `${runId}-c${rep}`);
-    const poison = startPoison(poisoner, `${runId}-${rep}`);
-    const poisoned = await innocentWrites(writers, options.windowSeconds, `${runId}-p${rep}`);
-    const poisonResult = await poison.stop();
+    // Clean and poisoned windows alternate in order from rep to rep, so a machine whose load drifts
+    // does not favour either.
+    const cleanWindow = () => innocentWrites(writers, options.windowSeconds, `${runId}-c${rep}`);
+    const poisonedWindow = async () => {
+      const poison = startPoison(poisoner, `${runId}-${rep}`);
+      const rate = await innocentWrites(writers, options.windowSeconds, `${runId}-p${rep}`);
+      return { rate, result: await poison.stop() };
+    };
+    let clean: number;
+    let poisoned: { rate: number; result: Awaited<ReturnType<ReturnType<typeof startPoison>['stop']>> };
+    if (rep % 2 === 1) {
+      clean = await cleanWindow();
+      poisoned = await poisonedWindow();
+    } else {
+      poisoned = await poisonedWindow();
+      clean = await cleanWindow();
+    }
+    const poisonResult = poisoned.result;
     cleanWrites.push(clean);
-    poisonedWrites.push(poisoned);
-    const poisonLine = `${poisonResult.sent} poison writes answered ${JSON.stringify(poisonResult.outcomes)}`;
+    poisonedWrites.push(poisoned.rate);
+    const poisonLine =
+      `${poisonResult.sent} poison writes answered ${JSON.stringify(poisonResult.outcomes)}` +
+      (poisonResult.unanswered > 0 ? `, ${poisonResult.unanswered} unanswered` : '');
     poisonNotes.push(poisonLine);
     progress(
-      `rep ${rep} writes: ${formatNumber(clean)} mutations/s clean, ${formatNumber(poisoned)} under the poison writer; ${poisonLine}`,
+      `rep ${rep} writes: ${formatNumber(clean)} mutations/s clean, ${formatNumber(poisoned.rate)} under the poison writer; ${poisonLine}`,
     );
   }
   terminateAll([bystander, poisoner, ...writers]);

@@ -21,10 +21,12 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.ts';
 import type { TopicSubscription } from '../connectors/topics.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
+import { isDepthRefusal, nestedDeeperThan } from '../core/json-limits.ts';
 import { categoryAllows, DeviceRegistry } from '../devices/registry.ts';
 import { EventBatcher, eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
+import { DeepSenders } from './deep-senders.ts';
 import {
   channelMatches,
   eventFrameText,
@@ -32,12 +34,14 @@ import {
   Subscription,
   type SubscriptionSink,
 } from './subscription.ts';
-import { parseClientFrame, ridOf } from './validate.ts';
+import { leadingRid, parseClientFrame, ridOf } from './validate.ts';
 
 const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;
 const MAX_SUBSCRIPTIONS = 1000;
 const MAX_PENDING_REQUESTS = 256;
+/** Levels of a `mutate` frame around a mutation's data: the message, `mutations`, the mutation. */
+const FRAME_ENVELOPE_LEVELS = 3;
 /** Refusals per flood window answered with an error frame; later ones are dropped without a word. */
 const ANSWERED_REFUSALS = 100;
 /** The window over which refusals are counted against `floodCloseAfter`. */
@@ -101,6 +105,8 @@ export class Connection implements SubscriptionSink {
     readonly remoteAddress: string | undefined,
     /** The save of this device's cursor still in flight (from an earlier connection), if any. */
     private readonly pendingCursorSave: (key: string) => Promise<void> | undefined = () => undefined,
+    /** Users of this node who sent data nested past the limit (shared by the gateway's connections). */
+    private readonly deepSenders: DeepSenders = new DeepSenders(),
   ) {}
 
   get isOpen(): boolean {
@@ -387,7 +393,25 @@ export class Connection implements SubscriptionSink {
       );
       return;
     }
-    const parsed = parseClientFrame(data.toString('utf8'));
+    const text = data.toString('utf8');
+    // A user who sent a frame too deep to store has its frames scanned for depth before they are
+    // parsed: a poison frame is refused for a fraction of what parsing it costs.
+    if (
+      this.principal &&
+      this.deepSenders.has(this.principal) &&
+      nestedDeeperThan(text, this.ctx.config.maxJsonDepth + FRAME_ENVELOPE_LEVELS)
+    ) {
+      counters.messagesIn.invalid += 1;
+      this.sendError(
+        new SyncError(
+          'BAD_REQUEST',
+          `frame nested deeper than ${this.ctx.config.maxJsonDepth} levels of data`,
+        ),
+        leadingRid(text),
+      );
+      return;
+    }
+    const parsed = parseClientFrame(text);
     if (!parsed.ok) {
       counters.messagesIn.invalid += 1;
       this.sendError(parsed.error, parsed.rid);
@@ -449,6 +473,9 @@ export class Connection implements SubscriptionSink {
       message.type === 'hello' ? this.authenticating(() => this.dispatch(message)) : this.dispatch(message);
     handled
       .catch((err: unknown) => {
+        if (err instanceof SyncError && isDepthRefusal(err) && this.principal) {
+          this.deepSenders.add(this.principal);
+        }
         this.sendError(err, message.rid);
         if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {
           this.close(CLOSE_CODES.POLICY, 'unauthorized');
@@ -503,6 +530,7 @@ export class Connection implements SubscriptionSink {
       }
       case 'mutate': {
         const results = await this.ctx.writer.mutate(this.principal!, message.mutations);
+        if (results.some((r) => isDepthRefusal(r.error))) this.deepSenders.add(this.principal!);
         this.send({ type: 'results', rid: message.rid, results });
         return;
       }

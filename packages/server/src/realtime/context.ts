@@ -23,6 +23,7 @@ export interface RealtimeContext {
     | 'maxConnections'
     | 'upgradeTimeoutMs'
     | 'floodCloseAfter'
+    | 'maxJsonDepth'
   >;
   store: Store;
   writer: LogWriter;

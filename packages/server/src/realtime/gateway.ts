@@ -13,6 +13,7 @@ import { bearerToken, type VerifiedToken } from '../auth/tokens.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import { Connection, cursorKey } from './connection.ts';
 import type { RealtimeContext } from './context.ts';
+import { DeepSenders } from './deep-senders.ts';
 
 export const REALTIME_PATH = '/v1/realtime';
 
@@ -60,6 +61,7 @@ export class RealtimeGateway {
   private readonly connections = new Map<string, Connection>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private accepting = true;
+  private readonly deepSenders = new DeepSenders();
   /** Upgrades between their request and their open WebSocket (or refusal). */
   private upgrading = 0;
   private server: Server | null = null;
@@ -127,8 +129,13 @@ export class RealtimeGateway {
     if (socket.destroyed) return;
     if (url.searchParams.get('compress') !== '1') delete req.headers['sec-websocket-extensions'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new Connection(randomUUID(), ws, this.ctx, req.socket.remoteAddress, (key) =>
-        this.cursorSaves.get(key),
+      const conn = new Connection(
+        randomUUID(),
+        ws,
+        this.ctx,
+        req.socket.remoteAddress,
+        (key) => this.cursorSaves.get(key),
+        this.deepSenders,
       );
       this.connections.set(conn.id, conn);
       ws.on('message', (data: Buffer, isBinary: boolean) => {

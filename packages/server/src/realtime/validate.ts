@@ -30,6 +30,16 @@ function ridIn(value: Record<string, unknown>): Rid | undefined {
   return (typeof rid === 'string' && rid.length <= 128) || Number.isInteger(rid) ? (rid as Rid) : undefined;
 }
 
+/** A frame's rid when it is its first key, or its second after `type` (as JSON.stringify of a message writes them). */
+const LEADING_RID =
+  /^\s*\{(?:\s*"type"\s*:\s*"[a-z]{1,16}"\s*,)?\s*"rid"\s*:\s*("[^"\\]{0,128}"|-?\d{1,15})\s*[,}]/;
+
+/** The rid of a frame refused before it is parsed, read from its first characters only (or undefined). */
+export function leadingRid(text: string): Rid | undefined {
+  const m = LEADING_RID.exec(text.slice(0, 256));
+  return m ? (JSON.parse(m[1]!) as Rid) : undefined;
+}
+
 /** The rid of a frame that is not otherwise handled (refused by the rate limit), if it has a readable one. */
 export function ridOf(frame: Buffer): Rid | undefined {
   try {

@@ -39,6 +39,10 @@ describe.each(kinds)('unstorable input (%s)', (kind: StoreKind) => {
       `{"type":"mutate","rid":"${r}","mutations":[{"mid":"${r}","collection":"${collection}","id":"${id}","op":"${op}","data":${dataText}}]}`,
     );
     const reply = await ws.waitFor((m) => m.rid === r);
+    // A user who already sent data too deep has later frames refused whole, before parsing.
+    if (reply.type === 'error') {
+      return { mid: r, status: 'rejected', error: { code: reply.code, message: reply.message as string } };
+    }
     expect(reply.type, JSON.stringify(reply)).toBe('results');
     return (reply.results as MutationResult[])[0]!;
   }
@@ -105,7 +109,17 @@ describe.each(kinds)('unstorable input (%s)', (kind: StoreKind) => {
     ws.send(`{"type":"publish","rid":"pub","event":{"type":"deep","payload":${deepText(10_000)}}}`);
     const published = await ws.waitFor((m) => m.rid === 'pub');
     expect([published.type, published.code]).toEqual(['error', 'BAD_REQUEST']);
-    // At the limit is fine.
+    // Once a user sent data too deep, its frames are scanned before parsing: a deep one is refused
+    // whole, with its rid; one at the limit is still fine.
+    ws.send(
+      `{"type":"mutate","rid":"whole","mutations":[{"mid":"w","collection":"deep","id":"w","op":"put","data":${deepText(10_000)}}]}`,
+    );
+    const whole = await ws.waitFor((m) => m.rid === 'whole');
+    expect([whole.type, whole.code, whole.message]).toEqual([
+      'error',
+      'BAD_REQUEST',
+      'frame nested deeper than 64 levels of data',
+    ]);
     expect((await wsPut('deep', 'ok', deepText(64))).status).toBe('applied');
     expect(await innocent).toEqual(Array(30).fill('applied'));
     await other.close();
