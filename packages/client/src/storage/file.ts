@@ -18,7 +18,7 @@
  * const client = new SyncClient({ url, token, storage: new FileStorage('./data/syncbridge.json') });
  */
 import { SyncClientError } from '../errors.ts';
-import { ReplicaTable, recordKey } from './replica-table.ts';
+import { ReplicaTable } from './replica-table.ts';
 import {
   type ClientStorage,
   type QueuedMutation,
@@ -64,9 +64,9 @@ function encodeWrite(write: ReplicaWrite): ReplicaLine {
 
 function applyLine(replica: ReplicaTable, line: ReplicaLine): void {
   for (const [collection, id, version, seq, data] of line.r ?? []) {
-    replica.records.set(recordKey(collection, id), { collection, id, version, seq, data });
+    replica.setRecord({ collection, id, version, seq, data });
   }
-  for (const [collection, id] of line.f ?? []) replica.records.delete(recordKey(collection, id));
+  for (const [collection, id] of line.f ?? []) replica.deleteRecord(collection, id);
   for (const [channel, cursor, usedAt] of line.c ?? [])
     replica.channels.set(channel, { channel, cursor, usedAt });
   for (const channel of line.x ?? []) replica.channels.delete(channel);
