@@ -3,6 +3,7 @@
  * bytes a reconnect after 1,000 missed changes moves, and the Node store measured against SQLite.
  *
  *   node --import tsx bench/client-replica.ts [--only open,reconnect,stores] [--records 100000] [--reps 3]
+ *     [--profile DIR]   (open: write a V8 CPU profile of each child process into DIR)
  *
  * - open: fills a FileStorage through a real client (a protocol-level fake server sends a snapshot of
  *   `--records` records), then, in a fresh Node process per repetition, with no server, times
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     records: { type: 'string' },
     reps: { type: 'string' },
     'child-open': { type: 'string' },
+    profile: { type: 'string' },
   },
   strict: true,
 });
@@ -160,7 +162,16 @@ async function benchOpen(): Promise<void> {
   for (let rep = 0; rep < REPS; rep++) {
     const child = spawnSync(
       process.execPath,
-      ['--import', 'tsx', import.meta.filename, '--child-open', path, '--records', String(RECORDS)],
+      [
+        ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []),
+        '--import',
+        'tsx',
+        import.meta.filename,
+        '--child-open',
+        path,
+        '--records',
+        String(RECORDS),
+      ],
       { encoding: 'utf8' },
     );
     const line = child.stdout.trim().split('\n').pop() ?? '';

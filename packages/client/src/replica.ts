@@ -73,6 +73,8 @@ export class LocalReplica {
   /** Bytes of each stored record, by collection then id. */
   private readonly stored = new Map<string, Map<string, number>>();
   private totalBytes = 0;
+  /** Records loaded but not yet counted in `stored`/`totalBytes` (see `load`). */
+  private untracked: StoredRecord[] | null = null;
   private readonly dirtyRecords = new Map<string, Set<string>>();
   private readonly usedNow = new Set<string>();
   private dirtyCursors = false;
@@ -89,7 +91,9 @@ export class LocalReplica {
       const state = await this.options.storage.loadReplica(scope);
       this.scope = scope;
       for (const channel of state.channels) this.channels.set(channel.channel, channel);
-      for (const record of state.records) this.track(record);
+      // Sizes are counted at the first write, not here: nothing needs them before, and counting
+      // 100,000 records would delay the first render.
+      this.untracked = state.records;
       return state;
     });
     return this.loadedState;
@@ -171,6 +175,7 @@ export class LocalReplica {
 
   /** Everything changed since the last write, as one write; null when nothing did. */
   private capture(): ReplicaWrite | null {
+    this.trackLoaded();
     const now = Date.now();
     const write: ReplicaWrite = { records: [], forget: [], channels: [], dropChannels: [] };
     const active = new Set<string>();
@@ -257,6 +262,13 @@ export class LocalReplica {
       this.scopes.set(channel, scope);
     }
     return scope;
+  }
+
+  private trackLoaded(): void {
+    const records = this.untracked;
+    if (!records) return;
+    this.untracked = null;
+    for (const record of records) this.track(record);
   }
 
   private track(record: StoredRecord): void {

@@ -147,4 +147,61 @@ describe('IndexedDbStorage schema', () => {
     expect(await storage.loadReplica('alice')).toEqual({ records: [], channels: [] });
     await storage.close();
   });
+
+  it('moves a version 2 database (one row per record) into buckets, keeping its queue, records and cursors', async () => {
+    const indexedDB = new IDBFactory();
+    await new Promise<void>((resolve, reject) => {
+      const request = indexedDB.open('app', 2);
+      request.onupgradeneeded = () => {
+        const db = request.result;
+        db.createObjectStore('mutations', { keyPath: 'position' }).put({ ...queued('v2'), position: 1 });
+        const records = db.createObjectStore('records', { keyPath: 'key' });
+        for (let i = 0; i < 1500; i++) {
+          const id = `r${i}`;
+          records.put({ key: `todos\u0000${id}`, collection: 'todos', id, data: { i }, version: 2, seq: 7 });
+        }
+        records.put({ key: 'notes\u0000n1', collection: 'notes', id: 'n1', data: null, version: 3, seq: 7 });
+        db.createObjectStore('channels', { keyPath: 'channel' }).put({
+          channel: 'records:todos',
+          cursor: 7,
+          usedAt: 1,
+        });
+        db.createObjectStore('meta', { keyPath: 'key' }).put({ key: 'replica', scope: 'alice', schema: 1 });
+      };
+      request.onsuccess = () => {
+        request.result.close();
+        resolve();
+      };
+      request.onerror = () => reject(request.error);
+    });
+    const storage = new IndexedDbStorage({ indexedDB: indexedDB as unknown as IdbFactory, name: 'app' });
+    expect((await storage.load()).map((e) => e.mid)).toEqual(['v2']);
+    const state = await storage.loadReplica('alice');
+    expect(state.channels).toEqual([{ channel: 'records:todos', cursor: 7, usedAt: 1 }]);
+    expect(state.records).toHaveLength(1501);
+    expect(state.records.find((r) => r.id === 'r1499')).toEqual({
+      collection: 'todos',
+      id: 'r1499',
+      data: { i: 1499 },
+      version: 2,
+      seq: 7,
+    });
+    expect(state.records.find((r) => r.id === 'n1')).toMatchObject({ collection: 'notes', data: null });
+    // Writes after the move change one record in its bucket and leave the others alone.
+    await storage.writeReplica('alice', {
+      records: [{ collection: 'todos', id: 'r5', data: { i: -5 }, version: 3, seq: 8 }],
+      forget: [['todos', 'r6']],
+      channels: [{ channel: 'records:todos', cursor: 8, usedAt: 2 }],
+      dropChannels: [],
+    });
+    await storage.close();
+    const again = new IndexedDbStorage({ indexedDB: indexedDB as unknown as IdbFactory, name: 'app' });
+    const after = await again.loadReplica('alice');
+    expect(after.records).toHaveLength(1500);
+    expect(after.records.find((r) => r.id === 'r5')).toMatchObject({ data: { i: -5 }, version: 3, seq: 8 });
+    expect(after.records.find((r) => r.id === 'r6')).toBeUndefined();
+    expect(after.records.find((r) => r.id === 'r7')).toMatchObject({ data: { i: 7 }, version: 2 });
+    expect(after.channels).toEqual([{ channel: 'records:todos', cursor: 8, usedAt: 2 }]);
+    await again.close();
+  });
 });

@@ -1,10 +1,17 @@
 /**
  * Queue and replica storage in IndexedDB (browsers). The queue is one object store keyed by an
  * increasing position, which keeps its order; each append or removal is one transaction, resolved when
- * it has committed (durability 'strict'). The replica is two more stores, `records` (keyed by collection
- * and id) and `channels` (cursor and last use), and a `meta` row naming the scope and schema version they
- * hold; one replica write is one transaction over both, so a cursor is never stored without its records.
- * Database version 2 adds the replica stores to a version 1 (queue only) database and keeps its queue.
+ * it has committed (durability 'strict'). The replica is two more stores, `record_buckets` and `channels`
+ * (cursor and last use), and a `meta` row naming the scope and schema version they hold; one replica
+ * write is one transaction over both, so a cursor is never stored without its records.
+ *
+ * Records are kept in buckets, not one row each: a record's bucket is a hash of its id (BUCKETS per
+ * collection), so 100,000 records are a few hundred rows, read by one `getAll` that deserializes a few
+ * hundred values instead of 100,000. A write reads and rewrites only the buckets it touches, inside its
+ * transaction, so nothing is held in memory between writes. Why: docs/decisions.md.
+ *
+ * Database version 2 added the replica stores to a version 1 (queue only) database and kept its queue;
+ * version 3 moves version 2's one-row-per-record `records` store into buckets, in the upgrade itself.
  * Importing this module anywhere is safe: IndexedDB is looked up only when the storage is first used,
  * and its absence (Node) is reported then as a STORAGE error.
  *
@@ -31,7 +38,9 @@ interface IdbRequest<T> {
   onerror: (() => void) | null;
 }
 interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
-  onupgradeneeded: (() => void) | null;
+  onupgradeneeded: ((event: { oldVersion: number }) => void) | null;
+  /** The upgrade's transaction, while `onupgradeneeded` runs. */
+  transaction: IdbTransaction | null;
 }
 interface IdbObjectStore {
   getAll(): IdbRequest<unknown[]>;
@@ -50,6 +59,7 @@ interface IdbTransaction {
 interface IdbDatabase {
   objectStoreNames: { contains(name: string): boolean };
   createObjectStore(name: string, options: { keyPath: string }): unknown;
+  deleteObjectStore(name: string): void;
   transaction(
     store: string | string[],
     mode: 'readonly' | 'readwrite',
@@ -66,13 +76,67 @@ interface StoredEntry extends QueuedMutation {
 }
 
 const STORE = 'mutations';
-const RECORDS = 'records';
+/** Version 2's store, one row per record; version 3 moves it into BUCKETS. */
+const RECORDS_V2 = 'records';
+const BUCKETS = 'record_buckets';
 const CHANNELS = 'channels';
 const META = 'meta';
-const DB_VERSION = 2;
+const DB_VERSION = 3;
+/** Buckets per collection: 100,000 records make about 200 a bucket, and a write rewrites one or a few. */
+const BUCKET_COUNT = 512;
 
-interface StoredRecordRow extends StoredRecord {
+interface StoredRecordRowV2 extends StoredRecord {
   key: string;
+}
+/** A record in a bucket: `[id, version, seq, data]`. */
+type BucketEntry = [string, number, number, Record<string, unknown> | null];
+interface BucketRow {
+  key: string;
+  collection: string;
+  records: BucketEntry[];
+}
+
+/** The bucket of a record: FNV-1a of its id, so the same id always lands in the same row. */
+function bucketKey(collection: string, id: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return recordKey(collection, String((hash >>> 0) % BUCKET_COUNT));
+}
+
+/** Changes to one bucket: records to put, ids to forget. */
+interface BucketChange {
+  collection: string;
+  put: Map<string, BucketEntry>;
+  forget: Set<string>;
+}
+
+function changeOf(changes: Map<string, BucketChange>, collection: string, id: string): BucketChange {
+  const key = bucketKey(collection, id);
+  let change = changes.get(key);
+  if (!change) {
+    change = { collection, put: new Map(), forget: new Set() };
+    changes.set(key, change);
+  }
+  return change;
+}
+
+/** Applies `change` to a bucket's row inside the transaction: rewrites it, or deletes it once empty. */
+function rewriteBucket(store: IdbObjectStore, key: string, change: BucketChange): void {
+  const request = store.get(key);
+  request.onsuccess = () => {
+    const row = request.result as BucketRow | undefined;
+    const entries = new Map<string, BucketEntry>();
+    for (const entry of row?.records ?? []) entries.set(entry[0], entry);
+    for (const id of change.forget) entries.delete(id);
+    for (const [id, entry] of change.put) entries.set(id, entry);
+    if (entries.size === 0) store.delete(key);
+    else
+      store.put({ key, collection: change.collection, records: [...entries.values()] } satisfies BucketRow);
+  };
+  // An error aborts the transaction, and `committed` rejects with it.
 }
 interface ReplicaMeta {
   key: 'replica';
@@ -100,6 +164,30 @@ function committed(tx: IdbTransaction): Promise<void> {
     tx.onerror = () => reject(tx.error);
     tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
   });
+}
+
+/**
+ * Version 2 to 3, inside the upgrade's transaction: every record row goes into its bucket, then the old
+ * store is dropped. The channels stay: their records are all still there. A failure aborts the upgrade,
+ * and the database stays at version 2, untouched.
+ */
+function moveRecordsIntoBuckets(db: IdbDatabase, tx: IdbTransaction): void {
+  const rows = tx.objectStore(RECORDS_V2).getAll();
+  rows.onsuccess = () => {
+    const changes = new Map<string, BucketChange>();
+    for (const { collection, id, version, seq, data } of rows.result as StoredRecordRowV2[]) {
+      changeOf(changes, collection, id).put.set(id, [id, version, seq, data]);
+    }
+    const buckets = tx.objectStore(BUCKETS);
+    for (const [key, change] of changes) {
+      buckets.put({
+        key,
+        collection: change.collection,
+        records: [...change.put.values()],
+      } satisfies BucketRow);
+    }
+    db.deleteObjectStore(RECORDS_V2);
+  };
 }
 
 export class IndexedDbStorage implements ClientStorage {
@@ -160,9 +248,9 @@ export class IndexedDbStorage implements ClientStorage {
     )) as ReplicaMeta | undefined;
     if (meta?.scope !== scope || meta.schema !== REPLICA_SCHEMA_VERSION) {
       // Another user's or tenant's replica, or an older schema: wipe it before anything is read.
-      const tx = db.transaction([META, RECORDS, CHANNELS], 'readwrite');
+      const tx = db.transaction([META, BUCKETS, CHANNELS], 'readwrite');
       const done = committed(tx);
-      tx.objectStore(RECORDS).clear();
+      tx.objectStore(BUCKETS).clear();
       tx.objectStore(CHANNELS).clear();
       tx.objectStore(META).put({
         key: 'replica',
@@ -174,34 +262,35 @@ export class IndexedDbStorage implements ClientStorage {
       return { records: [], channels: [] };
     }
     this.replicaScope = scope;
-    const tx = db.transaction([RECORDS, CHANNELS], 'readonly');
+    const tx = db.transaction([BUCKETS, CHANNELS], 'readonly');
     const [rows, channels] = await this.wrap(
       Promise.all([
-        requestResult(tx.objectStore(RECORDS).getAll()),
+        requestResult(tx.objectStore(BUCKETS).getAll()),
         requestResult(tx.objectStore(CHANNELS).getAll()),
       ]),
       'read',
     );
-    const records = (rows as StoredRecordRow[]).map(({ collection, id, data, version, seq }) => ({
-      collection,
-      id,
-      data,
-      version,
-      seq,
-    }));
+    const records: StoredRecord[] = [];
+    for (const { collection, records: entries } of rows as BucketRow[]) {
+      for (const [id, version, seq, data] of entries) records.push({ collection, id, version, seq, data });
+    }
     return { records, channels: channels as StoredChannel[] };
   }
 
   async writeReplica(scope: string, write: ReplicaWrite): Promise<void> {
     if (this.replicaScope !== scope) return;
     const db = await this.open();
-    const tx = db.transaction([RECORDS, CHANNELS], 'readwrite');
+    const tx = db.transaction([BUCKETS, CHANNELS], 'readwrite');
     const done = committed(tx);
-    const records = tx.objectStore(RECORDS);
-    for (const record of write.records) {
-      records.put({ ...record, key: recordKey(record.collection, record.id) } satisfies StoredRecordRow);
+    const changes = new Map<string, BucketChange>();
+    for (const [collection, id] of write.forget) changeOf(changes, collection, id).forget.add(id);
+    for (const { collection, id, version, seq, data } of write.records) {
+      const change = changeOf(changes, collection, id);
+      change.forget.delete(id);
+      change.put.set(id, [id, version, seq, data]);
     }
-    for (const [collection, id] of write.forget) records.delete(recordKey(collection, id));
+    const buckets = tx.objectStore(BUCKETS);
+    for (const [key, change] of changes) rewriteBucket(buckets, key, change);
     const channels = tx.objectStore(CHANNELS);
     for (const channel of write.channels) channels.put(channel);
     for (const channel of write.dropChannels) channels.delete(channel);
@@ -224,12 +313,16 @@ export class IndexedDbStorage implements ClientStorage {
       }
       const request = factory.open(this.options.name ?? 'syncbridge-queue', DB_VERSION);
       request.onupgradeneeded = () => {
-        // Version 1 had the queue only; each step creates what is missing and keeps what is there.
+        // Version 1 had the queue only, version 2 one row per record; each step creates what is
+        // missing and keeps what is there.
         const db = request.result;
         if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: 'position' });
-        if (!db.objectStoreNames.contains(RECORDS)) db.createObjectStore(RECORDS, { keyPath: 'key' });
+        if (!db.objectStoreNames.contains(BUCKETS)) db.createObjectStore(BUCKETS, { keyPath: 'key' });
         if (!db.objectStoreNames.contains(CHANNELS)) db.createObjectStore(CHANNELS, { keyPath: 'channel' });
         if (!db.objectStoreNames.contains(META)) db.createObjectStore(META, { keyPath: 'key' });
+        if (db.objectStoreNames.contains(RECORDS_V2) && request.transaction) {
+          moveRecordsIntoBuckets(db, request.transaction);
+        }
       };
       return this.wrap(requestResult(request), 'open');
     })();
