@@ -166,6 +166,21 @@ describe.each(kinds)('unstorable input (%s)', (kind: StoreKind) => {
     expect((await api.get('/v1/records/text/a')).body.data).toEqual({ s: '😀' });
   });
 
+  it('says where the unstorable value is in details.path over REST, as over WebSocket and for NUL', async () => {
+    const surrogate = await restPut('text', 'b', '{"s":"\\ud800"}');
+    expectError(surrogate, 400, 'BAD_REQUEST');
+    expect(surrogate.body.error.details).toEqual({ path: '/s' });
+    const deep = await restPut('text', 'b', deepText(100));
+    expectError(deep, 400, 'BAD_REQUEST');
+    expect(deep.body.error.details.path).toMatch(/^\/a\/a\//);
+    expect(deep.body.error.details.limit).toBe('depth');
+    const nul = await restPut('text', 'b', '{"s":"a\\u0000"}');
+    expectError(nul, 400, 'BAD_REQUEST');
+    expect(nul.body.error.details).toEqual({ path: '/s' });
+    const viaWs = await wsPut('text', 'b', '{"s":"\\ud800"}');
+    expect(viaWs.error?.details).toEqual({ path: '/s' });
+  });
+
   it('refuses __proto__ keys over WebSocket as REST does', async () => {
     expectBadRequestResult(await wsPut('proto', 'a', '{"__proto__":{"admin":true}}'), /__proto__/);
     expectBadRequestResult(await wsPut('proto', 'a', '{"x":{"__proto__":1}}'), /\/x\/__proto__/);

@@ -77,12 +77,15 @@ export const recordRoutes =
       if (result.status === 'duplicate') reply.header('Idempotent-Replayed', 'true');
       if (outcome === 'rejected' || outcome === 'conflict') {
         const code = (result.error?.code ?? 'CONFLICT') as ErrorCode;
+        // A schema's problems (a list) go under `problems`; a refusal that says where (an object such as
+        // `{ path, limit }` for data JSON cannot store) keeps its fields, as over WebSocket and for NUL.
+        const reason = result.error?.details;
         const details =
-          result.record || result.error?.details
+          result.record || reason
             ? {
                 ...(result.record ? { record: result.record } : {}),
                 ...(result.conflictId ? { conflictId: result.conflictId } : {}),
-                ...(result.error?.details ? { problems: result.error.details } : {}),
+                ...(Array.isArray(reason) ? { problems: reason } : (reason as object | undefined)),
               }
             : undefined;
         throw new SyncError(
