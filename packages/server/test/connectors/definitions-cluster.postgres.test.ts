@@ -64,14 +64,24 @@ describe.skipIf(!hasPostgres)('REST connector definitions across nodes on Postgr
       'one leader and one standby on the new definition',
       15_000,
     );
-    upstream.received.length = 0;
-    for (const api of [a!, b!]) {
-      const status = (await api('GET', '/v1/connectors/bank')).body;
-      if (status.role === 'leader')
-        expect((await api('POST', '/v1/connectors/bank/trigger', {})).status).toBe(200);
-    }
-    const versions = upstream.received.map((r) => r.headers['x-version']);
-    expect(versions.length).toBeGreaterThan(0);
+    // The other node learns of the change at its next lease check and restarts the connector then: a
+    // trigger in that moment is refused (UNAVAILABLE) or may still run the old definition. Once the change
+    // has reached both, every trigger runs the new one.
+    const versions = await waitFor(
+      async () => {
+        upstream!.received.length = 0;
+        for (const api of [a!, b!]) {
+          const status = (await api('GET', '/v1/connectors/bank')).body;
+          if (status.role !== 'leader') continue;
+          const run = await api('POST', '/v1/connectors/bank/trigger', {});
+          if (run.status !== 200) return [];
+        }
+        return upstream!.received.map((r) => r.headers['x-version']);
+      },
+      (seen) => seen.length > 0 && seen.every((v) => v === '2'),
+      'a trigger on the leader to run the new definition',
+      15_000,
+    );
     expect(new Set(versions)).toEqual(new Set(['2']));
 
     // Removed on a: gone from b too, and nothing pulls any more.
