@@ -5,10 +5,10 @@
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { SecretBox } from '../auth/secret-box.ts';
 import type { Bus } from '../bus/types.ts';
 import type { ServerConfig } from '../config/config.ts';
-import type { LogWriter } from '../store/log-writer.ts';
+import type { LogWriter } from '../log/log-writer.ts';
+import type { SecretBox } from '../store/secret-box.ts';
 import { SqliteConnectorStore } from '../store/sqlite/connector-store.ts';
 import type { Store } from '../store/types.ts';
 import { connectorsSettings } from './config.ts';

@@ -17,7 +17,7 @@ import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
-import type { LogWriter } from '../store/log-writer.ts';
+import type { LogWriter } from '../log/log-writer.ts';
 import type { Store } from '../store/types.ts';
 import { AddressPolicy } from '../webhooks/ssrf.ts';
 import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';

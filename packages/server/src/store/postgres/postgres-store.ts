@@ -18,7 +18,6 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import pg from 'pg';
-import type { SecretBox } from '../../auth/secret-box.ts';
 import {
   type EventRow,
   eventColumns,
@@ -32,6 +31,7 @@ import {
   storedResult,
   withLoggedRecord,
 } from '../rows.ts';
+import type { SecretBox } from '../secret-box.ts';
 import type {
   ApiKeyRow,
   ConflictQuery,
@@ -64,7 +64,7 @@ export interface PostgresStoreOptions {
   /** PostgreSQL schema holding every table; created by `migrate` if missing. Default: the search_path. */
   schema?: string;
   poolSize?: number;
-  /** Seals webhook secrets at rest (see auth/secret-box.ts). */
+  /** Seals webhook secrets at rest (see store/secret-box.ts). */
   secretBox?: SecretBox | null;
   /**
    * How long a statement waits for a lock another connection holds before it fails with UNAVAILABLE

@@ -18,7 +18,6 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import Database from 'better-sqlite3';
-import type { SecretBox } from '../../auth/secret-box.ts';
 import {
   EVENT_COLUMNS,
   type EventRow,
@@ -33,6 +32,7 @@ import {
   storedResult,
   withLoggedRecord,
 } from '../rows.ts';
+import type { SecretBox } from '../secret-box.ts';
 import type {
   ApiKeyRow,
   ConflictQuery,
@@ -55,7 +55,7 @@ import { SqliteWebhookStore } from './webhook-store.ts';
 export interface SqliteStoreOptions {
   file: string;
   synchronous?: 'FULL' | 'NORMAL';
-  /** Seals webhook secrets at rest (see auth/secret-box.ts). */
+  /** Seals webhook secrets at rest (see store/secret-box.ts). */
   secretBox?: SecretBox | null;
   /**
    * How long a statement waits for a lock another connection (another process on the file) holds,

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { CollectionRegistry } from '../core/collections.ts';
-import type { Store } from './types.ts';
+import type { Store } from '../store/types.ts';
 
 const DAY_MS = 86_400_000;
 

@@ -26,10 +26,10 @@ import {
 } from '../core/json-limits.ts';
 import { assertNoNul } from '../core/nul.ts';
 import type { Middleware } from '../plugins/types.ts';
-import type { Outbox } from '../webhooks/types.ts';
+import type { Store } from '../store/types.ts';
+import type { Outbox } from './outbox.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
 import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
-import type { Store } from './types.ts';
 
 export type { PublishResult, ResolveRequest } from './pending-writes.ts';
 
