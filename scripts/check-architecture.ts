@@ -28,8 +28,6 @@ export const ALLOWED: ReadonlySet<string> = new Set([
   'size:connectors/pull.ts',
   'size:connectors/manager.ts',
   'size:http/routes/connectors.ts',
-  // The two drivers split into records/log, devices/keys and maintenance parts.
-  'size:store/postgres/postgres-store.ts',
   // The webhook stores' shared cycle moves above the drivers (WebhookLedger), which shrinks them.
   'size:store/sqlite/webhook-store.ts',
   'size:store/postgres/webhook-store.ts',
