@@ -8,7 +8,9 @@
 // - what `serve` loads only when configured or on first use (pg, ioredis, nats, undici, yjs, yaml),
 //   so a SQLite server never parses them;
 // - optional peers of inlined packages, looked up with require() in a try (bufferutil, utf-8-validate,
-//   @opentelemetry/api, pino-pretty), and esbuild, which the dashboard loads only without its bundle.
+//   pino-pretty), and esbuild, which the dashboard loads only without its bundle.
+// Every package an inlined one requires unconditionally is inlined with it (e.g. prom-client's
+// @opentelemetry/api): npm may nest it under its parent, where the bundle could not find it.
 // pino's transports (worker threads started from a file path) are not used: the server logs to stderr
 // through pino.destination. Whitespace and syntax are minified, identifiers kept (class names show in
 // errors and logs). The library entry (`exports`, dist/index.js) is the module tree tsc wrote.
@@ -27,7 +29,6 @@ const EXTERNAL = [
   'yaml',
   'bufferutil',
   'utf-8-validate',
-  '@opentelemetry/api',
   'pino-pretty',
   'esbuild',
 ];
