@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { type BucketSpec, TokenBucket } from '../core/token-bucket.ts';
 import { classifyAttempt } from './attempt.ts';
 import { EndpointScheduler, type EndpointState } from './endpoint-scheduler.ts';
+import type { WebhookLedger } from './ledger.ts';
 import type { WebhookRegistry } from './registry.ts';
 import type { WebhookSender } from './sender.ts';
 import { signatureHeaders } from './signing.ts';
@@ -31,11 +32,11 @@ import type {
   DeliveryRow,
   NewDelivery,
   WebhookEndpoint,
-  WebhookStore,
 } from './types.ts';
 
 export interface DispatcherOptions {
-  store: WebhookStore;
+  /** The deliveries' state: each step is one ledger cycle. */
+  ledger: WebhookLedger;
   registry: WebhookRegistry;
   sender: WebhookSender;
   logger: Logger;
@@ -96,7 +97,7 @@ export class WebhookDispatcher {
 
   async start(): Promise<void> {
     // Whatever this node was sending when it stopped is not in flight any more.
-    const released = await this.o.store.releaseLeases(this.o.node);
+    const released = await this.o.ledger.releaseLeases(this.o.node);
     if (released > 0)
       this.o.logger.info({ released }, 'webhook deliveries left in flight by the last run are due again');
     await this.poll();
@@ -127,7 +128,7 @@ export class WebhookDispatcher {
   private async renew(): Promise<void> {
     if (this.closed || this.leased.size === 0) return;
     try {
-      await this.o.store.renewLeases(this.o.node, [...this.leased], Date.now() + this.o.leaseMs);
+      await this.o.ledger.renewLeases(this.o.node, [...this.leased], Date.now() + this.o.leaseMs);
     } catch (err) {
       this.o.logger.warn({ err }, 'could not renew webhook leases');
     }
@@ -138,7 +139,7 @@ export class WebhookDispatcher {
     try {
       await this.o.registry.load();
       const now = Date.now();
-      for (const p of await this.o.store.pendingEndpoints()) {
+      for (const p of await this.o.ledger.pendingEndpoints()) {
         if (p.nextAttemptAt <= now) this.scheduler.markHot(p.tenant, p.webhookId);
         else if (p.nextAttemptAt - now < this.o.pollMs * 2)
           this.scheduler.dueAt(p.tenant, p.webhookId, p.nextAttemptAt);
@@ -209,7 +210,7 @@ export class WebhookDispatcher {
         if (results.length === 0 && requests.length === 0) break;
         let out: CycleOutput;
         try {
-          out = await this.o.store.cycle({
+          out = await this.o.ledger.cycle({
             results,
             claims: requests,
             now,
@@ -371,7 +372,7 @@ export class WebhookDispatcher {
       }
     });
     try {
-      await this.o.store.releaseLeases(this.o.node);
+      await this.o.ledger.releaseLeases(this.o.node);
     } catch (err) {
       this.o.logger.warn({ err }, 'could not release webhook leases at shutdown');
     }
