@@ -1,7 +1,7 @@
 /** What the connector manager is given by the composition root: settings, ports and collaborators. */
 import type { Logger } from 'pino';
-import type { LogWriter } from '../store/log-writer.ts';
-import type { Store } from '../store/types.ts';
+import type { LogWriter } from '../log/log-writer.ts';
+import type { RecordReader } from '../log/ports.ts';
 import type { ConnectorsSettings } from './config.ts';
 import type { ConnectorLeases } from './leases.ts';
 import type { ConnectorSecrets } from './secrets.ts';
@@ -14,7 +14,7 @@ import type { Connector, ConnectorFactory } from './types.ts';
 export interface ConnectorManagerDeps {
   settings: ConnectorsSettings;
   store: ConnectorStore;
-  records: Store;
+  records: RecordReader;
   writer: LogWriter;
   topics: TopicHub;
   ticks: TickWriter;

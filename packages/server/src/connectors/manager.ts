@@ -55,7 +55,6 @@ export class ConnectorManager {
     this.circuitRegistry = new CircuitRegistry(deps.logger);
     this.builder = new ConnectorBuilder(deps, this.circuitRegistry);
     this.addresses = new AddressPolicy(deps.allowPrivate ?? []);
-    deps.writer.onCommit((tenant, events) => this.hear(tenant, events));
     deps.leases.onLost(() => void this.leasesLost());
   }
 

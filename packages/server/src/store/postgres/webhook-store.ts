@@ -5,7 +5,6 @@
  */
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
-import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
 import type { LedgerTransaction } from '../../webhooks/ledger.ts';
 import {
   type AttemptDbRow,
@@ -27,6 +26,7 @@ import type {
   WebhookEndpoint,
   WebhookStore,
 } from '../../webhooks/types.ts';
+import { type SecretBox, sealJson } from '../secret-box.ts';
 import { PostgresWebhookReports } from './webhook-reports.ts';
 
 export type QueryFn = <R extends object>(sql: string, params?: unknown[]) => Promise<R[]>;

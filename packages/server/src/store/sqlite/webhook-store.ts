@@ -6,7 +6,6 @@
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
-import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
 import type { LedgerTransaction } from '../../webhooks/ledger.ts';
 import {
   type AttemptDbRow,
@@ -28,6 +27,7 @@ import type {
   WebhookEndpoint,
   WebhookStore,
 } from '../../webhooks/types.ts';
+import { type SecretBox, sealJson } from '../secret-box.ts';
 import { SqliteWebhookReports } from './webhook-reports.ts';
 
 export interface SqliteAccess {
