@@ -6,6 +6,7 @@
  * TypeBox itself, out. Keep those constants in modules that do not import TypeBox.
  */
 export * from './channels.ts';
+export * from './connectors.ts';
 export * from './devices.ts';
 export * from './errors.ts';
 export * from './messages.ts';
