@@ -12,8 +12,8 @@ import { ApiKeys } from './auth/api-keys.ts';
 import { parseSecretsKey, SecretBox } from './auth/secret-box.ts';
 import { TokenService } from './auth/tokens.ts';
 import { ClusterView } from './bus/cluster-view.ts';
-import { MemoryBus, type MemoryBusNetwork } from './bus/memory-bus.ts';
-import type { Bus } from './bus/types.ts';
+import type { MemoryBusNetwork } from './bus/memory-bus.ts';
+import { openBus } from './bus/open-bus.ts';
 import { ConfigError, type ServerConfig } from './config/config.ts';
 import { createConnectorSystem } from './connectors/index.ts';
 import type { Connector, ConnectorFactory } from './connectors/types.ts';
@@ -134,36 +134,6 @@ export async function openStore(
 
 const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
 
-async function createBus(config: ServerConfig, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
-  const url = config.busUrl;
-  if (!url || url.startsWith('memory://')) return new MemoryBus(config.nodeId, network);
-  if (url.startsWith('redis://')) {
-    const { RedisBus } = await import('./bus/redis-bus.ts');
-    const bus = new RedisBus(url, config.nodeId, logger);
-    try {
-      await bus.start(config.connectRetryMs);
-    } catch (err) {
-      await bus.close();
-      throw new StartupError(
-        `cannot reach Redis at ${whereIs(url, 6379)}: ${causeOf(err)} (for ${(config.connectRetryMs / 1000).toFixed(1)} s); ${RETRY_HINT}`,
-        { cause: err },
-      );
-    }
-    return bus;
-  }
-  const { NatsBus, natsFailureIsTransient } = await import('./bus/nats-bus.ts');
-  return reach(
-    {
-      what: `NATS at ${whereIs(url, 4222)}`,
-      retryMs: config.connectRetryMs,
-      logger,
-      transient: natsFailureIsTransient,
-      hint: RETRY_HINT,
-    },
-    () => NatsBus.connect(url, config.nodeId, logger),
-  );
-}
-
 export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { node: config.nodeId } }, destination(2));
 }
@@ -191,7 +161,7 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
-  const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
+  const bus = await openBus(config, logger.child({ component: 'bus' }), options.busNetwork);
   const secretBox = secretBoxFor(config, logger);
   let store: Store;
   try {

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../../src/auth/tokens.ts';
 import {
   createTestStorage,
+  POSTGRES_URL,
   type ServerProcess,
   spawnServerProcess,
   storeKinds,
@@ -18,7 +19,10 @@ import { TestWsClient } from '../helpers/ws-client.ts';
 const hasPostgres = (await storeKinds()).includes('postgres');
 const hasRedis = requireService(`Redis at ${REDIS_URL}`, await tcpAvailable(REDIS_URL, 6379));
 
-describe.skipIf(!hasPostgres || !hasRedis)('node failure', () => {
+describe.skipIf(!hasPostgres).for([
+  ['Redis', REDIS_URL, hasRedis],
+  ['PostgreSQL', POSTGRES_URL, true],
+] as const)('node failure (%s bus)', ([, busUrl, up]) => {
   let storage: TestStorage;
   const processes: ServerProcess[] = [];
   afterAll(async () => {
@@ -27,15 +31,15 @@ describe.skipIf(!hasPostgres || !hasRedis)('node failure', () => {
     await storage?.cleanup();
   });
 
-  it('subscribers of a killed node resume on another with nothing lost or repeated', async () => {
+  it.skipIf(!up)('subscribers of a killed node resume on another with nothing lost or repeated', async () => {
     storage = createTestStorage('postgres');
     const a = await spawnServerProcess(storage, {
-      SYNCBRIDGE_BUS_URL: REDIS_URL,
+      SYNCBRIDGE_BUS_URL: busUrl,
       SYNCBRIDGE_NODE_ID: 'node-a',
     });
     processes.push(a);
     const b = await spawnServerProcess(storage, {
-      SYNCBRIDGE_BUS_URL: REDIS_URL,
+      SYNCBRIDGE_BUS_URL: busUrl,
       SYNCBRIDGE_NODE_ID: 'node-b',
     });
     processes.push(b);
