@@ -5,10 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ServerConfig } from '../config/config.ts';
 import { causeOf, reach, StartupError, whereIs } from '../startup/reach.ts';
 import { MemoryBus, type MemoryBusNetwork } from './memory-bus.ts';
 import type { Bus } from './types.ts';
+
+/** The settings a bus is opened with (a subset of the server's config). */
+export interface BusSettings {
+  busUrl?: string;
+  nodeId: string;
+  connectRetryMs: number;
+  databaseSchema?: string;
+}
 
 const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
 
@@ -21,11 +28,7 @@ export function busChannel(schema: string | undefined): string {
     : `syncbridge_${createHash('sha256').update(schema).digest('hex').slice(0, 32)}`;
 }
 
-export async function openBus(
-  config: ServerConfig,
-  logger: Logger,
-  network?: MemoryBusNetwork,
-): Promise<Bus> {
+export async function openBus(config: BusSettings, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
   const url = config.busUrl;
   if (!url || url.startsWith('memory://')) return new MemoryBus(config.nodeId, network);
   if (url.startsWith('redis://')) {

@@ -17,6 +17,7 @@ import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
 import { AddressPolicy } from '../webhooks/ssrf.ts';
@@ -31,7 +32,6 @@ import type { ConnectorStore, TickQuery } from './store.ts';
 import { envNames, secretNames, templatePolicyProblems } from './template-policy.ts';
 import type { TickWriter } from './tick-writer.ts';
 import type { TopicRelay } from './topic-relay.ts';
-import type { TopicHub } from './topics.ts';
 import {
   type Connector,
   type ConnectorBuildContext,

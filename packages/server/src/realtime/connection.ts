@@ -19,7 +19,6 @@ import {
 } from '@syncbridge/protocol';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.ts';
-import type { TopicSubscription } from '../connectors/topics.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import { isDepthRefusal, nestedDeeperThan } from '../core/json-limits.ts';
 import { categoryAllows, DeviceRegistry } from '../devices/registry.ts';
@@ -34,6 +33,7 @@ import {
   Subscription,
   type SubscriptionSink,
 } from './subscription.ts';
+import type { TopicSubscription } from './topic-hub.ts';
 import { leadingRid, parseClientFrame, ridOf } from './validate.ts';
 
 const BACKLOG_PAGE = 500;
