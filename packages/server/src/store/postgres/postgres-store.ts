@@ -19,6 +19,7 @@ import type {
 } from '@syncbridge/protocol';
 import pg from 'pg';
 import type { SecretBox } from '../../auth/secret-box.ts';
+import { postgresFilter } from '../filter-sql.ts';
 import {
   type EventRow,
   eventColumns,
@@ -51,7 +52,6 @@ import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import {
   columnArrays,
   EVENT_COLUMNS,
-  filterSql,
   RECORD_COLUMNS,
   recordArrays,
   translateError,
@@ -365,7 +365,7 @@ export class PostgresStore implements Store {
       params.push(q.after);
       sql += ` AND id > $${params.length}`;
     }
-    const where = filterSql(q.filter, params.length + 1);
+    const where = postgresFilter(q.filter, params.length + 1);
     params.push(...where.params, q.limit);
     sql += `${where.sql} ORDER BY id LIMIT $${params.length}`;
     return (await query<RecordRow>(db, sql, params)).map(recordFromRow);

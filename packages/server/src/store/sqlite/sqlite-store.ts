@@ -19,6 +19,7 @@ import type {
 } from '@syncbridge/protocol';
 import Database from 'better-sqlite3';
 import type { SecretBox } from '../../auth/secret-box.ts';
+import { sqliteFilter } from '../filter-sql.ts';
 import {
   EVENT_COLUMNS,
   type EventRow,
@@ -67,34 +68,6 @@ export interface SqliteStoreOptions {
 }
 
 const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
-
-function jsonPath(field: string): string {
-  return (
-    '$' +
-    field
-      .split('.')
-      .map((part) => `."${part}"`)
-      .join('')
-  );
-}
-
-/**
- * SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. A row
- * SQLite's JSON functions cannot read (nested past their 1,000 levels: written before the server
- * limited depth) matches no filter instead of failing the whole query with "malformed JSON".
- */
-function filterSql(filter: Record<string, string>): { sql: string; params: string[] } {
-  const clauses: string[] = [];
-  const params: string[] = [];
-  for (const [field, value] of Object.entries(filter)) {
-    const path = jsonPath(field);
-    clauses.push(
-      `(CASE WHEN json_valid(data) THEN (CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) END) = ?`,
-    );
-    params.push(path, path, path, path, value);
-  }
-  return { sql: clauses.length ? ` AND ${clauses.join(' AND ')}` : '', params };
-}
 
 /**
  * WAL pages after which a commit copies the WAL back into the database file (SQLite's default: 1,000).
@@ -449,7 +422,7 @@ export class SqliteStore implements Store {
   }
 
   private selectRecords(tenant: string, collection: string, query: ListQuery): SyncRecord[] {
-    const where = filterSql(query.filter);
+    const where = sqliteFilter(query.filter);
     const params: unknown[] = [tenant, collection];
     let sql = `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ?`;
     if (!query.includeDeleted) sql += ' AND deleted = 0';
