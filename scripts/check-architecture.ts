@@ -26,10 +26,6 @@ export const ALLOWED: ReadonlySet<string> = new Set([
   'never:store->connectors',
   'edge:store->webhooks',
   'edge:store->connectors',
-  // bus messages carry connector types (Tick, Depth) and ClusterView (in bus/) reads realtime's
-  // ConnectionInfo: typed bus messages in protocol and ClusterView out of bus/ remove these.
-  'edge:bus->connectors',
-  'edge:bus->realtime',
   // Feature folders read the whole ServerConfig type while config validates their sections: each should
   // take its own section's type instead.
   'edge:webhooks->config',

@@ -3,8 +3,9 @@
  * `failed` state, never a thrown error), its role on this node, its feed's topic, and its definition with
  * header values and login messages hidden. It must never show a secret of a definition.
  */
+
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import type { FeedSubscriptions } from './feed-subscriptions.ts';
-import type { TopicHub } from './topics.ts';
 import type { Connector, ConnectorHealth, ConnectorSpec } from './types.ts';
 
 export type ConnectorOrigin = 'config' | 'api' | 'code';

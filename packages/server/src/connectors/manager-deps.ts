@@ -2,13 +2,13 @@
 import type { Logger } from 'pino';
 import type { LogWriter } from '../log/log-writer.ts';
 import type { RecordReader } from '../log/ports.ts';
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import type { ConnectorsSettings } from './config.ts';
 import type { ConnectorLeases } from './leases.ts';
 import type { ConnectorSecrets } from './secrets.ts';
 import type { ConnectorStore } from './store.ts';
 import type { TickWriter } from './tick-writer.ts';
 import type { TopicRelay } from './topic-relay.ts';
-import type { TopicHub } from './topics.ts';
 import type { Connector, ConnectorFactory } from './types.ts';
 
 export interface ConnectorManagerDeps {

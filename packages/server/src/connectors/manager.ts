@@ -15,6 +15,7 @@
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import { SyncError } from '../core/errors.ts';
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import { AddressPolicy } from '../webhooks/ssrf.ts';
 import { CircuitRegistry } from './circuit-breaker.ts';
 import { ConnectorBuilder } from './connector-builder.ts';
@@ -27,7 +28,6 @@ import type { ConnectorManagerDeps } from './manager-deps.ts';
 import type { ConnectorSecrets } from './secrets.ts';
 import type { TickQuery } from './store.ts';
 import { tickHistory } from './tick-history.ts';
-import type { TopicHub } from './topics.ts';
 import {
   type Connector,
   type ConnectorSpec,

@@ -2,9 +2,10 @@
  * A feed symbol's ticks in a time range, from every place they may be: stored, still waiting to be
  * stored, and kept in memory (all of a feed that does not persist), without duplicates. Read only.
  */
+
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import type { ConnectorStore, TickQuery } from './store.ts';
 import type { TickWriter } from './tick-writer.ts';
-import type { TopicHub } from './topics.ts';
 import type { Tick } from './types.ts';
 
 /**

@@ -13,7 +13,6 @@ import {
   type ServerMessage,
   type SyncRecord,
 } from '@syncbridge/protocol';
-import type { TopicSubscription } from '../connectors/topics.ts';
 import { SyncError } from '../core/errors.ts';
 import { categoryAllows } from '../devices/registry.ts';
 import { eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
@@ -21,6 +20,7 @@ import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import type { SocketWriter } from './socket-writer.ts';
 import { channelMatches, eventFrameText, eventJson, Subscription } from './subscription.ts';
+import type { TopicSubscription } from './topic-hub.ts';
 
 const BACKLOG_PAGE = 500;
 const SNAPSHOT_CHUNK = 500;

@@ -7,8 +7,7 @@
  * back short it flushes the buffer and goes live. Delivery is gated by `lastSeq`: nothing at or below it
  * is sent again, so the handover has neither a gap nor a duplicate.
  */
-import type { ChannelSpec, LogEvent } from '@syncbridge/protocol';
-import { changeMatchesFilter } from '../core/filters.ts';
+import { type ChannelSpec, changeMatchesFilter, type LogEvent } from '@syncbridge/protocol';
 
 const MAX_BUFFERED_EVENTS = 10_000;
 
