@@ -20,11 +20,9 @@ export const MAX_LINES = 450;
  * Known exceptions, each a rule id as reported by the check. Remove entries as the rest lands.
  */
 export const ALLOWED: ReadonlySet<string> = new Set([
-  // The drivers implement the webhook ledger's primitives and the ConnectorStore from store/, importing
-  // their contracts (types only) and the row codecs (webhooks/rows.ts) from webhooks/ and connectors/.
-  'never:store->webhooks',
+  // The drivers implement the ConnectorStore and the connector leases from store/, importing their
+  // contracts and the connector model (types only) from connectors/.
   'never:store->connectors',
-  'edge:store->webhooks',
   'edge:store->connectors',
   // Feature folders read the whole ServerConfig type while config validates their sections: each should
   // take its own section's type instead.

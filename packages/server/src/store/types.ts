@@ -16,7 +16,7 @@ import type {
   MutationResult,
   SyncRecord,
 } from '@syncbridge/protocol';
-import type { WebhookStore } from '../webhooks/types.ts';
+import type { WebhookStore } from './webhook-types.ts';
 
 export interface RecordKey {
   collection: string;

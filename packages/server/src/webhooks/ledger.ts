@@ -8,56 +8,21 @@
  * It must never decide anything a driver could decide differently: disable reasons, which endpoint is
  * disabled, and the order of claimed deliveries come from this module.
  */
-import { type CounterDelta, counterDeltas } from './rows.ts';
-import type { AttemptResult, ClaimRequest, CycleInput, CycleOutput, DeliveryRow } from './types.ts';
+import type {
+  AttemptResult,
+  ClaimRequest,
+  CounterDelta,
+  CycleInput,
+  CycleOutput,
+  DeliveryRow,
+  Lease,
+  LedgerStore,
+  LedgerTransaction,
+} from '../store/webhook-types.ts';
+
+export type { Lease, LedgerStore, LedgerTransaction } from '../store/webhook-types.ts';
 
 type Awaitable<T> = T | Promise<T>;
-
-/** The lease a claim takes: held by `node` until `until`; rows are due and free at `now`. */
-export interface Lease {
-  node: string;
-  until: number;
-  now: number;
-}
-
-/**
- * The primitives of one step's transaction. A synchronous driver (SQLite) returns plain values; an
- * asynchronous one (PostgreSQL) promises.
- */
-export interface LedgerTransaction {
-  /** Logs the attempts and moves each still-pending delivery to its next state, unleased. */
-  recordAttempts(results: readonly AttemptResult[], now: number): Awaitable<void>;
-  /** Adds one endpoint's counter change (calls, failures, consecutive failures, last times). */
-  addCounters(delta: CounterDelta, now: number): Awaitable<void>;
-  /** Disables the endpoint unless it is disabled already; true if it changed. */
-  disable(tenant: string, id: string, reason: string, now: number): Awaitable<boolean>;
-  /** Disables the endpoint if it is active with at least `threshold` consecutive failures; true if it changed. */
-  disableFailing(
-    tenant: string,
-    id: string,
-    reason: string,
-    now: number,
-    threshold: number,
-  ): Awaitable<boolean>;
-  /** Leases the endpoint's lowest-seq pending delivery if it is due and free. */
-  claimHead(claim: ClaimRequest, lease: Lease): Awaitable<DeliveryRow | null>;
-  /** Leases up to `claim.limit` due and free pending deliveries of the endpoint, lowest seq first. */
-  claimDue(claim: ClaimRequest, lease: Lease): Awaitable<DeliveryRow[]>;
-}
-
-/** What the ledger needs of a store: the step's transaction, and the lease bookkeeping outside it. */
-export interface LedgerStore {
-  /** true: `transact` runs its body synchronously, and the primitives return plain values. */
-  readonly synchronousLedger: boolean;
-  /** Runs `body` in one transaction. */
-  transact<R>(body: (tx: LedgerTransaction) => R): Promise<Awaited<R>>;
-  /** Drops the leases a node held (it restarted: whatever it was sending is not in flight any more). */
-  releaseLeases(node: string): Promise<number>;
-  /** Extends the leases this node still holds on these deliveries (they are still being sent). */
-  renewLeases(node: string, deliveryIds: string[], until: number): Promise<void>;
-  /** Endpoints with pending deliveries and the earliest `nextAttemptAt` among them. */
-  pendingEndpoints(): Promise<{ tenant: string; webhookId: string; nextAttemptAt: number }[]>;
-}
 
 /** One primitive call of a step, run by the driver's runner on the step's transaction. */
 type Call = (tx: LedgerTransaction) => Awaitable<unknown>;
@@ -145,4 +110,39 @@ export class WebhookLedger {
   pendingEndpoints(): Promise<{ tenant: string; webhookId: string; nextAttemptAt: number }[]> {
     return this.store.pendingEndpoints();
   }
+}
+
+/** Folds attempt results (in the order they finished) into one counter change per endpoint. */
+export function counterDeltas(results: AttemptResult[], now: number): CounterDelta[] {
+  const byEndpoint = new Map<string, CounterDelta>();
+  for (const r of results) {
+    const key = `${r.tenant}\u0000${r.webhookId}`;
+    let d = byEndpoint.get(key);
+    if (!d) {
+      d = {
+        tenant: r.tenant,
+        webhookId: r.webhookId,
+        calls: 0,
+        failed: 0,
+        reset: false,
+        consecutive: 0,
+        succeededAt: null,
+        failedAt: null,
+        disable: null,
+      };
+      byEndpoint.set(key, d);
+    }
+    d.calls += 1;
+    if (r.success) {
+      d.reset = true;
+      d.consecutive = 0;
+      d.succeededAt = now;
+    } else {
+      d.failed += 1;
+      d.failedAt = now;
+      if (r.countsAsFailure) d.consecutive += 1;
+    }
+    if (r.disable) d.disable = r.disable;
+  }
+  return [...byEndpoint.values()];
 }

@@ -2,7 +2,7 @@
  * The webhook health and statistics queries on PostgreSQL: delivery counts, lags and
  * period stats per platform. Read only: it must never write.
  */
-import type { PeriodStats, PlatformCounts } from '../../webhooks/types.ts';
+import type { PeriodStats, PlatformCounts } from '../webhook-types.ts';
 import type { PostgresAccess } from './webhook-store.ts';
 
 export class PostgresWebhookReports {

@@ -1,11 +1,11 @@
 /**
- * The webhook tables on PostgreSQL (see webhooks/types.ts for the contract). Batches use unnest
+ * The webhook tables on PostgreSQL (see ../webhook-types.ts for the contract). Batches use unnest
  * arrays, one statement per kind of row. Claims take `FOR UPDATE SKIP LOCKED` rows, so several nodes
  * can share the outbox without waiting on each other or sending a delivery twice while its lease holds.
  */
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
-import type { LedgerTransaction } from '../../webhooks/ledger.ts';
+import { type SecretBox, sealJson } from '../secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
@@ -17,16 +17,16 @@ import {
   endpointConfig,
   endpointFromRow,
   NEW_DELIVERY_COLUMNS,
-} from '../../webhooks/rows.ts';
+} from '../webhook-rows.ts';
 import type {
   DeliveryQuery,
   DeliveryRow,
+  LedgerTransaction,
   NewDelivery,
   ReplayInput,
   WebhookEndpoint,
   WebhookStore,
-} from '../../webhooks/types.ts';
-import { type SecretBox, sealJson } from '../secret-box.ts';
+} from '../webhook-types.ts';
 import { PostgresWebhookReports } from './webhook-reports.ts';
 
 export type QueryFn = <R extends object>(sql: string, params?: unknown[]) => Promise<R[]>;

@@ -1,12 +1,12 @@
 /**
- * The webhook tables on SQLite (see webhooks/types.ts for the contract). Writes go through the owning
+ * The webhook tables on SQLite (see ../webhook-types.ts for the contract). Writes go through the owning
  * SqliteStore's writer queue (`write`), so they never interleave with a log transaction; reads use the
  * reader connection. `insertDeliveries` runs inside the log transaction (the outbox).
  */
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
-import type { LedgerTransaction } from '../../webhooks/ledger.ts';
+import { type SecretBox, sealJson } from '../secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
@@ -18,16 +18,16 @@ import {
   endpointConfig,
   endpointFromRow,
   NEW_DELIVERY_COLUMNS,
-} from '../../webhooks/rows.ts';
+} from '../webhook-rows.ts';
 import type {
   DeliveryQuery,
   DeliveryRow,
+  LedgerTransaction,
   NewDelivery,
   ReplayInput,
   WebhookEndpoint,
   WebhookStore,
-} from '../../webhooks/types.ts';
-import { type SecretBox, sealJson } from '../secret-box.ts';
+} from '../webhook-types.ts';
 import { SqliteWebhookReports } from './webhook-reports.ts';
 
 export interface SqliteAccess {

@@ -3,9 +3,9 @@
  * endpoint counter arithmetic both apply when a worker reports attempts.
  */
 import type { DeliveryAttempt, DeliveryStatus, WebhookStatus } from '@syncbridge/protocol';
-import { parseJson } from '../store/rows.ts';
-import { openJson, type SecretBox } from '../store/secret-box.ts';
-import type { AttemptResult, DeliveryRow, WebhookEndpoint, WebhookSecretEntry } from './types.ts';
+import { parseJson } from './rows.ts';
+import { openJson, type SecretBox } from './secret-box.ts';
+import type { DeliveryRow, WebhookEndpoint, WebhookSecretEntry } from './webhook-types.ts';
 
 type Num = number | string;
 const num = (v: Num): number => Number(v);
@@ -147,54 +147,4 @@ export function attemptFromRow(row: AttemptDbRow): DeliveryAttempt {
     success: Boolean(row.success),
     responseBody: row.response,
   };
-}
-
-/** How a batch of attempt results changes one endpoint's counters. */
-export interface CounterDelta {
-  tenant: string;
-  webhookId: string;
-  calls: number;
-  failed: number;
-  /** The streak restarts from `consecutive` (a success came in this batch), else grows by it. */
-  reset: boolean;
-  consecutive: number;
-  succeededAt: number | null;
-  failedAt: number | null;
-  /** A 410 asked to disable the endpoint. */
-  disable: string | null;
-}
-
-/** Folds attempt results (in the order they finished) into one counter change per endpoint. */
-export function counterDeltas(results: AttemptResult[], now: number): CounterDelta[] {
-  const byEndpoint = new Map<string, CounterDelta>();
-  for (const r of results) {
-    const key = `${r.tenant}\u0000${r.webhookId}`;
-    let d = byEndpoint.get(key);
-    if (!d) {
-      d = {
-        tenant: r.tenant,
-        webhookId: r.webhookId,
-        calls: 0,
-        failed: 0,
-        reset: false,
-        consecutive: 0,
-        succeededAt: null,
-        failedAt: null,
-        disable: null,
-      };
-      byEndpoint.set(key, d);
-    }
-    d.calls += 1;
-    if (r.success) {
-      d.reset = true;
-      d.consecutive = 0;
-      d.succeededAt = now;
-    } else {
-      d.failed += 1;
-      d.failedAt = now;
-      if (r.countsAsFailure) d.consecutive += 1;
-    }
-    if (r.disable) d.disable = r.disable;
-  }
-  return [...byEndpoint.values()];
 }
