@@ -223,6 +223,7 @@ export async function startServer(
     jwksUrl: config.jwksUrl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
+    claimsPath: config.jwtClaimsPath,
   });
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
   const middleware = options.middleware ?? [];

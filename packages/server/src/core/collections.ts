@@ -1,7 +1,8 @@
 /**
  * Collection settings per tenant: the conflict strategy and the optional JSON schema that a
  * collection's records must match. Settings come from the config file (defaults for every tenant)
- * and from `PUT /v1/collections/{c}` (stored per tenant, which wins). Compiled validators are cached.
+ * and from `PUT /v1/collections/{c}` (stored per tenant, which wins). Compiled validators and access
+ * rules are cached.
  *
  * Several nodes share the stored settings, so this node's cache must never be trusted past a change made
  * on another: every change bumps the tenant's collections version (store TenantLock), and a commit that
@@ -11,6 +12,7 @@
 import type { CollectionSettings, Strategy } from '@syncbridge/protocol';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
+import { type CompiledCollectionRules, compileCollectionRules } from '../rules/compile.ts';
 import { SyncError } from './errors.ts';
 import { BUILTIN_STRATEGIES, type ConflictResolver, type ConflictStrategy } from './strategies.ts';
 
@@ -18,6 +20,8 @@ export interface ResolvedCollection {
   settings: CollectionSettings;
   strategy: ConflictStrategy;
   validate: ((data: Record<string, unknown>) => unknown[] | null) | null;
+  /** Access rules, compiled when set (rules/decide.ts decides with them); null: every tenant user. */
+  rules: CompiledCollectionRules | null;
 }
 
 export interface CollectionSettingsSource {
@@ -41,7 +45,10 @@ export class CollectionRegistry {
     (addFormats as unknown as (ajv: Ajv) => void)(this.ajv);
   }
 
-  /** Compiles a schema, or throws BAD_REQUEST saying why it is not a usable JSON schema. */
+  /**
+   * Compiles a schema and access rules, or throws BAD_REQUEST saying why the schema is not a usable JSON
+   * schema or where a rule does not compile.
+   */
   compile(settings: CollectionSettings): ResolvedCollection {
     let validate: ResolvedCollection['validate'] = null;
     if (settings.schema) {
@@ -56,7 +63,12 @@ export class CollectionRegistry {
           ? null
           : (fn.errors ?? []).map((e) => ({ path: e.instancePath || '/', message: e.message ?? 'invalid' }));
     }
-    return { settings, strategy: this.strategyFor(settings), validate };
+    return {
+      settings,
+      strategy: this.strategyFor(settings),
+      validate,
+      rules: compileCollectionRules(settings.rules),
+    };
   }
 
   private strategyFor(settings: CollectionSettings): ConflictStrategy {
