@@ -16,6 +16,7 @@ import { diffRecords } from '../core/merge.ts';
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
+import { refusedWrite, visibleRecord } from '../rules/writes.ts';
 import type { NewDelivery, Outbox } from '../webhooks/types.ts';
 import type { PendingWrite } from './pending-writes.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from './types.ts';
@@ -304,6 +305,12 @@ export class TenantWriter {
       return { mid: m.mid, status: 'rejected', error };
     }
     if (outcome.status === 'rejected') return outcome.result;
+    // Access rules see the stored record and what the write would make of it; a conflict is only stored
+    // for a writer who may make the change it proposes.
+    const next =
+      outcome.status === 'conflict' ? outcome.proposed : outcome.record.deleted ? null : outcome.record.data;
+    const refused = refusedWrite(principal, collection, m, current, next);
+    if (refused) return refused;
     if (outcome.status !== 'conflict' && m.op === 'patch') {
       // A patch is checked on what it produces: small patches can grow a record past the limits.
       const problem = jsonProblem(outcome.record.data, this.limits);
@@ -337,7 +344,7 @@ export class TenantWriter {
         status: 'conflict',
         conflictId: conflict.id,
         version: outcome.current.version,
-        record: outcome.current,
+        record: visibleRecord(principal, collection, outcome.current),
         error: { code: 'CONFLICT', message: outcome.reason },
       };
     }
@@ -350,7 +357,7 @@ export class TenantWriter {
       version: outcome.record.version,
       seq: event.seq,
       eventId: event.eventId,
-      record: outcome.record,
+      record: visibleRecord(principal, collection, outcome.record),
     };
   }
 
