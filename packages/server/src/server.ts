@@ -360,6 +360,7 @@ export async function startServer(
     store,
     writer,
     hub,
+    collections,
     tokens,
     logger: logger.child({ component: 'realtime' }),
     metrics: counters,

@@ -23,17 +23,12 @@ import type { TopicSubscription } from '../connectors/topics.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import { isDepthRefusal, nestedDeeperThan } from '../core/json-limits.ts';
 import { categoryAllows, DeviceRegistry } from '../devices/registry.ts';
+import { subscriberAccess } from '../rules/subscriber.ts';
 import { EventBatcher, eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import { DeepSenders } from './deep-senders.ts';
-import {
-  channelMatches,
-  eventFrameText,
-  eventJson,
-  Subscription,
-  type SubscriptionSink,
-} from './subscription.ts';
+import { eventFrameText, eventJson, Subscription, type SubscriptionSink } from './subscription.ts';
 import { leadingRid, parseClientFrame, ridOf } from './validate.ts';
 
 const BACKLOG_PAGE = 500;
@@ -595,7 +590,13 @@ export class Connection implements SubscriptionSink {
       throw new SyncError('BAD_REQUEST', `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
     }
     const tenant = this.principal!.tenant;
-    const sub = new Subscription(tenant, spec, this);
+    // Access rules: the subscription reads its collection's current rules at every record it delivers.
+    if (spec.kind === 'records') await this.ctx.collections.get(tenant, spec.collection);
+    const rules =
+      spec.kind === 'records'
+        ? subscriberAccess(this.principal!, () => this.ctx.collections.peek(tenant, spec.collection))
+        : undefined;
+    const sub = new Subscription(tenant, spec, this, rules);
     this.subscriptions.set(spec.name, sub);
     this.ctx.hub.add(sub);
     try {
@@ -644,6 +645,7 @@ export class Connection implements SubscriptionSink {
     snap: { records: import('@syncbridge/protocol').SyncRecord[]; cursor: number },
   ): Promise<void> {
     sub.lastSeq = snap.cursor;
+    snap = { ...snap, records: sub.visibleRecords(snap.records) };
     // Chunks of at most SNAPSHOT_CHUNK records and (beyond their first record) a quarter of the buffer
     // limit in bytes, each written out before the next: a big snapshot must not trip the slow-consumer
     // limit of a reader that keeps up.
@@ -690,8 +692,9 @@ export class Connection implements SubscriptionSink {
             jsons.length === 1 ? eventFrameText(sub.channel, jsons[0]!) : eventsFrameText(sub.channel, jsons),
           );
         for (const event of page) {
-          if (!channelMatches(spec, event)) continue;
-          const json = eventJson(event);
+          const visible = sub.visible(event);
+          if (!visible) continue;
+          const json = eventJson(visible);
           if (this.batch) {
             batch.push(json);
             batchBytes += json.length;
