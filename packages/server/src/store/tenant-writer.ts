@@ -413,6 +413,16 @@ export class TenantWriter {
       const chosen = resolution === 'merge' ? data! : conflict.client;
       const errors = chosen && collection.validate ? collection.validate(chosen) : null;
       if (errors) throw new SyncError('BAD_REQUEST', 'data does not match the collection schema', errors);
+      // Only a user the access rules let make this change may resolve the conflict with it.
+      const op = chosen === null ? 'delete' : 'put';
+      const refused = refusedWrite(
+        w.principal,
+        collection,
+        { ...conflict, mid: conflictId, op, id: conflict.recordId },
+        current,
+        chosen,
+      );
+      if (refused) throw new SyncError('FORBIDDEN', refused.error!.message);
       const hlc = this.clock.tick();
       record = {
         collection: conflict.collection,
@@ -473,7 +483,7 @@ export class TenantWriter {
       seq: changeSeq ?? audit.seq,
     };
     if (record) {
-      result.record = record;
+      result.record = visibleRecord(w.principal, collection, record);
       result.version = record.version;
     }
     return result;
