@@ -60,6 +60,10 @@ describe.each(kinds)('access rules on conflicts (%s)', (kind: StoreKind) => {
     expect(one.status).toBe(200);
     expect(one.text).not.toContain('costPrice');
     expect((await admin.get(`/v1/conflicts/${conflictId}`)).body.server.costPrice).toBe(3);
+    // The conflict pushed to the writer's connection leaves out the hidden field too.
+    const pushed = await ws.waitFor((m) => m.type === 'conflict');
+    expect(pushed.conflict).toMatchObject({ id: conflictId, server: { n: 2 } });
+    expect(JSON.stringify(pushed)).not.toContain('costPrice');
   });
 
   it('hides the conflict once the read rule refuses the record, as if it did not exist', async () => {

@@ -17,7 +17,7 @@ import {
 import { isTenantAdmin, type Principal } from '../../auth/principal.ts';
 import type { CollectionRegistry } from '../../core/collections.ts';
 import { SyncError } from '../../core/errors.ts';
-import { canRead, hide } from '../../rules/decide.ts';
+import { visibleConflict } from '../../rules/conflicts.ts';
 import type { HttpContext } from '../context.ts';
 
 const ConflictParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
@@ -26,25 +26,14 @@ function visible(principal: Principal, conflict: Conflict): boolean {
   return isTenantAdmin(principal) || conflict.actor === principal.user;
 }
 
-/** The conflict as the caller may see it under the collection's access rules, or null when refused. */
+/** The conflict as the caller may see it (its writer, an admin; access rules applied), or null. */
 async function readable(
   collections: CollectionRegistry,
   principal: Principal,
   conflict: Conflict,
 ): Promise<Conflict | null> {
   if (!visible(principal, conflict)) return null;
-  const collection = await collections.get(principal.tenant, conflict.collection);
-  if (!collection.rules) return conflict;
-  const id = conflict.recordId;
-  if (!canRead(principal, collection, { id, data: conflict.server })) return null;
-  const seen = (data: Record<string, unknown> | null) =>
-    data ? hide(principal, collection, { id, data }) : data;
-  return {
-    ...conflict,
-    server: seen(conflict.server) ?? {},
-    base: seen(conflict.base),
-    client: seen(conflict.client),
-  };
+  return visibleConflict(principal, await collections.get(principal.tenant, conflict.collection), conflict);
 }
 
 export const conflictRoutes =
