@@ -8,6 +8,9 @@
  * on another: every change bumps the tenant's collections version (store TenantLock), and a commit that
  * reads a version this registry has not seen reloads the tenant's settings before applying mutations
  * (`sync`). Reads for REST answers and retention ask for a fresh copy (`list(tenant, { fresh: true })`).
+ * Access rules must also hold on a node that takes no write: a cached copy older than `maxAgeMs` is read
+ * again when next asked for (`get` waits for it; `peek`, which cannot wait, starts it and answers from the
+ * cache), so a rule change reaches every node's reads within about `maxAgeMs` and one event.
  */
 import type { CollectionSettings, Strategy } from '@syncbridge/protocol';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -36,6 +39,10 @@ export class CollectionRegistry {
   private readonly seen = new Map<string, number>();
   /** Bumped per tenant by every reload and local update, so a slower reload never overwrites a newer one. */
   private readonly generation = new Map<string, number>();
+  /** When each tenant's cached settings were last read from the store (ms since the epoch). */
+  private readonly readAt = new Map<string, number>();
+  /** How old a cached copy may get before it is read again (access rules on nodes that take no write). */
+  maxAgeMs = 2_000;
 
   constructor(
     private readonly source: CollectionSettingsSource,
@@ -86,7 +93,16 @@ export class CollectionRegistry {
 
   private async load(tenant: string): Promise<Map<string, ResolvedCollection>> {
     const cached = this.byTenant.get(tenant);
-    if (cached) return cached;
+    if (cached && !this.stale(tenant)) return cached;
+    return this.reload(tenant);
+  }
+
+  private stale(tenant: string): boolean {
+    return Date.now() - (this.readAt.get(tenant) ?? 0) > this.maxAgeMs;
+  }
+
+  /** One read of the tenant's settings at a time; callers that ask meanwhile share it. */
+  private reload(tenant: string): Promise<Map<string, ResolvedCollection>> {
     let pending = this.loading.get(tenant);
     if (!pending) {
       pending = this.read(tenant).finally(() => this.loading.delete(tenant));
@@ -103,12 +119,14 @@ export class CollectionRegistry {
   private async read(tenant: string, version?: number): Promise<Map<string, ResolvedCollection>> {
     const generation = (this.generation.get(tenant) ?? 0) + 1;
     this.generation.set(tenant, generation);
+    const startedAt = Date.now();
     const stored = await this.source.getCollections(tenant);
     const resolved = new Map<string, ResolvedCollection>();
     for (const [name, settings] of Object.entries(this.defaults)) resolved.set(name, this.compile(settings));
     for (const [name, settings] of stored) resolved.set(name, this.compile(settings));
     if (version !== undefined || this.generation.get(tenant) === generation) {
       this.byTenant.set(tenant, resolved);
+      this.readAt.set(tenant, startedAt);
       if (version !== undefined) this.seen.set(tenant, version);
     }
     return resolved;
@@ -120,7 +138,11 @@ export class CollectionRegistry {
    * change committed before the lock was granted, so the read sees it). No query otherwise.
    */
   async sync(tenant: string, collectionsVersion: number): Promise<void> {
-    if (this.seen.get(tenant) === collectionsVersion && this.byTenant.has(tenant)) return;
+    if (this.seen.get(tenant) === collectionsVersion && this.byTenant.has(tenant)) {
+      // Read under the lock, the version proves the cache current: no re-read for its age either.
+      this.readAt.set(tenant, Date.now());
+      return;
+    }
     await this.read(tenant, collectionsVersion);
   }
 
@@ -141,6 +163,8 @@ export class CollectionRegistry {
   peek(tenant: string, collection: string): ResolvedCollection | undefined {
     const map = this.byTenant.get(tenant);
     if (!map) return undefined;
+    // A failed background read leaves the cache as it is; the next `get` or commit reads again.
+    if (this.stale(tenant) && !this.loading.has(tenant)) this.reload(tenant).catch(() => undefined);
     let found = map.get(collection);
     if (!found) {
       found = this.compile({ strategy: 'lww' });
