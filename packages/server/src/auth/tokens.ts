@@ -5,6 +5,7 @@
  * confusion are refused by construction.
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
+import { SyncError } from '@syncbridge/protocol';
 import {
   createRemoteJWKSet,
   importSPKI,
@@ -13,7 +14,6 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose';
-import { SyncError } from '../core/errors.ts';
 import type { Principal } from './principal.ts';
 
 export interface TokenConfig {

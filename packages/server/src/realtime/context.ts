@@ -5,7 +5,7 @@ import type { ServerConfig } from '../config/config.ts';
 import type { TopicHub } from '../connectors/topics.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
-import type { LogWriter } from '../store/log-writer.ts';
+import type { LogWriter } from '../log/log-writer.ts';
 import type { Store } from '../store/types.ts';
 import type { RealtimeCounters } from './counters.ts';
 import type { HealthPush } from './health-push.ts';

@@ -10,7 +10,7 @@
  */
 import { type ASTNode, Environment } from '@marcbachmann/cel-js';
 import type { CollectionRules } from '@syncbridge/protocol';
-import { SyncError } from '../core/errors.ts';
+import { SyncError } from '@syncbridge/protocol';
 
 /** The variables a rule is evaluated with. */
 export interface RuleVars {

@@ -52,7 +52,7 @@ export const conflictRoutes =
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { status = 'open', collection, limit = 100 } = request.query;
-        const conflicts = await ctx.store.listConflicts(principal.tenant, { status, collection, limit });
+        const conflicts = await ctx.conflicts.listConflicts(principal.tenant, { status, collection, limit });
         const shown = await Promise.all(conflicts.map((c) => readable(ctx.collections, principal, c)));
         return { conflicts: shown.filter((c) => c !== null) };
       },
@@ -70,7 +70,7 @@ export const conflictRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        const conflict = await ctx.store.getConflict(principal.tenant, request.params.id);
+        const conflict = await ctx.conflicts.getConflict(principal.tenant, request.params.id);
         const shown = conflict && (await readable(ctx.collections, principal, conflict));
         if (!shown) throw new SyncError('NOT_FOUND', 'conflict not found');
         return shown;
@@ -98,7 +98,7 @@ export const conflictRoutes =
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { id } = request.params;
-        const existing = await ctx.store.getConflict(principal.tenant, id);
+        const existing = await ctx.conflicts.getConflict(principal.tenant, id);
         if (!existing || !(await readable(ctx.collections, principal, existing)))
           throw new SyncError('NOT_FOUND', 'conflict not found');
         const result = await ctx.writer.resolve(principal, { conflictId: id, ...request.body });
@@ -107,7 +107,7 @@ export const conflictRoutes =
             ...(result.record ? { record: result.record } : {}),
           });
         }
-        const stored = (await ctx.store.getConflict(principal.tenant, id))!;
+        const stored = (await ctx.conflicts.getConflict(principal.tenant, id))!;
         // A resolution may take the record out of what the caller reads: then it sees no record data.
         const conflict = (await readable(ctx.collections, principal, stored)) ?? {
           ...stored,

@@ -79,18 +79,18 @@ export const eventRoutes =
                 limit,
                 start: after,
                 read: (from, size) =>
-                  ctx.store.readEvents(principal.tenant, { ...query, afterSeq: from, limit: size }),
+                  ctx.records.readEvents(principal.tenant, { ...query, afterSeq: from, limit: size }),
                 cursorOf: (e) => e.seq,
                 keep: (es) => visibleEvents(principal, (name) => collections.get(name), es),
               }),
-              ctx.store.headSeq(principal.tenant),
+              ctx.records.headSeq(principal.tenant),
             ]);
             return { events: items, head };
           }
         }
         const [events, head] = await Promise.all([
-          ctx.store.readEvents(principal.tenant, query),
-          ctx.store.headSeq(principal.tenant),
+          ctx.records.readEvents(principal.tenant, query),
+          ctx.records.headSeq(principal.tenant),
         ]);
         return { events, head };
       },

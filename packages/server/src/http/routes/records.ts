@@ -125,7 +125,7 @@ export const recordRoutes =
         }
         const collection = await ctx.collections.get(principal.tenant, request.params.collection);
         const read = (from: string | undefined, size: number) =>
-          ctx.store.listRecords(principal.tenant, request.params.collection, {
+          ctx.records.listRecords(principal.tenant, request.params.collection, {
             limit: size,
             after: from,
             filter,
@@ -162,7 +162,7 @@ export const recordRoutes =
       },
       async (request, reply) => {
         const principal = await ctx.auth.principal(request);
-        const record = await ctx.store.getRecord(
+        const record = await ctx.records.getRecord(
           principal.tenant,
           request.params.collection,
           request.params.id,
@@ -246,7 +246,7 @@ export const recordRoutes =
         const ruled = await ctx.collections.get(principal.tenant, collection);
         // Only the versions the caller may read (each judged on its own data); none: as if missing.
         const read = (from: number, size: number) =>
-          ctx.store.readEvents(principal.tenant, {
+          ctx.records.readEvents(principal.tenant, {
             afterSeq: from,
             limit: size,
             kind: 'record',
@@ -303,7 +303,7 @@ export const recordRoutes =
         const { collection, id, version } = request.params;
         let after = 0;
         for (;;) {
-          const page = await ctx.store.readEvents(principal.tenant, {
+          const page = await ctx.records.readEvents(principal.tenant, {
             afterSeq: after,
             limit: 500,
             kind: 'record',
