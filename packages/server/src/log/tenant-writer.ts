@@ -16,6 +16,7 @@ import { DEFAULT_JSON_LIMITS, type JsonLimits, jsonProblem, storableJsonError } 
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
+import { visibleConflict } from '../rules/conflicts.ts';
 import { refusedWrite, visibleRecord } from '../rules/writes.ts';
 import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
@@ -368,6 +369,9 @@ export class TenantWriter {
     const current = this.records.get(key) ?? null;
     const stale = conflictIsStale(conflict, current);
     const ruled = await this.collections.get(this.tenant, conflict.collection);
+    // A conflict whose record the read rule hides from this caller is answered as a missing one.
+    if (!visibleConflict(w.principal, ruled, conflict))
+      throw new SyncError('NOT_FOUND', `no conflict ${conflictId}`);
     const collection = stale ? null : ruled;
     if (collection && resolution !== 'accept_server') {
       // Only a user the access rules let make this change may resolve the conflict with it.

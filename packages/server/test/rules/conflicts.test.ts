@@ -78,6 +78,8 @@ describe.each(kinds)('access rules on conflicts (%s)', (kind: StoreKind) => {
       404,
       'NOT_FOUND',
     );
+    const overWs = await ws.request({ type: 'resolve', conflictId, resolution: 'accept_local' });
+    expect(overWs).toMatchObject({ type: 'error', code: 'NOT_FOUND', message: `no conflict ${conflictId}` });
   });
 
   it('refuses a resolution the write rule does not allow, and accepts it once it does', async () => {
