@@ -168,6 +168,7 @@ export class SyncClient {
   constructor(options: SyncClientOptions) {
     const urls = Array.isArray(options.url) ? options.url : [options.url];
     this.storage = options.storage ?? new MemoryStorage();
+    this.storage.reportErrorsTo?.((error) => this.emitter.emit('error', error));
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.clock = new ClientClock(options.deviceId ?? crypto.randomUUID().slice(0, 8));
     this.deviceId = options.deviceId;
@@ -545,7 +546,16 @@ export class SyncClient {
       }
       return entry;
     };
-    for (const record of state?.records ?? []) group(record.collection).records.push(record);
+    // Records come grouped by collection from every storage: one lookup per run of a collection.
+    let runName: string | null = null;
+    let run: ReplicaState['records'] = [];
+    for (const record of state?.records ?? []) {
+      if (runName !== record.collection) {
+        runName = record.collection;
+        run = group(runName).records;
+      }
+      run.push(record);
+    }
     for (const item of items) {
       this.collectionOfMid.set(item.mid, item.mutation.collection);
       group(item.mutation.collection).items.push(item);

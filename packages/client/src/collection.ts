@@ -77,11 +77,14 @@ export class Collection<T extends object = JsonObject> {
     let delivered = false;
     let active = true;
     const offChange = cache.events.on('change', (change) => {
-      const relevant = change.changes.filter(
-        (c) =>
-          (c.before && matchesFilter(c.before.data, filter)) ||
-          (c.after && matchesFilter(c.after.data, filter)),
-      );
+      // Without a filter every change is relevant: no pass over the 100,000 of a restore.
+      const relevant = filter
+        ? change.changes.filter(
+            (c) =>
+              (c.before && matchesFilter(c.before.data, filter)) ||
+              (c.after && matchesFilter(c.after.data, filter)),
+          )
+        : change.changes;
       if (relevant.length === 0) return;
       delivered = true;
       listener(this.list(filter), { source: change.source, changes: relevant } as CollectionChange<T>);

@@ -2,7 +2,9 @@
 // Entry point of the `syncbridge` command: runs the compiled CLI, bundled into dist/bundle/cli.js by the
 // build. In a clone of the repository the build runs in `npm install` (prepare); `npm run dev` runs the
 // TypeScript sources instead. A build older than the sources beside it (a clone pulled without
-// rebuilding) is named on stderr, since it would run yesterday's code without a word.
+// rebuilding) is named on stderr, since it would run yesterday's code without a word. An installed
+// package (under node_modules) ships the build of its own sources: it is not checked, which saves the
+// walk over ~140 source files at every start.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -29,9 +31,12 @@ function newestSource(dir) {
   return newest;
 }
 
+const installed = fileURLToPath(import.meta.url)
+  .split(/[\\/]/)
+  .includes('node_modules');
 const sources = ['../src', '../../protocol/src'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
 const built = statSync(cli).mtimeMs;
-const stale = sources.find((dir) => newestSource(dir) > built);
+const stale = installed ? undefined : sources.find((dir) => newestSource(dir) > built);
 if (stale) {
   console.error(
     `syncbridge: the build (dist/bundle/cli.js) is older than the sources in ${stale}: ` +

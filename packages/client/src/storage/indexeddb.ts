@@ -7,11 +7,20 @@
  *
  * Records are kept in buckets, not one row each: a record's bucket is a hash of its id (BUCKETS per
  * collection), so 100,000 records are a few hundred rows, read by one `getAll` that deserializes a few
- * hundred values instead of 100,000. A write reads and rewrites only the buckets it touches, inside its
+ * hundred values instead of 100,000. A bucket holds its records as one JSON string: the browser then
+ * copies a string out of the database instead of rebuilding every record object by structured clone,
+ * and JSON.parse builds them faster. A write reads and rewrites only the buckets it touches, inside its
  * transaction, so nothing is held in memory between writes. Why: docs/decisions.md.
  *
  * Database version 2 added the replica stores to a version 1 (queue only) database and kept its queue;
- * version 3 moves version 2's one-row-per-record `records` store into buckets, in the upgrade itself.
+ * version 3 moved version 2's one-row-per-record `records` store into buckets, and version 4 turns each
+ * bucket's array of records into its JSON text, in the upgrade itself.
+ *
+ * Another tab: a tab still open on an older version blocks this one's upgrade until it closes; that is
+ * reported (an error with `details.reason: 'blocked'`, through `onError`) and the open goes on once it
+ * can. When a newer version of the app upgrades the database from another tab, this storage closes its
+ * connection at once (so that upgrade is not blocked) and reports it (`details.reason: 'versionchange'`);
+ * every later call fails with STORAGE until the page is reloaded with the new version.
  * Importing this module anywhere is safe: IndexedDB is looked up only when the storage is first used,
  * and its absence (Node) is reported then as a STORAGE error.
  *
@@ -39,6 +48,8 @@ interface IdbRequest<T> {
 }
 interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
   onupgradeneeded: ((event: { oldVersion: number }) => void) | null;
+  /** Another connection holds an older version open: the upgrade waits until it closes. */
+  onblocked: ((event: { oldVersion: number }) => void) | null;
   /** The upgrade's transaction, while `onupgradeneeded` runs. */
   transaction: IdbTransaction | null;
 }
@@ -66,6 +77,8 @@ interface IdbDatabase {
     options?: { durability?: 'default' | 'strict' | 'relaxed' },
   ): IdbTransaction;
   close(): void;
+  /** Another connection wants to upgrade (or delete) the database. */
+  onversionchange: ((event: { oldVersion: number; newVersion: number | null }) => void) | null;
 }
 export interface IdbFactory {
   open(name: string, version?: number): IdbOpenRequest;
@@ -81,7 +94,7 @@ const RECORDS_V2 = 'records';
 const BUCKETS = 'record_buckets';
 const CHANNELS = 'channels';
 const META = 'meta';
-const DB_VERSION = 3;
+const DB_VERSION = 4;
 /** Buckets per collection: 100,000 records make about 200 a bucket, and a write rewrites one or a few. */
 const BUCKET_COUNT = 512;
 
@@ -90,10 +103,20 @@ interface StoredRecordRowV2 extends StoredRecord {
 }
 /** A record in a bucket: `[id, version, seq, data]`. */
 type BucketEntry = [string, number, number, Record<string, unknown> | null];
+/** A bucket: its records as the JSON text of a `BucketEntry[]` (version 3 kept the array itself, `records`). */
 interface BucketRow {
   key: string;
   collection: string;
+  text: string;
+}
+interface BucketRowV3 {
+  key: string;
+  collection: string;
   records: BucketEntry[];
+}
+
+function bucketRow(key: string, collection: string, entries: Iterable<BucketEntry>): BucketRow {
+  return { key, collection, text: JSON.stringify([...entries]) };
 }
 
 /** The bucket of a record: FNV-1a of its id, so the same id always lands in the same row. */
@@ -129,12 +152,11 @@ function rewriteBucket(store: IdbObjectStore, key: string, change: BucketChange)
   request.onsuccess = () => {
     const row = request.result as BucketRow | undefined;
     const entries = new Map<string, BucketEntry>();
-    for (const entry of row?.records ?? []) entries.set(entry[0], entry);
+    for (const entry of row ? (JSON.parse(row.text) as BucketEntry[]) : []) entries.set(entry[0], entry);
     for (const id of change.forget) entries.delete(id);
     for (const [id, entry] of change.put) entries.set(id, entry);
     if (entries.size === 0) store.delete(key);
-    else
-      store.put({ key, collection: change.collection, records: [...entries.values()] } satisfies BucketRow);
+    else store.put(bucketRow(key, change.collection, entries.values()));
   };
   // An error aborts the transaction, and `committed` rejects with it.
 }
@@ -149,6 +171,11 @@ export interface IndexedDbStorageOptions {
   name?: string;
   /** The IndexedDB factory; defaults to the global `indexedDB`. */
   indexedDB?: IdbFactory;
+  /**
+   * Hears of what another tab does to the database: blocked by an older version still open, or closed
+   * because a newer version upgraded it. A SyncClient also reports these as its `error` event.
+   */
+  onError?: (error: SyncClientError) => void;
 }
 
 function requestResult<T>(request: IdbRequest<T>): Promise<T> {
@@ -179,14 +206,19 @@ function moveRecordsIntoBuckets(db: IdbDatabase, tx: IdbTransaction): void {
       changeOf(changes, collection, id).put.set(id, [id, version, seq, data]);
     }
     const buckets = tx.objectStore(BUCKETS);
-    for (const [key, change] of changes) {
-      buckets.put({
-        key,
-        collection: change.collection,
-        records: [...change.put.values()],
-      } satisfies BucketRow);
-    }
+    for (const [key, change] of changes) buckets.put(bucketRow(key, change.collection, change.put.values()));
     db.deleteObjectStore(RECORDS_V2);
+  };
+}
+
+/** Version 3 to 4, inside the upgrade's transaction: each bucket's array of records becomes its JSON text. */
+function bucketsToText(tx: IdbTransaction): void {
+  const buckets = tx.objectStore(BUCKETS);
+  const rows = buckets.getAll();
+  rows.onsuccess = () => {
+    for (const row of rows.result as Array<BucketRow | BucketRowV3>) {
+      if ('records' in row) buckets.put(bucketRow(row.key, row.collection, row.records));
+    }
   };
 }
 
@@ -195,8 +227,19 @@ export class IndexedDbStorage implements ClientStorage {
   private nextPosition = 1;
   private readonly positions = new Map<string, number>();
   private replicaScope: string | null = null;
+  /** Set once another tab's newer version took the database over: every call fails with it. */
+  private superseded: SyncClientError | null = null;
+  private readonly errorListeners = new Set<(error: SyncClientError) => void>();
 
-  constructor(private readonly options: IndexedDbStorageOptions = {}) {}
+  constructor(private readonly options: IndexedDbStorageOptions = {}) {
+    if (options.onError) this.errorListeners.add(options.onError);
+  }
+
+  /** Adds a listener for errors that no call returns (another tab blocking or superseding this one). */
+  reportErrorsTo(listener: (error: SyncClientError) => void): () => void {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
+  }
 
   async load(): Promise<QueuedMutation[]> {
     const db = await this.open();
@@ -271,8 +314,9 @@ export class IndexedDbStorage implements ClientStorage {
       'read',
     );
     const records: StoredRecord[] = [];
-    for (const { collection, records: entries } of rows as BucketRow[]) {
-      for (const [id, version, seq, data] of entries) records.push({ collection, id, version, seq, data });
+    for (const { collection, text } of rows as BucketRow[]) {
+      for (const [id, version, seq, data] of JSON.parse(text) as BucketEntry[])
+        records.push({ collection, id, version, seq, data });
     }
     return { records, channels: channels as StoredChannel[] };
   }
@@ -302,7 +346,12 @@ export class IndexedDbStorage implements ClientStorage {
     this.db = null;
   }
 
+  private report(error: SyncClientError): void {
+    for (const listener of this.errorListeners) listener(error);
+  }
+
   private open(): Promise<IdbDatabase> {
+    if (this.superseded) return Promise.reject(this.superseded);
     this.db ??= (async () => {
       const factory = this.options.indexedDB ?? (globalThis as { indexedDB?: IdbFactory }).indexedDB;
       if (!factory) {
@@ -311,10 +360,20 @@ export class IndexedDbStorage implements ClientStorage {
           'IndexedDB is not available here; in Node use FileStorage (or MemoryStorage)',
         );
       }
-      const request = factory.open(this.options.name ?? 'syncbridge-queue', DB_VERSION);
-      request.onupgradeneeded = () => {
-        // Version 1 had the queue only, version 2 one row per record; each step creates what is
-        // missing and keeps what is there.
+      const name = this.options.name ?? 'syncbridge-queue';
+      const request = factory.open(name, DB_VERSION);
+      request.onblocked = (event) => {
+        this.report(
+          new SyncClientError(
+            'STORAGE',
+            `IndexedDB "${name}" is held open at version ${event.oldVersion} by another tab: the storage opens once that tab is closed or reloaded`,
+            { reason: 'blocked', oldVersion: event.oldVersion, version: DB_VERSION },
+          ),
+        );
+      };
+      request.onupgradeneeded = (event) => {
+        // Version 1 had the queue only, version 2 one row per record, version 3 buckets of arrays;
+        // each step creates what is missing and keeps what is there.
         const db = request.result;
         if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: 'position' });
         if (!db.objectStoreNames.contains(BUCKETS)) db.createObjectStore(BUCKETS, { keyPath: 'key' });
@@ -322,9 +381,21 @@ export class IndexedDbStorage implements ClientStorage {
         if (!db.objectStoreNames.contains(META)) db.createObjectStore(META, { keyPath: 'key' });
         if (db.objectStoreNames.contains(RECORDS_V2) && request.transaction) {
           moveRecordsIntoBuckets(db, request.transaction);
-        }
+        } else if (event.oldVersion === 3 && request.transaction) bucketsToText(request.transaction);
       };
-      return this.wrap(requestResult(request), 'open');
+      const db = await this.wrap(requestResult(request), 'open');
+      db.onversionchange = (event) => {
+        // Closing at once lets the other tab's upgrade go on; this tab's code is the older one now.
+        db.close();
+        this.db = null;
+        this.superseded = new SyncClientError(
+          'STORAGE',
+          `IndexedDB "${name}" was ${event.newVersion === null ? 'deleted' : `upgraded to version ${event.newVersion}`} by another tab: reload this page`,
+          { reason: 'versionchange', version: DB_VERSION, newVersion: event.newVersion },
+        );
+        this.report(this.superseded);
+      };
+      return db;
     })();
     return this.db;
   }

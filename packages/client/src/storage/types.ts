@@ -12,6 +12,7 @@
  * A storage without the replica methods (a `QueueStorage` written before them) keeps the queue only.
  */
 import type { Mutation } from '@syncbridge/protocol';
+import type { SyncClientError } from '../errors.ts';
 
 export interface QueuedMutation {
   mid: string;
@@ -28,6 +29,11 @@ export interface QueueStorage {
   append(entries: QueuedMutation[]): Promise<void>;
   remove(mids: string[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional: hands the client the storage's errors that no call returns (IndexedDB blocked by another
+   * tab, or closed by a newer version's upgrade); the client reports them as its `error` event.
+   */
+  reportErrorsTo?(listener: (error: SyncClientError) => void): () => void;
 }
 
 /** The server state of one record as the replica keeps it (`data: null`: deleted at `version`). */
