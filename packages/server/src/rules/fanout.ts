@@ -14,6 +14,11 @@ import { authVars, bypassesRules, groupKey, type RuledCollection, withoutFields 
 
 export type Delivery = 'send' | 'remove' | 'skip';
 
+const NO_VIEW: { key: string; paths: string[] } = Object.freeze({ key: '', paths: [] }) as {
+  key: string;
+  paths: string[];
+};
+
 /** The record's data before a change, rebuilt from the event's `previous` (the old values of changed fields). */
 export function dataBefore(event: LogEvent): Record<string, unknown> | null {
   if (event.op === 'delete') return event.data ?? null;
@@ -48,11 +53,14 @@ export class EventAccess {
     return this.before;
   }
 
-  /** Whether this subscriber gets the event, gets it as a removal, or does not get it. */
-  delivery(principal: Principal): Delivery {
+  /**
+   * Whether this subscriber gets the event, gets it as a removal, or does not get it. `key`, when the
+   * caller knows it, is the subscriber's `groupKey` for the collection's read rule.
+   */
+  delivery(principal: Principal, known?: { rule: unknown; key: string }): Delivery {
     const rule = this.collection.rules?.read;
     if (!rule || bypassesRules(principal)) return 'send';
-    const key = groupKey(rule, principal);
+    const key = known && known.rule === rule ? known.key : groupKey(rule, principal);
     let answer = this.reads.get(key);
     if (answer === undefined) {
       const event = this.event;
@@ -78,10 +86,10 @@ export class EventAccess {
    */
   view(principal: Principal): { key: string; paths: string[] } {
     const hide = this.collection.rules?.hide;
-    if (!hide || hide.length === 0 || bypassesRules(principal)) return { key: '', paths: [] };
+    if (!hide || hide.length === 0 || bypassesRules(principal)) return NO_VIEW;
     const event = this.event;
     const data = event.data ?? null;
-    if (data === null) return { key: '', paths: [] };
+    if (data === null) return NO_VIEW;
     const groups = hide.map(({ rule }) => groupKey(rule, principal)).join('|');
     let paths = this.hidden.get(groups);
     if (!paths) {

@@ -7,7 +7,7 @@
  */
 import type { LogEvent, SyncRecord } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
-import { bypassesRules, type RuledCollection, readIsRuled } from './decide.ts';
+import { bypassesRules, groupKey, type RuledCollection, readIsRuled } from './decide.ts';
 import { EventAccess, eventWithout, removalOf } from './fanout.ts';
 import { readableRecord } from './reads.ts';
 
@@ -15,6 +15,9 @@ import { readableRecord } from './reads.ts';
 export type EventView = 'as_is' | 'skip' | { key: string; event: LogEvent };
 
 export class SubscriberAccess {
+  /** This subscriber's group for the read rule it last met (rules change rarely; events come often). */
+  private group: { rule: unknown; key: string } | undefined;
+
   constructor(
     readonly principal: Principal,
     /** The collection's current settings (synchronous: the tenant's settings are loaded at subscribe). */
@@ -35,7 +38,9 @@ export class SubscriberAccess {
     const collection = this.ruled();
     if (!collection) return 'as_is';
     const access = shared ? shared(collection) : new EventAccess(collection, event);
-    const delivery = access.delivery(this.principal);
+    const rule = collection.rules?.read;
+    if (rule && this.group?.rule !== rule) this.group = { rule, key: groupKey(rule, this.principal) };
+    const delivery = access.delivery(this.principal, this.group);
     if (delivery === 'skip') return 'skip';
     if (delivery === 'remove') return { key: 'removal', event: removalOf(event) };
     const { key, paths } = access.view(this.principal);
