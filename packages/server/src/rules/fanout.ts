@@ -12,7 +12,11 @@ import type { LogEvent } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
 import { authVars, bypassesRules, groupKey, type RuledCollection, withoutFields } from './decide.ts';
 
-export type Delivery = 'send' | 'remove' | 'skip';
+/**
+ * `arrive`: the record enters what the subscriber may read with this change; it gets the change without
+ * `previous`, which would show values of a version it was not allowed to read.
+ */
+export type Delivery = 'send' | 'arrive' | 'remove' | 'skip';
 
 const NO_VIEW: { key: string; paths: string[] } = Object.freeze({ key: '', paths: [] }) as {
   key: string;
@@ -68,8 +72,14 @@ export class EventAccess {
       const auth = authVars(principal);
       const after = event.op === 'delete' ? null : (event.data ?? null);
       const readableAfter = after !== null && rule.test({ auth, record: after, next: null, id });
-      if (readableAfter) answer = 'send';
-      else {
+      if (readableAfter) {
+        // With `previous`, the version before may hold what this reader may not see: check it too.
+        const before = event.previous ? this.beforeData() : null;
+        answer =
+          !event.previous || (before !== null && rule.test({ auth, record: before, next: null, id }))
+            ? 'send'
+            : 'arrive';
+      } else {
         const before = this.beforeData();
         // A delete was readable if its last data was; a removal tells the subscriber to drop it.
         const readableBefore = before !== null && rule.test({ auth, record: before, next: null, id });

@@ -56,7 +56,15 @@ export function visibleEvents(
     const access = new EventAccess(collection, event);
     const delivery = access.delivery(principal);
     if (delivery === 'skip') continue;
-    out.push(delivery === 'remove' ? removalOf(event) : eventWithout(event, access.view(principal).paths));
+    if (delivery === 'remove') {
+      out.push(removalOf(event));
+      continue;
+    }
+    const shown = eventWithout(event, access.view(principal).paths);
+    if (delivery === 'arrive') {
+      const { previous: _previous, ...arrived } = shown;
+      out.push(arrived);
+    } else out.push(shown);
   }
   return out;
 }

@@ -44,6 +44,10 @@ export class SubscriberAccess {
     if (delivery === 'skip') return 'skip';
     if (delivery === 'remove') return { key: 'removal', event: removalOf(event) };
     const { key, paths } = access.view(this.principal);
+    if (delivery === 'arrive') {
+      const { previous: _previous, ...arrived } = eventWithout(event, paths);
+      return { key: `arrive:${key}`, event: arrived };
+    }
     return key === '' ? 'as_is' : { key: `hide:${key}`, event: eventWithout(event, paths) };
   }
 

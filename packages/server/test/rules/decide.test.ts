@@ -194,7 +194,7 @@ describe('fan-out', () => {
     const moved = event({ data: { locationId: 'wh-2', sku: 'A' }, previous: { locationId: 'wh-1' } });
     expect(dataBefore(moved)).toEqual({ locationId: 'wh-1', sku: 'A' });
     expect(new EventAccess(stock, moved).delivery(clerk1)).toBe('remove');
-    expect(new EventAccess(stock, moved).delivery(clerk2)).toBe('send');
+    expect(new EventAccess(stock, moved).delivery(clerk2)).toBe('arrive');
     expect(removalOf(moved)).toMatchObject({ op: 'delete', data: null, version: 2, id: 's1' });
     expect(removalOf(moved)).not.toHaveProperty('previous');
     const deleted = event({ op: 'delete', version: 3 });
