@@ -3,8 +3,7 @@
  * (put replaces, patch is an RFC 7396 merge patch, increment adds deltas, delete removes), so that what
  * the application sees while offline is what the server will hold once the queue is through.
  */
-import type { MutationOp } from '@syncbridge/protocol';
-import { applyMergePatch } from './merge-patch.ts';
+import { applyMergePatch, type MutationOp } from '@syncbridge/protocol';
 
 export type JsonObject = Record<string, unknown>;
 

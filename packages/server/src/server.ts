@@ -10,9 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { destination, type Logger, pino } from 'pino';
 import { ApiKeys } from './auth/api-keys.ts';
 import { TokenService } from './auth/tokens.ts';
-import { ClusterView } from './bus/cluster-view.ts';
-import { MemoryBus, type MemoryBusNetwork } from './bus/memory-bus.ts';
-import type { Bus } from './bus/types.ts';
+import type { MemoryBusNetwork } from './bus/memory-bus.ts';
 import { ConfigError, type ServerConfig } from './config/config.ts';
 import { createConnectorSystem } from './connectors/index.ts';
 import type { Connector, ConnectorFactory } from './connectors/types.ts';
@@ -32,11 +30,13 @@ import { timeStoreReads } from './observability/store-timing.ts';
 import { ProjectionRunner } from './plugins/projections.ts';
 import type { Middleware, Projection } from './plugins/types.ts';
 import { ConnectionAdmission } from './realtime/admission.ts';
+import { ClusterView } from './realtime/cluster-view.ts';
 import { RealtimeCounters } from './realtime/counters.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
+import { openBus } from './startup/open-bus.ts';
 import { causeOf, reach, StartupError, whereIs } from './startup/reach.ts';
 import { openStorage, type Storage, secretBoxFor } from './startup/storage.ts';
 
@@ -82,36 +82,6 @@ export function resolveJwtSecret(config: ServerConfig): string {
 
 const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
 
-async function createBus(config: ServerConfig, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
-  const url = config.busUrl;
-  if (!url || url.startsWith('memory://')) return new MemoryBus(config.nodeId, network);
-  if (url.startsWith('redis://')) {
-    const { RedisBus } = await import('./bus/redis-bus.ts');
-    const bus = new RedisBus(url, config.nodeId, logger);
-    try {
-      await bus.start(config.connectRetryMs);
-    } catch (err) {
-      await bus.close();
-      throw new StartupError(
-        `cannot reach Redis at ${whereIs(url, 6379)}: ${causeOf(err)} (for ${(config.connectRetryMs / 1000).toFixed(1)} s); ${RETRY_HINT}`,
-        { cause: err },
-      );
-    }
-    return bus;
-  }
-  const { NatsBus, natsFailureIsTransient } = await import('./bus/nats-bus.ts');
-  return reach(
-    {
-      what: `NATS at ${whereIs(url, 4222)}`,
-      retryMs: config.connectRetryMs,
-      logger,
-      transient: natsFailureIsTransient,
-      hint: RETRY_HINT,
-    },
-    () => NatsBus.connect(url, config.nodeId, logger),
-  );
-}
-
 export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { node: config.nodeId } }, destination(2));
 }
@@ -139,7 +109,7 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<SyncbridgeServer> {
   const logger = options.logger ?? createLogger(config);
-  const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
+  const bus = await openBus(config, logger.child({ component: 'bus' }), options.busNetwork);
   const secretBox = secretBoxFor(config, logger);
   let storage: Storage;
   try {

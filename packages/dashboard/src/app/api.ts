@@ -4,6 +4,8 @@
  */
 import type {
   Conflict,
+  ConnectorHealth,
+  ConnectorStatus,
   Delivery,
   DeliveryStatus,
   Device,
@@ -24,24 +26,7 @@ export class ApiError extends Error {
   }
 }
 
-export interface ConnectorHealth {
-  name: string;
-  kind: string;
-  state: string;
-  lastSuccessAt: string | null;
-  lastError: string | null;
-  stalenessMs: number | null;
-  stale: boolean;
-}
-
-export interface ConnectorStatus extends ConnectorHealth {
-  enabled: boolean;
-  origin: string;
-  topic?: string;
-  metrics: Record<string, number>;
-  details?: Record<string, unknown>;
-  startError?: string;
-}
+export type { ConnectorHealth, ConnectorStatus } from '@syncbridge/protocol';
 
 export interface ConnectionInfo {
   connectionId: string;

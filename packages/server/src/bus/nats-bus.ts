@@ -4,21 +4,21 @@
  */
 import { connect, type NatsConnection, StringCodec } from 'nats';
 import type { Logger } from 'pino';
-import { type Bus, type BusHandler, type BusMessage, decodeBusMessage, encodeBusMessage } from './types.ts';
+import { BaseBus } from './base-bus.ts';
 
 const SUBJECT = 'syncbridge.events';
 const codec = StringCodec();
 
-export class NatsBus implements Bus {
+export class NatsBus extends BaseBus {
   readonly kind = 'nats';
-  private readonly handlers: BusHandler[] = [];
-  private readonly reconnectListeners: Array<() => void> = [];
 
   private constructor(
     private readonly nc: NatsConnection,
-    private readonly node: string,
-    private readonly logger: Logger,
-  ) {}
+    node: string,
+    logger: Logger,
+  ) {
+    super(node, logger);
+  }
 
   static async connect(url: string, node: string, logger: Logger): Promise<NatsBus> {
     const parsed = new URL(url);
@@ -39,34 +39,18 @@ export class NatsBus implements Bus {
   private listen(): void {
     const subscription = this.nc.subscribe(SUBJECT);
     void (async () => {
-      for await (const msg of subscription) {
-        const message = decodeBusMessage(codec.decode(msg.data));
-        if (!message || message.node === this.node) continue;
-        for (const handler of this.handlers) handler(message);
-      }
+      for await (const msg of subscription) this.receive(codec.decode(msg.data));
     })();
     void (async () => {
       for await (const status of this.nc.status()) {
-        if (status.type === 'reconnect') for (const listener of this.reconnectListeners) listener();
-        else if (status.type === 'disconnect') this.logger.warn('nats bus: disconnected');
+        if (status.type === 'reconnect') this.reconnected();
+        else if (status.type === 'disconnect') this.logger?.warn('nats bus: disconnected');
       }
     })();
   }
 
-  publish(message: BusMessage): void {
-    try {
-      this.nc.publish(SUBJECT, codec.encode(encodeBusMessage(message)));
-    } catch (err) {
-      this.logger.warn({ err }, 'nats bus: publish failed');
-    }
-  }
-
-  subscribe(handler: BusHandler): void {
-    this.handlers.push(handler);
-  }
-
-  onReconnect(listener: () => void): void {
-    this.reconnectListeners.push(listener);
+  protected send(wire: string): void {
+    this.nc.publish(SUBJECT, codec.encode(wire));
   }
 
   async ping(): Promise<boolean> {

@@ -6,16 +6,14 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { type Bus, type BusHandler, type BusMessage, decodeBusMessage, encodeBusMessage } from './types.ts';
+import { BaseBus } from './base-bus.ts';
 
 const CHANNEL = 'syncbridge:events';
 
-export class RedisBus implements Bus {
+export class RedisBus extends BaseBus {
   readonly kind = 'redis';
   private readonly pub: Redis;
   private readonly sub: Redis;
-  private readonly handlers: BusHandler[] = [];
-  private readonly reconnectListeners: Array<() => void> = [];
   private readyOnce = false;
   /** The last connection error, and whether this outage was logged already. */
   private lastError: Error | null = null;
@@ -23,9 +21,10 @@ export class RedisBus implements Bus {
 
   constructor(
     url: string,
-    private readonly node: string,
-    private readonly logger: Logger,
+    node: string,
+    private readonly log: Logger,
   ) {
+    super(node, log);
     const options = { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false };
     this.pub = new Redis(url, options);
     this.sub = new Redis(url, options);
@@ -35,21 +34,17 @@ export class RedisBus implements Bus {
         // One line per outage (the first connection's included), not one per attempt.
         if (this.outageLogged) return;
         this.outageLogged = true;
-        this.logger.warn(
+        this.log.warn(
           { err: err.message },
           this.readyOnce ? 'redis bus: connection lost; reconnecting' : 'redis bus: unreachable; retrying',
         );
       });
     }
-    this.sub.on('message', (_channel: string, text: string) => {
-      const message = decodeBusMessage(text);
-      if (!message || message.node === this.node) return;
-      for (const handler of this.handlers) handler(message);
-    });
+    this.sub.on('message', (_channel: string, text: string) => this.receive(text));
     this.sub.on('ready', () => {
       if (this.readyOnce) {
-        if (this.outageLogged) this.logger.info('redis bus: reconnected');
-        for (const listener of this.reconnectListeners) listener();
+        if (this.outageLogged) this.log.info('redis bus: reconnected');
+        this.reconnected();
       }
       this.outageLogged = false;
       this.readyOnce = true;
@@ -76,19 +71,8 @@ export class RedisBus implements Bus {
     }
   }
 
-  publish(message: BusMessage): void {
-    this.pub.publish(CHANNEL, encodeBusMessage(message)).catch((err: unknown) => {
-      // Receivers notice the gap with the next message or their periodic resync.
-      this.logger.warn({ err }, 'redis bus: publish failed');
-    });
-  }
-
-  subscribe(handler: BusHandler): void {
-    this.handlers.push(handler);
-  }
-
-  onReconnect(listener: () => void): void {
-    this.reconnectListeners.push(listener);
+  protected async send(wire: string): Promise<void> {
+    await this.pub.publish(CHANNEL, wire);
   }
 
   async ping(): Promise<boolean> {

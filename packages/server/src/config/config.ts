@@ -42,7 +42,7 @@ export const ServerConfigSchema = Type.Object(
     dataDir: Type.String({ minLength: 1 }),
     databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
     databaseSchema: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$' })),
-    busUrl: Type.Optional(Type.String({ pattern: '^(redis|nats|memory)://' })),
+    busUrl: Type.Optional(Type.String({ pattern: '^(redis|nats|memory|postgres|postgresql)://' })),
     jwtSecret: Type.Optional(Type.String({ minLength: 32 })),
     jwtPublicKey: Type.Optional(Type.String({ minLength: 1 })),
     jwksUrl: Type.Optional(Type.String({ pattern: '^https?://' })),

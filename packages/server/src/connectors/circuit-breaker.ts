@@ -90,3 +90,31 @@ export class CircuitBreaker {
     this.onChange?.(state, this);
   }
 }
+
+/** The circuit breakers of the tenants' providers, one per tenant and provider, shared by every connector that names it. */
+export class CircuitRegistry {
+  private readonly breakers = new Map<string, CircuitBreaker>();
+
+  constructor(private readonly logger: { warn(obj: object, msg: string): void }) {}
+
+  /** The circuit breaker of a tenant's provider, shared by every connector that names it. */
+  breaker(tenant: string, provider: string, options?: Partial<CircuitOptions>): CircuitBreaker {
+    const key = `${tenant}\u0000${provider}`;
+    let breaker = this.breakers.get(key);
+    if (!breaker) {
+      breaker = new CircuitBreaker(provider, { ...DEFAULT_CIRCUIT, ...options }, (state) =>
+        this.logger.warn({ tenant, provider, state }, `circuit of provider ${provider} is ${state}`),
+      );
+      this.breakers.set(key, breaker);
+    }
+    return breaker;
+  }
+
+  /** Every provider circuit, for metrics. */
+  circuits(): Array<{ tenant: string; provider: string; state: string }> {
+    return [...this.breakers].map(([key, b]) => {
+      const [tenant, provider] = key.split('\u0000') as [string, string];
+      return { tenant, provider, state: b.state };
+    });
+  }
+}

@@ -318,30 +318,59 @@ function cronProblems(expr: string | undefined, where: string): string[] {
   }
 }
 
+/**
+ * A definition read for what it is: a built-in kind with its checked options, or a kind its factory
+ * (StartOptions.connectorKinds) checks itself.
+ */
+export type ParsedConnectorSpec =
+  | { kind: 'ws-feed'; options: WsFeedOptions }
+  | { kind: 'pull'; options: PullOptions }
+  | { kind: 'other'; spec: ConnectorSpec };
+
+function pullProblems(pull: PullOptions, where: string): string[] {
+  const problems = [
+    ...cronProblems(pull.schedule, `${where}/schedule`),
+    ...cronProblems(pull.reconcileSchedule, `${where}/reconcileSchedule`),
+  ];
+  const ids = pull.connections.map((c) => c.id);
+  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (dup) problems.push(`${where}/connections: connection ${dup} is listed twice`);
+  if (pull.reconcileSchedule && !pull.http.snapshotPath) {
+    problems.push(`${where}/http/snapshotPath: reconciliation needs a snapshot path`);
+  }
+  return problems;
+}
+
+/** Reads a definition, or lists every problem with a built-in kind's options. */
+function parse(spec: ConnectorSpec, where: string): { parsed: ParsedConnectorSpec } | { problems: string[] } {
+  if (spec.kind === 'ws-feed') {
+    if (Value.Check(WsFeedOptions, spec)) return { parsed: { kind: 'ws-feed', options: spec } };
+    return { problems: schemaProblems(WsFeedOptions, spec, where) };
+  }
+  if (spec.kind === 'pull') {
+    if (!Value.Check(PullOptions, spec)) return { problems: schemaProblems(PullOptions, spec, where) };
+    const problems = pullProblems(spec, where);
+    return problems.length > 0 ? { problems } : { parsed: { kind: 'pull', options: spec } };
+  }
+  return { parsed: { kind: 'other', spec } };
+}
+
 /** Problems with a built-in kind's options (an empty list for other kinds: their factory checks). */
 export function builtInSpecProblems(spec: ConnectorSpec, where = spec.name): string[] {
-  if (spec.kind === 'ws-feed') return schemaProblems(WsFeedOptions, spec, where);
-  if (spec.kind === 'pull') {
-    const problems = schemaProblems(PullOptions, spec, where);
-    if (problems.length > 0) return problems;
-    const pull = spec as unknown as PullOptions;
-    problems.push(...cronProblems(pull.schedule, `${where}/schedule`));
-    problems.push(...cronProblems(pull.reconcileSchedule, `${where}/reconcileSchedule`));
-    const ids = pull.connections.map((c) => c.id);
-    const dup = ids.find((id, i) => ids.indexOf(id) !== i);
-    if (dup) problems.push(`${where}/connections: connection ${dup} is listed twice`);
-    if (pull.reconcileSchedule && !pull.http.snapshotPath) {
-      problems.push(`${where}/http/snapshotPath: reconciliation needs a snapshot path`);
-    }
-    return problems;
-  }
-  return [];
+  const read = parse(spec, where);
+  return 'problems' in read ? read.problems : [];
+}
+
+/** Reads a definition into its kind's options; throws a ConnectorSpecError listing every problem. */
+export function parseConnectorSpec(spec: ConnectorSpec): ParsedConnectorSpec {
+  const read = parse(spec, spec.name);
+  if ('problems' in read) throw new ConnectorSpecError(read.problems);
+  return read.parsed;
 }
 
 /** Checks a spec and throws a ConnectorSpecError listing every problem. */
 export function assertValidSpec(spec: ConnectorSpec): void {
-  const problems = builtInSpecProblems(spec);
-  if (problems.length > 0) throw new ConnectorSpecError(problems);
+  parseConnectorSpec(spec);
 }
 
 /**

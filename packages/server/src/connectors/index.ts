@@ -8,6 +8,7 @@ import type { Bus } from '../bus/types.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { LogWriter } from '../log/log-writer.ts';
 import type { RecordReader } from '../log/ports.ts';
+import { TopicHub } from '../realtime/topic-hub.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { connectorsSettings } from './config.ts';
 import type { ConnectorLeases } from './leases.ts';
@@ -18,15 +19,14 @@ import type { ConnectorStore } from './store.ts';
 import { TickRetention } from './tick-retention.ts';
 import { TickWriter } from './tick-writer.ts';
 import { TopicRelay } from './topic-relay.ts';
-import { TopicHub } from './topics.ts';
 import type { Connector, ConnectorFactory } from './types.ts';
 
+export { TopicHub } from '../realtime/topic-hub.ts';
 export { FeedSubscriptions } from './feed-subscriptions.ts';
 export type { ConnectorStatus } from './manager.ts';
 export { ConnectorManager } from './manager.ts';
 export { PullConnector } from './pull.ts';
 export { HttpPullProvider, ProviderError, type PullProvider } from './pull-http.ts';
-export { TopicHub } from './topics.ts';
 export * from './types.ts';
 export { WsFeedConnector, type WsFeedHooks } from './ws-feed.ts';
 

@@ -14,120 +14,36 @@
  * build a definition from REST whose templates name the server's environment.
  */
 import type { LogEvent } from '@syncbridge/protocol';
-import type { Logger } from 'pino';
-import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
-import type { LogWriter } from '../log/log-writer.ts';
-import type { RecordReader } from '../log/ports.ts';
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import { AddressPolicy } from '../webhooks/ssrf.ts';
-import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
-import { assertValidSpec, type ConnectorsSettings, type PullOptions, type WsFeedOptions } from './config.ts';
+import { CircuitRegistry } from './circuit-breaker.ts';
+import { ConnectorBuilder } from './connector-builder.ts';
+import { connectorContext } from './connector-context.ts';
+import { type ConnectorOrigin, type ConnectorStatus, type Entry, statusOf } from './connector-status.ts';
+import { assertMutable, checkAddresses, checkSecrets } from './definition-checks.ts';
 import { FeedSubscriptions } from './feed-subscriptions.ts';
 import { canonicalJson } from './json-path.ts';
-import type { ConnectorLeases } from './leases.ts';
-import { PullConnector } from './pull.ts';
+import type { ConnectorManagerDeps } from './manager-deps.ts';
 import type { ConnectorSecrets } from './secrets.ts';
-import type { ConnectorStore, TickQuery } from './store.ts';
-import { envNames, secretNames, templatePolicyProblems } from './template-policy.ts';
-import type { TickWriter } from './tick-writer.ts';
-import type { TopicRelay } from './topic-relay.ts';
-import type { TopicHub } from './topics.ts';
+import type { TickQuery } from './store.ts';
+import { tickHistory } from './tick-history.ts';
 import {
   type Connector,
-  type ConnectorBuildContext,
-  type ConnectorContext,
-  type ConnectorFactory,
-  type ConnectorHealth,
   type ConnectorSpec,
   ConnectorSpecError,
   type Tick,
   type TriggerRequest,
   type TriggerResult,
 } from './types.ts';
-import { WsFeedConnector } from './ws-feed.ts';
 
-export type ConnectorOrigin = 'config' | 'api' | 'code';
-
-export interface ConnectorStatus extends ConnectorHealth {
-  name: string;
-  tenant: string;
-  kind: string;
-  origin: ConnectorOrigin;
-  enabled: boolean;
-  /** The topic a feed publishes to. */
-  topic?: string;
-  metrics: Record<string, number>;
-  /** The definition, with header values and login messages hidden. */
-  spec?: ConnectorSpec;
-  startError?: string;
-  /** leader: it runs on this node; standby: another node holds its lease, this one takes over if it stops. */
-  role: 'leader' | 'standby';
-}
-
-interface Entry {
-  connector: Connector;
-  spec: ConnectorSpec | null;
-  origin: ConnectorOrigin;
-  started: boolean;
-  startError?: string;
-  subscriptions: FeedSubscriptions | null;
-  /** This node holds the connector's lease. */
-  leader: boolean;
-  /** Another node holds it; its topic is declared here. */
-  standingBy?: boolean;
-}
-
-export interface ConnectorManagerDeps {
-  settings: ConnectorsSettings;
-  store: ConnectorStore;
-  records: RecordReader;
-  writer: LogWriter;
-  topics: TopicHub;
-  ticks: TickWriter;
-  logger: Logger;
-  /** Further kinds definitions may name (StartOptions.connectorKinds). */
-  kinds?: Record<string, ConnectorFactory>;
-  /** Connectors built in code (StartOptions.connectors). */
-  instances?: Connector[];
-  /**
-   * Private addresses REST-defined connectors may reach (the webhooks' allow-list): other loopback,
-   * private and link-local addresses are refused, as for outbound webhooks.
-   */
-  allowPrivate?: readonly string[];
-  /** Which node runs each connector (one node: every lease is its own). */
-  leases: ConnectorLeases;
-  /** How often a standing-by node tries to take free leases over, and a leader checks it still holds them. */
-  leaseCheckMs: number;
-  /** Sends this node's topic values to the other nodes (absent on one node). */
-  relay?: TopicRelay | null;
-  /** The tenants' connector secrets (`{{secrets.NAME}}`). */
-  secrets: ConnectorSecrets;
-  /** The values of the variables `connectors.env` lists (`{{env.NAME}}` in config-file definitions). */
-  env: Readonly<Record<string, string>>;
-}
-
-const LIST_PAGE = 1000;
-
-function redact(spec: ConnectorSpec): ConnectorSpec {
-  const out: ConnectorSpec = { ...spec };
-  if (out.headers && typeof out.headers === 'object') {
-    out.headers = Object.fromEntries(Object.keys(out.headers as object).map((k) => [k, '***']));
-  }
-  if (out.authMessage !== undefined) out.authMessage = '***';
-  if (out.http && typeof out.http === 'object') {
-    const http = { ...(out.http as Record<string, unknown>) };
-    if (http.headers && typeof http.headers === 'object') {
-      http.headers = Object.fromEntries(Object.keys(http.headers as object).map((k) => [k, '***']));
-    }
-    out.http = http;
-  }
-  return out;
-}
+export type { ConnectorOrigin, ConnectorStatus } from './connector-status.ts';
+export type { ConnectorManagerDeps } from './manager-deps.ts';
 
 export class ConnectorManager {
   private readonly entries = new Map<string, Entry>();
-  private readonly breakers = new Map<string, CircuitBreaker>();
-  private readonly kinds: Record<string, ConnectorFactory>;
+  private readonly circuitRegistry: CircuitRegistry;
+  private readonly builder: ConnectorBuilder;
   private readonly addresses: AddressPolicy;
   private closed = false;
   private leaseTimer: NodeJS.Timeout | null = null;
@@ -136,19 +52,8 @@ export class ConnectorManager {
   private definitions: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ConnectorManagerDeps) {
-    this.kinds = {
-      'ws-feed': (spec, build) =>
-        new WsFeedConnector(spec as unknown as WsFeedOptions, { variables: build.variables }),
-      pull: (spec, build) => {
-        const options = spec as unknown as PullOptions;
-        const provider = options.provider ?? options.name;
-        return new PullConnector(options, {
-          breaker: this.breaker(spec.tenant, provider, options.circuit),
-          variables: build.variables,
-        });
-      },
-      ...deps.kinds,
-    };
+    this.circuitRegistry = new CircuitRegistry(deps.logger);
+    this.builder = new ConnectorBuilder(deps, this.circuitRegistry);
     this.addresses = new AddressPolicy(deps.allowPrivate ?? []);
     deps.leases.onLost(() => void this.leasesLost());
   }
@@ -185,34 +90,13 @@ export class ConnectorManager {
     return this.deps.topics;
   }
 
-  /** The circuit breaker of a tenant's provider, shared by every connector that names it. */
-  breaker(tenant: string, provider: string, options?: PullOptions['circuit']): CircuitBreaker {
-    const key = `${tenant}\u0000${provider}`;
-    let breaker = this.breakers.get(key);
-    if (!breaker) {
-      breaker = new CircuitBreaker(provider, { ...DEFAULT_CIRCUIT, ...options }, (state) =>
-        this.deps.logger.warn({ tenant, provider, state }, `circuit of provider ${provider} is ${state}`),
-      );
-      this.breakers.set(key, breaker);
-    }
-    return breaker;
-  }
-
   /** Every provider circuit, for metrics. */
   circuits(): Array<{ tenant: string; provider: string; state: string }> {
-    return [...this.breakers].map(([key, b]) => {
-      const [tenant, provider] = key.split('\u0000') as [string, string];
-      return { tenant, provider, state: b.state };
-    });
+    return this.circuitRegistry.circuits();
   }
 
   private key(tenant: string, name: string): string {
     return `${tenant}\u0000${name}`;
-  }
-
-  /** The `connectors.env` names. */
-  get allowedEnv(): ReadonlySet<string> {
-    return new Set(this.deps.settings.env);
   }
 
   /** The connector secrets of the tenants (REST: set, list, delete). */
@@ -220,42 +104,8 @@ export class ConnectorManager {
     return this.deps.secrets;
   }
 
-  /**
-   * What a definition's templates may read, asked for at each connect or request: the listed
-   * environment variables it names (config file only) and its tenant's secrets it names.
-   */
-  private buildContext(spec: ConnectorSpec, origin: 'config' | 'api'): ConnectorBuildContext {
-    const env: Record<string, string> = {};
-    if (origin === 'config') {
-      for (const name of envNames(spec)) {
-        const value = this.deps.env[name];
-        if (value !== undefined && this.deps.settings.env.includes(name)) env[`env.${name}`] = value;
-      }
-    }
-    const secrets = secretNames(spec);
-    const { tenant } = spec;
-    return {
-      variables: async () => ({ ...env, ...(await this.deps.secrets.variables(tenant, secrets)) }),
-    };
-  }
-
   private build(spec: ConnectorSpec, origin: 'config' | 'api'): Connector {
-    assertValidSpec(spec);
-    const problems = templatePolicyProblems(spec, origin, this.allowedEnv);
-    if (problems.length > 0) throw new ConnectorSpecError(problems);
-    const factory = this.kinds[spec.kind];
-    if (!factory) {
-      throw new ConnectorSpecError([
-        `${spec.name}: unknown connector kind "${spec.kind}" (kinds: ${Object.keys(this.kinds).join(', ')})`,
-      ]);
-    }
-    const connector = factory(spec, this.buildContext(spec, origin));
-    if (connector.name !== spec.name || connector.tenant !== spec.tenant) {
-      throw new ConnectorSpecError([
-        `${spec.name}: the ${spec.kind} factory built a connector of another name or tenant`,
-      ]);
-    }
-    return connector;
+    return this.builder.build(spec, origin);
   }
 
   /** Starts the connectors of the config file, those stored from REST, and those given in code. */
@@ -397,7 +247,7 @@ export class ConnectorManager {
       entry.leader = true;
       entry.standingBy = false;
     }
-    const ctx = this.context(connector);
+    const ctx = connectorContext(connector, this.deps);
     try {
       await connector.start(ctx);
       entry.started = true;
@@ -428,60 +278,6 @@ export class ConnectorManager {
     this.deps.relay?.requestLatest(tenant, feed.topic);
   }
 
-  private context(connector: Connector): ConnectorContext {
-    const { tenant, name } = connector;
-    const principal: Principal = {
-      tenant,
-      user: `connector:${name}`,
-      roles: ['connector'],
-      via: 'tenant_key',
-    };
-    const { writer, records, store, topics, ticks, relay } = this.deps;
-    return {
-      tenant,
-      name,
-      logger: this.deps.logger.child({ tenant, connector: name }),
-      mutate: (mutations) => writer.mutate(principal, mutations),
-      publish: (event) => writer.publish(principal, event),
-      records: {
-        get: (collection, id) => records.getRecord(tenant, collection, id),
-        list: async (collection, filter = {}) => {
-          const out = [];
-          let after: string | undefined;
-          for (;;) {
-            const page = await records.listRecords(tenant, collection, {
-              limit: LIST_PAGE,
-              after,
-              filter,
-              includeDeleted: false,
-            });
-            out.push(...page);
-            if (page.length < LIST_PAGE) return out;
-            after = page[page.length - 1]!.id;
-          }
-        },
-      },
-      topics: {
-        declare: async (topic) => topics.declare(tenant, topic, await store.lastTickSeq(tenant, topic)),
-        tick: (topic, input) => {
-          const tick = topics.tick(tenant, topic, input);
-          relay?.tick(tenant, topic, tick);
-          return tick;
-        },
-        depth: (topic, input) => {
-          const depth = topics.depth(tenant, topic, input);
-          relay?.depth(tenant, topic, depth);
-          return depth;
-        },
-      },
-      state: {
-        get: async <T>(key: string) => (await store.getState(tenant, name, key)) as T | null,
-        put: (key, value) => store.putState(tenant, name, key, value),
-      },
-      persistTicks: (topic, list) => ticks.add(tenant, topic, list),
-    };
-  }
-
   private entry(tenant: string, name: string): Entry {
     const entry = this.entries.get(this.key(tenant, name));
     if (!entry) throw new SyncError('NOT_FOUND', `no connector ${name}`);
@@ -489,45 +285,7 @@ export class ConnectorManager {
   }
 
   private statusOf(entry: Entry): ConnectorStatus {
-    const { connector } = entry;
-    let health: ConnectorHealth;
-    let metrics: Record<string, number> = {};
-    try {
-      health = connector.health();
-      metrics = connector.metrics?.() ?? {};
-    } catch (err) {
-      health = {
-        state: 'failed',
-        lastSuccessAt: null,
-        lastError: `health check failed: ${(err as Error).message}`,
-        stalenessMs: null,
-        stale: false,
-      };
-    }
-    if (!entry.started && health.state !== 'failed') {
-      health = { ...health, state: entry.startError ? 'failed' : 'stopped' };
-    }
-    const status: ConnectorStatus = {
-      name: connector.name,
-      tenant: connector.tenant,
-      kind: connector.kind,
-      origin: entry.origin,
-      enabled: entry.spec?.enabled !== false,
-      ...health,
-      metrics,
-      role: entry.leader ? 'leader' : 'standby',
-    };
-    if (connector.feed) {
-      status.topic = connector.feed.topic;
-      const topic = this.deps.topics.stats(connector.tenant, connector.feed.topic);
-      status.details = { ...status.details, subscribers: topic.subscribers, conflating: topic.conflating };
-    }
-    if (entry.spec) status.spec = redact(entry.spec);
-    if (entry.startError) {
-      status.startError = entry.startError;
-      status.lastError ??= entry.startError;
-    }
-    return status;
+    return statusOf(entry, this.deps.topics);
   }
 
   list(tenant: string): ConnectorStatus[] {
@@ -546,52 +304,6 @@ export class ConnectorManager {
     return this.statusOf(this.entry(tenant, name));
   }
 
-  private checkSpec(tenant: string, name: string, spec: Record<string, unknown>): ConnectorSpec {
-    if (spec.tenant !== undefined && spec.tenant !== tenant) {
-      throw new SyncError('FORBIDDEN', 'a connector belongs to the tenant of the caller');
-    }
-    const full = { ...spec, tenant, name } as ConnectorSpec;
-    try {
-      this.build(full, 'api');
-    } catch (err) {
-      if (err instanceof ConnectorSpecError) {
-        throw new SyncError('BAD_REQUEST', `invalid connector: ${err.message}`, { problems: err.problems });
-      }
-      throw err;
-    }
-    return full;
-  }
-
-  /** Every connector secret a REST definition names must exist in its tenant. */
-  private async checkSecrets(spec: ConnectorSpec): Promise<void> {
-    const missing = await this.deps.secrets.missing(spec.tenant, secretNames(spec));
-    if (missing.length === 0) return;
-    const problems = missing.map(
-      (name) =>
-        `${spec.name}: {{secrets.${name}}} names no connector secret of this tenant (PUT /v1/connector-secrets/${name} first)`,
-    );
-    throw new SyncError('BAD_REQUEST', `invalid connector: ${problems.join('; ')}`, { problems });
-  }
-
-  /** The upstream addresses of a REST-defined built-in connector must pass the SSRF policy. */
-  private async checkAddresses(spec: ConnectorSpec): Promise<void> {
-    const urls: string[] = [];
-    if (spec.kind === 'ws-feed' && typeof spec.url === 'string') urls.push(spec.url.replace(/^ws/, 'http'));
-    const http = spec.http as { baseUrl?: unknown } | undefined;
-    if (spec.kind === 'pull' && typeof http?.baseUrl === 'string') urls.push(http.baseUrl);
-    for (const url of urls) {
-      try {
-        await this.addresses.checkUrl(url);
-      } catch (err) {
-        if (!(err instanceof SyncError)) throw err;
-        throw new SyncError(
-          'BAD_REQUEST',
-          err.message.replace('webhooks may not target it', 'connectors may not reach it'),
-        );
-      }
-    }
-  }
-
   /** Defines and starts a connector (REST); it is stored and comes back after a restart. */
   create(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
     return this.serialized(() => this.createNow(tenant, spec));
@@ -600,22 +312,13 @@ export class ConnectorManager {
   private async createNow(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
     const name = String(spec.name ?? '');
     if (this.entries.has(this.key(tenant, name))) throw new SyncError('CONFLICT', `connector ${name} exists`);
-    const full = this.checkSpec(tenant, name, spec);
-    await this.checkSecrets(full);
-    await this.checkAddresses(full);
+    const full = this.builder.checkRest(tenant, name, spec);
+    await checkSecrets(this.deps.secrets, full);
+    await checkAddresses(this.addresses, full);
     await this.deps.store.putConnector(tenant, name, full);
     const entry = this.add(this.build(full, 'api'), full, 'api');
     await this.launch(entry);
     return this.statusOf(entry);
-  }
-
-  private mutable(entry: Entry): void {
-    if (entry.origin !== 'api') {
-      throw new SyncError(
-        'FORBIDDEN',
-        `connector ${entry.connector.name} is defined in ${entry.origin === 'config' ? 'the config file' : 'code'}; change it there`,
-      );
-    }
   }
 
   /** Replaces a REST-defined connector's definition and restarts it (its state, e.g. cursors, stays). */
@@ -629,10 +332,10 @@ export class ConnectorManager {
     spec: Record<string, unknown>,
   ): Promise<ConnectorStatus> {
     const entry = this.entry(tenant, name);
-    this.mutable(entry);
-    const full = this.checkSpec(tenant, name, spec);
-    await this.checkSecrets(full);
-    await this.checkAddresses(full);
+    assertMutable(entry);
+    const full = this.builder.checkRest(tenant, name, spec);
+    await checkSecrets(this.deps.secrets, full);
+    await checkAddresses(this.addresses, full);
     const next = this.build(full, 'api');
     await this.stopEntry(entry);
     await this.deps.store.putConnector(tenant, name, full);
@@ -647,7 +350,7 @@ export class ConnectorManager {
 
   private async removeNow(tenant: string, name: string): Promise<void> {
     const entry = this.entry(tenant, name);
-    this.mutable(entry);
+    assertMutable(entry);
     await this.stopEntry(entry);
     this.entries.delete(this.key(tenant, name));
     await this.deps.store.deleteConnector(tenant, name);
@@ -717,22 +420,10 @@ export class ConnectorManager {
     return feed.topic;
   }
 
-  /**
-   * A feed symbol's ticks in a time range: those stored, those still waiting to be, and those kept in
-   * memory (all of a feed that does not persist), without duplicates.
-   */
-  async history(tenant: string, name: string, symbol: string, query: TickQuery): Promise<Tick[]> {
-    const topic = this.topicOf(tenant, name);
-    const bySeq = new Map<number, Tick>();
-    for (const t of await this.deps.store.ticks(tenant, topic, symbol, query)) bySeq.set(t.seq, t);
-    for (const t of this.deps.ticks.pending(tenant, topic, symbol)) bySeq.set(t.seq, t);
-    for (const t of this.deps.topics.recent(tenant, topic, symbol)) bySeq.set(t.seq, t);
-    const inRange = [...bySeq.values()].filter(
-      (t) => (query.from === undefined || t.ts >= query.from) && (query.to === undefined || t.ts < query.to),
-    );
-    const dir = query.order === 'desc' ? -1 : 1;
-    inRange.sort((a, b) => dir * (a.ts - b.ts || a.seq - b.seq));
-    return inRange.slice(0, query.limit);
+  /** A feed symbol's ticks in a time range (see tickHistory). */
+  history(tenant: string, name: string, symbol: string, query: TickQuery): Promise<Tick[]> {
+    const { store, ticks, topics } = this.deps;
+    return tickHistory({ store, ticks, topics }, tenant, this.topicOf(tenant, name), symbol, query);
   }
 
   async close(): Promise<void> {

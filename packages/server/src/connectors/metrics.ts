@@ -5,9 +5,9 @@
  * circuit of each provider; and every number a connector's `metrics()` reports.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import type { ConnectorManager } from './manager.ts';
 import type { TickWriter } from './tick-writer.ts';
-import type { TopicHub } from './topics.ts';
 
 const CIRCUIT_VALUE: Record<string, number> = { closed: 0, half_open: 1, open: 2 };
 

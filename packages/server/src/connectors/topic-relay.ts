@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { Bus, BusMessage } from '../bus/types.ts';
-import type { TopicHub } from './topics.ts';
+import type { TopicHub } from '../realtime/topic-hub.ts';
 import type { Depth, Tick } from './types.ts';
 
 /** Values per bus message: large batches are split. */

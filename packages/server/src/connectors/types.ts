@@ -17,6 +17,7 @@ import type {
 } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { PublishResult } from '../log/log-writer.ts';
+import type { DepthInput, TickInput } from '../realtime/topic-inputs.ts';
 
 /** Where a connector is in its life. */
 export type ConnectorState = 'starting' | 'running' | 'backing_off' | 'circuit_open' | 'stopped' | 'failed';
@@ -35,26 +36,11 @@ export interface ConnectorHealth {
   details?: Record<string, unknown>;
 }
 
-/** A price update of one symbol, as a connector hands it to a topic. */
-export interface TickInput {
-  symbol: string;
-  price?: number;
-  volume?: number;
-  /** Milliseconds since the epoch; the time of publication when absent. */
-  ts?: number;
-  /** Further fields (open, high, bid...) carried as they are. */
-  data?: Record<string, unknown>;
-}
+/** A price update of one symbol, and an order book update, as a connector hands them to a topic. */
+export type { DepthInput, TickInput } from '../realtime/topic-inputs.ts';
 
 /** A tick as stored and sent, a depth update, and an order book level: the protocol's types. */
 export type { Depth, DepthLevel, Tick };
-
-export interface DepthInput {
-  symbol: string;
-  bids: DepthLevel[];
-  asks: DepthLevel[];
-  ts?: number;
-}
 
 /** Publishing into `topic:<name>` channels of the connector's tenant. */
 export interface TopicPublisher {

@@ -6,7 +6,7 @@
  * exponential backoff and subscribes every wanted symbol again.
  */
 import WebSocket from 'ws';
-import { Backoff, DEFAULT_BACKOFF } from './backoff.ts';
+import { Backoff, DEFAULT_BACKOFF } from '../core/backoff.ts';
 import { type WsFeedOptions, WsFeedOptions as WsFeedSchema } from './config.ts';
 import { type FeedParser, type ParsedFeedMessage, parseByRules } from './feed-parse.ts';
 import { renderTemplate, templateVariables } from './json-path.ts';

@@ -1,30 +1,14 @@
 /**
- * Hybrid logical clock. A timestamp is `<wall ms, 15 digits>-<counter, 4 hex>-<node>` so that plain
- * string comparison orders timestamps. A client's clock that runs ahead of ours by more than `maxDriftMs`
- * is clamped to our time plus that drift, so a wrong device clock cannot win every last-writer-wins forever.
+ * The server's hybrid logical clock, in the protocol's timestamp format (`formatHlc`, shared with the
+ * SDK). A client's clock that runs ahead of ours by more than `maxDriftMs` is clamped to our time plus
+ * that drift, so a wrong device clock cannot win every last-writer-wins forever.
  */
+import { formatHlc, hlcAfter, nextHlc, parseHlc } from '@syncbridge/protocol';
 
-export interface HlcTimestamp {
-  wallMs: number;
-  counter: number;
-  node: string;
-}
-
-const PATTERN = /^(\d{15})-([0-9a-f]{4})-([A-Za-z0-9_.:-]{1,40})$/;
-
-export function formatHlc(ts: HlcTimestamp): string {
-  return `${String(ts.wallMs).padStart(15, '0')}-${ts.counter.toString(16).padStart(4, '0')}-${ts.node}`;
-}
-
-export function parseHlc(text: string): HlcTimestamp | null {
-  const m = PATTERN.exec(text);
-  if (!m) return null;
-  return { wallMs: Number(m[1]), counter: Number.parseInt(m[2]!, 16), node: m[3]! };
-}
+export { formatHlc, type HlcTimestamp, parseHlc } from '@syncbridge/protocol';
 
 export class HybridClock {
-  private wallMs = 0;
-  private counter = 0;
+  private state = { wallMs: 0, counter: 0 };
 
   constructor(
     private readonly node: string,
@@ -34,18 +18,8 @@ export class HybridClock {
 
   /** A timestamp for a local event, later than every timestamp issued or received before. */
   tick(): string {
-    const physical = this.now();
-    if (physical > this.wallMs) {
-      this.wallMs = physical;
-      this.counter = 0;
-    } else {
-      this.counter += 1;
-      if (this.counter > 0xffff) {
-        this.wallMs += 1;
-        this.counter = 0;
-      }
-    }
-    return formatHlc({ wallMs: this.wallMs, counter: this.counter, node: this.node });
+    this.state = nextHlc(this.state, this.now());
+    return formatHlc({ ...this.state, node: this.node });
   }
 
   /**
@@ -57,10 +31,7 @@ export class HybridClock {
     if (!remote) return null;
     const limit = this.now() + this.maxDriftMs;
     const clamped = remote.wallMs > limit ? { ...remote, wallMs: limit, counter: 0 } : remote;
-    if (clamped.wallMs > this.wallMs || (clamped.wallMs === this.wallMs && clamped.counter > this.counter)) {
-      this.wallMs = clamped.wallMs;
-      this.counter = clamped.counter;
-    }
+    if (hlcAfter(clamped, this.state)) this.state = { wallMs: clamped.wallMs, counter: clamped.counter };
     return formatHlc(clamped);
   }
 }

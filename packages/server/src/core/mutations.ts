@@ -10,7 +10,7 @@ import type {
   MutationResult,
   SyncRecord,
 } from '@syncbridge/protocol';
-import { applyMergePatch } from './merge-patch.ts';
+import { applyMergePatch } from '@syncbridge/protocol';
 import type { ConflictStrategy } from './strategies.ts';
 
 export interface MutationContext {

@@ -4,22 +4,13 @@
  * the wait until a token is back) when either is empty, so one flooding client is throttled without
  * slowing anyone else. Buckets idle long enough to be full are dropped to bound memory.
  */
+import { type BucketSpec, TokenBucket } from './token-bucket.ts';
 
-export interface BucketSpec {
-  /** Tokens added per second. */
-  ratePerSec: number;
-  /** Bucket size: the burst allowed after a quiet period. */
-  burst: number;
-}
+export type { BucketSpec } from './token-bucket.ts';
 
 export interface RateLimitSettings {
   user: BucketSpec;
   tenant: BucketSpec;
-}
-
-interface Bucket {
-  tokens: number;
-  at: number;
 }
 
 export interface RateDecision {
@@ -29,7 +20,7 @@ export interface RateDecision {
 }
 
 export class RateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
   private sweeps = 0;
 
   constructor(
@@ -51,33 +42,32 @@ export class RateLimiter {
     const tenantBucket = this.refill(`t\u0000${tenant}`, settings.tenant, t);
     if (userBucket.tokens < 1 || tenantBucket.tokens < 1) {
       const wait = Math.max(
-        userBucket.tokens < 1 ? ((1 - userBucket.tokens) / settings.user.ratePerSec) * 1000 : 0,
-        tenantBucket.tokens < 1 ? ((1 - tenantBucket.tokens) / settings.tenant.ratePerSec) * 1000 : 0,
+        userBucket.msUntilToken(settings.user),
+        tenantBucket.msUntilToken(settings.tenant),
       );
       return { ok: false, retryAfterMs: Math.ceil(wait) };
     }
-    userBucket.tokens -= 1;
-    tenantBucket.tokens -= 1;
+    userBucket.take(1);
+    tenantBucket.take(1);
     if (++this.sweeps % 10_000 === 0) this.sweep(t);
     return { ok: true, retryAfterMs: 0 };
   }
 
-  private refill(key: string, spec: BucketSpec, t: number): Bucket {
+  private refill(key: string, spec: BucketSpec, t: number): TokenBucket {
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      bucket = { tokens: spec.burst, at: t };
+      bucket = new TokenBucket(spec, t);
       this.buckets.set(key, bucket);
       return bucket;
     }
-    bucket.tokens = Math.min(spec.burst, bucket.tokens + ((t - bucket.at) / 1000) * spec.ratePerSec);
-    bucket.at = t;
+    bucket.refill(spec, t);
     return bucket;
   }
 
   /** Drops buckets that have been idle long enough to be full again. */
   private sweep(t: number): void {
     for (const [key, bucket] of this.buckets) {
-      if (t - bucket.at > 60_000) this.buckets.delete(key);
+      if (t - bucket.refilledAt > 60_000) this.buckets.delete(key);
     }
   }
 }

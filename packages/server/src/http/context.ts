@@ -5,7 +5,6 @@
  */
 import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
-import type { ClusterView } from '../bus/cluster-view.ts';
 import type { ConnectorManager } from '../connectors/manager.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
@@ -13,6 +12,7 @@ import type { DeviceStore } from '../devices/registry.ts';
 import type { ConflictStore, LogWrites, RecordReader } from '../log/ports.ts';
 import type { MetricsRegistry } from '../observability/metrics.ts';
 import type { ProjectionRunner } from '../plugins/projections.ts';
+import type { ClusterView } from '../realtime/cluster-view.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
 import type { Store } from '../store/types.ts';
 import type { InboundReceiver } from '../webhooks/inbound.ts';

@@ -2,7 +2,6 @@
 import type { Logger } from 'pino';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServerConfig } from '../config/config.ts';
-import type { TopicHub } from '../connectors/topics.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
 import type { LogWriter } from '../log/log-writer.ts';
@@ -10,6 +9,7 @@ import type { Store } from '../store/types.ts';
 import type { RealtimeCounters } from './counters.ts';
 import type { HealthPush } from './health-push.ts';
 import type { FanoutHub } from './hub.ts';
+import type { TopicHub } from './topic-hub.ts';
 
 export interface RealtimeContext {
   config: Pick<

@@ -10,8 +10,7 @@
  * A records subscription of a caller that rules can apply to carries its SubscriberAccess
  * (rules/subscriber.ts): every record it delivers, live, from the backlog or in a snapshot, passes it.
  */
-import type { ChannelSpec, LogEvent, SyncRecord } from '@syncbridge/protocol';
-import { changeMatchesFilter } from '../core/filters.ts';
+import { type ChannelSpec, changeMatchesFilter, type LogEvent, type SyncRecord } from '@syncbridge/protocol';
 import type { RuledCollection } from '../rules/decide.ts';
 import type { EventAccess } from '../rules/fanout.ts';
 import type { EventView, SubscriberAccess } from '../rules/subscriber.ts';

@@ -6,6 +6,7 @@
  * failure that waiting cannot fix (a wrong password, a missing database) and never prints a password.
  */
 import type { Logger } from 'pino';
+import { Backoff, type BackoffOptions } from '../core/backoff.ts';
 
 /** An expected failure to start: the `syncbridge` command prints its message alone and exits 1. */
 export class StartupError extends Error {
@@ -61,12 +62,16 @@ export interface ReachOptions {
   hint?: string;
 }
 
+/** 250 ms, doubling up to 2 s, without jitter (one process waits, nobody to spread out from). */
+const STARTUP_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 2000, factor: 2, jitter: 0 };
+
 /**
  * Runs `attempt` until it succeeds, retrying transient failures after 250 ms, 500 ms, 1 s, 2 s, 2 s...
  * until `retryMs` has passed; then throws a StartupError naming the service and the last cause.
  */
 export async function reach<T>(options: ReachOptions, attempt: () => Promise<T>): Promise<T> {
   const started = Date.now();
+  const backoff = new Backoff(STARTUP_BACKOFF);
   for (let tries = 1; ; tries++) {
     try {
       return await attempt();
@@ -76,7 +81,7 @@ export async function reach<T>(options: ReachOptions, attempt: () => Promise<T>)
         throw new StartupError(`cannot use ${options.what}: ${cause}`, { cause: err });
       }
       const elapsed = Date.now() - started;
-      const delay = Math.min(250 * 2 ** (tries - 1), 2000);
+      const delay = backoff.next();
       if (elapsed + delay > options.retryMs) {
         const waited = tries === 1 ? '' : ` (tried ${tries} times in ${(elapsed / 1000).toFixed(1)} s)`;
         throw new StartupError(

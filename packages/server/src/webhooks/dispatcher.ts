@@ -13,24 +13,30 @@
  * to it finished, when one of its retries falls due, and on the periodic poll (which also finds work
  * other nodes left, or leases that ran out). A crash loses nothing: deliveries are rows, and a leased
  * delivery whose sender died is sent again when the lease ends, or at once when its node restarts.
+ * When an endpoint is looked at is the scheduler's (endpoint-scheduler.ts); what an answer means is
+ * `classifyAttempt`'s (attempt.ts).
  */
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
+import { type BucketSpec, TokenBucket } from '../core/token-bucket.ts';
+import { classifyAttempt } from './attempt.ts';
+import { EndpointScheduler, type EndpointState } from './endpoint-scheduler.ts';
+import type { WebhookLedger } from './ledger.ts';
 import type { WebhookRegistry } from './registry.ts';
-import { nextAttemptAt, parseRetryAfter } from './retry.ts';
 import type { WebhookSender } from './sender.ts';
 import { signatureHeaders } from './signing.ts';
 import type {
   AttemptResult,
   ClaimRequest,
+  CycleOutput,
   DeliveryRow,
   NewDelivery,
   WebhookEndpoint,
-  WebhookStore,
 } from './types.ts';
 
 export interface DispatcherOptions {
-  store: WebhookStore;
+  /** The deliveries' state: each step is one ledger cycle. */
+  ledger: WebhookLedger;
   registry: WebhookRegistry;
   sender: WebhookSender;
   logger: Logger;
@@ -63,23 +69,13 @@ export interface AttemptObservation {
   deadLetter: boolean;
 }
 
-interface EndpointState {
-  inFlight: number;
-  /** Something may be due: look at it in the next step. */
-  hot: boolean;
-  /** Bumped whenever `hot` is set, so a step that started earlier does not clear a newer signal. */
-  generation: number;
-  /** Future times at which a retry falls due (sorted), and the timer for the first one. */
-  dueTimes: number[];
-  timer: NodeJS.Timeout | null;
-  tokens: number;
-  refilledAt: number;
-}
-
 const key = (tenant: string, id: string) => `${tenant}\u0000${id}`;
 
+/** An endpoint's start rate as a bucket: `rate` starts per second, at most `rate` at once. */
+const rateSpec = (rate: number): BucketSpec => ({ ratePerSec: rate, burst: rate });
+
 export class WebhookDispatcher {
-  private readonly states = new Map<string, EndpointState>();
+  private readonly scheduler: EndpointScheduler;
   private results: AttemptResult[] = [];
   private running = false;
   private again = false;
@@ -96,11 +92,12 @@ export class WebhookDispatcher {
   constructor(private readonly o: DispatcherOptions) {
     // Every send listens on the one shutdown signal.
     setMaxListeners(0, this.abort.signal);
+    this.scheduler = new EndpointScheduler(o.pollMs, () => this.wake());
   }
 
   async start(): Promise<void> {
     // Whatever this node was sending when it stopped is not in flight any more.
-    const released = await this.o.store.releaseLeases(this.o.node);
+    const released = await this.o.ledger.releaseLeases(this.o.node);
     if (released > 0)
       this.o.logger.info({ released }, 'webhook deliveries left in flight by the last run are due again');
     await this.poll();
@@ -112,13 +109,13 @@ export class WebhookDispatcher {
 
   /** Deliveries were committed: their endpoints have work. */
   notify(deliveries: readonly NewDelivery[]): void {
-    for (const d of deliveries) this.markHot(d.tenant, d.webhookId);
+    for (const d of deliveries) this.scheduler.markHot(d.tenant, d.webhookId);
     this.wake();
   }
 
   /** An API call made deliveries of these endpoints due (trigger, retry, replay, resume). */
   touch(endpoints: Iterable<{ tenant: string; id: string }>): void {
-    for (const e of endpoints) this.markHot(e.tenant, e.id);
+    for (const e of endpoints) this.scheduler.markHot(e.tenant, e.id);
     this.wake();
   }
 
@@ -127,60 +124,11 @@ export class WebhookDispatcher {
     return this.sends.size;
   }
 
-  private state(tenant: string, id: string): EndpointState {
-    const k = key(tenant, id);
-    let s = this.states.get(k);
-    if (!s) {
-      s = { inFlight: 0, hot: false, generation: 0, dueTimes: [], timer: null, tokens: 0, refilledAt: 0 };
-      this.states.set(k, s);
-    }
-    return s;
-  }
-
-  private markHot(tenant: string, id: string): void {
-    const s = this.state(tenant, id);
-    s.hot = true;
-    s.generation += 1;
-  }
-
-  /**
-   * Wakes the endpoint at `at` (a retry falls due then), to within 50 ms. Times further away than two
-   * polls are left to the poll, so a long backlog of retries costs no timers.
-   */
-  private dueAt(tenant: string, id: string, at: number): void {
-    if (at - Date.now() > this.o.pollMs * 2) return;
-    const bucket = Math.ceil(at / 50) * 50;
-    const s = this.state(tenant, id);
-    if (s.dueTimes.includes(bucket)) return;
-    s.dueTimes.push(bucket);
-    s.dueTimes.sort((a, b) => a - b);
-    this.arm(tenant, id, s);
-  }
-
-  private arm(tenant: string, id: string, s: EndpointState): void {
-    if (this.closed) return;
-    const first = s.dueTimes[0];
-    if (first === undefined) return;
-    if (s.timer) clearTimeout(s.timer);
-    s.timer = setTimeout(
-      () => {
-        s.timer = null;
-        const now = Date.now();
-        while (s.dueTimes.length > 0 && s.dueTimes[0]! <= now + 5) s.dueTimes.shift();
-        this.markHot(tenant, id);
-        this.wake();
-        this.arm(tenant, id, s);
-      },
-      Math.max(0, first - Date.now()),
-    );
-    s.timer.unref();
-  }
-
   /** A lease is a heartbeat: while a send runs, its lease keeps being extended. */
   private async renew(): Promise<void> {
     if (this.closed || this.leased.size === 0) return;
     try {
-      await this.o.store.renewLeases(this.o.node, [...this.leased], Date.now() + this.o.leaseMs);
+      await this.o.ledger.renewLeases(this.o.node, [...this.leased], Date.now() + this.o.leaseMs);
     } catch (err) {
       this.o.logger.warn({ err }, 'could not renew webhook leases');
     }
@@ -191,10 +139,10 @@ export class WebhookDispatcher {
     try {
       await this.o.registry.load();
       const now = Date.now();
-      for (const p of await this.o.store.pendingEndpoints()) {
-        if (p.nextAttemptAt <= now) this.markHot(p.tenant, p.webhookId);
+      for (const p of await this.o.ledger.pendingEndpoints()) {
+        if (p.nextAttemptAt <= now) this.scheduler.markHot(p.tenant, p.webhookId);
         else if (p.nextAttemptAt - now < this.o.pollMs * 2)
-          this.dueAt(p.tenant, p.webhookId, p.nextAttemptAt);
+          this.scheduler.dueAt(p.tenant, p.webhookId, p.nextAttemptAt);
       }
       this.wake();
     } catch (err) {
@@ -215,14 +163,14 @@ export class WebhookDispatcher {
     else setImmediate(() => void this.loop());
   }
 
+  /** Takes up to `wanted` starts from the endpoint's bucket; with none left, wakes it when one is back. */
   private takeTokens(e: WebhookEndpoint, s: EndpointState, wanted: number, now: number): number {
     if (e.rateLimit === null) return wanted;
-    const rate = e.rateLimit;
-    if (s.refilledAt === 0) s.tokens = rate;
-    else s.tokens = Math.min(rate, s.tokens + ((now - s.refilledAt) / 1000) * rate);
-    s.refilledAt = now;
-    const n = Math.min(wanted, Math.floor(s.tokens));
-    if (n === 0) this.dueAt(e.tenant, e.id, now + Math.ceil(((1 - s.tokens) / rate) * 1000));
+    const spec = rateSpec(e.rateLimit);
+    if (!s.bucket) s.bucket = new TokenBucket(spec, now);
+    else s.bucket.refill(spec, now);
+    const n = s.bucket.take(wanted);
+    if (n === 0) this.scheduler.dueAt(e.tenant, e.id, now + Math.ceil(s.bucket.msUntilToken(spec)));
     return n;
   }
 
@@ -230,17 +178,14 @@ export class WebhookDispatcher {
     const requests: ClaimRequest[] = [];
     const generations = new Map<string, number>();
     if (this.closed) return { requests, generations };
-    for (const [k, s] of this.states) {
+    for (const s of this.scheduler.all()) {
       if (!s.hot) continue;
-      const [tenant, id] = k.split('\u0000') as [string, string];
+      const { tenant, id } = s;
       const e = this.o.registry.get(tenant, id);
       if (e?.status !== 'active') {
         s.hot = false;
-        if (!e && s.inFlight === 0) {
-          // Deleted: forget it.
-          if (s.timer) clearTimeout(s.timer);
-          this.states.delete(k);
-        }
+        // Deleted: forget it.
+        if (!e && s.inFlight === 0) this.scheduler.forget(s);
         continue;
       }
       const ordered = e.delivery === 'ordered';
@@ -249,7 +194,7 @@ export class WebhookDispatcher {
       const limit = this.takeTokens(e, s, room, now);
       if (limit <= 0) continue;
       requests.push({ tenant, webhookId: id, ordered, limit });
-      generations.set(k, s.generation);
+      generations.set(key(tenant, id), s.generation);
     }
     return { requests, generations };
   }
@@ -263,9 +208,9 @@ export class WebhookDispatcher {
         this.results = [];
         const { requests, generations } = this.claims(now);
         if (results.length === 0 && requests.length === 0) break;
-        let out: Awaited<ReturnType<WebhookStore['cycle']>>;
+        let out: CycleOutput;
         try {
-          out = await this.o.store.cycle({
+          out = await this.o.ledger.cycle({
             results,
             claims: requests,
             now,
@@ -286,8 +231,8 @@ export class WebhookDispatcher {
           this.o.logger.warn({ err }, 'webhook step failed; retrying');
           this.results = [...results, ...this.results];
           for (const r of requests) {
-            const s = this.state(r.tenant, r.webhookId);
-            if (s.refilledAt !== 0) s.tokens += r.limit;
+            const s = this.scheduler.state(r.tenant, r.webhookId);
+            s.bucket?.giveBack(r.limit);
           }
           if (!this.retryTimer) {
             this.retryTimer = setTimeout(() => {
@@ -318,9 +263,9 @@ export class WebhookDispatcher {
         }
         for (const r of requests) {
           const k = key(r.tenant, r.webhookId);
-          const s = this.state(r.tenant, r.webhookId);
+          const s = this.scheduler.state(r.tenant, r.webhookId);
           const got = claimed.get(k) ?? 0;
-          if (s.refilledAt !== 0) s.tokens += r.limit - got;
+          s.bucket?.giveBack(r.limit - got);
           // Fewer than asked for: nothing more is due. Unless something new came in meanwhile.
           if (got < r.limit && s.generation === generations.get(k)) s.hot = false;
         }
@@ -341,20 +286,19 @@ export class WebhookDispatcher {
   /** Some hot endpoint has room (it would be claimed in another step). */
   private anyReady(): boolean {
     if (this.closed) return false;
-    for (const [k, s] of this.states) {
+    for (const s of this.scheduler.all()) {
       if (!s.hot) continue;
-      const [tenant, id] = k.split('\u0000') as [string, string];
-      const e = this.o.registry.get(tenant, id);
+      const e = this.o.registry.get(s.tenant, s.id);
       if (e?.status !== 'active') continue;
       if ((e.delivery === 'ordered' ? 1 : e.maxConcurrency) - s.inFlight <= 0) continue;
-      if (e.rateLimit !== null && s.tokens < 1 && s.refilledAt !== 0) continue;
+      if (e.rateLimit !== null && s.bucket && s.bucket.tokens < 1) continue;
       return true;
     }
     return false;
   }
 
   private launch(row: DeliveryRow): void {
-    const s = this.state(row.tenant, row.webhookId);
+    const s = this.scheduler.state(row.tenant, row.webhookId);
     s.inFlight += 1;
     this.leased.add(row.id);
     const send = this.send(row)
@@ -363,7 +307,7 @@ export class WebhookDispatcher {
         s.inFlight -= 1;
         this.leased.delete(row.id);
         this.sends.delete(send);
-        this.markHot(row.tenant, row.webhookId);
+        this.scheduler.markHot(row.tenant, row.webhookId);
         this.wake();
       });
     this.sends.add(send);
@@ -385,45 +329,17 @@ export class WebhookDispatcher {
     const outcome = await this.o.sender.post(endpoint.url, headers, row.body, this.abort.signal);
     if (this.abort.signal.aborted && outcome.status === null) return; // shutting down: the lease is released
     const now = Date.now();
-    const success = outcome.status !== null && outcome.status >= 200 && outcome.status < 300;
-    let next: AttemptResult['next'] = { status: 'success' };
-    let error = outcome.error;
-    if (!success) {
-      const throttled = outcome.status === 429 || outcome.status === 503;
-      const retryAfter = throttled ? parseRetryAfter(outcome.retryAfter, now) : null;
-      const at = nextAttemptAt(this.o.schedule, row.attempts - row.budgetStart, now, retryAfter);
-      next = at === null ? { status: 'failed' } : { status: 'pending', at };
-      if (at !== null) this.dueAt(row.tenant, row.webhookId, at);
-      if (error === null) {
-        error =
-          outcome.status !== null && outcome.status >= 300 && outcome.status < 400
-            ? `HTTP ${outcome.status}: redirects are not followed`
-            : `HTTP ${outcome.status}`;
-      }
-    }
+    const result = classifyAttempt(row, outcome, { schedule: this.o.schedule, startedAt, now });
+    if (result.next.status === 'pending') this.scheduler.dueAt(row.tenant, row.webhookId, result.next.at);
     this.o.onAttempt?.({
-      success,
+      success: result.success,
       statusCode: outcome.status,
       durationMs: outcome.durationMs,
       platform: row.platform,
       sinceCommitMs: now - row.createdAt,
-      deadLetter: next.status === 'failed',
+      deadLetter: result.next.status === 'failed',
     });
-    this.results.push({
-      deliveryId: row.id,
-      tenant: row.tenant,
-      webhookId: row.webhookId,
-      attempt: row.attempts,
-      startedAt,
-      durationMs: outcome.durationMs,
-      statusCode: outcome.status,
-      error,
-      responseBody: outcome.body,
-      success,
-      next,
-      countsAsFailure: !success && outcome.status !== 429,
-      ...(outcome.status === 410 ? { disable: 'the endpoint answered 410 Gone' } : {}),
-    });
+    this.results.push(result);
   }
 
   /** Stops claiming, lets in-flight sends finish for up to `graceMs`, records them, releases the rest. */
@@ -434,7 +350,7 @@ export class WebhookDispatcher {
     if (this.renewTimer) clearInterval(this.renewTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    for (const s of this.states.values()) if (s.timer) clearTimeout(s.timer);
+    this.scheduler.close();
     if (this.sends.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -456,7 +372,7 @@ export class WebhookDispatcher {
       }
     });
     try {
-      await this.o.store.releaseLeases(this.o.node);
+      await this.o.ledger.releaseLeases(this.o.node);
     } catch (err) {
       this.o.logger.warn({ err }, 'could not release webhook leases at shutdown');
     }

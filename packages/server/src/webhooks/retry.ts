@@ -72,8 +72,9 @@ export function nextAttemptAt(
   attemptsInBudget: number,
   nowMs: number,
   retryAfterMs: number | null,
+  random: () => number = Math.random,
 ): number | null {
   const wait = schedule[attemptsInBudget - 1];
   if (wait === undefined) return null;
-  return nowMs + Math.max(jittered(wait), retryAfterMs ?? 0);
+  return nowMs + Math.max(jittered(wait, random), retryAfterMs ?? 0);
 }

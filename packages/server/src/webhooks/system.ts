@@ -9,6 +9,7 @@ import type { Store } from '../store/types.ts';
 import { type AttemptObservation, WebhookDispatcher } from './dispatcher.ts';
 import { SyncHealth } from './health.ts';
 import { type InboundMapper, InboundReceiver } from './inbound.ts';
+import { WebhookLedger } from './ledger.ts';
 import { WebhookRegistry } from './registry.ts';
 import { parseSchedule } from './retry.ts';
 import { WebhookSender } from './sender.ts';
@@ -35,7 +36,7 @@ export class WebhookSystem {
     this.registry = new WebhookRegistry(store.webhooks);
     this.sender = new WebhookSender(policy, config.webhookTimeoutMs);
     this.dispatcher = new WebhookDispatcher({
-      store: store.webhooks,
+      ledger: new WebhookLedger(store.webhooks),
       registry: this.registry,
       sender: this.sender,
       logger,

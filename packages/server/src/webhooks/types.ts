@@ -9,6 +9,7 @@
  */
 import type { DeliveryAttempt, DeliveryStatus, WebhookStatus } from '@syncbridge/protocol';
 import type { NewDelivery } from '../store/types.ts';
+import type { LedgerStore } from './ledger.ts';
 
 export interface WebhookSecretEntry {
   secret: string;
@@ -134,7 +135,11 @@ export interface ReplayInput {
   onlyFailed: boolean;
 }
 
-export interface WebhookStore {
+/**
+ * The webhook tables of a store: endpoints, deliveries and their attempts. The worker step is the
+ * ledger's (ledger.ts), over the primitives of LedgerStore; a driver holds SQL only.
+ */
+export interface WebhookStore extends LedgerStore {
   /** Every endpoint of every tenant (the in-memory registry loads them at start). */
   listAllEndpoints(): Promise<WebhookEndpoint[]>;
   listEndpoints(tenant: string): Promise<WebhookEndpoint[]>;
@@ -150,18 +155,6 @@ export interface WebhookStore {
    * succeeded and `onlyFailed`). Returns how many were queued or reset.
    */
   replay(input: ReplayInput): Promise<number>;
-  /**
-   * One worker step in one transaction: records finished attempts (delivery state, attempt log,
-   * endpoint counters), disables endpoints that must be, then leases due deliveries. An ordered
-   * endpoint's only candidate is its lowest-seq pending delivery, and only when that one is due and free.
-   */
-  cycle(input: CycleInput): Promise<CycleOutput>;
-  /** Drops the leases a node held (it restarted: whatever it was sending is not in flight any more). */
-  releaseLeases(node: string): Promise<number>;
-  /** Extends the leases this node still holds on these deliveries (they are still being sent). */
-  renewLeases(node: string, deliveryIds: string[], until: number): Promise<void>;
-  /** Endpoints with pending deliveries and the earliest `nextAttemptAt` among them. */
-  pendingEndpoints(): Promise<{ tenant: string; webhookId: string; nextAttemptAt: number }[]>;
   listDeliveries(tenant: string, webhookId: string, query: DeliveryQuery): Promise<DeliveryRow[]>;
   getDelivery(tenant: string, webhookId: string, deliveryId: string): Promise<DeliveryRow | null>;
   listAttempts(tenant: string, deliveryIds: string[]): Promise<Map<string, DeliveryAttempt[]>>;

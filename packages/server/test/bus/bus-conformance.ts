@@ -1,6 +1,7 @@
 /**
  * One conformance suite for every Bus: what a node publishes reaches every other node's handlers and
- * never its own, in publish order, with events intact; oversized batches travel as notifications.
+ * never its own, in publish order, with events intact (also past a broker's frame limit); oversized
+ * batches travel as notifications; malformed messages are dropped.
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -70,6 +71,32 @@ export function runBusConformance(name: string, createNodes: (ids: string[]) => 
       nodes[0]!.publish({ type: 'events', node: 'a', tenant, events: big, upTo: 40 });
       await until(() => got.length === 1);
       expect(got[0]).toMatchObject({ node: 'a', tenant, upTo: 40, events: [] });
+    });
+
+    it('carries a batch larger than one broker frame intact (100 KB, multi-byte text)', async () => {
+      const tenant = `t-${Math.random().toString(36).slice(2)}`;
+      nodes = await createNodes(['a', 'b']);
+      const got: EventsMessage[] = [];
+      nodes[1]!.subscribe((m) => m.type === 'events' && m.tenant === tenant && got.push(m));
+      const batch = events(tenant, 1, 10, 3_000).map((e) => ({ ...e, payload: { text: 'é€𝄞'.repeat(800) } }));
+      nodes[0]!.publish({ type: 'events', node: 'a', tenant, events: batch, upTo: 10 });
+      nodes[0]!.publish({ type: 'events', node: 'a', tenant, events: events(tenant, 11, 1), upTo: 11 });
+      await until(() => got.length === 2);
+      expect(got[0]!.events).toEqual(batch);
+      expect(got[1]!.upTo).toBe(11);
+    });
+
+    it('drops messages that do not match their schema', async () => {
+      const tenant = `t-${Math.random().toString(36).slice(2)}`;
+      nodes = await createNodes(['a', 'b']);
+      const got: EventsMessage[] = [];
+      nodes[1]!.subscribe((m) => m.type === 'events' && m.tenant === tenant && got.push(m));
+      const bad = { type: 'events', node: 'a', tenant, events: [{ seq: 'one' }], upTo: 1 };
+      nodes[0]!.publish(bad as unknown as EventsMessage);
+      nodes[0]!.publish({ type: 'events', node: 'a', tenant, events: events(tenant, 2, 1), upTo: 2 });
+      await until(() => got.length === 1);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got.map((m) => m.upTo)).toEqual([2]);
     });
 
     it('answers ping while connected', async () => {

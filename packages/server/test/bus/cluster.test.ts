@@ -3,10 +3,12 @@
  * the tenant's order, with nothing lost or repeated, even when the bus drops messages or is absent.
  */
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerConfig } from '../../src/config/config.ts';
 import {
   createTestStorage,
+  POSTGRES_URL,
   startTestServer,
   storeKinds,
   type TestServer,
@@ -86,6 +88,27 @@ describe.skipIf(!hasPostgres)('cluster on PostgreSQL', () => {
     await burst(await startCluster(3, { busUrl: NATS_URL }), 300);
   });
 
+  it('fans out across three nodes over PostgreSQL LISTEN/NOTIFY, in order', async () => {
+    await burst(await startCluster(3, { busUrl: POSTGRES_URL }), 300);
+  });
+
+  it('loses nothing when the PostgreSQL bus connections are cut mid-burst', async () => {
+    const cluster = await startCluster(2, { busUrl: POSTGRES_URL, busResyncMs: 300 });
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      await burst(cluster, 300, async () => {
+        const { rowCount } = await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+          [`syncbridge-bus syncbridge_${storage!.config.databaseSchema}`],
+        );
+        expect(rowCount).toBe(2);
+      });
+    } finally {
+      await admin.end();
+    }
+  });
+
   it.skipIf(!hasRedis)('loses nothing when the Redis subscriptions are cut mid-burst', async () => {
     const cluster = await startCluster(2, { busUrl: REDIS_URL, busResyncMs: 300 });
     const admin = new Redis(REDIS_URL);
@@ -98,31 +121,42 @@ describe.skipIf(!hasPostgres)('cluster on PostgreSQL', () => {
     }
   });
 
-  it.skipIf(!hasRedis)('shows every live node and the connections on all of them', async () => {
-    const cluster = await startCluster(3, { busUrl: REDIS_URL });
-    const tenant = `p${Math.random().toString(36).slice(2, 8)}`;
-    const clients = await Promise.all(
-      cluster.map(async (node, i) => TestWsClient.connect(node.wsUrl, await node.token(tenant, `user${i}`))),
-    );
-    const deadline = Date.now() + 8000;
-    let ready: { nodes: Array<{ node: string; self: boolean }> } = { nodes: [] };
-    while (Date.now() < deadline) {
-      ready = (await (await fetch(`${cluster[0]!.url}/v1/ready`)).json()) as typeof ready;
-      if (ready.nodes.length === 3) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(ready.nodes.map((n) => n.node).sort()).toEqual(['node-0', 'node-1', 'node-2']);
-    const res = await fetch(`${cluster[0]!.url}/v1/connections`, {
-      headers: { authorization: `Bearer ${await cluster[0]!.token(tenant, 'admin', { roles: ['admin'] })}` },
-    });
-    const { connections } = (await res.json()) as { connections: Array<{ user: string; node: string }> };
-    expect(connections.map((c) => `${c.user}@${c.node}`).sort()).toEqual([
-      'user0@node-0',
-      'user1@node-1',
-      'user2@node-2',
-    ]);
-    for (const client of clients) await client.close();
-  });
+  it.for([
+    ['Redis', REDIS_URL, hasRedis],
+    ['PostgreSQL', POSTGRES_URL, true],
+  ] as const)(
+    'shows every live node and the connections on all of them (%s bus)',
+    async ([, busUrl, up], { skip }) => {
+      if (!up) skip();
+      const cluster = await startCluster(3, { busUrl });
+      const tenant = `p${Math.random().toString(36).slice(2, 8)}`;
+      const clients = await Promise.all(
+        cluster.map(async (node, i) =>
+          TestWsClient.connect(node.wsUrl, await node.token(tenant, `user${i}`)),
+        ),
+      );
+      const deadline = Date.now() + 8000;
+      let ready: { nodes: Array<{ node: string; self: boolean }> } = { nodes: [] };
+      while (Date.now() < deadline) {
+        ready = (await (await fetch(`${cluster[0]!.url}/v1/ready`)).json()) as typeof ready;
+        if (ready.nodes.length === 3) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ready.nodes.map((n) => n.node).sort()).toEqual(['node-0', 'node-1', 'node-2']);
+      const res = await fetch(`${cluster[0]!.url}/v1/connections`, {
+        headers: {
+          authorization: `Bearer ${await cluster[0]!.token(tenant, 'admin', { roles: ['admin'] })}`,
+        },
+      });
+      const { connections } = (await res.json()) as { connections: Array<{ user: string; node: string }> };
+      expect(connections.map((c) => `${c.user}@${c.node}`).sort()).toEqual([
+        'user0@node-0',
+        'user1@node-1',
+        'user2@node-2',
+      ]);
+      for (const client of clients) await client.close();
+    },
+  );
 
   it('fills every gap from the store when no bus connects the nodes', async () => {
     // Each node on its own in-process bus: nothing is announced across nodes, only resync finds it.

@@ -1,7 +1,7 @@
 /**
  * A start against a database or bus that is not there: `syncbridge serve` retries for
  * `SYNCBRIDGE_CONNECT_RETRY_MS`, then exits 1 with one line naming the service, its address and the
- * cause, never a stack trace and never hanging. PostgreSQL, Redis and NATS, each on a port where nothing
+ * cause, never a stack trace and never hanging. PostgreSQL, Redis, NATS and a PostgreSQL bus, each on a port where nothing
  * listens; a database that refuses the login fails at once, without retrying; and a data dir that
  * cannot be made stops `serve` and `token` with one line too.
  */
@@ -26,7 +26,12 @@ describe('unreachable database or bus at start', () => {
   afterAll(() => storage.cleanup());
 
   it('retries for the configured time, then exits 1 with one line naming where and why', async () => {
-    const [pgPort, redisPort, natsPort] = [await deadPort(), await deadPort(), await deadPort()];
+    const [pgPort, redisPort, natsPort, pgBusPort] = [
+      await deadPort(),
+      await deadPort(),
+      await deadPort(),
+      await deadPort(),
+    ];
     const base = { SYNCBRIDGE_CONNECT_RETRY_MS: '1500', SYNCBRIDGE_PORT: '0' };
     const cases: Array<{ env: Record<string, string>; line: RegExp }> = [
       {
@@ -45,6 +50,12 @@ describe('unreachable database or bus at start', () => {
         env: { SYNCBRIDGE_BUS_URL: `nats://127.0.0.1:${natsPort}` },
         line: new RegExp(
           `^syncbridge: cannot reach NATS at 127\\.0\\.0\\.1:${natsPort}: CONNECTION_REFUSED \\(tried \\d+ times`,
+        ),
+      },
+      {
+        env: { SYNCBRIDGE_BUS_URL: `postgres://u:secret-pw@127.0.0.1:${pgBusPort}/app` },
+        line: new RegExp(
+          `^syncbridge: cannot reach PostgreSQL bus at 127\\.0\\.0\\.1:${pgBusPort}/app: connect ECONNREFUSED 127\\.0\\.0\\.1:${pgBusPort} \\(tried \\d+ times`,
         ),
       },
     ];

@@ -7,10 +7,15 @@
  * instances it reopens; `cleanup` closes nothing and removes the database.
  * Tests share one database and stay apart by using their own tenants.
  */
-import type { CollectionSettings, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import {
+  type CollectionSettings,
+  type LogEvent,
+  type MutationResult,
+  matchesFilter,
+  type SyncRecord,
+} from '@syncbridge/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SyncError } from '../../src/core/errors.ts';
-import { matchesFilter } from '../../src/core/filters.ts';
 import type { Store, TenantBatch } from '../../src/store/types.ts';
 import { recordKey, versionKey } from '../../src/store/types.ts';
 import { UNAVAILABLE_MESSAGES } from '../../src/store/unavailable.ts';

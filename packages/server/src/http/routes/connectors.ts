@@ -5,87 +5,23 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import { ErrorResponse } from '@syncbridge/protocol';
+import {
+  ConnectorBody,
+  ConnectorStatus,
+  ConnectorDepth as Depth,
+  ErrorResponse,
+  CONNECTOR_NAME as NAME,
+  ConnectorNameParams as NameParams,
+  FeedSubscriptionParams as SubParams,
+  FeedSubscription as Subscription,
+  ConnectorSymbolParams as SymbolParams,
+  FeedSymbolStatus as SymbolStatus,
+  ConnectorTick as Tick,
+} from '@syncbridge/protocol';
 import { isTenantAdmin, type Principal } from '../../auth/principal.ts';
 import { SyncError } from '../../core/errors.ts';
 import type { HttpContext } from '../context.ts';
 
-const NAME = { pattern: '^[A-Za-z0-9_.\\-]{1,128}$' };
-const NameParams = Type.Object({ name: Type.String(NAME) });
-const SymbolParams = Type.Object({
-  name: Type.String(NAME),
-  symbol: Type.String({ minLength: 1, maxLength: 128 }),
-});
-const SubParams = Type.Object({ name: Type.String(NAME), id: Type.String({ minLength: 1, maxLength: 64 }) });
-
-const Tick = Type.Object(
-  {
-    symbol: Type.String(),
-    seq: Type.Integer(),
-    ts: Type.Number({ description: 'milliseconds since the epoch' }),
-    price: Type.Optional(Type.Number()),
-    volume: Type.Optional(Type.Number()),
-    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  },
-  { additionalProperties: false },
-);
-const Level = Type.Tuple([Type.Number(), Type.Number()], { description: '[price, quantity]' });
-const Depth = Type.Object({
-  symbol: Type.String(),
-  seq: Type.Integer(),
-  ts: Type.Number(),
-  bids: Type.Array(Level),
-  asks: Type.Array(Level),
-});
-const ConnectorStatus = Type.Object(
-  {
-    name: Type.String(),
-    tenant: Type.String(),
-    kind: Type.String(),
-    origin: Type.Union([Type.Literal('config'), Type.Literal('api'), Type.Literal('code')]),
-    enabled: Type.Boolean(),
-    state: Type.String({ description: 'starting, running, backing_off, circuit_open, stopped or failed' }),
-    lastSuccessAt: Type.Union([Type.String(), Type.Null()]),
-    lastError: Type.Union([Type.String(), Type.Null()]),
-    stalenessMs: Type.Union([Type.Number(), Type.Null()]),
-    stale: Type.Boolean(),
-    topic: Type.Optional(Type.String()),
-    metrics: Type.Record(Type.String(), Type.Number()),
-    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    spec: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    startError: Type.Optional(Type.String()),
-    role: Type.Union([Type.Literal('leader'), Type.Literal('standby')], {
-      description:
-        'leader: it runs on this node; standby: another node of the cluster runs it (holds its lease), and this one takes over if that node stops',
-    }),
-  },
-  { additionalProperties: false },
-);
-const Subscription = Type.Object({
-  id: Type.String(),
-  symbols: Type.Array(Type.String()),
-  createdAt: Type.String(),
-  createdBy: Type.String(),
-});
-const SymbolStatus = Type.Object({
-  symbol: Type.String(),
-  /** Some subscription (or the configuration) asks for it. */
-  subscribed: Type.Boolean(),
-  /** Subscribed upstream on the current connection. */
-  active: Type.Boolean(),
-  ticks: Type.Integer({ description: 'ticks received since start' }),
-  lastTickAt: Type.Union([Type.String(), Type.Null()]),
-  price: Type.Optional(Type.Number()),
-});
-const ConnectorBody = Type.Object(
-  {
-    name: Type.String(NAME),
-    kind: Type.String(NAME),
-    tenant: Type.Optional(Type.String(NAME)),
-    enabled: Type.Optional(Type.Boolean()),
-  },
-  { additionalProperties: true, description: "The kind's options (see docs/connectors.md)" },
-);
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 
 function requireAdmin(principal: Principal): void {

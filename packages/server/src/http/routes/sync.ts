@@ -6,6 +6,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
+  ConnectorHealth,
   ErrorResponse,
   PendingQuery,
   PendingResponse,
@@ -20,17 +21,6 @@ import { SyncError } from '../../core/errors.ts';
 import type { HttpContext } from '../context.ts';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse };
-
-/** Each connector's freshness beside the platforms' delivery health (details in GET /v1/connectors). */
-const ConnectorHealth = Type.Object({
-  name: Type.String(),
-  kind: Type.String(),
-  state: Type.String(),
-  lastSuccessAt: Type.Union([Type.String(), Type.Null()]),
-  lastError: Type.Union([Type.String(), Type.Null()]),
-  stalenessMs: Type.Union([Type.Number(), Type.Null()]),
-  stale: Type.Boolean(),
-});
 
 /** The platform a caller may act on: any (admins), or its own. */
 function scope(principal: Principal, platform: string | undefined): string | undefined {

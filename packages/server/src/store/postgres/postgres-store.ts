@@ -22,6 +22,7 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import pg from 'pg';
+import { postgresFilter } from '../filter-sql.ts';
 import {
   type EventRow,
   eventColumns,
@@ -56,7 +57,6 @@ import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
 import {
   columnArrays,
   EVENT_COLUMNS,
-  filterSql,
   RECORD_COLUMNS,
   recordArrays,
   translateError,
@@ -316,7 +316,7 @@ export class PostgresStore implements Store {
       params.push(q.after);
       sql += ` AND id > $${params.length}`;
     }
-    const where = filterSql(q.filter, params.length + 1);
+    const where = postgresFilter(q.filter, params.length + 1);
     params.push(...where.params, q.limit);
     sql += `${where.sql} ORDER BY id LIMIT $${params.length}`;
     return (await query<RecordRow>(db, sql, params)).map(recordFromRow);

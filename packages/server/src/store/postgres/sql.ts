@@ -1,5 +1,5 @@
 /**
- * SQL building blocks of the PostgreSQL store: column lists, the record field filter, the multi-row
+ * SQL building blocks of the PostgreSQL store: column lists, the multi-row
  * (unnest) parameter arrays of `writeBatch`, and the one place driver errors become SyncErrors.
  * Pure functions only: nothing here opens a connection or runs a query.
  */
@@ -99,35 +99,6 @@ export function recordArrays(
     r.deleted,
   ]);
   return columnArrays(rows, 8);
-}
-
-/**
- * SQL for "the data field at this dotted path, written as text, equals the value", matching
- * core/filters.ts and SQLite's filterSql: strings compare as they are, numbers and booleans as their
- * JSON text (`#>>` renders them so); objects, arrays, null and missing fields never match. Every step
- * before the last must be an object: `#>` would also index into arrays, which filters.ts never does.
- * `firstParam` is the number of the first placeholder to use; returns the clauses and their params.
- */
-export function filterSql(
-  filter: Record<string, string>,
-  firstParam: number,
-): { sql: string; params: unknown[] } {
-  const clauses: string[] = [];
-  const params: unknown[] = [];
-  let n = firstParam;
-  for (const [field, value] of Object.entries(filter)) {
-    const parts = field.split('.');
-    const path = `$${n}::text[]`;
-    const checks = [`jsonb_typeof(data #> ${path}) IN ('string', 'number', 'boolean')`];
-    for (let depth = 1; depth < parts.length; depth++) {
-      checks.push(`jsonb_typeof(data #> (${path})[1:${depth}]) = 'object'`);
-    }
-    checks.push(`data #>> ${path} = $${n + 1}::text`);
-    clauses.push(`(${checks.join(' AND ')})`);
-    params.push(parts, value);
-    n += 2;
-  }
-  return { sql: clauses.length ? ` AND ${clauses.join(' AND ')}` : '', params };
 }
 
 /** SQLSTATEs that mean "retry later can work", by cause (the same causes as SQLite's, store/sqlite/errors.ts). */

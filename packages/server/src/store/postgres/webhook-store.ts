@@ -5,10 +5,10 @@
  */
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
+import type { LedgerTransaction } from '../../webhooks/ledger.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
-  counterDeltas,
   DELIVERY_COLUMNS,
   type DeliveryDbRow,
   deliveryFromRow,
@@ -19,18 +19,15 @@ import {
   NEW_DELIVERY_COLUMNS,
 } from '../../webhooks/rows.ts';
 import type {
-  CycleInput,
-  CycleOutput,
   DeliveryQuery,
   DeliveryRow,
   NewDelivery,
-  PeriodStats,
-  PlatformCounts,
   ReplayInput,
   WebhookEndpoint,
   WebhookStore,
 } from '../../webhooks/types.ts';
 import { type SecretBox, sealJson } from '../secret-box.ts';
+import { PostgresWebhookReports } from './webhook-reports.ts';
 
 export type QueryFn = <R extends object>(sql: string, params?: unknown[]) => Promise<R[]>;
 
@@ -104,8 +101,110 @@ async function bumpHooksVersion(q: QueryFn, tenant: string): Promise<void> {
   );
 }
 
-export class PostgresWebhookStore implements WebhookStore {
-  constructor(private readonly db: PostgresAccess) {}
+/** The ledger's primitives on one transaction's connection. */
+function ledgerTransaction(q: QueryFn): LedgerTransaction {
+  return {
+    recordAttempts: async (results, now) => {
+      await q(
+        `INSERT INTO webhook_attempts (delivery_id, attempt, tenant, webhook_id, started_at, duration_ms,
+             status_code, error, success, response)
+           SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::bigint[], $6::integer[],
+             $7::integer[], $8::text[], $9::boolean[], $10::text[])
+           ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+        [
+          results.map((r) => r.deliveryId),
+          results.map((r) => r.attempt),
+          results.map((r) => r.tenant),
+          results.map((r) => r.webhookId),
+          results.map((r) => r.startedAt),
+          results.map((r) => r.durationMs),
+          results.map((r) => r.statusCode),
+          results.map((r) => r.error),
+          results.map((r) => r.success),
+          results.map((r) => r.responseBody),
+        ],
+      );
+      await q(
+        `UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = coalesce(u.next_at, d.next_attempt_at),
+             locked_until = NULL, locked_by = NULL, completed_at = u.completed, last_status = u.code,
+             last_error = u.err, last_duration_ms = u.dur
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::integer[], $7::text[],
+             $8::integer[], $9::integer[]) AS u(tenant, id, status, next_at, completed, code, err, dur, attempt)
+           WHERE d.tenant = u.tenant AND d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt`,
+        [
+          results.map((r) => r.tenant),
+          results.map((r) => r.deliveryId),
+          results.map((r) => r.next.status),
+          results.map((r) => (r.next.status === 'pending' ? r.next.at : null)),
+          results.map((r) => (r.next.status === 'pending' ? null : now)),
+          results.map((r) => r.statusCode),
+          results.map((r) => r.error),
+          results.map((r) => r.durationMs),
+          // A late answer to an attempt whose lease ran out, after another node claimed the delivery
+          // again, is logged but must not end or unlock that newer attempt.
+          results.map((r) => r.attempt),
+        ],
+      );
+    },
+    addCounters: async (d, now) => {
+      await q(
+        `UPDATE webhooks SET total_calls = total_calls + $3, failed_calls = failed_calls + $4,
+           consecutive_failures = CASE WHEN $5::boolean THEN $6 ELSE consecutive_failures + $6 END,
+           last_triggered_at = $7, last_success_at = coalesce($8, last_success_at),
+           last_failure_at = coalesce($9, last_failure_at)
+         WHERE tenant = $1 AND id = $2`,
+        [d.tenant, d.webhookId, d.calls, d.failed, d.reset, d.consecutive, now, d.succeededAt, d.failedAt],
+      );
+    },
+    disable: async (tenant, id, reason, now) => {
+      const rows = await q(
+        `UPDATE webhooks SET status = 'disabled', status_reason = $3, updated_at = $4
+         WHERE tenant = $1 AND id = $2 AND status <> 'disabled' RETURNING id`,
+        [tenant, id, reason, now],
+      );
+      return rows.length > 0;
+    },
+    disableFailing: async (tenant, id, reason, now, threshold) => {
+      const rows = await q(
+        `UPDATE webhooks SET status = 'disabled', status_reason = $3, updated_at = $4
+         WHERE tenant = $1 AND id = $2 AND status = 'active' AND consecutive_failures >= $5 RETURNING id`,
+        [tenant, id, reason, now, threshold],
+      );
+      return rows.length > 0;
+    },
+    // The head is read without a row lock and claimed only if still free: taking the next row
+    // (SKIP LOCKED) while another node holds the head would break the order.
+    claimHead: async (c, lease) => {
+      const rows = await q<DeliveryDbRow>(
+        `WITH head AS (SELECT id, next_attempt_at FROM webhook_deliveries
+           WHERE tenant = $3 AND webhook_id = $4 AND status = 'pending' ORDER BY seq LIMIT 1)
+         UPDATE webhook_deliveries d SET locked_until = $1, locked_by = $2, attempts = d.attempts + 1
+         FROM head WHERE d.id = head.id AND head.next_attempt_at <= $5 AND d.status = 'pending'
+           AND (d.locked_until IS NULL OR d.locked_until <= $5)
+         RETURNING ${prefixed('d')}`,
+        [lease.until, lease.node, c.tenant, c.webhookId, lease.now],
+      );
+      return rows[0] ? deliveryFromRow(rows[0]) : null;
+    },
+    claimDue: async (c, lease) => {
+      const rows = await q<DeliveryDbRow>(
+        `UPDATE webhook_deliveries d SET locked_until = $1, locked_by = $2, attempts = d.attempts + 1
+         WHERE d.id IN (SELECT id FROM webhook_deliveries
+           WHERE tenant = $3 AND webhook_id = $4 AND status = 'pending' AND next_attempt_at <= $5
+             AND (locked_until IS NULL OR locked_until <= $5)
+           ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED)
+         RETURNING ${prefixed('d')}`,
+        [lease.until, lease.node, c.tenant, c.webhookId, lease.now, c.limit],
+      );
+      return rows.map(deliveryFromRow);
+    },
+  };
+}
+
+export class PostgresWebhookStore extends PostgresWebhookReports implements WebhookStore {
+  constructor(db: PostgresAccess) {
+    super(db);
+  }
 
   async listAllEndpoints(): Promise<WebhookEndpoint[]> {
     const rows = await this.db.query<EndpointRow>(
@@ -190,109 +289,11 @@ export class PostgresWebhookStore implements WebhookStore {
     return rows.length;
   }
 
-  async cycle(input: CycleInput): Promise<CycleOutput> {
-    const { now, results } = input;
-    return this.db.transaction(async (q) => {
-      if (results.length > 0) {
-        await q(
-          `INSERT INTO webhook_attempts (delivery_id, attempt, tenant, webhook_id, started_at, duration_ms,
-             status_code, error, success, response)
-           SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::bigint[], $6::integer[],
-             $7::integer[], $8::text[], $9::boolean[], $10::text[])
-           ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-          [
-            results.map((r) => r.deliveryId),
-            results.map((r) => r.attempt),
-            results.map((r) => r.tenant),
-            results.map((r) => r.webhookId),
-            results.map((r) => r.startedAt),
-            results.map((r) => r.durationMs),
-            results.map((r) => r.statusCode),
-            results.map((r) => r.error),
-            results.map((r) => r.success),
-            results.map((r) => r.responseBody),
-          ],
-        );
-        await q(
-          `UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = coalesce(u.next_at, d.next_attempt_at),
-             locked_until = NULL, locked_by = NULL, completed_at = u.completed, last_status = u.code,
-             last_error = u.err, last_duration_ms = u.dur
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::integer[], $7::text[],
-             $8::integer[], $9::integer[]) AS u(tenant, id, status, next_at, completed, code, err, dur, attempt)
-           WHERE d.tenant = u.tenant AND d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt`,
-          [
-            results.map((r) => r.tenant),
-            results.map((r) => r.deliveryId),
-            results.map((r) => r.next.status),
-            results.map((r) => (r.next.status === 'pending' ? r.next.at : null)),
-            results.map((r) => (r.next.status === 'pending' ? null : now)),
-            results.map((r) => r.statusCode),
-            results.map((r) => r.error),
-            results.map((r) => r.durationMs),
-            // A late answer to an attempt whose lease ran out, after another node claimed the delivery
-            // again, is logged but must not end or unlock that newer attempt.
-            results.map((r) => r.attempt),
-          ],
-        );
-      }
-      const disabled: CycleOutput['disabled'] = [];
-      for (const d of counterDeltas(results, now)) {
-        await q(
-          `UPDATE webhooks SET total_calls = total_calls + $3, failed_calls = failed_calls + $4,
-             consecutive_failures = CASE WHEN $5::boolean THEN $6 ELSE consecutive_failures + $6 END,
-             last_triggered_at = $7, last_success_at = coalesce($8, last_success_at),
-             last_failure_at = coalesce($9, last_failure_at)
-           WHERE tenant = $1 AND id = $2`,
-          [d.tenant, d.webhookId, d.calls, d.failed, d.reset, d.consecutive, now, d.succeededAt, d.failedAt],
-        );
-        if (d.disable) {
-          const rows = await q(
-            `UPDATE webhooks SET status = 'disabled', status_reason = $3, updated_at = $4
-             WHERE tenant = $1 AND id = $2 AND status <> 'disabled' RETURNING id`,
-            [d.tenant, d.webhookId, d.disable, now],
-          );
-          if (rows.length > 0) disabled.push({ tenant: d.tenant, id: d.webhookId, reason: d.disable });
-        } else if (d.consecutive > 0 && input.disableAfter > 0) {
-          const reason = `disabled after ${input.disableAfter} failed attempts in a row`;
-          const rows = await q(
-            `UPDATE webhooks SET status = 'disabled', status_reason = $3, updated_at = $4
-             WHERE tenant = $1 AND id = $2 AND status = 'active' AND consecutive_failures >= $5 RETURNING id`,
-            [d.tenant, d.webhookId, reason, now, input.disableAfter],
-          );
-          if (rows.length > 0) disabled.push({ tenant: d.tenant, id: d.webhookId, reason });
-        }
-      }
-      const claimed: DeliveryRow[] = [];
-      for (const c of input.claims) {
-        let rows: DeliveryDbRow[];
-        if (c.ordered) {
-          // The head is read without a row lock and claimed only if still free: taking the next row
-          // (SKIP LOCKED) while another node holds the head would break the order.
-          rows = await q<DeliveryDbRow>(
-            `WITH head AS (SELECT id, next_attempt_at FROM webhook_deliveries
-               WHERE tenant = $3 AND webhook_id = $4 AND status = 'pending' ORDER BY seq LIMIT 1)
-             UPDATE webhook_deliveries d SET locked_until = $1, locked_by = $2, attempts = d.attempts + 1
-             FROM head WHERE d.id = head.id AND head.next_attempt_at <= $5 AND d.status = 'pending'
-               AND (d.locked_until IS NULL OR d.locked_until <= $5)
-             RETURNING ${prefixed('d')}`,
-            [input.leaseUntil, input.node, c.tenant, c.webhookId, now],
-          );
-        } else {
-          rows = await q<DeliveryDbRow>(
-            `UPDATE webhook_deliveries d SET locked_until = $1, locked_by = $2, attempts = d.attempts + 1
-             WHERE d.id IN (SELECT id FROM webhook_deliveries
-               WHERE tenant = $3 AND webhook_id = $4 AND status = 'pending' AND next_attempt_at <= $5
-                 AND (locked_until IS NULL OR locked_until <= $5)
-               ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED)
-             RETURNING ${prefixed('d')}`,
-            [input.leaseUntil, input.node, c.tenant, c.webhookId, now, c.limit],
-          );
-          rows.sort((a, b) => Number(a.seq) - Number(b.seq));
-        }
-        for (const row of rows) claimed.push(deliveryFromRow(row));
-      }
-      return { claimed, disabled };
-    });
+  readonly synchronousLedger = false;
+
+  /** A worker step, in one transaction on one pooled connection. */
+  transact<R>(body: (tx: LedgerTransaction) => R): Promise<Awaited<R>> {
+    return this.db.transaction((q) => Promise.resolve(body(ledgerTransaction(q))));
   }
 
   async releaseLeases(node: string): Promise<number> {
@@ -398,76 +399,6 @@ export class PostgresWebhookStore implements WebhookStore {
     params.push(limit);
     sql += ` ORDER BY seq, webhook_id LIMIT $${params.length}`;
     return (await this.db.query<DeliveryDbRow>(sql, params)).map(deliveryFromRow);
-  }
-
-  async countsByPlatform(tenant: string, now: number): Promise<PlatformCounts[]> {
-    const rows = await this.db.query<{
-      platform: string | null;
-      pending: string;
-      failed: string;
-      in_flight: string;
-      oldest: string | null;
-      last_success: string | null;
-    }>(
-      `SELECT platform,
-         count(*) FILTER (WHERE status = 'pending') AS pending,
-         count(*) FILTER (WHERE status = 'failed') AS failed,
-         count(*) FILTER (WHERE status = 'pending' AND locked_until > $2) AS in_flight,
-         min(created_at) FILTER (WHERE status = 'pending') AS oldest,
-         max(completed_at) FILTER (WHERE status = 'success') AS last_success
-       FROM webhook_deliveries WHERE tenant = $1 GROUP BY platform`,
-      [tenant, now],
-    );
-    return rows.map((r) => ({
-      platform: r.platform,
-      pending: Number(r.pending),
-      failed: Number(r.failed),
-      inFlight: Number(r.in_flight),
-      oldestPendingAt: r.oldest === null ? null : Number(r.oldest),
-      lastSuccessAt: r.last_success === null ? null : Number(r.last_success),
-    }));
-  }
-
-  async recentLags(
-    tenant: string,
-    since: number,
-    limit: number,
-  ): Promise<{ platform: string | null; lag: number }[]> {
-    const rows = await this.db.query<{ platform: string | null; lag: string }>(
-      `SELECT platform, completed_at - created_at AS lag FROM webhook_deliveries
-       WHERE tenant = $1 AND created_at >= $2 AND status = 'success'
-       ORDER BY created_at DESC LIMIT $3`,
-      [tenant, since, limit],
-    );
-    return rows.map((r) => ({ platform: r.platform, lag: Number(r.lag) }));
-  }
-
-  async statsByPlatform(tenant: string, since: number): Promise<PeriodStats[]> {
-    const rows = await this.db.query<{
-      platform: string | null;
-      completed: string;
-      failed: string;
-      pending: string;
-      total: string | null;
-      max: string | null;
-    }>(
-      `SELECT platform,
-         count(*) FILTER (WHERE status = 'success') AS completed,
-         count(*) FILTER (WHERE status = 'failed') AS failed,
-         count(*) FILTER (WHERE status = 'pending') AS pending,
-         sum(completed_at - created_at) FILTER (WHERE status = 'success') AS total,
-         max(completed_at - created_at) FILTER (WHERE status = 'success') AS max
-       FROM webhook_deliveries WHERE tenant = $1 AND created_at >= $2 GROUP BY platform`,
-      [tenant, since],
-    );
-    return rows.map((r) => ({
-      platform: r.platform,
-      completed: Number(r.completed),
-      failed: Number(r.failed),
-      pending: Number(r.pending),
-      totalSyncMs: Number(r.total ?? 0),
-      maxSyncMs: r.max === null ? null : Number(r.max),
-    }));
   }
 }
 

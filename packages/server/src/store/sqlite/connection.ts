@@ -1,7 +1,7 @@
 /**
  * Opening SQLite connections for the store (WAL, synchronous, busy timeout, checkpoint sizing), the
- * per-file writer queue every SqliteStore of this process shares, migrations, and the record filter's
- * SQL. It must never hold domain logic or open a connection of its own outside `open`.
+ * per-file writer queue every SqliteStore of this process shares, and migrations (the record filter's
+ * SQL is compiled in ../filter-sql.ts). It must never hold domain logic or open a connection of its own outside `open`.
  */
 import { realpathSync } from 'node:fs';
 import type { LogEvent } from '@syncbridge/protocol';
@@ -9,34 +9,6 @@ import Database from 'better-sqlite3';
 import type { SQLITE_MIGRATIONS } from './migrations.ts';
 
 export const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
-
-function jsonPath(field: string): string {
-  return (
-    '$' +
-    field
-      .split('.')
-      .map((part) => `."${part}"`)
-      .join('')
-  );
-}
-
-/**
- * SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. A row
- * SQLite's JSON functions cannot read (nested past their 1,000 levels: written before the server
- * limited depth) matches no filter instead of failing the whole query with "malformed JSON".
- */
-export function filterSql(filter: Record<string, string>): { sql: string; params: string[] } {
-  const clauses: string[] = [];
-  const params: string[] = [];
-  for (const [field, value] of Object.entries(filter)) {
-    const path = jsonPath(field);
-    clauses.push(
-      `(CASE WHEN json_valid(data) THEN (CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) END) = ?`,
-    );
-    params.push(path, path, path, path, value);
-  }
-  return { sql: clauses.length ? ` AND ${clauses.join(' AND ')}` : '', params };
-}
 
 /**
  * WAL pages after which a commit copies the WAL back into the database file (SQLite's default: 1,000).

@@ -22,6 +22,7 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
+import { sqliteFilter } from '../filter-sql.ts';
 import {
   EVENT_COLUMNS,
   type EventRow,
@@ -51,14 +52,7 @@ import type {
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { SqliteAccounts } from './accounts.ts';
-import {
-  filterSql,
-  open,
-  RECORD_COLUMNS,
-  runMigrations,
-  type WriterQueue,
-  writerQueueFor,
-} from './connection.ts';
+import { open, RECORD_COLUMNS, runMigrations, type WriterQueue, writerQueueFor } from './connection.ts';
 import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
 import { SqliteMaintenance } from './maintenance.ts';
@@ -284,7 +278,7 @@ export class SqliteStore implements Store {
   }
 
   private selectRecords(tenant: string, collection: string, query: ListQuery): SyncRecord[] {
-    const where = filterSql(query.filter);
+    const where = sqliteFilter(query.filter);
     const params: unknown[] = [tenant, collection];
     let sql = `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ?`;
     if (!query.includeDeleted) sql += ' AND deleted = 0';

@@ -6,10 +6,10 @@
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
+import type { LedgerTransaction } from '../../webhooks/ledger.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
-  counterDeltas,
   DELIVERY_COLUMNS,
   type DeliveryDbRow,
   deliveryFromRow,
@@ -20,18 +20,15 @@ import {
   NEW_DELIVERY_COLUMNS,
 } from '../../webhooks/rows.ts';
 import type {
-  CycleInput,
-  CycleOutput,
   DeliveryQuery,
   DeliveryRow,
   NewDelivery,
-  PeriodStats,
-  PlatformCounts,
   ReplayInput,
   WebhookEndpoint,
   WebhookStore,
 } from '../../webhooks/types.ts';
 import { type SecretBox, sealJson } from '../secret-box.ts';
+import { SqliteWebhookReports } from './webhook-reports.ts';
 
 export interface SqliteAccess {
   /** Seals the endpoints' secrets at rest when set. */
@@ -66,10 +63,11 @@ function newDeliveryValues(d: NewDelivery): unknown[] {
 
 const PLACEHOLDERS_12 = new Array(12).fill('?').join(', ');
 
-export class SqliteWebhookStore implements WebhookStore {
+export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookStore {
   private readonly stmts;
 
-  constructor(private readonly db: SqliteAccess) {
+  constructor(db: SqliteAccess) {
+    super(db);
     const w = db.writer;
     const r = db.reader;
     this.stmts = {
@@ -237,13 +235,21 @@ export class SqliteWebhookStore implements WebhookStore {
     });
   }
 
-  async cycle(input: CycleInput): Promise<CycleOutput> {
-    const s = this.stmts;
-    const { now } = input;
-    // Attempt records and leases need no fsync of their own: losing the last ones to a power cut only
-    // means those deliveries are sent again (at least once), and it saves a disk flush per step.
-    return this.db.writeUnsynced(() => {
-      for (const r of input.results) {
+  readonly synchronousLedger = true;
+
+  /**
+   * A worker step: attempt records and leases need no fsync of their own (losing the last ones to a
+   * power cut only means those deliveries are sent again, at least once), which saves a disk flush per step.
+   */
+  transact<R>(body: (tx: LedgerTransaction) => R): Promise<Awaited<R>> {
+    return this.db.writeUnsynced(() => body(this.tx)) as Promise<Awaited<R>>;
+  }
+
+  /** The ledger's primitives, run inside `transact` on the writer connection. */
+  private readonly tx: LedgerTransaction = {
+    recordAttempts: (results, now) => {
+      const s = this.stmts;
+      for (const r of results) {
         s.insertAttempt.run(
           r.deliveryId,
           r.attempt,
@@ -267,53 +273,35 @@ export class SqliteWebhookStore implements WebhookStore {
           r.deliveryId,
         );
       }
-      const disabled: CycleOutput['disabled'] = [];
-      for (const d of counterDeltas(input.results, now)) {
-        s.counters.run(
-          d.calls,
-          d.failed,
-          d.reset ? 1 : 0,
-          d.consecutive,
-          d.consecutive,
-          now,
-          d.succeededAt,
-          d.failedAt,
-          d.tenant,
-          d.webhookId,
-        );
-        if (d.disable && s.disable.run(d.disable, now, d.tenant, d.webhookId).changes > 0) {
-          disabled.push({ tenant: d.tenant, id: d.webhookId, reason: d.disable });
-        } else if (d.consecutive > 0 && input.disableAfter > 0) {
-          const reason = `disabled after ${input.disableAfter} failed attempts in a row`;
-          if (s.disableFailing.run(reason, now, d.tenant, d.webhookId, input.disableAfter).changes > 0) {
-            disabled.push({ tenant: d.tenant, id: d.webhookId, reason });
-          }
-        }
-      }
-      const claimed: DeliveryRow[] = [];
-      for (const c of input.claims) {
-        if (c.ordered) {
-          const head = s.head.get(c.tenant, c.webhookId);
-          if (!head || Number(head.next_attempt_at) > now) continue;
-          const row = s.claimOne.get(input.leaseUntil, input.node, head.id, now);
-          if (row) claimed.push(deliveryFromRow(row));
-        } else {
-          const rows = s.claimMany.all(
-            input.leaseUntil,
-            input.node,
-            c.tenant,
-            c.webhookId,
-            now,
-            now,
-            c.limit,
-          );
-          rows.sort((a, b) => Number(a.seq) - Number(b.seq));
-          for (const row of rows) claimed.push(deliveryFromRow(row));
-        }
-      }
-      return { claimed, disabled };
-    });
-  }
+    },
+    addCounters: (d, now) => {
+      this.stmts.counters.run(
+        d.calls,
+        d.failed,
+        d.reset ? 1 : 0,
+        d.consecutive,
+        d.consecutive,
+        now,
+        d.succeededAt,
+        d.failedAt,
+        d.tenant,
+        d.webhookId,
+      );
+    },
+    disable: (tenant, id, reason, now) => this.stmts.disable.run(reason, now, tenant, id).changes > 0,
+    disableFailing: (tenant, id, reason, now, threshold) =>
+      this.stmts.disableFailing.run(reason, now, tenant, id, threshold).changes > 0,
+    claimHead: (c, lease) => {
+      const head = this.stmts.head.get(c.tenant, c.webhookId);
+      if (!head || Number(head.next_attempt_at) > lease.now) return null;
+      const row = this.stmts.claimOne.get(lease.until, lease.node, head.id, lease.now);
+      return row ? deliveryFromRow(row) : null;
+    },
+    claimDue: (c, lease) =>
+      this.stmts.claimMany
+        .all(lease.until, lease.node, c.tenant, c.webhookId, lease.now, lease.now, c.limit)
+        .map(deliveryFromRow),
+  };
 
   async releaseLeases(node: string): Promise<number> {
     return this.db.write(
@@ -423,84 +411,5 @@ export class SqliteWebhookStore implements WebhookStore {
       .prepare<unknown[], DeliveryDbRow>(sql)
       .all(...params)
       .map(deliveryFromRow);
-  }
-
-  async countsByPlatform(tenant: string, now: number): Promise<PlatformCounts[]> {
-    return this.db.reader
-      .prepare<
-        [number, string],
-        {
-          platform: string | null;
-          pending: number;
-          failed: number;
-          in_flight: number;
-          oldest: number | null;
-          last_success: number | null;
-        }
-      >(
-        `SELECT platform,
-           sum(status = 'pending') AS pending,
-           sum(status = 'failed') AS failed,
-           sum(status = 'pending' AND locked_until > ?) AS in_flight,
-           min(CASE WHEN status = 'pending' THEN created_at END) AS oldest,
-           max(CASE WHEN status = 'success' THEN completed_at END) AS last_success
-         FROM webhook_deliveries WHERE tenant = ? GROUP BY platform`,
-      )
-      .all(now, tenant)
-      .map((r) => ({
-        platform: r.platform,
-        pending: Number(r.pending),
-        failed: Number(r.failed),
-        inFlight: Number(r.in_flight),
-        oldestPendingAt: r.oldest === null ? null : Number(r.oldest),
-        lastSuccessAt: r.last_success === null ? null : Number(r.last_success),
-      }));
-  }
-
-  async recentLags(
-    tenant: string,
-    since: number,
-    limit: number,
-  ): Promise<{ platform: string | null; lag: number }[]> {
-    return this.db.reader
-      .prepare<[string, number, number], { platform: string | null; lag: number }>(
-        `SELECT platform, completed_at - created_at AS lag FROM webhook_deliveries
-         WHERE tenant = ? AND created_at >= ? AND status = 'success'
-         ORDER BY created_at DESC LIMIT ?`,
-      )
-      .all(tenant, since, limit)
-      .map((r) => ({ platform: r.platform, lag: Number(r.lag) }));
-  }
-
-  async statsByPlatform(tenant: string, since: number): Promise<PeriodStats[]> {
-    return this.db.reader
-      .prepare<
-        [string, number],
-        {
-          platform: string | null;
-          completed: number;
-          failed: number;
-          pending: number;
-          total: number | null;
-          max: number | null;
-        }
-      >(
-        `SELECT platform,
-           sum(status = 'success') AS completed,
-           sum(status = 'failed') AS failed,
-           sum(status = 'pending') AS pending,
-           sum(CASE WHEN status = 'success' THEN completed_at - created_at ELSE 0 END) AS total,
-           max(CASE WHEN status = 'success' THEN completed_at - created_at END) AS max
-         FROM webhook_deliveries WHERE tenant = ? AND created_at >= ? GROUP BY platform`,
-      )
-      .all(tenant, since)
-      .map((r) => ({
-        platform: r.platform,
-        completed: Number(r.completed),
-        failed: Number(r.failed),
-        pending: Number(r.pending),
-        totalSyncMs: Number(r.total ?? 0),
-        maxSyncMs: r.max === null ? null : Number(r.max),
-      }));
   }
 }

@@ -1,4 +1,8 @@
-/** JSON Merge Patch (RFC 7396), the same rule the server applies: objects merge key by key, `null` removes a key. */
+/**
+ * JSON Merge Patch (RFC 7396), the one rule the server applies to `patch` mutations and the SDK to
+ * its optimistic state: objects merge key by key, `null` removes a key, anything else replaces.
+ * No TypeBox here: the SDK's bundle imports this module.
+ */
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

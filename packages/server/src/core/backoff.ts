@@ -1,4 +1,8 @@
-/** Exponential backoff with jitter, for reconnecting to an upstream and retrying a provider. */
+/**
+ * Exponential backoff with jitter, the one policy for every retry loop of the server: reconnecting a
+ * connector to its upstream, retrying a provider, reaching a service at startup. Pure arithmetic: it
+ * never sleeps or schedules anything itself.
+ */
 export interface BackoffOptions {
   initialMs: number;
   maxMs: number;

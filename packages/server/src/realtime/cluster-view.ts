@@ -4,8 +4,8 @@
  * cluster of one and answers from its own connections without touching the bus.
  */
 import { randomUUID } from 'node:crypto';
-import type { ConnectionInfo } from '../realtime/gateway.ts';
-import type { Bus, BusMessage } from './types.ts';
+import type { Bus, BusMessage } from '../bus/types.ts';
+import type { ConnectionInfo } from './gateway.ts';
 
 export interface NodeInfo {
   node: string;

@@ -12,8 +12,10 @@
  * Every call is synchronous: a join's snapshot and the ticks published around it cannot interleave,
  * so a subscriber sees each symbol's latest value once, then everything after it.
  */
+
+import type { Depth, Tick } from '@syncbridge/protocol';
 import { SyncError } from '../core/errors.ts';
-import type { Depth, DepthInput, Tick, TickInput } from './types.ts';
+import type { DepthInput, TickInput } from './topic-inputs.ts';
 
 export interface TopicSink {
   /** Sends a prepared frame; `type` is the frame's message type (counted by the connection's metrics). */

@@ -1,0 +1,72 @@
+/**
+ * Opens the bus that `busUrl` names (memory when none): Redis, NATS or PostgreSQL, retrying an
+ * unreachable broker for `connectRetryMs` at start. A PostgreSQL bus listens on a channel of its own
+ * per database schema, so deployments (and test clusters) in separate schemas never hear each other.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { MemoryBus, type MemoryBusNetwork } from '../bus/memory-bus.ts';
+import type { Bus } from '../bus/types.ts';
+import { causeOf, reach, StartupError, whereIs } from './reach.ts';
+
+/** The settings a bus is opened with (a subset of the server's config). */
+export interface BusSettings {
+  busUrl?: string;
+  nodeId: string;
+  connectRetryMs: number;
+  databaseSchema?: string;
+}
+
+const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
+
+/** The NOTIFY channel of a schema's cluster (an identifier: at most 63 bytes). */
+export function busChannel(schema: string | undefined): string {
+  if (!schema) return 'syncbridge';
+  const name = `syncbridge_${schema}`;
+  return name.length <= 63
+    ? name
+    : `syncbridge_${createHash('sha256').update(schema).digest('hex').slice(0, 32)}`;
+}
+
+export async function openBus(config: BusSettings, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
+  const url = config.busUrl;
+  if (!url || url.startsWith('memory://')) return new MemoryBus(config.nodeId, network);
+  if (url.startsWith('redis://')) {
+    const { RedisBus } = await import('../bus/redis-bus.ts');
+    const bus = new RedisBus(url, config.nodeId, logger);
+    try {
+      await bus.start(config.connectRetryMs);
+    } catch (err) {
+      await bus.close();
+      throw new StartupError(
+        `cannot reach Redis at ${whereIs(url, 6379)}: ${causeOf(err)} (for ${(config.connectRetryMs / 1000).toFixed(1)} s); ${RETRY_HINT}`,
+        { cause: err },
+      );
+    }
+    return bus;
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const { PostgresBus, postgresFailureIsTransient } = await import('../bus/postgres-bus.ts');
+    return reach(
+      {
+        what: `PostgreSQL bus at ${whereIs(url, 5432)}`,
+        retryMs: config.connectRetryMs,
+        logger,
+        transient: postgresFailureIsTransient,
+        hint: RETRY_HINT,
+      },
+      () => PostgresBus.connect(url, config.nodeId, logger, busChannel(config.databaseSchema)),
+    );
+  }
+  const { NatsBus, natsFailureIsTransient } = await import('../bus/nats-bus.ts');
+  return reach(
+    {
+      what: `NATS at ${whereIs(url, 4222)}`,
+      retryMs: config.connectRetryMs,
+      logger,
+      transient: natsFailureIsTransient,
+      hint: RETRY_HINT,
+    },
+    () => NatsBus.connect(url, config.nodeId, logger),
+  );
+}
