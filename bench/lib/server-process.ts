@@ -42,7 +42,12 @@ export interface SyncbridgeUnderTest extends ServerUnderTest {
   store: StoreKind;
   /** The fsync setting in force, as the figures should state it. */
   durability: string;
-  token(user: string, tenant?: string): Promise<string>;
+  /** A user token; `extra` adds roles and the claims access rules read (bench/rules.ts). */
+  token(
+    user: string,
+    tenant?: string,
+    extra?: { roles?: string[]; claims?: Record<string, unknown> },
+  ): Promise<string>;
   /**
    * Stops the process (SIGTERM, as an operator would) and starts it again on the same port and the
    * same data (SQLite file or PostgreSQL schema). `pid` then names the new process.
@@ -221,7 +226,8 @@ export async function startSyncbridge(options: SyncbridgeOptions): Promise<Syncb
     wsUrl: `ws://${address}/v1/realtime`,
     cpuMicros: () => cpuMicros(s.child.pid!),
     rssBytes: () => rssBytes(s.child.pid!),
-    token: async (user, tenant = 'bench') => (await tokens.mint({ tenant, user, ttlSeconds: 3600 })).token,
+    token: async (user, tenant = 'bench', extra = {}) =>
+      (await tokens.mint({ tenant, user, ttlSeconds: 3600, ...extra })).token,
     restart: async () => {
       await s.stop();
       const port = address.slice(address.lastIndexOf(':') + 1);

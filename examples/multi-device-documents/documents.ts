@@ -12,7 +12,9 @@
  *   5. the phone comes back (`connect()`): the server tells it how many changes wait for it, its queued
  *      edit is answered `merged` (both body edits kept, character by character), and both devices end
  *      with the server's document
- *   6. the phone may not subscribe to `settings`: not one of its categories (FORBIDDEN)
+ *   6. another user of the tenant cannot read the document: access rules keep a document with an `ownerId`
+ *      private to its owner (docs/access-rules.md); documents without one stay shared
+ *   7. the phone may not subscribe to `settings`: not one of its categories (FORBIDDEN)
  *
  * A third device, the browser page of this folder (`serve.ts`), can join in: it syncs `documents` too.
  * `index.ts` runs this from the command line; the client test suite runs it against a real server.
@@ -34,9 +36,20 @@ export interface Doc {
   title: string;
   body: string;
   tags: string[];
+  /** The user the document belongs to: only they read and write it. */
+  ownerId?: string;
 }
 
-export const DOCUMENTS_SETTINGS = { strategy: 'merge', textFields: ['body'] } as const;
+/** Owned documents are private to their owner, who cannot give them away; unowned ones stay shared. */
+const OWNER_RULES = {
+  read: '!has(record.ownerId) || record.ownerId == auth.user',
+  create: '!has(next.ownerId) || next.ownerId == auth.user',
+  update:
+    '(!has(record.ownerId) || record.ownerId == auth.user) && (!has(next.ownerId) || next.ownerId == auth.user)',
+  delete: '!has(record.ownerId) || record.ownerId == auth.user',
+};
+
+export const DOCUMENTS_SETTINGS = { strategy: 'merge', textFields: ['body'], rules: OWNER_RULES } as const;
 
 export interface DocumentsOptions {
   /** The server's base URL, e.g. http://127.0.0.1:4025 */
@@ -67,6 +80,8 @@ export interface DocumentsResult {
   phoneEdit: MutationResult;
   /** What the server reported waiting for the phone when it came back. */
   pendingOnReturn: number | null;
+  /** The HTTP status another user of the tenant got reading the document (404: as if missing). */
+  otherUserRead: number;
   /** The error the phone got for subscribing to `settings`. */
   refused: SyncClientError | undefined;
   /** The document as the server has it at the end. */
@@ -187,6 +202,7 @@ export async function runDocuments(options: DocumentsOptions): Promise<Documents
       title: 'Trip plan',
       body: 'Day 1: museum. Day 2: beach.',
       tags: ['travel'],
+      ownerId: user,
     });
     log(`laptop put documents/${docId} -> ${created.status}, version ${created.version}`);
     await until(() => phoneDocs.get(docId)?.version === created.version, 'the phone to see it', timeoutMs);
@@ -221,6 +237,13 @@ export async function runDocuments(options: DocumentsOptions): Promise<Documents
     log(`laptop:  ${JSON.stringify(laptopDocs.get(docId)?.data)}`);
     log(`phone:   ${JSON.stringify(phoneDocs.get(docId)?.data)}`);
 
+    // Another user of the same tenant: the access rules keep the document private to its owner.
+    const other = await mintToken(url, adminKey, tenant, `${user}-colleague`);
+    const otherUserRead = (
+      await fetch(`${url}/v1/records/documents/${docId}`, { headers: { authorization: `Bearer ${other}` } })
+    ).status;
+    log(`${user}-colleague (same tenant) reading documents/${docId} -> HTTP ${otherUserRead}`);
+
     // The phone does not sync settings: its subscription is refused.
     const refused = await new Promise<SyncClientError | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), timeoutMs);
@@ -237,6 +260,7 @@ export async function runDocuments(options: DocumentsOptions): Promise<Documents
       tenant,
       phoneEdit,
       pendingOnReturn: phone.serverPending,
+      otherUserRead,
       refused,
       server: server.data,
       laptop: view(laptop, 'laptop', docId),

@@ -15,6 +15,9 @@
  *   6. the audit trail: the record's history with what changed, the resolution event, one user's writes
  *   7. with the example's plugins on the server (`--embedded`): a projection of stock per product and a
  *      middleware that refuses overselling
+ *   8. access rules: clerks' tokens carry their locations as claims, and `stock_levels` lets a clerk read
+ *      and write only the stock of those locations (docs/access-rules.md): carl can neither change wh-2's
+ *      stock nor see it, even by joining the wh-2 room
  *
  * `index.ts` runs it from the command line; packages/server/test/docs/inventory-example.test.ts runs it
  * against real servers.
@@ -62,7 +65,16 @@ export interface InventoryResult {
   stock: { acme: Record<string, number>; globex: Record<string, number> };
   /** With the example's plugins on the server: the projection's state and the refused oversell. */
   plugins: { stockByProduct: StockByProduct; oversell: MutationResult } | null;
+  /** Access rules: carl's write to wh-2's stock, and what joining the wh-2 room showed him. */
+  rules: { crossWrite: MutationResult; crossRoom: string[] };
 }
+
+/** Clerks read and write the stock of their own locations; the manager (admin role) bypasses rules. */
+export const STOCK_RULES = {
+  read: 'record.locationId in auth.claims.locations',
+  write: 'record.locationId in auth.claims.locations',
+  create: 'next.locationId in auth.claims.locations',
+};
 
 const COLLECTION = 'stock_levels';
 
@@ -95,15 +107,16 @@ export async function runInventoryExample(options: InventoryOptions): Promise<In
     log(`== tenants: acme (${tenants.acme}), globex (${tenants.globex})`);
     const token = {
       maria: await mintToken(url, options.adminKey, tenants.acme, 'maria', ['admin']),
-      carl: await mintToken(url, options.adminKey, tenants.acme, 'carl'),
-      dana: await mintToken(url, options.adminKey, tenants.acme, 'dana'),
+      carl: await mintToken(url, options.adminKey, tenants.acme, 'carl', [], { locations: ['wh-1'] }),
+      dana: await mintToken(url, options.adminKey, tenants.acme, 'dana', [], { locations: ['wh-2'] }),
       gina: await mintToken(url, options.adminKey, tenants.globex, 'gina', ['admin']),
     };
     const acme = new Rest(url, { token: token.maria });
     const globex = new Rest(url, { token: token.gina });
     log('acme: maria (manager, admin role), carl (clerk at wh-1), dana (clerk at wh-2); globex: gina');
-    await acme.ok('PUT', `/v1/collections/${COLLECTION}`, { strategy: 'manual' });
+    await acme.ok('PUT', `/v1/collections/${COLLECTION}`, { strategy: 'manual', rules: STOCK_RULES });
     log(`acme: ${COLLECTION} uses strategy manual (stale absolute sets wait for a person)`);
+    log(`acme: ${COLLECTION} rules: clerks read and write the stock of the locations in their token`);
     const seed = async (rest: Rest, who: string, sku: string, locationId: string, qty: number) => {
       const id = `${sku}@${locationId}`;
       const record = await rest.ok<SyncRecord>('PUT', `/v1/records/${COLLECTION}/${encodeURIComponent(id)}`, {
@@ -320,6 +333,13 @@ export async function runInventoryExample(options: InventoryOptions): Promise<In
       plugins = { stockByProduct: state, oversell };
     }
 
+    // 8. Access rules inside the tenant: carl's token says wh-1.
+    log('== access rules');
+    const crossWrite = await move(carl, 'drill@wh-2', -1, 'tried to take a drill from wh-2');
+    const peek = await carl.subscribeWithSnapshot(wh2);
+    const crossRoom = peek.records.map((r) => r.id);
+    log(`carl joined ${wh2}: initial sync of ${crossRoom.length} record(s)`);
+
     // Isolation: globex saw nothing of acme.
     log('== isolation');
     await rooms.gina.client.request({ type: 'ping' });
@@ -353,6 +373,7 @@ export async function runInventoryExample(options: InventoryOptions): Promise<In
       resolvedEvent,
       stock,
       plugins,
+      rules: { crossWrite, crossRoom },
     };
   } finally {
     await Promise.all(clients.map((c) => c.close()));

@@ -168,11 +168,12 @@ export async function mintToken(
   tenant: string,
   user: string,
   roles: string[] = [],
+  claims?: Record<string, unknown>,
 ): Promise<string> {
   const res = await fetch(`${url}/v1/auth/token`, {
     method: 'POST',
     headers: { 'X-Api-Key': adminKey, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ tenant, user, roles }),
+    body: JSON.stringify({ tenant, user, roles, ...(claims ? { claims } : {}) }),
   });
   const body = (await res.json()) as { token?: string; error?: { code: string; message: string } };
   if (!res.ok || !body.token) {

@@ -32,7 +32,9 @@ describe.each(kinds)('multi-device documents example (%s)', (kind: StoreKind) =>
       title: 'Trip plan (final)',
       body: 'Day 1: museum, then lunch. Day 2: beach. Day 3: hike.',
       tags: ['travel', 'food'],
+      ownerId: 'alice',
     });
+    expect(result.otherUserRead).toBe(404);
     expect(result.laptop.doc).toEqual(result.server);
     expect(result.phone.doc).toEqual(result.server);
     expect(result.laptop.version).toBe(4);

@@ -131,6 +131,35 @@ export const Strategy = Type.Union(
 );
 export type Strategy = (typeof STRATEGIES)[number];
 
+/** A CEL expression of an access rule (docs/access-rules.md); compiled when set, refused if it does not compile. */
+export const RuleExpression = Type.String({ minLength: 1, maxLength: 4096 });
+
+/**
+ * Who may read and write a collection's records, as CEL expressions over `auth` (user, roles, claims),
+ * `record` (the stored data) and `next` (the data after a write). No rules: every user of the tenant.
+ */
+export const CollectionRules = Type.Object(
+  {
+    read: Type.Optional(RuleExpression),
+    write: Type.Optional(RuleExpression),
+    create: Type.Optional(RuleExpression),
+    update: Type.Optional(RuleExpression),
+    delete: Type.Optional(RuleExpression),
+    hide: Type.Optional(
+      Type.Record(
+        Type.String({ minLength: 1, maxLength: 256, pattern: '^[^.]+(\\.[^.]+)*$' }),
+        RuleExpression,
+        {
+          maxProperties: 64,
+          description: 'field path → rule: the field is removed for readers for whom the rule is true',
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CollectionRules = Static<typeof CollectionRules>;
+
 export const CollectionSettings = Type.Object(
   {
     strategy: Type.Optional(Strategy),
@@ -153,6 +182,7 @@ export const CollectionSettings = Type.Object(
       }),
     ),
     schema: Type.Optional(JsonObject),
+    rules: Type.Optional(CollectionRules),
     retention: Type.Optional(
       Type.Object(
         {

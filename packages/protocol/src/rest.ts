@@ -110,6 +110,13 @@ export const TokenRequest = Type.Object(
     user: Type.String({ minLength: 1, maxLength: 256 }),
     roles: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 })),
     ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
+    claims: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.Unknown(), {
+        maxProperties: 64,
+        description:
+          'what access rules read as auth.claims, e.g. {"locations":["wh-1"]} (at most 8 KiB of JSON)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

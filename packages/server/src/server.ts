@@ -142,6 +142,7 @@ export async function startServer(
     jwksUrl: config.jwksUrl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
+    claimsPath: config.jwtClaimsPath,
   });
   const clock = new HybridClock(config.nodeId, config.hlcMaxDriftMs);
   const middleware = options.middleware ?? [];
@@ -303,6 +304,7 @@ export async function startServer(
     store,
     writer,
     hub,
+    collections,
     tokens,
     logger: logger.child({ component: 'realtime' }),
     metrics: counters,

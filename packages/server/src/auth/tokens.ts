@@ -1,10 +1,11 @@
 /**
  * User tokens: HS256 JWTs minted with the server's secret, and optionally RS256/ES256 tokens from an
  * identity provider (a PEM public key or a JWKS URL). Claims: `sub` (user), `tenant`, `roles`,
- * optional `platform`. Only the configured algorithms are accepted, so `alg: none` and algorithm
+ * optional `platform`, and for access rules an object of `claims` (an outside issuer's at `claimsPath`). Only the configured algorithms are accepted, so `alg: none` and algorithm
  * confusion are refused by construction.
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
+import { SyncError } from '@syncbridge/protocol';
 import {
   createRemoteJWKSet,
   importSPKI,
@@ -13,7 +14,6 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose';
-import { SyncError } from '../core/errors.ts';
 import type { Principal } from './principal.ts';
 
 export interface TokenConfig {
@@ -24,6 +24,34 @@ export interface TokenConfig {
   jwksUrl?: string;
   issuer?: string;
   audience?: string;
+  /** Where an outside issuer's token keeps the access-rule claims: a claim name or a dotted path. */
+  claimsPath?: string;
+}
+
+/** Most bytes of JSON the access-rule claims of one token may hold. */
+export const MAX_CLAIMS_BYTES = 8 * 1024;
+
+/**
+ * The access-rule claims of a token's payload: the object at `path` (a claim named so, else a dotted
+ * path), or null when there is none. Anything else there (a string, a list) is refused.
+ */
+export function claimsAt(payload: Record<string, unknown>, path: string): Record<string, unknown> | null {
+  let value: unknown = payload[path];
+  if (value === undefined && path.includes('.')) {
+    value = payload;
+    for (const part of path.split('.')) {
+      value =
+        typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[part] : undefined;
+    }
+  }
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new SyncError('UNAUTHORIZED', `token claims at ${path} are not an object`);
+  }
+  if (JSON.stringify(value).length > MAX_CLAIMS_BYTES) {
+    throw new SyncError('UNAUTHORIZED', `token claims at ${path} are over ${MAX_CLAIMS_BYTES} bytes`);
+  }
+  return value as Record<string, unknown>;
 }
 
 export interface VerifiedToken {
@@ -51,11 +79,21 @@ export class TokenService {
     roles?: string[];
     platform?: string;
     ttlSeconds?: number;
+    /** What access rules read as `auth.claims`. */
+    claims?: Record<string, unknown>;
   }): Promise<{ token: string; expiresAt: string }> {
     const ttl = claims.ttlSeconds ?? 3600;
     const exp = Math.floor(Date.now() / 1000) + ttl;
     const payload: JWTPayload = { tenant: claims.tenant, roles: claims.roles ?? [] };
     if (claims.platform) payload.platform = claims.platform;
+    if (claims.claims && Object.keys(claims.claims).length > 0) {
+      if (JSON.stringify(claims.claims).length > MAX_CLAIMS_BYTES) {
+        throw new SyncError('BAD_REQUEST', `claims are over ${MAX_CLAIMS_BYTES} bytes of JSON`, {
+          limit: MAX_CLAIMS_BYTES,
+        });
+      }
+      payload.claims = claims.claims;
+    }
     const jwt = new SignJWT(payload)
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(claims.user)
@@ -70,8 +108,9 @@ export class TokenService {
 
   async verify(token: string): Promise<VerifiedToken> {
     let payload: JWTPayload;
+    let own = false;
     try {
-      payload = await this.verifyAny(token);
+      ({ payload, own } = await this.verifyAny(token));
     } catch (err) {
       const expired = (err as { code?: string }).code === 'ERR_JWT_EXPIRED';
       throw new SyncError('UNAUTHORIZED', expired ? 'token expired' : 'invalid token');
@@ -90,10 +129,13 @@ export class TokenService {
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r) => typeof r === 'string') : [];
     const principal: Principal = { tenant, user: payload.sub, roles, via: 'jwt' };
     if (typeof payload.platform === 'string' && payload.platform) principal.platform = payload.platform;
+    // The server's own tokens keep them under `claims`; an outside issuer's where the config says.
+    const claims = claimsAt(payload, own ? 'claims' : (this.config.claimsPath ?? 'claims'));
+    if (claims) principal.claims = claims;
     return { principal, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null };
   }
 
-  private async verifyAny(token: string): Promise<JWTPayload> {
+  private async verifyAny(token: string): Promise<{ payload: JWTPayload; own: boolean }> {
     const options = {
       issuer: undefined as string | undefined,
       audience: this.config.audience,
@@ -109,7 +151,7 @@ export class TokenService {
         issuer: this.config.issuer ?? 'syncbridge',
         algorithms: ['HS256'],
       });
-      return payload;
+      return { payload, own: true };
     }
     if (this.publicKey) {
       const { payload } = await jwtVerify(token, await this.publicKey, {
@@ -117,7 +159,7 @@ export class TokenService {
         issuer: this.config.issuer,
         algorithms: ['RS256'],
       });
-      return payload;
+      return { payload, own: false };
     }
     if (this.jwks) {
       const { payload } = await jwtVerify(token, this.jwks, {
@@ -125,7 +167,7 @@ export class TokenService {
         issuer: this.config.issuer,
         algorithms: ['RS256', 'ES256'],
       });
-      return payload;
+      return { payload, own: false };
     }
     throw new Error('unsupported algorithm');
   }

@@ -20,6 +20,7 @@ commands:
   serve           start the server (HTTP + WebSocket)
   migrate         apply pending database migrations and exit
   token           mint a user token: --tenant T --user U [--roles a,b] [--ttl seconds] [--platform P]
+                  [--claims '{"locations":["wh-1"]}'] (what access rules read as auth.claims)
   replay          --verify [--tenant T]: rebuild every record from the log and report any difference
   backup <dir>    copy the SQLite data (database, connector state, generated JWT secret) into a new
                   directory, consistently, while the server runs
@@ -152,7 +153,19 @@ async function token(
   });
   const roles = typeof values.roles === 'string' ? values.roles.split(',').filter(Boolean) : [];
   const platform = typeof values.platform === 'string' ? values.platform : undefined;
-  const minted = await tokens.mint({ tenant, user, roles, ttlSeconds: ttl, platform });
+  let claims: Record<string, unknown> | undefined;
+  if (typeof values.claims === 'string') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values.claims);
+    } catch {
+      throw new ConfigError([`--claims ${values.claims} is not JSON`]);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new ConfigError(['--claims must be a JSON object, e.g. {"locations":["wh-1"]}']);
+    claims = parsed as Record<string, unknown>;
+  }
+  const minted = await tokens.mint({ tenant, user, roles, ttlSeconds: ttl, platform, claims });
   process.stdout.write(`${minted.token}\n`);
 }
 
@@ -170,6 +183,7 @@ async function main(argv: string[]): Promise<void> {
       roles: { type: 'string' },
       ttl: { type: 'string' },
       platform: { type: 'string' },
+      claims: { type: 'string' },
       verify: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

@@ -48,6 +48,11 @@ export const ServerConfigSchema = Type.Object(
     jwksUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
     jwtIssuer: Type.Optional(Type.String({ minLength: 1 })),
     jwtAudience: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * Where an outside issuer's token keeps the claims access rules read as `auth.claims`: a claim name
+     * (`https://example.com/claims`) or a dotted path (`app_metadata.syncbridge`). Default `claims`.
+     */
+    jwtClaimsPath: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     adminKey: Type.Optional(Type.String({ minLength: 16 })),
     /** Seals webhook secrets at rest: 32 bytes as 64 hex digits or base64 (store/secret-box.ts). */
     secretsKey: Type.Optional(Type.String({ pattern: SECRETS_KEY_PATTERN })),
@@ -216,6 +221,7 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_JWKS_URL: ['jwksUrl', 'string'],
   SYNCBRIDGE_JWT_ISSUER: ['jwtIssuer', 'string'],
   SYNCBRIDGE_JWT_AUDIENCE: ['jwtAudience', 'string'],
+  SYNCBRIDGE_JWT_CLAIMS_PATH: ['jwtClaimsPath', 'string'],
   SYNCBRIDGE_ADMIN_KEY: ['adminKey', 'string'],
   SYNCBRIDGE_SECRETS_KEY: ['secretsKey', 'string'],
   SYNCBRIDGE_SECRETS_KEYS_PREVIOUS: ['secretsKeysPrevious', 'list'],

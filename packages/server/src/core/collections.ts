@@ -1,16 +1,21 @@
 /**
  * Collection settings per tenant: the conflict strategy and the optional JSON schema that a
  * collection's records must match. Settings come from the config file (defaults for every tenant)
- * and from `PUT /v1/collections/{c}` (stored per tenant, which wins). Compiled validators are cached.
+ * and from `PUT /v1/collections/{c}` (stored per tenant, which wins). Compiled validators and access
+ * rules are cached.
  *
  * Several nodes share the stored settings, so this node's cache must never be trusted past a change made
  * on another: every change bumps the tenant's collections version (store TenantLock), and a commit that
  * reads a version this registry has not seen reloads the tenant's settings before applying mutations
  * (`sync`). Reads for REST answers and retention ask for a fresh copy (`list(tenant, { fresh: true })`).
+ * Access rules must also hold on a node that takes no write: a cached copy older than `maxAgeMs` is read
+ * again when next asked for (`get` waits for it; `peek`, which cannot wait, starts it and answers from the
+ * cache), so a rule change reaches every node's reads within about `maxAgeMs` and one event.
  */
 import type { CollectionSettings, Strategy } from '@syncbridge/protocol';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
+import { type CompiledCollectionRules, compileCollectionRules } from '../rules/compile.ts';
 import { SyncError } from './errors.ts';
 import { BUILTIN_STRATEGIES, type ConflictResolver, type ConflictStrategy } from './strategies.ts';
 
@@ -18,6 +23,8 @@ export interface ResolvedCollection {
   settings: CollectionSettings;
   strategy: ConflictStrategy;
   validate: ((data: Record<string, unknown>) => unknown[] | null) | null;
+  /** Access rules, compiled when set (rules/decide.ts decides with them); null: every tenant user. */
+  rules: CompiledCollectionRules | null;
 }
 
 export interface CollectionSettingsSource {
@@ -32,6 +39,10 @@ export class CollectionRegistry {
   private readonly seen = new Map<string, number>();
   /** Bumped per tenant by every reload and local update, so a slower reload never overwrites a newer one. */
   private readonly generation = new Map<string, number>();
+  /** When each tenant's cached settings were last read from the store (ms since the epoch). */
+  private readonly readAt = new Map<string, number>();
+  /** How old a cached copy may get before it is read again (access rules on nodes that take no write). */
+  maxAgeMs = 2_000;
 
   constructor(
     private readonly source: CollectionSettingsSource,
@@ -41,7 +52,10 @@ export class CollectionRegistry {
     (addFormats as unknown as (ajv: Ajv) => void)(this.ajv);
   }
 
-  /** Compiles a schema, or throws BAD_REQUEST saying why it is not a usable JSON schema. */
+  /**
+   * Compiles a schema and access rules, or throws BAD_REQUEST saying why the schema is not a usable JSON
+   * schema or where a rule does not compile.
+   */
   compile(settings: CollectionSettings): ResolvedCollection {
     let validate: ResolvedCollection['validate'] = null;
     if (settings.schema) {
@@ -56,7 +70,12 @@ export class CollectionRegistry {
           ? null
           : (fn.errors ?? []).map((e) => ({ path: e.instancePath || '/', message: e.message ?? 'invalid' }));
     }
-    return { settings, strategy: this.strategyFor(settings), validate };
+    return {
+      settings,
+      strategy: this.strategyFor(settings),
+      validate,
+      rules: compileCollectionRules(settings.rules),
+    };
   }
 
   private strategyFor(settings: CollectionSettings): ConflictStrategy {
@@ -74,7 +93,16 @@ export class CollectionRegistry {
 
   private async load(tenant: string): Promise<Map<string, ResolvedCollection>> {
     const cached = this.byTenant.get(tenant);
-    if (cached) return cached;
+    if (cached && !this.stale(tenant)) return cached;
+    return this.reload(tenant);
+  }
+
+  private stale(tenant: string): boolean {
+    return Date.now() - (this.readAt.get(tenant) ?? 0) > this.maxAgeMs;
+  }
+
+  /** One read of the tenant's settings at a time; callers that ask meanwhile share it. */
+  private reload(tenant: string): Promise<Map<string, ResolvedCollection>> {
     let pending = this.loading.get(tenant);
     if (!pending) {
       pending = this.read(tenant).finally(() => this.loading.delete(tenant));
@@ -91,12 +119,14 @@ export class CollectionRegistry {
   private async read(tenant: string, version?: number): Promise<Map<string, ResolvedCollection>> {
     const generation = (this.generation.get(tenant) ?? 0) + 1;
     this.generation.set(tenant, generation);
+    const startedAt = Date.now();
     const stored = await this.source.getCollections(tenant);
     const resolved = new Map<string, ResolvedCollection>();
     for (const [name, settings] of Object.entries(this.defaults)) resolved.set(name, this.compile(settings));
     for (const [name, settings] of stored) resolved.set(name, this.compile(settings));
     if (version !== undefined || this.generation.get(tenant) === generation) {
       this.byTenant.set(tenant, resolved);
+      this.readAt.set(tenant, startedAt);
       if (version !== undefined) this.seen.set(tenant, version);
     }
     return resolved;
@@ -108,7 +138,11 @@ export class CollectionRegistry {
    * change committed before the lock was granted, so the read sees it). No query otherwise.
    */
   async sync(tenant: string, collectionsVersion: number): Promise<void> {
-    if (this.seen.get(tenant) === collectionsVersion && this.byTenant.has(tenant)) return;
+    if (this.seen.get(tenant) === collectionsVersion && this.byTenant.has(tenant)) {
+      // Read under the lock, the version proves the cache current: no re-read for its age either.
+      this.readAt.set(tenant, Date.now());
+      return;
+    }
     await this.read(tenant, collectionsVersion);
   }
 
@@ -129,6 +163,8 @@ export class CollectionRegistry {
   peek(tenant: string, collection: string): ResolvedCollection | undefined {
     const map = this.byTenant.get(tenant);
     if (!map) return undefined;
+    // A failed background read leaves the cache as it is; the next `get` or commit reads again.
+    if (this.stale(tenant) && !this.loading.has(tenant)) this.reload(tenant).catch(() => undefined);
     let found = map.get(collection);
     if (!found) {
       found = this.compile({ strategy: 'lww' });

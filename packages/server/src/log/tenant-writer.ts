@@ -16,6 +16,8 @@ import { DEFAULT_JSON_LIMITS, type JsonLimits, jsonProblem, storableJsonError } 
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
+import { visibleConflict } from '../rules/conflicts.ts';
+import { refusedWrite, visibleRecord } from '../rules/writes.ts';
 import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
@@ -290,6 +292,12 @@ export class TenantWriter {
       return { mid: m.mid, status: 'rejected', error };
     }
     if (outcome.status === 'rejected') return outcome.result;
+    // Access rules see the stored record and what the write would make of it; a conflict is only stored
+    // for a writer who may make the change it proposes.
+    const next =
+      outcome.status === 'conflict' ? outcome.proposed : outcome.record.deleted ? null : outcome.record.data;
+    const refused = refusedWrite(principal, collection, m, current, next);
+    if (refused) return refused;
     if (outcome.status !== 'conflict' && m.op === 'patch') {
       // A patch is checked on what it produces: small patches can grow a record past the limits.
       const problem = jsonProblem(outcome.record.data, this.limits);
@@ -323,7 +331,7 @@ export class TenantWriter {
         status: 'conflict',
         conflictId: conflict.id,
         version: outcome.current.version,
-        record: outcome.current,
+        record: visibleRecord(principal, collection, outcome.current),
         error: { code: 'CONFLICT', message: outcome.reason },
       };
     }
@@ -336,7 +344,7 @@ export class TenantWriter {
       version: outcome.record.version,
       seq: event.seq,
       eventId: event.eventId,
-      record: outcome.record,
+      record: visibleRecord(principal, collection, outcome.record),
     };
   }
 
@@ -360,7 +368,24 @@ export class TenantWriter {
     }
     const current = this.records.get(key) ?? null;
     const stale = conflictIsStale(conflict, current);
-    const collection = stale ? null : await this.collections.get(this.tenant, conflict.collection);
+    const ruled = await this.collections.get(this.tenant, conflict.collection);
+    // A conflict whose record the read rule hides from this caller is answered as a missing one.
+    if (!visibleConflict(w.principal, ruled, conflict))
+      throw new SyncError('NOT_FOUND', `no conflict ${conflictId}`);
+    const collection = stale ? null : ruled;
+    if (collection && resolution !== 'accept_server') {
+      // Only a user the access rules let make this change may resolve the conflict with it.
+      const chosen = resolution === 'merge' ? (data ?? null) : conflict.client;
+      const op = chosen === null ? 'delete' : 'put';
+      const refused = refusedWrite(
+        w.principal,
+        collection,
+        { collection: conflict.collection, mid: conflictId, op, id: conflict.recordId },
+        current,
+        chosen,
+      );
+      if (refused) throw new SyncError('FORBIDDEN', refused.error!.message);
+    }
     const outcome = resolveConflict({
       conflict,
       current,
@@ -377,6 +402,8 @@ export class TenantWriter {
     this.head += outcome.events.length;
     if (outcome.record) this.writeRecord(outcome.record);
     this.conflicts.set(conflictId, outcome.conflict);
-    return outcome.result;
+    // The resolver sees the record as the access rules show it (hidden fields removed).
+    const shown = outcome.result.record;
+    return shown ? { ...outcome.result, record: visibleRecord(w.principal, ruled, shown) } : outcome.result;
   }
 }

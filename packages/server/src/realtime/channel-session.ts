@@ -13,13 +13,15 @@ import {
   type ServerMessage,
   type SyncRecord,
 } from '@syncbridge/protocol';
+import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
 import { categoryAllows } from '../devices/registry.ts';
+import { subscriberAccess } from '../rules/subscriber.ts';
 import { eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import type { SocketWriter } from './socket-writer.ts';
-import { channelMatches, eventFrameText, eventJson, Subscription } from './subscription.ts';
+import { eventFrameText, eventJson, Subscription } from './subscription.ts';
 import type { TopicSubscription } from './topic-hub.ts';
 
 const BACKLOG_PAGE = 500;
@@ -29,6 +31,8 @@ const MAX_SUBSCRIPTIONS = 1000;
 /** Who the session belongs to, and how it sends a message (the connection counts the seqs it names). */
 export interface SessionOwner {
   readonly tenant: string;
+  /** The caller, whose access rules a records subscription applies. */
+  readonly principal: Principal | null;
   readonly deviceId: string | undefined;
   send(message: ServerMessage): void;
 }
@@ -43,7 +47,7 @@ export class ChannelSession {
   private sentSeq = 0;
 
   constructor(
-    private readonly ctx: Pick<RealtimeContext, 'hub' | 'store' | 'topics' | 'config'>,
+    private readonly ctx: Pick<RealtimeContext, 'hub' | 'store' | 'topics' | 'config' | 'collections'>,
     private readonly writer: SocketWriter,
     private readonly owner: SessionOwner,
   ) {}
@@ -133,7 +137,14 @@ export class ChannelSession {
       throw new SyncError('BAD_REQUEST', `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
     }
     const tenant = this.owner.tenant;
-    const sub = new Subscription(tenant, spec, this.writer);
+    // Access rules: the subscription reads its collection's current rules at every record it delivers.
+    if (spec.kind === 'records') await this.ctx.collections.get(tenant, spec.collection);
+    const principal = this.owner.principal;
+    const rules =
+      spec.kind === 'records' && principal
+        ? subscriberAccess(principal, () => this.ctx.collections.peek(tenant, spec.collection))
+        : undefined;
+    const sub = new Subscription(tenant, spec, this.writer, rules);
     this.subscriptions.set(spec.name, sub);
     this.ctx.hub.add(sub);
     try {
@@ -198,6 +209,7 @@ export class ChannelSession {
     snap: { records: SyncRecord[]; cursor: number },
   ): Promise<void> {
     sub.lastSeq = snap.cursor;
+    snap = { ...snap, records: sub.visibleRecords(snap.records) };
     // Chunks of at most SNAPSHOT_CHUNK records and (beyond their first record) a quarter of the buffer
     // limit in bytes, each written out before the next: a big snapshot must not trip the slow-consumer
     // limit of a reader that keeps up.
@@ -245,8 +257,9 @@ export class ChannelSession {
             jsons.length === 1 ? eventFrameText(sub.channel, jsons[0]!) : eventsFrameText(sub.channel, jsons),
           );
         for (const event of page) {
-          if (!channelMatches(spec, event)) continue;
-          const json = eventJson(event);
+          const visible = sub.visible(event);
+          if (!visible) continue;
+          const json = eventJson(visible);
           if (writer.batch) {
             batch.push(json);
             batchBytes += json.length;

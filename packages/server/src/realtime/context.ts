@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServerConfig } from '../config/config.ts';
+import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
 import type { LogWriter } from '../log/log-writer.ts';
 import type { Store } from '../store/types.ts';
@@ -28,6 +29,8 @@ export interface RealtimeContext {
   store: Store;
   writer: LogWriter;
   hub: FanoutHub;
+  /** Collection settings: the access rules of records channels are read from here at every event. */
+  collections: CollectionRegistry;
   tokens: TokenService;
   logger: Logger;
   /** Traffic counters, read by the metrics registry at scrape time. */

@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import { isTenantAdmin } from '../auth/principal.ts';
 import { bearerToken, type VerifiedToken } from '../auth/tokens.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
+import { visibleConflict } from '../rules/conflicts.ts';
 import { Connection, cursorKey } from './connection.ts';
 import type { RealtimeContext } from './context.ts';
 import { DeepSenders } from './deep-senders.ts';
@@ -255,7 +256,10 @@ export class RealtimeGateway {
       if (p?.tenant !== tenant) continue;
       const admin = isTenantAdmin(p);
       for (const conflict of conflicts) {
-        if (admin || conflict.actor === p.user) conn.send({ type: 'conflict', conflict });
+        if (!admin && conflict.actor !== p.user) continue;
+        // Access rules: the writer sees it only while it may read the record, hidden fields removed.
+        const shown = visibleConflict(p, this.ctx.collections.peek(tenant, conflict.collection), conflict);
+        if (shown) conn.send({ type: 'conflict', conflict: shown });
       }
     }
   }

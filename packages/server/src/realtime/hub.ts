@@ -2,10 +2,19 @@
  * The fan-out hub: routes each committed event of a tenant to the subscriptions that may see it.
  * Subscriptions are indexed by tenant and routing key (collection or event type), so an event only
  * visits subscriptions that can match. Each event is serialized once, and each distinct channel name's
- * frame is built once, whatever the number of subscribers.
+ * frame is built once, whatever the number of subscribers. Under access rules, each event's decisions are
+ * shared by its subscriptions (one rule run per group of alike subscribers) and each distinct view of it
+ * (a removal, hidden fields) is serialized once.
  */
 import type { LogEvent } from '@syncbridge/protocol';
-import { eventFrameText, eventJson, type Subscription } from './subscription.ts';
+import { EventAccess } from '../rules/fanout.ts';
+import {
+  eventFrameText,
+  eventJson,
+  type FrameOf,
+  type SharedAccess,
+  type Subscription,
+} from './subscription.ts';
 
 export interface TenantWatcher {
   /** A tenant got its first subscription on this node. */
@@ -72,19 +81,31 @@ export class FanoutHub {
       if (!exact && !wildcard) continue;
       let json: string | undefined;
       let frames: Map<string, Buffer> | undefined;
-      const frame = (channel: string): Buffer => {
-        json ??= eventJson(event);
+      let viewJsons: Map<string, string> | undefined;
+      const frame: FrameOf = (channel, view) => {
         frames ??= new Map();
-        let buf = frames.get(channel);
+        const key = view ? `${view.key}\u0000${channel}` : channel;
+        let buf = frames.get(key);
         if (!buf) {
-          buf = Buffer.from(eventFrameText(channel, json));
-          frames.set(channel, buf);
+          let text: string;
+          if (view) {
+            viewJsons ??= new Map();
+            text = viewJsons.get(view.key) ?? eventJson(view.event);
+            viewJsons.set(view.key, text);
+          } else text = json ??= eventJson(event);
+          buf = Buffer.from(eventFrameText(channel, text));
+          frames.set(key, buf);
         }
         this.deliveries += 1;
         return buf;
       };
-      if (exact) for (const sub of exact) sub.offer(event, frame);
-      if (wildcard) for (const sub of wildcard) sub.offer(event, frame);
+      let access: EventAccess | undefined;
+      const shared: SharedAccess = (collection) => {
+        access ??= new EventAccess(collection, event);
+        return access;
+      };
+      if (exact) for (const sub of exact) sub.offer(event, frame, shared);
+      if (wildcard) for (const sub of wildcard) sub.offer(event, frame, shared);
     }
     return this.deliveries - before;
   }

@@ -6,8 +6,19 @@
  * on overflow it drops the buffer and reads the store again, which holds everything). When a read comes
  * back short it flushes the buffer and goes live. Delivery is gated by `lastSeq`: nothing at or below it
  * is sent again, so the handover has neither a gap nor a duplicate.
+ *
+ * A records subscription of a caller that rules can apply to carries its SubscriberAccess
+ * (rules/subscriber.ts): every record it delivers, live, from the backlog or in a snapshot, passes it.
  */
-import { type ChannelSpec, changeMatchesFilter, type LogEvent } from '@syncbridge/protocol';
+import { type ChannelSpec, changeMatchesFilter, type LogEvent, type SyncRecord } from '@syncbridge/protocol';
+import type { RuledCollection } from '../rules/decide.ts';
+import type { EventAccess } from '../rules/fanout.ts';
+import type { EventView, SubscriberAccess } from '../rules/subscriber.ts';
+
+/** Builds (once per distinct channel and view) the frame of the event being dispatched. */
+export type FrameOf = (channel: string, view?: Exclude<EventView, 'as_is' | 'skip'>) => Buffer;
+/** The EventAccess of the event being dispatched, shared by every subscription it is offered to. */
+export type SharedAccess = (collection: RuledCollection) => EventAccess;
 
 const MAX_BUFFERED_EVENTS = 10_000;
 
@@ -55,7 +66,19 @@ export class Subscription {
     readonly tenant: string,
     readonly spec: ChannelSpec,
     private readonly sink: SubscriptionSink,
+    private readonly access?: SubscriberAccess,
   ) {}
+
+  /** The event as this subscription delivers it (access rules applied), or null when it does not. */
+  visible(event: LogEvent): LogEvent | null {
+    if (!channelMatches(this.spec, event)) return null;
+    return this.access ? this.access.visible(event) : event;
+  }
+
+  /** The snapshot records this subscription may deliver. */
+  visibleRecords(records: SyncRecord[]): SyncRecord[] {
+    return this.access ? this.access.records(records) : records;
+  }
 
   get channel(): string {
     return this.spec.name;
@@ -66,13 +89,16 @@ export class Subscription {
   }
 
   /** Called by the hub for every committed event of the tenant that may match, in seq order. */
-  offer(event: LogEvent, frame: (channel: string) => Buffer): void {
+  offer(event: LogEvent, frame: FrameOf, shared?: SharedAccess): void {
     if (event.seq <= this.lastSeq || !channelMatches(this.spec, event)) return;
     if (this.state === 'live') {
       this.lastSeq = event.seq;
+      const view = this.access ? this.access.view(event, shared) : 'as_is';
+      if (view === 'skip') return;
       const name = this.spec.name;
-      if (this.sink.sendEventFrame) this.sink.sendEventFrame(name, frame(name));
-      else this.sink.sendFrame(frame(name));
+      const built = view === 'as_is' ? frame(name) : frame(name, view);
+      if (this.sink.sendEventFrame) this.sink.sendEventFrame(name, built);
+      else this.sink.sendFrame(built);
     } else if (this.state === 'catching_up') {
       if (this.buffer.length >= MAX_BUFFERED_EVENTS) {
         this.buffer = [];
@@ -96,7 +122,7 @@ export class Subscription {
     this.buffer = [];
     if (pending.length > 0) this.lastSeq = pending[pending.length - 1]!.seq;
     this.state = 'live';
-    return pending;
+    return this.access ? pending.flatMap((e) => this.access!.visible(e) ?? []) : pending;
   }
 
   close(): void {

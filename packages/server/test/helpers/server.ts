@@ -69,7 +69,11 @@ export interface TestServer {
   wsUrl: string;
   adminKey: string;
   /** Mints a user token for tenant/user through the server's own token service. */
-  token(tenant: string, user: string, options?: { roles?: string[]; ttlSeconds?: number }): Promise<string>;
+  token(
+    tenant: string,
+    user: string,
+    options?: { roles?: string[]; ttlSeconds?: number; claims?: Record<string, unknown> },
+  ): Promise<string>;
   /** Closes the server; keeps the data unless `keepData` (then call `storage.cleanup()` yourself). */
   close(options?: { keepData?: boolean }): Promise<void>;
   storage: TestStorage;
@@ -103,8 +107,15 @@ export async function startTestServer(
     adminKey: TEST_ADMIN_KEY,
     storage,
     token: async (tenant, user, options = {}) =>
-      (await server.tokens.mint({ tenant, user, roles: options.roles, ttlSeconds: options.ttlSeconds }))
-        .token,
+      (
+        await server.tokens.mint({
+          tenant,
+          user,
+          roles: options.roles,
+          ttlSeconds: options.ttlSeconds,
+          claims: options.claims,
+        })
+      ).token,
     close: async (options = {}) => {
       await server.close();
       if (!options.keepData) await storage.cleanup();

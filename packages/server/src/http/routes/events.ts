@@ -1,4 +1,7 @@
-/** Domain events over REST: append to the tenant's log, and read the log in seq order. */
+/**
+ * Domain events over REST: append to the tenant's log, and read the log in seq order (record changes as
+ * the collections' access rules let the caller see them: rules/reads.ts).
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
@@ -8,6 +11,8 @@ import {
   PublishRequest,
   PublishResponse,
 } from '@syncbridge/protocol';
+import { bypassesRules, readIsRuled } from '../../rules/decide.ts';
+import { fillPage, visibleEvents } from '../../rules/reads.ts';
 import type { HttpContext } from '../context.ts';
 
 export const eventRoutes =
@@ -65,6 +70,24 @@ export const eventRoutes =
         const principal = await ctx.auth.principal(request);
         const { after = 0, limit = 100, type, kind, actor, collection, id, from, to } = request.query;
         const query = { afterSeq: after, limit, type, kind, actor, collection, recordId: id, from, to };
+        if (!bypassesRules(principal)) {
+          const collections = await ctx.collections.list(principal.tenant);
+          if ([...collections.values()].some((c) => readIsRuled(principal, c))) {
+            // Record changes pass the collections' access rules; pages are filled past the ones left out.
+            const [{ items }, head] = await Promise.all([
+              fillPage({
+                limit,
+                start: after,
+                read: (from, size) =>
+                  ctx.records.readEvents(principal.tenant, { ...query, afterSeq: from, limit: size }),
+                cursorOf: (e) => e.seq,
+                keep: (es) => visibleEvents(principal, (name) => collections.get(name), es),
+              }),
+              ctx.records.headSeq(principal.tenant),
+            ]);
+            return { events: items, head };
+          }
+        }
         const [events, head] = await Promise.all([
           ctx.records.readEvents(principal.tenant, query),
           ctx.records.headSeq(principal.tenant),

@@ -2,6 +2,7 @@
  * Records over REST: list, read (ETag = version), put / merge-patch / delete with `If-Match` as the
  * base version, history, and batches of mutations. Every write goes through the same LogWriter as
  * WebSocket `mutate`, so REST and realtime clients share one order and one idempotency table.
+ * Reads pass the collection's access rules (rules/reads.ts): a refused record answers 404, as a missing one.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -26,6 +27,8 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SyncError } from '../../core/errors.ts';
 import { diffRecords } from '../../core/merge.ts';
+import { readIsRuled } from '../../rules/decide.ts';
+import { fillPage, readableRecord, readableVersion } from '../../rules/reads.ts';
 import type { HttpContext } from '../context.ts';
 
 const RecordParams = Type.Object({ collection: Name, id: RecordId });
@@ -120,12 +123,26 @@ export const recordRoutes =
             throw new SyncError('BAD_REQUEST', `"${field}" is not a field name`);
           filter[field] = String(value);
         }
-        const records = await ctx.records.listRecords(principal.tenant, request.params.collection, {
-          limit: limit + 1,
-          after,
-          filter,
-          includeDeleted,
-        });
+        const collection = await ctx.collections.get(principal.tenant, request.params.collection);
+        const read = (from: string | undefined, size: number) =>
+          ctx.records.listRecords(principal.tenant, request.params.collection, {
+            limit: size,
+            after: from,
+            filter,
+            includeDeleted,
+          });
+        if (readIsRuled(principal, collection)) {
+          // The filter and the rules combine: pages hold only records the caller may read.
+          const { items, more } = await fillPage({
+            limit,
+            start: after,
+            read,
+            cursorOf: (r) => r.id,
+            keep: (rs) => rs.flatMap((r) => readableRecord(principal, collection, r) ?? []),
+          });
+          return more ? { records: items, next: items[items.length - 1]!.id } : { records: items };
+        }
+        const records = await read(after, limit + 1);
         const page = records.slice(0, limit);
         return records.length > limit
           ? { records: page, next: page[page.length - 1]!.id }
@@ -151,10 +168,13 @@ export const recordRoutes =
           request.params.id,
         );
         if (!record || record.deleted) throw new SyncError('NOT_FOUND', 'record not found');
+        const collection = await ctx.collections.get(principal.tenant, request.params.collection);
+        const visible = readableRecord(principal, collection, record);
+        if (!visible) throw new SyncError('NOT_FOUND', 'record not found');
         const etag = `"${record.version}"`;
         reply.header('ETag', etag);
         if (request.headers['if-none-match'] === etag) return (reply as FastifyReply).status(304).send();
-        return record;
+        return visible;
       },
     );
 
@@ -222,13 +242,28 @@ export const recordRoutes =
         const after = request.query.after ?? 0;
         // `changes` compare each version with the one before it on this page (empty for a page's first
         // entry when its predecessor is on an earlier page).
-        const events = await ctx.records.readEvents(principal.tenant, {
-          afterSeq: after,
-          limit: request.query.limit ?? 100,
-          kind: 'record',
-          collection,
-          recordId: id,
-        });
+        const limit = request.query.limit ?? 100;
+        const ruled = await ctx.collections.get(principal.tenant, collection);
+        // Only the versions the caller may read (each judged on its own data); none: as if missing.
+        const read = (from: number, size: number) =>
+          ctx.records.readEvents(principal.tenant, {
+            afterSeq: from,
+            limit: size,
+            kind: 'record',
+            collection,
+            recordId: id,
+          });
+        const events = readIsRuled(principal, ruled)
+          ? (
+              await fillPage({
+                limit,
+                start: after,
+                read,
+                cursorOf: (e) => e.seq,
+                keep: (es) => es.flatMap((e) => readableVersion(principal, ruled, e) ?? []),
+              })
+            ).items
+          : await read(after, limit);
         if (events.length === 0 && after === 0) throw new SyncError('NOT_FOUND', 'record not found');
         let previous: Record<string, unknown> | null = null;
         return {
@@ -275,7 +310,10 @@ export const recordRoutes =
             collection,
             recordId: id,
           });
-          const found = page.find((e) => e.version === version);
+          const kept = page.find((e) => e.version === version);
+          const found =
+            kept && readableVersion(principal, await ctx.collections.get(principal.tenant, collection), kept);
+          if (kept && !found) break;
           if (found) {
             return {
               collection,
