@@ -12,7 +12,6 @@ import {
   Mutation,
   type MutationResult,
   NewDomainEvent,
-  Resolution,
   type SyncRecord,
 } from './model.ts';
 import type { PlatformHealth } from './webhooks.ts';

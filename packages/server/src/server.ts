@@ -37,7 +37,7 @@ import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
 import { openBus } from './startup/open-bus.ts';
-import { causeOf, reach, StartupError, whereIs } from './startup/reach.ts';
+import { causeOf, StartupError } from './startup/reach.ts';
 import { openStorage, type Storage, secretBoxFor } from './startup/storage.ts';
 
 export { openStorage, openStore, secretBoxFor } from './startup/storage.ts';
@@ -79,8 +79,6 @@ export function resolveJwtSecret(config: ServerConfig): string {
     throw new StartupError(`cannot read or write the JWT secret ${file}: ${causeOf(err)}`, { cause: err });
   }
 }
-
-const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
 
 export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { node: config.nodeId } }, destination(2));

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MemoryBus, type MemoryBusNetwork } from '../bus/memory-bus.ts';
 import type { Bus } from '../bus/types.ts';
-import { causeOf, reach, StartupError, whereIs } from './reach.ts';
+import { causeOf, RETRY_HINT, reach, StartupError, whereIs } from './reach.ts';
 
 /** The settings a bus is opened with (a subset of the server's config). */
 export interface BusSettings {
@@ -16,8 +16,6 @@ export interface BusSettings {
   connectRetryMs: number;
   databaseSchema?: string;
 }
-
-const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
 
 /** The NOTIFY channel of a schema's cluster (an identifier: at most 63 bytes). */
 export function busChannel(schema: string | undefined): string {

@@ -94,3 +94,6 @@ export async function reach<T>(options: ReachOptions, attempt: () => Promise<T>)
     }
   }
 }
+
+/** What a start that gave up on a service tells the operator to change. */
+export const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';

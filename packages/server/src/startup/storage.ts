@@ -22,7 +22,7 @@ import { SqliteConnectorStore } from '../store/sqlite/connector-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/types.ts';
 import type { WebhookStore } from '../webhooks/types.ts';
-import { causeOf, reach, StartupError, whereIs } from './reach.ts';
+import { causeOf, RETRY_HINT, reach, StartupError, whereIs } from './reach.ts';
 
 /** Which store a config selects: PostgreSQL when it names a database URL, else SQLite in the data dir. */
 export function storeKind(config: ServerConfig): 'sqlite' | 'postgres' {
@@ -163,5 +163,3 @@ export async function openStore(
   }
   return store;
 }
-
-const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';

@@ -10,7 +10,6 @@
  */
 import type {
   AttemptResult,
-  ClaimRequest,
   CounterDelta,
   CycleInput,
   CycleOutput,
