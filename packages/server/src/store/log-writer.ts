@@ -29,7 +29,7 @@ import type { Middleware } from '../plugins/types.ts';
 import type { Outbox } from '../webhooks/types.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
 import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
-import type { Store } from './types.ts';
+import type { Store, WriteTx } from './types.ts';
 
 export type { PublishResult, ResolveRequest } from './pending-writes.ts';
 
@@ -290,23 +290,18 @@ export class LogWriter {
     // Tenants lock in sorted order, so two nodes committing the same tenants cannot deadlock.
     const tenants = [...byTenant.keys()].sort();
     const started = performance.now();
-    const settled = await this.options.store.transaction(async (tx) => {
-      const out: TenantCommit[] = [];
-      for (const tenant of tenants) {
-        const { collections, clock, middleware } = this.options;
-        const writer = new TenantWriter(
-          tx,
-          tenant,
-          collections,
-          clock,
-          middleware,
-          this.options.outbox,
-          this.limits,
-        );
-        out.push(await writer.run(byTenant.get(tenant)!));
-      }
-      return out;
-    });
+    const { store, collections, clock, middleware } = this.options;
+    const writer = (tx: WriteTx, tenant: string) =>
+      new TenantWriter(tx, tenant, collections, clock, middleware, this.options.outbox, this.limits);
+    const only = tenants.length === 1 ? tenants[0]! : null;
+    const settled =
+      only !== null && store.commitTenant
+        ? [await store.commitTenant(only, (tx) => writer(tx, only).run(byTenant.get(only)!))]
+        : await store.transaction(async (tx) => {
+            const out: TenantCommit[] = [];
+            for (const tenant of tenants) out.push(await writer(tx, tenant).run(byTenant.get(tenant)!));
+            return out;
+          });
     this.options.observer?.committed(
       batch.reduce((n, w) => n + writeSize(w), 0),
       (performance.now() - started) / 1000,

@@ -166,6 +166,13 @@ export interface Store {
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
+  /**
+   * One tenant's commit: as `transaction`, with fn locking and writing `tenant` only. A driver may run
+   * fn first against state it remembers and commit its writes in one call that checks that state
+   * under the tenant's lock, running fn again in a transaction when the state moved; so fn must have
+   * no effect but its result until it resolves. Drivers without it use `transaction`.
+   */
+  commitTenant?<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>): Promise<T>;
   readEvents(tenant: string, query: EventQuery): Promise<LogEvent[]>;
   headSeq(tenant: string): Promise<number>;
   getRecord(tenant: string, collection: string, id: string): Promise<SyncRecord | null>;
