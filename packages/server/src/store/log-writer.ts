@@ -3,7 +3,9 @@
  * and REST call queue here and are committed in groups: everything that arrives while a transaction is
  * in flight goes into the next one, so one fsync (SQLite) or one round trip series (PostgreSQL) serves
  * many writers. A caller's promise resolves only after its transaction has committed (durable before
- * acknowledged), and listeners hear about committed events in seq order.
+ * acknowledged), and listeners hear about committed events in seq order. On a store that commits
+ * tenants independently (PostgreSQL) each tenant has its own queue and commits of different tenants
+ * are in flight at once (commit-pipelines.ts); on SQLite one group commit at a time serves every tenant.
  *
  * It must never acknowledge a write whose transaction failed, and a failure caused by one request
  * must not fail the others that shared its batch (the batch is retried one request at a time). Input
@@ -27,6 +29,7 @@ import {
 import { assertNoNul } from '../core/nul.ts';
 import type { Middleware } from '../plugins/types.ts';
 import type { Outbox } from '../webhooks/types.ts';
+import { CommitPipelines } from './commit-pipelines.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
 import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
 import type { Store, WriteTx } from './types.ts';
@@ -62,6 +65,12 @@ export interface LogWriterOptions {
   outbox?: Outbox;
   /** What stored JSON may hold (depth, size); writes past it are refused with BAD_REQUEST. */
   jsonLimits?: JsonLimits;
+  /**
+   * Commits of different tenants in flight at once, on a store that commits tenants independently
+   * (`Store.commitTenant`, PostgreSQL). Default 6. A store without it has one writer: one group commit
+   * at a time, across tenants.
+   */
+  maxTenantCommits?: number;
 }
 
 /** Why a mutation cannot be stored, before it is applied to anything; null when it can be tried. */
@@ -98,9 +107,19 @@ export class LogWriter {
   private readonly maxBatch: number;
   private readonly limits: JsonLimits;
 
+  /** Per-tenant pipelines, when the store commits tenants independently; else the one queue above. */
+  private readonly pipelines: CommitPipelines | null;
+
   constructor(private readonly options: LogWriterOptions) {
     this.maxBatch = options.maxBatch ?? 2000;
     this.limits = options.jsonLimits ?? DEFAULT_JSON_LIMITS;
+    this.pipelines = options.store.commitTenant
+      ? new CommitPipelines(
+          (_tenant, batch) => this.commitBatch(batch),
+          this.maxBatch,
+          Math.max(1, options.maxTenantCommits ?? 6),
+        )
+      : null;
   }
 
   /** Throws BAD_REQUEST when `value` cannot be stored within this writer's limits (any stored JSON). */
@@ -179,6 +198,7 @@ export class LogWriter {
 
   /** Resolves once every write queued so far has committed or failed. */
   drain(): Promise<void> {
+    if (this.pipelines) return this.pipelines.drain();
     if (!this.flushing && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
@@ -192,6 +212,10 @@ export class LogWriter {
         acknowledged(write.kind, (performance.now() - started) / 1000);
         resolve(value);
       };
+    }
+    if (this.pipelines) {
+      this.pipelines.push(write);
+      return;
     }
     this.queue.push(write);
     this.schedule();
