@@ -32,7 +32,7 @@ import type { Outbox } from '../webhooks/types.ts';
 import { CommitPipelines } from './commit-pipelines.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
 import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
-import type { Store, WriteTx } from './types.ts';
+import type { CommitPipeline, Store, WriteTx } from './types.ts';
 
 export type { PublishResult, ResolveRequest } from './pending-writes.ts';
 
@@ -115,7 +115,7 @@ export class LogWriter {
     this.limits = options.jsonLimits ?? DEFAULT_JSON_LIMITS;
     this.pipelines = options.store.commitTenant
       ? new CommitPipelines(
-          (_tenant, batch) => this.commitBatch(batch),
+          (_tenant, batch, pipeline) => this.commitBatch(batch, pipeline),
           this.maxBatch,
           Math.max(1, options.maxTenantCommits ?? 6),
         )
@@ -255,10 +255,11 @@ export class LogWriter {
     }
   }
 
-  private async commitBatch(batch: PendingWrite[]): Promise<void> {
+  /** With `pipeline` (one tenant's batch), settles only after the tenant's previous batch settled. */
+  private async commitBatch(batch: PendingWrite[], pipeline?: CommitPipeline): Promise<void> {
     try {
       await this.preloadCollections(batch);
-      await this.commitAndSettle(batch);
+      await this.commitAndSettle(batch, pipeline);
     } catch (err) {
       if (err instanceof SyncError && err.code === 'UNAVAILABLE') {
         // The store itself is busy, full or unreachable (its translator says so): no request caused it,
@@ -269,7 +270,8 @@ export class LogWriter {
       }
       if (batch.length > 1) {
         // One request may have caused the failure: retry each alone so the others still commit.
-        for (const write of batch) await this.commitBatch([write]);
+        const alone = pipeline && { prepared: () => {}, after: pipeline.after };
+        for (const write of batch) await this.commitBatch([write], alone);
         return;
       }
       const write = batch[0]!;
@@ -304,7 +306,7 @@ export class LogWriter {
     }
   }
 
-  private async commitAndSettle(batch: PendingWrite[]): Promise<void> {
+  private async commitAndSettle(batch: PendingWrite[], pipeline?: CommitPipeline): Promise<void> {
     const byTenant = new Map<string, PendingWrite[]>();
     for (const write of batch) {
       const list = byTenant.get(write.principal.tenant);
@@ -320,12 +322,13 @@ export class LogWriter {
     const only = tenants.length === 1 ? tenants[0]! : null;
     const settled =
       only !== null && store.commitTenant
-        ? [await store.commitTenant(only, (tx) => writer(tx, only).run(byTenant.get(only)!))]
+        ? [await store.commitTenant(only, (tx) => writer(tx, only).run(byTenant.get(only)!), pipeline)]
         : await store.transaction(async (tx) => {
             const out: TenantCommit[] = [];
             for (const tenant of tenants) out.push(await writer(tx, tenant).run(byTenant.get(tenant)!));
             return out;
           });
+    await pipeline?.after;
     this.options.observer?.committed(
       batch.reduce((n, w) => n + writeSize(w), 0),
       (performance.now() - started) / 1000,

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { LogEvent } from '@syncbridge/protocol';
 import pg from 'pg';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../../src/auth/principal.ts';
 import { CollectionRegistry } from '../../src/core/collections.ts';
 import { SyncError } from '../../src/core/errors.ts';
@@ -71,6 +71,41 @@ describe.skipIf(!available)('commit pipelines per tenant (postgres)', () => {
     const seqsA = results.filter((_, i) => i % 10 !== 0).map((r) => r.seq!);
     expect(seqsA).toEqual(Array.from({ length: 54 }, (_, i) => i + 1));
     expect(heard).toEqual(seqsA);
+  });
+
+  it("computes a tenant's next commit while the last is in flight; when another node moved the tenant both fall back in order", async () => {
+    const { schema, writer, put } = await open();
+    const heard: number[][] = [];
+    writer.onCommit((tenant, events: LogEvent[]) => {
+      if (tenant === 'p') heard.push(events.map((e) => e.seq));
+    });
+    expect((await put('p')).seq).toBe(1);
+    // Another node's commit of the tenant, holding its head row until released.
+    const other = new pg.Client({ connectionString: url, options: `-c search_path="${schema}"` });
+    await other.connect();
+    await other.query('BEGIN');
+    await other.query("UPDATE tenant_heads SET seq = 2 WHERE tenant = 'p'");
+    await other.query(
+      "INSERT INTO events (tenant, seq, event_id, kind, type, actor, ts) VALUES ('p', 2, 'other', 'event', 'x', 'svc', 'now')",
+    );
+    const calls = vi.spyOn(pg.Client.prototype, 'query');
+    try {
+      const first = put('p');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = put('p');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Both one-call commits are waiting on the lock: the second was computed on top of the first.
+      const oneCalls = calls.mock.calls.filter(
+        (c) => (c[0] as { name?: string }).name === 'syncbridge_commit',
+      );
+      expect(oneCalls).toHaveLength(2);
+      await other.query('COMMIT');
+      expect([(await first).seq, (await second).seq]).toEqual([3, 4]);
+    } finally {
+      calls.mockRestore();
+      await other.end();
+    }
+    expect(heard).toEqual([[1], [3], [4]]);
   });
 
   it('a tenant whose commit waits on a lock, then fails, delays no other tenant', async () => {

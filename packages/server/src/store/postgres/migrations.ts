@@ -278,7 +278,8 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     // postgres/one-call-commit.ts calls it with everything a commit computed against the state it
     // remembered (head, settings versions, record versions, absent idempotency keys). Under the tenant's
     // head row lock it checks that state is still current and writes everything, or writes nothing and
-    // returns 'moved' (the caller then commits in a transaction of its own). A migration that changes
+    // returns 'moved' (the caller then commits in a transaction of its own). `last`, when given, is the
+    // event id the head must hold (a commit computed on top of one still in flight). A migration that changes
     // a table written here must replace this function.
     sql: `
       CREATE FUNCTION syncbridge_commit(p jsonb) RETURNS text LANGUAGE plpgsql AS $fn$
@@ -289,6 +290,12 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
         SELECT seq, hooks_version, collections_version INTO h FROM tenant_heads WHERE tenant = t FOR UPDATE;
         IF NOT FOUND OR h.seq <> (p->>'head')::bigint OR h.hooks_version <> (p->>'hooks')::bigint
           OR h.collections_version <> (p->>'collections')::bigint THEN
+          RETURN 'moved';
+        END IF;
+        -- A commit computed on top of one still in flight names that one's last event: it must be the
+        -- head, so the earlier commit (and all it assumed) committed.
+        IF p->>'last' IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events
+          WHERE tenant = t AND seq = h.seq AND event_id = p->>'last') THEN
           RETURN 'moved';
         END IF;
         IF EXISTS (SELECT 1 FROM mutation_results WHERE tenant = t

@@ -15,7 +15,7 @@
  */
 import type { MutationResult, SyncRecord } from '@syncbridge/protocol';
 import { storedResultValue } from '../rows.ts';
-import type { RecordKey, TenantBatch, TenantLock, VersionKey, WriteTx } from '../types.ts';
+import type { CommitPipeline, RecordKey, TenantBatch, TenantLock, VersionKey, WriteTx } from '../types.ts';
 import { recordKey } from '../types.ts';
 
 /** Reads outside any transaction (records and record versions: checked or immutable). */
@@ -42,6 +42,16 @@ function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
   if (map.size > max) map.delete(map.keys().next().value as K);
 }
 
+/**
+ * What this node takes a tenant's state to be: confirmed (`last` null: read under the lock or
+ * committed by this node with nothing in flight) or built on a commit still in flight whose last event
+ * is `last`.
+ */
+interface Known {
+  lock: TenantLock;
+  last: string | null;
+}
+
 /** The state a first run assumed, and what it wrote. */
 interface Attempt {
   lock: TenantLock;
@@ -52,7 +62,7 @@ interface Attempt {
 }
 
 export class OneCallCommits {
-  private readonly heads = new Map<string, TenantLock>();
+  private readonly heads = new Map<string, Known>();
   /** `tenant\0collection\0id` -> the record as last committed by this node or read under a lock; null: none. */
   private readonly records = new Map<string, SyncRecord | null>();
   private readonly contendedUntil = new Map<string, number>();
@@ -62,12 +72,23 @@ export class OneCallCommits {
     private readonly call: CallCommit,
   ) {}
 
-  /** Commits fn's writes for one tenant: in one call when the remembered state holds, else in `transaction`. */
-  async commit<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>, transaction: InTransaction): Promise<T> {
-    const lock = this.heads.get(tenant);
+  /**
+   * Commits fn's writes for one tenant: in one call when the remembered state holds, else in
+   * `transaction`. With `pipeline`, `prepared` is called as soon as the one call is on its way, so the
+   * tenant's next commit may be computed on top of this one (it names this one's last event, which the
+   * function finds at the head only if this one committed); a commit that falls back to a transaction
+   * first waits for `after`, the settling of the tenant's previous commit, so seqs settle in order.
+   */
+  async commit<T>(
+    tenant: string,
+    fn: (tx: WriteTx) => Promise<T>,
+    transaction: InTransaction,
+    pipeline?: CommitPipeline,
+  ): Promise<T> {
+    const known = this.heads.get(tenant);
     const contended = (this.contendedUntil.get(tenant) ?? 0) > Date.now();
-    if (lock && !contended) {
-      const attempt: Attempt = { lock, expected: new Map(), absent: new Set(), batch: null };
+    if (known && !contended) {
+      const attempt: Attempt = { lock: known.lock, expected: new Map(), absent: new Set(), batch: null };
       let result: T | undefined;
       let ran = false;
       try {
@@ -76,16 +97,27 @@ export class OneCallCommits {
       } catch (err) {
         if (!(err instanceof NeedsTransaction)) throw err;
       }
-      if (ran && attempt.batch) {
-        const outcome = await this.callOrDecline(commitPayload(tenant, attempt));
-        if (outcome === 'committed') {
-          this.remember(tenant, attempt.batch.head, attempt.lock, attempt.batch.records);
-          return result as T;
-        }
-        if (outcome === 'moved')
+      const batch = attempt.batch;
+      if (ran && batch && this.heads.get(tenant) === known) {
+        const last = batch.events.at(-1)?.eventId ?? null;
+        const call = this.callOrDecline(commitPayload(tenant, attempt, known.last));
+        // Remembered before it is known to commit, so the next commit can build on it; undone below.
+        const mine: Known = { lock: { ...attempt.lock, head: batch.head }, last: last ?? known.last };
+        this.remember(tenant, mine, batch.records);
+        if (last) pipeline?.prepared();
+        const outcome = await call.catch((err: unknown) => {
+          this.undo(tenant, batch.records);
+          throw err;
+        });
+        if (outcome === 'committed') return result as T;
+        this.undo(tenant, batch.records);
+        // Moved by another writer (not by a failed commit of this node it was built on): contended.
+        if (outcome === 'moved' && known.last === null) {
           setBounded(this.contendedUntil, tenant, Date.now() + CONTENDED_MS, MAX_TENANTS);
+        }
       }
     }
+    await pipeline?.after;
     return this.inTransaction(tenant, fn, transaction);
   }
 
@@ -146,17 +178,32 @@ export class OneCallCommits {
     const locked = lock as TenantLock | null;
     if (locked) {
       for (const key of absent) setBounded(this.records, `${tenant}\u0000${key}`, null, MAX_RECORDS);
-      this.remember(tenant, head ?? locked.head, locked, [...read, ...written]);
+      this.remember(tenant, { lock: { ...locked, head: head ?? locked.head }, last: null }, [
+        ...read,
+        ...written,
+      ]);
     }
     return result;
   }
 
-  private remember(tenant: string, head: number, lock: TenantLock, records: SyncRecord[]): void {
-    setBounded(this.heads, tenant, { ...lock, head }, MAX_TENANTS);
+  private remember(tenant: string, known: Known, records: SyncRecord[]): void {
+    setBounded(this.heads, tenant, known, MAX_TENANTS);
     for (const r of records) setBounded(this.records, cacheKey(tenant, r.collection, r.id), r, MAX_RECORDS);
   }
 
-  /** Remembered records may stay: the function checks each version, and a transaction re-reads them. */
+  /**
+   * A commit that did not commit: its head and records are forgotten (a record version it assumed
+   * could later be written with other data, so it must not stay remembered).
+   */
+  private undo(tenant: string, records: SyncRecord[]): void {
+    this.forget(tenant);
+    for (const r of records) this.records.delete(cacheKey(tenant, r.collection, r.id));
+  }
+
+  /**
+   * Committed records may stay: the function checks each version, a committed version's data never
+   * changes, and a transaction re-reads what it touches.
+   */
   private forget(tenant: string): void {
     this.heads.delete(tenant);
   }
@@ -225,7 +272,7 @@ function cacheKey(tenant: string, collection: string, id: string): string {
 }
 
 /** The argument of `syncbridge_commit`: one JSON document, its field names those of the function. */
-function commitPayload(tenant: string, attempt: Attempt): string {
+function commitPayload(tenant: string, attempt: Attempt, lastEvent: string | null): string {
   const batch = attempt.batch!;
   const last = new Map<string, SyncRecord>();
   for (const r of batch.records) {
@@ -239,6 +286,7 @@ function commitPayload(tenant: string, attempt: Attempt): string {
     hooks: attempt.lock.hooksVersion,
     collections: attempt.lock.collectionsVersion,
     next: batch.head,
+    last: lastEvent,
     absent: [...attempt.absent],
     expect: [...attempt.expected.values()],
     records: [...last.values()].map((r) => ({

@@ -34,6 +34,7 @@ import {
 } from '../rows.ts';
 import type {
   ApiKeyRow,
+  CommitPipeline,
   ConflictQuery,
   EventCount,
   EventQuery,
@@ -225,8 +226,8 @@ export class PostgresStore implements Store {
     return this.inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', (client) => fn(this.writeTx(client)));
   }
 
-  commitTenant<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>): Promise<T> {
-    return this.oneCall.commit(tenant, fn, (f) => this.transaction(f));
+  commitTenant<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>, pipeline?: CommitPipeline): Promise<T> {
+    return this.oneCall.commit(tenant, fn, (f) => this.transaction(f), pipeline);
   }
 
   /** Reads (records, versions) also run on the pool, outside a transaction: see one-call-commit.ts. */
