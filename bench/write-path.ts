@@ -44,8 +44,8 @@ const { SqliteStore } = (await import(
   src('store/sqlite/sqlite-store.ts')
 )) as typeof import('../packages/server/src/store/sqlite/sqlite-store.ts');
 const { LogWriter } = (await import(
-  src('store/log-writer.ts')
-)) as typeof import('../packages/server/src/store/log-writer.ts');
+  src('log/log-writer.ts')
+)) as typeof import('../packages/server/src/log/log-writer.ts');
 const { CollectionRegistry } = (await import(
   src('core/collections.ts')
 )) as typeof import('../packages/server/src/core/collections.ts');

@@ -12,5 +12,6 @@ export * from './messages.ts';
 export * from './model.ts';
 export * from './names.ts';
 export * from './rest.ts';
+export * from './sync-error.ts';
 export * from './version.ts';
 export * from './webhooks.ts';

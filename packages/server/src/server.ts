@@ -9,7 +9,6 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { destination, type Logger, pino } from 'pino';
 import { ApiKeys } from './auth/api-keys.ts';
-import { parseSecretsKey, SecretBox } from './auth/secret-box.ts';
 import { TokenService } from './auth/tokens.ts';
 import { ClusterView } from './bus/cluster-view.ts';
 import { MemoryBus, type MemoryBusNetwork } from './bus/memory-bus.ts';
@@ -18,12 +17,14 @@ import { ConfigError, type ServerConfig } from './config/config.ts';
 import { createConnectorSystem } from './connectors/index.ts';
 import type { Connector, ConnectorFactory } from './connectors/types.ts';
 import { CollectionRegistry } from './core/collections.ts';
-import { SyncError } from './core/errors.ts';
 import { HybridClock } from './core/hlc.ts';
 import { RateLimiter } from './core/rate-limit.ts';
 import type { ConflictResolver } from './core/strategies.ts';
 import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
+import { CommitFeed } from './log/commit-feed.ts';
+import { LogWriter } from './log/log-writer.ts';
+import { RetentionJob, type RetentionReport } from './log/retention.ts';
 import { registerBusMetrics } from './observability/bus-metrics.ts';
 import { MetricsRegistry } from './observability/metrics.ts';
 import { registerRealtimeMetrics } from './observability/realtime-metrics.ts';
@@ -37,9 +38,10 @@ import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
 import { causeOf, reach, StartupError, whereIs } from './startup/reach.ts';
-import { LogWriter } from './store/log-writer.ts';
-import { RetentionJob, type RetentionReport } from './store/retention.ts';
-import { SqliteStore } from './store/sqlite/sqlite-store.ts';
+import { openStorage, type Storage, secretBoxFor } from './startup/storage.ts';
+
+export { openStorage, openStore, secretBoxFor } from './startup/storage.ts';
+
 import type { Store } from './store/types.ts';
 import type { InboundMapper } from './webhooks/inbound.ts';
 import { WebhookSystem } from './webhooks/system.ts';
@@ -76,60 +78,6 @@ export function resolveJwtSecret(config: ServerConfig): string {
   } catch (err) {
     throw new StartupError(`cannot read or write the JWT secret ${file}: ${causeOf(err)}`, { cause: err });
   }
-}
-
-/** The box sealing stored secrets, or null (with a warning) when no secrets key is configured. */
-export function secretBoxFor(config: ServerConfig, logger: Logger): SecretBox | null {
-  if (!config.secretsKey) {
-    // A warning where the server is deployed for real (PostgreSQL); a note on a local SQLite start.
-    const level = config.databaseUrl ? 'warn' : 'info';
-    logger[level]('webhook secrets are stored unencrypted: set SYNCBRIDGE_SECRETS_KEY to seal them at rest');
-    return null;
-  }
-  const keys = [config.secretsKey, ...config.secretsKeysPrevious].map((k) => parseSecretsKey(k));
-  // The config schema admits only well-formed keys.
-  return new SecretBox(keys.filter((k): k is Buffer => k !== null));
-}
-
-export async function openStore(
-  config: ServerConfig,
-  logger: Logger,
-  secretBox: SecretBox | null = secretBoxFor(config, logger),
-): Promise<Store> {
-  const progress = (kind: string) => (message: string) => logger.info({ store: kind }, message);
-  if (config.databaseUrl) {
-    const { PostgresStore } = await import('./store/postgres/postgres-store.ts');
-    const store = new PostgresStore({
-      connectionString: config.databaseUrl,
-      schema: config.databaseSchema,
-      secretBox,
-    });
-    try {
-      await reach(
-        {
-          what: `PostgreSQL at ${whereIs(config.databaseUrl, 5432)}`,
-          retryMs: config.connectRetryMs,
-          logger,
-          transient: (err) => err instanceof SyncError && err.code === 'UNAVAILABLE',
-          hint: RETRY_HINT,
-        },
-        () => store.migrate(progress('postgres')),
-      );
-    } catch (err) {
-      await store.close().catch(() => undefined);
-      throw err;
-    }
-    return store;
-  }
-  const file = join(resolve(config.dataDir), 'syncbridge.db');
-  let store: SqliteStore;
-  try {
-    store = new SqliteStore({ file, synchronous: config.sqliteSynchronous, secretBox });
-    await store.migrate(progress('sqlite'));
-  } catch (err) {
-    throw new StartupError(`cannot open the SQLite database ${file}: ${causeOf(err)}`, { cause: err });
-  }
-  return store;
 }
 
 const RETRY_HINT = 'SYNCBRIDGE_CONNECT_RETRY_MS sets how long a start retries';
@@ -193,14 +141,15 @@ export async function startServer(
   const logger = options.logger ?? createLogger(config);
   const bus = await createBus(config, logger.child({ component: 'bus' }), options.busNetwork);
   const secretBox = secretBoxFor(config, logger);
-  let store: Store;
+  let storage: Storage;
   try {
-    store = await openStore(config, logger, secretBox);
+    storage = await openStorage(config, logger, secretBox);
   } catch (err) {
     await bus.close();
     throw err;
   }
-  const collections = new CollectionRegistry(store, config.collections, options.resolvers);
+  const { store } = storage;
+  const collections = new CollectionRegistry(storage.collections, config.collections, options.resolvers);
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
   // message, instead of failing every write of every tenant later.
   const collectionProblems: string[] = [];
@@ -212,11 +161,11 @@ export async function startServer(
     }
   }
   if (collectionProblems.length > 0) {
-    await store.close();
+    await storage.close();
     await bus.close();
     throw new ConfigError(collectionProblems);
   }
-  const keys = new ApiKeys(store, config.adminKey);
+  const keys = new ApiKeys(storage.keys, config.adminKey);
   const tokens = new TokenService({
     jwtSecret: resolveJwtSecret(config),
     jwtPublicKey: config.jwtPublicKey,
@@ -232,8 +181,8 @@ export async function startServer(
     connections: () => gateway?.size ?? 0,
     subscriptions: () => hub.subscriberCount(),
     deliveries: () => hub.deliveries,
-    openConflicts: () => store.countOpenConflicts(),
-    node: { id: config.nodeId, store: store.kind, bus: bus.kind },
+    openConflicts: () => storage.conflicts.countOpenConflicts(),
+    node: { id: config.nodeId, store: storage.kind, bus: bus.kind },
   });
   timeStoreReads(store, metrics.storeReadSeconds);
   const counters = new RealtimeCounters();
@@ -252,7 +201,7 @@ export async function startServer(
     attempted: (attempt) => metrics.attempted(attempt),
   });
   const writer = new LogWriter({
-    store,
+    store: storage.log,
     collections,
     clock,
     logger,
@@ -265,14 +214,19 @@ export async function startServer(
     },
   });
   const projections = new ProjectionRunner(store, options.projections ?? [], logger);
-  const retention = new RetentionJob(store, collections, logger.child({ component: 'retention' }), {
-    intervalMs: config.retentionIntervalMs,
-    resultRetentionDays: config.resultRetentionDays,
-    expiry: config.retention,
-    pruned: (table, count) => metrics.retentionPruned.inc({ table }, count),
-  });
+  const retention = new RetentionJob(
+    storage.maintenance,
+    collections,
+    logger.child({ component: 'retention' }),
+    {
+      intervalMs: config.retentionIntervalMs,
+      resultRetentionDays: config.resultRetentionDays,
+      expiry: config.retention,
+      pruned: (table, count) => metrics.retentionPruned.inc({ table }, count),
+    },
+  );
   const sequencer = new LogSequencer(
-    store,
+    storage.records,
     (tenant, events, mark) => {
       const delivered = hub.dispatch(tenant, events);
       if (mark && delivered > 0) realtimeMetrics.fannedOut(mark.origin, (performance.now() - mark.at) / 1000);
@@ -284,29 +238,48 @@ export async function startServer(
     { user: config.rateLimits.user, tenant: config.rateLimits.tenant },
     config.rateLimits.tenants,
   );
-  writer.onCommit((tenant, events) => {
-    const heardAt = performance.now();
-    for (const e of events) metrics.events.inc({ kind: e.kind });
-    sequencer.receive(tenant, events, { origin: 'local', at: heardAt });
-    const publishing = performance.now();
-    bus.publish({
-      type: 'events',
-      node: config.nodeId,
-      tenant,
-      events,
-      upTo: events[events.length - 1]!.seq,
-      sentAt: Date.now(),
-    });
-    busMetrics.published((performance.now() - publishing) / 1000);
-    projections.onCommit(tenant, events);
-    for (const mw of middleware) {
-      if (!mw.afterCommit) continue;
-      Promise.resolve()
-        .then(() => mw.afterCommit!(tenant, events))
-        .catch((err: unknown) => logger.error({ err }, 'afterCommit middleware failed'));
-    }
-  });
-  let connectors: Awaited<ReturnType<typeof createConnectorSystem>> | null = null;
+  // Everything that reacts to a commit, this node's or another's, hears it from the one feed, in order.
+  const feed = new CommitFeed(logger);
+  feed.connect(writer);
+  feed.subscribe(
+    'metrics',
+    ({ events }) => {
+      for (const e of events) metrics.events.inc({ kind: e.kind });
+    },
+    { origins: ['local'] },
+  );
+  feed.subscribe('sequencer', ({ tenant, events, origin, heardAt }) =>
+    sequencer.receive(tenant, events, { origin, at: heardAt }),
+  );
+  feed.subscribe(
+    'bus relay',
+    ({ tenant, events }) => {
+      const publishing = performance.now();
+      bus.publish({
+        type: 'events',
+        node: config.nodeId,
+        tenant,
+        events,
+        upTo: events[events.length - 1]!.seq,
+        sentAt: Date.now(),
+      });
+      busMetrics.published((performance.now() - publishing) / 1000);
+    },
+    { origins: ['local'] },
+  );
+  feed.subscribe('projections', ({ tenant, events }) => projections.onCommit(tenant, events));
+  feed.subscribe(
+    'middleware',
+    ({ tenant, events }) => {
+      for (const mw of middleware) {
+        if (!mw.afterCommit) continue;
+        Promise.resolve()
+          .then(() => mw.afterCommit!(tenant, events))
+          .catch((err: unknown) => logger.error({ err }, 'afterCommit middleware failed'));
+      }
+    },
+    { origins: ['local'] },
+  );
   let publicUrl = '';
   const cluster = new ClusterView(bus, {
     node: config.nodeId,
@@ -318,11 +291,8 @@ export async function startServer(
     busMetrics.received(message);
     if (cluster.handle(message) || message.type !== 'events') return;
     const { tenant, events, upTo } = message;
-    if (events.length > 0) {
-      sequencer.receive(tenant, events, { origin: 'bus', at: performance.now() });
-      projections.onCommit(tenant, events);
-      connectors?.manager.hear(tenant, events);
-    } else sequencer.behind(tenant, upTo);
+    if (events.length > 0) feed.heard(tenant, events);
+    else sequencer.behind(tenant, upTo);
   });
   // Messages lost while the broker was away, or never sent: find them in the store.
   bus.onReconnect(() => {
@@ -343,9 +313,11 @@ export async function startServer(
   const clustered =
     options.busNetwork !== undefined ||
     (config.busUrl !== undefined && !config.busUrl.startsWith('memory://'));
-  connectors = await createConnectorSystem({
+  const connectors = await createConnectorSystem({
     config,
-    store,
+    store: storage.records,
+    connectorStore: storage.connectors,
+    leases: storage.leases,
     writer,
     logger: logger.child({ component: 'connectors' }),
     registry: metrics.registry,
@@ -354,6 +326,8 @@ export async function startServer(
     bus: clustered ? bus : null,
     secretBox,
   });
+  const manager = connectors.manager;
+  feed.subscribe('connectors', ({ tenant, events }) => manager.hear(tenant, events));
   gateway = new RealtimeGateway({
     config,
     store,
@@ -370,7 +344,12 @@ export async function startServer(
   await webhooks.start();
   const app: FastifyInstance = await buildHttpApp(
     {
-      store,
+      records: storage.records,
+      conflicts: storage.conflicts,
+      devices: storage.devices,
+      collectionSettings: storage.collections,
+      storeKind: storage.kind,
+      storePing: () => storage.ping(),
       writer,
       collections,
       tokens,
@@ -406,7 +385,7 @@ export async function startServer(
     await writer.drain();
     await webhooks.close();
     await bus.close();
-    await store.close();
+    await storage.close();
   };
   // Node's default accept queue (511) overflows when thousands of clients come back at once after a
   // restart; each dropped connection then waits for the client's SYN retransmission (1 s, 3 s, 7 s...).

@@ -3,7 +3,18 @@
  * the key itself is shown once, when it is made.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Store } from '../store/types.ts';
+import type { ApiKeyRow } from '../store/types.ts';
+
+/** The ApiKeyStore port: API keys by the SHA-256 of their secret (the stores implement it). */
+export interface ApiKeyStore {
+  /** Looks an API key up by the SHA-256 hex of its secret. */
+  findApiKey(hash: string): Promise<ApiKeyRow | null>;
+  createApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
+  /** Creates the key of `row.id`, or replaces its hash and label in one statement (key rotation). */
+  replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void>;
+  /** Forgets the key of this id (revocation); false when there was none. */
+  deleteApiKey(id: string): Promise<boolean>;
+}
 
 export function hashKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
@@ -22,7 +33,7 @@ export class ApiKeys {
   private readonly envAdminHash: Buffer | null;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: ApiKeyStore,
     envAdminKey: string | undefined,
   ) {
     this.envAdminHash = envAdminKey ? Buffer.from(hashKey(envAdminKey), 'hex') : null;

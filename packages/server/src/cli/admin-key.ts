@@ -6,7 +6,8 @@
  */
 import { ApiKeys } from '../auth/api-keys.ts';
 import type { ServerConfig } from '../config/config.ts';
-import { createLogger, openStore } from '../server.ts';
+import { createLogger } from '../server.ts';
+import { openStore } from '../startup/storage.ts';
 import { CommandError } from './errors.ts';
 
 export async function adminKeyCommand(config: ServerConfig, action: string | undefined): Promise<void> {

@@ -49,7 +49,7 @@ export const ServerConfigSchema = Type.Object(
     jwtIssuer: Type.Optional(Type.String({ minLength: 1 })),
     jwtAudience: Type.Optional(Type.String({ minLength: 1 })),
     adminKey: Type.Optional(Type.String({ minLength: 16 })),
-    /** Seals webhook secrets at rest: 32 bytes as 64 hex digits or base64 (auth/secret-box.ts). */
+    /** Seals webhook secrets at rest: 32 bytes as 64 hex digits or base64 (store/secret-box.ts). */
     secretsKey: Type.Optional(Type.String({ pattern: SECRETS_KEY_PATTERN })),
     /** Earlier secrets keys, still used to open values they sealed (key rotation). */
     secretsKeysPrevious: Type.Array(Type.String({ pattern: SECRETS_KEY_PATTERN })),
@@ -102,7 +102,7 @@ export const ServerConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     resultRetentionDays: Type.Number({ exclusiveMinimum: 0 }),
-    /** How long finished and idle rows are kept (days, 0: forever); see store/retention.ts. */
+    /** How long finished and idle rows are kept (days, 0: forever); see log/retention.ts. */
     retention: Type.Object(
       {
         deliveriesDays: Type.Number({ minimum: 0 }),

@@ -2,17 +2,15 @@
  * Connectors, wired in one call by the composition root: the connector store (ticks, state, REST
  * definitions, sealed connector secrets), the topic hub behind `topic:` channels, the tick writer, the manager and its metrics.
  */
-import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { SecretBox } from '../auth/secret-box.ts';
 import type { Bus } from '../bus/types.ts';
 import type { ServerConfig } from '../config/config.ts';
-import type { LogWriter } from '../store/log-writer.ts';
-import { SqliteConnectorStore } from '../store/sqlite/connector-store.ts';
-import type { Store } from '../store/types.ts';
+import type { LogWriter } from '../log/log-writer.ts';
+import type { RecordReader } from '../log/ports.ts';
+import type { SecretBox } from '../store/secret-box.ts';
 import { connectorsSettings } from './config.ts';
-import { type ConnectorLeases, LocalConnectorLeases } from './leases.ts';
+import type { ConnectorLeases } from './leases.ts';
 import { ConnectorManager } from './manager.ts';
 import { registerConnectorMetrics } from './metrics.ts';
 import { ConnectorSecrets } from './secrets.ts';
@@ -39,31 +37,14 @@ export interface ConnectorSystem {
   close(): Promise<void>;
 }
 
-export async function openConnectorStore(config: ServerConfig): Promise<ConnectorStore> {
-  if (config.databaseUrl) {
-    const { PostgresConnectorStore } = await import('../store/postgres/connector-store.ts');
-    return new PostgresConnectorStore({
-      connectionString: config.databaseUrl,
-      schema: config.databaseSchema,
-    });
-  }
-  return new SqliteConnectorStore({
-    file: join(resolve(config.dataDir), 'connectors.db'),
-    synchronous: config.sqliteSynchronous,
-  });
-}
-
-/** Connector leases: advisory locks on PostgreSQL (several nodes), trivially held on SQLite (one). */
-export async function openConnectorLeases(config: ServerConfig): Promise<ConnectorLeases> {
-  if (!config.databaseUrl) return new LocalConnectorLeases();
-  const { PostgresConnectorLeases } = await import('../store/postgres/connector-leases.ts');
-  return new PostgresConnectorLeases(config.databaseUrl, config.databaseSchema);
-}
-
 export async function createConnectorSystem(deps: {
   config: ServerConfig;
-  store: Store;
+  /** The log's records, which pulls read (reconcile). */
+  store: RecordReader;
   writer: LogWriter;
+  /** The connector store and leases, opened with the rest of storage (startup/storage.ts). */
+  connectorStore: ConnectorStore;
+  leases: ConnectorLeases;
   logger: Logger;
   registry: Registry;
   kinds?: Record<string, ConnectorFactory>;
@@ -74,7 +55,7 @@ export async function createConnectorSystem(deps: {
   secretBox: SecretBox | null;
 }): Promise<ConnectorSystem> {
   const settings = connectorsSettings(deps.config.connectors, deps.config.maxBufferedBytes);
-  const store = await openConnectorStore(deps.config);
+  const store = deps.connectorStore;
   const topics = new TopicHub({
     historySize: settings.historySize,
     conflateAboveBytes: settings.conflateAboveBytes,
@@ -116,7 +97,7 @@ export async function createConnectorSystem(deps: {
     kinds: deps.kinds,
     instances: deps.instances,
     allowPrivate: deps.config.webhookAllowPrivate,
-    leases: await openConnectorLeases(deps.config),
+    leases: deps.leases,
     leaseCheckMs: settings.leaseCheckMs,
     relay,
     secrets: new ConnectorSecrets(store, deps.secretBox),
@@ -141,7 +122,6 @@ export async function createConnectorSystem(deps: {
     close: async () => {
       await retention.close();
       await system.close();
-      await store.close();
     },
   };
 }

@@ -17,8 +17,8 @@ import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
-import type { LogWriter } from '../store/log-writer.ts';
-import type { Store } from '../store/types.ts';
+import type { LogWriter } from '../log/log-writer.ts';
+import type { RecordReader } from '../log/ports.ts';
 import { AddressPolicy } from '../webhooks/ssrf.ts';
 import { CircuitBreaker, DEFAULT_CIRCUIT } from './circuit-breaker.ts';
 import { assertValidSpec, type ConnectorsSettings, type PullOptions, type WsFeedOptions } from './config.ts';
@@ -80,7 +80,7 @@ interface Entry {
 export interface ConnectorManagerDeps {
   settings: ConnectorsSettings;
   store: ConnectorStore;
-  records: Store;
+  records: RecordReader;
   writer: LogWriter;
   topics: TopicHub;
   ticks: TickWriter;
@@ -150,7 +150,6 @@ export class ConnectorManager {
       ...deps.kinds,
     };
     this.addresses = new AddressPolicy(deps.allowPrivate ?? []);
-    deps.writer.onCommit((tenant, events) => this.hear(tenant, events));
     deps.leases.onLost(() => void this.leasesLost());
   }
 

@@ -1,14 +1,15 @@
 /**
  * Connector secrets: values a tenant admin stores for the tenant's connectors (an upstream's API key)
  * and its connector templates read as `{{secrets.NAME}}`. Each value is sealed with the server's secrets
- * key (`SYNCBRIDGE_SECRETS_KEY`, AES-256-GCM, auth/secret-box.ts) before it reaches the store and opened
+ * key (`SYNCBRIDGE_SECRETS_KEY`, AES-256-GCM, store/secret-box.ts) before it reaches the store and opened
  * only to fill a template of a connector of the same tenant.
  *
  * It must never store a plain value (without a secrets key it refuses to store any), never hand one
  * tenant's secret to another tenant's connector, and never return a value over REST: names and times only.
  */
-import { type SecretBox, SecretBoxError } from '../auth/secret-box.ts';
+
 import { SyncError } from '../core/errors.ts';
+import { type SecretBox, SecretBoxError } from '../store/secret-box.ts';
 import type { ConnectorStore } from './store.ts';
 
 /** What REST shows of a secret. */

@@ -16,7 +16,7 @@ import type {
   Tick,
 } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
-import type { PublishResult } from '../store/log-writer.ts';
+import type { PublishResult } from '../log/log-writer.ts';
 
 /** Where a connector is in its life. */
 export type ConnectorState = 'starting' | 'running' | 'backing_off' | 'circuit_open' | 'stopped' | 'failed';

@@ -6,7 +6,25 @@
  * its connections may subscribe to records channels of those collections only.
  */
 import type { Device, DeviceInfo, DevicePending } from '@syncbridge/protocol';
-import type { EventCount, Store } from '../store/types.ts';
+import type { EventCount } from '../store/types.ts';
+
+/**
+ * The DeviceStore port: registered devices and their cursors, and the log counts a device's pending
+ * summary needs. Defined here beside its one user; the stores implement it, with no driver type in it.
+ */
+export interface DeviceStore {
+  /** Creates or replaces a registered device (keyed by tenant, `device.user` and `device.id`). */
+  putDevice(tenant: string, device: Device): Promise<void>;
+  getDevice(tenant: string, user: string, id: string): Promise<Device | null>;
+  /** A user's devices, or (no user) every device of the tenant; by user, then id. */
+  listDevices(tenant: string, user?: string): Promise<Device[]>;
+  /** Forgets a device and its cursor; false when there was none. */
+  deleteDevice(tenant: string, user: string, id: string): Promise<boolean>;
+  saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void>;
+  getCursor(tenant: string, user: string, device: string): Promise<number | null>;
+  countEventsAfter(tenant: string, afterSeq: number, limit: number): Promise<EventCount[]>;
+  headSeq(tenant: string): Promise<number>;
+}
 
 /** At most this many log entries after a device's cursor are counted on a connect. */
 export const PENDING_COUNT_LIMIT = 100_000;
@@ -68,7 +86,7 @@ export class DeviceRegistry {
    *   recently seen ones (a phone reinstalled many times must not leave a device row per install).
    */
   constructor(
-    private readonly store: Store,
+    private readonly store: DeviceStore,
     private readonly maxPerUser = Number.POSITIVE_INFINITY,
   ) {}
 

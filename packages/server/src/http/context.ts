@@ -1,22 +1,33 @@
-/** What the REST routes need from the rest of the server, wired by the composition root. */
+/**
+ * What the REST routes need from the rest of the server, wired by the composition root: the storage
+ * ports they read (records, conflicts, devices, collection settings) and the writer's requests, never
+ * the whole store or the writer's lifecycle. Routes must never open or close storage.
+ */
 import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ClusterView } from '../bus/cluster-view.ts';
 import type { ConnectorManager } from '../connectors/manager.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
+import type { DeviceStore } from '../devices/registry.ts';
+import type { ConflictStore, LogWrites, RecordReader } from '../log/ports.ts';
 import type { MetricsRegistry } from '../observability/metrics.ts';
 import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
-import type { LogWriter } from '../store/log-writer.ts';
 import type { Store } from '../store/types.ts';
 import type { InboundReceiver } from '../webhooks/inbound.ts';
 import type { WebhookSystem } from '../webhooks/system.ts';
 import type { RestAuthenticator } from './authenticate.ts';
 
 export interface HttpContext {
-  store: Store;
-  writer: LogWriter;
+  records: RecordReader;
+  conflicts: ConflictStore;
+  devices: DeviceStore;
+  /** Stores a collection's settings (and bumps the tenant's collections version). */
+  collectionSettings: Pick<Store, 'putCollection'>;
+  storeKind: string;
+  storePing: () => Promise<void>;
+  writer: LogWrites;
   collections: CollectionRegistry;
   tokens: TokenService;
   keys: ApiKeys;

@@ -7,7 +7,7 @@
  */
 import type { MutationResult } from '@syncbridge/protocol';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { StaleWrite } from '../store/tenant-writer.ts';
+import type { StaleWrite } from '../log/tenant-writer.ts';
 import type { AttemptObservation } from '../webhooks/dispatcher.ts';
 import { LATENCY_BUCKETS } from './realtime-metrics.ts';
 

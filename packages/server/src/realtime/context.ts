@@ -4,7 +4,7 @@ import type { TokenService } from '../auth/tokens.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { TopicHub } from '../connectors/topics.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
-import type { LogWriter } from '../store/log-writer.ts';
+import type { LogWriter } from '../log/log-writer.ts';
 import type { Store } from '../store/types.ts';
 import type { RealtimeCounters } from './counters.ts';
 import type { HealthPush } from './health-push.ts';

@@ -10,7 +10,7 @@
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
-import type { Store } from '../store/types.ts';
+import type { RecordReader } from '../log/ports.ts';
 
 interface TenantPosition {
   /** Highest seq passed to the hub; null until the starting head is read. */
@@ -40,7 +40,7 @@ export class LogSequencer {
   gapsFilled = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: RecordReader,
     private readonly deliver: (tenant: string, events: LogEvent[], mark?: CommitMark) => void,
     private readonly logger: Logger,
   ) {}

@@ -6,7 +6,8 @@
  */
 import type { SyncRecord } from '@syncbridge/protocol';
 import { deepEqual } from '../core/merge.ts';
-import { recordKey, type Store } from '../store/types.ts';
+import type { RecordReader } from '../log/ports.ts';
+import { recordKey } from '../store/types.ts';
 
 export interface ReplayDifference {
   tenant: string;
@@ -31,7 +32,9 @@ interface Rebuilt {
 const PAGE = 2000;
 
 export async function verifyReplay(
-  store: Store,
+  store: Pick<RecordReader, 'readEvents' | 'listRecords' | 'listRecordCollections'> & {
+    listTenants(): Promise<string[]>;
+  },
   options: { tenants?: string[]; progress?: (message: string) => void } = {},
 ): Promise<ReplayReport> {
   const tenants = options.tenants ?? (await store.listTenants());

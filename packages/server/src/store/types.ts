@@ -16,7 +16,7 @@ import type {
   MutationResult,
   SyncRecord,
 } from '@syncbridge/protocol';
-import type { NewDelivery, WebhookStore } from '../webhooks/types.ts';
+import type { WebhookStore } from '../webhooks/types.ts';
 
 export interface RecordKey {
   collection: string;
@@ -26,6 +26,21 @@ export interface RecordKey {
 /** A record at one of its versions. */
 export interface VersionKey extends RecordKey {
   version: number;
+}
+
+/** A delivery to write: one event for one endpoint. */
+export interface NewDelivery {
+  id: string;
+  tenant: string;
+  webhookId: string;
+  eventId: string;
+  seq: number;
+  eventType: string;
+  platform: string | null;
+  priority: number | null;
+  /** The exact bytes that are POSTed and signed, on every attempt. */
+  body: string;
+  createdAt: number;
 }
 
 export interface TenantBatch {
@@ -171,7 +186,7 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Webhook endpoints, the delivery outbox and delivery attempts. */
   readonly webhooks: WebhookStore;
-  /** Deletion of rows past their retention (store/retention.ts runs it). */
+  /** Deletion of rows past their retention (log/retention.ts runs it). */
   readonly expiry: ExpiryStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;

@@ -15,7 +15,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { NewDomainEvent } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
-import type { LogWriter } from '../store/log-writer.ts';
+import type { LogWriter } from '../log/log-writer.ts';
 import { verifyHex, verifyStandard } from './signing.ts';
 
 const NAME = '^[A-Za-z0-9_.\\-]{1,128}$';

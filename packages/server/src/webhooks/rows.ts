@@ -3,8 +3,8 @@
  * endpoint counter arithmetic both apply when a worker reports attempts.
  */
 import type { DeliveryAttempt, DeliveryStatus, WebhookStatus } from '@syncbridge/protocol';
-import { openJson, type SecretBox } from '../auth/secret-box.ts';
 import { parseJson } from '../store/rows.ts';
+import { openJson, type SecretBox } from '../store/secret-box.ts';
 import type { AttemptResult, DeliveryRow, WebhookEndpoint, WebhookSecretEntry } from './types.ts';
 
 type Num = number | string;

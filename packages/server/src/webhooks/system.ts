@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/config.ts';
-import type { LogWriter } from '../store/log-writer.ts';
+import type { LogWriter } from '../log/log-writer.ts';
 import type { Store } from '../store/types.ts';
 import { type AttemptObservation, WebhookDispatcher } from './dispatcher.ts';
 import { SyncHealth } from './health.ts';

@@ -7,7 +7,8 @@
  * lease (`lockedUntil`, `lockedBy`): nobody else claims it until the lease runs out, so a delivery whose
  * sender crashed is sent again after the lease (or at once when its node restarts).
  */
-import type { DeliveryAttempt, DeliveryStatus, LogEvent, WebhookStatus } from '@syncbridge/protocol';
+import type { DeliveryAttempt, DeliveryStatus, WebhookStatus } from '@syncbridge/protocol';
+import type { NewDelivery } from '../store/types.ts';
 
 export interface WebhookSecretEntry {
   secret: string;
@@ -41,20 +42,8 @@ export interface WebhookEndpoint {
   updatedAt: number;
 }
 
-/** A delivery to write: one event for one endpoint. */
-export interface NewDelivery {
-  id: string;
-  tenant: string;
-  webhookId: string;
-  eventId: string;
-  seq: number;
-  eventType: string;
-  platform: string | null;
-  priority: number | null;
-  /** The exact bytes that are POSTed and signed, on every attempt. */
-  body: string;
-  createdAt: number;
-}
+/** A delivery to write (defined beside the store that writes it in the commit's transaction). */
+export type { NewDelivery };
 
 export interface DeliveryRow extends NewDelivery {
   status: DeliveryStatus;
@@ -191,17 +180,5 @@ export interface WebhookStore {
   statsByPlatform(tenant: string, since: number): Promise<PeriodStats[]>;
 }
 
-/**
- * The write path's hook into webhooks: `plan` runs inside the log transaction (synchronously, from
- * memory) and names the deliveries the committed events cause; they are written in that same
- * transaction. `committed` hears them once the transaction has committed.
- */
-export interface Outbox {
-  /**
-   * Called with the tenant's endpoint version read under its write lock, before `plan`: reloads the
-   * tenant's endpoints when another node (or this one) changed them since this node last read them.
-   */
-  sync(tenant: string, hooksVersion: number): Promise<void>;
-  plan(tenant: string, events: readonly LogEvent[]): NewDelivery[];
-  committed(deliveries: NewDelivery[]): void;
-}
+/** The commit's webhook outbox (defined beside its user, the write path: log/outbox.ts). */
+export type { Outbox } from '../log/outbox.ts';

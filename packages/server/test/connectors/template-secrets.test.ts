@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type ServerConfig } from '../../src/config/config.ts';
-import { openConnectorStore } from '../../src/connectors/index.ts';
+import { openConnectorStore } from '../../src/startup/storage.ts';
 import {
   createTestStorage,
   POSTGRES_URL,

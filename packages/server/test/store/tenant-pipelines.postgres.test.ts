@@ -11,7 +11,7 @@ import type { Principal } from '../../src/auth/principal.ts';
 import { CollectionRegistry } from '../../src/core/collections.ts';
 import { SyncError } from '../../src/core/errors.ts';
 import { HybridClock } from '../../src/core/hlc.ts';
-import { LogWriter } from '../../src/store/log-writer.ts';
+import { LogWriter } from '../../src/log/log-writer.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { postgresAvailable, redactUrl, requireService } from '../helpers/services.ts';
 

@@ -13,7 +13,7 @@ import type { Principal } from '../../src/auth/principal.ts';
 import { CollectionRegistry } from '../../src/core/collections.ts';
 import { SyncError } from '../../src/core/errors.ts';
 import { HybridClock } from '../../src/core/hlc.ts';
-import { LogWriter } from '../../src/store/log-writer.ts';
+import { LogWriter } from '../../src/log/log-writer.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { UNAVAILABLE_MESSAGES } from '../../src/store/unavailable.ts';
 

@@ -71,7 +71,7 @@ export const collectionRoutes =
           throw new SyncError('FORBIDDEN', 'changing collection settings needs the admin role');
         ctx.writer.assertStorable(request.body, 'settings');
         const resolved = ctx.collections.compile(request.body);
-        await ctx.store.putCollection(principal.tenant, request.params.collection, request.body);
+        await ctx.collectionSettings.putCollection(principal.tenant, request.params.collection, request.body);
         await ctx.collections.list(principal.tenant);
         ctx.collections.update(principal.tenant, request.params.collection, resolved);
         return { name: request.params.collection, settings: { strategy: 'lww' as const, ...request.body } };

@@ -39,7 +39,7 @@ export const conflictRoutes =
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { status = 'open', collection, limit = 100 } = request.query;
-        const conflicts = await ctx.store.listConflicts(principal.tenant, { status, collection, limit });
+        const conflicts = await ctx.conflicts.listConflicts(principal.tenant, { status, collection, limit });
         return { conflicts: conflicts.filter((c) => visible(principal, c)) };
       },
     );
@@ -56,7 +56,7 @@ export const conflictRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        const conflict = await ctx.store.getConflict(principal.tenant, request.params.id);
+        const conflict = await ctx.conflicts.getConflict(principal.tenant, request.params.id);
         if (!conflict || !visible(principal, conflict))
           throw new SyncError('NOT_FOUND', 'conflict not found');
         return conflict;
@@ -84,7 +84,7 @@ export const conflictRoutes =
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { id } = request.params;
-        const existing = await ctx.store.getConflict(principal.tenant, id);
+        const existing = await ctx.conflicts.getConflict(principal.tenant, id);
         if (!existing || !visible(principal, existing))
           throw new SyncError('NOT_FOUND', 'conflict not found');
         const result = await ctx.writer.resolve(principal, { conflictId: id, ...request.body });
@@ -93,7 +93,7 @@ export const conflictRoutes =
             ...(result.record ? { record: result.record } : {}),
           });
         }
-        const conflict = (await ctx.store.getConflict(principal.tenant, id))!;
+        const conflict = (await ctx.conflicts.getConflict(principal.tenant, id))!;
         return { result, conflict };
       },
     );

@@ -34,7 +34,7 @@ function ownerOf(principal: Principal, user: string | undefined): string {
 export const deviceRoutes =
   (ctx: HttpContext): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const devices = new DeviceRegistry(ctx.store, ctx.maxDevicesPerUser);
+    const devices = new DeviceRegistry(ctx.devices, ctx.maxDevicesPerUser);
 
     app.post(
       '/v1/devices',

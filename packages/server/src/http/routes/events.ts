@@ -66,8 +66,8 @@ export const eventRoutes =
         const { after = 0, limit = 100, type, kind, actor, collection, id, from, to } = request.query;
         const query = { afterSeq: after, limit, type, kind, actor, collection, recordId: id, from, to };
         const [events, head] = await Promise.all([
-          ctx.store.readEvents(principal.tenant, query),
-          ctx.store.headSeq(principal.tenant),
+          ctx.records.readEvents(principal.tenant, query),
+          ctx.records.headSeq(principal.tenant),
         ]);
         return { events, head };
       },

@@ -120,7 +120,7 @@ export const recordRoutes =
             throw new SyncError('BAD_REQUEST', `"${field}" is not a field name`);
           filter[field] = String(value);
         }
-        const records = await ctx.store.listRecords(principal.tenant, request.params.collection, {
+        const records = await ctx.records.listRecords(principal.tenant, request.params.collection, {
           limit: limit + 1,
           after,
           filter,
@@ -145,7 +145,7 @@ export const recordRoutes =
       },
       async (request, reply) => {
         const principal = await ctx.auth.principal(request);
-        const record = await ctx.store.getRecord(
+        const record = await ctx.records.getRecord(
           principal.tenant,
           request.params.collection,
           request.params.id,
@@ -222,7 +222,7 @@ export const recordRoutes =
         const after = request.query.after ?? 0;
         // `changes` compare each version with the one before it on this page (empty for a page's first
         // entry when its predecessor is on an earlier page).
-        const events = await ctx.store.readEvents(principal.tenant, {
+        const events = await ctx.records.readEvents(principal.tenant, {
           afterSeq: after,
           limit: request.query.limit ?? 100,
           kind: 'record',
@@ -268,7 +268,7 @@ export const recordRoutes =
         const { collection, id, version } = request.params;
         let after = 0;
         for (;;) {
-          const page = await ctx.store.readEvents(principal.tenant, {
+          const page = await ctx.records.readEvents(principal.tenant, {
             afterSeq: after,
             limit: 500,
             kind: 'record',

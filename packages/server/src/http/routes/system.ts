@@ -45,7 +45,7 @@ export const systemRoutes =
         const started = performance.now();
         let ok = true;
         try {
-          await ctx.store.ping();
+          await ctx.storePing();
         } catch {
           ok = false;
         }
@@ -53,7 +53,7 @@ export const systemRoutes =
         const body = {
           status: ok && busOk ? 'ready' : 'unavailable',
           store: {
-            kind: ctx.store.kind,
+            kind: ctx.storeKind,
             ok,
             latencyMs: Math.round((performance.now() - started) * 100) / 100,
           },

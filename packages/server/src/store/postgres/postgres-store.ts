@@ -8,6 +8,10 @@
  * It must never: return another tenant's rows (every query is scoped by tenant), assign or commit a
  * seq without holding the tenant's head row lock, run one query per row of a batch, leak a driver
  * error type past `translateError` for a connection failure, or hand a broken connection back to the pool.
+ *
+ * This file holds the log and records (transactions, event and record reads, conflicts); devices,
+ * cursors and API keys are in accounts.ts; migrations, collection settings and maintenance in
+ * maintenance.ts; the pool's query helpers in pool.ts.
  */
 import type {
   CollectionSettings,
@@ -18,7 +22,6 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import pg from 'pg';
-import type { SecretBox } from '../../auth/secret-box.ts';
 import {
   type EventRow,
   eventColumns,
@@ -32,11 +35,11 @@ import {
   storedResult,
   withLoggedRecord,
 } from '../rows.ts';
+import type { SecretBox } from '../secret-box.ts';
 import type {
   ApiKeyRow,
   CommitPipeline,
   ConflictQuery,
-  EventCount,
   EventQuery,
   ListQuery,
   RecordKey,
@@ -47,9 +50,11 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { PostgresAccounts } from './accounts.ts';
 import { PostgresExpiryStore } from './expiry-store.ts';
-import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import { PostgresMaintenance } from './maintenance.ts';
 import { OneCallCommits } from './one-call-commit.ts';
+import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
 import {
   columnArrays,
   EVENT_COLUMNS,
@@ -66,7 +71,7 @@ export interface PostgresStoreOptions {
   /** PostgreSQL schema holding every table; created by `migrate` if missing. Default: the search_path. */
   schema?: string;
   poolSize?: number;
-  /** Seals webhook secrets at rest (see auth/secret-box.ts). */
+  /** Seals webhook secrets at rest (see store/secret-box.ts). */
   secretBox?: SecretBox | null;
   /**
    * How long a statement waits for a lock another connection holds before it fails with UNAVAILABLE
@@ -75,43 +80,12 @@ export interface PostgresStoreOptions {
   busyTimeoutMs?: number;
 }
 
-/** Key of the advisory lock `migrate` holds, so nodes starting at once apply each migration once. */
-const MIGRATION_LOCK = 0x53796e63; // "Sync"
-
-type Queryable = pg.Pool | pg.PoolClient;
-
-const JSONB_OID = 3802;
-
-/**
- * jsonb arrives as its JSON text, like SQLite's TEXT columns, for rows.ts's parseJson: node-postgres
- * would parse it, and parseJson would then take a JSON string value ("abc") for JSON text to parse again.
- * Scoped to this store's pool; the process-wide pg.types are left alone.
- */
-const typeParser = ((oid: number, format?: string) =>
-  oid === JSONB_OID
-    ? (value: string) => value
-    : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser;
-
-async function query<R extends pg.QueryResultRow>(
-  db: Queryable,
-  sql: string,
-  params?: unknown[],
-): Promise<R[]> {
-  try {
-    return (await db.query<R>(sql, params)).rows;
-  } catch (err) {
-    throw translateError(err);
-  }
-}
-
-function quoteIdent(name: string): string {
-  return `"${name}"`;
-}
-
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly webhooks: PostgresWebhookStore;
   readonly expiry: PostgresExpiryStore;
+  private readonly accounts: PostgresAccounts;
+  private readonly maintenance: PostgresMaintenance;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
   private readonly oneCall: OneCallCommits;
@@ -138,6 +112,9 @@ export class PostgresStore implements Store {
     // An idle client whose connection dies emits 'error' on the pool; the pool drops that client, and
     // the next query reports the outage. Without a listener the error would crash the process.
     this.pool.on('error', () => {});
+    const parts = { pool: this.pool, inTransaction: this.inTransaction.bind(this) };
+    this.accounts = new PostgresAccounts(parts);
+    this.maintenance = new PostgresMaintenance(parts);
     this.oneCall = new OneCallCommits(this.writeTx(this.pool), async (payload) => {
       // Named: each pooled connection parses and plans the call once.
       const result = await this.pool
@@ -191,34 +168,8 @@ export class PostgresStore implements Store {
     }
   }
 
-  async migrate(progress?: (message: string) => void): Promise<number> {
-    let applied = 0;
-    // One transaction per migration, each under the advisory lock: a node that waited for the lock
-    // re-reads schema_migrations and finds the migration another node just applied.
-    for (;;) {
-      const done = await this.inTransaction('BEGIN', async (client) => {
-        await query(client, 'SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK]);
-        if (this.schema) await query(client, `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
-        await query(
-          client,
-          `CREATE TABLE IF NOT EXISTS schema_migrations (
-             version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-        );
-        const rows = await query<{ version: number }>(client, 'SELECT version FROM schema_migrations');
-        const versions = new Set(rows.map((row) => row.version));
-        const next = POSTGRES_MIGRATIONS.find((m) => !versions.has(m.version));
-        if (!next) return null;
-        await query(client, next.sql);
-        await query(client, 'INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
-          next.version,
-          next.name,
-        ]);
-        return next;
-      });
-      if (!done) return applied;
-      applied += 1;
-      progress?.(`applied migration ${done.version}: ${done.name}`);
-    }
+  migrate(progress?: (message: string) => void): Promise<number> {
+    return this.maintenance.migrate(this.schema, progress);
   }
 
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
@@ -445,193 +396,32 @@ export class PostgresStore implements Store {
     );
   }
 
-  async getCollections(tenant: string): Promise<Map<string, CollectionSettings>> {
-    const rows = await query<{ name: string; settings: string }>(
-      this.pool,
-      'SELECT name, settings FROM collections WHERE tenant = $1 ORDER BY name',
-      [tenant],
-    );
-    return new Map(rows.map((row) => [row.name, JSON.parse(row.settings) as CollectionSettings]));
-  }
-
-  async putCollection(tenant: string, name: string, settings: CollectionSettings): Promise<void> {
-    // The version first: it takes the tenant's head row lock in the order commits take it, so a commit
-    // that locks the tenant after this change has committed reads the new version (TenantLock).
-    await this.inTransaction('BEGIN', async (client) => {
-      await query(
-        client,
-        `INSERT INTO tenant_heads (tenant, seq, collections_version) VALUES ($1, 0, 1)
-         ON CONFLICT (tenant) DO UPDATE SET collections_version = tenant_heads.collections_version + 1`,
-        [tenant],
-      );
-      await query(
-        client,
-        `INSERT INTO collections (tenant, name, settings) VALUES ($1, $2, $3::jsonb)
-         ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings`,
-        [tenant, name, JSON.stringify(settings)],
-      );
-    });
-  }
-
-  async findApiKey(hash: string): Promise<ApiKeyRow | null> {
-    const rows = await query<ApiKeyRow>(this.pool, 'SELECT id, tenant, label FROM api_keys WHERE hash = $1', [
-      hash,
-    ]);
-    return rows[0] ?? null;
-  }
-
-  async createApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
-    await query(this.pool, 'INSERT INTO api_keys (id, tenant, hash, label) VALUES ($1, $2, $3, $4)', [
-      row.id,
-      row.tenant,
-      row.hash,
-      row.label,
-    ]);
-  }
-
-  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
-    await query(
-      this.pool,
-      `INSERT INTO api_keys (id, tenant, hash, label) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label, created_at = now()`,
-      [row.id, row.tenant, row.hash, row.label],
-    );
-  }
-
-  async deleteApiKey(id: string): Promise<boolean> {
-    const rows = await query(this.pool, 'DELETE FROM api_keys WHERE id = $1 RETURNING id', [id]);
-    return rows.length > 0;
-  }
-
-  async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
-    await query(
-      this.pool,
-      `INSERT INTO cursors (tenant, user_id, device_id, seq, updated_at) VALUES ($1, $2, $3, $4, now())
-       ON CONFLICT (tenant, user_id, device_id)
-       DO UPDATE SET seq = GREATEST(cursors.seq, excluded.seq), updated_at = excluded.updated_at`,
-      [tenant, user, device, seq],
-    );
-  }
-
-  async getCursor(tenant: string, user: string, device: string): Promise<number | null> {
-    const rows = await query<{ seq: string }>(
-      this.pool,
-      'SELECT seq FROM cursors WHERE tenant = $1 AND user_id = $2 AND device_id = $3',
-      [tenant, user, device],
-    );
-    return rows.length ? Number(rows[0].seq) : null;
-  }
-
-  async putDevice(tenant: string, device: Device): Promise<void> {
-    await query(
-      this.pool,
-      `INSERT INTO devices (tenant, user_id, id, doc) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (tenant, user_id, id) DO UPDATE SET doc = excluded.doc`,
-      [tenant, device.user, device.id, JSON.stringify(device)],
-    );
-  }
-
-  async getDevice(tenant: string, user: string, id: string): Promise<Device | null> {
-    const rows = await query<{ doc: string }>(
-      this.pool,
-      'SELECT doc FROM devices WHERE tenant = $1 AND user_id = $2 AND id = $3',
-      [tenant, user, id],
-    );
-    return rows[0] ? (JSON.parse(rows[0].doc) as Device) : null;
-  }
-
-  async listDevices(tenant: string, user?: string): Promise<Device[]> {
-    const rows =
-      user === undefined
-        ? await query<{ doc: string }>(
-            this.pool,
-            'SELECT doc FROM devices WHERE tenant = $1 ORDER BY user_id, id',
-            [tenant],
-          )
-        : await query<{ doc: string }>(
-            this.pool,
-            'SELECT doc FROM devices WHERE tenant = $1 AND user_id = $2 ORDER BY id',
-            [tenant, user],
-          );
-    return rows.map((row) => JSON.parse(row.doc) as Device);
-  }
-
-  async deleteDevice(tenant: string, user: string, id: string): Promise<boolean> {
-    return this.inTransaction('BEGIN', async (client) => {
-      await query(client, 'DELETE FROM cursors WHERE tenant = $1 AND user_id = $2 AND device_id = $3', [
-        tenant,
-        user,
-        id,
-      ]);
-      const gone = await query(
-        client,
-        'DELETE FROM devices WHERE tenant = $1 AND user_id = $2 AND id = $3 RETURNING id',
-        [tenant, user, id],
-      );
-      return gone.length > 0;
-    });
-  }
-
-  async countEventsAfter(tenant: string, afterSeq: number, limit: number): Promise<EventCount[]> {
-    const rows = await query<{ kind: 'record' | 'event'; collection: string | null; count: string }>(
-      this.pool,
-      `SELECT kind, collection, count(*) AS count
-       FROM (SELECT kind, collection FROM events WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS e
-       GROUP BY kind, collection`,
-      [tenant, afterSeq, limit],
-    );
-    return rows.map((row) => ({ kind: row.kind, collection: row.collection, count: Number(row.count) }));
-  }
-
-  async compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number> {
-    const result = await this.pool
-      .query(
-        `DELETE FROM events e USING records r
-         WHERE e.tenant = $1 AND e.kind = 'record' AND e.collection = $2
-           AND r.tenant = e.tenant AND r.collection = e.collection AND r.id = e.record_id
-           AND e.version < r.version
-           AND (e.version <= r.version - $3 OR e.ts < $4)`,
-        [tenant, collection, policy.keepVersions ?? Number.MAX_SAFE_INTEGER, policy.before ?? ''],
-      )
-      .catch((err: unknown) => {
-        throw translateError(err);
-      });
-    return result.rowCount ?? 0;
-  }
-
-  async pruneResults(before: string): Promise<number> {
-    const result = await this.pool
-      .query('DELETE FROM mutation_results WHERE created_at < $1::timestamptz', [before])
-      .catch((err: unknown) => {
-        throw translateError(err);
-      });
-    return result.rowCount ?? 0;
-  }
-
-  async listTenants(): Promise<string[]> {
-    const rows = await query<{ tenant: string }>(
-      this.pool,
-      'SELECT tenant FROM tenant_heads ORDER BY tenant',
-    );
-    return rows.map((r) => r.tenant);
-  }
-
-  async listRecordCollections(tenant: string): Promise<string[]> {
-    const rows = await query<{ collection: string }>(
-      this.pool,
-      'SELECT DISTINCT collection FROM records WHERE tenant = $1 ORDER BY collection',
-      [tenant],
-    );
-    return rows.map((r) => r.collection);
-  }
-
-  async countOpenConflicts(): Promise<{ tenant: string; count: number }[]> {
-    const rows = await query<{ tenant: string; count: string }>(
-      this.pool,
-      "SELECT tenant, COUNT(*) AS count FROM conflicts WHERE status = 'open' GROUP BY tenant",
-    );
-    return rows.map((r) => ({ tenant: r.tenant, count: Number(r.count) }));
-  }
+  // Devices, cursors and API keys (accounts.ts); maintenance and tenant-wide reads (maintenance.ts).
+  readonly findApiKey = (hash: string) => this.accounts.findApiKey(hash);
+  readonly createApiKey = (row: ApiKeyRow & { hash: string }) => this.accounts.createApiKey(row);
+  readonly replaceApiKey = (row: ApiKeyRow & { hash: string }) => this.accounts.replaceApiKey(row);
+  readonly deleteApiKey = (id: string) => this.accounts.deleteApiKey(id);
+  readonly saveCursor = (tenant: string, user: string, device: string, seq: number) =>
+    this.accounts.saveCursor(tenant, user, device, seq);
+  readonly getCursor = (tenant: string, user: string, device: string) =>
+    this.accounts.getCursor(tenant, user, device);
+  readonly putDevice = (tenant: string, device: Device) => this.accounts.putDevice(tenant, device);
+  readonly getDevice = (tenant: string, user: string, id: string) =>
+    this.accounts.getDevice(tenant, user, id);
+  readonly listDevices = (tenant: string, user?: string) => this.accounts.listDevices(tenant, user);
+  readonly deleteDevice = (tenant: string, user: string, id: string) =>
+    this.accounts.deleteDevice(tenant, user, id);
+  readonly countEventsAfter = (tenant: string, afterSeq: number, limit: number) =>
+    this.accounts.countEventsAfter(tenant, afterSeq, limit);
+  readonly compactHistory = (tenant: string, collection: string, policy: RetentionPolicy) =>
+    this.maintenance.compactHistory(tenant, collection, policy);
+  readonly pruneResults = (before: string) => this.maintenance.pruneResults(before);
+  readonly listTenants = () => this.maintenance.listTenants();
+  readonly listRecordCollections = (tenant: string) => this.maintenance.listRecordCollections(tenant);
+  readonly countOpenConflicts = () => this.maintenance.countOpenConflicts();
+  readonly getCollections = (tenant: string) => this.maintenance.getCollections(tenant);
+  readonly putCollection = (tenant: string, name: string, settings: CollectionSettings) =>
+    this.maintenance.putCollection(tenant, name, settings);
 
   async ping(): Promise<void> {
     await query(this.pool, 'SELECT 1');

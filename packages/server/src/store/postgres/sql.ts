@@ -4,7 +4,7 @@
  * Pure functions only: nothing here opens a connection or runs a query.
  */
 import type { SyncRecord } from '@syncbridge/protocol';
-import { SyncError } from '../../core/errors.ts';
+import { SyncError } from '@syncbridge/protocol';
 import { EVENT_COLUMNS } from '../rows.ts';
 import { recordKey } from '../types.ts';
 import { UNAVAILABLE_MESSAGES, type UnavailableCause } from '../unavailable.ts';

@@ -5,7 +5,6 @@
  */
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
-import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
@@ -31,6 +30,7 @@ import type {
   WebhookEndpoint,
   WebhookStore,
 } from '../../webhooks/types.ts';
+import { type SecretBox, sealJson } from '../secret-box.ts';
 
 export type QueryFn = <R extends object>(sql: string, params?: unknown[]) => Promise<R[]>;
 

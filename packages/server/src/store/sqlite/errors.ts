@@ -7,7 +7,7 @@
  *
  * It must never hide a programming error as UNAVAILABLE: only codes that mean "retrying later can work".
  */
-import { SyncError } from '../../core/errors.ts';
+import { SyncError } from '@syncbridge/protocol';
 import { UNAVAILABLE_MESSAGES, type UnavailableCause } from '../unavailable.ts';
 
 function causeOf(code: string): UnavailableCause | null {

@@ -210,7 +210,7 @@ export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 13,
     name: 'finished webhook deliveries by completion time; no cursors of anonymous connections',
-    // The retention job deletes finished deliveries oldest first (store/retention.ts). Cursors used to be
+    // The retention job deletes finished deliveries oldest first (log/retention.ts). Cursors used to be
     // kept for connections without a deviceId too, under a random connection id (a UUID) that nobody can
     // read again; those without a registered device are dropped here.
     sql: `

@@ -6,8 +6,12 @@
  * never sees a transaction that has not committed. `synchronous=FULL` (the default) fsyncs every commit,
  * so an acknowledged write survives a power cut; NORMAL survives a process crash only. Driver errors
  * reach callers translated (errors.ts): busy, full and I/O failures as UNAVAILABLE, as on PostgreSQL.
+ *
+ * This file holds the log and records (transactions, event and record reads, conflicts, collections);
+ * devices, cursors and API keys are in accounts.ts, maintenance reads and deletes in maintenance.ts,
+ * opening a connection and the writer queue in connection.ts. It must never hold domain logic.
  */
-import { mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
   CollectionSettings,
@@ -17,15 +21,13 @@ import type {
   MutationResult,
   SyncRecord,
 } from '@syncbridge/protocol';
-import Database from 'better-sqlite3';
-import type { SecretBox } from '../../auth/secret-box.ts';
+import type Database from 'better-sqlite3';
 import {
   EVENT_COLUMNS,
   type EventRow,
   eventColumns,
   eventFromRow,
   jsonOnce,
-  LOGGED_RECORD_COLUMNS,
   needsLoggedRecord,
   type RecordRow,
   recordFromRow,
@@ -33,6 +35,7 @@ import {
   storedResult,
   withLoggedRecord,
 } from '../rows.ts';
+import type { SecretBox } from '../secret-box.ts';
 import type {
   ApiKeyRow,
   ConflictQuery,
@@ -47,15 +50,26 @@ import type {
   WriteTx,
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { SqliteAccounts } from './accounts.ts';
+import {
+  filterSql,
+  open,
+  RECORD_COLUMNS,
+  runMigrations,
+  type WriterQueue,
+  writerQueueFor,
+} from './connection.ts';
 import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
+import { SqliteMaintenance } from './maintenance.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { prepareStatements } from './statements.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
 
 export interface SqliteStoreOptions {
   file: string;
   synchronous?: 'FULL' | 'NORMAL';
-  /** Seals webhook secrets at rest (see auth/secret-box.ts). */
+  /** Seals webhook secrets at rest (see store/secret-box.ts). */
   secretBox?: SecretBox | null;
   /**
    * How long a statement waits for a lock another connection (another process on the file) holds,
@@ -66,94 +80,12 @@ export interface SqliteStoreOptions {
   maxPageCount?: number;
 }
 
-const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
-
-function jsonPath(field: string): string {
-  return (
-    '$' +
-    field
-      .split('.')
-      .map((part) => `."${part}"`)
-      .join('')
-  );
-}
-
-/**
- * SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. A row
- * SQLite's JSON functions cannot read (nested past their 1,000 levels: written before the server
- * limited depth) matches no filter instead of failing the whole query with "malformed JSON".
- */
-function filterSql(filter: Record<string, string>): { sql: string; params: string[] } {
-  const clauses: string[] = [];
-  const params: string[] = [];
-  for (const [field, value] of Object.entries(filter)) {
-    const path = jsonPath(field);
-    clauses.push(
-      `(CASE WHEN json_valid(data) THEN (CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) END) = ?`,
-    );
-    params.push(path, path, path, path, value);
-  }
-  return { sql: clauses.length ? ` AND ${clauses.join(' AND ')}` : '', params };
-}
-
-/**
- * WAL pages after which a commit copies the WAL back into the database file (SQLite's default: 1,000).
- * A group commit of 50 small puts writes about 90 pages, mostly the same hot index pages again, so at
- * 1,000 pages every 11th commit copied them back; at 10,000 (40 MiB of 4 KiB pages) a checkpoint copies
- * each hot page once for about 110 commits. The WAL stays bounded by it (a reader holding an old
- * snapshot can stretch it; `journal_size_limit` then shrinks the file back at the next reset), and
- * recovery after a crash reads at most that much WAL.
- */
-const WAL_AUTOCHECKPOINT_PAGES = 10_000;
-const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
-
-function open(file: string, synchronous: string, busyTimeoutMs = 10_000): Database.Database {
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${synchronous}`);
-  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-  db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
-  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-  return db;
-}
-
-/**
- * Writer queues by database file, shared by every SqliteStore of this process on that file.
- * better-sqlite3 waits for SQLite's write lock synchronously (busy_timeout), blocking the event loop: if
- * a second instance in this process ran BEGIN IMMEDIATE while another one's transaction was open
- * (awaiting its callback), the holder could never reach COMMIT, and both would stall. So the writes of
- * one process to one file take turns here; other processes still wait on SQLite's lock.
- */
-const writerQueues = new Map<string, WriterQueue>();
-
-interface WriterQueue {
-  tail: Promise<unknown>;
-  /**
-   * Event pages read from this file in the current turn of the event loop, by tenant and query: when
-   * thousands of clients re-subscribe from the same cursor at once (after a restart), they share one
-   * read. Emptied after every write and at the end of the turn, so a page is never older than a read
-   * made just before the last write; callers must not modify the events.
-   */
-  pages: Map<string, LogEvent[]>;
-  pagesExpiry: boolean;
-}
-
-function writerQueueFor(file: string): WriterQueue {
-  const fresh = (): WriterQueue => ({ tail: Promise.resolve(), pages: new Map(), pagesExpiry: false });
-  if (file === ':memory:' || file === '') return fresh();
-  const key = realpathSync(file);
-  let queue = writerQueues.get(key);
-  if (!queue) {
-    queue = fresh();
-    writerQueues.set(key, queue);
-  }
-  return queue;
-}
-
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly webhooks: SqliteWebhookStore;
   readonly expiry: SqliteExpiryStore;
+  private readonly accounts: SqliteAccounts;
+  private readonly maintenance: SqliteMaintenance;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
@@ -180,85 +112,10 @@ export class SqliteStore implements Store {
     this.reader = open(options.file, synchronous, options.busyTimeoutMs);
     const w = this.writer;
     const r = this.reader;
-    this.stmts = {
-      lockHead: w.prepare<[string], { seq: number; hooks_version: number; collections_version: number }>(
-        'SELECT seq, hooks_version, collections_version FROM tenant_heads WHERE tenant = ?',
-      ),
-      // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
-      // the tenant's whole log for every base version a merge needs. A record's versions grow with its
-      // seqs, so walking its entries newest first reaches a recent base version after a few steps.
-      versionData: w.prepare<[string, string, string, number], { data: string }>(
-        `SELECT data FROM events INDEXED BY events_by_record
-         WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?
-         ORDER BY seq DESC LIMIT 1`,
-      ),
-      getConflictW: w.prepare<[string, string], { doc: string }>(
-        'SELECT doc FROM conflicts WHERE tenant = ? AND id = ?',
-      ),
-      getConflict: r.prepare<[string, string], { doc: string }>(
-        'SELECT doc FROM conflicts WHERE tenant = ? AND id = ?',
-      ),
-      putConflict: w.prepare(
-        `INSERT INTO conflicts (tenant, id, collection, status, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
-      ),
-      setHead: w.prepare(
-        'INSERT INTO tenant_heads (tenant, seq) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq',
-      ),
-      getResult: w.prepare<[string, string], { result: string }>(
-        'SELECT result FROM mutation_results WHERE tenant = ? AND key = ?',
-      ),
-      // The record an applied mutation's stored result leaves out: its log entry (rows.ts, storedResult).
-      loggedRecord: w.prepare<[string, number, number], RecordRow>(
-        `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")} FROM events
-         WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
-      ),
-      // One row per statement: in a group commit of 50, a 50-row VALUES statement cost 20–50% more CPU
-      // per row than 50 runs of this one (better-sqlite3, measured; see docs/benchmarks.md).
-      putResult: w.prepare(
-        'INSERT INTO mutation_results (tenant, key, result, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
-      ),
-      getRecordW: w.prepare<[string, string, string], RecordRow>(
-        `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ? AND id = ?`,
-      ),
-      upsertRecord: w.prepare(
-        `INSERT INTO records (tenant, ${RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (tenant, collection, id) DO UPDATE SET data = excluded.data, version = excluded.version,
-         hlc = excluded.hlc, updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = excluded.deleted`,
-      ),
-      insertEvent: w.prepare(
-        `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(19).fill('?').join(', ')})`,
-      ),
-      head: r.prepare<[string], { seq: number }>('SELECT seq FROM tenant_heads WHERE tenant = ?'),
-      events: r.prepare<[string, number, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`,
-      ),
-      getRecord: r.prepare<[string, string, string], RecordRow>(
-        `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ? AND id = ?`,
-      ),
-      collections: r.prepare<[string], { name: string; settings: string }>(
-        'SELECT name, settings FROM collections WHERE tenant = ? ORDER BY name',
-      ),
-      // A settings change bumps the tenant's collections version in the same transaction (TenantLock).
-      bumpCollectionsVersion: w.prepare(
-        `INSERT INTO tenant_heads (tenant, seq, collections_version) VALUES (?, 0, 1)
-         ON CONFLICT (tenant) DO UPDATE SET collections_version = collections_version + 1`,
-      ),
-      putCollection: w.prepare(
-        'INSERT INTO collections (tenant, name, settings) VALUES (?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET settings = excluded.settings',
-      ),
-      findKey: r.prepare<[string], ApiKeyRow>('SELECT id, tenant, label FROM api_keys WHERE hash = ?'),
-      createKey: w.prepare(
-        'INSERT INTO api_keys (id, tenant, hash, label, created_at) VALUES (?, ?, ?, ?, ?)',
-      ),
-      saveCursor: w.prepare(
-        `INSERT INTO cursors (tenant, user_id, device_id, seq, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (tenant, user_id, device_id) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at`,
-      ),
-      getCursor: r.prepare<[string, string, string], { seq: number }>(
-        'SELECT seq FROM cursors WHERE tenant = ? AND user_id = ? AND device_id = ?',
-      ),
-    };
+    this.stmts = prepareStatements(w, r);
+    const parts = { writer: w, reader: r, exclusive: <T>(fn: () => T) => this.exclusive(fn) };
+    this.accounts = new SqliteAccounts(parts);
+    this.maintenance = new SqliteMaintenance(parts);
     this.expiry = new SqliteExpiryStore({
       writer: w,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
@@ -284,29 +141,7 @@ export class SqliteStore implements Store {
   }
 
   private migrateSync(progress?: (message: string) => void): number {
-    const db = this.writer;
-    db.exec(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-    );
-    let applied = 0;
-    const run = db.transaction((m: (typeof SQLITE_MIGRATIONS)[number]) => {
-      const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version);
-      if (done) return false;
-      db.exec(m.sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        m.version,
-        m.name,
-        new Date().toISOString(),
-      );
-      return true;
-    });
-    for (const migration of SQLITE_MIGRATIONS) {
-      if (run.immediate(migration)) {
-        applied += 1;
-        progress?.(`applied migration ${migration.version}: ${migration.name}`);
-      }
-    }
-    return applied;
+    return runMigrations(this.writer, SQLITE_MIGRATIONS, progress);
   }
 
   async migrate(progress?: (message: string) => void): Promise<number> {
@@ -526,145 +361,68 @@ export class SqliteStore implements Store {
     );
   }
 
-  async findApiKey(hash: string): Promise<ApiKeyRow | null> {
-    return this.stmts.findKey.get(hash) ?? null;
+  findApiKey(hash: string): Promise<ApiKeyRow | null> {
+    return this.accounts.findApiKey(hash);
   }
 
-  async createApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
-    await this.exclusive(() =>
-      this.stmts.createKey.run(row.id, row.tenant, row.hash, row.label, new Date().toISOString()),
-    );
+  createApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    return this.accounts.createApiKey(row);
   }
 
-  async replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
-    await this.exclusive(() =>
-      this.writer
-        .prepare(
-          `INSERT INTO api_keys (id, tenant, hash, label, created_at) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, label = excluded.label,
-             created_at = excluded.created_at`,
-        )
-        .run(row.id, row.tenant, row.hash, row.label, new Date().toISOString()),
-    );
+  replaceApiKey(row: ApiKeyRow & { hash: string }): Promise<void> {
+    return this.accounts.replaceApiKey(row);
   }
 
-  async deleteApiKey(id: string): Promise<boolean> {
-    return this.exclusive(() => this.writer.prepare('DELETE FROM api_keys WHERE id = ?').run(id).changes > 0);
+  deleteApiKey(id: string): Promise<boolean> {
+    return this.accounts.deleteApiKey(id);
   }
 
-  async saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
-    await this.exclusive(() =>
-      this.stmts.saveCursor.run(tenant, user, device, seq, new Date().toISOString()),
-    );
+  saveCursor(tenant: string, user: string, device: string, seq: number): Promise<void> {
+    return this.accounts.saveCursor(tenant, user, device, seq);
   }
 
-  async getCursor(tenant: string, user: string, device: string): Promise<number | null> {
-    return this.stmts.getCursor.get(tenant, user, device)?.seq ?? null;
+  getCursor(tenant: string, user: string, device: string): Promise<number | null> {
+    return this.accounts.getCursor(tenant, user, device);
   }
 
-  async putDevice(tenant: string, device: Device): Promise<void> {
-    await this.exclusive(() =>
-      this.writer
-        .prepare(
-          `INSERT INTO devices (tenant, user_id, id, doc) VALUES (?, ?, ?, ?)
-           ON CONFLICT (tenant, user_id, id) DO UPDATE SET doc = excluded.doc`,
-        )
-        .run(tenant, device.user, device.id, JSON.stringify(device)),
-    );
+  putDevice(tenant: string, device: Device): Promise<void> {
+    return this.accounts.putDevice(tenant, device);
   }
 
-  async getDevice(tenant: string, user: string, id: string): Promise<Device | null> {
-    const row = this.reader
-      .prepare<[string, string, string], { doc: string }>(
-        'SELECT doc FROM devices WHERE tenant = ? AND user_id = ? AND id = ?',
-      )
-      .get(tenant, user, id);
-    return row ? (JSON.parse(row.doc) as Device) : null;
+  getDevice(tenant: string, user: string, id: string): Promise<Device | null> {
+    return this.accounts.getDevice(tenant, user, id);
   }
 
-  async listDevices(tenant: string, user?: string): Promise<Device[]> {
-    const rows =
-      user === undefined
-        ? this.reader
-            .prepare<[string], { doc: string }>(
-              'SELECT doc FROM devices WHERE tenant = ? ORDER BY user_id, id',
-            )
-            .all(tenant)
-        : this.reader
-            .prepare<[string, string], { doc: string }>(
-              'SELECT doc FROM devices WHERE tenant = ? AND user_id = ? ORDER BY id',
-            )
-            .all(tenant, user);
-    return rows.map((row) => JSON.parse(row.doc) as Device);
+  listDevices(tenant: string, user?: string): Promise<Device[]> {
+    return this.accounts.listDevices(tenant, user);
   }
 
-  async deleteDevice(tenant: string, user: string, id: string): Promise<boolean> {
-    return this.exclusive(() =>
-      this.writer.transaction(() => {
-        this.writer
-          .prepare('DELETE FROM cursors WHERE tenant = ? AND user_id = ? AND device_id = ?')
-          .run(tenant, user, id);
-        return (
-          this.writer
-            .prepare('DELETE FROM devices WHERE tenant = ? AND user_id = ? AND id = ?')
-            .run(tenant, user, id).changes > 0
-        );
-      })(),
-    );
+  deleteDevice(tenant: string, user: string, id: string): Promise<boolean> {
+    return this.accounts.deleteDevice(tenant, user, id);
   }
 
-  async countEventsAfter(tenant: string, afterSeq: number, limit: number): Promise<EventCount[]> {
-    return this.reader
-      .prepare<[string, number, number], EventCount>(
-        `SELECT kind, collection, count(*) AS count
-         FROM (SELECT kind, collection FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?)
-         GROUP BY kind, collection`,
-      )
-      .all(tenant, afterSeq, limit)
-      .map((row) => ({ kind: row.kind, collection: row.collection ?? null, count: Number(row.count) }));
+  countEventsAfter(tenant: string, afterSeq: number, limit: number): Promise<EventCount[]> {
+    return this.accounts.countEventsAfter(tenant, afterSeq, limit);
   }
 
-  async compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number> {
-    const sql = `DELETE FROM events WHERE tenant = ? AND kind = 'record' AND collection = ?
-         AND version < (SELECT r.version FROM records r
-           WHERE r.tenant = events.tenant AND r.collection = events.collection AND r.id = events.record_id)
-         AND (version <= (SELECT r.version FROM records r
-           WHERE r.tenant = events.tenant AND r.collection = events.collection AND r.id = events.record_id) - ?
-           OR ts < ?)`;
-    const keep = policy.keepVersions ?? Number.MAX_SAFE_INTEGER;
-    return this.exclusive(
-      () => this.writer.prepare(sql).run(tenant, collection, keep, policy.before ?? '').changes,
-    );
+  compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number> {
+    return this.maintenance.compactHistory(tenant, collection, policy);
   }
 
-  async pruneResults(before: string): Promise<number> {
-    return this.exclusive(
-      () => this.writer.prepare('DELETE FROM mutation_results WHERE created_at < ?').run(before).changes,
-    );
+  pruneResults(before: string): Promise<number> {
+    return this.maintenance.pruneResults(before);
   }
 
-  async listTenants(): Promise<string[]> {
-    return this.reader
-      .prepare<[], { tenant: string }>('SELECT tenant FROM tenant_heads ORDER BY tenant')
-      .all()
-      .map((r) => r.tenant);
+  listTenants(): Promise<string[]> {
+    return this.maintenance.listTenants();
   }
 
-  async listRecordCollections(tenant: string): Promise<string[]> {
-    return this.reader
-      .prepare<[string], { collection: string }>(
-        'SELECT DISTINCT collection FROM records WHERE tenant = ? ORDER BY collection',
-      )
-      .all(tenant)
-      .map((r) => r.collection);
+  listRecordCollections(tenant: string): Promise<string[]> {
+    return this.maintenance.listRecordCollections(tenant);
   }
 
-  async countOpenConflicts(): Promise<{ tenant: string; count: number }[]> {
-    return this.reader
-      .prepare<[], { tenant: string; count: number }>(
-        "SELECT tenant, COUNT(*) AS count FROM conflicts WHERE status = 'open' GROUP BY tenant",
-      )
-      .all();
+  countOpenConflicts(): Promise<{ tenant: string; count: number }[]> {
+    return this.maintenance.countOpenConflicts();
   }
 
   async ping(): Promise<void> {

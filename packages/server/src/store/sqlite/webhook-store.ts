@@ -6,7 +6,6 @@
 
 import type { DeliveryAttempt } from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
-import { type SecretBox, sealJson } from '../../auth/secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
@@ -32,6 +31,7 @@ import type {
   WebhookEndpoint,
   WebhookStore,
 } from '../../webhooks/types.ts';
+import { type SecretBox, sealJson } from '../secret-box.ts';
 
 export interface SqliteAccess {
   /** Seals the endpoints' secrets at rest when set. */

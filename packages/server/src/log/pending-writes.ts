@@ -1,4 +1,7 @@
-/** The requests that queue in the LogWriter, each with the promise callbacks of its caller. */
+/**
+ * The requests that queue in the LogWriter, each with the promise callbacks of its caller. Types only:
+ * it must never hold logic beyond sizing a write.
+ */
 import type { Mutation, MutationResult, NewDomainEvent, Resolution } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
 

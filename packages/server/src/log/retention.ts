@@ -10,7 +10,19 @@
  */
 import type { Logger } from 'pino';
 import type { CollectionRegistry } from '../core/collections.ts';
-import type { Store } from './types.ts';
+import type { ExpiryStore, RetentionPolicy } from '../store/types.ts';
+
+/** The Maintenance port: what the retention job deletes through (the stores implement it). */
+export interface Maintenance {
+  /** Deletion of rows past their retention. */
+  readonly expiry: ExpiryStore;
+  /** Every tenant that has a log. */
+  listTenants(): Promise<string[]>;
+  /** Deletes superseded record versions per the policy, never a record's current one; returns how many. */
+  compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number>;
+  /** Forgets idempotency results recorded before this ISO time; returns how many. */
+  pruneResults(before: string): Promise<number>;
+}
 
 const DAY_MS = 86_400_000;
 
@@ -47,7 +59,7 @@ export class RetentionJob {
   private running: Promise<unknown> | null = null;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Maintenance,
     private readonly collections: CollectionRegistry,
     private readonly logger: Logger,
     private readonly options: RetentionOptions,

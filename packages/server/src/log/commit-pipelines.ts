@@ -8,8 +8,9 @@
  * It must never run two commits of one tenant at once, or hold a tenant's writes back for another
  * tenant's commit beyond waiting for a free slot: a slow or failing commit delays its own tenant only.
  */
+
+import type { CommitPipeline } from '../store/types.ts';
 import { type PendingWrite, writeSize } from './pending-writes.ts';
-import type { CommitPipeline } from './types.ts';
 
 /** Commits one tenant's batch and settles every write in it (after `pipeline.after`); never rejects. */
 export type CommitTenantBatch = (

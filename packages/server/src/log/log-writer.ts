@@ -28,11 +28,12 @@ import {
 } from '../core/json-limits.ts';
 import { assertNoNul } from '../core/nul.ts';
 import type { Middleware } from '../plugins/types.ts';
-import type { Outbox } from '../webhooks/types.ts';
+import type { CommitPipeline, WriteTx } from '../store/types.ts';
 import { CommitPipelines } from './commit-pipelines.ts';
+import type { Outbox } from './outbox.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
+import type { LogStore, LogWrites } from './ports.ts';
 import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
-import type { CommitPipeline, Store, WriteTx } from './types.ts';
 
 export type { PublishResult, ResolveRequest } from './pending-writes.ts';
 
@@ -52,7 +53,7 @@ export interface WriteObserver {
 }
 
 export interface LogWriterOptions {
-  store: Store;
+  store: LogStore;
   collections: CollectionRegistry;
   clock: HybridClock;
   logger: Logger;
@@ -97,7 +98,7 @@ function refuseNul(value: unknown, what: string): Promise<never> | null {
   }
 }
 
-export class LogWriter {
+export class LogWriter implements LogWrites {
   private queue: PendingWrite[] = [];
   private flushing = false;
   private scheduled = false;

@@ -9,19 +9,21 @@ import { randomUUID } from 'node:crypto';
 import type { Conflict, LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import { isTenantAdmin, type Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
+import { assertResolvable, conflictIsStale, resolveConflict, withPrevious } from '../core/conflicts.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
 import { DEFAULT_JSON_LIMITS, type JsonLimits, jsonProblem, storableJsonError } from '../core/json-limits.ts';
-import { diffRecords } from '../core/merge.ts';
 import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
-import type { NewDelivery, Outbox } from '../webhooks/types.ts';
+import type { NewDelivery } from '../store/types.ts';
+import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
+import type { Outbox } from './outbox.ts';
 import type { PendingWrite } from './pending-writes.ts';
-import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from './types.ts';
 
 const EVENT_KEY_PREFIX = 'evt:';
-export const CONFLICT_RESOLVED_EVENT = 'syncbridge.conflict_resolved';
+
+export { CONFLICT_RESOLVED_EVENT } from '../core/conflicts.ts';
 
 /**
  * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:` or
@@ -29,22 +31,6 @@ export const CONFLICT_RESOLVED_EVENT = 'syncbridge.conflict_resolved';
  */
 function mutationKey(mid: string): string {
   return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith('mid:') ? `mid:${mid}` : mid;
-}
-
-/**
- * Adds `previous` to a record change: the old values of the fields it changed (by dotted path), so a
- * filtered channel can tell that the record left it. Deletes carry the last data already.
- */
-function withPrevious(
-  event: Omit<LogEvent, 'seq'>,
-  before: Record<string, unknown> | null,
-): Omit<LogEvent, 'seq'> {
-  if (!before || event.op === 'delete') return event;
-  const previous: Record<string, unknown> = {};
-  for (const change of diffRecords(before, event.data ?? {})) {
-    if ('from' in change) previous[change.path] = change.from;
-  }
-  return Object.keys(previous).length > 0 ? { ...event, previous } : event;
 }
 
 export interface TenantCommit {
@@ -354,18 +340,16 @@ export class TenantWriter {
     };
   }
 
-  /** Carries out a person's decision on a stored conflict, unless the record moved on since. */
+  /** Carries out a person's decision on a stored conflict (core/conflicts.ts decides; this persists it). */
   private async resolveConflict(w: Extract<PendingWrite, { kind: 'resolve' }>): Promise<MutationResult> {
     const { conflictId, resolution, data } = w.request;
     const conflict = this.conflicts.get(conflictId) ?? (await this.tx.getConflict(this.tenant, conflictId));
-    if (!conflict) throw new SyncError('NOT_FOUND', `no conflict ${conflictId}`);
-    if (conflict.actor !== w.principal.user && !isTenantAdmin(w.principal)) {
-      throw new SyncError('FORBIDDEN', 'only the writer of a conflict or a tenant admin may resolve it');
-    }
-    if (conflict.status !== 'open') {
-      throw new SyncError('CONFLICT', `conflict ${conflictId} was already resolved (${conflict.resolution})`);
-    }
-    if (resolution === 'merge' && !data) throw new SyncError('BAD_REQUEST', 'merge needs the merged data');
+    const by = {
+      user: w.principal.user,
+      admin: isTenantAdmin(w.principal),
+      ...(w.principal.deviceId ? { deviceId: w.principal.deviceId } : {}),
+    };
+    assertResolvable(conflictId, conflict, resolution, data, by);
     const key = recordKey(conflict.collection, conflict.recordId);
     if (!this.records.has(key)) {
       const found = await this.tx.getRecords(this.tenant, [
@@ -375,100 +359,24 @@ export class TenantWriter {
       if (record) this.records.set(key, record);
     }
     const current = this.records.get(key) ?? null;
-    if ((current?.version ?? 0) !== conflict.serverVersion) {
-      // Stale: the record changed after the conflict was stored. Show the new server side and keep it open.
-      const refreshed: Conflict = {
-        ...conflict,
-        serverVersion: current?.version ?? 0,
-        server: current?.data ?? {},
-      };
-      this.conflicts.set(conflictId, refreshed);
-      const result: MutationResult = {
-        mid: conflictId,
-        status: 'rejected',
-        conflictId,
-        error: {
-          code: 'CONFLICT',
-          message: `the record moved on to version ${refreshed.serverVersion} since this conflict; review it again`,
-        },
-      };
-      if (current) {
-        result.record = current;
-        result.version = current.version;
-      }
-      return result;
-    }
-
-    const collection = await this.collections.get(this.tenant, conflict.collection);
-    let record: SyncRecord | null = current;
-    let changeSeq: number | undefined;
-    if (resolution !== 'accept_server') {
-      const chosen = resolution === 'merge' ? data! : conflict.client;
-      const errors = chosen && collection.validate ? collection.validate(chosen) : null;
-      if (errors) throw new SyncError('BAD_REQUEST', 'data does not match the collection schema', errors);
-      const hlc = this.clock.tick();
-      record = {
-        collection: conflict.collection,
-        id: conflict.recordId,
-        data: chosen ?? current?.data ?? {},
-        version: (current?.version ?? 0) + 1,
-        hlc,
-        updatedAt: this.now,
-        updatedBy: w.principal.user,
-        deleted: chosen === null,
-      };
-      const draft: Omit<LogEvent, 'seq'> = {
-        eventId: randomUUID(),
-        kind: 'record',
-        collection: record.collection,
-        id: record.id,
-        op: chosen === null ? 'delete' : 'put',
-        version: record.version,
-        data: record.data,
-        hlc,
-        actor: w.principal.user,
-        ts: this.now,
-        ...(w.principal.deviceId ? { device: w.principal.deviceId } : {}),
-      };
-      const event = this.append(withPrevious(draft, current && !current.deleted ? current.data : null));
-      changeSeq = event.seq;
-      this.writeRecord(record);
-    }
-    const audit = this.append({
-      eventId: randomUUID(),
-      kind: 'event',
-      type: CONFLICT_RESOLVED_EVENT,
-      payload: {
-        conflictId,
-        collection: conflict.collection,
-        id: conflict.recordId,
-        resolution,
-        version: record?.version ?? 0,
-        ...(changeSeq === undefined ? {} : { changeSeq }),
-      },
-      actor: w.principal.user,
-      ts: this.now,
-      hlc: this.clock.tick(),
-      ...(w.principal.deviceId ? { device: w.principal.deviceId } : {}),
-    });
-    this.conflicts.set(conflictId, {
-      ...conflict,
-      status: 'resolved',
+    const stale = conflictIsStale(conflict, current);
+    const collection = stale ? null : await this.collections.get(this.tenant, conflict.collection);
+    const outcome = resolveConflict({
+      conflict,
+      current,
       resolution,
-      resolvedBy: w.principal.user,
-      resolvedAt: this.now,
-      resolvedSeq: audit.seq,
+      ...(data ? { data } : {}),
+      by,
+      validate: collection?.validate ?? null,
+      head: this.head,
+      now: this.now,
+      tick: () => this.clock.tick(),
+      newEventId: randomUUID,
     });
-    const result: MutationResult = {
-      mid: conflictId,
-      status: 'applied',
-      conflictId,
-      seq: changeSeq ?? audit.seq,
-    };
-    if (record) {
-      result.record = record;
-      result.version = record.version;
-    }
-    return result;
+    for (const event of outcome.events) this.events.push(event);
+    this.head += outcome.events.length;
+    if (outcome.record) this.writeRecord(outcome.record);
+    this.conflicts.set(conflictId, outcome.conflict);
+    return outcome.result;
   }
 }

@@ -1,0 +1,123 @@
+/**
+ * Opening SQLite connections for the store (WAL, synchronous, busy timeout, checkpoint sizing), the
+ * per-file writer queue every SqliteStore of this process shares, migrations, and the record filter's
+ * SQL. It must never hold domain logic or open a connection of its own outside `open`.
+ */
+import { realpathSync } from 'node:fs';
+import type { LogEvent } from '@syncbridge/protocol';
+import Database from 'better-sqlite3';
+import type { SQLITE_MIGRATIONS } from './migrations.ts';
+
+export const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, updated_by, deleted';
+
+function jsonPath(field: string): string {
+  return (
+    '$' +
+    field
+      .split('.')
+      .map((part) => `."${part}"`)
+      .join('')
+  );
+}
+
+/**
+ * SQL for "the data field at this path, written as text, equals ?", matching core/filters.ts. A row
+ * SQLite's JSON functions cannot read (nested past their 1,000 levels: written before the server
+ * limited depth) matches no filter instead of failing the whole query with "malformed JSON".
+ */
+export function filterSql(filter: Record<string, string>): { sql: string; params: string[] } {
+  const clauses: string[] = [];
+  const params: string[] = [];
+  for (const [field, value] of Object.entries(filter)) {
+    const path = jsonPath(field);
+    clauses.push(
+      `(CASE WHEN json_valid(data) THEN (CASE json_type(data, ?) WHEN 'text' THEN data ->> ? WHEN 'integer' THEN data -> ? WHEN 'real' THEN data -> ? WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE NULL END) END) = ?`,
+    );
+    params.push(path, path, path, path, value);
+  }
+  return { sql: clauses.length ? ` AND ${clauses.join(' AND ')}` : '', params };
+}
+
+/**
+ * WAL pages after which a commit copies the WAL back into the database file (SQLite's default: 1,000).
+ * A group commit of 50 small puts writes about 90 pages, mostly the same hot index pages again, so at
+ * 1,000 pages every 11th commit copied them back; at 10,000 (40 MiB of 4 KiB pages) a checkpoint copies
+ * each hot page once for about 110 commits. The WAL stays bounded by it (a reader holding an old
+ * snapshot can stretch it; `journal_size_limit` then shrinks the file back at the next reset), and
+ * recovery after a crash reads at most that much WAL.
+ */
+const WAL_AUTOCHECKPOINT_PAGES = 10_000;
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+export function open(file: string, synchronous: string, busyTimeoutMs = 10_000): Database.Database {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${synchronous}`);
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+  return db;
+}
+
+/**
+ * Writer queues by database file, shared by every SqliteStore of this process on that file.
+ * better-sqlite3 waits for SQLite's write lock synchronously (busy_timeout), blocking the event loop: if
+ * a second instance in this process ran BEGIN IMMEDIATE while another one's transaction was open
+ * (awaiting its callback), the holder could never reach COMMIT, and both would stall. So the writes of
+ * one process to one file take turns here; other processes still wait on SQLite's lock.
+ */
+const writerQueues = new Map<string, WriterQueue>();
+
+export interface WriterQueue {
+  tail: Promise<unknown>;
+  /**
+   * Event pages read from this file in the current turn of the event loop, by tenant and query: when
+   * thousands of clients re-subscribe from the same cursor at once (after a restart), they share one
+   * read. Emptied after every write and at the end of the turn, so a page is never older than a read
+   * made just before the last write; callers must not modify the events.
+   */
+  pages: Map<string, LogEvent[]>;
+  pagesExpiry: boolean;
+}
+
+export function writerQueueFor(file: string): WriterQueue {
+  const fresh = (): WriterQueue => ({ tail: Promise.resolve(), pages: new Map(), pagesExpiry: false });
+  if (file === ':memory:' || file === '') return fresh();
+  const key = realpathSync(file);
+  let queue = writerQueues.get(key);
+  if (!queue) {
+    queue = fresh();
+    writerQueues.set(key, queue);
+  }
+  return queue;
+}
+
+/** Applies the migrations not yet recorded in schema_migrations, each in its own transaction. */
+export function runMigrations(
+  db: Database.Database,
+  migrations: typeof SQLITE_MIGRATIONS,
+  progress?: (message: string) => void,
+): number {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  );
+  let applied = 0;
+  const run = db.transaction((m: (typeof SQLITE_MIGRATIONS)[number]) => {
+    const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version);
+    if (done) return false;
+    db.exec(m.sql);
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+      m.version,
+      m.name,
+      new Date().toISOString(),
+    );
+    return true;
+  });
+  for (const migration of migrations) {
+    if (run.immediate(migration)) {
+      applied += 1;
+      progress?.(`applied migration ${migration.version}: ${migration.name}`);
+    }
+  }
+  return applied;
+}
