@@ -3,6 +3,7 @@
  * with the same load generator (this process), in one run, reported as syncbridge ÷ peer ratios.
  *
  *   npm run bench -- peers [--quick] [--only fanout,writes,connections,storm] [--reps 3] [--window 5]
+ *                          [--writers 1,50] [--write-tenants 8]
  *                          [--subscribers 1000,10000] [--connections 50000] [--storm-clients 10000]
  *
  * (run.ts installs bench/peers/node_modules with `npm ci` when it is missing, then runs this script.)
@@ -70,6 +71,8 @@ const IN_FLIGHT = 16;
  */
 let latencyDeliveriesPerSecond = 20_000;
 const DOCS_PER_WRITER = 10;
+/** Tenants the syncbridge writers spread over (--write-tenants); ShareDB writes the same documents either way. */
+let writeTenants = 1;
 /**
  * Open files per process. This machine's hard limit is 20,000 and cannot be raised (the container has no
  * CAP_SYS_RESOURCE), so one server process holds at most ~19,900 connections here.
@@ -529,8 +532,10 @@ async function syncbridgeWrites(
 ): Promise<WriteSystem> {
   const server = await syncbridgeServer(store, cpuProf);
   const runId = Date.now().toString(36);
+  // Writer w writes tenant w mod --write-tenants (one tenant, "bench", by default).
+  const tenantOf = (w: number) => (writeTenants > 1 ? `bench-${w % writeTenants}` : undefined);
   const clients = await mapLimit(writers, 10, async (w) =>
-    RequestClient.connect(server.wsUrl, await server.token(`writer-${w}`), sourceAddress(w)),
+    RequestClient.connect(server.wsUrl, await server.token(`writer-${w}`, tenantOf(w)), sourceAddress(w)),
   );
   return {
     label: server.label,
@@ -1251,6 +1256,7 @@ export async function main(): Promise<void> {
       only: { type: 'string' },
       subscribers: { type: 'string' },
       writers: { type: 'string' },
+      'write-tenants': { type: 'string' },
       connections: { type: 'string' },
       'connection-reps': { type: 'string' },
       'storm-clients': { type: 'string' },
@@ -1263,6 +1269,7 @@ export async function main(): Promise<void> {
   const only = (values.only ?? 'fanout,writes,connections,storm').split(',').map((s) => s.trim());
   const sizes = (values.subscribers ?? '1000,10000').split(',').map(Number);
   const writerCounts = (values.writers ?? '1,50').split(',').map(Number);
+  writeTenants = Math.max(1, Math.round(numberFlag(values, 'write-tenants', 1)));
   const nConnections = Math.round(numberFlag(values, 'connections', options.quick ? 10_000 : 19_000));
   const connectionReps = Math.round(numberFlag(values, 'connection-reps', 1));
   latencyDeliveriesPerSecond = numberFlag(values, 'latency-rate', latencyDeliveriesPerSecond);

@@ -3,7 +3,9 @@
  * and REST call queue here and are committed in groups: everything that arrives while a transaction is
  * in flight goes into the next one, so one fsync (SQLite) or one round trip series (PostgreSQL) serves
  * many writers. A caller's promise resolves only after its transaction has committed (durable before
- * acknowledged), and listeners hear about committed events in seq order.
+ * acknowledged), and listeners hear about committed events in seq order. On a store that commits
+ * tenants independently (PostgreSQL) each tenant has its own queue and commits of different tenants
+ * are in flight at once (commit-pipelines.ts); on SQLite one group commit at a time serves every tenant.
  *
  * It must never acknowledge a write whose transaction failed, and a failure caused by one request
  * must not fail the others that shared its batch (the batch is retried one request at a time). Input
@@ -26,6 +28,8 @@ import {
 } from '../core/json-limits.ts';
 import { assertNoNul } from '../core/nul.ts';
 import type { Middleware } from '../plugins/types.ts';
+import type { CommitPipeline, WriteTx } from '../store/types.ts';
+import { CommitPipelines } from './commit-pipelines.ts';
 import type { Outbox } from './outbox.ts';
 import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
 import type { LogStore, LogWrites } from './ports.ts';
@@ -62,6 +66,12 @@ export interface LogWriterOptions {
   outbox?: Outbox;
   /** What stored JSON may hold (depth, size); writes past it are refused with BAD_REQUEST. */
   jsonLimits?: JsonLimits;
+  /**
+   * Commits of different tenants in flight at once, on a store that commits tenants independently
+   * (`Store.commitTenant`, PostgreSQL). Default 6. A store without it has one writer: one group commit
+   * at a time, across tenants.
+   */
+  maxTenantCommits?: number;
 }
 
 /** Why a mutation cannot be stored, before it is applied to anything; null when it can be tried. */
@@ -98,9 +108,19 @@ export class LogWriter implements LogWrites {
   private readonly maxBatch: number;
   private readonly limits: JsonLimits;
 
+  /** Per-tenant pipelines, when the store commits tenants independently; else the one queue above. */
+  private readonly pipelines: CommitPipelines | null;
+
   constructor(private readonly options: LogWriterOptions) {
     this.maxBatch = options.maxBatch ?? 2000;
     this.limits = options.jsonLimits ?? DEFAULT_JSON_LIMITS;
+    this.pipelines = options.store.commitTenant
+      ? new CommitPipelines(
+          (_tenant, batch, pipeline) => this.commitBatch(batch, pipeline),
+          this.maxBatch,
+          Math.max(1, options.maxTenantCommits ?? 6),
+        )
+      : null;
   }
 
   /** Throws BAD_REQUEST when `value` cannot be stored within this writer's limits (any stored JSON). */
@@ -179,6 +199,7 @@ export class LogWriter implements LogWrites {
 
   /** Resolves once every write queued so far has committed or failed. */
   drain(): Promise<void> {
+    if (this.pipelines) return this.pipelines.drain();
     if (!this.flushing && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
@@ -192,6 +213,10 @@ export class LogWriter implements LogWrites {
         acknowledged(write.kind, (performance.now() - started) / 1000);
         resolve(value);
       };
+    }
+    if (this.pipelines) {
+      this.pipelines.push(write);
+      return;
     }
     this.queue.push(write);
     this.schedule();
@@ -231,10 +256,11 @@ export class LogWriter implements LogWrites {
     }
   }
 
-  private async commitBatch(batch: PendingWrite[]): Promise<void> {
+  /** With `pipeline` (one tenant's batch), settles only after the tenant's previous batch settled. */
+  private async commitBatch(batch: PendingWrite[], pipeline?: CommitPipeline): Promise<void> {
     try {
       await this.preloadCollections(batch);
-      await this.commitAndSettle(batch);
+      await this.commitAndSettle(batch, pipeline);
     } catch (err) {
       if (err instanceof SyncError && err.code === 'UNAVAILABLE') {
         // The store itself is busy, full or unreachable (its translator says so): no request caused it,
@@ -245,7 +271,8 @@ export class LogWriter implements LogWrites {
       }
       if (batch.length > 1) {
         // One request may have caused the failure: retry each alone so the others still commit.
-        for (const write of batch) await this.commitBatch([write]);
+        const alone = pipeline && { prepared: () => {}, after: pipeline.after };
+        for (const write of batch) await this.commitBatch([write], alone);
         return;
       }
       const write = batch[0]!;
@@ -280,7 +307,7 @@ export class LogWriter implements LogWrites {
     }
   }
 
-  private async commitAndSettle(batch: PendingWrite[]): Promise<void> {
+  private async commitAndSettle(batch: PendingWrite[], pipeline?: CommitPipeline): Promise<void> {
     const byTenant = new Map<string, PendingWrite[]>();
     for (const write of batch) {
       const list = byTenant.get(write.principal.tenant);
@@ -290,23 +317,19 @@ export class LogWriter implements LogWrites {
     // Tenants lock in sorted order, so two nodes committing the same tenants cannot deadlock.
     const tenants = [...byTenant.keys()].sort();
     const started = performance.now();
-    const settled = await this.options.store.transaction(async (tx) => {
-      const out: TenantCommit[] = [];
-      for (const tenant of tenants) {
-        const { collections, clock, middleware } = this.options;
-        const writer = new TenantWriter(
-          tx,
-          tenant,
-          collections,
-          clock,
-          middleware,
-          this.options.outbox,
-          this.limits,
-        );
-        out.push(await writer.run(byTenant.get(tenant)!));
-      }
-      return out;
-    });
+    const { store, collections, clock, middleware } = this.options;
+    const writer = (tx: WriteTx, tenant: string) =>
+      new TenantWriter(tx, tenant, collections, clock, middleware, this.options.outbox, this.limits);
+    const only = tenants.length === 1 ? tenants[0]! : null;
+    const settled =
+      only !== null && store.commitTenant
+        ? [await store.commitTenant(only, (tx) => writer(tx, only).run(byTenant.get(only)!), pipeline)]
+        : await store.transaction(async (tx) => {
+            const out: TenantCommit[] = [];
+            for (const tenant of tenants) out.push(await writer(tx, tenant).run(byTenant.get(tenant)!));
+            return out;
+          });
+    await pipeline?.after;
     this.options.observer?.committed(
       batch.reduce((n, w) => n + writeSize(w), 0),
       (performance.now() - started) / 1000,

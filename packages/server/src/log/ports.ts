@@ -14,12 +14,17 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
-import type { ConflictQuery, EventQuery, ListQuery, WriteTx } from '../store/types.ts';
+import type { CommitPipeline, ConflictQuery, EventQuery, ListQuery, WriteTx } from '../store/types.ts';
 import type { PublishResult, ResolveRequest } from './pending-writes.ts';
 
 /** The write side of every tenant's log: one transaction per group commit (see store/types.ts WriteTx). */
 export interface LogStore {
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
+  /**
+   * One tenant's commit, on a store that commits tenants independently (PostgreSQL): the log writer
+   * then runs a commit pipeline per tenant (commit-pipelines.ts). See store/types.ts Store.commitTenant.
+   */
+  commitTenant?<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>, pipeline?: CommitPipeline): Promise<T>;
 }
 
 /** Reads of a tenant's log and current records. */

@@ -146,6 +146,11 @@ export function eventColumns(
  * `withLoggedRecord` rebuilds it when a duplicate arrives. Other results keep everything they carry.
  */
 export function storedResult(result: MutationResult): string {
+  return JSON.stringify(storedResultValue(result));
+}
+
+/** What `storedResult` serializes. */
+export function storedResultValue(result: MutationResult): StoredResult {
   if (
     result.record &&
     (result.status === 'applied' || result.status === 'merged') &&
@@ -153,9 +158,9 @@ export function storedResult(result: MutationResult): string {
     result.version === result.record.version
   ) {
     const { record: _inLog, ...compact } = result;
-    return JSON.stringify({ ...compact, recordInLog: true });
+    return { ...compact, recordInLog: true };
   }
-  return JSON.stringify(result);
+  return result;
 }
 
 /** A stored result as `storedResult` wrote it. */

@@ -75,6 +75,16 @@ export interface TenantLock {
   collectionsVersion: number;
 }
 
+/**
+ * A tenant's commit pipeline, as `commitTenant` sees it: the driver calls `prepared` once the tenant's
+ * next commit may start while this one is still in flight (it checks that this one committed), and
+ * waits for `after` (the tenant's previous commit settled) before anything that would reorder seqs.
+ */
+export interface CommitPipeline {
+  prepared(): void;
+  after: Promise<unknown>;
+}
+
 /** One write transaction. Methods run in order; the transaction commits when the callback resolves. */
 export interface WriteTx {
   /** Takes the tenant's write lock for the rest of the transaction. */
@@ -181,6 +191,13 @@ export interface Store {
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
+  /**
+   * One tenant's commit: as `transaction`, with fn locking and writing `tenant` only. A driver may run
+   * fn first against state it remembers and commit its writes in one call that checks that state
+   * under the tenant's lock, running fn again in a transaction when the state moved; so fn must have
+   * no effect but its result until it resolves. Drivers without it use `transaction`.
+   */
+  commitTenant?<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>, pipeline?: CommitPipeline): Promise<T>;
   readEvents(tenant: string, query: EventQuery): Promise<LogEvent[]>;
   headSeq(tenant: string): Promise<number>;
   getRecord(tenant: string, collection: string, id: string): Promise<SyncRecord | null>;

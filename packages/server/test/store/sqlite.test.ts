@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { runStoreConformance } from './store-conformance.ts';
+import { runStoreConformance, type StoreFixture } from './store-conformance.ts';
+import { runTenantCommitConformance } from './tenant-commit-conformance.ts';
 
-runStoreConformance('sqlite', async () => {
+const sqliteFixture = async (): Promise<StoreFixture> => {
   const dir = await mkdtemp(join(tmpdir(), 'syncbridge-store-'));
   const file = join(dir, 'syncbridge.db');
   return {
@@ -33,4 +34,7 @@ runStoreConformance('sqlite', async () => {
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
-});
+};
+
+runStoreConformance('sqlite', sqliteFixture);
+runTenantCommitConformance('sqlite', sqliteFixture);

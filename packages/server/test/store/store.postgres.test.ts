@@ -5,12 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SyncError } from '../../src/core/errors.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { postgresAvailable, redactUrl, requireService } from '../helpers/services.ts';
-import { runStoreConformance } from './store-conformance.ts';
+import { runStoreConformance, type StoreFixture } from './store-conformance.ts';
+import { bump, runTenantCommitConformance } from './tenant-commit-conformance.ts';
 
 const url = process.env.SYNCBRIDGE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const available = requireService(`PostgreSQL at ${redactUrl(url)}`, await postgresAvailable(url));
@@ -25,32 +26,35 @@ async function dropSchema(schema: string): Promise<void> {
   }
 }
 
+const postgresFixture = async (): Promise<StoreFixture> => {
+  const schema = `sb_test_${randomBytes(6).toString('hex')}`;
+  const open = (options: { busyTimeoutMs?: number } = {}) =>
+    new PostgresStore({ connectionString: url, schema, poolSize: 8, ...options });
+  return {
+    store: open(),
+    reopen: async (options) => open(options),
+    // Another node's transaction holding the tenant's head row lock, as a commit does.
+    holdWriteLock: async (tenant) => {
+      const other = new pg.Client({ connectionString: url, options: `-c search_path="${schema}"` });
+      await other.connect();
+      await other.query('BEGIN');
+      await other.query('INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
+        tenant,
+      ]);
+      await other.query('SELECT seq FROM tenant_heads WHERE tenant = $1 FOR UPDATE', [tenant]);
+      return async () => {
+        await other.query('ROLLBACK');
+        await other.end();
+      };
+    },
+    full: 'a full disk cannot be staged on a shared PostgreSQL server; disk_full (53100) is translated by code in sql.ts',
+    cleanup: () => dropSchema(schema),
+  };
+};
+
 describe.skipIf(!available)('PostgreSQL store', () => {
-  runStoreConformance('postgres', async () => {
-    const schema = `sb_test_${randomBytes(6).toString('hex')}`;
-    const open = (options: { busyTimeoutMs?: number } = {}) =>
-      new PostgresStore({ connectionString: url, schema, poolSize: 8, ...options });
-    return {
-      store: open(),
-      reopen: async (options) => open(options),
-      // Another node's transaction holding the tenant's head row lock, as a commit does.
-      holdWriteLock: async (tenant) => {
-        const other = new pg.Client({ connectionString: url, options: `-c search_path="${schema}"` });
-        await other.connect();
-        await other.query('BEGIN');
-        await other.query('INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
-          tenant,
-        ]);
-        await other.query('SELECT seq FROM tenant_heads WHERE tenant = $1 FOR UPDATE', [tenant]);
-        return async () => {
-          await other.query('ROLLBACK');
-          await other.end();
-        };
-      },
-      full: 'a full disk cannot be staged on a shared PostgreSQL server; disk_full (53100) is translated by code in sql.ts',
-      cleanup: () => dropSchema(schema),
-    };
-  });
+  runStoreConformance('postgres', postgresFixture);
+  runTenantCommitConformance('postgres', postgresFixture);
 });
 
 describe.skipIf(!available)('PostgreSQL store specifics', () => {
@@ -95,6 +99,30 @@ describe.skipIf(!available)('PostgreSQL store specifics', () => {
       expect(err).toMatchObject({ code: '23505' });
     } finally {
       await store.close();
+      await dropSchema(schema);
+    }
+  });
+
+  it('a tenant this node committed last commits its next write in one statement; after another node wrote it, in a transaction', async () => {
+    const schema = `sb_test_${randomBytes(6).toString('hex')}`;
+    const a = new PostgresStore({ connectionString: url, schema });
+    const b = new PostgresStore({ connectionString: url, schema });
+    const statements = vi.spyOn(pg.Client.prototype, 'query');
+    try {
+      await a.migrate();
+      await bump(a, 't', 'k1');
+      statements.mockClear();
+      expect((await bump(a, 't', 'k2')).seq).toBe(2);
+      expect(statements).toHaveBeenCalledTimes(1);
+      await bump(b, 't', 'k3');
+      statements.mockClear();
+      // One call that finds the head moved, then BEGIN, lock, result, record, write, COMMIT.
+      expect((await bump(a, 't', 'k4')).seq).toBe(4);
+      expect(statements).toHaveBeenCalledTimes(7);
+    } finally {
+      statements.mockRestore();
+      await a.close();
+      await b.close();
       await dropSchema(schema);
     }
   });

@@ -39,6 +39,7 @@ import {
 import type { SecretBox } from '../secret-box.ts';
 import type {
   ApiKeyRow,
+  CommitPipeline,
   ConflictQuery,
   EventQuery,
   ListQuery,
@@ -53,6 +54,7 @@ import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { PostgresAccounts } from './accounts.ts';
 import { PostgresExpiryStore } from './expiry-store.ts';
 import { PostgresMaintenance } from './maintenance.ts';
+import { OneCallCommits } from './one-call-commit.ts';
 import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
 import {
   columnArrays,
@@ -86,6 +88,7 @@ export class PostgresStore implements Store {
   private readonly maintenance: PostgresMaintenance;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
+  private readonly oneCall: OneCallCommits;
   private closed = false;
 
   constructor(options: PostgresStoreOptions) {
@@ -112,6 +115,19 @@ export class PostgresStore implements Store {
     const parts = { pool: this.pool, inTransaction: this.inTransaction.bind(this) };
     this.accounts = new PostgresAccounts(parts);
     this.maintenance = new PostgresMaintenance(parts);
+    this.oneCall = new OneCallCommits(this.writeTx(this.pool), async (payload) => {
+      // Named: each pooled connection parses and plans the call once.
+      const result = await this.pool
+        .query<{ outcome: 'committed' | 'moved' }>({
+          name: 'syncbridge_commit',
+          text: 'SELECT syncbridge_commit($1::jsonb) AS outcome',
+          values: [payload],
+        })
+        .catch((err: unknown) => {
+          throw translateError(err);
+        });
+      return result.rows[0]!.outcome;
+    });
     this.expiry = new PostgresExpiryStore((sql, params) => query(this.pool, sql, params));
     this.webhooks = new PostgresWebhookStore({
       secretBox: options.secretBox ?? null,
@@ -161,14 +177,20 @@ export class PostgresStore implements Store {
     return this.inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', (client) => fn(this.writeTx(client)));
   }
 
-  private writeTx(client: pg.PoolClient): WriteTx {
+  commitTenant<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>, pipeline?: CommitPipeline): Promise<T> {
+    return this.oneCall.commit(tenant, fn, (f) => this.transaction(f), pipeline);
+  }
+
+  /** Reads (records, versions) also run on the pool, outside a transaction: see one-call-commit.ts. */
+  private writeTx(client: Queryable): WriteTx {
     return {
       lockTenant: async (tenant) => {
         // Why this makes each tenant's seqs gap-free and committed in order, with any number of writers
         // on any number of connections and nodes:
-        // - Every writer of a tenant takes this row lock (FOR UPDATE) before it reads any state or
-        //   assigns a seq; the INSERT first makes sure the row exists (a concurrent INSERT of the same new
-        //   tenant waits for the first one's commit, then does nothing), so there is always a row to lock.
+        // - Every writer of a tenant takes this row lock before it reads any state or assigns a seq; the
+        //   INSERT makes sure the row exists (a concurrent INSERT of the same new tenant waits for the
+        //   first one's commit, then updates it), so there is always a row to lock. syncbridge_commit
+        //   (one-call-commit.ts) takes the same lock with FOR UPDATE.
         // - The lock is held until this transaction's COMMIT or ROLLBACK.
         // - The next writer blocks on the lock; when it gets it, READ COMMITTED re-reads the latest
         //   committed version of the row (the one the previous writer's UPDATE in writeBatch produced), so
@@ -177,12 +199,13 @@ export class PostgresStore implements Store {
         //   seqs and no gap appears.
         // Hence readers never see seq n+1 without seq n. A transaction that locks several tenants must
         // lock them in a consistent order, or PostgreSQL will abort one of them as a deadlock.
-        await query(client, 'INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
-          tenant,
-        ]);
+        // One statement does both: ON CONFLICT DO UPDATE locks the existing row as FOR UPDATE would
+        // (waiting for its holder, then reading its latest committed version) and returns it.
         const rows = await query<{ seq: string; hooks_version: string; collections_version: string }>(
           client,
-          'SELECT seq, hooks_version, collections_version FROM tenant_heads WHERE tenant = $1 FOR UPDATE',
+          `INSERT INTO tenant_heads (tenant, seq) VALUES ($1, 0)
+           ON CONFLICT (tenant) DO UPDATE SET seq = tenant_heads.seq
+           RETURNING seq, hooks_version, collections_version`,
           [tenant],
         );
         return {
