@@ -5,7 +5,7 @@
 import type { DeliveryAttempt, DeliveryStatus, WebhookStatus } from '@syncbridge/protocol';
 import { parseJson } from './rows.ts';
 import { openJson, type SecretBox } from './secret-box.ts';
-import type { DeliveryRow, WebhookEndpoint, WebhookSecretEntry } from './webhook-types.ts';
+import type { DeliveryRow, PlatformCounts, WebhookEndpoint, WebhookSecretEntry } from './webhook-types.ts';
 
 type Num = number | string;
 const num = (v: Num): number => Number(v);
@@ -146,5 +146,26 @@ export function attemptFromRow(row: AttemptDbRow): DeliveryAttempt {
     error: row.error,
     success: Boolean(row.success),
     responseBody: row.response,
+  };
+}
+
+/** One platform's delivery counts as both drivers' `countsByPlatform` query returns them. */
+export interface PlatformCountsRow {
+  platform: string | null;
+  pending: Num;
+  failed: Num;
+  in_flight: Num;
+  oldest: Num | null;
+  last_success: Num | null;
+}
+
+export function platformCountsFromRow(r: PlatformCountsRow): PlatformCounts {
+  return {
+    platform: r.platform,
+    pending: num(r.pending),
+    failed: num(r.failed),
+    inFlight: num(r.in_flight),
+    oldestPendingAt: numOrNull(r.oldest),
+    lastSuccessAt: numOrNull(r.last_success),
   };
 }

@@ -2,6 +2,7 @@
  * The webhook health and statistics queries on PostgreSQL: delivery counts, lags and
  * period stats per platform. Read only: it must never write.
  */
+import { platformCountsFromRow } from '../webhook-rows.ts';
 import type { PeriodStats, PlatformCounts } from '../webhook-types.ts';
 import type { PostgresAccess } from './webhook-store.ts';
 
@@ -26,14 +27,7 @@ export class PostgresWebhookReports {
        FROM webhook_deliveries WHERE tenant = $1 GROUP BY platform`,
       [tenant, now],
     );
-    return rows.map((r) => ({
-      platform: r.platform,
-      pending: Number(r.pending),
-      failed: Number(r.failed),
-      inFlight: Number(r.in_flight),
-      oldestPendingAt: r.oldest === null ? null : Number(r.oldest),
-      lastSuccessAt: r.last_success === null ? null : Number(r.last_success),
-    }));
+    return rows.map(platformCountsFromRow);
   }
 
   async recentLags(

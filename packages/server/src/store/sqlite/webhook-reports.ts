@@ -2,6 +2,7 @@
  * The webhook health and statistics queries on SQLite (on the reader connection): delivery counts, lags and
  * period stats per platform. Read only: it must never write.
  */
+import { platformCountsFromRow } from '../webhook-rows.ts';
 import type { PeriodStats, PlatformCounts } from '../webhook-types.ts';
 import type { SqliteAccess } from './webhook-store.ts';
 
@@ -30,14 +31,7 @@ export class SqliteWebhookReports {
          FROM webhook_deliveries WHERE tenant = ? GROUP BY platform`,
       )
       .all(now, tenant)
-      .map((r) => ({
-        platform: r.platform,
-        pending: Number(r.pending),
-        failed: Number(r.failed),
-        inFlight: Number(r.in_flight),
-        oldestPendingAt: r.oldest === null ? null : Number(r.oldest),
-        lastSuccessAt: r.last_success === null ? null : Number(r.last_success),
-      }));
+      .map(platformCountsFromRow);
   }
 
   async recentLags(
