@@ -295,7 +295,12 @@ describe.each(kinds)('scheduled pull connector (%s)', (kind: StoreKind) => {
     expect(run.status).toBe('ok');
     const cleared = await status();
     expect(cleared.details.connections[0]).toMatchObject({ id: 'c1', stale: false });
-    const recovered = await events('syncbridge.connector_fresh');
+    // The status flips before the fresh event's commit is acknowledged: wait for the event itself.
+    const recovered = await waitFor(
+      () => events('syncbridge.connector_fresh'),
+      (e) => e.length === 1,
+      'the fresh event',
+    );
     expect(recovered[0]).toMatchObject({ payload: { connector: 'bank', connection: 'c1' } });
     expect(recovered[0].seq).toBeGreaterThan(alerts[0].seq);
   });
