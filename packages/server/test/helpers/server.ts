@@ -164,7 +164,7 @@ export async function spawnServerProcess(
   });
   const url = await new Promise<string>((res, rej) => {
     let out = '';
-    const timer = setTimeout(() => rej(new Error(`server did not start in 20 s:\n${stderr}`)), 20_000);
+    const timer = setTimeout(() => rej(new Error(`server did not start in 60 s:\n${stderr}`)), 60_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /syncbridge listening on (http:\/\/\S+)/.exec(out);

@@ -207,5 +207,5 @@ describe.each(kinds)('kill -9 in the middle of a burst (%s)', (kind: StoreKind) 
       'log after the full replay',
     );
     expect(final.head).toBe(sent.length);
-  });
+  }, 120_000); // spawns server processes: slow when the machine is loaded
 });
