@@ -17,7 +17,7 @@ import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
 import { visibleConflict } from '../rules/conflicts.ts';
-import { refusedWrite, visibleRecord } from '../rules/writes.ts';
+import { hiddenFromWriter, refusedHiddenWrite, refusedWrite, visibleRecord } from '../rules/writes.ts';
 import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
@@ -265,9 +265,13 @@ export class TenantWriter {
       };
     }
     const collection = this.collections.peek(this.tenant, m.collection)!;
-    const current = this.records.get(recordKey(m.collection, m.id)) ?? null;
+    const stored = this.records.get(recordKey(m.collection, m.id)) ?? null;
+    // A record the read rule hides from this writer is written to as if it were missing, so that no
+    // answer (NOT_FOUND, a conflict, a version, the merged record) tells it the record exists.
+    const hidden = hiddenFromWriter(principal, collection, stored);
+    const current = hidden ? null : stored;
     const base =
-      m.baseVersion === undefined
+      hidden || m.baseVersion === undefined
         ? null
         : (this.bases.get(versionKey(m.collection, m.id, m.baseVersion)) ?? null);
     let outcome: ReturnType<typeof applyMutation>;
@@ -292,6 +296,7 @@ export class TenantWriter {
       return { mid: m.mid, status: 'rejected', error };
     }
     if (outcome.status === 'rejected') return outcome.result;
+    if (hidden) return refusedHiddenWrite(m);
     // Access rules see the stored record and what the write would make of it; a conflict is only stored
     // for a writer who may make the change it proposes.
     const next =
@@ -357,6 +362,11 @@ export class TenantWriter {
       admin: isTenantAdmin(w.principal),
       ...(w.principal.deviceId ? { deviceId: w.principal.deviceId } : {}),
     };
+    const ruled = conflict ? await this.collections.get(this.tenant, conflict.collection) : undefined;
+    // A conflict whose record the read rule hides from this caller is answered as a missing one, before
+    // anything else about it (whose it is, whether it is still open) is said.
+    if (conflict && !visibleConflict(w.principal, ruled, conflict))
+      throw new SyncError('NOT_FOUND', `no conflict ${conflictId}`);
     assertResolvable(conflictId, conflict, resolution, data, by);
     const key = recordKey(conflict.collection, conflict.recordId);
     if (!this.records.has(key)) {
@@ -368,11 +378,7 @@ export class TenantWriter {
     }
     const current = this.records.get(key) ?? null;
     const stale = conflictIsStale(conflict, current);
-    const ruled = await this.collections.get(this.tenant, conflict.collection);
-    // A conflict whose record the read rule hides from this caller is answered as a missing one.
-    if (!visibleConflict(w.principal, ruled, conflict))
-      throw new SyncError('NOT_FOUND', `no conflict ${conflictId}`);
-    const collection = stale ? null : ruled;
+    const collection = stale ? null : ruled!;
     if (collection && resolution !== 'accept_server') {
       // Only a user the access rules let make this change may resolve the conflict with it.
       const chosen = resolution === 'merge' ? (data ?? null) : conflict.client;
@@ -404,6 +410,6 @@ export class TenantWriter {
     this.conflicts.set(conflictId, outcome.conflict);
     // The resolver sees the record as the access rules show it (hidden fields removed).
     const shown = outcome.result.record;
-    return shown ? { ...outcome.result, record: visibleRecord(w.principal, ruled, shown) } : outcome.result;
+    return shown ? { ...outcome.result, record: visibleRecord(w.principal, ruled!, shown) } : outcome.result;
   }
 }

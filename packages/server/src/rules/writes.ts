@@ -6,7 +6,7 @@
  */
 import type { Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
-import { canWrite, hide, type RuledCollection, writeKind } from './decide.ts';
+import { canRead, canWrite, hide, type RuledCollection, readIsRuled, writeKind } from './decide.ts';
 
 /** A rejected result when the rules refuse this write, or null when it may go ahead. */
 export function refusedWrite(
@@ -27,6 +27,35 @@ export function refusedWrite(
     error: {
       code: 'FORBIDDEN',
       message: `the access rules of ${mutation.collection} do not allow this ${kind}`,
+    },
+  };
+}
+
+/**
+ * Whether the stored record exists for everyone but this writer: live, and refused by the read rule. The
+ * writer then writes as if it were missing (a delete answers NOT_FOUND, a conflict never arises), and a
+ * write that would have created it is refused as a create (refusedHiddenWrite).
+ */
+export function hiddenFromWriter(
+  principal: Principal,
+  collection: RuledCollection,
+  stored: SyncRecord | null,
+): boolean {
+  if (!stored || stored.deleted || !readIsRuled(principal, collection)) return false;
+  return !canRead(principal, collection, { id: stored.id, data: stored.data });
+}
+
+/**
+ * The answer to a write that would create a record the writer may not read: the words of a refused
+ * create, so that it reads the same as when the create rule refuses a missing record.
+ */
+export function refusedHiddenWrite(mutation: Pick<Mutation, 'mid' | 'collection'>): MutationResult {
+  return {
+    mid: mutation.mid,
+    status: 'rejected',
+    error: {
+      code: 'FORBIDDEN',
+      message: `the access rules of ${mutation.collection} do not allow this create`,
     },
   };
 }
