@@ -35,6 +35,7 @@ import { RealtimeCounters } from './realtime/counters.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
+import { ruleChangeBarrier } from './realtime/rule-changes.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
 import { openBus } from './startup/open-bus.ts';
 import { causeOf, StartupError } from './startup/reach.ts';
@@ -201,6 +202,7 @@ export async function startServer(
       if (mark && delivered > 0) realtimeMetrics.fannedOut(mark.origin, (performance.now() - mark.at) / 1000);
     },
     logger,
+    ruleChangeBarrier(collections, (): FanoutHub => hub),
   );
   const hub = new FanoutHub(sequencer);
   const rateLimiter = new RateLimiter(

@@ -45,6 +45,8 @@ export class ChannelSession {
   categories: string[] | null = null;
   /** The highest seq sent outside subscriptions, or by subscriptions since dropped (see highestSeqSent). */
   private sentSeq = 0;
+  /** Resends after access rule changes, one after another. */
+  private resends: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ctx: Pick<RealtimeContext, 'hub' | 'store' | 'topics' | 'config' | 'collections'>,
@@ -145,6 +147,7 @@ export class ChannelSession {
         ? subscriberAccess(principal, () => this.ctx.collections.peek(tenant, spec.collection))
         : undefined;
     const sub = new Subscription(tenant, spec, this.writer, rules);
+    if (rules) sub.onRulesChanged = () => this.rulesChanged(sub);
     this.subscriptions.set(spec.name, sub);
     this.ctx.hub.add(sub);
     try {
@@ -174,6 +177,39 @@ export class ChannelSession {
       this.dropSubscription(sub);
       throw err;
     }
+  }
+
+  /**
+   * The subscription's read or hide rules changed (the tenant's settings were read again): its copy is
+   * sent again under the new rules, as after a `reset`: live events wait in its buffer while an
+   * authoritative snapshot (which drops from the client's cache what it may no longer read, and brings
+   * what it may now read) and the backlog after it are sent. One resend at a time per connection.
+   */
+  private rulesChanged(sub: Subscription): void {
+    if (sub.state !== 'live' || !sub.access?.takeRulesChange()) return;
+    sub.restartCatchUp();
+    this.resends = this.resends
+      .then(async () => {
+        if (sub.state === 'closed' || this.subscriptions.get(sub.channel) !== sub) return;
+        const collection = sub.spec.kind === 'records' ? sub.spec.collection : sub.channel;
+        this.owner.send({
+          type: 'reset',
+          channel: sub.channel,
+          reason: `the access rules of ${collection} changed`,
+        });
+        await this.sendSnapshot(sub, sub.spec);
+        await this.catchUp(sub);
+      })
+      .catch(() => {
+        // The store could not be read: end the subscription rather than leave it under the old rules.
+        if (this.subscriptions.get(sub.channel) !== sub) return;
+        this.dropSubscription(sub);
+        this.owner.send({
+          type: 'unsubscribed',
+          channel: sub.channel,
+          reason: 'the access rules changed and the records could not be sent again; subscribe again',
+        });
+      });
   }
 
   private subscribeTopic(name: string, rid?: Rid): void {

@@ -7,6 +7,9 @@
  *
  * Only tenants with live subscriptions on this node are watched; a tenant's position starts at the
  * store's head when its first subscription arrives (that subscription reads everything before it).
+ *
+ * An event may be a barrier (SequencerBarrier: an access rule change, whose new settings must be read
+ * before anything after it is delivered): the tenant's later events wait for its work.
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
@@ -33,6 +36,16 @@ export interface CommitMark {
   at: number;
 }
 
+/** Events after which a tenant's later events wait for some work (see the header). */
+export interface SequencerBarrier {
+  /** Whether the event is a barrier (cheap: asked of every event). */
+  is(event: LogEvent): boolean;
+  /** The work to finish after delivering the barrier event and before any later event of the tenant. */
+  after(tenant: string, event: LogEvent): Promise<void>;
+}
+
+const NO_BARRIER: SequencerBarrier = { is: () => false, after: async () => undefined };
+
 export class LogSequencer {
   private readonly tenants = new Map<string, TenantPosition>();
   /** The settled promise a tenant's chain holds when nothing is pending (enables the fast path). */
@@ -43,7 +56,24 @@ export class LogSequencer {
     private readonly store: RecordReader,
     private readonly deliver: (tenant: string, events: LogEvent[], mark?: CommitMark) => void,
     private readonly logger: Logger,
+    private readonly barrier: SequencerBarrier = NO_BARRIER,
   ) {}
+
+  /** Delivers events in order, waiting after each barrier event for its work. */
+  private async deliverOrdered(tenant: string, events: LogEvent[], mark?: CommitMark): Promise<void> {
+    let from = 0;
+    for (let i = 0; i < events.length; i++) {
+      if (!this.barrier.is(events[i]!)) continue;
+      this.deliver(tenant, events.slice(from, i + 1), mark);
+      from = i + 1;
+      await this.barrier
+        .after(tenant, events[i]!)
+        .catch((err: unknown) =>
+          this.logger.error({ err, tenant }, 'could not apply a change of access rules'),
+        );
+    }
+    if (from < events.length) this.deliver(tenant, from === 0 ? events : events.slice(from), mark);
+  }
 
   /** Starts following a tenant (its first subscription on this node). */
   watch(tenant: string): void {
@@ -101,7 +131,12 @@ export class LogSequencer {
       return;
     }
     // Fast path: the next events in order, nothing pending: deliver synchronously.
-    if (position.chain === this.idle && events[0]!.seq === position.last + 1 && isContiguous(events)) {
+    if (
+      position.chain === this.idle &&
+      events[0]!.seq === position.last + 1 &&
+      isContiguous(events) &&
+      !events.some((e) => this.barrier.is(e))
+    ) {
       position.last = events[events.length - 1]!.seq;
       this.deliver(tenant, events, mark);
       return;
@@ -151,7 +186,7 @@ export class LogSequencer {
       if (event.seq > position.last! + 1) await this.fill(tenant, position, event.seq - 1);
       if (event.seq !== position.last! + 1) continue;
       position.last = event.seq;
-      this.deliver(tenant, [event], mark);
+      await this.deliverOrdered(tenant, [event], mark);
     }
   }
 
@@ -163,7 +198,7 @@ export class LogSequencer {
       const page = await this.store.readEvents(tenant, { afterSeq: position.last!, limit });
       if (page.length === 0) return;
       position.last = page[page.length - 1]!.seq;
-      this.deliver(tenant, page);
+      await this.deliverOrdered(tenant, page);
     }
   }
 }

@@ -61,13 +61,22 @@ export class Subscription {
   lastSeq = 0;
   private buffer: LogEvent[] = [];
   private overflowed = false;
+  /** Set by the channel session: sends the subscription again when its access rules changed. */
+  onRulesChanged: (() => void) | undefined;
 
   constructor(
     readonly tenant: string,
     readonly spec: ChannelSpec,
     private readonly sink: SubscriptionSink,
-    private readonly access?: SubscriberAccess,
+    readonly access?: SubscriberAccess,
   ) {}
+
+  /** Goes back to catching up (buffering what it is offered) so its copy can be sent again from the store. */
+  restartCatchUp(): void {
+    if (this.state !== 'live') return;
+    this.state = 'catching_up';
+    this.buffer = [];
+  }
 
   /** The event as this subscription delivers it (access rules applied), or null when it does not. */
   visible(event: LogEvent): LogEvent | null {

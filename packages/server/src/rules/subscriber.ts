@@ -7,6 +7,7 @@
  */
 import type { LogEvent, SyncRecord } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
+import { readRulesKey } from './changes.ts';
 import { bypassesRules, groupKey, type RuledCollection, readIsRuled } from './decide.ts';
 import { EventAccess, eventWithout, removalOf } from './fanout.ts';
 import { readableRecord } from './reads.ts';
@@ -18,11 +19,27 @@ export class SubscriberAccess {
   /** This subscriber's group for the read rule it last met (rules change rarely; events come often). */
   private group: { rule: unknown; key: string } | undefined;
 
+  /** The read and hide rules the subscriber's copy was last sent under (its snapshot or subscribe). */
+  private applied: string;
+
   constructor(
     readonly principal: Principal,
     /** The collection's current settings (synchronous: the tenant's settings are loaded at subscribe). */
     private readonly collectionOf: () => RuledCollection | undefined,
-  ) {}
+  ) {
+    this.applied = readRulesKey(collectionOf()?.rules);
+  }
+
+  /**
+   * True when the collection's read or hide rules are no longer those the subscriber's copy was sent
+   * under; the caller then sends the copy again (`reset` and a snapshot) and this records the new rules.
+   */
+  takeRulesChange(): boolean {
+    const now = readRulesKey(this.collectionOf()?.rules);
+    if (now === this.applied) return false;
+    this.applied = now;
+    return true;
+  }
 
   private ruled(): RuledCollection | null {
     const collection = this.collectionOf();

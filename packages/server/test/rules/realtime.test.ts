@@ -2,7 +2,7 @@
  * Access rules on WebSocket subscriptions, on both stores: a clerk of wh-1 gets neither in a snapshot,
  * nor in a backlog (resuming with `since`), nor live, nor through a filtered channel, a wh-2 record; a
  * record moved away from wh-1 reaches the wh-1 clerk as a removal; hidden fields never reach clerks; a
- * rule change applies to the next event of live subscriptions.
+ * rule change sends a live subscription its records again, then the next events.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
@@ -126,11 +126,22 @@ describe.each(kinds)('access rules on WebSocket subscriptions (%s)', (kind: Stor
     }
   });
 
-  it('applies a rule change to the next event of a live subscription', async () => {
+  it('applies a rule change to a live subscription: its records again, then the next events', async () => {
     const before = clerk1.events(CHANNEL).length;
     expect((await admin.put('/v1/collections/stock', { json: { rules: { read: 'true' } } })).status).toBe(
       200,
     );
+    // The subscription is sent again under the new rule (rule-change.test.ts), then goes on live.
+    await clerk1.waitFor((m) => m.type === 'reset' && m.channel === CHANNEL);
+    const snapshot = await clerk1.waitFor(
+      (m) =>
+        m.type === 'snapshot' &&
+        m.channel === CHANNEL &&
+        m.done === true &&
+        m.cursor !== undefined &&
+        clerk1.messages.indexOf(m) > clerk1.messages.findIndex((r) => r.type === 'reset'),
+    );
+    expect((snapshot.records as { data: object }[]).some((r) => 'costPrice' in r.data)).toBe(true);
     await put('b6', 'wh-2');
     const events = await clerk1.waitForEvents(before + 1, CHANNEL);
     expect(events.at(-1)).toMatchObject({ id: 'b6', data: { locationId: 'wh-2', costPrice: 7 } });

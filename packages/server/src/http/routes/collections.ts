@@ -11,6 +11,7 @@ import {
 } from '@syncbridge/protocol';
 import { isTenantAdmin } from '../../auth/principal.ts';
 import { SyncError } from '../../core/errors.ts';
+import { RULES_CHANGED_EVENT, readRulesKey } from '../../rules/changes.ts';
 import type { HttpContext } from '../context.ts';
 
 export const collectionRoutes =
@@ -71,9 +72,14 @@ export const collectionRoutes =
           throw new SyncError('FORBIDDEN', 'changing collection settings needs the admin role');
         ctx.writer.assertStorable(request.body, 'settings');
         const resolved = ctx.collections.compile(request.body);
-        await ctx.collectionSettings.putCollection(principal.tenant, request.params.collection, request.body);
+        const { collection } = request.params;
+        const before = (await ctx.collections.list(principal.tenant, { fresh: true })).get(collection);
+        await ctx.collectionSettings.putCollection(principal.tenant, collection, request.body);
         await ctx.collections.list(principal.tenant);
-        ctx.collections.update(principal.tenant, request.params.collection, resolved);
+        ctx.collections.update(principal.tenant, collection, resolved);
+        // Live subscriptions on every node are sent again under new read rules (realtime/rule-changes.ts).
+        if (readRulesKey(before?.rules) !== readRulesKey(resolved.rules))
+          await ctx.writer.publish(principal, { type: RULES_CHANGED_EVENT, payload: { collection } });
         return { name: request.params.collection, settings: { strategy: 'lww' as const, ...request.body } };
       },
     );
