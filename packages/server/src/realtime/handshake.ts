@@ -7,7 +7,8 @@
 import { type DeviceInfo, PROTOCOL_VERSION, type Rid, type ServerMessage } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
-import { DeviceRegistry } from '../devices/registry.ts';
+import { DeviceRegistry, PENDING_COUNT_LIMIT } from '../devices/registry.ts';
+import { type PendingSources, readablePending } from '../rules/pending.ts';
 import type { ChannelSession } from './channel-session.ts';
 import type { RealtimeContext } from './context.ts';
 import type { SocketWriter } from './socket-writer.ts';
@@ -51,7 +52,7 @@ export interface HandshakeRequest {
  */
 export async function handshake(
   conn: HandshakeTarget,
-  ctx: Pick<RealtimeContext, 'store' | 'config' | 'admission'>,
+  ctx: Pick<RealtimeContext, 'store' | 'config' | 'admission' | 'collections'>,
   req: HandshakeRequest,
   pendingCursorSave: (key: string) => Promise<void> | undefined,
 ): Promise<void> {
@@ -105,7 +106,7 @@ export async function handshake(
     }
   }
   // What waits for the device is read before the welcome, so the two frames leave together.
-  const pending = conn.deviceId
+  const counted = conn.deviceId
     ? await devices.pending(
         principal.tenant,
         principal.user,
@@ -114,6 +115,21 @@ export async function handshake(
         conn.ackedSeq,
       )
     : null;
+  // Counted as the caller would receive them: changes the access rules hide from it are left out.
+  const pending =
+    counted && (await readablePending(principal, counted, pendingSources(ctx, principal.tenant)));
   conn.send(welcome);
   if (pending && conn.deviceId) conn.send({ type: 'pending', deviceId: conn.deviceId, ...pending });
+}
+
+/** Where the access rules read a tenant's settings and changes to count a device's pending changes. */
+export function pendingSources(
+  ctx: Pick<RealtimeContext, 'store' | 'collections'>,
+  tenant: string,
+): PendingSources {
+  return {
+    collectionOf: (name) => ctx.collections.get(tenant, name),
+    readEvents: (query) => ctx.store.readEvents(tenant, { ...query, kind: 'record' }),
+    limit: PENDING_COUNT_LIMIT,
+  };
 }

@@ -17,7 +17,8 @@ import {
 } from '@syncbridge/protocol';
 import { isTenantAdmin, type Principal } from '../../auth/principal.ts';
 import { SyncError } from '../../core/errors.ts';
-import { DeviceRegistry } from '../../devices/registry.ts';
+import { DeviceRegistry, PENDING_COUNT_LIMIT } from '../../devices/registry.ts';
+import { readablePending } from '../../rules/pending.ts';
 import type { HttpContext } from '../context.ts';
 
 const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
@@ -100,7 +101,13 @@ export const deviceRoutes =
         const user = ownerOf(principal, request.query.user);
         const device = await devices.get(principal.tenant, user, request.params.id);
         if (!device) throw new SyncError('NOT_FOUND', `no device ${request.params.id}`);
-        const pending = await devices.pending(principal.tenant, user, device.id, device.categories);
+        const counted = await devices.pending(principal.tenant, user, device.id, device.categories);
+        // Counted as the caller would receive them: changes the access rules hide from it are left out.
+        const pending = await readablePending(principal, counted, {
+          collectionOf: (name) => ctx.collections.get(principal.tenant, name),
+          readEvents: (query) => ctx.records.readEvents(principal.tenant, { ...query, kind: 'record' }),
+          limit: PENDING_COUNT_LIMIT,
+        });
         return { ...device, pending };
       },
     );
