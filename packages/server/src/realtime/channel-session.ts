@@ -16,6 +16,8 @@ import {
 import type { Principal } from '../auth/principal.ts';
 import { SyncError } from '../core/errors.ts';
 import { categoryAllows } from '../devices/registry.ts';
+import { auditVisible } from '../rules/audit.ts';
+import { bypassesRules } from '../rules/decide.ts';
 import { subscriberAccess } from '../rules/subscriber.ts';
 import { eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
@@ -146,7 +148,14 @@ export class ChannelSession {
       spec.kind === 'records' && principal
         ? subscriberAccess(principal, () => this.ctx.collections.peek(tenant, spec.collection))
         : undefined;
-    const sub = new Subscription(tenant, spec, this.writer, rules);
+    // Audit events that name a record show only to those the rules let see them (rules/audit.ts).
+    const shows =
+      spec.kind === 'events' && principal && !bypassesRules(principal)
+        ? (event: LogEvent) =>
+            auditVisible(principal, (name) => this.ctx.collections.peek(tenant, name), event)
+        : undefined;
+    if (shows) await this.ctx.collections.list(tenant);
+    const sub = new Subscription(tenant, spec, this.writer, rules, shows);
     if (rules) sub.onRulesChanged = () => this.rulesChanged(sub);
     this.subscriptions.set(spec.name, sub);
     this.ctx.hub.add(sub);

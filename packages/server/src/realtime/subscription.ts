@@ -69,6 +69,8 @@ export class Subscription {
     readonly spec: ChannelSpec,
     private readonly sink: SubscriptionSink,
     readonly access?: SubscriberAccess,
+    /** For `events:` channels under access rules: whether the subscriber sees a domain event. */
+    private readonly shows?: (event: LogEvent) => boolean,
   ) {}
 
   /** Goes back to catching up (buffering what it is offered) so its copy can be sent again from the store. */
@@ -81,6 +83,7 @@ export class Subscription {
   /** The event as this subscription delivers it (access rules applied), or null when it does not. */
   visible(event: LogEvent): LogEvent | null {
     if (!channelMatches(this.spec, event)) return null;
+    if (this.shows && !this.shows(event)) return null;
     return this.access ? this.access.visible(event) : event;
   }
 
@@ -102,6 +105,7 @@ export class Subscription {
     if (event.seq <= this.lastSeq || !channelMatches(this.spec, event)) return;
     if (this.state === 'live') {
       this.lastSeq = event.seq;
+      if (this.shows && !this.shows(event)) return;
       const view = this.access ? this.access.view(event, shared) : 'as_is';
       if (view === 'skip') return;
       const name = this.spec.name;
@@ -131,7 +135,8 @@ export class Subscription {
     this.buffer = [];
     if (pending.length > 0) this.lastSeq = pending[pending.length - 1]!.seq;
     this.state = 'live';
-    return this.access ? pending.flatMap((e) => this.access!.visible(e) ?? []) : pending;
+    const shown = this.shows ? pending.filter(this.shows) : pending;
+    return this.access ? shown.flatMap((e) => this.access!.visible(e) ?? []) : shown;
   }
 
   close(): void {

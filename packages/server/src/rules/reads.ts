@@ -6,6 +6,7 @@
  */
 import type { LogEvent, SyncRecord } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
+import { auditVisible } from './audit.ts';
 import { canRead, type RuledCollection, readIsRuled } from './decide.ts';
 import { EventAccess, eventWithout, removalOf } from './fanout.ts';
 import { visibleRecord } from './writes.ts';
@@ -38,7 +39,8 @@ export function readableVersion(
 /**
  * Log entries as the caller may see them: record changes of records it may not read are left out, a
  * change that takes a record out of what it may read becomes a removal (`op: "delete"`, `data: null`), and
- * hidden fields are removed. Domain events pass unchanged.
+ * hidden fields are removed. Domain events pass unchanged, but for audit events naming a record the
+ * caller may not be shown (rules/audit.ts).
  */
 export function visibleEvents(
   principal: Principal,
@@ -47,8 +49,11 @@ export function visibleEvents(
 ): LogEvent[] {
   const out: LogEvent[] = [];
   for (const event of events) {
-    const collection =
-      event.kind === 'record' && event.collection ? collectionOf(event.collection) : undefined;
+    if (event.kind === 'event') {
+      if (auditVisible(principal, collectionOf, event)) out.push(event);
+      continue;
+    }
+    const collection = event.collection ? collectionOf(event.collection) : undefined;
     if (!collection || !readIsRuled(principal, collection)) {
       out.push(event);
       continue;
