@@ -333,7 +333,8 @@ export async function runInventoryExample(options: InventoryOptions): Promise<In
       plugins = { stockByProduct: state, oversell };
     }
 
-    // 8. Access rules inside the tenant: carl's token says wh-1.
+    // 8. Access rules inside the tenant: carl's token says wh-1. He may not read wh-2 stock, so for him
+    // drill@wh-2 does not exist: his change is refused as the create it would be.
     log('== access rules');
     const crossWrite = await move(carl, 'drill@wh-2', -1, 'tried to take a drill from wh-2');
     const peek = await carl.subscribeWithSnapshot(wh2);

@@ -56,7 +56,7 @@ const STEPS = [
   'maria resolved with merge qty 13: applied, drill@wh-1 now v5',
   '  carl <- inventory-updated drill@wh-1 v5 qty 13 by maria',
   'history drill@wh-1 v5 put by maria: qty 14 -> 13',
-  'carl tried to take a drill from wh-2: increment drill@wh-2 qty -1 -> rejected FORBIDDEN: the access rules of stock_levels do not allow this update',
+  'carl tried to take a drill from wh-2: increment drill@wh-2 qty -1 -> rejected FORBIDDEN: the access rules of stock_levels do not allow this create',
   'carl joined records:stock_levels?locationId=wh-2: initial sync of 0 record(s)',
   'gina (globex) received 0 event(s) from acme',
   'acme stock: drill@wh-1 13, drill@wh-2 15, saw@wh-1 2',
