@@ -51,6 +51,12 @@ export class ProjectionRunner {
   }
 
   /** The projection's state for the tenant, and the seq it reflects. */
+  /** Whether the projection says its state shows nothing access rules protect (undefined: no such one). */
+  isPublic(name: string): boolean | undefined {
+    const projection = this.projections.get(name);
+    return projection && projection.public === true;
+  }
+
   async read(name: string, tenant: string): Promise<{ state: unknown; seq: number }> {
     const projection = this.projections.get(name);
     if (!projection) throw new SyncError('NOT_FOUND', `no projection ${name}`);

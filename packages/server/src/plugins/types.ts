@@ -42,4 +42,10 @@ export interface Projection<State = unknown> {
   name: string;
   initial(): State;
   apply(state: State, event: LogEvent): State;
+  /**
+   * A projection folds every event of the tenant, whatever the access rules. While a collection of the
+   * tenant has a read rule that applies to the caller, only tenant admins may read its state, unless it
+   * says here that its state shows nothing those rules protect (docs/access-rules.md).
+   */
+  public?: boolean;
 }

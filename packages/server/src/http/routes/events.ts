@@ -11,6 +11,7 @@ import {
   PublishRequest,
   PublishResponse,
 } from '@syncbridge/protocol';
+import { SyncError } from '../../core/errors.ts';
 import { bypassesRules, readIsRuled } from '../../rules/decide.ts';
 import { fillPage, visibleEvents } from '../../rules/reads.ts';
 import type { HttpContext } from '../context.ts';
@@ -45,13 +46,24 @@ export const eventRoutes =
           response: {
             200: Type.Object({ name: Type.String(), seq: Type.Integer(), state: Type.Unknown() }),
             401: ErrorResponse,
+            403: ErrorResponse,
             404: ErrorResponse,
           },
         },
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        const view = await ctx.projections.read(request.params.name, principal.tenant);
+        const { name } = request.params;
+        // A projection folds records whatever the rules: under read rules it is for admins, unless public.
+        if (ctx.projections.isPublic(name) === false && !bypassesRules(principal)) {
+          const collections = await ctx.collections.list(principal.tenant);
+          if ([...collections.values()].some((c) => c.rules?.read && readIsRuled(principal, c)))
+            throw new SyncError(
+              'FORBIDDEN',
+              `projection ${name} folds records that access rules protect: it is for tenant admins`,
+            );
+        }
+        const view = await ctx.projections.read(name, principal.tenant);
         return { name: request.params.name, ...view };
       },
     );
