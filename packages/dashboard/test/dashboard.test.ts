@@ -297,6 +297,47 @@ describe.skipIf(!haveChromium)('the dashboard in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('shows a user (no admin role) the tenant as the access rules show it, and no admin pages', async () => {
+    const T = 'ruled';
+    const boss = restClient(srv.url, { token: await srv.token(T, 'boss', { roles: ['admin'] }) });
+    const rules = { read: 'record.locationId in auth.claims.locations' };
+    expect((await boss.put('/v1/collections/stock', { json: { rules } })).status).toBe(200);
+    await boss.put('/v1/records/stock/visible-wh1', { json: { locationId: 'wh-1', sku: 'drill' } });
+    await boss.put('/v1/records/stock/hidden-wh2', { json: { locationId: 'wh-2', sku: 'saw' } });
+    const token = await srv.token(T, 'clerk', { claims: { locations: ['wh-1'] } });
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    tab.setDefaultTimeout(15_000);
+    const failures: string[] = [];
+    tab.on('response', (r) => {
+      if (r.status() >= 400) failures.push(`${r.status()} ${r.url()}`);
+    });
+    try {
+      await tab.goto(`${srv.url}/dashboard`);
+      await tab.getByLabel('Admin key, tenant API key or token').fill(token);
+      await tab.getByRole('button', { name: 'Log in' }).click();
+      await tab.locator('.live[data-state="open"]').waitFor();
+      await tab.getByText('(user view)').waitFor();
+      const nav = await tab.locator('header nav').textContent();
+      expect(nav).not.toContain('Webhooks');
+      expect(nav).not.toContain('Connectors');
+      await tab.goto(`${srv.url}/dashboard/#/events`);
+      await tab.locator('table.log tr', { hasText: 'visible-wh1' }).waitFor();
+      expect(await tab.locator('main').textContent()).not.toContain('hidden-wh2');
+      expect(await tab.locator('main').textContent()).not.toContain('Dead deliveries');
+      await tab.goto(`${srv.url}/dashboard/#/webhooks`);
+      await tab.getByRole('note').filter({ hasText: 'for tenant admins' }).waitFor();
+      await tab.goto(`${srv.url}/dashboard/#/overview`);
+      await tab.locator('main h1').first().waitFor();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await tab.locator('body').textContent()).not.toContain('hidden-wh2');
+      // No page a user reaches asks for what only admins may see.
+      expect(failures.filter((f) => f.startsWith('403'))).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('logs in with a user token too (tenant read from it), and says so when the token is refused', async () => {
     const token = await srv.token(TENANT, 'carol', { roles: ['admin'] });
     const context = await browser.newContext();

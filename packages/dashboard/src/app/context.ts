@@ -9,6 +9,8 @@ export interface Dashboard {
   api: Api;
   feed: LiveFeed;
   session: Session;
+  /** Whether the session acts as a tenant admin (isAdminSession): admin-only sections are left out. */
+  admin: boolean;
 }
 
 export const DashboardContext = createContext<Dashboard | null>(null);

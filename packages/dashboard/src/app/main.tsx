@@ -18,6 +18,7 @@ import { Platforms } from './pages/platforms.tsx';
 import { Webhooks } from './pages/webhooks.tsx';
 import {
   clearSession,
+  isAdminSession,
   loadSession,
   looksLikeToken,
   type Session,
@@ -29,11 +30,22 @@ const PAGES = [
   { path: 'overview', label: 'Overview', view: Overview },
   { path: 'platforms', label: 'Platforms & sync', view: Platforms },
   { path: 'events', label: 'Events', view: Events },
-  { path: 'webhooks', label: 'Webhooks', view: Webhooks },
+  { path: 'webhooks', label: 'Webhooks', view: Webhooks, admin: true },
   { path: 'conflicts', label: 'Conflicts', view: Conflicts },
   { path: 'connections', label: 'Connections & devices', view: Connections },
-  { path: 'connectors', label: 'Connectors', view: Connectors },
+  { path: 'connectors', label: 'Connectors', view: Connectors, admin: true },
 ] as const;
+
+/** A page for tenant admins, reached by a user's session. */
+function AdminOnly() {
+  return (
+    <section>
+      <p class="muted" role="note">
+        This page is for tenant admins. Log in with an API key or a token with the admin role.
+      </p>
+    </section>
+  );
+}
 
 function currentPath(): string {
   return location.hash.replace(/^#\/?/, '').split('?')[0] || 'overview';
@@ -124,7 +136,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
   const [refused, setRefused] = useState<string | null>(null);
   const dashboard = useMemo(() => {
     const api = new Api(session, setRefused);
-    return { api, feed: new LiveFeed(session, api), session };
+    return { api, feed: new LiveFeed(session, api), session, admin: isAdminSession(session) };
   }, [session]);
   useEffect(() => () => dashboard.feed.close(), [dashboard]);
   useEffect(() => {
@@ -133,13 +145,14 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
     return () => removeEventListener('hashchange', onHash);
   }, []);
   const page = PAGES.find((p) => p.path === path) ?? PAGES[0];
-  const View = page.view;
+  const allowed = (p: (typeof PAGES)[number]) => dashboard.admin || !('admin' in p);
+  const View = allowed(page) ? page.view : AdminOnly;
   return (
     <DashboardContext.Provider value={dashboard}>
       <header>
         <strong class="brand">syncbridge</strong>
         <nav>
-          {PAGES.map((p) => (
+          {PAGES.filter(allowed).map((p) => (
             <a key={p.path} href={`#/${p.path}`} class={p.path === page.path ? 'current' : ''}>
               {p.label}
             </a>
@@ -147,6 +160,15 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
         </nav>
         <span class="who">
           <LiveStatus /> tenant <b>{session.tenant}</b>
+          {!dashboard.admin && (
+            <span
+              class="muted"
+              title="records, events and conflicts as the tenant's access rules show them to you"
+            >
+              {' '}
+              (user view)
+            </span>
+          )}
           <button type="button" class="link" onClick={onLogout}>
             Log out
           </button>

@@ -27,6 +27,22 @@ export function tokenTenant(token: string): string | null {
   }
 }
 
+/**
+ * Whether the session acts as a tenant admin: an API key, or a token with the `admin` role (read for
+ * display only: the server decides). Other users see the pages whose REST routes answer them, under the
+ * tenant's access rules; admin pages are left out.
+ */
+export function isAdminSession(session: Session): boolean {
+  if (session.kind === 'key') return true;
+  try {
+    const part = session.secret.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(part)) as { roles?: unknown };
+    return Array.isArray(claims.roles) && claims.roles.includes('admin');
+  } catch {
+    return false;
+  }
+}
+
 export function loadSession(): Session | null {
   try {
     const raw = sessionStorage.getItem(STORAGE_KEY);

@@ -14,8 +14,29 @@ interface Filter {
   window: number;
 }
 
-export function Events() {
+// Deliveries are for tenant admins (they carry every record change): a user's session skips them.
+function useFailed(admin: boolean) {
   const { api } = useDashboard();
+  return usePoll(async () => {
+    if (!admin) return [];
+    const { webhooks } = await api.webhooks();
+    const lists = await Promise.all(
+      webhooks.map(async (w) => (await api.deliveries(w.id, 'failed', 50)).deliveries.map((d) => ({ d, w }))),
+    );
+    return lists.flat().sort((a, b) => b.d.seq - a.d.seq);
+  }, [api, admin]);
+}
+
+function usePending(admin: boolean) {
+  const { api } = useDashboard();
+  return usePoll(async () => (admin ? api.pending() : null), [api, admin]);
+}
+
+type FailedPoll = ReturnType<typeof useFailed>;
+type PendingPoll = ReturnType<typeof usePending>;
+
+export function Events() {
+  const { api, admin } = useDashboard();
   const [draft, setDraft] = useState<Filter>({ type: '', kind: '', collection: '', actor: '', window: 200 });
   const [filter, setFilter] = useState<Filter>(draft);
   const log = usePoll(async () => {
@@ -31,14 +52,8 @@ export function Events() {
     });
     return { head, after, events: page.events.reverse() };
   }, [api, filter]);
-  const failed = usePoll(async () => {
-    const { webhooks } = await api.webhooks();
-    const lists = await Promise.all(
-      webhooks.map(async (w) => (await api.deliveries(w.id, 'failed', 50)).deliveries.map((d) => ({ d, w }))),
-    );
-    return lists.flat().sort((a, b) => b.d.seq - a.d.seq);
-  }, [api]);
-  const pending = usePoll(() => api.pending(), [api]);
+  const failed = useFailed(admin);
+  const pending = usePending(admin);
   const set = (patch: Partial<Filter>) => setDraft({ ...draft, ...patch });
 
   return (
@@ -140,6 +155,15 @@ export function Events() {
         </table>
       )}
 
+      {admin && <Deliveries failed={failed} pending={pending} />}
+    </section>
+  );
+}
+
+function Deliveries({ failed, pending }: { failed: FailedPoll; pending: PendingPoll }) {
+  const { api } = useDashboard();
+  return (
+    <>
       <h2>Dead deliveries</h2>
       <ErrorLine error={failed.error} />
       {failed.data && failed.data.length === 0 ? (
@@ -222,6 +246,6 @@ export function Events() {
           </tbody>
         </table>
       )}
-    </section>
+    </>
   );
 }

@@ -7,18 +7,19 @@ import { useDashboard, useFeed, usePoll } from '../context.ts';
 import { Badge, Card, duration, Empty, ErrorLine, Time } from '../ui.tsx';
 
 export function Overview() {
-  const { api } = useDashboard();
+  const { api, admin } = useDashboard();
   const feed = useFeed();
   const summary = usePoll(async () => {
     const [health, conflicts, webhooks, connections] = await Promise.all([
       api.health(),
       api.conflicts('open'),
-      api.webhooks().catch(() => ({ webhooks: [] })),
+      // Endpoints are for tenant admins: a user's session does not ask.
+      admin ? api.webhooks().catch(() => ({ webhooks: [] })) : { webhooks: [] },
       api.connections(),
     ]);
     return { health, conflicts, webhooks, connections };
     // Read again as soon as the live socket opens, so the count includes it rather than lagging a poll.
-  }, [api, feed.state]);
+  }, [api, admin, feed.state]);
 
   const s = summary.data;
   const platforms = feed.health ?? s?.health.health ?? [];

@@ -7,11 +7,12 @@ import { useDashboard, useFeed, usePoll } from '../context.ts';
 import { Action, Badge, duration, Empty, ErrorLine, Time } from '../ui.tsx';
 
 export function Platforms() {
-  const { api } = useDashboard();
+  const { api, admin } = useDashboard();
   const feed = useFeed();
   const health = usePoll(() => api.health(), [api]);
   const stats = usePoll(() => api.stats(1), [api], 15_000);
-  const pending = usePoll(() => api.pending(), [api]);
+  // What waits, and retrying it, are for tenant admins: a user's session sees the health counts only.
+  const pending = usePoll(async () => (admin ? api.pending() : null), [api, admin]);
   const platforms = feed.health ?? health.data?.health ?? [];
   const statsFor = (platform: string | null) =>
     stats.data?.platforms.find((p) => p.platform === platform)?.stats ?? null;
@@ -29,7 +30,7 @@ export function Platforms() {
         <span class="muted">
           {feed.health ? 'Live: pushed by the server when it changes.' : 'Polled every 5 s.'}
         </span>
-        <Action label="Retry all now" kind="primary" run={() => retry()} />
+        {admin && <Action label="Retry all now" kind="primary" run={() => retry()} />}
       </p>
       {platforms.length === 0 ? (
         <Empty>No platform yet: register a webhook endpoint with a platform name.</Empty>
@@ -79,7 +80,9 @@ export function Platforms() {
                   </td>
                   <td class="num">{s ? s.completedEvents : '—'}</td>
                   <td class="num">{s?.successRate ? `${s.successRate} %` : '—'}</td>
-                  <td>{p.platform && <Action label="Retry now" run={() => retry(p.platform!)} />}</td>
+                  <td>
+                    {admin && p.platform && <Action label="Retry now" run={() => retry(p.platform!)} />}
+                  </td>
                 </tr>
               );
             })}
@@ -87,39 +90,43 @@ export function Platforms() {
         </table>
       )}
 
-      <h2>Waiting for delivery {pending.data ? `(${pending.data.count})` : ''}</h2>
-      <ErrorLine error={pending.error} />
-      {pending.data && pending.data.events.length === 0 ? (
-        <Empty>Nothing waiting.</Empty>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th class="num">seq</th>
-              <th>event</th>
-              <th>platform</th>
-              <th class="num">attempts</th>
-              <th>queued</th>
-              <th>next attempt</th>
-            </tr>
-          </thead>
-          <tbody>
-            {pending.data?.events.map((e) => (
-              <tr key={e.deliveryId}>
-                <td class="num">{e.seq}</td>
-                <td>{e.eventType}</td>
-                <td>{e.platform ?? '—'}</td>
-                <td class="num">{e.attempts}</td>
-                <td>
-                  <Time iso={e.createdAt} />
-                </td>
-                <td>
-                  <Time iso={e.nextAttemptAt} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+      {admin && (
+        <>
+          <h2>Waiting for delivery {pending.data ? `(${pending.data.count})` : ''}</h2>
+          <ErrorLine error={pending.error} />
+          {pending.data && pending.data.events.length === 0 ? (
+            <Empty>Nothing waiting.</Empty>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th class="num">seq</th>
+                  <th>event</th>
+                  <th>platform</th>
+                  <th class="num">attempts</th>
+                  <th>queued</th>
+                  <th>next attempt</th>
+                </tr>
+              </thead>
+              <tbody>
+                {pending.data?.events.map((e) => (
+                  <tr key={e.deliveryId}>
+                    <td class="num">{e.seq}</td>
+                    <td>{e.eventType}</td>
+                    <td>{e.platform ?? '—'}</td>
+                    <td class="num">{e.attempts}</td>
+                    <td>
+                      <Time iso={e.createdAt} />
+                    </td>
+                    <td>
+                      <Time iso={e.nextAttemptAt} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
       )}
     </section>
   );
