@@ -12,7 +12,7 @@
  *            one with a write rule of the same kind. Server CPU µs per acknowledged mutation.
  *
  *   node --import tsx bench/rules.ts [--store sqlite|postgres] [--subscribers 1000] [--changes 100]
- *                                    [--writes 2000] [--in-flight 16] [--reps 3]
+ *                                    [--writes 2000] [--in-flight 16] [--reps 3] [--cpu-prof DIR]
  *
  * Every subscriber has both subscriptions, so the two fan-outs differ only in the rule. A window sends its
  * changes and ends when every expected delivery arrived.
@@ -41,6 +41,7 @@ const { values } = parseArgs({
     writes: { type: 'string' },
     'in-flight': { type: 'string' },
     reps: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const store = (values.store ?? 'sqlite') as StoreKind;
@@ -54,7 +55,12 @@ const PAYLOAD = 'x'.repeat(60);
 
 async function main(): Promise<void> {
   const load = loadAverage1m();
-  const server = await startSyncbridge({ store });
+  // --cpu-prof DIR: the server writes a V8 CPU profile there when it stops (node --cpu-prof).
+  const profile = values['cpu-prof'];
+  const server = await startSyncbridge({
+    store,
+    ...(profile ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profile}`] } : {}),
+  });
   const http = server.wsUrl.replace(/^ws/, 'http').replace(/\/v1\/realtime$/, '');
   const admin = await server.token('admin', 'bench', { roles: ['admin'] });
   for (const [name, rules] of [
