@@ -7,14 +7,16 @@
  *            (`record.locationId in auth.claims.locations`, half the subscribers hold wh-1, half wh-2,
  *            changes alternate) each gets about half (`records:ruled`). Server CPU µs per delivery.
  *            Also a claims rule every subscriber passes (`records:allowed`): the rules' own cost at the
- *            same deliveries per change, apart from sending half as many frames per change.
+ *            same deliveries per change, apart from sending half as many frames per change. And the same
+ *            half of the changes by a filtered channel without rules (`records:filtered?locationId=…`):
+ *            the delivery pattern of the claims rule, without rules.
  *   writes   single-mutation `mutate`s, `--in-flight` outstanding, to a collection without rules and to
  *            one with a write rule of the same kind. Server CPU µs per acknowledged mutation.
  *
  *   node --import tsx bench/rules.ts [--store sqlite|postgres] [--subscribers 1000] [--changes 100]
  *                                    [--writes 2000] [--in-flight 16] [--reps 3] [--cpu-prof DIR]
  *
- * Every subscriber has both subscriptions, so the two fan-outs differ only in the rule. A window sends its
+ * Every subscriber has all four subscriptions, so the two fan-outs differ only in the rule. A window sends its
  * changes and ends when every expected delivery arrived.
  */
 import { parseArgs } from 'node:util';
@@ -77,9 +79,10 @@ async function main(): Promise<void> {
   }
 
   // Subscribers: half wh-1, half wh-2, each on both collections.
-  const counts = { plain: 0, ruled: 0, allowed: 0 };
+  const counts = { plain: 0, ruled: 0, allowed: 0, filtered: 0 };
   const sockets: WebSocket[] = await mapLimit(subscribers, 50, async (i) => {
-    const token = await server.token(`s${i}`, 'bench', { claims: { locations: [i % 2 ? 'wh-1' : 'wh-2'] } });
+    const location = i % 2 ? 'wh-1' : 'wh-2';
+    const token = await server.token(`s${i}`, 'bench', { claims: { locations: [location] } });
     const ws = await openSocket(syncbridgeUrl(server.wsUrl, token), {
       localAddress: sourceAddress(i),
       welcome: true,
@@ -92,11 +95,16 @@ async function main(): Promise<void> {
           if (text.includes('"channel":"records:plain"')) counts.plain += 1;
           else if (text.includes('"channel":"records:ruled"')) counts.ruled += 1;
           else if (text.includes('"channel":"records:allowed"')) counts.allowed += 1;
-        } else if (text.startsWith('{"type":"subscribed"') && ++subscribed === 3) resolve();
+          else if (text.includes('"channel":"records:filtered?')) counts.filtered += 1;
+        } else if (text.startsWith('{"type":"subscribed"') && ++subscribed === 4) resolve();
       });
       ws.send(JSON.stringify({ type: 'subscribe', channel: 'records:plain', rid: 1 }));
       ws.send(JSON.stringify({ type: 'subscribe', channel: 'records:ruled', rid: 2 }));
       ws.send(JSON.stringify({ type: 'subscribe', channel: 'records:allowed', rid: 3 }));
+      // The same half of the changes by a filtered channel, without rules: the same delivery pattern.
+      ws.send(
+        JSON.stringify({ type: 'subscribe', channel: `records:filtered?locationId=${location}`, rid: 4 }),
+      );
     });
     return ws;
   });
@@ -114,8 +122,9 @@ async function main(): Promise<void> {
     });
 
   /** Sends `changes` changes to a collection and waits for every delivery; server CPU µs per delivery. */
-  async function fanout(collection: 'plain' | 'ruled' | 'allowed'): Promise<number> {
-    const expected = collection === 'ruled' ? changes * Math.floor(subscribers / 2) : changes * subscribers;
+  async function fanout(collection: 'plain' | 'ruled' | 'allowed' | 'filtered'): Promise<number> {
+    const half = collection === 'ruled' || collection === 'filtered';
+    const expected = half ? changes * Math.floor(subscribers / 2) : changes * subscribers;
     const start = counts[collection];
     const cpu = new CpuWindow(server.pid);
     await mapLimit(changes, inFlight, (i) => put(collection, i, i % 2 ? 'wh-1' : 'wh-2'));
@@ -136,22 +145,29 @@ async function main(): Promise<void> {
     return used.serverMicros / applied;
   }
 
-  const fan = { plain: [] as number[], ruled: [] as number[], allowed: [] as number[] };
+  const fan = {
+    plain: [] as number[],
+    ruled: [] as number[],
+    allowed: [] as number[],
+    filtered: [] as number[],
+  };
   const wr = { plain_w: [] as number[], guarded: [] as number[] };
   for (let rep = 0; rep <= reps; rep++) {
     const a = await fanout('plain');
     const b = await fanout('ruled');
     const e = await fanout('allowed');
+    const f = await fanout('filtered');
     const c = await writePath('plain_w');
     const d = await writePath('guarded');
     if (rep === 0) continue; // warm-up
     fan.plain.push(a);
     fan.ruled.push(b);
     fan.allowed.push(e);
+    fan.filtered.push(f);
     wr.plain_w.push(c);
     wr.guarded.push(d);
     process.stderr.write(
-      `rep ${rep}: fan-out ${a.toFixed(2)} / ${b.toFixed(2)} / ${e.toFixed(2)} µs per delivery; writes ${c.toFixed(0)} / ${d.toFixed(0)} µs per mutation\n`,
+      `rep ${rep}: fan-out ${a.toFixed(2)} / ${b.toFixed(2)} / ${e.toFixed(2)} / ${f.toFixed(2)} µs per delivery; writes ${c.toFixed(0)} / ${d.toFixed(0)} µs per mutation\n`,
     );
   }
   const ratio = (xs: number[], ys: number[]) => median(ys.map((y, k) => y / xs[k]!));
@@ -159,6 +175,7 @@ async function main(): Promise<void> {
     `access rules, ${server.label} (${server.durability}), ${subscribers} subscribers, load ${load.toFixed(1)} at start, ${reps} reps`,
     `fan-out  no rules ${median(fan.plain).toFixed(2)} µs CPU/delivery; claims rule ${median(fan.ruled).toFixed(2)} µs CPU/delivery; ratio ${ratio(fan.plain, fan.ruled).toFixed(2)}x (target <= 1.5x)`,
     `fan-out  rule every subscriber passes ${median(fan.allowed).toFixed(2)} µs CPU/delivery; ratio ${ratio(fan.plain, fan.allowed).toFixed(2)}x`,
+    `fan-out  the same half by a filtered channel, no rules ${median(fan.filtered).toFixed(2)} µs CPU/delivery; ratio ${ratio(fan.plain, fan.filtered).toFixed(2)}x; claims rule vs filtered ${ratio(fan.filtered, fan.ruled).toFixed(2)}x`,
     `writes   no rules ${median(wr.plain_w).toFixed(0)} µs CPU/mutation; write rule ${median(wr.guarded).toFixed(0)} µs CPU/mutation; ratio ${ratio(wr.plain_w, wr.guarded).toFixed(2)}x (target <= 1.2x)`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
