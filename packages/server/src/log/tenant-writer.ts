@@ -17,6 +17,7 @@ import { applyMutation } from '../core/mutations.ts';
 import { needsBase } from '../core/strategies.ts';
 import type { Middleware } from '../plugins/types.ts';
 import { visibleConflict } from '../rules/conflicts.ts';
+import { replayedResult } from '../rules/reads.ts';
 import { hiddenFromWriter, refusedHiddenWrite, refusedWrite, visibleRecord } from '../rules/writes.ts';
 import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
@@ -211,7 +212,12 @@ export class TenantWriter {
     const first = this.prior.get(key);
     if (first) {
       this.statuses.push('duplicate');
-      return { ...first, status: 'duplicate', originalStatus: first.originalStatus ?? first.status };
+      const replay = {
+        ...first,
+        status: 'duplicate' as const,
+        originalStatus: first.originalStatus ?? first.status,
+      };
+      return replayedResult(principal, (name) => this.collections.peek(this.tenant, name), replay);
     }
     // As core/mutations sees it: a base that is not the current version of an existing record.
     const current = this.records.get(recordKey(m.collection, m.id));

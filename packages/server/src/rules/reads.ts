@@ -4,7 +4,7 @@
  * (callers answer 404 for a single record), and pages are filled from further store reads so that a
  * refused record neither shortens a page nor shows in a cursor. Decisions come from decide.ts.
  */
-import type { LogEvent, SyncRecord } from '@syncbridge/protocol';
+import type { LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
 import { auditVisible } from './audit.ts';
 import { canRead, type RuledCollection, readIsRuled } from './decide.ts';
@@ -96,4 +96,23 @@ export async function fillPage<T, C>(options: {
     if (page.length < size) return { items, more: false };
     after = cursorOf(page[page.length - 1]!);
   }
+}
+
+/**
+ * A remembered mutation result replayed to a caller (the same mid again): the record it names as this
+ * caller may see it, or (when the rules refuse that record) neither the record nor its version or
+ * conflict, so that a mid of someone else's write shows nothing of a record the caller may not read.
+ */
+export function replayedResult(
+  principal: Principal,
+  collectionOf: (name: string) => RuledCollection | undefined,
+  result: MutationResult,
+): MutationResult {
+  const record = result.record;
+  const collection = record ? collectionOf(record.collection) : undefined;
+  if (!record || !collection || !readIsRuled(principal, collection)) return result;
+  const seen = readableRecord(principal, collection, record);
+  if (seen) return seen === record ? result : { ...result, record: seen };
+  const { record: _record, version: _version, conflictId: _conflictId, ...rest } = result;
+  return rest;
 }

@@ -130,6 +130,51 @@ describe.each(kinds)('a hidden record answers as a missing one (%s)', (kind: Sto
     expect((await alice.get('/v1/records/documents/hidden-2')).body.version).toBe(2);
   });
 
+  it("shows nothing of a hidden record to a replay of its writer's mid or Idempotency-Key", async () => {
+    const first = await alice.post('/v1/mutations', {
+      json: {
+        mutations: [
+          {
+            mid: 'first-mid',
+            collection: 'documents',
+            id: 'replayed',
+            op: 'put',
+            data: { ownerId: 'alice' },
+          },
+        ],
+      },
+    });
+    expect(first.body.results[0]).toMatchObject({
+      status: 'applied',
+      record: { data: { ownerId: 'alice' } },
+    });
+    const again = await alice.post('/v1/mutations', {
+      json: { mutations: [{ mid: 'first-mid', collection: 'documents', id: 'replayed', op: 'delete' }] },
+    });
+    expect(again.body.results[0]).toMatchObject({
+      status: 'duplicate',
+      record: { data: { ownerId: 'alice' } },
+    });
+    const ws = await bobWs.request({
+      type: 'mutate',
+      mutations: [{ mid: 'first-mid', collection: 'documents', id: 'replayed', op: 'delete' }],
+    });
+    expect(ws.results).toMatchObject([{ status: 'duplicate' }]);
+    expect(JSON.stringify(ws.results)).not.toContain('ownerId');
+    expect(ws.results).not.toMatchObject([{ version: expect.anything() }]);
+    await alice.put('/v1/records/documents/keyed', {
+      json: { ownerId: 'alice' },
+      headers: { 'idempotency-key': 'first-key' },
+    });
+    const rest = await bob.put('/v1/records/documents/keyed', {
+      json: { ownerId: 'bob' },
+      headers: { 'idempotency-key': 'first-key' },
+    });
+    expect(rest.status, rest.text).toBe(409);
+    expect(rest.text).not.toContain('ownerId');
+    expect((await alice.get('/v1/records/documents/keyed')).body.data).toEqual({ ownerId: 'alice' });
+  });
+
   it('lets the owner delete and conflict on the same record', async () => {
     const stale = await alice.put('/v1/records/documents/hidden-2', {
       json: { ownerId: 'alice', v: 9 },

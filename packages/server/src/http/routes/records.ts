@@ -97,7 +97,9 @@ export const recordRoutes =
           details,
         );
       }
-      const record = result.record!;
+      const record = result.record;
+      // A replayed key of a write whose record the caller may not read comes back without it.
+      if (!record) throw new SyncError('CONFLICT', 'this Idempotency-Key was used for another write');
       reply.header('ETag', `"${record.version}"`);
       if (result.seq !== undefined) reply.header('X-Seq', String(result.seq));
       return reply.status(record.version === 1 && result.status === 'applied' ? 201 : 200).send(record);
