@@ -182,6 +182,8 @@ export class ChannelSession {
         }
       }
       await this.catchUp(sub);
+      // Rules changed while the snapshot or backlog was being sent: send them again under the new ones.
+      if (sub.onRulesChanged) sub.onRulesChanged();
     } catch (err) {
       this.dropSubscription(sub);
       throw err;
