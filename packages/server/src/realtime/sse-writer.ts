@@ -16,6 +16,8 @@ import { formatStreamCursor, type StreamCursor } from './stream-cursor.ts';
 
 const DATA = Buffer.from('data: ');
 const END = Buffer.from('\n\n');
+/** SSE bytes of a shared `event` frame whose id is its seq, by frame (kept only while the frame lives). */
+const SHARED = new WeakMap<Buffer, Buffer>();
 /** Corked bytes past this are written at once (as the WebSocket writer does). */
 const CORK_FLUSH_BYTES = 16 * 1024;
 
@@ -114,8 +116,17 @@ export class SseWriter implements SessionSink {
     if (!position) return Buffer.concat([DATA, frame, END]);
     const i = this.index.get(position.channel);
     if (i !== undefined && (this.positions[i] ?? -1) < position.seq) this.positions[i] = position.seq;
-    const id = Buffer.from(`id: ${formatStreamCursor(this.positions)}\n`);
-    return Buffer.concat([id, DATA, frame, END]);
+    const id = formatStreamCursor(this.positions);
+    // Where the id is the event's own seq (one channel, or all at one seq), every stream sends the same
+    // bytes for the hub's shared frame: they are built once per frame, not once per subscriber.
+    const plain = id === String(position.seq);
+    if (plain) {
+      const shared = SHARED.get(frame);
+      if (shared) return shared;
+    }
+    const bytes = Buffer.concat([Buffer.from(`id: ${id}\n`), DATA, frame, END]);
+    if (plain) SHARED.set(frame, bytes);
+    return bytes;
   }
 
   private write(bytes: Buffer, type: OutboundType): boolean {
