@@ -4,7 +4,7 @@
  */
 import type { Conflict, DeviceInfo, DevicePending, Mutation, MutationResult } from '@syncbridge/protocol';
 import type { BackoffOptions } from './backoff.ts';
-import type { StatusChange } from './codes.ts';
+import type { StatusChange, Transport } from './codes.ts';
 import type { TokenSource } from './connection.ts';
 import type { SyncClientError } from './errors.ts';
 import type { QueueStorage } from './storage/types.ts';
@@ -52,6 +52,17 @@ export interface SyncClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Give up on a connection attempt not welcomed after this long. Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * How to reach the server, in order of preference: `'websocket'` (GET /v1/realtime) and `'sse'`
+   * (server-sent events at GET /v1/stream, writes over REST), for networks whose proxies refuse
+   * WebSocket upgrades. Default `['websocket', 'sse']`: the next is tried when one fails before it is
+   * welcomed, or is not welcomed within `fallbackTimeoutMs`; the first that works is kept for the session.
+   */
+  transports?: Transport[];
+  /** With several `transports`: move on to the next after this long without a welcome. Default 5 s. */
+  fallbackTimeoutMs?: number;
+  /** A fetch implementation for the SSE transport; default the global one. */
+  fetch?: typeof fetch;
   /** Connect at once (default), or wait for `connect()`. */
   autoConnect?: boolean;
   /**

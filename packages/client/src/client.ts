@@ -18,7 +18,7 @@ import type { ClientEvents, PublishResult, Resolution, SyncClientOptions } from 
 import { httpBaseOf } from './client-options.ts';
 import { Session } from './client-session.ts';
 import { WritePath } from './client-writes.ts';
-import type { ConnectionState } from './codes.ts';
+import type { ConnectionState, Transport } from './codes.ts';
 import type { Collection } from './collection.ts';
 import type { ConflictHandler } from './conflicts.ts';
 import { TypedEventEmitter } from './emitter.ts';
@@ -74,6 +74,9 @@ export class SyncClient {
       backoff: options.backoff,
       connectTimeoutMs: options.connectTimeoutMs,
       WebSocket: options.WebSocket,
+      transports: options.transports,
+      fallbackTimeoutMs: options.fallbackTimeoutMs,
+      fetch: options.fetch,
     });
     this.link = link;
     this.requests = new RequestTracker((message) => link.send(message));
@@ -144,6 +147,11 @@ export class SyncClient {
   /** The connection state: `connecting`, `syncing`, `open`, `offline` or `closed`. */
   get state(): ConnectionState {
     return this.link.state;
+  }
+
+  /** The transport of the current (or next) connection: `websocket` or `sse`. */
+  get transport(): Transport {
+    return this.link.transport;
   }
 
   /**

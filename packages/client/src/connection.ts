@@ -63,6 +63,7 @@ type DropReason =
 
 export class Connection implements ClientLink {
   readonly events = new TypedEventEmitter<ConnectionEvents>();
+  readonly transport = 'websocket' as const;
   private current: ConnectionState = 'offline';
   private socket: WebSocketLike | null = null;
   /** Incremented for every socket; callbacks of an older socket are ignored. */

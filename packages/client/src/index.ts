@@ -33,7 +33,7 @@ export {
   type SyncClientOptions,
   type WriteOutcome,
 } from './client.ts';
-export { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
+export { type ConnectionState, type StatusChange, StatusReason, type Transport } from './codes.ts';
 export {
   Collection,
   type CollectionSubscribeOptions,

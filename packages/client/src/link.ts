@@ -2,14 +2,19 @@
  * The seam between the client and whatever carries its messages to the server. `SyncClient` talks only
  * to a `ClientLink`: it sends client messages, listens to status changes, the `welcome` and every later
  * server message, and says when it has caught up (`markSynced`). `Connection` (one WebSocket at a time,
- * see connection.ts) is the link in use today; another transport (server-sent events with POSTed
- * writes, say) plugs in by implementing this interface and being returned by `createLink`.
+ * see connection.ts) and `SseLink` (server-sent events, writes over REST: sse-link.ts) are the links;
+ * `FallbackLink` (fallback-link.ts) tries them in turn.
  */
 import type { ClientMessage, DeviceInfo, ServerMessage, WelcomeMessage } from '@syncbridge/protocol';
 import type { BackoffOptions } from './backoff.ts';
-import type { ConnectionState, StatusChange } from './codes.ts';
+import type { ConnectionState, StatusChange, Transport } from './codes.ts';
+
+export type { Transport } from './codes.ts';
+
 import { Connection, type TokenSource } from './connection.ts';
 import type { TypedEventEmitter } from './emitter.ts';
+import { FallbackLink } from './fallback-link.ts';
+import { SseLink } from './sse-link.ts';
 import type { WebSocketConstructor } from './transport.ts';
 
 export interface LinkEvents {
@@ -28,6 +33,8 @@ export interface LinkEvents {
  */
 export interface ClientLink {
   readonly events: TypedEventEmitter<LinkEvents>;
+  /** The transport of the current (or next) connection. */
+  readonly transport: Transport;
   readonly state: ConnectionState;
   /** True once the server has welcomed the current connection: requests can be sent. */
   readonly authenticated: boolean;
@@ -59,9 +66,28 @@ export interface LinkOptions {
   backoff?: BackoffOptions;
   connectTimeoutMs?: number;
   WebSocket?: WebSocketConstructor;
+  /** The transports to use, in order of preference. Default `['websocket', 'sse']`. */
+  transports?: Transport[];
+  /** Move on to the next transport when one has not been welcomed after this long. Default 5 s. */
+  fallbackTimeoutMs?: number;
+  /** A fetch implementation for the SSE transport; default the global one. */
+  fetch?: typeof fetch;
 }
 
-/** The link for these options: a WebSocket `Connection`, the only transport so far. */
+/** One link of a transport. */
+export function linkOf(transport: Transport, options: LinkOptions): ClientLink {
+  return transport === 'sse' ? new SseLink(options) : new Connection(options);
+}
+
+/**
+ * The link for these options: one transport's, or (several given, the default) a FallbackLink that
+ * tries them in order until one works and keeps it for the session.
+ */
 export function createLink(options: LinkOptions): ClientLink {
-  return new Connection(options);
+  const transports = options.transports ?? ['websocket', 'sse'];
+  if (transports.length === 0) throw new TypeError('transports: name at least one of websocket, sse');
+  for (const t of transports)
+    if (t !== 'websocket' && t !== 'sse') throw new TypeError(`transports: unknown transport ${String(t)}`);
+  if (transports.length === 1) return linkOf(transports[0]!, options);
+  return new FallbackLink(options, transports, linkOf);
 }

@@ -2,7 +2,7 @@
  * One server-sent-events stream (`GET /v1/stream`): the read-only twin of a WebSocket connection for
  * clients behind proxies that refuse upgrades. It authenticates with the token the request carried,
  * runs the same handshake (device, per-user cap, `welcome`, `pending`), and subscribes the channels of
- * `channels=` in order through the same ChannelSession as the WebSocket (filters, access rules, device
+ * `channels=` (none: a stream of `welcome`, `pending` and `conflict` only) in order through the same ChannelSession as the WebSocket (filters, access rules, device
  * categories, backlog-to-live handover, `reset`). Writes go over REST. A channel that cannot be
  * subscribed gets an `error` whose `rid` is the channel as given; the others carry on.
  */
@@ -24,6 +24,8 @@ export interface StreamRequest {
   /** The channels as given, and their normalized names (same order). */
   channels: readonly string[];
   names: readonly string[];
+  /** Channels that start with a snapshot when they have no position (`records:` only). */
+  snapshots: ReadonlySet<string>;
   /** Where each channel resumes (undefined: from the head). */
   since: StreamCursor;
   remoteAddress?: string;
@@ -125,10 +127,12 @@ export class SseStream implements HandshakeTarget {
       const channel = this.req.channels[i]!;
       const since = this.writer.positions[i];
       try {
+        const from =
+          since !== undefined ? { since } : this.req.snapshots.has(channel) ? { snapshot: true } : {};
         await this.channels.subscribe({
           type: 'subscribe',
           channel,
-          ...(since === undefined ? {} : { since }),
+          ...from,
         });
       } catch (err) {
         this.sendError(err, channel);

@@ -29,8 +29,12 @@ export const streamRoutes =
           querystring: Type.Object(
             {
               channels: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
-                minItems: 1,
                 maxItems: MAX_STREAM_CHANNELS,
+                default: [],
+              }),
+              snapshot: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
+                maxItems: MAX_STREAM_CHANNELS,
+                default: [],
               }),
               since: Type.Optional(Type.String({ maxLength: 20_000 })),
               access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
@@ -46,7 +50,14 @@ export const streamRoutes =
         if (origin && !ctx.gateway.originAllowed(origin)) {
           throw new SyncError('FORBIDDEN', `origin ${origin} is not allowed`);
         }
-        const { channels, since, access_token: queryToken, deviceId } = request.query;
+        const { channels, snapshot, since, access_token: queryToken, deviceId } = request.query;
+        const snapshots = new Set(snapshot);
+        for (const channel of snapshots)
+          if (!channels.includes(channel))
+            throw new SyncError(
+              'BAD_REQUEST',
+              `snapshot names ${channel.slice(0, 80)}, which is not in channels`,
+            );
         if (new Set(channels).size !== channels.length)
           throw new SyncError('BAD_REQUEST', 'a channel is named twice');
         for (const channel of channels) {
@@ -56,9 +67,9 @@ export const streamRoutes =
         // Last-Event-ID (an EventSource resuming by itself) is newer than the URL's since.
         const lastEventId = request.headers['last-event-id'];
         const resumeFrom =
-          typeof lastEventId === 'string' && lastEventId.length > 0
+          typeof lastEventId === 'string' && lastEventId.length > 0 && channels.length > 0
             ? parseStreamCursor(lastEventId, channels.length, 'Last-Event-ID')
-            : since !== undefined
+            : since !== undefined && channels.length > 0
               ? parseStreamCursor(since, channels.length, 'since')
               : channels.map(() => undefined);
         const verified = await verifyStreamCaller(ctx, request.headers, queryToken, () =>
@@ -92,6 +103,7 @@ export const streamRoutes =
           deviceId,
           channels,
           names: channels,
+          snapshots,
           since: resumeFrom,
           remoteAddress: request.socket.remoteAddress,
         });
