@@ -1,9 +1,9 @@
 /**
  * Transport fallback: a link that tries its transports in order (by default the WebSocket, then
  * server-sent events) until one is welcomed, and keeps that one for the rest of the session. It moves
- * on when an attempt fails before its welcome (an upgrade a proxy refused, a connection reset) or has
- * not been welcomed within `fallbackTimeoutMs` (a proxy holding the upgrade); after a round of every
- * transport failing it waits the backoff before the next round. The application sees one link: its
+ * on when an attempt at every URL failed before its welcome (an upgrade a proxy refused, a connection
+ * reset), or one has not been welcomed within `fallbackTimeoutMs` (a proxy holding the upgrade);
+ * after a round of every transport failing it waits the backoff before the next round. The application sees one link: its
  * state, and every `status` naming the transport in use.
  */
 import { type BackoffOptions, backoffDelay } from './backoff.ts';
@@ -26,6 +26,8 @@ export class FallbackLink implements ClientLink {
   private fallbackTimer: ReturnType<typeof setTimeout> | null = null;
   private waitTimer: ReturnType<typeof setTimeout> | null = null;
   private detach: (() => void) | null = null;
+  /** Failed attempts of the current transport in a row; it is given up after one per URL. */
+  private failuresHere = 0;
 
   constructor(
     private readonly options: LinkOptions,
@@ -110,7 +112,9 @@ export class FallbackLink implements ClientLink {
     }
     const failed =
       change.reason === StatusReason.CONNECT_FAILED || change.reason === StatusReason.CONNECT_TIMEOUT;
-    if (change.newState === 'offline' && failed) this.next(null);
+    // Every URL gets its try on this transport (the link moves through them) before the next transport.
+    if (change.newState === 'offline' && failed && ++this.failuresHere >= this.options.urls.length)
+      this.next(null);
   }
 
   /** Gives up on the current transport for the next one (`reason`: say so, the link has not). */
@@ -125,6 +129,7 @@ export class FallbackLink implements ClientLink {
     }
     this.index = (this.index + 1) % this.transports.length;
     this.switches += 1;
+    this.failuresHere = 0;
     this.active = this.attach(this.make(this.transport, this.options));
     if (this.index !== 0) {
       this.active.connect();
