@@ -137,7 +137,7 @@ describe.each(kinds)('server-sent events (%s)', (kind) => {
     expect((await get('channels=records:a')).body.error.code).toBe('UNAUTHORIZED');
     expect((await get('channels=records:a&access_token=nope')).status).toBe(401);
     const t = `access_token=${token}`;
-    expect((await get(t)).status).toBe(400);
+    expect((await get(`channels=records:a&snapshot=records:b&${t}`)).status).toBe(400);
     expect((await get(`channels=nochannel&${t}`)).body.error.code).toBe('BAD_REQUEST');
     expect((await get(`channels=records:a&channels=records:a&${t}`)).status).toBe(400);
     expect((await get(`channels=records:a&since=-1&${t}`)).status).toBe(400);
@@ -145,6 +145,10 @@ describe.each(kinds)('server-sent events (%s)', (kind) => {
     expect((await get(`channels=records:a&${t}`, { 'Last-Event-ID': 'x' })).status).toBe(400);
     expect((await get(`channels=records:a&deviceId=${'a'.repeat(200)}&${t}`)).status).toBe(400);
     expect((await get(`channels=records:a&bogus=1&${t}`)).status).toBe(400);
+    // No channels: a stream of welcome (and pending, conflicts) only.
+    const bare = await TestSseClient.open(server.url, t);
+    await bare.waitFor((e) => e.data.type === 'welcome');
+    bare.close();
     // A channel refused after the stream opened (here: a snapshot-less topic with topics disabled)
     // gets an error naming it; the other channels carry on.
     const c = await TestSseClient.open(server.url, `channels=topic:fx&channels=records:ok&${t}`);
