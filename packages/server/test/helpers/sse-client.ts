@@ -15,6 +15,8 @@ export class TestSseClient {
   readonly events: SseEvent[] = [];
   /** The last `id:` seen (what an EventSource would send as Last-Event-ID). */
   lastEventId: string | undefined;
+  /** Comment lines received (the server's heartbeats). */
+  comments = 0;
   readonly ended: Promise<void>;
   private waiters: Array<{ test: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }> = [];
 
@@ -24,6 +26,9 @@ export class TestSseClient {
     body: ReadableStream<Uint8Array> | null,
   ) {
     const parser = createParser({
+      onComment: () => {
+        this.comments += 1;
+      },
       onEvent: (message: EventSourceMessage) => {
         const event: SseEvent = { id: message.id, event: message.event, data: JSON.parse(message.data) };
         if (message.id !== undefined) this.lastEventId = message.id;

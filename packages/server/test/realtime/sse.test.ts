@@ -204,3 +204,24 @@ describe('server-sent events: a reader that stops reading', () => {
     expect(text).toMatch(/event: close\ndata: \{"code":4001,"reason":"slow consumer[^"]*"\}\n\n$/);
   });
 });
+
+describe('server-sent events: heartbeats and token expiry', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { heartbeatMs: 200 });
+  });
+  afterAll(async () => server.close());
+
+  it('fills silences with comment lines, and ends a stream whose token expired with close 1008', async () => {
+    const token = await server.token('acme', 'brief', { ttlSeconds: 2 });
+    const c = await TestSseClient.open(server.url, `channels=events:quiet&access_token=${token}`);
+    await c.waitFor((e) => e.data.type === 'subscribed');
+    const deadline = Date.now() + 15_000;
+    while (c.comments < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(c.comments).toBeGreaterThanOrEqual(2);
+    const close = await c.waitFor((e) => e.event === 'close');
+    expect(close.data.code).toBe(1008);
+    expect(c.events.find((e) => e.data.type === 'error')?.data.code).toBe('UNAUTHORIZED');
+    await c.ended;
+  });
+});
