@@ -1,7 +1,7 @@
 /**
  * Writes to a branch (`<collection>@<branch>`, core/branches.ts) need the branch: a mutation of record `id`
  * on branch `b` is refused with NOT_FOUND unless `b` was forked from that record, and with CONFLICT once it
- * was merged. Wraps the LogWriter's requests, so REST, WebSocket `mutate` and `POST /v1/mutations` all pass
+ * was merged (but for a delete, which deleting the branch writes). Wraps the LogWriter's requests, so REST, WebSocket `mutate` and `POST /v1/mutations` all pass
  * the same check; the fork itself writes the branch's first version through the unguarded writer.
  */
 import type { Mutation, MutationResult } from '@syncbridge/protocol';
@@ -24,7 +24,7 @@ export function guardBranchWrites(inner: LogWrites, lookup: BranchLookup): LogWr
     const found = await lookup(principal.tenant, mainCollection(m.collection), m.id, branch);
     const error = !found
       ? { code: 'NOT_FOUND', message: `record ${m.id} has no branch "${branch}"` }
-      : found.mergedAt
+      : found.mergedAt && m.op !== 'delete'
         ? { code: 'CONFLICT', message: `branch "${branch}" was merged at ${found.mergedAt}` }
         : null;
     return error ? { mid: m.mid, status: 'rejected', error } : null;

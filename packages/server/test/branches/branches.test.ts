@@ -137,7 +137,7 @@ describe.each(kinds)('record branches (%s)', (kind: StoreKind) => {
         },
       ],
     });
-    expect(ws.results?.[0], JSON.stringify(ws)).toMatchObject({ status: 'applied', version: 3 });
+    expect((ws.results as unknown[])[0], JSON.stringify(ws)).toMatchObject({ status: 'applied', version: 3 });
     // Meanwhile on main.
     expect((await alice.patch('/v1/records/docs/d1', { json: { status: 'final' } })).status).toBe(200);
 
@@ -174,7 +174,7 @@ describe.each(kinds)('record branches (%s)', (kind: StoreKind) => {
       type: 'mutate',
       mutations: [{ mid: 'b-ws-2', collection: 'docs@ghost', id: 'd1', op: 'put', data: { a: 1 } }],
     });
-    expect(ws.results[0]).toMatchObject({ status: 'rejected', error: { code: 'NOT_FOUND' } });
+    expect((ws.results as unknown[])[0]).toMatchObject({ status: 'rejected', error: { code: 'NOT_FOUND' } });
     expect((await bob.get('/v1/records/docs@ghost/d1')).status).toBe(404);
   });
 
