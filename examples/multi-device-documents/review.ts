@@ -83,10 +83,22 @@ export async function runReview(options: DocumentsOptions): Promise<ReviewResult
 
     const fork = await review.fork(docId);
     log(`reviewer forks it into ${fork.branch.ref} at version ${fork.branch.forkVersion}`);
+    // The desk syncs `documents` only (its categories): a branch of it is in that category.
+    let refused: string | null = null;
+    const offError = desk.on('error', (err) => {
+      refused = err.code;
+    });
     review.subscribe(() => undefined);
     await review.patch(docId, { title: DRAFT_TITLE });
     const draft = await review.patch(docId, { body: 'We ask for two people for a year. We start in May.' });
     log(`reviewer drafts on the branch: title and body -> branch version ${draft.version}`);
+    await until(
+      () => review.get(docId)?.version === draft.version && !review.get(docId)?.pending,
+      "the desk's branch subscription to hold the draft",
+      timeoutMs,
+    );
+    offError();
+    if (refused) throw new Error(`the desk's branch subscription was refused: ${refused}`);
 
     const edit = await docs.patch(docId, { body: 'We ask for two people. We start in May. Budget: 90k.' });
     log(`meanwhile the author appends to the body on main -> version ${edit.version}`);
