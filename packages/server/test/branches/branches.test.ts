@@ -5,6 +5,8 @@
  * delete it. Branch writes are log entries like any other: the audit query and replay verification see
  * them, and the collection's access rules judge them.
  */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyReplay } from '../../src/replay/verify.ts';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
@@ -264,5 +266,15 @@ describe.each(kinds)('record branches (%s)', (kind: StoreKind) => {
     const report = await verifyReplay(srv.server.store, { tenants: [T] });
     expect(report.differences).toEqual([]);
     expect(report.records).toBeGreaterThanOrEqual(6);
+    if (kind !== 'sqlite') return; // the tampering below edits the SQLite file directly
+    const db = new Database(join(srv.storage.dataDir, 'syncbridge.db'));
+    db.prepare(
+      `UPDATE records SET data = '{"title":"forged"}' WHERE tenant = ? AND collection = 'docs@review' AND id = 'd1'`,
+    ).run(T);
+    db.close();
+    const dirty = await verifyReplay(srv.server.store, { tenants: [T] });
+    expect(dirty.differences).toEqual([
+      { tenant: T, collection: 'docs@review', id: 'd1', problem: 'data differs from the log' },
+    ]);
   });
 });
