@@ -5,11 +5,7 @@
  * history and replay as any record, under `c`'s settings, schema and access rules. Pure: no I/O.
  */
 import type { CollectionSettings } from '@syncbridge/protocol';
-import { BRANCH_NAME_MAX_LENGTH, BRANCH_NAME_PATTERN } from '@syncbridge/protocol';
-import { SyncError } from './errors.ts';
 import { deepEqual, diffRecords, mergeRecords } from './merge.ts';
-
-const BRANCH_NAME = new RegExp(BRANCH_NAME_PATTERN);
 
 /** The main line's collection of a collection reference (`c@b` → `c`; `c` → `c`). */
 export function mainCollection(ref: string): string {
@@ -25,16 +21,6 @@ export function branchOf(ref: string): string | null {
 
 export function branchCollection(collection: string, branch: string): string {
   return `${collection}@${branch}`;
-}
-
-/** Throws BAD_REQUEST unless `name` is a usable branch name. */
-export function assertBranchName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length > BRANCH_NAME_MAX_LENGTH || !BRANCH_NAME.test(name)) {
-    throw new SyncError(
-      'BAD_REQUEST',
-      `a branch name is 1 to ${BRANCH_NAME_MAX_LENGTH} of A-Z a-z 0-9 _ . - (not "." or "..")`,
-    );
-  }
 }
 
 export interface BranchDiffEntry {
@@ -84,7 +70,7 @@ export type MergePlan =
 /**
  * The three-way merge of a branch back into the main line (base = the fork point), with the
  * collection's text fields and clash rule: clashes go to the manual queue when the collection says
- * `strategy: manual` or `mergeFallback: manual`; otherwise the later write (by HLC) wins each clash.
+ * `strategy: manual`, or `strategy: merge` with `mergeFallback: manual`; otherwise the later write (by HLC) wins each clash.
  */
 export function planMerge(
   settings: CollectionSettings,
@@ -92,7 +78,8 @@ export function planMerge(
   main: { data: Record<string, unknown>; hlc: string },
   branch: { data: Record<string, unknown>; hlc: string },
 ): MergePlan {
-  const manual = settings.strategy === 'manual' || settings.mergeFallback === 'manual';
+  const manual =
+    settings.strategy === 'manual' || (settings.strategy === 'merge' && settings.mergeFallback === 'manual');
   const outcome = mergeRecords(base, main.data, branch.data, {
     textFields: new Set(settings.textFields ?? []),
     clientWinsClash: branch.hlc > main.hlc,

@@ -31,6 +31,7 @@ describe.each(kinds)('record branches (%s)', (kind: StoreKind) => {
       collections: {
         docs: { strategy: 'merge', textFields: ['body'] },
         strict: { strategy: 'merge', mergeFallback: 'manual' },
+        byhand: { strategy: 'manual' },
         private: {
           rules: {
             read: 'record.ownerId == auth.user',
@@ -223,6 +224,19 @@ describe.each(kinds)('record branches (%s)', (kind: StoreKind) => {
     const stored = conflicts.body.conflicts.find((c: { id: string }) => c.id === merge.body.conflictId);
     expect(stored).toMatchObject({ collection: 'strict', recordId: 's1', status: 'open', baseVersion: 1 });
     expect((await alice.get('/v1/records/strict/s1')).body.data.title).toBe('C');
+    // Under strategy manual, too; a change on one side only merges cleanly.
+    expect((await alice.put('/v1/records/byhand/h1', { json: { a: 1, b: 1 } })).status).toBe(201);
+    expect((await bob.post('/v1/records/byhand/h1/branches', { json: { name: 'edit' } })).status).toBe(201);
+    expect((await bob.patch('/v1/records/byhand@edit/h1', { json: { a: 2 } })).status).toBe(200);
+    expect((await alice.patch('/v1/records/byhand/h1', { json: { a: 3 } })).status).toBe(200);
+    const byHand = await bob.post('/v1/records/byhand/h1/branches/edit/merge');
+    expect(byHand.status, byHand.text).toBe(202);
+    expect(byHand.body).toMatchObject({ status: 'conflict', clashes: ['a'] });
+    expect((await bob.post('/v1/records/byhand/h1/branches', { json: { name: 'other' } })).status).toBe(201);
+    expect((await bob.patch('/v1/records/byhand@other/h1', { json: { b: 5 } })).status).toBe(200);
+    const clean = await bob.post('/v1/records/byhand/h1/branches/other/merge');
+    expect(clean.status, clean.text).toBe(200);
+    expect(clean.body).toMatchObject({ status: 'merged', record: { version: 3, data: { a: 3, b: 5 } } });
   });
 
   it('applies the collection access rules to forks, branch reads and branch writes', async () => {
