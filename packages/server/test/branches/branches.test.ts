@@ -255,7 +255,29 @@ describe.each(kinds)('record branches (%s)', (kind: StoreKind) => {
     expectError(await bob.get('/v1/records/private/p1/branches/mine'), 404, 'NOT_FOUND');
     expectError(await bob.get('/v1/records/private/p1/branches/mine/diff'), 404, 'NOT_FOUND');
     expectError(await bob.put('/v1/records/private@mine/p1', { json: { ownerId: 'bob' } }), 403, 'FORBIDDEN');
-    expect((await alice.patch('/v1/records/private@mine/p1', { json: { t: 2 } })).status).toBe(200);
+    // Subscribers of the branch's channel get what the rules let them read, as on the main line.
+    const aliceWs = await TestWsClient.connect(srv.wsUrl, await srv.token(T, 'alice'));
+    const bobWs = await TestWsClient.connect(srv.wsUrl, await srv.token(T, 'bob'));
+    try {
+      expect((await aliceWs.request({ type: 'subscribe', channel: 'records:private@mine' })).type).toBe(
+        'subscribed',
+      );
+      expect((await bobWs.request({ type: 'subscribe', channel: 'records:private@mine' })).type).toBe(
+        'subscribed',
+      );
+      expect((await alice.patch('/v1/records/private@mine/p1', { json: { t: 2 } })).status).toBe(200);
+      expect((await alice.put('/v1/records/docs/d9', { json: { marker: true } })).status).toBe(201);
+      await aliceWs.waitForEvents(1, 'records:private@mine');
+      // Bob is subscribed to docs too: once its later event arrived, the refused one would have.
+      expect((await bobWs.request({ type: 'subscribe', channel: 'records:docs', since: 0 })).type).toBe(
+        'subscribed',
+      );
+      await bobWs.waitFor((m) => m.type === 'event' && (m as { id?: string }).id === 'd9');
+      expect(bobWs.events('records:private@mine')).toEqual([]);
+    } finally {
+      await aliceWs.close();
+      await bobWs.close();
+    }
     const events = await bob.get('/v1/events?collection=private@mine');
     expect(events.body.events).toEqual([]);
   });
