@@ -51,7 +51,7 @@ export class Collection<T extends object = JsonObject> {
 
   /**
    * A branch of this collection's records: the same API (its own cache, channel and writes), plus
-   * `fork`, `diff`, `merge` and `deleteBranch` (docs/sdk.md#branches).
+   * `fork`, `diff`, `merge` and `deleteBranch` (docs/sdk.md, "Branches").
    * @example const review = docs.branch('review'); await review.fork('plan'); await review.patch('plan', { title: 'v2' });
    */
   branch(name: string): Branch<T> {
