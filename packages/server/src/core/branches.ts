@@ -89,3 +89,37 @@ export function planMerge(
   if (deepEqual(outcome.data, main.data)) return { kind: 'unchanged' };
   return { kind: 'write', data: outcome.data };
 }
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The JSON merge patch (RFC 7396) that turns `before` into `after`, so a merge writes only what it
+ * changes and a concurrent write to other fields survives; null when a patch cannot say it (a changed
+ * value that contains null, which a merge patch reads as "remove").
+ */
+export function mergePatchBetween(
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
+): Record<string, unknown> | null {
+  const patch: Record<string, unknown> = {};
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (!Object.hasOwn(after, key)) {
+      patch[key] = null;
+      continue;
+    }
+    const from = Object.hasOwn(before, key) ? before[key] : undefined;
+    const to = after[key];
+    if (deepEqual(from, to)) continue;
+    if (isObject(from) && isObject(to)) {
+      const sub = mergePatchBetween(from, to);
+      if (sub === null) return null;
+      patch[key] = sub;
+    } else if (JSON.stringify(to).includes('null')) {
+      // Conservative: a changed value with a null anywhere in it (or the text "null") goes whole.
+      return null;
+    } else patch[key] = to;
+  }
+  return patch;
+}

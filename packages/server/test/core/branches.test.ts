@@ -1,9 +1,15 @@
 /**
  * The pure side of branches (core/branches.ts): collection references, the diff of a branch
- * against the main line and the merge plan under each clash rule.
+ * against the main line, the merge plan under each clash rule and the patch a clean merge writes.
  */
 import { describe, expect, it } from 'vitest';
-import { branchOf, diffBranch, mainCollection, planMerge } from '../../src/core/branches.ts';
+import {
+  branchOf,
+  diffBranch,
+  mainCollection,
+  mergePatchBetween,
+  planMerge,
+} from '../../src/core/branches.ts';
 
 describe('branch names and references', () => {
   it('splits a reference into collection and branch', () => {
@@ -64,5 +70,19 @@ describe('planMerge', () => {
 
   it('has nothing to write when the main line already holds the branch', () => {
     expect(planMerge({}, base, main, { data: base, hlc: '9' })).toEqual({ kind: 'unchanged' });
+  });
+});
+
+describe('mergePatchBetween', () => {
+  it('names only what changed, removals as null, nested objects as nested patches', () => {
+    const before = { a: 1, b: { c: 1, d: 2 }, gone: 1, same: [1] };
+    const after = { a: 2, b: { c: 1, d: 3 }, same: [1], n: [2] };
+    expect(mergePatchBetween(before, after)).toEqual({ a: 2, b: { d: 3 }, gone: null, n: [2] });
+  });
+
+  it('gives up on a changed value holding null, which a merge patch cannot say', () => {
+    expect(mergePatchBetween({ a: 1 }, { a: null })).toBeNull();
+    expect(mergePatchBetween({ a: { b: 1 } }, { a: { b: [null] } })).toBeNull();
+    expect(mergePatchBetween({ a: null, b: 1 }, { a: null, b: 2 })).toEqual({ b: 2 });
   });
 });

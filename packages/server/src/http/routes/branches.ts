@@ -18,13 +18,14 @@ import {
   type ErrorCode,
   ErrorResponse,
   HTTP_STATUS,
+  type Mutation,
   type MutationResult,
   Name,
   RecordId,
   type SyncRecord,
 } from '@syncbridge/protocol';
 import type { Principal } from '../../auth/principal.ts';
-import { branchCollection, diffBranch, planMerge } from '../../core/branches.ts';
+import { branchCollection, diffBranch, mergePatchBetween, planMerge } from '../../core/branches.ts';
 import { SyncError } from '../../core/errors.ts';
 import { readableRecord, readableVersion } from '../../rules/reads.ts';
 import type { BranchRow } from '../../store/branch-types.ts';
@@ -264,20 +265,18 @@ export const branchRoutes =
           const visible = readableRecord(principal, ruled, main) ?? main;
           return { status: 'unchanged' as const, branch: info(await done(main)), record: visible };
         }
-        // A clean merge is based on main's current version; a clash is handed over based on the fork
-        // version, so the collection's strategy stores it in the manual queue with the fork point as base.
-        const [result] = await ctx.writer.mutate(principal, [
-          plan.kind === 'write'
-            ? { mid: randomUUID(), collection, id, op: 'put', data: plan.data, baseVersion: main.version }
-            : {
-                mid: randomUUID(),
-                collection,
-                id,
-                op: 'put',
-                data: branch.data,
-                baseVersion: row.forkVersion,
-              },
-        ]);
+        // A clean merge goes as the merge patch from main's current version, so a write landing meanwhile
+        // on other fields survives whatever the strategy. A clash is handed over based on the fork version,
+        // so the collection's strategy stores it in the manual queue with the fork point as base.
+        const mid = randomUUID();
+        const patch = plan.kind === 'write' ? mergePatchBetween(main.data, plan.data) : null;
+        const mutation: Mutation =
+          plan.kind === 'conflict'
+            ? { mid, collection, id, op: 'put', data: branch.data, baseVersion: row.forkVersion }
+            : patch
+              ? { mid, collection, id, op: 'patch', data: patch, baseVersion: main.version }
+              : { mid, collection, id, op: 'put', data: plan.data, baseVersion: main.version };
+        const [result] = await ctx.writer.mutate(principal, [mutation]);
         if (!result) throw new SyncError('INTERNAL', 'no result');
         if (result.status === 'conflict' && result.conflictId) {
           const visible = readableRecord(principal, ruled, main) ?? main;
