@@ -2,6 +2,8 @@
  * The pure side of branches (core/branches.ts): collection references, the diff of a branch
  * against the main line, the merge plan under each clash rule and the patch a clean merge writes.
  */
+
+import { parseChannel } from '@syncbridge/protocol';
 import { describe, expect, it } from 'vitest';
 import {
   branchOf,
@@ -84,5 +86,25 @@ describe('mergePatchBetween', () => {
     expect(mergePatchBetween({ a: 1 }, { a: null })).toBeNull();
     expect(mergePatchBetween({ a: { b: 1 } }, { a: { b: [null] } })).toBeNull();
     expect(mergePatchBetween({ a: null, b: 1 }, { a: null, b: 2 })).toEqual({ b: 2 });
+  });
+});
+
+describe('branch channels', () => {
+  it('parses records:<collection>@<branch>, filters included, and refuses bad branch names', () => {
+    expect(parseChannel('records:docs@review?status=draft')).toEqual({
+      kind: 'records',
+      name: 'records:docs@review?status=draft',
+      collection: 'docs@review',
+      filter: { status: 'draft' },
+    });
+    for (const bad of [
+      'records:docs@',
+      'records:@review',
+      'records:docs@..',
+      'records:docs@a@b',
+      'records:docs@a b',
+    ]) {
+      expect(parseChannel(bad)).toHaveProperty('error');
+    }
   });
 });
