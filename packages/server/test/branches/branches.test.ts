@@ -292,6 +292,15 @@ describe.each(kinds)('record branches (%s)', (kind: StoreKind) => {
     expect(again.body.record.version).toBe(4);
   });
 
+  it('lists and deletes the branches of a record deleted since the fork, and refuses to merge into it', async () => {
+    expect((await alice.put('/v1/records/docs/d5', { json: { t: 1 } })).status).toBe(201);
+    expect((await alice.post('/v1/records/docs/d5/branches', { json: { name: 'b' } })).status).toBe(201);
+    expect((await alice.delete('/v1/records/docs/d5')).status).toBe(200);
+    expect((await alice.get('/v1/records/docs/d5/branches')).body.branches).toHaveLength(1);
+    expectError(await alice.post('/v1/records/docs/d5/branches/b/merge'), 404, 'NOT_FOUND');
+    expect((await alice.delete('/v1/records/docs/d5/branches/b')).status).toBe(204);
+  });
+
   it('keeps branch writes in the audit log and in replay verification', async () => {
     const audit = await admin.get('/v1/events?collection=docs@review&id=d1');
     expect(audit.body.events.map((e: { version: number; actor: string }) => [e.version, e.actor])).toEqual([

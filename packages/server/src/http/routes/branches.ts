@@ -70,17 +70,23 @@ function refused(result: MutationResult): SyncError {
 export const branchRoutes =
   (ctx: HttpContext): FastifyPluginAsyncTypebox =>
   async (app) => {
-    /** The record as the caller may read it (raw and visible), or NOT_FOUND. */
-    async function readable(principal: Principal, collection: string, id: string) {
+    /** The record as the caller may read it (raw and visible), or NOT_FOUND; `tombstone`: deleted too. */
+    async function readable(principal: Principal, collection: string, id: string, tombstone = false) {
       const record = await ctx.records.getRecord(principal.tenant, collection, id);
       const ruled = await ctx.collections.get(principal.tenant, collection);
-      const visible = record && !record.deleted ? readableRecord(principal, ruled, record) : null;
+      const visible =
+        record && (tombstone || !record.deleted) ? readableRecord(principal, ruled, record) : null;
       if (!record || !visible) throw new SyncError('NOT_FOUND', 'record not found');
       return { record, visible, ruled };
     }
 
-    async function branchOf(principal: Principal, p: { collection: string; id: string; name: string }) {
-      await readable(principal, p.collection, p.id);
+    /** The branch, for a caller who may read the record (deleted since the fork, for `tombstone`). */
+    async function branchOf(
+      principal: Principal,
+      p: { collection: string; id: string; name: string },
+      tombstone = false,
+    ) {
+      await readable(principal, p.collection, p.id, tombstone);
       const row = await ctx.branches.getBranch(principal.tenant, p.collection, p.id, p.name);
       if (!row) throw new SyncError('NOT_FOUND', `record ${p.id} has no branch "${p.name}"`);
       return row;
@@ -180,7 +186,7 @@ export const branchRoutes =
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { collection, id } = request.params;
-        await readable(principal, collection, id);
+        await readable(principal, collection, id, true);
         const rows = await ctx.branches.listBranches(principal.tenant, collection, id);
         return { branches: rows.map(info) };
       },
@@ -198,7 +204,7 @@ export const branchRoutes =
       },
       async (request) => {
         const principal = await ctx.auth.principal(request);
-        const row = await branchOf(principal, request.params);
+        const row = await branchOf(principal, request.params, true);
         const ref = branchCollection(row.collection, row.name);
         const record = await ctx.records.getRecord(principal.tenant, ref, row.recordId);
         const ruled = await ctx.collections.get(principal.tenant, ref);
@@ -307,7 +313,7 @@ export const branchRoutes =
       },
       async (request, reply) => {
         const principal = await ctx.auth.principal(request);
-        const row = await branchOf(principal, request.params);
+        const row = await branchOf(principal, request.params, true);
         const ref = branchCollection(row.collection, row.name);
         const current = await ctx.records.getRecord(principal.tenant, ref, row.recordId);
         if (current && !current.deleted) {
