@@ -25,8 +25,11 @@ export interface SourceTx {
 }
 
 export interface StreamHandlers {
-  /** Commits a transaction in syncbridge; resolves once committed (then it is acknowledged). */
-  transaction(tx: SourceTx): Promise<void>;
+  /**
+   * Commits transactions in syncbridge, in order, all or none; resolves once committed (then they are
+   * acknowledged). Those that arrived while the previous ones were being committed come together.
+   */
+  transactions(txs: SourceTx[]): Promise<void>;
   /** A keepalive arrived with nothing pending: the stream is caught up to `lsn`. */
   caughtUp(lsn: bigint): void;
   /** Any message arrived (the source is alive). */
@@ -37,6 +40,8 @@ type Item = { kind: 'data'; msg: Pgoutput.Message } | { kind: 'beat'; lsn: bigin
 
 const PAUSE_ABOVE = 5000;
 const RESUME_BELOW = 500;
+/** Most changes committed in one syncbridge transaction (a bigger source transaction still goes whole). */
+const MAX_BATCH_CHANGES = 2000;
 
 export class ReplicationStream {
   private readonly service: LogicalReplicationService;
@@ -109,8 +114,31 @@ export class ReplicationStream {
     this.draining = true;
     try {
       while (this.queue.length > 0 && !this.stopped) {
-        const item = this.queue.shift()!;
-        await this.handle(item);
+        // Everything already received goes in one batch, up to a size.
+        const batch: SourceTx[] = [];
+        let changes = 0;
+        let beat = 0n;
+        let reply = false;
+        while (this.queue.length > 0 && changes < MAX_BATCH_CHANGES) {
+          const item = this.queue.shift()!;
+          if (item.kind === 'beat') {
+            // Caught up to the keepalive's position once what came before it is committed.
+            if (this.current === null && item.lsn > beat) beat = item.lsn;
+            reply ||= item.reply;
+            continue;
+          }
+          const tx = this.take(item.msg);
+          if (tx) {
+            batch.push(tx);
+            changes += tx.changes.length;
+          }
+        }
+        if (batch.length > 0) await this.handlers.transactions(batch);
+        const last = batch.at(-1)?.endLsn ?? 0n;
+        const reached = last > beat ? last : beat;
+        if (reached > this.confirmed) this.confirmed = reached;
+        if (beat > 0n && this.current === null && beat >= last) this.handlers.caughtUp(beat);
+        if (batch.length > 0 || beat > 0n || reply) this.acknowledge();
         if (this.paused && this.queue.length < RESUME_BELOW) {
           this.paused = false;
           this.stream()?.resume?.();
@@ -123,16 +151,8 @@ export class ReplicationStream {
     }
   }
 
-  private async handle(item: Item): Promise<void> {
-    if (item.kind === 'beat') {
-      if (this.current === null) {
-        if (item.lsn > this.confirmed) this.confirmed = item.lsn;
-        this.handlers.caughtUp(item.lsn);
-      }
-      if (item.reply || this.current === null) this.acknowledge();
-      return;
-    }
-    const { msg } = item;
+  /** Takes one message; returns the transaction its COMMIT completes. */
+  private take(msg: Pgoutput.Message): SourceTx | null {
     switch (msg.tag) {
       case 'begin':
         this.current = {
@@ -141,25 +161,22 @@ export class ReplicationStream {
           commitTimeMs: Number(BigInt(msg.commitTime.toString()) / 1000n),
           changes: [],
         };
-        return;
+        return null;
       case 'insert':
       case 'update':
       case 'delete':
       case 'truncate':
         this.current?.changes.push(msg);
-        return;
+        return null;
       case 'commit': {
         const tx = this.current;
         this.current = null;
-        if (!tx) return;
+        if (!tx) return null;
         tx.endLsn = lsnValue(msg.commitEndLsn ?? '0/0');
-        await this.handlers.transaction(tx);
-        if (tx.endLsn > this.confirmed) this.confirmed = tx.endLsn;
-        this.acknowledge();
-        return;
+        return tx;
       }
       default:
-        return;
+        return null;
     }
   }
 

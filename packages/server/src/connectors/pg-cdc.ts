@@ -28,8 +28,7 @@ import {
 import { ReplicationStream, type SourceTx } from './pg-cdc-stream.ts';
 import type { Connector, ConnectorContext, ConnectorHealth, ConnectorState } from './types.ts';
 
-type Mutation = NonNullable<Parameters<ConnectorContext['group']>[0]>['mutations'][number];
-type NewEvent = NonNullable<Parameters<ConnectorContext['group']>[0]>['events'][number];
+type Group = Parameters<ConnectorContext['groups']>[0][number];
 
 /** What the connector keeps in its state: where the slot stands. */
 interface Position {
@@ -180,7 +179,7 @@ export class PgCdcConnector implements Connector {
       this.statusTimer = setInterval(() => void this.readStatus(), this.options.statusIntervalMs ?? 5000);
       this.statusTimer.unref();
       this.stream = new ReplicationStream(url, this.slot, this.options.publication, {
-        transaction: (tx) => this.apply(tx),
+        transactions: (txs) => this.apply(txs),
         caughtUp: () => {
           this.lagSeconds = 0;
         },
@@ -220,7 +219,7 @@ export class PgCdcConnector implements Connector {
             const [schema, name] = table.split('.') as [string, string];
             const mapped = rows.map((row) => this.mapRow(schema, name, 'put', row));
             const marker = `pgcdc:${this.slot}:${created.consistentPoint}:snapshot:${table}:${pageNo}`;
-            await this.commit(marker, mapped);
+            await this.commit([this.group(marker, mapped)]);
             this.counts.snapshotRows += rows.length;
             this.lastSuccessAt = Date.now();
           },
@@ -243,8 +242,20 @@ export class PgCdcConnector implements Connector {
     ctx.logger.info({ slot: this.slot, at: created.consistentPoint, copied: copy }, 'pg-cdc slot created');
   }
 
-  /** One source transaction: its changes as one write group, once. */
-  private async apply(tx: SourceTx): Promise<void> {
+  /** Source transactions, each as one write group (once), all in one syncbridge transaction. */
+  private async apply(txs: SourceTx[]): Promise<void> {
+    const groups: Group[] = [];
+    for (const tx of txs)
+      groups.push(this.group(`pgcdc:${this.name}:${tx.commitLsn}`, await this.changes(tx)));
+    await this.commit(groups);
+    const last = txs.at(-1)!;
+    this.counts.transactions += txs.length;
+    this.committedLsn = lsnText(last.endLsn);
+    this.lagSeconds = Math.max(0, (Date.now() - last.commitTimeMs) / 1000);
+  }
+
+  /** What a source transaction's changes become. */
+  private async changes(tx: SourceTx): Promise<Mapped[]> {
     const mapped: Mapped[] = [];
     for (const change of tx.changes) {
       if (change.tag === 'truncate') {
@@ -276,10 +287,7 @@ export class PgCdcConnector implements Connector {
       }
       mapped.push(this.mapRow(schema, name, 'put', change.new));
     }
-    await this.commit(`pgcdc:${this.name}:${tx.commitLsn}`, mapped);
-    this.counts.transactions += 1;
-    this.committedLsn = lsnText(tx.endLsn);
-    this.lagSeconds = Math.max(0, (Date.now() - tx.commitTimeMs) / 1000);
+    return mapped;
   }
 
   private mapRow(schema: string, name: string, op: 'put' | 'delete', row: Record<string, unknown>): Mapped {
@@ -299,13 +307,10 @@ export class PgCdcConnector implements Connector {
     }));
   }
 
-  /**
-   * Commits a group under its marker, retrying while the store is unavailable. Anything else (a row
-   * too large to store) stops the stream unacknowledged: nothing is skipped silently.
-   */
-  private async commit(marker: string, mapped: Mapped[]): Promise<void> {
-    const mutations: Mutation[] = [];
-    const events: NewEvent[] = [];
+  /** A write group of mapped changes under its marker (changes that cannot be mapped are counted). */
+  private group(marker: string, mapped: Mapped[]): Group {
+    const mutations: Group['mutations'] = [];
+    const events: Group['events'] = [];
     for (const m of mapped) {
       if (m.kind === 'mutation') mutations.push({ ...m.mutation, mid: `${marker}:${mutations.length}` });
       else if (m.kind === 'event') events.push(m.event);
@@ -314,15 +319,27 @@ export class PgCdcConnector implements Connector {
         this.ctx!.logger.warn({ marker, reason: m.reason }, 'pg-cdc change skipped');
       }
     }
-    if (mutations.length === 0 && events.length === 0) return;
+    return { marker, mutations, events };
+  }
+
+  /**
+   * Commits groups in one transaction, retrying while the store is unavailable (nothing of them is
+   * committed then, so order holds). Anything else (a row too large to store) stops the stream
+   * unacknowledged: nothing is skipped silently.
+   */
+  private async commit(all: Group[]): Promise<void> {
+    const groups = all.filter((g) => g.mutations.length > 0 || g.events.length > 0);
+    if (groups.length === 0) return;
     for (let delay = 100; ; delay = Math.min(5000, delay * 2)) {
       try {
-        const result = await this.ctx!.group({ marker, mutations, events });
-        if (result.duplicate) this.counts.duplicates += 1;
-        else {
-          this.counts.changes += mutations.length;
-          this.counts.events += events.length;
-        }
+        const results = await this.ctx!.groups(groups);
+        results.forEach((result, i) => {
+          if (result.duplicate) this.counts.duplicates += 1;
+          else {
+            this.counts.changes += groups[i]!.mutations.length;
+            this.counts.events += groups[i]!.events.length;
+          }
+        });
         return;
       } catch (err) {
         if (!(err instanceof SyncError && err.code === 'UNAVAILABLE') || this.stopped) throw err;

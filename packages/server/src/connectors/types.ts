@@ -66,10 +66,11 @@ export interface ConnectorContext {
   /** Appends a domain event as this connector. */
   publish(event: NewDomainEvent): Promise<PublishResult>;
   /**
-   * Commits mutations and events as this connector in one transaction, once per marker (an upstream
-   * position): a group given again after a crash resolves as a duplicate and writes nothing.
+   * Commits groups of mutations and events as this connector, in order, in one transaction; each group
+   * once per marker (an upstream position): a group given again after a crash resolves as a duplicate
+   * and writes nothing.
    */
-  group(group: WriteGroup): Promise<GroupResult>;
+  groups(groups: WriteGroup[]): Promise<GroupResult[]>;
   /** Reads the tenant's current records (reconciliation). */
   records: {
     get(collection: string, id: string): Promise<SyncRecord | null>;

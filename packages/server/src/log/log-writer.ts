@@ -205,23 +205,26 @@ export class LogWriter implements LogWrites {
   }
 
   /**
-   * Commits a group of mutations and events in one transaction, with consecutive seqs, once per marker
-   * (a group whose marker was committed before resolves as a duplicate, writing nothing). A group that
-   * holds anything that cannot be stored is refused whole with BAD_REQUEST before it joins a batch.
+   * Commits groups of mutations and events, in order, all in one transaction or none; each group's
+   * entries get consecutive seqs, once per marker (a group whose marker was committed before resolves
+   * as a duplicate, writing nothing). Groups holding anything that cannot be stored are refused whole
+   * with BAD_REQUEST before they join a batch.
    */
-  group(principal: Principal, group: WriteGroup): Promise<GroupResult> {
-    const refused = refuseNul(group, 'the group');
+  groups(principal: Principal, groups: WriteGroup[]): Promise<GroupResult[]> {
+    const refused = refuseNul(groups, 'the group');
     if (refused) return refused;
-    for (const m of group.mutations) {
-      const err = mutationProblem(m, this.limits);
-      if (err) return Promise.reject(err);
-    }
-    for (const event of group.events) {
-      const problem = event.payload === undefined ? null : jsonProblem(event.payload, this.limits);
-      if (problem) return Promise.reject(storableJsonError(problem, 'payload'));
+    for (const group of groups) {
+      for (const m of group.mutations) {
+        const err = mutationProblem(m, this.limits);
+        if (err) return Promise.reject(err);
+      }
+      for (const event of group.events) {
+        const problem = event.payload === undefined ? null : jsonProblem(event.payload, this.limits);
+        if (problem) return Promise.reject(storableJsonError(problem, 'payload'));
+      }
     }
     return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'group', principal, group, resolve, reject });
+      this.enqueue({ kind: 'groups', principal, groups, resolve, reject });
     });
   }
 
@@ -326,8 +329,8 @@ export class LogWriter implements LogWrites {
 
   private async preloadCollections(batch: PendingWrite[]): Promise<void> {
     for (const write of batch) {
-      if (write.kind !== 'mutations' && write.kind !== 'group') continue;
-      for (const m of write.kind === 'group' ? write.group.mutations : write.mutations) {
+      if (write.kind !== 'mutations' && write.kind !== 'groups') continue;
+      for (const m of write.kind === 'groups' ? write.groups.flatMap((g) => g.mutations) : write.mutations) {
         if (!this.options.collections.peek(write.principal.tenant, m.collection)) {
           await this.options.collections.get(write.principal.tenant, m.collection);
         }

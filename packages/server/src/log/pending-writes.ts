@@ -47,11 +47,16 @@ export type PendingWrite =
   | ({ kind: 'mutations'; mutations: Mutation[] } & Settles<MutationResult[]>)
   | ({ kind: 'event'; event: NewDomainEvent } & Settles<PublishResult>)
   | ({ kind: 'resolve'; request: ResolveRequest } & Settles<MutationResult>)
-  | ({ kind: 'group'; group: WriteGroup } & Settles<GroupResult>);
+  | ({ kind: 'groups'; groups: WriteGroup[] } & Settles<GroupResult[]>);
 
 /** How many log entries a write may add, for sizing batches. */
 export function writeSize(write: PendingWrite): number {
   if (write.kind === 'mutations') return write.mutations.length;
-  if (write.kind === 'group') return Math.max(1, write.group.mutations.length + write.group.events.length);
+  if (write.kind === 'groups') {
+    return Math.max(
+      1,
+      write.groups.reduce((n, g) => n + g.mutations.length + g.events.length, 0),
+    );
+  }
   return 1;
 }

@@ -28,7 +28,7 @@ import { refusedWrite, visibleRecord } from '../rules/writes.ts';
 import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
-import type { PendingWrite } from './pending-writes.ts';
+import type { GroupResult, PendingWrite, WriteGroup } from './pending-writes.ts';
 
 const EVENT_KEY_PREFIX = 'evt:';
 /** A write group's marker is remembered as `grp:<marker>`. */
@@ -99,8 +99,10 @@ export class TenantWriter {
     await this.load(writes);
     for (const w of writes) {
       if (w.kind === 'event') this.publish(w);
-      else if (w.kind === 'group') this.group(w);
-      else if (w.kind === 'mutations') {
+      else if (w.kind === 'groups') {
+        const results = w.groups.map((g) => this.group(w.principal, g));
+        this.settle.push(() => w.resolve(results));
+      } else if (w.kind === 'mutations') {
         const results = w.mutations.map((m) => this.mutate(w.principal, m));
         this.settle.push(() => w.resolve(results));
       } else {
@@ -142,9 +144,9 @@ export class TenantWriter {
     const resultKeys = new Set<string>();
     const recordKeys = new Map<string, RecordKey>();
     for (const w of writes) {
-      if (w.kind === 'group') resultKeys.add(GROUP_KEY_PREFIX + w.group.marker);
-      if (w.kind === 'mutations' || w.kind === 'group') {
-        for (const m of w.kind === 'group' ? w.group.mutations : w.mutations) {
+      if (w.kind === 'groups') for (const g of w.groups) resultKeys.add(GROUP_KEY_PREFIX + g.marker);
+      if (w.kind === 'mutations' || w.kind === 'groups') {
+        for (const m of w.kind === 'groups' ? w.groups.flatMap((g) => g.mutations) : w.mutations) {
           resultKeys.add(mutationKey(m.mid));
           recordKeys.set(recordKey(m.collection, m.id), { collection: m.collection, id: m.id });
         }
@@ -159,8 +161,8 @@ export class TenantWriter {
     for (const r of this.records.values()) this.bases.set(versionKey(r.collection, r.id, r.version), r.data);
     const versions: VersionKey[] = [];
     for (const w of writes) {
-      if (w.kind !== 'mutations' && w.kind !== 'group') continue;
-      for (const m of w.kind === 'group' ? w.group.mutations : w.mutations) {
+      if (w.kind !== 'mutations' && w.kind !== 'groups') continue;
+      for (const m of w.kind === 'groups' ? w.groups.flatMap((g) => g.mutations) : w.mutations) {
         if (m.baseVersion === undefined || m.baseVersion === 0) continue;
         const current = this.records.get(recordKey(m.collection, m.id));
         const settings = this.collections.peek(tenant, m.collection)?.settings;
@@ -194,19 +196,16 @@ export class TenantWriter {
   }
 
   /** A write group: once per marker, its mutations then its events, with consecutive seqs. */
-  private group(w: Extract<PendingWrite, { kind: 'group' }>): void {
-    const key = GROUP_KEY_PREFIX + w.group.marker;
+  private group(principal: Principal, group: WriteGroup): GroupResult {
+    const key = GROUP_KEY_PREFIX + group.marker;
     const first = this.prior.get(key);
-    if (first) {
-      this.settle.push(() => w.resolve({ duplicate: true, seq: first.seq ?? 0, results: [] }));
-      return;
-    }
+    if (first) return { duplicate: true, seq: first.seq ?? 0, results: [] };
     const before = this.head;
-    const results = w.group.mutations.map((m) => this.mutate(w.principal, m));
-    for (const event of w.group.events) this.publishEvent(w.principal, event);
+    const results = group.mutations.map((m) => this.mutate(principal, m));
+    for (const event of group.events) this.publishEvent(principal, event);
     const seq = this.head > before ? this.head : 0;
     this.remember(key, { mid: key, status: 'applied', seq });
-    this.settle.push(() => w.resolve({ duplicate: false, seq, results }));
+    return { duplicate: false, seq, results };
   }
 
   private publish(w: Extract<PendingWrite, { kind: 'event' }>): void {
