@@ -4,8 +4,8 @@
  * 1. Throughput: `--writers` connections commit transactions of `--rows` inserted rows each into the
  *    source table as fast as they can, for the window; changes/s is the rows the subscriber received
  *    divided by the time from the first commit to the last delivery.
- * 2. Latency at a fixed rate below saturation: one connection commits `--rate` single-row
- *    transactions per second (autocommit INSERT, open loop on a 1 ms timer); each row carries its send
+ * 2. Latency at a fixed rate below saturation: the same connections, in turn, commit `--rate`
+ *    single-row transactions per second (autocommit INSERT, open loop on a 1 ms timer); each row carries its send
  *    time (`performance.now()` of this process), the subscriber subtracts it on receipt. The figure
  *    covers the source's commit and WAL decoding, the walsender, the connector, syncbridge's durable
  *    group commit, fan-out and the WebSocket hop.
@@ -174,7 +174,6 @@ async function measure(
 
     // 2. Latency at a fixed rate, open loop.
     await sleep(500);
-    const writer = clients[0]!;
     const total = Math.round(flags.rate! * options.windowSeconds);
     const warm = Math.round(flags.rate! * options.warmupSeconds);
     latencies = [];
@@ -184,7 +183,8 @@ async function measure(
     while (sent < total + warm) {
       const due = Math.floor(((performance.now() - t0) / 1000) * flags.rate!);
       while (sent < due && sent < total + warm) {
-        pending.push(writer.query(insert + values(1), row(sent >= warm)));
+        // Round robin over the connections: one alone waits for the source's fsync of each commit.
+        pending.push(clients[sent % clients.length]!.query(insert + values(1), row(sent >= warm)));
         sent += 1;
       }
       await sleep(1);
