@@ -80,6 +80,8 @@ describe.skipIf(kinds.length === 0).each(kinds)('pg-cdc connector (%s)', (kind: 
         priority: 'priority',
       },
       statusIntervalMs: 200,
+      // Any retained WAL is past this limit: the warning must show.
+      maxRetainedWalBytes: 1,
     };
     const created = await admin('POST', '/v1/connectors', spec);
     expect(created.status, created.text).toBe(201);
@@ -156,7 +158,11 @@ describe.skipIf(kinds.length === 0).each(kinds)('pg-cdc connector (%s)', (kind: 
 
     const status = await waitFor(
       async () => (await admin('GET', '/v1/connectors/platform-db')).body,
-      (s) => s.state === 'running' && s.details?.committedLsn !== null && s.metrics.reconnects >= 1,
+      (s) =>
+        s.state === 'running' &&
+        s.details?.committedLsn !== null &&
+        s.metrics.reconnects >= 1 &&
+        s.metrics.wal_warning === 1,
       'a running connector after the restart',
       15_000,
     );
@@ -165,6 +171,10 @@ describe.skipIf(kinds.length === 0).each(kinds)('pg-cdc connector (%s)', (kind: 
       phase: 'streaming',
       snapshot: [{ table: 'public.trades', rows: 2, total: 2 }],
     });
+    expect(status.details.warning).toMatch(/holds \d+ bytes of WAL, past its limit/);
+    expect(status.metrics.wal_warning).toBe(1);
+    expect(status.metrics.retained_wal_bytes).toBeGreaterThan(1);
+    expect(status.metrics).toHaveProperty('lag_seconds');
     expect(status.metrics).toHaveProperty('lag_bytes');
     expect(status.metrics).toHaveProperty('retained_wal_bytes');
     expect(status.metrics.transactions).toBeGreaterThanOrEqual(9);
