@@ -70,6 +70,7 @@ export class PgCdcConnector implements Connector {
   private lagSeconds = 0;
   private retainedWalBytes = 0;
   private walWarning = false;
+  private reading = false;
   private readonly counts = {
     transactions: 0,
     duplicates: 0,
@@ -351,7 +352,9 @@ export class PgCdcConnector implements Connector {
   /** Reads lag and retained WAL from the source, and warns when the slot holds too much. */
   private async readStatus(): Promise<void> {
     const admin = this.admin;
-    if (!admin) return;
+    // One status query at a time on the connection, however slow the source answers.
+    if (!admin || this.reading) return;
+    this.reading = true;
     try {
       const result = await admin.query(
         `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag,
@@ -374,6 +377,8 @@ export class PgCdcConnector implements Connector {
       this.walWarning = over;
     } catch {
       // The session's own connection reports a lost source.
+    } finally {
+      this.reading = false;
     }
   }
 
