@@ -71,6 +71,7 @@ export class PgCdcConnector implements Connector {
   private retainedWalBytes = 0;
   private walWarning = false;
   private reading = false;
+  private sessions = 0;
   private readonly counts = {
     transactions: 0,
     duplicates: 0,
@@ -166,6 +167,14 @@ export class PgCdcConnector implements Connector {
       this.keys = await primaryKeys(admin, this.mapper.tableNames());
       const position = await ctx.state.get<Position>(POSITION_KEY);
       const exists = await slotExists(admin, this.slot);
+      this.sessions += 1;
+      if (!exists && position?.slot === this.slot && this.sessions > 1) {
+        // Gone while this connector ran: dropped outside syncbridge, or the connector was removed through
+        // another node. Starting over here could leave a slot nobody reads; a restart or PUT starts over.
+        throw new Error(
+          `replication slot ${this.slot} disappeared while streaming; redefine (PUT) or restart the connector to start over with a new snapshot`,
+        );
+      }
       if (!exists || position?.slot !== this.slot || position.phase !== 'streaming') {
         if (position && !exists) ctx.logger.warn({ slot: this.slot }, 'pg-cdc slot is gone; starting over');
         if (exists) await dropSlot(admin, this.slot);

@@ -185,6 +185,47 @@ describe.skipIf(kinds.length === 0).each(kinds)('pg-cdc connector (%s)', (kind: 
     await eventually(async () => ((await source.slots()).length === 0 ? true : undefined), 10_000, 'no slot');
   }, 90_000);
 
+  it('does not recreate a slot dropped behind its back; a PUT starts over with a snapshot', async () => {
+    const admin = adminRest(srv.url, srv.adminKey, 'bank');
+    const spec = {
+      name: 'dropped',
+      kind: 'pg-cdc',
+      connection: '{{secrets.SOURCE_URL}}',
+      publication: source.publication,
+      slot: `sb2_${source.name}`,
+      tables: [{ table: 'trades', collection: 'trades2' }],
+    };
+    expect((await admin('PUT', '/v1/connector-secrets/SOURCE_URL', { value: source.url })).status).toBe(200);
+    expect((await admin('POST', '/v1/connectors', spec)).status).toBe(201);
+    const streaming = (s: { details?: { phase?: string } }) => s.details?.phase === 'streaming';
+    const status = () => admin('GET', '/v1/connectors/dropped').then((r) => r.body);
+    await waitFor(status, streaming, 'streaming', 15_000);
+    await source.client.query(
+      `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`,
+      [spec.slot],
+    );
+    await eventually(async () => {
+      try {
+        await source.client.query('SELECT pg_drop_replication_slot($1)', [spec.slot]);
+        return true;
+      } catch {
+        return undefined;
+      }
+    });
+    const failed = await waitFor(
+      status,
+      (s) => typeof s.lastError === 'string' && s.lastError.includes('disappeared'),
+      'the connector reporting its lost slot',
+      15_000,
+    );
+    expect(failed.state).toBe('backing_off');
+    expect((await source.slots()).map((s) => s.slot_name)).not.toContain(spec.slot);
+    expect((await admin('PUT', '/v1/connectors/dropped', spec)).status).toBe(200);
+    await waitFor(status, streaming, 'streaming again', 15_000);
+    expect((await source.slots()).map((s) => s.slot_name)).toContain(spec.slot);
+    expect((await admin('DELETE', '/v1/connectors/dropped')).status).toBe(204);
+  }, 60_000);
+
   it('refuses a definition that maps nothing or names a bad identifier', async () => {
     const admin = adminRest(srv.url, srv.adminKey, 'bank');
     const bad = await admin('POST', '/v1/connectors', {
