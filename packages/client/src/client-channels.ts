@@ -4,6 +4,7 @@
  * and the resume points the replica stores (a records channel's cursor held back below the updates its
  * cache has not applied yet).
  */
+import { Branch, type BranchRest } from './branches.ts';
 import type { ClientEvents } from './client-options.ts';
 import type { WritePath } from './client-writes.ts';
 import { Collection } from './collection.ts';
@@ -24,6 +25,8 @@ export interface ChannelHubOptions {
   emitter: TypedEventEmitter<ClientEvents>;
   /** Resolves (or rejects) once the storage is loaded; nothing is subscribed before it settles. */
   loading: Promise<void>;
+  /** REST for branches' fork, diff, merge and delete. */
+  rest: BranchRest;
 }
 
 export class ChannelHub {
@@ -55,10 +58,33 @@ export class ChannelHub {
         subscriptions: this.subscriptions,
         write: (request) => writes.write(request),
         stored: (filter) => this.storedView(name, filter),
+        branch: (branch) => this.branch(name, branch),
       });
       this.collections.set(name, collection);
     }
     return collection;
+  }
+
+  /** The branch `branch` of collection `name`: a collection named `<name>@<branch>` (branches.ts). */
+  private branch(name: string, branch: string): Branch<object> {
+    const ref = `${name}@${branch}`;
+    let found = this.collections.get(ref);
+    if (!found) {
+      const { writes } = this.options;
+      found = new Branch<object>(
+        name,
+        branch,
+        {
+          cache: writes.cache(ref),
+          subscriptions: this.subscriptions,
+          write: (request) => writes.write(request),
+          stored: (filter) => this.storedView(ref, filter),
+        },
+        this.options.rest,
+      );
+      this.collections.set(ref, found);
+    }
+    return found as Branch<object>;
   }
 
   events<P>(type: string, filter?: EventStreamFilter): EventStream<P> {

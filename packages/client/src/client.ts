@@ -116,6 +116,7 @@ export class SyncClient {
       this.writes.restore(items, state),
     );
     this.loading.catch(() => undefined);
+    const httpUrl = options.httpUrl?.replace(/\/$/, '') ?? httpBaseOf(urls[0]!);
     this.channels = new ChannelHub({
       link,
       requests: this.requests,
@@ -123,10 +124,11 @@ export class SyncClient {
       replica: this.replica,
       emitter,
       loading: this.loading,
+      rest: { httpUrl, token: () => link.currentToken },
     });
     this.conflictDesk = new ConflictDesk({
       emitter,
-      httpUrl: options.httpUrl?.replace(/\/$/, '') ?? httpBaseOf(urls[0]!),
+      httpUrl,
       token: () => link.currentToken,
       resolve: (id, resolution, data) => this.resolve(id, resolution, data),
     });

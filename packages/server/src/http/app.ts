@@ -22,6 +22,7 @@ import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
 import { lazySerializerFactory, lazyValidator } from './lazy-compile.ts';
 import { restRateLimit } from './rate-limit.ts';
+import { branchRoutes } from './routes/branches.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
 import { connectorSecretRoutes } from './routes/connector-secrets.ts';
@@ -162,6 +163,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
 
   await app.register(systemRoutes(ctx));
   await app.register(recordRoutes(ctx));
+  await app.register(branchRoutes(ctx));
   await app.register(eventRoutes(ctx));
   await app.register(collectionRoutes(ctx));
   await app.register(conflictRoutes(ctx));

@@ -6,7 +6,14 @@
  * only store failures throw, so that only they make the log writer re-run a batch.
  */
 import { randomUUID } from 'node:crypto';
-import type { Conflict, LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type {
+  Conflict,
+  LogEvent,
+  Mutation,
+  MutationResult,
+  NewDomainEvent,
+  SyncRecord,
+} from '@syncbridge/protocol';
 import { isTenantAdmin, type Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { assertResolvable, conflictIsStale, resolveConflict, withPrevious } from '../core/conflicts.ts';
@@ -21,18 +28,22 @@ import { refusedWrite, visibleRecord } from '../rules/writes.ts';
 import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
-import type { PendingWrite } from './pending-writes.ts';
+import type { GroupResult, PendingWrite, WriteGroup } from './pending-writes.ts';
 
 const EVENT_KEY_PREFIX = 'evt:';
+/** A write group's marker is remembered as `grp:<marker>`. */
+const GROUP_KEY_PREFIX = 'grp:';
 
 export { CONFLICT_RESOLVED_EVENT } from '../core/conflicts.ts';
 
 /**
- * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:` or
- * `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's key.
+ * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:`, `grp:`
+ * or `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's or a group's key.
  */
 function mutationKey(mid: string): string {
-  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith('mid:') ? `mid:${mid}` : mid;
+  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith(GROUP_KEY_PREFIX) || mid.startsWith('mid:')
+    ? `mid:${mid}`
+    : mid;
 }
 
 export interface TenantCommit {
@@ -88,7 +99,10 @@ export class TenantWriter {
     await this.load(writes);
     for (const w of writes) {
       if (w.kind === 'event') this.publish(w);
-      else if (w.kind === 'mutations') {
+      else if (w.kind === 'groups') {
+        const results = w.groups.map((g) => this.group(w.principal, g));
+        this.settle.push(() => w.resolve(results));
+      } else if (w.kind === 'mutations') {
         const results = w.mutations.map((m) => this.mutate(w.principal, m));
         this.settle.push(() => w.resolve(results));
       } else {
@@ -130,8 +144,9 @@ export class TenantWriter {
     const resultKeys = new Set<string>();
     const recordKeys = new Map<string, RecordKey>();
     for (const w of writes) {
-      if (w.kind === 'mutations') {
-        for (const m of w.mutations) {
+      if (w.kind === 'groups') for (const g of w.groups) resultKeys.add(GROUP_KEY_PREFIX + g.marker);
+      if (w.kind === 'mutations' || w.kind === 'groups') {
+        for (const m of w.kind === 'groups' ? w.groups.flatMap((g) => g.mutations) : w.mutations) {
           resultKeys.add(mutationKey(m.mid));
           recordKeys.set(recordKey(m.collection, m.id), { collection: m.collection, id: m.id });
         }
@@ -146,8 +161,8 @@ export class TenantWriter {
     for (const r of this.records.values()) this.bases.set(versionKey(r.collection, r.id, r.version), r.data);
     const versions: VersionKey[] = [];
     for (const w of writes) {
-      if (w.kind !== 'mutations') continue;
-      for (const m of w.mutations) {
+      if (w.kind !== 'mutations' && w.kind !== 'groups') continue;
+      for (const m of w.kind === 'groups' ? w.groups.flatMap((g) => g.mutations) : w.mutations) {
         if (m.baseVersion === undefined || m.baseVersion === 0) continue;
         const current = this.records.get(recordKey(m.collection, m.id));
         const settings = this.collections.peek(tenant, m.collection)?.settings;
@@ -180,6 +195,19 @@ export class TenantWriter {
     this.bases.set(versionKey(record.collection, record.id, record.version), record.data);
   }
 
+  /** A write group: once per marker, its mutations then its events, with consecutive seqs. */
+  private group(principal: Principal, group: WriteGroup): GroupResult {
+    const key = GROUP_KEY_PREFIX + group.marker;
+    const first = this.prior.get(key);
+    if (first) return { duplicate: true, seq: first.seq ?? 0, results: [] };
+    const before = this.head;
+    const results = group.mutations.map((m) => this.mutate(principal, m));
+    for (const event of group.events) this.publishEvent(principal, event);
+    const seq = this.head > before ? this.head : 0;
+    this.remember(key, { mid: key, status: 'applied', seq });
+    return { duplicate: false, seq, results };
+  }
+
   private publish(w: Extract<PendingWrite, { kind: 'event' }>): void {
     const key = w.event.idempotencyKey ? EVENT_KEY_PREFIX + w.event.idempotencyKey : null;
     const first = key ? this.prior.get(key) : undefined;
@@ -187,6 +215,13 @@ export class TenantWriter {
       this.settle.push(() => w.resolve({ seq: first.seq!, eventId: first.eventId!, duplicate: true }));
       return;
     }
+    const event = this.publishEvent(w.principal, w.event);
+    if (key) this.remember(key, { mid: key, status: 'applied', seq: event.seq, eventId: event.eventId });
+    this.settle.push(() => w.resolve({ seq: event.seq, eventId: event.eventId }));
+  }
+
+  private publishEvent(principal: Principal, input: NewDomainEvent): LogEvent {
+    const w = { principal, event: input };
     const draft: Omit<LogEvent, 'seq'> = {
       eventId: randomUUID(),
       kind: 'event',
@@ -201,9 +236,7 @@ export class TenantWriter {
     if (w.event.target) draft.target = w.event.target;
     if (w.event.priority !== undefined) draft.priority = w.event.priority;
     if (w.principal.deviceId) draft.device = w.principal.deviceId;
-    const event = this.append(draft);
-    if (key) this.remember(key, { mid: key, status: 'applied', seq: event.seq, eventId: event.eventId });
-    this.settle.push(() => w.resolve({ seq: event.seq, eventId: event.eventId }));
+    return this.append(draft);
   }
 
   private mutate(principal: Principal, m: Mutation): MutationResult {
