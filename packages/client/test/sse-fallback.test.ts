@@ -4,7 +4,8 @@
  * The client falls back to server-sent events by itself, writes over REST, subscribes, and when the
  * proxy drops every connection (several times, mid-burst) it resumes: each of its increments counts
  * exactly once, and it receives every domain event of the burst exactly once, in order.
- * Also: `transports: ['sse']` goes straight to SSE, and a direct client stays on the WebSocket.
+ * Also: an upgrade the proxy holds unanswered moves the client to SSE after `fallbackTimeoutMs`,
+ * `transports: ['sse']` goes straight to SSE, and a direct client stays on the WebSocket.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,8 @@ const kinds = await storeKinds();
 class NoUpgradeProxy {
   readonly sockets = new Set<Socket>();
   refusedUpgrades = 0;
+  /** Hold upgrades unanswered (a proxy that buffers them) instead of refusing them. */
+  hold = false;
   private server: Server | null = null;
   port = 0;
 
@@ -36,6 +39,7 @@ class NoUpgradeProxy {
         client.off('data', onData);
         if (/^upgrade:/im.test(head.subarray(0, end).toString('latin1'))) {
           this.refusedUpgrades += 1;
+          if (this.hold) return;
           client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
           return;
         }
@@ -154,6 +158,27 @@ describe.each(kinds)('the SDK behind a proxy that refuses WebSocket upgrades (%s
     await waitFor(() => stock.get('sku-1')?.data.qty === 60, 'the proxied client to see the total');
     expect(changes.filter((c) => c.reason === 'transport_closed').length).toBeGreaterThan(0);
     expect(a.transport).toBe('sse');
+  });
+
+  it('moves on to SSE when the upgrade hangs past fallbackTimeoutMs', async () => {
+    proxy.hold = true;
+    try {
+      const token = await srv.token('proxied', 'carol');
+      const c = client(token, { fallbackTimeoutMs: 300 });
+      const changes = recordStatus(c);
+      await waitFor(
+        () => c.state === 'open',
+        'the client to open over SSE',
+        20_000,
+        () => changes,
+      );
+      expect(c.transport).toBe('sse');
+      expect(changes).toContainEqual(
+        expect.objectContaining({ newState: 'offline', reason: 'connect_timeout', transport: 'websocket' }),
+      );
+    } finally {
+      proxy.hold = false;
+    }
   });
 
   it("goes straight to SSE with transports: ['sse'], publishes with idempotency over REST", async () => {
