@@ -42,8 +42,13 @@ export const StatusReason = {
 
 export type StatusReason = (typeof StatusReason)[keyof typeof StatusReason];
 
+/** What carries a connection: a WebSocket, or server-sent events with writes over REST. */
+export type Transport = 'websocket' | 'sse';
+
 /** Payload of the `status` event. */
 export interface StatusChange {
+  /** The transport of the connection the transition concerns. */
+  transport?: Transport;
   newState: ConnectionState;
   oldState: ConnectionState;
   reason: StatusReason;

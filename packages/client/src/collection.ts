@@ -4,7 +4,9 @@
  * resolves with the server's result; a rejected write is rolled back in the cache.
  */
 import type { MutationOp, MutationResult } from '@syncbridge/protocol';
+import type { Branch } from './branches.ts';
 import type { CachedRecord, CollectionCache, CollectionChange } from './cache.ts';
+import { SyncClientError } from './errors.ts';
 import { matchesFilter, type RecordFilter, recordsChannel } from './filters.ts';
 import type { JsonObject } from './rebase.ts';
 import type { SubscriptionManager } from './subscriptions.ts';
@@ -32,6 +34,8 @@ export interface CollectionDeps {
   write: (request: WriteRequest) => Promise<MutationResult>;
   /** Resolves, once the storage is loaded, whether the replica holds this collection (and filter). */
   stored: (filter: RecordFilter | undefined) => Promise<boolean>;
+  /** Makes the named branch of this collection (branches.ts); absent on a branch. */
+  branch?: (name: string) => Branch<object>;
 }
 
 export interface CollectionSubscribeOptions {
@@ -44,6 +48,17 @@ export class Collection<T extends object = JsonObject> {
     readonly name: string,
     private readonly deps: CollectionDeps,
   ) {}
+
+  /**
+   * A branch of this collection's records: the same API (its own cache, channel and writes), plus
+   * `fork`, `diff`, `merge` and `deleteBranch` (docs/sdk.md, "Branches").
+   * @example const review = docs.branch('review'); await review.fork('plan'); await review.patch('plan', { title: 'v2' });
+   */
+  branch(name: string): Branch<T> {
+    if (!this.deps.branch)
+      throw new SyncClientError('BAD_REQUEST', `${this.name} is a branch: it has no branches`);
+    return this.deps.branch(name) as unknown as Branch<T>;
+  }
 
   /** The record as this client sees it now (server state plus pending local writes), or undefined. */
   get(id: string): CachedRecord<T> | undefined {

@@ -19,11 +19,11 @@ import {
   type DeviceInfo,
   PROTOCOL_VERSION,
   type ServerMessage,
-  type WelcomeMessage,
 } from '@syncbridge/protocol';
 import { type BackoffOptions, backoffDelay } from './backoff.ts';
 import { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
 import { TypedEventEmitter } from './emitter.ts';
+import type { ClientLink, LinkEvents } from './link.ts';
 import {
   frameText,
   resolveWebSocket,
@@ -53,20 +53,17 @@ export interface ConnectionOptions {
   WebSocket?: WebSocketConstructor;
 }
 
-export interface ConnectionEvents {
-  status: StatusChange;
-  welcome: WelcomeMessage;
-  /** Every message the server sends after `welcome`. */
-  message: ServerMessage;
-}
+/** The events of a connection: those of every link (link.ts). */
+export type ConnectionEvents = LinkEvents;
 
 type DropReason =
   | typeof StatusReason.CONNECT_TIMEOUT
   | typeof StatusReason.NO_MESSAGE_TIMEOUT
   | typeof StatusReason.PONG_TIMEOUT;
 
-export class Connection {
+export class Connection implements ClientLink {
   readonly events = new TypedEventEmitter<ConnectionEvents>();
+  readonly transport = 'websocket' as const;
   private current: ConnectionState = 'offline';
   private socket: WebSocketLike | null = null;
   /** Incremented for every socket; callbacks of an older socket are ignored. */

@@ -9,6 +9,10 @@
  */
 
 export type {
+  BranchDiffResponse,
+  BranchInfo,
+  BranchMergeResponse,
+  BranchResponse,
   Conflict,
   Depth,
   DepthLevel,
@@ -22,6 +26,7 @@ export type {
 // Through package.json `imports`: browsers get a stand-in that never imports node:fs.
 export { FileStorage } from '#platform/file-storage';
 export type { BackoffOptions } from './backoff.ts';
+export { Branch } from './branches.ts';
 export type { CachedRecord, ChangeSource, CollectionChange, RecordChange } from './cache.ts';
 export {
   type ClientEvents,
@@ -33,7 +38,7 @@ export {
   type SyncClientOptions,
   type WriteOutcome,
 } from './client.ts';
-export { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
+export { type ConnectionState, type StatusChange, StatusReason, type Transport } from './codes.ts';
 export {
   Collection,
   type CollectionSubscribeOptions,

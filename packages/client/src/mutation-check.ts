@@ -5,9 +5,15 @@
  * would refuse anyway, and keeps TypeBox out of the SDK's bundle. It must never accept what the
  * protocol's `Mutation` schema refuses for the fields a caller controls.
  */
-import { NAME_MAX_LENGTH, NAME_PATTERN, RECORD_ID_MAX_LENGTH, RECORD_ID_PATTERN } from '@syncbridge/protocol';
+import {
+  COLLECTION_REF_MAX_LENGTH,
+  COLLECTION_REF_PATTERN,
+  RECORD_ID_MAX_LENGTH,
+  RECORD_ID_PATTERN,
+} from '@syncbridge/protocol';
 
-const NAME = new RegExp(NAME_PATTERN);
+/** A collection, or a branch of it (`<collection>@<branch>`). */
+const NAME = new RegExp(COLLECTION_REF_PATTERN);
 const RECORD_ID = new RegExp(RECORD_ID_PATTERN);
 
 function stringProblem(value: unknown, max: number, pattern: RegExp): string | null {
@@ -20,7 +26,7 @@ function stringProblem(value: unknown, max: number, pattern: RegExp): string | n
 
 /** What is wrong with a write's collection, id or data, as `path: message`; null when nothing is. */
 export function writeProblem(collection: unknown, id: unknown, data: unknown): string | null {
-  const name = stringProblem(collection, NAME_MAX_LENGTH, NAME);
+  const name = stringProblem(collection, COLLECTION_REF_MAX_LENGTH, NAME);
   if (name) return `/collection: ${name}`;
   const recordId = stringProblem(id, RECORD_ID_MAX_LENGTH, RECORD_ID);
   if (recordId) return `/id: ${recordId}`;

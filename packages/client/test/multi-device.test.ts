@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDocuments } from '../../../examples/multi-device-documents/documents.ts';
+import { runReview } from '../../../examples/multi-device-documents/review.ts';
 import {
   type StoreKind,
   startTestServer,
@@ -45,6 +46,26 @@ describe.each(kinds)('multi-device documents example (%s)', (kind: StoreKind) =>
     expect(result.lines.at(-1)).toBe('phone subscribing to settings -> FORBIDDEN');
   });
 
+  it('merges a reviewer’s branch back while the author edited the main line, the draft unseen until then', async () => {
+    const result = await runReview({ url: srv.url, adminKey: srv.adminKey, tenant: `review-${kind}` });
+    expect(result.diff.changes.map((c) => [c.path, c.changedOn])).toEqual([
+      ['body', 'both'],
+      ['title', 'branch'],
+    ]);
+    expect(result.merge.status).toBe('merged');
+    const merged = {
+      title: 'Budget proposal (reviewed)',
+      body: 'We ask for two people for a year. We start in May. Budget: 90k.',
+      tags: ['budget'],
+    };
+    expect(result.merge.record.data).toEqual(merged);
+    expect(result.laptop).toEqual(merged);
+    expect(result.draftSeenOnMain).toBe(false);
+    expect(result.lines.at(-1)).toBe(
+      'the merged branch is deleted; the draft never reached the laptop: true',
+    );
+  });
+
   // The command is the same code on any store: once is enough.
   it.runIf(kind === 'sqlite')('runs as the documented command and exits 0', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'examples/multi-device-documents/index.ts'], {
@@ -63,6 +84,7 @@ describe.each(kinds)('multi-device documents example (%s)', (kind: StoreKind) =>
     expect(err).toBe('');
     expect(code).toBe(0);
     expect(out).toContain("phone's offline edit -> merged");
+    expect(out).toContain('reviewer merges the branch -> merged');
     expect(out.trim().endsWith('ok')).toBe(true);
   });
 });

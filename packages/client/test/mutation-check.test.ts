@@ -16,6 +16,15 @@ const collections = [
   'x'.repeat(128),
   'x'.repeat(129),
   'é',
+  'docs@review',
+  `docs@${'x'.repeat(64)}`,
+  `docs@${'x'.repeat(65)}`,
+  'docs@',
+  '@review',
+  'docs@..',
+  '..@review',
+  'docs@a@b',
+  'docs@a b',
   7,
 ];
 const ids = ['t1', 'a:b', 'x'.repeat(256), 'x'.repeat(257), '', 'has/slash', 'sp ace', 'q?', 'h#', null];

@@ -1,15 +1,18 @@
 /**
- * Channel names: `records:<collection>[?field=value&…]`, `events:<type>|*[?source=…&target=…]`,
+ * Channel names: `records:<collection>[@<branch>][?field=value&…]`, `events:<type>|*[?source=…&target=…]`,
  * `topic:<name>`. Parsing is shared so the client and server agree on what a name means.
  */
 
 export type ChannelSpec =
+  /** `collection` is `<collection>@<branch>` for a branch's channel (only that branch's writes). */
   | { kind: 'records'; name: string; collection: string; filter: Record<string, string> }
   | { kind: 'events'; name: string; eventType: string; source?: string; target?: string }
   | { kind: 'topic'; name: string; topic: string };
 
 /** As NAME_PATTERN in names.ts: `.` and `..` alone are not names. */
 const NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$/;
+/** As BRANCH_NAME_PATTERN in names.ts. */
+const BRANCH = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,64}$/;
 
 /** Parses a channel name; returns a message describing the problem instead of throwing. */
 export function parseChannel(name: string): ChannelSpec | { error: string } {
@@ -28,9 +31,14 @@ export function parseChannel(name: string): ChannelSpec | { error: string } {
     filter[key] = value;
   }
   switch (prefix) {
-    case 'records':
-      if (!NAME.test(base)) return { error: `"${base}" is not a valid collection name` };
+    case 'records': {
+      const at = base.indexOf('@');
+      const collection = at < 0 ? base : base.slice(0, at);
+      if (!NAME.test(collection)) return { error: `"${collection}" is not a valid collection name` };
+      if (at >= 0 && !BRANCH.test(base.slice(at + 1)))
+        return { error: `"${base.slice(at + 1)}" is not a valid branch name` };
       return { kind: 'records', name, collection: base, filter };
+    }
     case 'events': {
       if (base !== '*' && !NAME.test(base)) return { error: `"${base}" is not a valid event type` };
       const extra = Object.keys(filter).filter((k) => k !== 'source' && k !== 'target');

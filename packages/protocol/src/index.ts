@@ -5,6 +5,7 @@
  * constants below (`PROTOCOL_VERSION`, `CLOSE_CODES`, `parseChannel`, the filter, merge-patch and HLC rules…) leaves the TypeBox schemas, and
  * TypeBox itself, out. Keep those constants in modules that do not import TypeBox.
  */
+export * from './branches.ts';
 export * from './channels.ts';
 export * from './connectors.ts';
 export * from './devices.ts';

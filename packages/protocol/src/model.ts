@@ -3,10 +3,30 @@
  * as TypeBox schemas (validated at runtime) with their static types.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { NAME_MAX_LENGTH, NAME_PATTERN, RECORD_ID_MAX_LENGTH, RECORD_ID_PATTERN } from './names.ts';
+import {
+  BRANCH_NAME_MAX_LENGTH,
+  BRANCH_NAME_PATTERN,
+  COLLECTION_REF_MAX_LENGTH,
+  COLLECTION_REF_PATTERN,
+  NAME_MAX_LENGTH,
+  NAME_PATTERN,
+  RECORD_ID_MAX_LENGTH,
+  RECORD_ID_PATTERN,
+} from './names.ts';
 
 /** Names of collections, record ids, event types and platforms: printable, bounded, no separators we parse. */
 export const Name = Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH, pattern: NAME_PATTERN });
+/** A collection or one of its branches, `<collection>@<branch>` (records, history, mutations, channels). */
+export const CollectionRef = Type.String({
+  minLength: 1,
+  maxLength: COLLECTION_REF_MAX_LENGTH,
+  pattern: COLLECTION_REF_PATTERN,
+});
+export const BranchName = Type.String({
+  minLength: 1,
+  maxLength: BRANCH_NAME_MAX_LENGTH,
+  pattern: BRANCH_NAME_PATTERN,
+});
 export const RecordId = Type.String({
   minLength: 1,
   maxLength: RECORD_ID_MAX_LENGTH,
@@ -25,7 +45,7 @@ export type MutationOp = Static<typeof MutationOp>;
 export const Mutation = Type.Object(
   {
     mid: Type.String({ minLength: 1, maxLength: 128 }),
-    collection: Name,
+    collection: CollectionRef,
     id: RecordId,
     op: MutationOp,
     data: Type.Optional(JsonObject),

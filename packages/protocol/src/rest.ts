@@ -14,6 +14,7 @@ import {
   Resolution,
   SyncRecord,
 } from './model.ts';
+import { COLLECTION_REF_MAX_LENGTH } from './names.ts';
 
 export const ErrorResponse = Type.Object({
   error: Type.Object({
@@ -43,7 +44,9 @@ export const EventsQuery = Type.Object({
   type: Type.Optional(Type.String({ maxLength: 128 })),
   kind: Type.Optional(Type.Union([Type.Literal('record'), Type.Literal('event')])),
   actor: Type.Optional(Type.String({ maxLength: 256, description: 'audit: entries written by this user' })),
-  collection: Type.Optional(Type.String({ maxLength: 128 })),
+  collection: Type.Optional(
+    Type.String({ maxLength: COLLECTION_REF_MAX_LENGTH, description: 'a collection, or `<c>@<branch>`' }),
+  ),
   id: Type.Optional(Type.String({ maxLength: 256, description: 'audit: entries of this record id' })),
   from: Type.Optional(
     Type.String({ format: 'date-time', description: 'audit: entries at or after this time' }),

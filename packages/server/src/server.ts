@@ -20,6 +20,7 @@ import { RateLimiter } from './core/rate-limit.ts';
 import type { ConflictResolver } from './core/strategies.ts';
 import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
+import { guardBranchWrites } from './log/branch-guard.ts';
 import { CommitFeed } from './log/commit-feed.ts';
 import { LogWriter } from './log/log-writer.ts';
 import { RetentionJob, type RetentionReport } from './log/retention.ts';
@@ -183,6 +184,10 @@ export async function startServer(
       acknowledged: (kind, seconds) => metrics.appendSeconds.observe({ kind }, seconds),
     },
   });
+  // Clients' writes (REST, WebSocket) to a branch need the branch (log/branch-guard.ts).
+  const clientWrites = guardBranchWrites(writer, (t, c, id, name) =>
+    storage.store.branches.getBranch(t, c, id, name),
+  );
   const projections = new ProjectionRunner(store, options.projections ?? [], logger);
   const retention = new RetentionJob(
     storage.maintenance,
@@ -302,7 +307,7 @@ export async function startServer(
   gateway = new RealtimeGateway({
     config,
     store,
-    writer,
+    writer: clientWrites,
     hub,
     collections,
     tokens,
@@ -322,7 +327,8 @@ export async function startServer(
       collectionSettings: storage.collections,
       storeKind: storage.kind,
       storePing: () => storage.ping(),
-      writer,
+      writer: clientWrites,
+      branches: storage.store.branches,
       collections,
       tokens,
       keys,

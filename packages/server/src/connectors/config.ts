@@ -6,6 +6,7 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Cron } from 'croner';
+import { PgCdcOptions, pgCdcProblems } from './pg-cdc-config.ts';
 import { ENV_NAME_PATTERN, templatePolicyProblems } from './template-policy.ts';
 import { type ConnectorSpec, ConnectorSpecError } from './types.ts';
 
@@ -325,6 +326,7 @@ function cronProblems(expr: string | undefined, where: string): string[] {
 export type ParsedConnectorSpec =
   | { kind: 'ws-feed'; options: WsFeedOptions }
   | { kind: 'pull'; options: PullOptions }
+  | { kind: 'pg-cdc'; options: PgCdcOptions }
   | { kind: 'other'; spec: ConnectorSpec };
 
 function pullProblems(pull: PullOptions, where: string): string[] {
@@ -351,6 +353,11 @@ function parse(spec: ConnectorSpec, where: string): { parsed: ParsedConnectorSpe
     if (!Value.Check(PullOptions, spec)) return { problems: schemaProblems(PullOptions, spec, where) };
     const problems = pullProblems(spec, where);
     return problems.length > 0 ? { problems } : { parsed: { kind: 'pull', options: spec } };
+  }
+  if (spec.kind === 'pg-cdc') {
+    if (!Value.Check(PgCdcOptions, spec)) return { problems: schemaProblems(PgCdcOptions, spec, where) };
+    const problems = pgCdcProblems(spec, where);
+    return problems.length > 0 ? { problems } : { parsed: { kind: 'pg-cdc', options: spec } };
   }
   return { parsed: { kind: 'other', spec } };
 }

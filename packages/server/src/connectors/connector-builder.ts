@@ -9,12 +9,13 @@ import type { CircuitRegistry } from './circuit-breaker.ts';
 import { parseConnectorSpec } from './config.ts';
 import { templateContext } from './connector-context.ts';
 import type { ConnectorManagerDeps } from './manager-deps.ts';
+import { PgCdcConnector } from './pg-cdc.ts';
 import { PullConnector } from './pull.ts';
 import { templatePolicyProblems } from './template-policy.ts';
 import { type Connector, type ConnectorSpec, ConnectorSpecError } from './types.ts';
 import { WsFeedConnector } from './ws-feed.ts';
 
-const BUILT_IN_KINDS = ['ws-feed', 'pull'];
+const BUILT_IN_KINDS = ['ws-feed', 'pull', 'pg-cdc'];
 
 export class ConnectorBuilder {
   constructor(
@@ -44,6 +45,8 @@ export class ConnectorBuilder {
         breaker: this.circuits.breaker(spec.tenant, options.provider ?? options.name, options.circuit),
         variables: build.variables,
       });
+    } else if (parsed.kind === 'pg-cdc') {
+      connector = new PgCdcConnector(parsed.options, { variables: build.variables });
     } else {
       const kinds = [...new Set([...BUILT_IN_KINDS, ...Object.keys(this.deps.kinds ?? {})])];
       throw new ConnectorSpecError([

@@ -54,6 +54,7 @@ export function connectorContext(connector: Connector, deps: ContextDeps): Conne
     logger: deps.logger.child({ tenant, connector: name }),
     mutate: (mutations) => writer.mutate(principal, mutations),
     publish: (event) => writer.publish(principal, event),
+    groups: (groups) => writer.groups(principal, groups),
     records: {
       get: (collection, id) => records.getRecord(tenant, collection, id),
       list: async (collection, filter = {}) => {

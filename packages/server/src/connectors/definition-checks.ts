@@ -27,6 +27,11 @@ export async function checkAddresses(addresses: AddressPolicy, spec: ConnectorSp
   if (spec.kind === 'ws-feed' && typeof spec.url === 'string') urls.push(spec.url.replace(/^ws/, 'http'));
   const http = spec.http as { baseUrl?: unknown } | undefined;
   if (spec.kind === 'pull' && typeof http?.baseUrl === 'string') urls.push(http.baseUrl);
+  if (spec.kind === 'pg-cdc' && typeof spec.connection === 'string' && !spec.connection.includes('{{')) {
+    // A literal PostgreSQL URL: its host and port are checked as an HTTP address would be.
+    const url = URL.canParse(spec.connection) ? new URL(spec.connection) : null;
+    if (url) urls.push(`http://${url.host}`);
+  }
   for (const url of urls) {
     try {
       await addresses.checkUrl(url);

@@ -352,6 +352,9 @@ export class ConnectorManager {
     const entry = this.entry(tenant, name);
     assertMutable(entry);
     await this.stopEntry(entry);
+    await entry.connector.remove?.().catch((err: unknown) => {
+      this.deps.logger.warn({ err, connector: name }, 'connector could not free what it holds upstream');
+    });
     this.entries.delete(this.key(tenant, name));
     await this.deps.store.deleteConnector(tenant, name);
     await this.deps.store.deleteState(tenant, name);

@@ -16,7 +16,7 @@ import type {
   Tick,
 } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
-import type { PublishResult } from '../log/log-writer.ts';
+import type { GroupResult, PublishResult, WriteGroup } from '../log/log-writer.ts';
 import type { DepthInput, TickInput } from '../realtime/topic-inputs.ts';
 
 /** Where a connector is in its life. */
@@ -65,6 +65,12 @@ export interface ConnectorContext {
   mutate(mutations: Mutation[]): Promise<MutationResult[]>;
   /** Appends a domain event as this connector. */
   publish(event: NewDomainEvent): Promise<PublishResult>;
+  /**
+   * Commits groups of mutations and events as this connector, in order, in one transaction; each group
+   * once per marker (an upstream position): a group given again after a crash resolves as a duplicate
+   * and writes nothing.
+   */
+  groups(groups: WriteGroup[]): Promise<GroupResult[]>;
   /** Reads the tenant's current records (reconciliation). */
   records: {
     get(collection: string, id: string): Promise<SyncRecord | null>;
@@ -112,6 +118,11 @@ export interface Connector {
   /** Numbers worth graphing (counters and gauges), exported as `syncbridge_connector_metric`. */
   metrics?(): Record<string, number>;
   trigger?(request: TriggerRequest): Promise<TriggerResult>;
+  /**
+   * The connector is being removed for good (REST delete), after `stop`: frees what it holds upstream
+   * (a replication slot). Not called when it merely stops or moves to another node.
+   */
+  remove?(): Promise<void>;
   /**
    * Hears each event of its tenant's log committed on this node (record changes and domain events,
    * such as an inbound provider webhook's), after the commit.

@@ -16,6 +16,7 @@ import type { CollectionSettings, Strategy } from '@syncbridge/protocol';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { type CompiledCollectionRules, compileCollectionRules } from '../rules/compile.ts';
+import { mainCollection } from './branches.ts';
 import { SyncError } from './errors.ts';
 import { BUILTIN_STRATEGIES, type ConflictResolver, type ConflictStrategy } from './strategies.ts';
 
@@ -146,8 +147,10 @@ export class CollectionRegistry {
     await this.read(tenant, collectionsVersion);
   }
 
-  async get(tenant: string, collection: string): Promise<ResolvedCollection> {
+  /** A branch (`c@b`, core/branches.ts) has its collection's settings, schema and rules. */
+  async get(tenant: string, ref: string): Promise<ResolvedCollection> {
     const map = await this.load(tenant);
+    const collection = mainCollection(ref);
     let found = map.get(collection);
     if (!found) {
       found = this.compile({ strategy: 'lww' });
@@ -160,8 +163,9 @@ export class CollectionRegistry {
    * Synchronous lookup once the tenant is loaded (by `get`, `list` or `sync`): a collection never
    * configured has the defaults (lww, no schema).
    */
-  peek(tenant: string, collection: string): ResolvedCollection | undefined {
+  peek(tenant: string, ref: string): ResolvedCollection | undefined {
     const map = this.byTenant.get(tenant);
+    const collection = mainCollection(ref);
     if (!map) return undefined;
     // A failed background read leaves the cache as it is; the next `get` or commit reads again.
     if (this.stale(tenant) && !this.loading.has(tenant)) this.reload(tenant).catch(() => undefined);

@@ -6,6 +6,7 @@
  * its connections may subscribe to records channels of those collections only.
  */
 import type { Device, DeviceInfo, DevicePending } from '@syncbridge/protocol';
+import { mainCollection } from '../core/branches.ts';
 import type { EventCount } from '../store/types.ts';
 
 /**
@@ -29,12 +30,15 @@ export interface DeviceStore {
 /** At most this many log entries after a device's cursor are counted on a connect. */
 export const PENDING_COUNT_LIMIT = 100_000;
 
-/** Whether a device with these categories may sync `collection` (null or undefined: every collection). */
+/**
+ * Whether a device with these categories may sync `collection` (null or undefined: every collection).
+ * A branch (`<collection>@<branch>`) is in its collection's category.
+ */
 export function categoryAllows(
   categories: readonly string[] | null | undefined,
   collection: string,
 ): boolean {
-  return categories == null || categories.includes(collection);
+  return categories == null || categories.includes(mainCollection(collection));
 }
 
 /** A device after a registration: `info`'s fields replace the stored ones, the others stay. */

@@ -22,6 +22,7 @@ import type { HttpContext } from './context.ts';
 import { installErrorHandling } from './errors.ts';
 import { lazySerializerFactory, lazyValidator } from './lazy-compile.ts';
 import { restRateLimit } from './rate-limit.ts';
+import { branchRoutes } from './routes/branches.ts';
 import { collectionRoutes } from './routes/collections.ts';
 import { conflictRoutes } from './routes/conflicts.ts';
 import { connectorSecretRoutes } from './routes/connector-secrets.ts';
@@ -31,6 +32,7 @@ import { deviceRoutes } from './routes/devices.ts';
 import { eventRoutes } from './routes/events.ts';
 import { inboundRoutes } from './routes/inbound.ts';
 import { recordRoutes } from './routes/records.ts';
+import { streamRoutes } from './routes/stream.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { systemRoutes } from './routes/system.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
@@ -136,7 +138,8 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
         version: '0.1.0',
         description:
           'Real-time data synchronization: records, domain events and one ordered log per tenant. ' +
-          'The realtime WebSocket protocol lives at GET /v1/realtime (see docs/protocol.md).',
+          'The realtime WebSocket protocol lives at GET /v1/realtime, its server-sent-events twin at ' +
+          'GET /v1/stream (see docs/protocol.md).',
       },
       components: {
         securitySchemes: {
@@ -160,12 +163,14 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
 
   await app.register(systemRoutes(ctx));
   await app.register(recordRoutes(ctx));
+  await app.register(branchRoutes(ctx));
   await app.register(eventRoutes(ctx));
   await app.register(collectionRoutes(ctx));
   await app.register(conflictRoutes(ctx));
   await app.register(deviceRoutes(ctx));
   await app.register(webhookRoutes(ctx));
   await app.register(syncRoutes(ctx));
+  await app.register(streamRoutes(ctx));
   await app.register(inboundRoutes(ctx));
   await app.register(connectorRoutes(ctx));
   await app.register(connectorSecretRoutes(ctx));

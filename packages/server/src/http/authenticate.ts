@@ -19,6 +19,8 @@ const OPEN_ROUTES = new Set([
   '/v1/tenants/:tenant/api-keys',
   // Inbound webhooks authenticate by their signature.
   '/v1/inbound/:source',
+  // The SSE stream also takes ?access_token= (an EventSource sends no headers); it authenticates itself.
+  '/v1/stream',
 ]);
 
 /** Whether a route acts for an authenticated user (and so is authenticated and rate-limited up front). */

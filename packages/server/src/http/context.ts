@@ -14,6 +14,7 @@ import type { MetricsRegistry } from '../observability/metrics.ts';
 import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { ClusterView } from '../realtime/cluster-view.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
+import type { BranchStore } from '../store/branch-types.ts';
 import type { Store } from '../store/types.ts';
 import type { InboundReceiver } from '../webhooks/inbound.ts';
 import type { WebhookSystem } from '../webhooks/system.ts';
@@ -28,6 +29,8 @@ export interface HttpContext {
   storeKind: string;
   storePing: () => Promise<void>;
   writer: LogWrites;
+  /** Branches of records: fork points and merges (http/routes/branches.ts). */
+  branches: BranchStore;
   collections: CollectionRegistry;
   tokens: TokenService;
   keys: ApiKeys;

@@ -31,11 +31,18 @@ import type { Middleware } from '../plugins/types.ts';
 import type { CommitPipeline, WriteTx } from '../store/types.ts';
 import { CommitPipelines } from './commit-pipelines.ts';
 import type { Outbox } from './outbox.ts';
-import { type PendingWrite, type PublishResult, type ResolveRequest, writeSize } from './pending-writes.ts';
+import {
+  type GroupResult,
+  type PendingWrite,
+  type PublishResult,
+  type ResolveRequest,
+  type WriteGroup,
+  writeSize,
+} from './pending-writes.ts';
 import type { LogStore, LogWrites } from './ports.ts';
 import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
 
-export type { PublishResult, ResolveRequest } from './pending-writes.ts';
+export type { GroupResult, PublishResult, ResolveRequest, WriteGroup } from './pending-writes.ts';
 
 export type CommitListener = (tenant: string, events: LogEvent[]) => void;
 export type ConflictListener = (tenant: string, conflicts: Conflict[]) => void;
@@ -197,6 +204,30 @@ export class LogWriter implements LogWrites {
     });
   }
 
+  /**
+   * Commits groups of mutations and events, in order, all in one transaction or none; each group's
+   * entries get consecutive seqs, once per marker (a group whose marker was committed before resolves
+   * as a duplicate, writing nothing). Groups holding anything that cannot be stored are refused whole
+   * with BAD_REQUEST before they join a batch.
+   */
+  groups(principal: Principal, groups: WriteGroup[]): Promise<GroupResult[]> {
+    const refused = refuseNul(groups, 'the group');
+    if (refused) return refused;
+    for (const group of groups) {
+      for (const m of group.mutations) {
+        const err = mutationProblem(m, this.limits);
+        if (err) return Promise.reject(err);
+      }
+      for (const event of group.events) {
+        const problem = event.payload === undefined ? null : jsonProblem(event.payload, this.limits);
+        if (problem) return Promise.reject(storableJsonError(problem, 'payload'));
+      }
+    }
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'groups', principal, groups, resolve, reject });
+    });
+  }
+
   /** Resolves once every write queued so far has committed or failed. */
   drain(): Promise<void> {
     if (this.pipelines) return this.pipelines.drain();
@@ -298,8 +329,8 @@ export class LogWriter implements LogWrites {
 
   private async preloadCollections(batch: PendingWrite[]): Promise<void> {
     for (const write of batch) {
-      if (write.kind !== 'mutations') continue;
-      for (const m of write.mutations) {
+      if (write.kind !== 'mutations' && write.kind !== 'groups') continue;
+      for (const m of write.kind === 'groups' ? write.groups.flatMap((g) => g.mutations) : write.mutations) {
         if (!this.options.collections.peek(write.principal.tenant, m.collection)) {
           await this.options.collections.get(write.principal.tenant, m.collection);
         }

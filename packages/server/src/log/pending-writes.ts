@@ -11,6 +11,26 @@ export interface PublishResult {
   duplicate?: boolean;
 }
 
+/**
+ * A group of writes committed together or not at all (a connector's one upstream transaction): its
+ * mutations, then its events, in one transaction with consecutive seqs, remembered under `marker` so the
+ * same group given again (after a crash, before the upstream was told) is not applied twice.
+ */
+export interface WriteGroup {
+  marker: string;
+  mutations: Mutation[];
+  events: NewDomainEvent[];
+}
+
+export interface GroupResult {
+  /** True when a group of this marker was committed before: nothing was written this time. */
+  duplicate: boolean;
+  /** The last seq the group wrote (or wrote the first time); 0 when it wrote nothing. */
+  seq: number;
+  /** Each mutation's outcome (empty for a duplicate). */
+  results: MutationResult[];
+}
+
 export interface ResolveRequest {
   conflictId: string;
   resolution: Resolution;
@@ -26,9 +46,17 @@ interface Settles<T> {
 export type PendingWrite =
   | ({ kind: 'mutations'; mutations: Mutation[] } & Settles<MutationResult[]>)
   | ({ kind: 'event'; event: NewDomainEvent } & Settles<PublishResult>)
-  | ({ kind: 'resolve'; request: ResolveRequest } & Settles<MutationResult>);
+  | ({ kind: 'resolve'; request: ResolveRequest } & Settles<MutationResult>)
+  | ({ kind: 'groups'; groups: WriteGroup[] } & Settles<GroupResult[]>);
 
 /** How many log entries a write may add, for sizing batches. */
 export function writeSize(write: PendingWrite): number {
-  return write.kind === 'mutations' ? write.mutations.length : 1;
+  if (write.kind === 'mutations') return write.mutations.length;
+  if (write.kind === 'groups') {
+    return Math.max(
+      1,
+      write.groups.reduce((n, g) => n + g.mutations.length + g.events.length, 0),
+    );
+  }
+  return 1;
 }

@@ -6,7 +6,14 @@
  * only store failures throw, so that only they make the log writer re-run a batch.
  */
 import { randomUUID } from 'node:crypto';
-import type { Conflict, LogEvent, Mutation, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type {
+  Conflict,
+  LogEvent,
+  Mutation,
+  MutationResult,
+  NewDomainEvent,
+  SyncRecord,
+} from '@syncbridge/protocol';
 import { isTenantAdmin, type Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { assertResolvable, conflictIsStale, resolveConflict, withPrevious } from '../core/conflicts.ts';
@@ -22,18 +29,22 @@ import { hiddenFromWriter, refusedHiddenWrite, refusedWrite, visibleRecord } fro
 import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
-import type { PendingWrite } from './pending-writes.ts';
+import type { GroupResult, PendingWrite, WriteGroup } from './pending-writes.ts';
 
 const EVENT_KEY_PREFIX = 'evt:';
+/** A write group's marker is remembered as `grp:<marker>`. */
+const GROUP_KEY_PREFIX = 'grp:';
 
 export { CONFLICT_RESOLVED_EVENT } from '../core/conflicts.ts';
 
 /**
- * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:` or
- * `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's key.
+ * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:`, `grp:`
+ * or `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's or a group's key.
  */
 function mutationKey(mid: string): string {
-  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith('mid:') ? `mid:${mid}` : mid;
+  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith(GROUP_KEY_PREFIX) || mid.startsWith('mid:')
+    ? `mid:${mid}`
+    : mid;
 }
 
 export interface TenantCommit {
@@ -89,7 +100,10 @@ export class TenantWriter {
     await this.load(writes);
     for (const w of writes) {
       if (w.kind === 'event') this.publish(w);
-      else if (w.kind === 'mutations') {
+      else if (w.kind === 'groups') {
+        const results = w.groups.map((g) => this.group(w.principal, g));
+        this.settle.push(() => w.resolve(results));
+      } else if (w.kind === 'mutations') {
         const results = w.mutations.map((m) => this.mutate(w.principal, m));
         this.settle.push(() => w.resolve(results));
       } else {
@@ -131,8 +145,9 @@ export class TenantWriter {
     const resultKeys = new Set<string>();
     const recordKeys = new Map<string, RecordKey>();
     for (const w of writes) {
-      if (w.kind === 'mutations') {
-        for (const m of w.mutations) {
+      if (w.kind === 'groups') for (const g of w.groups) resultKeys.add(GROUP_KEY_PREFIX + g.marker);
+      if (w.kind === 'mutations' || w.kind === 'groups') {
+        for (const m of w.kind === 'groups' ? w.groups.flatMap((g) => g.mutations) : w.mutations) {
           resultKeys.add(mutationKey(m.mid));
           recordKeys.set(recordKey(m.collection, m.id), { collection: m.collection, id: m.id });
         }
@@ -147,8 +162,8 @@ export class TenantWriter {
     for (const r of this.records.values()) this.bases.set(versionKey(r.collection, r.id, r.version), r.data);
     const versions: VersionKey[] = [];
     for (const w of writes) {
-      if (w.kind !== 'mutations') continue;
-      for (const m of w.mutations) {
+      if (w.kind !== 'mutations' && w.kind !== 'groups') continue;
+      for (const m of w.kind === 'groups' ? w.groups.flatMap((g) => g.mutations) : w.mutations) {
         if (m.baseVersion === undefined || m.baseVersion === 0) continue;
         const current = this.records.get(recordKey(m.collection, m.id));
         const settings = this.collections.peek(tenant, m.collection)?.settings;
@@ -181,6 +196,19 @@ export class TenantWriter {
     this.bases.set(versionKey(record.collection, record.id, record.version), record.data);
   }
 
+  /** A write group: once per marker, its mutations then its events, with consecutive seqs. */
+  private group(principal: Principal, group: WriteGroup): GroupResult {
+    const key = GROUP_KEY_PREFIX + group.marker;
+    const first = this.prior.get(key);
+    if (first) return { duplicate: true, seq: first.seq ?? 0, results: [] };
+    const before = this.head;
+    const results = group.mutations.map((m) => this.mutate(principal, m));
+    for (const event of group.events) this.publishEvent(principal, event);
+    const seq = this.head > before ? this.head : 0;
+    this.remember(key, { mid: key, status: 'applied', seq });
+    return { duplicate: false, seq, results };
+  }
+
   private publish(w: Extract<PendingWrite, { kind: 'event' }>): void {
     const key = w.event.idempotencyKey ? EVENT_KEY_PREFIX + w.event.idempotencyKey : null;
     const first = key ? this.prior.get(key) : undefined;
@@ -188,6 +216,13 @@ export class TenantWriter {
       this.settle.push(() => w.resolve({ seq: first.seq!, eventId: first.eventId!, duplicate: true }));
       return;
     }
+    const event = this.publishEvent(w.principal, w.event);
+    if (key) this.remember(key, { mid: key, status: 'applied', seq: event.seq, eventId: event.eventId });
+    this.settle.push(() => w.resolve({ seq: event.seq, eventId: event.eventId }));
+  }
+
+  private publishEvent(principal: Principal, input: NewDomainEvent): LogEvent {
+    const w = { principal, event: input };
     const draft: Omit<LogEvent, 'seq'> = {
       eventId: randomUUID(),
       kind: 'event',
@@ -202,9 +237,7 @@ export class TenantWriter {
     if (w.event.target) draft.target = w.event.target;
     if (w.event.priority !== undefined) draft.priority = w.event.priority;
     if (w.principal.deviceId) draft.device = w.principal.deviceId;
-    const event = this.append(draft);
-    if (key) this.remember(key, { mid: key, status: 'applied', seq: event.seq, eventId: event.eventId });
-    this.settle.push(() => w.resolve({ seq: event.seq, eventId: event.eventId }));
+    return this.append(draft);
   }
 
   private mutate(principal: Principal, m: Mutation): MutationResult {
@@ -212,12 +245,7 @@ export class TenantWriter {
     const first = this.prior.get(key);
     if (first) {
       this.statuses.push('duplicate');
-      const replay = {
-        ...first,
-        status: 'duplicate' as const,
-        originalStatus: first.originalStatus ?? first.status,
-      };
-      return replayedResult(principal, (name) => this.collections.peek(this.tenant, name), replay);
+      return replayedResult(principal, (name) => this.collections.peek(this.tenant, name), first);
     }
     // As core/mutations sees it: a base that is not the current version of an existing record.
     const current = this.records.get(recordKey(m.collection, m.id));
@@ -272,8 +300,7 @@ export class TenantWriter {
     }
     const collection = this.collections.peek(this.tenant, m.collection)!;
     const stored = this.records.get(recordKey(m.collection, m.id)) ?? null;
-    // A record the read rule hides from this writer is written to as if it were missing, so that no
-    // answer (NOT_FOUND, a conflict, a version, the merged record) tells it the record exists.
+    // A record the read rule hides from this writer is written to as if missing (rules/writes.ts).
     const hidden = hiddenFromWriter(principal, collection, stored);
     const current = hidden ? null : stored;
     const base =
@@ -369,8 +396,7 @@ export class TenantWriter {
       ...(w.principal.deviceId ? { deviceId: w.principal.deviceId } : {}),
     };
     const ruled = conflict ? await this.collections.get(this.tenant, conflict.collection) : undefined;
-    // A conflict whose record the read rule hides from this caller is answered as a missing one, before
-    // anything else about it (whose it is, whether it is still open) is said.
+    // A conflict whose record the read rule hides from the caller is missing, before anything else is said.
     if (conflict && !visibleConflict(w.principal, ruled, conflict))
       throw new SyncError('NOT_FOUND', `no conflict ${conflictId}`);
     assertResolvable(conflictId, conflict, resolution, data, by);

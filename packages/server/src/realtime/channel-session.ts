@@ -22,7 +22,7 @@ import { subscriberAccess } from '../rules/subscriber.ts';
 import { eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
-import type { SocketWriter } from './socket-writer.ts';
+import type { SessionSink } from './session-sink.ts';
 import { eventFrameText, eventJson, Subscription } from './subscription.ts';
 import type { TopicSubscription } from './topic-hub.ts';
 
@@ -52,7 +52,7 @@ export class ChannelSession {
 
   constructor(
     private readonly ctx: Pick<RealtimeContext, 'hub' | 'store' | 'topics' | 'config' | 'collections'>,
-    private readonly writer: SocketWriter,
+    private readonly writer: SessionSink,
     private readonly owner: SessionOwner,
   ) {}
 
@@ -277,6 +277,7 @@ export class ChannelSession {
       await this.writer.sendAndWait(
         Buffer.from(`${head}${parts.join(',')}],"cursor":${snap.cursor},"done":${done}}`),
         'snapshot',
+        done ? { channel: sub.channel, seq: snap.cursor } : undefined,
       );
     } while (offset < snap.records.length && sub.state !== 'closed');
   }
@@ -299,6 +300,7 @@ export class ChannelSession {
         // With `batch`, matching events leave in `events` frames of up to MAX_BATCH_EVENTS.
         let batch: string[] = [];
         let batchBytes = 0;
+        let batchSeq = 0;
         const frameOf = (jsons: string[]) =>
           Buffer.from(
             jsons.length === 1 ? eventFrameText(sub.channel, jsons[0]!) : eventsFrameText(sub.channel, jsons),
@@ -307,7 +309,9 @@ export class ChannelSession {
           const visible = sub.visible(event);
           if (!visible) continue;
           const json = eventJson(visible);
+          const position = { channel: sub.channel, seq: event.seq };
           if (writer.batch) {
+            batchSeq = event.seq;
             batch.push(json);
             batchBytes += json.length;
             if (batch.length < MAX_BATCH_EVENTS && batchBytes < MAX_BATCH_BYTES) continue;
@@ -319,8 +323,8 @@ export class ChannelSession {
             if (sub.state !== 'catching_up' || !writer.isOpen) return;
           }
           written = writer.batch
-            ? writer.sendAndWait(frameOf(batch), batch.length > 1 ? 'events' : 'event')
-            : writer.sendAndWait(Buffer.from(eventFrameText(sub.channel, json)), 'event');
+            ? writer.sendAndWait(frameOf(batch), batch.length > 1 ? 'events' : 'event', position)
+            : writer.sendAndWait(Buffer.from(eventFrameText(sub.channel, json)), 'event', position);
           batch = [];
           batchBytes = 0;
         }
@@ -329,7 +333,10 @@ export class ChannelSession {
             await written;
             if (sub.state !== 'catching_up' || !writer.isOpen) return;
           }
-          written = writer.sendAndWait(frameOf(batch), batch.length > 1 ? 'events' : 'event');
+          written = writer.sendAndWait(frameOf(batch), batch.length > 1 ? 'events' : 'event', {
+            channel: sub.channel,
+            seq: batchSeq,
+          });
         }
         if (page.length > 0) sub.lastSeq = page[page.length - 1]!.seq;
         if (written) await written;
@@ -338,7 +345,11 @@ export class ChannelSession {
       const pending: LogEvent[] | null = sub.finishCatchUp();
       if (pending)
         for (const event of pending)
-          writer.sendEventFrame(sub.channel, Buffer.from(eventFrameText(sub.channel, eventJson(event))));
+          writer.sendEventFrame(
+            sub.channel,
+            Buffer.from(eventFrameText(sub.channel, eventJson(event))),
+            event.seq,
+          );
     }
   }
 }

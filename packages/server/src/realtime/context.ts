@@ -4,7 +4,7 @@ import type { TokenService } from '../auth/tokens.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
-import type { LogWriter } from '../log/log-writer.ts';
+import type { LogWrites } from '../log/ports.ts';
 import type { Store } from '../store/types.ts';
 import type { RealtimeCounters } from './counters.ts';
 import type { HealthPush } from './health-push.ts';
@@ -27,7 +27,7 @@ export interface RealtimeContext {
     | 'maxJsonDepth'
   >;
   store: Store;
-  writer: LogWriter;
+  writer: LogWrites;
   hub: FanoutHub;
   /** Collection settings: the access rules of records channels are read from here at every event. */
   collections: CollectionRegistry;

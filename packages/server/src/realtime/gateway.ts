@@ -1,10 +1,11 @@
 /**
  * The WebSocket gateway at `GET /v1/realtime`: authenticates the upgrade (or waits for `hello`), owns
- * the set of live connections, and runs one sweep timer for all of them (heartbeat pings, idle and hello
+ * the set of live connections (and of the server-sent-events streams of `GET /v1/stream`, which the
+ * HTTP route hands it), and runs one sweep timer for all of them (heartbeat pings, idle and hello
  * timeouts, token expiry, cursor saves) instead of timers per connection.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CLOSE_CODES, type Conflict, type Device } from '@syncbridge/protocol';
 import { WebSocketServer } from 'ws';
@@ -15,6 +16,7 @@ import { visibleConflict } from '../rules/conflicts.ts';
 import { Connection, cursorKey } from './connection.ts';
 import type { RealtimeContext } from './context.ts';
 import { DeepSenders } from './deep-senders.ts';
+import { SseStream, type StreamRequest } from './sse-stream.ts';
 
 export const REALTIME_PATH = '/v1/realtime';
 
@@ -60,6 +62,7 @@ function rejectUpgrade(socket: Duplex, status: number, code: string, message: st
 export class RealtimeGateway {
   private readonly wss: WebSocketServer;
   private readonly connections = new Map<string, Connection>();
+  private readonly streams = new Map<string, SseStream>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private accepting = true;
   private readonly deepSenders = new DeepSenders();
@@ -85,7 +88,7 @@ export class RealtimeGateway {
       socket.on('error', () => socket.destroy());
       // Connections and upgrades in progress count against maxConnections together; an upgrade that is
       // not done within upgradeTimeoutMs (a token check that hangs) is dropped.
-      if (this.connections.size + this.upgrading >= this.ctx.config.maxConnections) {
+      if (this.size + this.upgrading >= this.ctx.config.maxConnections) {
         this.ctx.metrics.overCapacity += 1;
         return rejectUpgrade(
           socket,
@@ -112,8 +115,7 @@ export class RealtimeGateway {
       return rejectUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint here');
     if (!this.accepting) return rejectUpgrade(socket, 503, 'UNAVAILABLE', 'server is shutting down');
     const origin = req.headers.origin;
-    const allowed = this.ctx.config.allowedOrigins;
-    if (origin && allowed.length > 0 && !allowed.includes(origin) && !allowed.includes('*')) {
+    if (origin && !this.originAllowed(origin)) {
       return rejectUpgrade(socket, 403, 'FORBIDDEN', `origin ${origin} is not allowed`);
     }
     const auth = req.headers.authorization;
@@ -170,6 +172,39 @@ export class RealtimeGateway {
         });
       }
     });
+  }
+
+  /** Whether a browser page of `origin` may connect (config `allowedOrigins`; empty: any). */
+  originAllowed(origin: string): boolean {
+    const allowed = this.ctx.config.allowedOrigins;
+    return allowed.length === 0 || allowed.includes(origin) || allowed.includes('*');
+  }
+
+  /** Why a new SSE stream cannot be opened now (shutting down, at the connection limit), or null. */
+  refuseStream(): SyncError | null {
+    if (!this.accepting) return new SyncError('UNAVAILABLE', 'server is shutting down');
+    if (this.size + this.upgrading >= this.ctx.config.maxConnections) {
+      this.ctx.metrics.overCapacity += 1;
+      return new SyncError('UNAVAILABLE', 'the server is at its connection limit; retry later');
+    }
+    return null;
+  }
+
+  /** Serves an authenticated SSE stream on `res` (headers already sent) until either side ends it. */
+  openStream(res: ServerResponse, request: StreamRequest): Promise<void> {
+    const stream = new SseStream(randomUUID(), res, this.ctx, request, (key) => this.cursorSaves.get(key));
+    this.streams.set(stream.id, stream);
+    res.on('close', () => {
+      this.streams.delete(stream.id);
+      stream.dispose();
+    });
+    return stream.start();
+  }
+
+  /** Every WebSocket connection and SSE stream. */
+  private *all(): Iterable<Connection | SseStream> {
+    yield* this.connections.values();
+    yield* this.streams.values();
   }
 
   private async saveCursor(conn: Connection): Promise<void> {
@@ -247,11 +282,17 @@ export class RealtimeGateway {
       }
       if (conn.ackDirty) await this.saveCursor(conn);
     }
+    for (const stream of this.streams.values()) {
+      if (stream.expiresAt !== null && now >= stream.expiresAt) {
+        stream.sendError(new SyncError('UNAUTHORIZED', 'token expired; reconnect with a fresh token'));
+        stream.close(CLOSE_CODES.POLICY, 'token expired');
+      } else if (now - stream.writer.lastWriteAt >= heartbeatMs) stream.writer.heartbeat();
+    }
   }
 
   /** Sends stored or resolved conflicts to their writers' connections and to the tenant's admins. */
   notifyConflicts(tenant: string, conflicts: Conflict[]): void {
-    for (const conn of this.connections.values()) {
+    for (const conn of this.all()) {
       const p = conn.principal;
       if (p?.tenant !== tenant) continue;
       const admin = isTenantAdmin(p);
@@ -266,7 +307,7 @@ export class RealtimeGateway {
 
   /** A device's registration changed: its live connections take its new categories at once. */
   deviceChanged(tenant: string, device: Device): void {
-    for (const conn of this.connections.values()) {
+    for (const conn of this.all()) {
       const p = conn.principal;
       if (p?.tenant === tenant && p.user === device.user && conn.deviceId === device.id) {
         conn.setCategories(device.categories);
@@ -276,7 +317,7 @@ export class RealtimeGateway {
 
   list(tenant: string): ConnectionInfo[] {
     const out: ConnectionInfo[] = [];
-    for (const conn of this.connections.values()) {
+    for (const conn of this.all()) {
       if (conn.principal?.tenant !== tenant) continue;
       const info: ConnectionInfo = {
         connectionId: conn.id,
@@ -293,13 +334,13 @@ export class RealtimeGateway {
   }
 
   get size(): number {
-    return this.connections.size;
+    return this.connections.size + this.streams.size;
   }
 
   /** The bytes each open connection has sent that the network has not taken yet (read by metrics). */
   unsentBytes(): number[] {
     const out: number[] = [];
-    for (const conn of this.connections.values()) out.push(conn.outboundBytes());
+    for (const conn of this.all()) out.push(conn.outboundBytes());
     return out;
   }
 
@@ -313,8 +354,9 @@ export class RealtimeGateway {
     const conns = [...this.connections.values()];
     await Promise.all(conns.filter((c) => c.ackDirty).map((c) => this.saveCursor(c)));
     for (const conn of conns) conn.close(CLOSE_CODES.GOING_AWAY, 'server shutting down');
+    for (const stream of this.streams.values()) stream.close(CLOSE_CODES.GOING_AWAY, 'server shutting down');
     const deadline = Date.now() + 2000;
-    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const conn of this.connections.values()) conn.terminate();
+    while (this.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const conn of this.all()) conn.terminate();
   }
 }

@@ -11,7 +11,7 @@ import { DeviceRegistry, PENDING_COUNT_LIMIT } from '../devices/registry.ts';
 import { type PendingSources, readablePending } from '../rules/pending.ts';
 import type { ChannelSession } from './channel-session.ts';
 import type { RealtimeContext } from './context.ts';
-import type { SocketWriter } from './socket-writer.ts';
+import type { SessionSink } from './session-sink.ts';
 
 /** The key of a device's cursor: tenant, user and device. */
 export function cursorKey(tenant: string, user: string, device: string): string {
@@ -33,7 +33,7 @@ export interface HandshakeTarget {
   ackedSeq: number;
   /** Counted against the user's connection cap (released on dispose). */
   admitted: boolean;
-  readonly writer: SocketWriter;
+  readonly writer: SessionSink;
   readonly channels: ChannelSession;
   send(message: ServerMessage): void;
 }

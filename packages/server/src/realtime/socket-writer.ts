@@ -10,7 +10,7 @@ import type { WebSocket } from 'ws';
 import { EventBatcher } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
-import type { SubscriptionSink } from './subscription.ts';
+import type { SessionSink } from './session-sink.ts';
 
 /**
  * Corked frames past this many bytes are written at once rather than at the end of the tick: enough
@@ -19,7 +19,7 @@ import type { SubscriptionSink } from './subscription.ts';
  */
 const CORK_FLUSH_BYTES = 16 * 1024;
 
-export class SocketWriter implements SubscriptionSink {
+export class SocketWriter implements SessionSink {
   /** The client speaks `events` batches (capability `batch`). */
   batch = false;
   private batcher: EventBatcher | null = null;

@@ -25,8 +25,11 @@ const MAX_BUFFERED_EVENTS = 10_000;
 export interface SubscriptionSink {
   /** Sends a prepared frame; returns false when the connection can take no more. */
   sendFrame(frame: Buffer): boolean;
-  /** Sends a prepared `event` frame of `channel` (the sink may batch it with others of the channel). */
-  sendEventFrame?(channel: string, frame: Buffer): boolean;
+  /**
+   * Sends a prepared `event` frame of `channel` carrying the log event `seq` (the sink may batch it with
+   * others of the channel).
+   */
+  sendEventFrame?(channel: string, frame: Buffer, seq: number): boolean;
 }
 
 export function channelMatches(spec: ChannelSpec, event: LogEvent): boolean {
@@ -110,7 +113,7 @@ export class Subscription {
       if (view === 'skip') return;
       const name = this.spec.name;
       const built = view === 'as_is' ? frame(name) : frame(name, view);
-      if (this.sink.sendEventFrame) this.sink.sendEventFrame(name, built);
+      if (this.sink.sendEventFrame) this.sink.sendEventFrame(name, built, event.seq);
       else this.sink.sendFrame(built);
     } else if (this.state === 'catching_up') {
       if (this.buffer.length >= MAX_BUFFERED_EVENTS) {

@@ -99,15 +99,21 @@ export async function fillPage<T, C>(options: {
 }
 
 /**
- * A remembered mutation result replayed to a caller (the same mid again): the record it names as this
- * caller may see it, or (when the rules refuse that record) neither the record nor its version or
- * conflict, so that a mid of someone else's write shows nothing of a record the caller may not read.
+ * A remembered mutation result replayed to a caller (the same mid again) as a `duplicate`: the record it
+ * names as this caller may see it, or (when the rules refuse that record) neither the record nor its
+ * version or conflict, so that a mid of someone else's write shows nothing of a record the caller may
+ * not read.
  */
 export function replayedResult(
   principal: Principal,
   collectionOf: (name: string) => RuledCollection | undefined,
-  result: MutationResult,
+  first: MutationResult,
 ): MutationResult {
+  const result: MutationResult = {
+    ...first,
+    status: 'duplicate',
+    originalStatus: first.originalStatus ?? first.status,
+  };
   const record = result.record;
   const collection = record ? collectionOf(record.collection) : undefined;
   if (!record || !collection || !readIsRuled(principal, collection)) return result;

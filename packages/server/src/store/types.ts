@@ -16,6 +16,7 @@ import type {
   MutationResult,
   SyncRecord,
 } from '@syncbridge/protocol';
+import type { BranchStore } from './branch-types.ts';
 import type { WebhookStore } from './webhook-types.ts';
 
 export interface RecordKey {
@@ -188,6 +189,8 @@ export interface Store {
   readonly webhooks: WebhookStore;
   /** Deletion of rows past their retention (log/retention.ts runs it). */
   readonly expiry: ExpiryStore;
+  /** Branches of records: fork points and merges (the branches' versions are ordinary records). */
+  readonly branches: BranchStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

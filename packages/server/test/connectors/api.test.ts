@@ -163,7 +163,7 @@ describe.each(kinds)('connector API (%s)', (kind: StoreKind) => {
     const unknown = await admin('POST', '/v1/connectors', { name: 'x', kind: 'nope' });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toMatch(
-      /unknown connector kind "nope" \(kinds: ws-feed, pull, counter\)/,
+      /unknown connector kind "nope" \(kinds: ws-feed, pull, pg-cdc, counter\)/,
     );
     const otherTenant = await admin('POST', '/v1/connectors', {
       name: 'x',

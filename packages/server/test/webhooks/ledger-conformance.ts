@@ -170,6 +170,27 @@ export function runLedgerConformance(name: string, open: () => Promise<LedgerFix
       expect((await step({ now: now + 1000, claims: [claim] })).claimed.map((d) => d.attempts)).toEqual([2]);
     });
 
+    it('a late answer to an expired lease neither ends nor unlocks the newer attempt', async () => {
+      const { tenant, id } = await setUp([1]);
+      const claim = { tenant, webhookId: id, ordered: false, limit: 1 };
+      const [first] = (await step({ claims: [claim] })).claimed;
+      // The lease runs out and the delivery is claimed again (attempt 2) before attempt 1 answers.
+      const later = now + 31_000;
+      const [second] = (await step({ now: later, leaseUntil: later + 30_000, claims: [claim] })).claimed;
+      expect(second!.attempts).toBe(2);
+      await step({ now: later, results: [result(first!, 204, later)] });
+      expect(await fx.store.getDelivery(tenant, id, first!.id)).toMatchObject({
+        status: 'pending',
+        lockedBy: 'n1',
+        attempts: 2,
+      });
+      await step({ now: later, results: [result(second!, 204, later)] });
+      expect(await fx.store.getDelivery(tenant, id, first!.id)).toMatchObject({
+        status: 'success',
+        lockedBy: null,
+      });
+    });
+
     it('disables an endpoint that answered 410 once, with the reason', async () => {
       const { tenant, id } = await setUp([1, 2]);
       const rows = (await step({ claims: [{ tenant, webhookId: id, ordered: false, limit: 2 }] })).claimed;

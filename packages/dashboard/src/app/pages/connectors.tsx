@@ -73,6 +73,7 @@ export function Connectors() {
                 <td>
                   <Badge tone={stateTone(c.state, c.stale)}>{c.state.replace('_', ' ')}</Badge>
                   {c.stale && <Badge tone="warn">stale</Badge>}
+                  {typeof c.details?.['warning'] === 'string' && <Badge tone="warn">WAL held</Badge>}
                 </td>
                 <td>
                   <Circuit circuit={circuitOf(c.details)} />

@@ -11,6 +11,7 @@ import {
   PublishRequest,
   PublishResponse,
 } from '@syncbridge/protocol';
+import { mainCollection } from '../../core/branches.ts';
 import { SyncError } from '../../core/errors.ts';
 import { bypassesRules, readIsRuled } from '../../rules/decide.ts';
 import { fillPage, visibleEvents } from '../../rules/reads.ts';
@@ -93,7 +94,7 @@ export const eventRoutes =
                 read: (from, size) =>
                   ctx.records.readEvents(principal.tenant, { ...query, afterSeq: from, limit: size }),
                 cursorOf: (e) => e.seq,
-                keep: (es) => visibleEvents(principal, (name) => collections.get(name), es),
+                keep: (es) => visibleEvents(principal, (name) => collections.get(mainCollection(name)), es),
               }),
               ctx.records.headSeq(principal.tenant),
             ]);

@@ -1,22 +1,11 @@
-/**
- * Records over REST: list, read (ETag = version), put / merge-patch / delete with `If-Match` as the
- * base version, history, and batches of mutations. Every write goes through the same LogWriter as
- * WebSocket `mutate`, so REST and realtime clients share one order and one idempotency table.
- * Reads pass the collection's access rules (rules/reads.ts): a refused record answers 404, as a missing one.
- */
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
-  type ErrorCode,
+  CollectionRef,
   ErrorResponse,
   HistoryResponse,
-  HTTP_STATUS,
-  type Mutation,
-  type MutationOp,
   MutationsRequest,
   MutationsResponse,
-  Name,
   RecordBody,
   RecordId,
   RecordsQuery,
@@ -24,15 +13,16 @@ import {
   RecordVersionResponse,
   SyncRecord,
 } from '@syncbridge/protocol';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { SyncError } from '../../core/errors.ts';
 import { diffRecords } from '../../core/merge.ts';
 import { readIsRuled } from '../../rules/decide.ts';
 import { fillPage, readableRecord, readableVersion } from '../../rules/reads.ts';
 import type { HttpContext } from '../context.ts';
+import { writeRecord } from './record-write.ts';
 
-const RecordParams = Type.Object({ collection: Name, id: RecordId });
-const CollectionParams = Type.Object({ collection: Name });
+const RecordParams = Type.Object({ collection: CollectionRef, id: RecordId });
+const CollectionParams = Type.Object({ collection: CollectionRef });
 const WriteHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ description: 'the version this change is based on' })),
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
@@ -46,65 +36,9 @@ const writeResponses = {
   409: ErrorResponse,
 };
 
-function parseIfMatch(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const m = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(header);
-  if (!m) throw new SyncError('BAD_REQUEST', 'If-Match must be a record version, e.g. If-Match: "3"');
-  return Number(m[1]);
-}
-
 export const recordRoutes =
   (ctx: HttpContext): FastifyPluginAsyncTypebox =>
   async (app) => {
-    async function writeOne(
-      request: FastifyRequest,
-      reply: FastifyReply,
-      params: { collection: string; id: string },
-      op: MutationOp,
-      data?: Record<string, unknown>,
-    ) {
-      const principal = await ctx.auth.principal(request);
-      const mutation: Mutation = {
-        mid: (request.headers['idempotency-key'] as string | undefined) ?? randomUUID(),
-        collection: params.collection,
-        id: params.id,
-        op,
-      };
-      if (data !== undefined) mutation.data = data;
-      const baseVersion = parseIfMatch(request.headers['if-match'] as string | undefined);
-      if (baseVersion !== undefined) mutation.baseVersion = baseVersion;
-      const [result] = await ctx.writer.mutate(principal, [mutation]);
-      if (!result) throw new SyncError('INTERNAL', 'no result');
-      // A replayed Idempotency-Key answers as the first attempt did, also when that one was refused.
-      const outcome = result.status === 'duplicate' ? result.originalStatus : result.status;
-      if (result.status === 'duplicate') reply.header('Idempotent-Replayed', 'true');
-      if (outcome === 'rejected' || outcome === 'conflict') {
-        const code = (result.error?.code ?? 'CONFLICT') as ErrorCode;
-        // A schema's problems (a list) go under `problems`; a refusal that says where (an object such as
-        // `{ path, limit }` for data JSON cannot store) keeps its fields, as over WebSocket and for NUL.
-        const reason = result.error?.details;
-        const details =
-          result.record || reason
-            ? {
-                ...(result.record ? { record: result.record } : {}),
-                ...(result.conflictId ? { conflictId: result.conflictId } : {}),
-                ...(Array.isArray(reason) ? { problems: reason } : (reason as object | undefined)),
-              }
-            : undefined;
-        throw new SyncError(
-          HTTP_STATUS[code] ? code : 'BAD_REQUEST',
-          result.error?.message ?? 'rejected',
-          details,
-        );
-      }
-      const record = result.record;
-      // A replayed key of a write whose record the caller may not read comes back without it.
-      if (!record) throw new SyncError('CONFLICT', 'this Idempotency-Key was used for another write');
-      reply.header('ETag', `"${record.version}"`);
-      if (result.seq !== undefined) reply.header('X-Seq', String(result.seq));
-      return reply.status(record.version === 1 && result.status === 'applied' ? 201 : 200).send(record);
-    }
-
     app.get(
       '/v1/records/:collection',
       {
@@ -192,7 +126,7 @@ export const recordRoutes =
           response: writeResponses,
         },
       },
-      async (request, reply) => writeOne(request, reply, request.params, 'put', request.body),
+      async (request, reply) => writeRecord(ctx, request, reply, request.params, 'put', request.body),
     );
 
     app.patch(
@@ -207,7 +141,7 @@ export const recordRoutes =
           response: writeResponses,
         },
       },
-      async (request, reply) => writeOne(request, reply, request.params, 'patch', request.body),
+      async (request, reply) => writeRecord(ctx, request, reply, request.params, 'patch', request.body),
     );
 
     app.delete(
@@ -221,7 +155,7 @@ export const recordRoutes =
           response: writeResponses,
         },
       },
-      async (request, reply) => writeOne(request, reply, request.params, 'delete'),
+      async (request, reply) => writeRecord(ctx, request, reply, request.params, 'delete'),
     );
 
     app.get(
@@ -296,7 +230,11 @@ export const recordRoutes =
         schema: {
           tags: ['records'],
           summary: 'The record as it was at one of its kept versions',
-          params: Type.Object({ collection: Name, id: RecordId, version: Type.Integer({ minimum: 1 }) }),
+          params: Type.Object({
+            collection: CollectionRef,
+            id: RecordId,
+            version: Type.Integer({ minimum: 1 }),
+          }),
           response: { 200: RecordVersionResponse, 401: ErrorResponse, 404: ErrorResponse },
         },
       },

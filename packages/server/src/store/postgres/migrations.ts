@@ -339,4 +339,25 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 15,
+    name: 'branches of records: where each was forked from, and whether it was merged',
+    // A branch's own versions are records and log entries of the collection `<collection>@<branch>`
+    // (core/branches.ts); this table keeps the fork point, the base of the three-way merge back.
+    sql: `
+      CREATE TABLE record_branches (
+        tenant text COLLATE "C" NOT NULL,
+        collection text COLLATE "C" NOT NULL,
+        record_id text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        fork_version bigint NOT NULL,
+        fork_data jsonb NOT NULL,
+        created_at text NOT NULL,
+        created_by text NOT NULL,
+        merged_at text,
+        merged_version bigint,
+        PRIMARY KEY (tenant, collection, record_id, name)
+      );
+    `,
+  },
 ];

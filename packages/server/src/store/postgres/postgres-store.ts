@@ -52,6 +52,7 @@ import type {
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { PostgresAccounts } from './accounts.ts';
+import { PostgresBranchStore } from './branches.ts';
 import { PostgresExpiryStore } from './expiry-store.ts';
 import { PostgresMaintenance } from './maintenance.ts';
 import { OneCallCommits } from './one-call-commit.ts';
@@ -84,6 +85,7 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly webhooks: PostgresWebhookStore;
   readonly expiry: PostgresExpiryStore;
+  readonly branches: PostgresBranchStore;
   private readonly accounts: PostgresAccounts;
   private readonly maintenance: PostgresMaintenance;
   private readonly pool: pg.Pool;
@@ -128,6 +130,7 @@ export class PostgresStore implements Store {
         });
       return result.rows[0]!.outcome;
     });
+    this.branches = new PostgresBranchStore(this.pool);
     this.expiry = new PostgresExpiryStore((sql, params) => query(this.pool, sql, params));
     this.webhooks = new PostgresWebhookStore({
       secretBox: options.secretBox ?? null,

@@ -230,4 +230,25 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     // same schema version.
     sql: 'SELECT 1;',
   },
+  {
+    version: 15,
+    name: 'branches of records: where each was forked from, and whether it was merged',
+    // A branch's own versions are records and log entries of the collection `<collection>@<branch>`
+    // (core/branches.ts); this table keeps the fork point, the base of the three-way merge back.
+    sql: `
+      CREATE TABLE record_branches (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fork_version INTEGER NOT NULL,
+        fork_data TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        merged_at TEXT,
+        merged_version INTEGER,
+        PRIMARY KEY (tenant, collection, record_id, name)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

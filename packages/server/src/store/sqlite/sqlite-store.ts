@@ -52,6 +52,7 @@ import type {
 } from '../types.ts';
 import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { SqliteAccounts } from './accounts.ts';
+import { SqliteBranchStore } from './branches.ts';
 import { open, RECORD_COLUMNS, runMigrations, type WriterQueue, writerQueueFor } from './connection.ts';
 import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
@@ -78,6 +79,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly webhooks: SqliteWebhookStore;
   readonly expiry: SqliteExpiryStore;
+  readonly branches: SqliteBranchStore;
   private readonly accounts: SqliteAccounts;
   private readonly maintenance: SqliteMaintenance;
   private readonly writer: Database.Database;
@@ -110,6 +112,7 @@ export class SqliteStore implements Store {
     const parts = { writer: w, reader: r, exclusive: <T>(fn: () => T) => this.exclusive(fn) };
     this.accounts = new SqliteAccounts(parts);
     this.maintenance = new SqliteMaintenance(parts);
+    this.branches = new SqliteBranchStore(parts);
     this.expiry = new SqliteExpiryStore({
       writer: w,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
@@ -131,7 +134,7 @@ export class SqliteStore implements Store {
     });
     // Callers get driver errors translated (busy, full, I/O: UNAVAILABLE), as from every store.
     // biome-ignore lint/correctness/noConstructorReturn: the instance, seen through its error translator
-    return withSqliteErrors(this, ['webhooks']);
+    return withSqliteErrors(this, ['webhooks', 'branches']);
   }
 
   private migrateSync(progress?: (message: string) => void): number {

@@ -82,14 +82,14 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
          WHERE webhook_deliveries.status <> 'pending' AND (? = 0 OR webhook_deliveries.status <> 'success')`,
       ),
       insertAttempt: w.prepare(
-        `INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, tenant, webhook_id, started_at, duration_ms,
+        `INSERT OR IGNORE INTO webhook_attempts (delivery_id, attempt, tenant, webhook_id, started_at, duration_ms,
            status_code, error, success, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       finishAttempt: w.prepare(
         `UPDATE webhook_deliveries SET status = ?, next_attempt_at = coalesce(?, next_attempt_at),
            locked_until = NULL, locked_by = NULL, completed_at = ?, last_status = ?, last_error = ?,
            last_duration_ms = ?
-         WHERE tenant = ? AND id = ? AND status = 'pending'`,
+         WHERE tenant = ? AND id = ? AND status = 'pending' AND attempts = ?`,
       ),
       counters: w.prepare(
         `UPDATE webhooks SET total_calls = total_calls + ?, failed_calls = failed_calls + ?,
@@ -271,6 +271,9 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
           r.durationMs,
           r.tenant,
           r.deliveryId,
+          // A late answer to an attempt whose lease ran out, after the delivery was claimed again, is
+          // logged but must not end or unlock that newer attempt.
+          r.attempt,
         );
       }
     },
