@@ -6,6 +6,7 @@
  * settings' commit and the event's are corrected by that resend.
  */
 import type { LogEvent } from '@syncbridge/protocol';
+import { mainCollection } from '../core/branches.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import { RULES_CHANGED_EVENT, rulesChangedCollection } from '../rules/changes.ts';
 import type { FanoutHub } from './hub.ts';
@@ -22,8 +23,9 @@ export function ruleChangeBarrier(
       if (collection === null) return;
       await collections.list(tenant, { fresh: true });
       for (const sub of hub().subscriptions()) {
-        if (sub.tenant !== tenant || sub.spec.kind !== 'records' || sub.spec.collection !== collection)
-          continue;
+        // A branch's channel (`c@b`) has its collection's rules.
+        if (sub.tenant !== tenant || sub.spec.kind !== 'records') continue;
+        if (mainCollection(sub.spec.collection) !== collection) continue;
         sub.onRulesChanged?.();
       }
     },

@@ -3,7 +3,8 @@
  * changed gets `reset` and an authoritative snapshot under the new rule (records it may no longer read are
  * left out, so the SDK's cache drops them; records it may now read are in it), and then live events under
  * the new rule, with nothing lost between. Subscribers the change does not concern (admins, another
- * collection, a settings change that leaves the read rules alone) get no reset.
+ * collection, a settings change that leaves the read rules alone) get no reset; a branch's channel of
+ * the collection is sent again as the collection's is.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
@@ -13,6 +14,8 @@ import { restClient } from '../http/rest.ts';
 const kinds = await storeKinds();
 const T = 'inventory';
 const CHANNEL = 'records:stock';
+/** A branch of the collection (`c@b`) has the collection's rules. */
+const BRANCH = 'records:stock@draft';
 const BY_LOCATION = { read: 'record.locationId in auth.claims.locations' };
 const BY_AUDIT = { read: 'record.locationId in auth.claims.audits' };
 
@@ -64,9 +67,12 @@ describe.each(kinds)('access rule changes on live subscriptions (%s)', (kind: St
     );
     boss = await TestWsClient.connect(srv.wsUrl, await srv.token(T, 'boss', { roles: ['admin'] }));
     clients.push(clerk, boss);
+    const fork = await admin.post('/v1/records/stock/b2/branches', { json: { name: 'draft' } });
+    expect(fork.status, fork.text).toBe(201);
     for (const c of clients) {
       await c.request({ type: 'subscribe', channel: CHANNEL, snapshot: true });
       await c.request({ type: 'subscribe', channel: 'records:other', snapshot: true });
+      await c.request({ type: 'subscribe', channel: BRANCH, snapshot: true });
     }
   });
   afterAll(async () => {
@@ -100,5 +106,8 @@ describe.each(kinds)('access rule changes on live subscriptions (%s)', (kind: St
     expect(await snapshotAfterReset(clerk, 2)).toEqual(['a1', 'a3', 'a4', 'b2', 'b5']);
     expect(resets(boss)).toEqual([]);
     expect(resets(clerk, 'records:other')).toEqual([]);
+    // The branch's channel follows its collection's rules: sent again at each change of them.
+    await clerk.waitFor(() => resets(clerk, BRANCH).length >= 2);
+    expect(resets(boss, BRANCH)).toEqual([]);
   });
 });
