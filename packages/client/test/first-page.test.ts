@@ -3,17 +3,21 @@
  * smallest ids, with the records its queued writes touch) in the first `storage` change, then the rest
  * in one more before `whenLoaded()` resolves. A write, or `close()`, while only the first page is in the
  * cache restores the rest first, so the write builds on the stored version and nothing stored is lost.
- * On real FileStorage files; records are stored out of id order, updated and forgotten in later lines.
+ * On real FileStorage files (and IndexedDbStorage, where the client splits); records are stored out of
+ * id order, updated and forgotten in later lines.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { IDBFactory } from 'fake-indexeddb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { splitFirstPage } from '../src/first-page.ts';
 import {
   type CachedRecord,
   type CollectionChange,
   FileStorage,
+  type IdbFactory,
+  IndexedDbStorage,
   type QueuedMutation,
   type StoredRecord,
   SyncClient,
@@ -27,7 +31,10 @@ const id = (i: number) => `r${String(i).padStart(4, '0')}`;
 
 /** 1,000 records written in a shuffled order in four lines, then r0003 updated and r0005 forgotten. */
 async function fill(path: string, queued: QueuedMutation[] = []): Promise<void> {
-  const storage = new FileStorage(path);
+  await fillStorage(new FileStorage(path), queued);
+}
+
+async function fillStorage(storage: FileStorage | IndexedDbStorage, queued: QueuedMutation[]): Promise<void> {
   await storage.load();
   await storage.loadReplica(SCOPE);
   const order = Array.from({ length: COUNT }, (_, i) => (i * 7919) % COUNT);
@@ -163,6 +170,26 @@ describe('replicaFirstPage', () => {
     await paged.whenLoaded();
     expect(paged.collection('items').list()).toEqual(all);
     await paged.close();
+  });
+
+  it('shows a first page from IndexedDbStorage too (split in the client), then the rest', async () => {
+    const indexedDB = new IDBFactory() as unknown as IdbFactory;
+    await fillStorage(new IndexedDbStorage({ indexedDB, name: 'app' }), [queuedPatch(id(700))]);
+    const client = new SyncClient({
+      url,
+      token: 'offline',
+      replicaKey: KEY,
+      storage: new IndexedDbStorage({ indexedDB, name: 'app' }),
+      autoConnect: false,
+      replicaFirstPage: 3,
+    });
+    const calls: string[][] = [];
+    client.collection('items').subscribe((records) => calls.push(records.map((r) => r.id)));
+    await client.whenLoaded();
+    expect(calls[0]).toEqual([0, 1, 2, 700].map(id));
+    expect(calls[calls.length - 1]).toHaveLength(COUNT - 1);
+    expect(client.collection('items').get(id(700))).toMatchObject({ pending: true, version: 1 });
+    await client.close();
   });
 
   it('splits records in or out of id order the same way', () => {
