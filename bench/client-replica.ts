@@ -3,11 +3,13 @@
  * bytes a reconnect after 1,000 missed changes moves, and the Node store measured against SQLite.
  *
  *   node --import tsx bench/client-replica.ts [--only open,reconnect,stores] [--records 100000] [--reps 3]
- *     [--profile DIR]   (open: write a V8 CPU profile of each child process into DIR)
+ *     [--first-page 500] [--profile DIR]   (open: write a V8 CPU profile of each child process into DIR)
  *
  * - open: fills a FileStorage through a real client (a protocol-level fake server sends a snapshot of
  *   `--records` records), then, in a fresh Node process per repetition, with no server, times
- *   `new SyncClient(...)` to the first `subscribe` call (`source: 'storage'`). Target <= 300 ms.
+ *   `new SyncClient(...)` to the first `subscribe` call (`source: 'storage'`). Target <= 300 ms. Then the
+ *   same with `replicaFirstPage: --first-page` (default 500): the first call has that page, and
+ *   `whenLoaded()` all records.
  * - reconnect: a real server (SQLite) with 1,000 records; a client stores them and closes; another
  *   client makes 1,000 patches while a live client counts the bytes they take on its socket; the first
  *   client comes back on its storage and its socket's bytes until it is caught up are counted. Target
@@ -37,12 +39,14 @@ const { values } = parseArgs({
     records: { type: 'string' },
     reps: { type: 'string' },
     'child-open': { type: 'string' },
+    'first-page': { type: 'string' },
     profile: { type: 'string' },
   },
   strict: true,
 });
 const RECORDS = Number(values.records ?? 100_000);
 const REPS = Number(values.reps ?? 3);
+const FIRST_PAGE = Number(values['first-page'] ?? 500);
 const REPLICA_KEY = 'bench-user';
 
 function item(i: number): Record<string, unknown> {
@@ -82,7 +86,7 @@ function report(name: string, value: number, unit: string, target?: string): voi
 
 // ---- open: the child process ------------------------------------------------------------------
 
-async function childOpen(path: string): Promise<void> {
+async function childOpen(path: string, firstPage: number | undefined): Promise<void> {
   const url = `ws://127.0.0.1:${await deadPort()}/v1/realtime`;
   // FileStorage imports these lazily; under tsx's loader hooks that first import alone costs ~100 ms,
   // which a plain Node app does not pay. Load them before the clock starts.
@@ -96,6 +100,7 @@ async function childOpen(path: string): Promise<void> {
     replicaKey: REPLICA_KEY,
     storage: new FileStorage(path),
     autoConnect: false,
+    ...(firstPage === undefined ? {} : { replicaFirstPage: firstPage }),
   });
   let loadedMs = 0;
   const loaded = client.whenLoaded().then(() => {
@@ -108,8 +113,16 @@ async function childOpen(path: string): Promise<void> {
       const cpuMs = (cpu.user + cpu.system) / 1000;
       off();
       void loaded.then(() => {
+        const loadedCount = client.collection('items').list().length;
         console.log(
-          JSON.stringify({ renderMs, cpuMs, loadedMs, count: records.length, source: change.source }),
+          JSON.stringify({
+            renderMs,
+            cpuMs,
+            loadedMs,
+            count: records.length,
+            loadedCount,
+            source: change.source,
+          }),
         );
         resolve();
       });
@@ -156,45 +169,57 @@ async function benchOpen(): Promise<void> {
   await fillFileStorage(path);
   report('open: fill FileStorage through a client (snapshot of N records)', performance.now() - t0, 'ms');
   report('open: FileStorage size', statSync(path).size / 1024 / 1024, 'MB');
-  const renders: number[] = [];
-  const loads: number[] = [];
-  const cpuTimes: number[] = [];
-  for (let rep = 0; rep < REPS; rep++) {
-    const child = spawnSync(
-      process.execPath,
-      [
-        ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []),
-        '--import',
-        'tsx',
-        import.meta.filename,
-        '--child-open',
-        path,
-        '--records',
-        String(RECORDS),
-      ],
-      { encoding: 'utf8' },
+  for (const firstPage of [undefined, FIRST_PAGE]) {
+    const renders: number[] = [];
+    const loads: number[] = [];
+    const cpuTimes: number[] = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      const child = spawnSync(
+        process.execPath,
+        [
+          ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []),
+          '--import',
+          'tsx',
+          import.meta.filename,
+          '--child-open',
+          path,
+          '--records',
+          String(RECORDS),
+          ...(firstPage === undefined ? [] : ['--first-page', String(firstPage)]),
+        ],
+        { encoding: 'utf8' },
+      );
+      const line = child.stdout.trim().split('\n').pop() ?? '';
+      const result = JSON.parse(line) as {
+        renderMs: number;
+        cpuMs: number;
+        loadedMs: number;
+        count: number;
+        loadedCount: number;
+        source: string;
+      };
+      const first = firstPage === undefined ? RECORDS : Math.min(firstPage, RECORDS);
+      if (result.count !== first || result.loadedCount !== RECORDS || result.source !== 'storage')
+        throw new Error(`bad first render: ${line}`);
+      renders.push(result.renderMs);
+      loads.push(result.loadedMs);
+      cpuTimes.push(result.cpuMs);
+    }
+    const how = firstPage === undefined ? 'all at once' : `replicaFirstPage ${firstPage}`;
+    const shown = firstPage === undefined ? `${RECORDS}` : `the first ${firstPage} of ${RECORDS}`;
+    report(
+      `open offline (${how}): new SyncClient to first render of ${shown} records (median of ${REPS})`,
+      median(renders),
+      'ms',
+      '<= 300',
     );
-    const line = child.stdout.trim().split('\n').pop() ?? '';
-    const result = JSON.parse(line) as {
-      renderMs: number;
-      cpuMs: number;
-      loadedMs: number;
-      count: number;
-      source: string;
-    };
-    if (result.count !== RECORDS || result.source !== 'storage') throw new Error(`bad first render: ${line}`);
-    renders.push(result.renderMs);
-    loads.push(result.loadedMs);
-    cpuTimes.push(result.cpuMs);
+    report(`open offline (${how}): whenLoaded(), all ${RECORDS} records (median)`, median(loads), 'ms');
+    report(
+      `open offline (${how}): CPU time of the process until the first render (median)`,
+      median(cpuTimes),
+      'ms',
+    );
   }
-  report(
-    `open offline: new SyncClient to first render of ${RECORDS} records (median of ${REPS})`,
-    median(renders),
-    'ms',
-    '<= 300',
-  );
-  report('open offline: whenLoaded() (median)', median(loads), 'ms');
-  report('open offline: CPU time of the process until the first render (median)', median(cpuTimes), 'ms');
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -429,7 +454,7 @@ async function benchStores(): Promise<void> {
 }
 
 if (values['child-open']) {
-  await childOpen(values['child-open']);
+  await childOpen(values['child-open'], values['first-page'] === undefined ? undefined : FIRST_PAGE);
 } else {
   const only = (values.only ?? 'open,reconnect,stores').split(',');
   console.log(

@@ -29,6 +29,14 @@ export interface SyncClientOptions {
   replicaKey?: string;
   /** The replica's size limit; least recently used channels not subscribed now are evicted past it. Default 64 MiB. */
   replicaMaxBytes?: number;
+  /**
+   * Show a large replica a page first: at start, each collection's first `replicaFirstPage` records in
+   * id order (and those with queued writes) go into the cache and to the first `storage` change at once,
+   * and the rest follows in one more `storage` change a moment later; `whenLoaded()` resolves after it.
+   * Until then `list()`/`get()` see the first page only; a write restores the rest first. Default: off
+   * (everything in the first change).
+   */
+  replicaFirstPage?: number;
   /** A stable id for this installation; the server keeps its acknowledged cursor under it. */
   deviceId?: string;
   /**

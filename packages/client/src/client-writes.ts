@@ -10,6 +10,7 @@ import type { ClientEvents, WriteOutcome } from './client-options.ts';
 import type { WriteRequest } from './collection.ts';
 import type { TypedEventEmitter } from './emitter.ts';
 import { SyncClientError } from './errors.ts';
+import { splitFirstPage } from './first-page.ts';
 import type { ClientClock } from './hlc.ts';
 import { writeProblem } from './mutation-check.ts';
 import { jsonBytes, MutationQueue } from './queue.ts';
@@ -29,6 +30,8 @@ export interface WritePathOptions {
   recordChanged: (collection: string, id: string) => void;
   /** A write was answered `conflict` (its conflict may not be known yet). */
   conflicted: (result: MutationResult) => void;
+  /** Called before every write: restores what is left of the storage first, so the write builds on it. */
+  beforeWrite: () => void;
 }
 
 function effectiveStatus(result: MutationResult): MutationResult['status'] {
@@ -41,6 +44,8 @@ export class WritePath {
   /** The collection of every write still queued, to find its cache by mid. */
   private readonly collectionOfMid = new Map<string, string>();
   private reportedPendingCount = 0;
+  /** The records `restore` left after the first pages, by collection. */
+  private later: Array<[string, ReplicaState['records']]> = [];
 
   constructor(private readonly options: WritePathOptions) {
     const { emitter } = options;
@@ -77,6 +82,7 @@ export class WritePath {
   }
 
   write(request: WriteRequest): Promise<MutationResult> {
+    this.options.beforeWrite();
     const { maxMessageBytes } = this.options;
     const cache = this.cache(request.collection);
     const mutation: Mutation = {
@@ -117,8 +123,12 @@ export class WritePath {
     return result;
   }
 
-  /** Puts what the storage held into the caches: the replica's records, with the queued writes on top. */
-  restore(items: QueuedMutation[], state: ReplicaState | null): void {
+  /**
+   * Puts what the storage held into the caches: the replica's records, with the queued writes on top.
+   * With `firstPage`, each collection gets only its first `firstPage` records in id order now (and every
+   * record a queued write touches), and the rest is left to `restoreRest()`.
+   */
+  restore(items: QueuedMutation[], state: ReplicaState | null, firstPage?: number): void {
     const byCollection = new Map<string, { records: ReplicaState['records']; items: QueuedMutation[] }>();
     const group = (name: string) => {
       let entry = byCollection.get(name);
@@ -142,7 +152,17 @@ export class WritePath {
       this.collectionOfMid.set(item.mid, item.mutation.collection);
       group(item.mutation.collection).items.push(item);
     }
+    // Every split is made before the first change is emitted: a listener may write (and so call
+    // `restoreRest`) from inside it.
+    const now: Array<[string, ReplicaState['records'], QueuedMutation[]]> = [];
     for (const [name, { records, items: list }] of byCollection) {
+      if (firstPage !== undefined && records.length > firstPage) {
+        const split = splitFirstPage(records, firstPage, new Set(list.map((item) => item.mutation.id)));
+        now.push([name, split.page, list]);
+        this.later.push([name, split.rest]);
+      } else now.push([name, records, list]);
+    }
+    for (const [name, records, list] of now) {
       // Restored writes may have reached the server before the restart: treat them as sent.
       this.cache(name).restore(
         records,
@@ -156,6 +176,24 @@ export class WritePath {
       );
     }
     if (items.length > 0) this.queueChanged();
+  }
+
+  /** Restores what `restore` left after the first pages. */
+  restoreRest(): void {
+    const later = this.later;
+    this.later = [];
+    for (const [name, records] of later) this.cache(name).restore(records, []);
+  }
+
+  /** Restores more of the replica's records (the rest after a first page): no queued writes with them. */
+  restoreMore(records: ReplicaState['records']): void {
+    let start = 0;
+    for (let i = 1; i <= records.length; i++) {
+      const name = records[start]?.collection;
+      if (i < records.length && records[i]!.collection === name) continue;
+      if (name !== undefined) this.cache(name).restore(records.slice(start, i), []);
+      start = i;
+    }
   }
 
   private cacheOfMid(mid: string): CollectionCache | undefined {

@@ -56,9 +56,15 @@ export class SyncClient {
   private readonly session: Session;
   private readonly loading: Promise<void>;
   private closing: Promise<void> | null = null;
+  /** What is left to restore after a first page (`replicaFirstPage`), or null. */
+  private restRestore: (() => void) | null = null;
 
   constructor(options: SyncClientOptions) {
     const urls = Array.isArray(options.url) ? options.url : [options.url];
+    const firstPage = options.replicaFirstPage;
+    if (firstPage !== undefined && !(Number.isInteger(firstPage) && firstPage >= 0)) {
+      throw new TypeError('replicaFirstPage must be a non-negative integer');
+    }
     const emitter = this.emitter;
     this.storage = options.storage ?? new MemoryStorage();
     this.storage.reportErrorsTo?.((error) => emitter.emit('error', error));
@@ -89,6 +95,8 @@ export class SyncClient {
           serverEntry: (collection, id) => this.writes.caches.get(collection)?.serverEntry(id),
           resumePoints: () => this.channels.resumePoints(),
           onError: (error) => emitter.emit('error', error),
+          holdWrites: () => this.restRestore !== null,
+          firstPage,
         })
       : null;
     this.writes = new WritePath({
@@ -101,6 +109,7 @@ export class SyncClient {
       scope: scoped.scope,
       recordChanged: (collection, id) => this.replica?.recordChanged(collection, id),
       conflicted: (result) => this.conflictDesk.conflicted(result),
+      beforeWrite: () => this.finishRestore(),
     });
     const replicaLoaded = (this.replica?.load() ?? Promise.resolve(null)).catch((err: unknown) => {
       // A replica that cannot be read is a cache miss, never a reason to stop: report it, carry on.
@@ -112,9 +121,34 @@ export class SyncClient {
       );
       return null;
     });
-    this.loading = Promise.all([this.writes.queue.loaded(), replicaLoaded]).then(([items, state]) =>
-      this.writes.restore(items, state),
-    );
+    this.loading = Promise.all([this.writes.queue.loaded(), replicaLoaded]).then(([items, state]) => {
+      if (firstPage === undefined) {
+        this.writes.restore(items, state);
+        return;
+      }
+      // Set before the first page is shown: a listener may write from inside that first change.
+      this.restRestore = () => {
+        this.writes.restoreRest();
+        try {
+          this.writes.restoreMore(this.replica?.loadRest() ?? []);
+        } catch (err) {
+          emitter.emit(
+            'error',
+            err instanceof SyncClientError
+              ? err
+              : new SyncClientError('STORAGE', `cannot read the replica: ${String(err)}`),
+          );
+        }
+      };
+      this.writes.restore(items, state, firstPage);
+      // The first page is shown; the rest comes in a task of its own, after the app could render.
+      return new Promise<void>((resolve) =>
+        setTimeout(() => {
+          this.finishRestore();
+          resolve();
+        }, 0),
+      );
+    });
     this.loading.catch(() => undefined);
     const httpUrl = options.httpUrl?.replace(/\/$/, '') ?? httpBaseOf(urls[0]!);
     this.channels = new ChannelHub({
@@ -250,6 +284,7 @@ export class SyncClient {
     const result = reply.type === 'results' ? reply.results[0] : undefined;
     if (!result) throw new SyncClientError('INTERNAL', `unexpected reply ${reply.type} to resolve`);
     if (result.record) {
+      this.finishRestore();
       this.clock.observe(result.record.hlc);
       this.writes.cache(result.record.collection).applyRecord(result.record, result.seq ?? 0);
     }
@@ -289,7 +324,8 @@ export class SyncClient {
   /**
    * Resolves once what the storage held is loaded: the replica's records and the writes queued by an
    * earlier client are in the cache (one `storage` change per collection, pending writes applied on
-   * top) and in `pendingCount()`. Rejects with `STORAGE` when the queue cannot be read.
+   * top; two with `replicaFirstPage`, the first page then the rest) and in `pendingCount()`. Rejects
+   * with `STORAGE` when the queue cannot be read.
    * @example await client.whenLoaded(); console.log(client.pendingCount(), 'writes waiting');
    */
   whenLoaded(): Promise<void> {
@@ -303,6 +339,7 @@ export class SyncClient {
    * @example void todos.put('t1', { title: 'x', done: false }); await client.persisted();
    */
   async persisted(): Promise<void> {
+    this.finishRestore();
     await Promise.all([this.writes.queue.persisted(), this.replica?.persisted()]);
   }
 
@@ -323,6 +360,7 @@ export class SyncClient {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.finishRestore();
       const error = new SyncClientError('CLOSED', 'the client was closed before the server answered');
       this.writes.queue.close(error);
       this.requests.failAll('CLOSED', 'the client is closed');
@@ -335,6 +373,14 @@ export class SyncClient {
       await this.storage.close();
     })();
     return this.closing;
+  }
+
+  /** Restores what is left after a first page, now (before a write, a resolution, `persisted` or `close`). */
+  private finishRestore(): void {
+    const rest = this.restRestore;
+    if (!rest) return;
+    this.restRestore = null;
+    rest();
   }
 
   private async request(message: Parameters<RequestTracker['request']>[0]): Promise<ServerMessage> {

@@ -36,6 +36,13 @@ export interface LocalReplicaOptions {
   onError: (error: SyncClientError) => void;
   /** Debounce of replica writes. Default 50 ms. */
   flushDelayMs?: number;
+  /**
+   * True while the caches hold only part of what was loaded (a first page shown, the rest not restored
+   * yet): nothing is written meanwhile, since a record missing from the caches would look forgotten.
+   */
+  holdWrites?: () => boolean;
+  /** Load a first page of each collection first, when the storage can (`replicaFirstPage`). */
+  firstPage?: number;
 }
 
 interface ChannelScope {
@@ -75,6 +82,8 @@ export class LocalReplica {
   private totalBytes = 0;
   /** Records loaded but not yet counted in `stored`/`totalBytes` (see `load`). */
   private untracked: StoredRecord[] | null = null;
+  /** Reads the records a first-page load left out (see `loadRest`). */
+  private rest: (() => StoredRecord[]) | null = null;
   private readonly dirtyRecords = new Map<string, Set<string>>();
   private readonly usedNow = new Set<string>();
   private dirtyCursors = false;
@@ -84,11 +93,20 @@ export class LocalReplica {
 
   constructor(private readonly options: LocalReplicaOptions) {}
 
-  /** Loads the replica of the scope (null when the scope is unknown). Called once. */
+  /**
+   * Loads the replica of the scope (null when the scope is unknown). Called once. With `firstPage` and
+   * a storage that can, the records are each collection's first page; `loadRest()` reads the others.
+   */
   load(): Promise<ReplicaState | null> {
     this.loadedState ??= this.options.scope.then(async (scope) => {
       if (scope === null) return null;
-      const state = await this.options.storage.loadReplica(scope);
+      const { storage, firstPage } = this.options;
+      let state: ReplicaState;
+      if (firstPage !== undefined && storage.loadReplicaFirstPage) {
+        const loaded = await storage.loadReplicaFirstPage(scope, firstPage);
+        state = loaded.state;
+        this.rest = loaded.rest;
+      } else state = await storage.loadReplica(scope);
       this.scope = scope;
       for (const channel of state.channels) this.channels.set(channel.channel, channel);
       // Sizes are counted at the first write, not here: nothing needs them before, and counting
@@ -97,6 +115,16 @@ export class LocalReplica {
       return state;
     });
     return this.loadedState;
+  }
+
+  /** The records a first-page load left out, read now (once; [] when there are none). */
+  loadRest(): StoredRecord[] {
+    const rest = this.rest;
+    this.rest = null;
+    if (!rest) return [];
+    const records = rest();
+    this.untracked = this.untracked ? this.untracked.concat(records) : records;
+    return records;
   }
 
   /** The cursor a channel was stored with, or null. */
@@ -158,6 +186,10 @@ export class LocalReplica {
   private flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.options.holdWrites?.()) {
+      this.schedule();
+      return;
+    }
     const scope = this.scope;
     if (this.closed || scope === null) return;
     const write = this.capture();

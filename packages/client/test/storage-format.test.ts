@@ -82,9 +82,72 @@ describe('FileStorage format', () => {
     await storage.remove(['old1']);
     await storage.close();
     expect(readFileSync(path, 'utf8').split('\n')[0]).toBe(
-      '{"format":"syncbridge-client-storage","version":2,"replicaSchema":1}',
+      '{"format":"syncbridge-client-storage","version":3,"replicaSchema":1}',
     );
     expect((await (await reopen()).load()).map((e) => e.mid)).toEqual(['old2']);
+  });
+
+  it('reads a version 2 log (one array per record) and rewrites it in columns, keeping queue, records and cursors', async () => {
+    // What the SDK before format version 3 wrote: a queue, a scope, record rows, an update, a forget.
+    const v2 = [
+      '{"format":"syncbridge-client-storage","version":2,"replicaSchema":1}',
+      JSON.stringify({ q: [queued('w1'), queued('w2')] }),
+      '{"scope":"alice"}',
+      JSON.stringify({
+        r: [
+          ['todos', 't1', 1, 4, { title: 'a' }],
+          ['todos', 't2', 1, 4, { title: 'b' }],
+          ['notes', 'n1', 2, 4, null],
+          ['todos', 't3', 1, 4, { title: 'c' }],
+        ],
+        c: [['records:todos', 4, 100]],
+      }),
+      JSON.stringify({
+        r: [['todos', 't2', 2, 6, { title: 'b2' }]],
+        f: [['todos', 't3']],
+        c: [['records:todos', 6, 200]],
+      }),
+      JSON.stringify({ d: ['w1'] }),
+      '',
+    ].join('\n');
+    writeFileSync(path, v2);
+    const expected = {
+      records: [
+        { collection: 'todos', id: 't1', version: 1, seq: 4, data: { title: 'a' } },
+        { collection: 'todos', id: 't2', version: 2, seq: 6, data: { title: 'b2' } },
+        { collection: 'notes', id: 'n1', version: 2, seq: 4, data: null },
+      ],
+      channels: [{ channel: 'records:todos', cursor: 6, usedAt: 200 }],
+    };
+    const storage = await reopen();
+    expect((await storage.load()).map((e) => e.mid)).toEqual(['w2']);
+    expect(await storage.loadReplica('alice')).toEqual(expected);
+    expect(readFileSync(path, 'utf8')).toBe(v2); // read only: the file changes at the next write
+    await storage.append([queued('w3')]);
+    await storage.close();
+
+    const lines = readFileSync(path, 'utf8').trim().split('\n');
+    expect(lines[0]).toBe('{"format":"syncbridge-client-storage","version":3,"replicaSchema":1}');
+    expect(lines.some((l) => l.startsWith('{"r"'))).toBe(false);
+    // Version 3: ids, versions and seqs by collection, then after a tab the data, one array per collection.
+    expect(lines).toContain(
+      `${JSON.stringify({
+        g: [
+          ['todos', ['t1', 't2'], [1, 2], [4, 6]],
+          ['notes', ['n1'], [2], [4]],
+        ],
+      })}\t${JSON.stringify([[{ title: 'a' }, { title: 'b2' }], [null]])}`,
+    );
+    const again = await reopen();
+    expect((await again.load()).map((e) => e.mid)).toEqual(['w2', 'w3']);
+    expect(await again.loadReplica('alice')).toEqual(expected);
+    await again.writeReplica('alice', write('t9', 9));
+    await again.close();
+    const last = await reopen();
+    const state = await last.loadReplica('alice');
+    expect(state.records.map((r) => r.id)).toEqual(['t1', 't2', 't9', 'n1']);
+    expect(state.channels).toEqual([{ channel: 'records:todos', cursor: 9, usedAt: 1 }]);
+    await last.close();
   });
 
   it('drops a replica of another schema version and keeps the queue', async () => {

@@ -9,7 +9,9 @@
  * damaged line anywhere else, or a file of an unknown format, is a STORAGE error and the file is left
  * alone: queued writes are never dropped silently. When the log has grown past twice its live content,
  * it is rewritten (temporary file, fsync, rename, directory fsync), so a crash leaves the old file or the
- * new one. A version 1 file (one JSON document with the queue) is read and rewritten in this format.
+ * new one. Records are stored by collection in columns (ids, versions, seqs, data: one array each), the
+ * quickest shape to parse (format version 3); a version 2 file (one array per record) or a version 1
+ * file (one JSON document with the queue) is read and rewritten in this format at the next write.
  * One client at a time may use a file. Why a log and not SQLite: docs/decisions.md.
  *
  * Node modules are loaded lazily, so importing this module in a browser bundle does not fail.
@@ -18,59 +20,29 @@
  * const client = new SyncClient({ url, token, storage: new FileStorage('./data/syncbridge.json') });
  */
 import { SyncClientError } from '../errors.ts';
+import { splitFirstPage } from '../first-page.ts';
+import {
+  applyLine,
+  encodeWrite,
+  FORMAT,
+  FORMAT_VERSION,
+  type Header,
+  LazyData,
+  type LogLine,
+} from './file-format.ts';
 import { ReplicaTable } from './replica-table.ts';
 import {
   type ClientStorage,
   type QueuedMutation,
   REPLICA_SCHEMA_VERSION,
+  type ReplicaFirstPage,
   type ReplicaState,
   type ReplicaWrite,
+  type StoredRecord,
 } from './types.ts';
 
-const FORMAT = 'syncbridge-client-storage';
-const FORMAT_VERSION = 2;
 /** The log is compacted when it exceeds twice its live content, and at least this much. */
 const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
-
-interface Header {
-  format: typeof FORMAT;
-  version: number;
-  replicaSchema: number;
-}
-
-/** A record in the log: `[collection, id, version, seq, data]`, arrays being quicker to parse than objects. */
-type RecordRow = [string, string, number, number, Record<string, unknown> | null];
-
-/** One replica write in the log: records, forgotten records, channels `[channel, cursor, usedAt]`, dropped channels. */
-interface ReplicaLine {
-  r?: RecordRow[];
-  f?: Array<[string, string]>;
-  c?: Array<[string, number, number]>;
-  x?: string[];
-}
-
-/** One line of the log after the header. */
-type LogLine = { q: QueuedMutation[] } | { d: string[] } | { scope: string } | ReplicaLine;
-
-function encodeWrite(write: ReplicaWrite): ReplicaLine {
-  const line: ReplicaLine = {};
-  if (write.records.length > 0)
-    line.r = write.records.map((r) => [r.collection, r.id, r.version, r.seq, r.data]);
-  if (write.forget.length > 0) line.f = write.forget;
-  if (write.channels.length > 0) line.c = write.channels.map((c) => [c.channel, c.cursor, c.usedAt]);
-  if (write.dropChannels.length > 0) line.x = write.dropChannels;
-  return line;
-}
-
-function applyLine(replica: ReplicaTable, line: ReplicaLine): void {
-  for (const [collection, id, version, seq, data] of line.r ?? []) {
-    replica.setRecord({ collection, id, version, seq, data });
-  }
-  for (const [collection, id] of line.f ?? []) replica.deleteRecord(collection, id);
-  for (const [channel, cursor, usedAt] of line.c ?? [])
-    replica.channels.set(channel, { channel, cursor, usedAt });
-  for (const channel of line.x ?? []) replica.channels.delete(channel);
-}
 
 type FileHandle = Awaited<ReturnType<typeof import('node:fs/promises').open>>;
 type Waiter = { resolve: () => void; reject: (err: unknown) => void };
@@ -78,6 +50,10 @@ type Waiter = { resolve: () => void; reject: (err: unknown) => void };
 export class FileStorage implements ClientStorage {
   private readonly queue = new Map<string, QueuedMutation>();
   private readonly replica = new ReplicaTable();
+  /** The records' data not parsed yet (see file-format.ts): parsed before the replica is used. */
+  private readonly lazy = new LazyData((message) =>
+    this.error(`the client storage ${this.path} is ${message}`),
+  );
   private loaded: Promise<void> | null = null;
   private handle: FileHandle | null = null;
   private pendingLines: string[] = [];
@@ -108,19 +84,51 @@ export class FileStorage implements ClientStorage {
   }
 
   async loadReplica(scope: string): Promise<ReplicaState> {
+    await this.useScope(scope);
+    this.lazy.parseAll();
+    return this.replica.state();
+  }
+
+  /** The replica with each collection's first `size` records (in id order) parsed, the rest on demand. */
+  async loadReplicaFirstPage(scope: string, size: number): Promise<ReplicaFirstPage> {
+    await this.useScope(scope);
+    const keep = new Map<string, Set<string>>();
+    for (const { mutation } of this.queue.values()) {
+      const ids = keep.get(mutation.collection) ?? new Set<string>();
+      keep.set(mutation.collection, ids);
+      ids.add(mutation.id);
+    }
+    const page: StoredRecord[] = [];
+    const rest: StoredRecord[] = [];
+    for (const [collection, ids] of this.replica.records) {
+      const split = splitFirstPage([...ids.values()], size, keep.get(collection) ?? new Set());
+      for (const record of split.page) page.push(record);
+      for (const record of split.rest) rest.push(record);
+    }
+    this.lazy.parse(new Set(page));
+    return {
+      state: { records: page, channels: [...this.replica.channels.values()] },
+      rest: () => {
+        this.lazy.parseAll();
+        return rest;
+      },
+    };
+  }
+
+  private async useScope(scope: string): Promise<void> {
     await this.open();
     if (this.replica.scope !== scope) {
       this.replica.useScope(scope);
+      this.lazy.clear();
       await this.log({ scope });
     }
-    return this.replica.state();
   }
 
   async writeReplica(scope: string, write: ReplicaWrite): Promise<void> {
     await this.open();
     if (this.replica.scope !== scope) return;
     this.replica.apply(write);
-    return this.log(encodeWrite(write));
+    return this.logText(encodeWrite(write));
   }
 
   /** Resolves once pending writes are on disk, and closes the file. */
@@ -168,25 +176,25 @@ export class FileStorage implements ClientStorage {
       );
     }
     const keepReplica = header.replicaSchema === REPLICA_SCHEMA_VERSION;
-    if (!keepReplica) this.rewriteNeeded = true;
-    const last = lines.length - 1;
-    for (let i = 1; i < lines.length; i++) {
+    // An older format, or a replica of another schema: the next write rewrites the file in this one.
+    if (!keepReplica || header.version < FORMAT_VERSION) this.rewriteNeeded = true;
+    // A last line without its newline was never acknowledged (a crash mid-append): it is left out.
+    const last = text.endsWith('\n') ? lines.length - 1 : lines.length - 2;
+    if (last < lines.length - 1 && lines[lines.length - 1] !== '') this.rewriteNeeded = true;
+    for (let i = 1; i <= last; i++) {
       const raw = lines[i]!;
       if (raw === '') continue;
+      // A replica line's data follows a tab, parsed when the records are used (file-format.ts).
+      const tab = raw.indexOf('\t');
       let line: LogLine;
       try {
-        line = JSON.parse(raw) as LogLine;
+        line = JSON.parse(tab < 0 ? raw : raw.slice(0, tab)) as LogLine;
       } catch (err) {
-        // Only the last line can be torn (a crash mid-append); it was never acknowledged.
-        if (i === last) {
-          this.rewriteNeeded = true;
-          break;
-        }
         throw this.error(
           `the client storage ${this.path} is damaged at line ${i + 1}: ${(err as Error).message}`,
         );
       }
-      this.replay(line, keepReplica);
+      this.replay(line, keepReplica, tab < 0 ? null : raw.slice(tab + 1), i + 1);
     }
     this.liveBytes = this.fileBytes;
   }
@@ -215,16 +223,23 @@ export class FileStorage implements ClientStorage {
     }
   }
 
-  private replay(line: LogLine, keepReplica: boolean): void {
+  private replay(line: LogLine, keepReplica: boolean, data: string | null, lineNumber: number): void {
     if ('q' in line) for (const entry of line.q) this.queue.set(entry.mid, entry);
     else if ('d' in line) for (const mid of line.d) this.queue.delete(mid);
     else if (!keepReplica) return;
-    else if ('scope' in line) this.replica.useScope(line.scope);
-    else applyLine(this.replica, line);
+    else if ('scope' in line) {
+      // Another scope's records are wiped: their data is never needed.
+      if (this.replica.scope !== line.scope) this.lazy.clear();
+      this.replica.useScope(line.scope);
+    } else applyLine(this.replica, line, data, this.lazy, lineNumber);
   }
 
   private log(line: LogLine): Promise<void> {
-    this.pendingLines.push(JSON.stringify(line));
+    return this.logText(JSON.stringify(line));
+  }
+
+  private logText(text: string): Promise<void> {
+    this.pendingLines.push(text);
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.writing ??= this.writeLoop().finally(() => {
@@ -272,19 +287,16 @@ export class FileStorage implements ClientStorage {
     if (this.queue.size > 0) parts.push(JSON.stringify({ q: [...this.queue.values()] } satisfies LogLine));
     if (this.replica.scope !== null) {
       parts.push(JSON.stringify({ scope: this.replica.scope } satisfies LogLine));
+      this.lazy.parseAll();
       const { records, channels } = this.replica.state();
       // Records in lines of a few thousand, then the cursors: one huge line would need one huge string.
       for (let i = 0; i < records.length; i += 5000) {
-        const write: ReplicaWrite = {
-          records: records.slice(i, i + 5000),
-          forget: [],
-          channels: [],
-          dropChannels: [],
-        };
-        parts.push(JSON.stringify(encodeWrite(write)));
+        parts.push(
+          encodeWrite({ records: records.slice(i, i + 5000), forget: [], channels: [], dropChannels: [] }),
+        );
       }
       if (channels.length > 0) {
-        parts.push(JSON.stringify(encodeWrite({ records: [], forget: [], channels, dropChannels: [] })));
+        parts.push(encodeWrite({ records: [], forget: [], channels, dropChannels: [] }));
       }
     }
     const text = `${parts.join('\n')}\n`;

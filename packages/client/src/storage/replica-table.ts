@@ -28,13 +28,18 @@ export class ReplicaTable {
     this.channels.clear();
   }
 
-  setRecord(record: StoredRecord): void {
-    let ids = this.records.get(record.collection);
+  /** The records of a collection by id, made on first use (to set many records with one lookup). */
+  collection(name: string): Map<string, StoredRecord> {
+    let ids = this.records.get(name);
     if (!ids) {
       ids = new Map();
-      this.records.set(record.collection, ids);
+      this.records.set(name, ids);
     }
-    ids.set(record.id, record);
+    return ids;
+  }
+
+  setRecord(record: StoredRecord): void {
+    this.collection(record.collection).set(record.id, record);
   }
 
   deleteRecord(collection: string, id: string): void {

@@ -68,6 +68,14 @@ export interface ReplicaWrite {
   dropChannels: string[];
 }
 
+/** The replica with a first page of each collection's records now, and the rest on demand. */
+export interface ReplicaFirstPage {
+  /** Every channel; of the records, each collection's `size` smallest ids and those queued writes touch. */
+  state: ReplicaState;
+  /** The other records, read now. Throws a STORAGE error when they cannot be read. */
+  rest(): StoredRecord[];
+}
+
 /** The local schema of the replica; a storage holding another version drops its replica (never its queue). */
 export const REPLICA_SCHEMA_VERSION = 1;
 
@@ -79,6 +87,12 @@ export interface ReplicaStorage {
   loadReplica(scope: string): Promise<ReplicaState>;
   /** Applies one change to the replica of `scope` (the scope last loaded) atomically. */
   writeReplica(scope: string, write: ReplicaWrite): Promise<void>;
+  /**
+   * Optional: `loadReplica`, answering with a first page of each collection before reading the rest
+   * (what `replicaFirstPage` uses when the storage has it). `rest()` must be called before any other
+   * replica method.
+   */
+  loadReplicaFirstPage?(scope: string, size: number): Promise<ReplicaFirstPage>;
 }
 
 /** A storage for both the queue and the replica, as FileStorage, IndexedDbStorage and MemoryStorage are. */
