@@ -67,3 +67,17 @@ export function branchFromDb(row: BranchDbRow): BranchRow {
     mergedVersion: row.merged_version === null ? null : Number(row.merged_version),
   };
 }
+
+/** A new branch's insert parameters, in the column order both drivers' INSERT statements use. */
+export function branchInsertParams(row: BranchRow): Array<string | number> {
+  return [
+    row.tenant,
+    row.collection,
+    row.recordId,
+    row.name,
+    row.forkVersion,
+    JSON.stringify(row.forkData),
+    row.createdAt,
+    row.createdBy,
+  ];
+}

@@ -3,7 +3,13 @@
  * (what a branch means is core/branches.ts's).
  */
 import type pg from 'pg';
-import { type BranchDbRow, type BranchRow, type BranchStore, branchFromDb } from '../branch-types.ts';
+import {
+  type BranchDbRow,
+  type BranchRow,
+  type BranchStore,
+  branchFromDb,
+  branchInsertParams,
+} from '../branch-types.ts';
 import { query } from './pool.ts';
 
 const COLUMNS =
@@ -18,16 +24,7 @@ export class PostgresBranchStore implements BranchStore {
       this.pool,
       `INSERT INTO record_branches (tenant, collection, record_id, name, fork_version, fork_data, created_at,
          created_by) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8) ON CONFLICT DO NOTHING RETURNING name`,
-      [
-        row.tenant,
-        row.collection,
-        row.recordId,
-        row.name,
-        row.forkVersion,
-        JSON.stringify(row.forkData),
-        row.createdAt,
-        row.createdBy,
-      ],
+      branchInsertParams(row),
     );
     return rows.length === 1;
   }

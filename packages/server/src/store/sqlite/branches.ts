@@ -3,7 +3,13 @@
  * queue. It must never hold domain logic (what a branch means is core/branches.ts's).
  */
 import type Database from 'better-sqlite3';
-import { type BranchDbRow, type BranchRow, type BranchStore, branchFromDb } from '../branch-types.ts';
+import {
+  type BranchDbRow,
+  type BranchRow,
+  type BranchStore,
+  branchFromDb,
+  branchInsertParams,
+} from '../branch-types.ts';
 import type { SqliteParts } from './accounts.ts';
 
 const COLUMNS =
@@ -30,16 +36,7 @@ export class SqliteBranchStore implements BranchStore {
           `INSERT INTO record_branches (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)
            ON CONFLICT DO NOTHING`,
         )
-        .run(
-          row.tenant,
-          row.collection,
-          row.recordId,
-          row.name,
-          row.forkVersion,
-          JSON.stringify(row.forkData),
-          row.createdAt,
-          row.createdBy,
-        ),
+        .run(...branchInsertParams(row)),
     );
     return info.changes === 1;
   }
