@@ -24,7 +24,7 @@ import { readBacklog } from './conflate.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import type { SessionSink } from './session-sink.ts';
-import { eventFrameText, eventJson, Subscription } from './subscription.ts';
+import { channelMatches, eventFrameText, eventJson, Subscription } from './subscription.ts';
 import type { TopicSubscription } from './topic-hub.ts';
 
 const BACKLOG_PAGE = 500;
@@ -312,6 +312,7 @@ export class ChannelSession {
           after,
           BACKLOG_PAGE,
           conflating,
+          (event) => channelMatches(spec, event),
         );
         if (sub.state !== 'catching_up' || !writer.isOpen) return;
         if (read.skipped > 0) {

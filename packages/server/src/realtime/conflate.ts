@@ -40,6 +40,8 @@ export async function readBacklog(
   afterSeq: number,
   pageSize: number,
   conflating: boolean,
+  /** Whether an event belongs to the channel (only those are conflated and counted). */
+  matches: (event: LogEvent) => boolean = () => true,
 ): Promise<BacklogRead> {
   const read: LogEvent[] = [];
   let through = afterSeq;
@@ -51,6 +53,6 @@ export async function readBacklog(
     more = page.length >= pageSize;
   } while (conflating && more && read.length < CONFLATE_WINDOW);
   if (!conflating) return { events: read, through: read.length ? through : 0, more, skipped: 0 };
-  const { events, skipped } = conflateEvents(read);
+  const { events, skipped } = conflateEvents(read.filter(matches));
   return { events, through: read.length ? through : 0, more, skipped };
 }
