@@ -53,7 +53,7 @@ export function connectorContext(connector: Connector, deps: ContextDeps): Conne
     name,
     logger: deps.logger.child({ tenant, connector: name }),
     mutate: (mutations) => writer.mutate(principal, mutations),
-    publish: (event) => writer.publish(principal, event),
+    publish: (event, options) => writer.publish(principal, event, options),
     groups: (groups) => writer.groups(principal, groups),
     records: {
       get: (collection, id) => records.getRecord(tenant, collection, id),

@@ -87,11 +87,14 @@ export async function reconcile(
   });
   if (mutations.length > 0) {
     await ctx
-      .publish({
-        type: 'syncbridge.connector_reconciled',
-        source: run.provider,
-        payload: { connector: run.name, ...report },
-      })
+      .publish(
+        {
+          type: 'syncbridge.connector_reconciled',
+          source: run.provider,
+          payload: { connector: run.name, ...report },
+        },
+        { system: true },
+      )
       .catch((err: unknown) => ctx.logger.warn({ err }, 'could not publish a reconciliation report'));
   }
   return report;

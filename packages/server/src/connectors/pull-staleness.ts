@@ -61,12 +61,15 @@ export async function checkStaleness(
       s.staleSince = null;
     }
     await ctx
-      .publish({
-        type: stale ? 'syncbridge.connector_stale' : 'syncbridge.connector_fresh',
-        source: run.provider,
-        priority: stale ? 8 : 5,
-        payload,
-      })
+      .publish(
+        {
+          type: stale ? 'syncbridge.connector_stale' : 'syncbridge.connector_fresh',
+          source: run.provider,
+          priority: stale ? 8 : 5,
+          payload,
+        },
+        { system: true },
+      )
       .catch((err: unknown) => ctx.logger.warn({ err }, 'could not publish a staleness alert'));
   }
 }

@@ -17,6 +17,7 @@ import type {
 } from '@syncbridge/protocol';
 import type { Logger } from 'pino';
 import type { GroupResult, PublishResult, WriteGroup } from '../log/log-writer.ts';
+import type { PublishOptions } from '../log/ports.ts';
 import type { DepthInput, TickInput } from '../realtime/topic-inputs.ts';
 
 /** Where a connector is in its life. */
@@ -63,8 +64,8 @@ export interface ConnectorContext {
   readonly logger: Logger;
   /** Applies mutations as this connector, in one transaction (results in the order given). */
   mutate(mutations: Mutation[]): Promise<MutationResult[]>;
-  /** Appends a domain event as this connector. */
-  publish(event: NewDomainEvent): Promise<PublishResult>;
+  /** Appends a domain event as this connector (`system` only for the server's own `syncbridge.*` alerts). */
+  publish(event: NewDomainEvent, options?: PublishOptions): Promise<PublishResult>;
   /**
    * Commits groups of mutations and events as this connector, in order, in one transaction; each group
    * once per marker (an upstream position): a group given again after a crash resolves as a duplicate

@@ -43,7 +43,7 @@ export function guardBranchWrites(inner: LogWrites, lookup: BranchLookup): LogWr
       let next = 0;
       return mutations.map((_, i) => refused.get(i) ?? results[next++]!);
     },
-    publish: (principal, event) => inner.publish(principal, event),
+    publish: (principal, event, options) => inner.publish(principal, event, options),
     resolve: (principal, request) => inner.resolve(principal, request),
     assertStorable: (value, what) => inner.assertStorable(value, what),
   };

@@ -39,7 +39,7 @@ import {
   type WriteGroup,
   writeSize,
 } from './pending-writes.ts';
-import type { LogStore, LogWrites } from './ports.ts';
+import type { LogStore, LogWrites, PublishOptions } from './ports.ts';
 import { type StaleWrite, type TenantCommit, TenantWriter } from './tenant-writer.ts';
 
 export type { GroupResult, PublishResult, ResolveRequest, WriteGroup } from './pending-writes.ts';
@@ -186,8 +186,8 @@ export class LogWriter implements LogWrites {
     });
   }
 
-  publish(principal: Principal, event: NewDomainEvent): Promise<PublishResult> {
-    const refused = refuseNul(event, 'the event');
+  publish(principal: Principal, event: NewDomainEvent, options: PublishOptions = {}): Promise<PublishResult> {
+    const refused = refuseNul(event, 'the event') ?? (options.system ? null : refuseReservedType(event));
     if (refused) return refused;
     if (principal.platform && event.source && event.source !== principal.platform) {
       return Promise.reject(
@@ -219,6 +219,8 @@ export class LogWriter implements LogWrites {
         if (err) return Promise.reject(err);
       }
       for (const event of group.events) {
+        const reserved = refuseReservedType(event);
+        if (reserved) return reserved;
         const problem = event.payload === undefined ? null : jsonProblem(event.payload, this.limits);
         if (problem) return Promise.reject(storableJsonError(problem, 'payload'));
       }
@@ -395,4 +397,17 @@ export class LogWriter implements LogWrites {
       }
     }
   }
+}
+
+/** The prefix of the server's own event types: nobody else may publish them (they would pass for audit). */
+export const RESERVED_EVENT_PREFIX = 'syncbridge.';
+
+function refuseReservedType(event: NewDomainEvent): Promise<never> | null {
+  if (typeof event.type !== 'string' || !event.type.startsWith(RESERVED_EVENT_PREFIX)) return null;
+  return Promise.reject(
+    new SyncError(
+      'FORBIDDEN',
+      `event types starting with "${RESERVED_EVENT_PREFIX}" are reserved for the server`,
+    ),
+  );
 }

@@ -51,10 +51,19 @@ export interface ConflictStore {
   countOpenConflicts(): Promise<{ tenant: string; count: number }[]>;
 }
 
+/** How a publish is made: `system` for the server's own `syncbridge.*` events, never for a caller's. */
+export interface PublishOptions {
+  system?: boolean;
+}
+
 /** What a route needs to write: the log writer's requests, nothing of its lifecycle (LogWriter implements it). */
 export interface LogWrites {
   mutate(principal: Principal, mutations: Mutation[]): Promise<MutationResult[]>;
-  publish(principal: Principal, event: NewDomainEvent): Promise<PublishResult>;
+  /**
+   * Appends a domain event. Types under `syncbridge.` are the server's own (audit, alerts, rule changes):
+   * refused with FORBIDDEN unless `options.system` says the server itself is publishing.
+   */
+  publish(principal: Principal, event: NewDomainEvent, options?: PublishOptions): Promise<PublishResult>;
   resolve(principal: Principal, request: ResolveRequest): Promise<MutationResult>;
   /** Throws BAD_REQUEST when `value` cannot be stored within the writer's limits. */
   assertStorable(value: unknown, what: string): void;

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
+import { TestWsClient } from '../helpers/ws-client.ts';
 import { expectError, type Json, restClient } from './rest.ts';
 
 const kinds = await storeKinds();
@@ -140,6 +141,33 @@ describe.each(kinds)('REST events (%s)', (kind: StoreKind) => {
   it('a new tenant has an empty log with head 0', async () => {
     api = await client('ev-empty');
     expect((await api.get('/v1/events')).body).toEqual({ events: [], head: 0 });
+  });
+
+  it("nobody may publish the server's own syncbridge.* event types (they would pass for audit), by REST or WebSocket", async () => {
+    const tenant = 'ev-reserved';
+    const forged = { type: 'syncbridge.conflict_resolved', payload: { collection: 'docs', id: 'd1' } };
+    const callers = [
+      restClient(srv.url, { token: await srv.token(tenant, 'mallory') }),
+      restClient(srv.url, { token: await srv.token(tenant, 'boss', { roles: ['admin'] }) }),
+      restClient(srv.url, { apiKey: srv.adminKey, tenant }),
+    ];
+    for (const caller of callers) {
+      const res = await caller.post('/v1/events', { json: forged });
+      expectError(res, 403, 'FORBIDDEN');
+      expect(res.body.error.message).toMatch(/reserved/);
+    }
+    const ws = await TestWsClient.connect(srv.wsUrl, await srv.token(tenant, 'mallory'));
+    try {
+      const reply = await ws.request({ type: 'publish', event: { type: 'syncbridge.rules_changed' } });
+      expect(reply).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+      // The connection carries on, and a type that merely contains the word is fine.
+      const fine = await ws.request({ type: 'publish', event: { type: 'my.syncbridge.note' } });
+      expect(fine).toMatchObject({ type: 'ok', seq: 1 });
+    } finally {
+      await ws.close();
+    }
+    const log = await callers[2]!.get('/v1/events');
+    expect((log.body.events as Json[]).map((e) => e.type)).toEqual(['my.syncbridge.note']);
   });
 
   it('invalid event bodies get 400 BAD_REQUEST in the DESIGN shape and append nothing', async () => {

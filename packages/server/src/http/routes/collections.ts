@@ -79,7 +79,11 @@ export const collectionRoutes =
         ctx.collections.update(principal.tenant, collection, resolved);
         // Live subscriptions on every node are sent again under new read rules (realtime/rule-changes.ts).
         if (readRulesKey(before?.rules) !== readRulesKey(resolved.rules))
-          await ctx.writer.publish(principal, { type: RULES_CHANGED_EVENT, payload: { collection } });
+          await ctx.writer.publish(
+            principal,
+            { type: RULES_CHANGED_EVENT, payload: { collection } },
+            { system: true },
+          );
         return { name: request.params.collection, settings: { strategy: 'lww' as const, ...request.body } };
       },
     );
