@@ -89,6 +89,18 @@ export interface WriteOutcome {
 /** What the server reported waiting for this device when it connected (`serverPending` is `count`). */
 export type ServerPending = DevicePending & { deviceId: string };
 
+/**
+ * A catch-up window the server conflated for this device (`device.conflate: true`): of the channel's
+ * backlog after `after` up to `through`, only the latest change of each record came; `skipped` earlier
+ * versions were left out.
+ */
+export interface ConflatedCatchUp {
+  channel: string;
+  after: number;
+  through: number;
+  skipped: number;
+}
+
 export interface ClientEvents {
   status: StatusChange;
   result: WriteOutcome;
@@ -99,6 +111,8 @@ export interface ClientEvents {
   /** The server's count of what waits for this device after its cursor, on every connect. */
   pending: ServerPending;
   error: SyncClientError;
+  /** A channel's catch-up skipped intermediate versions of its records (see `client.conflated`). */
+  conflated: ConflatedCatchUp;
   /** The server could not resume a channel from our seq; records channels reload from a snapshot. */
   reset: { channel: string; reason: string };
   /**

@@ -6,7 +6,7 @@
  */
 import { CLOSE_CODES, type ServerMessage } from '@syncbridge/protocol';
 import type { ConflictDesk } from './client-conflicts.ts';
-import type { ClientEvents, ServerPending } from './client-options.ts';
+import type { ClientEvents, ConflatedCatchUp, ServerPending } from './client-options.ts';
 import type { WritePath } from './client-writes.ts';
 import type { StatusChange } from './codes.ts';
 import type { TypedEventEmitter } from './emitter.ts';
@@ -33,11 +33,16 @@ export class Session {
   /** The server's last `pending` report for this device. */
   pendingReport: ServerPending | null = null;
   private pendingThisConnection = false;
+  /** The conflated catch-up windows of this connection (paced sync). */
+  conflated: ConflatedCatchUp[] = [];
 
   constructor(private readonly options: SessionOptions) {
     const { link } = options;
     link.events.on('status', (change) => this.statusChanged(change));
-    link.events.on('welcome', () => void this.resume(link.connectionEpoch));
+    link.events.on('welcome', () => {
+      this.conflated = [];
+      void this.resume(link.connectionEpoch);
+    });
     link.events.on('message', (message) => this.receive(message));
   }
 
@@ -96,6 +101,12 @@ export class Session {
     if (message.type === 'event') this.options.clock.observe(message.hlc);
     if (message.type === 'conflict') {
       this.options.conflicts.tracker.observe(message.conflict);
+      return;
+    }
+    if (message.type === 'conflated') {
+      const { type: _type, ...report } = message;
+      this.conflated.push(report);
+      emitter.emit('conflated', report);
       return;
     }
     if (message.type === 'pending') {

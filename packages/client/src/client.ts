@@ -14,7 +14,13 @@
 import type { Conflict, MutationResult, NewDomainEvent, ServerMessage } from '@syncbridge/protocol';
 import { ChannelHub } from './client-channels.ts';
 import { ConflictDesk } from './client-conflicts.ts';
-import type { ClientEvents, PublishResult, Resolution, SyncClientOptions } from './client-options.ts';
+import type {
+  ClientEvents,
+  ConflatedCatchUp,
+  PublishResult,
+  Resolution,
+  SyncClientOptions,
+} from './client-options.ts';
 import { httpBaseOf } from './client-options.ts';
 import { Session } from './client-session.ts';
 import { WritePath } from './client-writes.ts';
@@ -35,6 +41,7 @@ import type { TopicOptions, TopicStream } from './topics.ts';
 
 export {
   type ClientEvents,
+  type ConflatedCatchUp,
   httpBaseOf,
   type PublishResult,
   type Resolution,
@@ -314,6 +321,14 @@ export class SyncClient {
    */
   get serverPending(): number | null {
     return this.session.pendingReport?.count ?? null;
+  }
+
+  /**
+   * The catch-up windows the server conflated on this connection (a device registered with
+   * `conflate: true`): empty when every version was sent. Cleared on each reconnect.
+   */
+  get conflated(): readonly ConflatedCatchUp[] {
+    return this.session.conflated;
   }
 
   /** How many writes wait for their result (queued offline, or on the wire). */

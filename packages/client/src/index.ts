@@ -30,6 +30,7 @@ export { Branch } from './branches.ts';
 export type { CachedRecord, ChangeSource, CollectionChange, RecordChange } from './cache.ts';
 export {
   type ClientEvents,
+  type ConflatedCatchUp,
   httpBaseOf,
   type PublishResult,
   type Resolution,

@@ -18,6 +18,46 @@ export const DeviceId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[
 export const WIRE_CAPABILITIES = ['batch'] as const;
 export type WireCapability = (typeof WIRE_CAPABILITIES)[number];
 
+/**
+ * How the server paces what it sends a device (docs/protocol.md, "Paced sync"): a bandwidth budget every
+ * connection of the device is held to, the order in which its collections catch up, and whether a long
+ * backlog may be conflated to the latest version of each record. Null clears a setting.
+ */
+export const DeviceBandwidth = Type.Object(
+  {
+    bytesPerSecond: Type.Integer({
+      minimum: 1024,
+      maximum: 1_000_000_000,
+      description: 'at most this many bytes of frames per second to each connection of the device',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type DeviceBandwidth = Static<typeof DeviceBandwidth>;
+const DeviceSyncFields = {
+  bandwidth: Type.Optional(Type.Union([DeviceBandwidth, Type.Null()])),
+  priorities: Type.Optional(
+    Type.Union(
+      [
+        Type.Record(Name, Type.Integer({ minimum: -1000, maximum: 1000 }), {
+          maxProperties: 256,
+        }),
+        Type.Null(),
+      ],
+      {
+        description:
+          'per collection: a backlog of a higher priority is sent before those of lower ones (unnamed: 0)',
+      },
+    ),
+  ),
+  conflate: Type.Optional(
+    Type.Boolean({
+      description:
+        'a catch-up may skip intermediate versions and send only the latest change of each record (announced by a `conflated` frame)',
+    }),
+  ),
+};
+
 /** What a client says about its device; every field optional, and a registration changes only those given. */
 export const DeviceInfo = Type.Object(
   {
@@ -44,6 +84,7 @@ export const DeviceInfo = Type.Object(
           'the collections this device syncs; null (or never set): every collection; []: none (domain events only)',
       }),
     ),
+    ...DeviceSyncFields,
   },
   { additionalProperties: false },
 );
@@ -61,6 +102,9 @@ export const Device = Type.Object({
   categories: Type.Union([Type.Array(Type.String()), Type.Null()]),
   createdAt: Type.String(),
   updatedAt: Type.String(),
+  bandwidth: Type.Optional(Type.Union([DeviceBandwidth, Type.Null()])),
+  priorities: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Integer()), Type.Null()])),
+  conflate: Type.Optional(Type.Boolean()),
   /** When a connection of this device last authenticated. */
   lastSeenAt: Type.Optional(Type.String()),
 });

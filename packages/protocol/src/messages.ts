@@ -212,6 +212,18 @@ export interface TicksMessage {
   ticks: Tick[];
   depth: Depth[];
 }
+/**
+ * Sent before the events of a conflated catch-up window (a device with `conflate: true`): of the
+ * channel's backlog after `after` up to and including `through`, only the latest change of each record
+ * follows; `skipped` earlier changes were left out. The channel's cursor after the window is `through`.
+ */
+export interface ConflatedMessage {
+  type: 'conflated';
+  channel: string;
+  after: number;
+  through: number;
+  skipped: number;
+}
 export interface ErrorMessage {
   type: 'error';
   rid?: Rid;
@@ -237,4 +249,5 @@ export type ServerMessage =
   | TickMessage
   | DepthMessage
   | TicksMessage
+  | ConflatedMessage
   | ErrorMessage;

@@ -59,6 +59,16 @@ export function mergeDevice(
   if (info.capabilities !== undefined) device.capabilities = [...new Set(info.capabilities)];
   if (info.categories !== undefined)
     device.categories = info.categories === null ? null : [...new Set(info.categories)].sort();
+  // Paced sync (realtime/pacer.ts): null clears a setting.
+  if (info.bandwidth !== undefined) {
+    if (info.bandwidth === null) delete device.bandwidth;
+    else device.bandwidth = { bytesPerSecond: info.bandwidth.bytesPerSecond };
+  }
+  if (info.priorities !== undefined) {
+    if (info.priorities === null) delete device.priorities;
+    else device.priorities = { ...info.priorities };
+  }
+  if (info.conflate !== undefined) device.conflate = info.conflate;
   return device;
 }
 

@@ -20,10 +20,11 @@ import { auditVisible } from '../rules/audit.ts';
 import { bypassesRules } from '../rules/decide.ts';
 import { subscriberAccess } from '../rules/subscriber.ts';
 import { eventsFrameText, MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './batch.ts';
+import { readBacklog } from './conflate.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import type { SessionSink } from './session-sink.ts';
-import { eventFrameText, eventJson, Subscription } from './subscription.ts';
+import { channelMatches, eventFrameText, eventJson, Subscription } from './subscription.ts';
 import type { TopicSubscription } from './topic-hub.ts';
 
 const BACKLOG_PAGE = 500;
@@ -123,6 +124,16 @@ export class ChannelSession {
   }
 
   async subscribe(message: ClientMessageOf<'subscribe'>): Promise<void> {
+    // Paced sync: while this channel's backlog is sent, backlogs of lower priorities wait (pacer.ts).
+    const release = this.writer.holdBacklog?.(message.channel);
+    try {
+      await this.subscribeChannel(message);
+    } finally {
+      release?.();
+    }
+  }
+
+  private async subscribeChannel(message: ClientMessageOf<'subscribe'>): Promise<void> {
     const spec = parseChannel(message.channel);
     if ('error' in spec) throw new SyncError('BAD_REQUEST', spec.error);
     if (spec.kind === 'topic') return this.subscribeTopic(spec.name, message.rid);
@@ -260,7 +271,10 @@ export class ChannelSession {
     // Chunks of at most SNAPSHOT_CHUNK records and (beyond their first record) a quarter of the buffer
     // limit in bytes, each written out before the next: a big snapshot must not trip the slow-consumer
     // limit of a reader that keeps up.
-    const maxChunkBytes = this.ctx.config.maxBufferedBytes / 4;
+    const maxChunkBytes = Math.min(
+      this.ctx.config.maxBufferedBytes / 4,
+      this.writer.maxFrameBytes ?? Infinity,
+    );
     const head = `{"type":"snapshot","channel":${JSON.stringify(sub.channel)},"records":[`;
     let offset = 0;
     do {
@@ -287,15 +301,33 @@ export class ChannelSession {
     const spec = sub.spec;
     const writer = this.writer;
     const type = spec.kind === 'events' && spec.eventType !== '*' ? spec.eventType : undefined;
+    const maxBatchBytes = Math.min(MAX_BATCH_BYTES, writer.maxFrameBytes ?? MAX_BATCH_BYTES);
+    const conflating = writer.conflate === true && spec.kind === 'records';
     while (sub.state === 'catching_up') {
       sub.beginRead();
       for (;;) {
-        const page = await this.ctx.store.readEvents(sub.tenant, {
-          afterSeq: sub.lastSeq,
-          limit: BACKLOG_PAGE,
-          type,
-        });
+        const after = sub.lastSeq;
+        const read = await readBacklog(
+          (afterSeq) => this.ctx.store.readEvents(sub.tenant, { afterSeq, limit: BACKLOG_PAGE, type }),
+          after,
+          BACKLOG_PAGE,
+          conflating,
+          (event) => channelMatches(spec, event),
+        );
         if (sub.state !== 'catching_up' || !writer.isOpen) return;
+        if (read.skipped > 0) {
+          const marker = {
+            type: 'conflated',
+            channel: sub.channel,
+            after,
+            through: read.through,
+            skipped: read.skipped,
+          };
+          void writer.sendAndWait(Buffer.from(JSON.stringify(marker)), 'conflated', {
+            channel: sub.channel,
+            seq: after,
+          });
+        }
         let written: Promise<void> | null = null;
         // With `batch`, matching events leave in `events` frames of up to MAX_BATCH_EVENTS.
         let batch: string[] = [];
@@ -305,7 +337,7 @@ export class ChannelSession {
           Buffer.from(
             jsons.length === 1 ? eventFrameText(sub.channel, jsons[0]!) : eventsFrameText(sub.channel, jsons),
           );
-        for (const event of page) {
+        for (const event of read.events) {
           const visible = sub.visible(event);
           if (!visible) continue;
           const json = eventJson(visible);
@@ -314,7 +346,7 @@ export class ChannelSession {
             batchSeq = event.seq;
             batch.push(json);
             batchBytes += json.length;
-            if (batch.length < MAX_BATCH_EVENTS && batchBytes < MAX_BATCH_BYTES) continue;
+            if (batch.length < MAX_BATCH_EVENTS && batchBytes < maxBatchBytes) continue;
           }
           // Paced by the socket rather than a whole page at once: past half the buffer limit, wait until
           // what was sent is written out. A reader catching up is not a slow consumer.
@@ -338,9 +370,9 @@ export class ChannelSession {
             seq: batchSeq,
           });
         }
-        if (page.length > 0) sub.lastSeq = page[page.length - 1]!.seq;
+        if (read.through > sub.lastSeq) sub.lastSeq = read.through;
         if (written) await written;
-        if (page.length < BACKLOG_PAGE) break;
+        if (!read.more) break;
       }
       const pending: LogEvent[] | null = sub.finishCatchUp();
       if (pending)

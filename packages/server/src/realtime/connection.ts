@@ -16,6 +16,7 @@ import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import { DeepSenders } from './deep-senders.ts';
 import { type HandshakeTarget, type HelloExtras, handshake } from './handshake.ts';
+import { Pacer, type PaceSettings } from './pacer.ts';
 import { SocketWriter } from './socket-writer.ts';
 import type { Subscription } from './subscription.ts';
 import { leadingRid, parseClientFrame, ridOf } from './validate.ts';
@@ -46,6 +47,8 @@ export class Connection implements HandshakeTarget {
   /** Counted against the user's connection cap (released on dispose). */
   admitted = false;
   readonly writer: SocketWriter;
+  /** Holds what is sent to the device's bandwidth budget and priorities (pass-through without one). */
+  readonly pacer: Pacer;
   readonly channels: ChannelSession;
   private pending = 0;
   private floodWindowStart = 0;
@@ -65,7 +68,8 @@ export class Connection implements HandshakeTarget {
     private readonly deepSenders: DeepSenders = new DeepSenders(),
   ) {
     this.writer = new SocketWriter(ws, ctx);
-    this.channels = new ChannelSession(ctx, this.writer, this);
+    this.pacer = new Pacer(this.writer, ctx.config.maxBufferedBytes);
+    this.channels = new ChannelSession(ctx, this.pacer, this);
   }
 
   /** The tenant of the authenticated principal (channels are used only once authenticated). */
@@ -84,7 +88,7 @@ export class Connection implements HandshakeTarget {
   send(message: ServerMessage): void {
     if (!this.isOpen) return;
     this.channels.noteSeqSent(message);
-    this.writer.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
+    this.pacer.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
   }
 
   /** The highest seq of the tenant's log this connection has been sent (or told of): what it may ack. */
@@ -94,12 +98,12 @@ export class Connection implements HandshakeTarget {
 
   /** Sends a prepared frame of the given type (the type is counted for metrics, never checked). */
   sendFrame(frame: Buffer, type: OutboundType = 'event'): boolean {
-    return this.writer.sendFrame(frame, type);
+    return this.pacer.sendFrame(frame, type);
   }
 
   /** Bytes sent but not yet taken by the network (see SocketWriter.outboundBytes). */
   outboundBytes(): number {
-    return this.writer.outboundBytes();
+    return this.pacer.outboundBytes();
   }
 
   sendError(err: unknown, rid?: Rid): void {
@@ -123,6 +127,11 @@ export class Connection implements HandshakeTarget {
     this.writer.terminate();
   }
 
+  /** Applies the device's bandwidth budget, priorities and conflation (see pacer.ts). */
+  pace(settings: PaceSettings | null): void {
+    this.pacer.configure(settings);
+  }
+
   /** Applies the device's categories (see ChannelSession.setCategories). */
   setCategories(categories: string[] | null): void {
     this.channels.setCategories(categories);
@@ -135,6 +144,7 @@ export class Connection implements HandshakeTarget {
       this.ctx.admission.release(this.principal.tenant, this.principal.user);
     }
     this.channels.dispose();
+    this.pacer.dispose();
   }
 
   authenticate(

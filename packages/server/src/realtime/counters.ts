@@ -39,6 +39,7 @@ const OUTBOUND_KEYS = {
   tick: 0,
   depth: 0,
   ticks: 0,
+  conflated: 0,
 } satisfies Record<OutboundType, 0>;
 
 export const OUTBOUND_TYPES = Object.keys(OUTBOUND_KEYS) as OutboundType[];

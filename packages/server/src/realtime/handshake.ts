@@ -11,6 +11,7 @@ import { DeviceRegistry, PENDING_COUNT_LIMIT } from '../devices/registry.ts';
 import { type PendingSources, readablePending } from '../rules/pending.ts';
 import type { ChannelSession } from './channel-session.ts';
 import type { RealtimeContext } from './context.ts';
+import type { PaceSettings } from './pacer.ts';
 import type { SessionSink } from './session-sink.ts';
 
 /** The key of a device's cursor: tenant, user and device. */
@@ -36,6 +37,8 @@ export interface HandshakeTarget {
   readonly writer: SessionSink;
   readonly channels: ChannelSession;
   send(message: ServerMessage): void;
+  /** Applies the device's paced-sync settings (a transport without pacing leaves it out). */
+  pace?(settings: PaceSettings | null): void;
 }
 
 export interface HandshakeRequest {
@@ -77,6 +80,7 @@ export async function handshake(
         })
       : await devices.seen(principal.tenant, principal.user, conn.deviceId);
     conn.channels.setCategories(device?.categories ?? null);
+    conn.pace?.(device);
   }
   if (!conn.principal) {
     if (!ctx.admission.admit(principal.tenant, principal.user)) {

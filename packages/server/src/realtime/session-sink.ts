@@ -31,4 +31,10 @@ export interface SessionSink extends SubscriptionSink {
    * finished snapshot's cursor).
    */
   sendAndWait(frame: Buffer, type: OutboundType, position?: ChannelPosition): Promise<void>;
+  /** Paced sync (pacer.ts): the largest backlog frame to build, when smaller than the default. */
+  readonly maxFrameBytes?: number;
+  /** Paced sync: the device allows conflated catch-ups. */
+  readonly conflate?: boolean;
+  /** Paced sync: marks a channel's backlog as in progress (lower priorities wait) until released. */
+  holdBacklog?(channel: string): () => void;
 }
