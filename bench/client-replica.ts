@@ -6,7 +6,8 @@
  *     [--first-page 500] [--profile DIR]   (open: write a V8 CPU profile of each child process into DIR)
  *
  * - open: fills a FileStorage through a real client (a protocol-level fake server sends a snapshot of
- *   `--records` records), then, in a fresh Node process per repetition, with no server, times
+ *   `--records` records), then, in a fresh plain `node` process per repetition running
+ *   bench/client-replica-open.mjs on the BUILT client (dist: `npm run build` first), with no server, times
  *   `new SyncClient(...)` to the first `subscribe` call (`source: 'storage'`). Target <= 300 ms. Then the
  *   same with `replicaFirstPage: --first-page` (default 500): the first call has that page, and
  *   `whenLoaded()` all records.
@@ -20,7 +21,7 @@
  * Figures go to stdout as JSON lines and a summary table; docs/benchmarks.md quotes them.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,7 +30,7 @@ import { WebSocket } from 'ws';
 import { FileStorage, SyncClient, type WebSocketConstructor } from '../packages/client/src/index.ts';
 import type { ReplicaState, ReplicaWrite, StoredRecord } from '../packages/client/src/storage/types.ts';
 import { FakeServer } from '../packages/client/test/fake-server.ts';
-import { deadPort, mintToken, waitFor } from '../packages/client/test/helpers.ts';
+import { mintToken, waitFor } from '../packages/client/test/helpers.ts';
 import { startTestServer } from '../packages/server/test/helpers/server.ts';
 
 const { values } = parseArgs({
@@ -38,7 +39,6 @@ const { values } = parseArgs({
     only: { type: 'string' },
     records: { type: 'string' },
     reps: { type: 'string' },
-    'child-open': { type: 'string' },
     'first-page': { type: 'string' },
     profile: { type: 'string' },
   },
@@ -84,52 +84,11 @@ function report(name: string, value: number, unit: string, target?: string): voi
   console.log(JSON.stringify(figure));
 }
 
-// ---- open: the child process ------------------------------------------------------------------
+// ---- open ------------------------------------------------------------------------------------
 
-async function childOpen(path: string, firstPage: number | undefined): Promise<void> {
-  const url = `ws://127.0.0.1:${await deadPort()}/v1/realtime`;
-  // FileStorage imports these lazily; under tsx's loader hooks that first import alone costs ~100 ms,
-  // which a plain Node app does not pay. Load them before the clock starts.
-  await import('node:fs/promises');
-  await import('node:path');
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
-  const client = new SyncClient({
-    url,
-    token: 'offline',
-    replicaKey: REPLICA_KEY,
-    storage: new FileStorage(path),
-    autoConnect: false,
-    ...(firstPage === undefined ? {} : { replicaFirstPage: firstPage }),
-  });
-  let loadedMs = 0;
-  const loaded = client.whenLoaded().then(() => {
-    loadedMs = performance.now() - t0;
-  });
-  await new Promise<void>((resolve) => {
-    const off = client.collection('items').subscribe((records, change) => {
-      const renderMs = performance.now() - t0;
-      const cpu = process.cpuUsage(cpu0);
-      const cpuMs = (cpu.user + cpu.system) / 1000;
-      off();
-      void loaded.then(() => {
-        const loadedCount = client.collection('items').list().length;
-        console.log(
-          JSON.stringify({
-            renderMs,
-            cpuMs,
-            loadedMs,
-            count: records.length,
-            loadedCount,
-            source: change.source,
-          }),
-        );
-        resolve();
-      });
-    });
-  });
-  await client.close();
-}
+/** The measured child: plain `node`, the built client (dist), no tsx (see client-replica-open.mjs). */
+const OPEN_CHILD = join(import.meta.dirname, 'client-replica-open.mjs');
+const BUILT_CLIENT = join(import.meta.dirname, '../packages/client/dist/index.js');
 
 async function fillFileStorage(path: string): Promise<void> {
   const fake = await FakeServer.start();
@@ -163,6 +122,7 @@ async function fillFileStorage(path: string): Promise<void> {
 }
 
 async function benchOpen(): Promise<void> {
+  if (!existsSync(BUILT_CLIENT)) throw new Error('open measures the built client: run `npm run build` first');
   const dir = mkdtempSync(join(tmpdir(), 'bench-replica-'));
   const path = join(dir, 'client.log');
   const t0 = performance.now();
@@ -173,27 +133,25 @@ async function benchOpen(): Promise<void> {
     const renders: number[] = [];
     const loads: number[] = [];
     const cpuTimes: number[] = [];
+    const loadCpuTimes: number[] = [];
     for (let rep = 0; rep < REPS; rep++) {
       const child = spawnSync(
         process.execPath,
         [
           ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []),
-          '--import',
-          'tsx',
-          import.meta.filename,
-          '--child-open',
+          OPEN_CHILD,
           path,
-          '--records',
-          String(RECORDS),
-          ...(firstPage === undefined ? [] : ['--first-page', String(firstPage)]),
+          ...(firstPage === undefined ? [] : [String(firstPage)]),
         ],
         { encoding: 'utf8' },
       );
+      if (child.status !== 0) throw new Error(`open child failed: ${child.stderr}`);
       const line = child.stdout.trim().split('\n').pop() ?? '';
       const result = JSON.parse(line) as {
         renderMs: number;
         cpuMs: number;
         loadedMs: number;
+        loadedCpuMs: number;
         count: number;
         loadedCount: number;
         source: string;
@@ -204,6 +162,7 @@ async function benchOpen(): Promise<void> {
       renders.push(result.renderMs);
       loads.push(result.loadedMs);
       cpuTimes.push(result.cpuMs);
+      loadCpuTimes.push(result.loadedCpuMs);
     }
     const how = firstPage === undefined ? 'all at once' : `replicaFirstPage ${firstPage}`;
     const shown = firstPage === undefined ? `${RECORDS}` : `the first ${firstPage} of ${RECORDS}`;
@@ -219,6 +178,7 @@ async function benchOpen(): Promise<void> {
       median(cpuTimes),
       'ms',
     );
+    report(`open offline (${how}): CPU time until whenLoaded() (median)`, median(loadCpuTimes), 'ms');
   }
   rmSync(dir, { recursive: true, force: true });
 }
@@ -453,24 +413,20 @@ async function benchStores(): Promise<void> {
   }
 }
 
-if (values['child-open']) {
-  await childOpen(values['child-open'], values['first-page'] === undefined ? undefined : FIRST_PAGE);
-} else {
-  const only = (values.only ?? 'open,reconnect,stores').split(',');
-  console.log(
-    JSON.stringify({
-      date: new Date().toISOString(),
-      nproc: cpus().length,
-      node: process.version,
-      load1m: loadavg()[0],
-      records: RECORDS,
-    }),
-  );
-  if (only.includes('stores')) await benchStores();
-  if (only.includes('open')) await benchOpen();
-  if (only.includes('reconnect')) await benchReconnect();
-  console.log(`\n| figure | value | target |\n|---|---|---|`);
-  for (const f of figures) console.log(`| ${f.name} | ${f.value} ${f.unit} | ${f.target ?? ''} |`);
-  console.log(JSON.stringify({ load1mEnd: loadavg()[0] }));
-  process.exit(0);
-}
+const only = (values.only ?? 'open,reconnect,stores').split(',');
+console.log(
+  JSON.stringify({
+    date: new Date().toISOString(),
+    nproc: cpus().length,
+    node: process.version,
+    load1m: loadavg()[0],
+    records: RECORDS,
+  }),
+);
+if (only.includes('stores')) await benchStores();
+if (only.includes('open')) await benchOpen();
+if (only.includes('reconnect')) await benchReconnect();
+console.log(`\n| figure | value | target |\n|---|---|---|`);
+for (const f of figures) console.log(`| ${f.name} | ${f.value} ${f.unit} | ${f.target ?? ''} |`);
+console.log(JSON.stringify({ load1mEnd: loadavg()[0] }));
+process.exit(0);

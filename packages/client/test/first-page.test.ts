@@ -6,7 +6,7 @@
  * On real FileStorage files (and IndexedDbStorage, where the client splits); records are stored out of
  * id order, updated and forgotten in later lines.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IDBFactory } from 'fake-indexeddb';
@@ -158,6 +158,43 @@ describe('replicaFirstPage', () => {
     await again.whenLoaded();
     expect(sizes[0]).toBe(COUNT - 1);
     await again.close();
+  });
+
+  it('reads a large write split in data parts, and the single-part layout of earlier files', async () => {
+    // 2,500 records of two collections in one write: several groups, each its own data part.
+    const big: StoredRecord[] = Array.from({ length: 2500 }, (_, i) => ({
+      collection: i % 5 === 0 ? 'other' : 'items',
+      id: id(i),
+      data: { n: i },
+      version: 1,
+      seq: 10,
+    }));
+    const storage = new FileStorage(path);
+    await storage.load();
+    await storage.loadReplica(SCOPE);
+    await storage.writeReplica(SCOPE, { records: big, forget: [], channels: [], dropChannels: [] });
+    await storage.close();
+    const lines = readFileSync(path, 'utf8').split('\n');
+    const index = lines.findIndex((l) => l.includes('\t'));
+    const [head, ...parts] = lines[index]!.split('\t');
+    expect(parts.length).toBeGreaterThan(2);
+    const singlePart = `${head}\t${JSON.stringify(parts.map((part) => JSON.parse(part)[0]))}`;
+    for (const text of [
+      lines.join('\n'),
+      [...lines.slice(0, index), singlePart, ...lines.slice(index + 1)].join('\n'),
+    ]) {
+      writeFileSync(path, text);
+      const client = open(10);
+      const firsts: string[][] = [];
+      client.collection('items').subscribe((records) => firsts.push(records.map((r) => r.id)));
+      await client.whenLoaded();
+      expect(firsts[0]).toEqual([1, 2, 3, 4, 6, 7, 8, 9, 11, 12].map(id));
+      expect(client.collection('items').list()).toHaveLength(2000);
+      expect(client.collection('items').get(id(2499))).toMatchObject({ data: { n: 2499 } });
+      expect(client.collection('other').list()).toHaveLength(500);
+      expect(client.collection('other').get(id(2495))).toMatchObject({ data: { n: 2495 } });
+      await client.close();
+    }
   });
 
   it('lists the same records as a full load once loaded', async () => {

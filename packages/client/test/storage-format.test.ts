@@ -129,14 +129,14 @@ describe('FileStorage format', () => {
     const lines = readFileSync(path, 'utf8').trim().split('\n');
     expect(lines[0]).toBe('{"format":"syncbridge-client-storage","version":3,"replicaSchema":1}');
     expect(lines.some((l) => l.startsWith('{"r"'))).toBe(false);
-    // Version 3: ids, versions and seqs by collection, then after a tab the data, one array per collection.
+    // Version 3: ids, versions and seqs by collection, then the data, one tab-separated part per group.
     expect(lines).toContain(
       `${JSON.stringify({
         g: [
           ['todos', ['t1', 't2'], [1, 2], [4, 6]],
           ['notes', ['n1'], [2], [4]],
         ],
-      })}\t${JSON.stringify([[{ title: 'a' }, { title: 'b2' }], [null]])}`,
+      })}\t${JSON.stringify([[{ title: 'a' }, { title: 'b2' }]])}\t${JSON.stringify([[null]])}`,
     );
     const again = await reopen();
     expect((await again.load()).map((e) => e.mid)).toEqual(['w2', 'w3']);

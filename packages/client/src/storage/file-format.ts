@@ -3,7 +3,9 @@
  * its JSON header (records by collection as columns of ids, versions and seqs, forgotten records,
  * channels) then, after a tab, the records' data as one JSON array per collection. JSON never holds a
  * raw tab, so the split is unambiguous, and the data (most of the bytes) can be parsed later than the
- * ids: a first page of a large replica is shown after parsing only its own part (`LazyData`).
+ * ids: a first page of a large replica is shown after parsing only its own part (`LazyData`). Groups hold
+ * at most GROUP_SIZE records and each group's data is its own tab-separated part (`[[...]]`); a line
+ * with a single data part for all its groups (the first writer of version 3) is still read.
  * Version 2 lines (one `[collection, id, version, seq, data]` array per record, no tab) are still read.
  */
 import type { ReplicaTable } from './replica-table.ts';
@@ -41,6 +43,9 @@ export interface ReplicaLine {
 /** One line of the log after the header. */
 export type LogLine = { q: QueuedMutation[] } | { d: string[] } | { scope: string } | ReplicaLine;
 
+/** The most records in one group of a line, so that a first page parses a small part of a large write. */
+export const GROUP_SIZE = 1000;
+
 /** A replica write as one line of text (no newline). */
 export function encodeWrite(write: ReplicaWrite): string {
   const line: ReplicaLine = {};
@@ -48,7 +53,7 @@ export function encodeWrite(write: ReplicaWrite): string {
   const data: Data[][] = [];
   let group: RecordColumns | null = null;
   for (const r of write.records) {
-    if (group?.[0] !== r.collection) {
+    if (group?.[0] !== r.collection || group[1].length >= GROUP_SIZE) {
       group = [r.collection, [], [], []];
       groups.push(group);
       data.push([]);
@@ -63,7 +68,8 @@ export function encodeWrite(write: ReplicaWrite): string {
   if (write.channels.length > 0) line.c = write.channels.map((c) => [c.channel, c.cursor, c.usedAt]);
   if (write.dropChannels.length > 0) line.x = write.dropChannels;
   const head = JSON.stringify(line);
-  return data.length > 0 ? `${head}\t${JSON.stringify(data)}` : head;
+  // One data part per group, tab-separated: a first page parses only the parts of its records.
+  return data.length > 0 ? `${head}\t${data.map((d) => JSON.stringify([d])).join('\t')}` : head;
 }
 
 /** The data of one line's records, not parsed yet: the records wait with `data: null` until it is. */
@@ -88,8 +94,19 @@ export class LazyData {
     return this.segments.length > 0;
   }
 
+  /**
+   * The data of one line: one JSON array of arrays for all its groups, or (as written now) one
+   * tab-separated part per group, each parsed on its own.
+   */
   add(text: string, groups: StoredRecord[][], lineNumber: number): void {
-    this.segments.push({ text, groups, lineNumber });
+    const parts = groups.length > 1 ? text.split('\t') : [text];
+    if (parts.length !== groups.length) {
+      this.segments.push({ text, groups, lineNumber });
+      return;
+    }
+    parts.forEach((part, g) => {
+      this.segments.push({ text: part, groups: [groups[g]!], lineNumber });
+    });
   }
 
   /** Parses the segments that hold any of these records. */
