@@ -203,6 +203,14 @@ export const CollectionSettings = Type.Object(
     ),
     schema: Type.Optional(JsonObject),
     rules: Type.Optional(CollectionRules),
+    sealedFields: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' }), {
+        maxItems: 64,
+        uniqueItems: true,
+        description:
+          'top-level data fields kept encrypted at rest (needs SYNCBRIDGE_SECRETS_KEY); they cannot be filtered on',
+      }),
+    ),
     retention: Type.Optional(
       Type.Object(
         {

@@ -111,15 +111,28 @@ export async function startServer(
   const logger = options.logger ?? createLogger(config);
   const bus = await openBus(config, logger.child({ component: 'bus' }), options.busNetwork);
   const secretBox = secretBoxFor(config, logger);
+  let registry: CollectionRegistry | undefined;
   let storage: Storage;
   try {
-    storage = await openStorage(config, logger, secretBox);
+    // Sealed fields are sealed as the collection settings say, current under the tenant's write lock.
+    storage = await openStorage(
+      config,
+      logger,
+      secretBox,
+      (tenant, collection) => registry?.peek(tenant, collection)?.settings.sealedFields,
+    );
   } catch (err) {
     await bus.close();
     throw err;
   }
   const { store } = storage;
-  const collections = new CollectionRegistry(storage.collections, config.collections, options.resolvers);
+  const collections = new CollectionRegistry(
+    storage.collections,
+    config.collections,
+    options.resolvers,
+    secretBox !== null,
+  );
+  registry = collections;
   // Compile the config file's collection settings now: a bad JSON schema stops the start with a clear
   // message, instead of failing every write of every tenant later.
   const collectionProblems: string[] = [];

@@ -28,6 +28,24 @@ export interface ResolvedCollection {
   rules: CompiledCollectionRules | null;
 }
 
+/**
+ * Refuses a filter naming a sealed field (or a path inside one): stored encrypted, it cannot be
+ * matched by the store. BAD_REQUEST with `details: { reason: 'sealed_field', field }`.
+ */
+export function assertFilterable(settings: CollectionSettings, filter: Record<string, string>): void {
+  const sealed = settings.sealedFields;
+  if (!sealed || sealed.length === 0) return;
+  for (const path of Object.keys(filter)) {
+    const field = path.split('.')[0]!;
+    if (sealed.includes(field)) {
+      throw new SyncError('BAD_REQUEST', `"${field}" is a sealed field: records cannot be filtered on it`, {
+        reason: 'sealed_field',
+        field,
+      });
+    }
+  }
+}
+
 export interface CollectionSettingsSource {
   getCollections(tenant: string): Promise<Map<string, CollectionSettings>>;
 }
@@ -49,6 +67,8 @@ export class CollectionRegistry {
     private readonly source: CollectionSettingsSource,
     private readonly defaults: Record<string, CollectionSettings> = {},
     private readonly resolvers: Record<string, ConflictResolver> = {},
+    /** Whether a secrets key is configured, without which `sealedFields` cannot be kept sealed. */
+    private readonly canSeal = false,
   ) {
     (addFormats as unknown as (ajv: Ajv) => void)(this.ajv);
   }
@@ -58,6 +78,12 @@ export class CollectionRegistry {
    * schema or where a rule does not compile.
    */
   compile(settings: CollectionSettings): ResolvedCollection {
+    if (settings.sealedFields && settings.sealedFields.length > 0 && !this.canSeal) {
+      throw new SyncError(
+        'BAD_REQUEST',
+        'sealedFields needs a secrets key to encrypt them with: the operator must set SYNCBRIDGE_SECRETS_KEY',
+      );
+    }
     let validate: ResolvedCollection['validate'] = null;
     if (settings.schema) {
       let fn: ValidateFunction;

@@ -14,6 +14,7 @@ import {
   type SyncRecord,
 } from '@syncbridge/protocol';
 import type { Principal } from '../auth/principal.ts';
+import { assertFilterable } from '../core/collections.ts';
 import { SyncError } from '../core/errors.ts';
 import { categoryAllows } from '../devices/registry.ts';
 import { auditVisible } from '../rules/audit.ts';
@@ -153,7 +154,9 @@ export class ChannelSession {
     }
     const tenant = this.owner.tenant;
     // Access rules: the subscription reads its collection's current rules at every record it delivers.
-    if (spec.kind === 'records') await this.ctx.collections.get(tenant, spec.collection);
+    if (spec.kind === 'records') {
+      assertFilterable((await this.ctx.collections.get(tenant, spec.collection)).settings, spec.filter);
+    }
     const principal = this.owner.principal;
     const rules =
       spec.kind === 'records' && principal

@@ -17,6 +17,7 @@ import { SyncError } from '../core/errors.ts';
 import type { DeviceStore } from '../devices/registry.ts';
 import type { ConflictStore, LogStore, RecordReader } from '../log/ports.ts';
 import type { Maintenance } from '../log/retention.ts';
+import { type SealPolicy, withSealedFields } from '../store/sealed-fields.ts';
 import { parseSecretsKey, SecretBox } from '../store/secret-box.ts';
 import { SqliteConnectorStore } from '../store/sqlite/connector-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -56,8 +57,9 @@ export async function openStorage(
   config: ServerConfig,
   logger: Logger,
   secretBox: SecretBox | null = secretBoxFor(config, logger),
+  sealPolicy?: SealPolicy,
 ): Promise<Storage> {
-  const store = await openStore(config, logger, secretBox);
+  const store = await openStore(config, logger, secretBox, sealPolicy);
   let connectors: ConnectorStore;
   let leases: ConnectorLeases;
   try {
@@ -123,11 +125,21 @@ export function secretBoxFor(config: ServerConfig, logger: Logger): SecretBox | 
   return new SecretBox(keys.filter((k): k is Buffer => k !== null));
 }
 
+/**
+ * The store, migrated. With a secrets key, its reads open sealed fields and its writes seal the fields
+ * `sealPolicy` names (the collection settings; none by default, as for the CLI, which writes no records).
+ */
 export async function openStore(
   config: ServerConfig,
   logger: Logger,
   secretBox: SecretBox | null = secretBoxFor(config, logger),
+  sealPolicy: SealPolicy = () => undefined,
 ): Promise<Store> {
+  const store = await openDriver(config, logger, secretBox);
+  return secretBox ? withSealedFields(store, secretBox, sealPolicy) : store;
+}
+
+async function openDriver(config: ServerConfig, logger: Logger, secretBox: SecretBox | null): Promise<Store> {
   const progress = (kind: string) => (message: string) => logger.info({ store: kind }, message);
   if (storeKind(config) === 'postgres' && config.databaseUrl) {
     const { PostgresStore } = await import('../store/postgres/postgres-store.ts');

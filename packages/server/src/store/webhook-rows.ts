@@ -4,7 +4,7 @@
  */
 import type { DeliveryAttempt, DeliveryStatus, WebhookStatus } from '@syncbridge/protocol';
 import { parseJson } from './rows.ts';
-import { openJson, type SecretBox } from './secret-box.ts';
+import { openJson, SecretBox } from './secret-box.ts';
 import type { DeliveryRow, PlatformCounts, WebhookEndpoint, WebhookSecretEntry } from './webhook-types.ts';
 
 type Num = number | string;
@@ -101,7 +101,8 @@ export interface DeliveryDbRow {
   last_duration_ms: Num | null;
 }
 
-export function deliveryFromRow(row: DeliveryDbRow): DeliveryRow {
+/** A delivery as stored; its body is opened when it was sealed (an event of a collection with sealed fields). */
+export function deliveryFromRow(row: DeliveryDbRow, box?: SecretBox | null): DeliveryRow {
   return {
     id: row.id,
     tenant: row.tenant,
@@ -111,7 +112,7 @@ export function deliveryFromRow(row: DeliveryDbRow): DeliveryRow {
     eventType: row.event_type,
     platform: row.platform,
     priority: numOrNull(row.priority),
-    body: row.body,
+    body: box && SecretBox.isSealed(row.body) ? box.open(row.body) : row.body,
     status: row.status as DeliveryStatus,
     attempts: num(row.attempts),
     budgetStart: num(row.budget_start),

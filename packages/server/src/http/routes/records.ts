@@ -14,6 +14,7 @@ import {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type { FastifyReply } from 'fastify';
+import { assertFilterable } from '../../core/collections.ts';
 import { SyncError } from '../../core/errors.ts';
 import { diffRecords } from '../../core/merge.ts';
 import { readIsRuled } from '../../rules/decide.ts';
@@ -60,6 +61,7 @@ export const recordRoutes =
           filter[field] = String(value);
         }
         const collection = await ctx.collections.get(principal.tenant, request.params.collection);
+        assertFilterable(collection.settings, filter);
         const read = (from: string | undefined, size: number) =>
           ctx.records.listRecords(principal.tenant, request.params.collection, {
             limit: size,

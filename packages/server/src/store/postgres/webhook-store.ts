@@ -102,7 +102,7 @@ async function bumpHooksVersion(q: QueryFn, tenant: string): Promise<void> {
 }
 
 /** The ledger's primitives on one transaction's connection. */
-function ledgerTransaction(q: QueryFn): LedgerTransaction {
+function ledgerTransaction(q: QueryFn, box: SecretBox | null | undefined): LedgerTransaction {
   return {
     recordAttempts: async (results, now) => {
       await q(
@@ -184,7 +184,7 @@ function ledgerTransaction(q: QueryFn): LedgerTransaction {
          RETURNING ${prefixed('d')}`,
         [lease.until, lease.node, c.tenant, c.webhookId, lease.now],
       );
-      return rows[0] ? deliveryFromRow(rows[0]) : null;
+      return rows[0] ? deliveryFromRow(rows[0], box) : null;
     },
     claimDue: async (c, lease) => {
       const rows = await q<DeliveryDbRow>(
@@ -196,7 +196,7 @@ function ledgerTransaction(q: QueryFn): LedgerTransaction {
          RETURNING ${prefixed('d')}`,
         [lease.until, lease.node, c.tenant, c.webhookId, lease.now, c.limit],
       );
-      return rows.map(deliveryFromRow);
+      return rows.map((r) => deliveryFromRow(r, box));
     },
   };
 }
@@ -293,7 +293,7 @@ export class PostgresWebhookStore extends PostgresWebhookReports implements Webh
 
   /** A worker step, in one transaction on one pooled connection. */
   transact<R>(body: (tx: LedgerTransaction) => R): Promise<Awaited<R>> {
-    return this.db.transaction((q) => Promise.resolve(body(ledgerTransaction(q))));
+    return this.db.transaction((q) => Promise.resolve(body(ledgerTransaction(q, this.db.secretBox))));
   }
 
   async releaseLeases(node: string): Promise<number> {
@@ -331,7 +331,9 @@ export class PostgresWebhookStore extends PostgresWebhookReports implements Webh
     }
     params.push(q.limit);
     sql += ` ORDER BY created_at DESC, seq DESC LIMIT $${params.length}`;
-    return (await this.db.query<DeliveryDbRow>(sql, params)).map(deliveryFromRow);
+    return (await this.db.query<DeliveryDbRow>(sql, params)).map((r) =>
+      deliveryFromRow(r, this.db.secretBox),
+    );
   }
 
   async getDelivery(tenant: string, webhookId: string, deliveryId: string): Promise<DeliveryRow | null> {
@@ -339,7 +341,7 @@ export class PostgresWebhookStore extends PostgresWebhookReports implements Webh
       `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant = $1 AND webhook_id = $2 AND id = $3`,
       [tenant, webhookId, deliveryId],
     );
-    return rows[0] ? deliveryFromRow(rows[0]) : null;
+    return rows[0] ? deliveryFromRow(rows[0], this.db.secretBox) : null;
   }
 
   async listAttempts(tenant: string, deliveryIds: string[]): Promise<Map<string, DeliveryAttempt[]>> {
@@ -398,7 +400,9 @@ export class PostgresWebhookStore extends PostgresWebhookReports implements Webh
     }
     params.push(limit);
     sql += ` ORDER BY seq, webhook_id LIMIT $${params.length}`;
-    return (await this.db.query<DeliveryDbRow>(sql, params)).map(deliveryFromRow);
+    return (await this.db.query<DeliveryDbRow>(sql, params)).map((r) =>
+      deliveryFromRow(r, this.db.secretBox),
+    );
   }
 }
 

@@ -298,12 +298,12 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
       const head = this.stmts.head.get(c.tenant, c.webhookId);
       if (!head || Number(head.next_attempt_at) > lease.now) return null;
       const row = this.stmts.claimOne.get(lease.until, lease.node, head.id, lease.now);
-      return row ? deliveryFromRow(row) : null;
+      return row ? deliveryFromRow(row, this.db.secretBox) : null;
     },
     claimDue: (c, lease) =>
       this.stmts.claimMany
         .all(lease.until, lease.node, c.tenant, c.webhookId, lease.now, lease.now, c.limit)
-        .map(deliveryFromRow),
+        .map((r) => deliveryFromRow(r, this.db.secretBox)),
   };
 
   async releaseLeases(node: string): Promise<number> {
@@ -350,12 +350,12 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
     return this.db.reader
       .prepare<unknown[], DeliveryDbRow>(sql)
       .all(...params)
-      .map(deliveryFromRow);
+      .map((r) => deliveryFromRow(r, this.db.secretBox));
   }
 
   async getDelivery(tenant: string, webhookId: string, deliveryId: string): Promise<DeliveryRow | null> {
     const row = this.stmts.getDelivery.get(tenant, webhookId, deliveryId);
-    return row ? deliveryFromRow(row) : null;
+    return row ? deliveryFromRow(row, this.db.secretBox) : null;
   }
 
   async listAttempts(tenant: string, deliveryIds: string[]): Promise<Map<string, DeliveryAttempt[]>> {
@@ -413,6 +413,6 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
     return this.db.reader
       .prepare<unknown[], DeliveryDbRow>(sql)
       .all(...params)
-      .map(deliveryFromRow);
+      .map((r) => deliveryFromRow(r, this.db.secretBox));
   }
 }
