@@ -31,6 +31,8 @@ export interface Entry {
   spec: ConnectorSpec | null;
   origin: ConnectorOrigin;
   started: boolean;
+  /** Its `start` (and a feed's subscriptions' load) is under way on this node. */
+  starting?: boolean;
   startError?: string;
   subscriptions: FeedSubscriptions | null;
   /** This node holds the connector's lease. */
@@ -72,7 +74,9 @@ export function statusOf(entry: Entry, topics: TopicHub): ConnectorStatus {
       stale: false,
     };
   }
-  if (!entry.started && health.state !== 'failed') {
+  if (entry.starting && health.state !== 'failed') {
+    health = { ...health, state: 'starting' };
+  } else if (!entry.started && health.state !== 'failed') {
     health = { ...health, state: entry.startError ? 'failed' : 'stopped' };
   }
   const status: ConnectorStatus = {

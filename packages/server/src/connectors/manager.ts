@@ -248,6 +248,7 @@ export class ConnectorManager {
       entry.standingBy = false;
     }
     const ctx = connectorContext(connector, this.deps);
+    entry.starting = true;
     try {
       await connector.start(ctx);
       entry.started = true;
@@ -259,6 +260,8 @@ export class ConnectorManager {
     } catch (err) {
       entry.startError = (err as Error).message;
       this.deps.logger.error({ err, connector: connector.name }, 'connector failed to start');
+    } finally {
+      entry.starting = false;
     }
   }
 
