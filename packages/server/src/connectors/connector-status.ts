@@ -24,6 +24,8 @@ export interface ConnectorStatus extends ConnectorHealth {
   startError?: string;
   /** leader: it runs on this node; standby: another node holds its lease, this one takes over if it stops. */
   role: 'leader' | 'standby';
+  /** It can be run now (`POST /v1/connectors/{name}/trigger`); streaming kinds (ws-feed, pg-cdc) cannot. */
+  triggerable: boolean;
 }
 
 export interface Entry {
@@ -88,6 +90,7 @@ export function statusOf(entry: Entry, topics: TopicHub): ConnectorStatus {
     ...health,
     metrics,
     role: entry.leader ? 'leader' : 'standby',
+    triggerable: typeof connector.trigger === 'function',
   };
   if (connector.feed) {
     status.topic = connector.feed.topic;

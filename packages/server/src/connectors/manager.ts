@@ -389,8 +389,10 @@ export class ConnectorManager {
   async trigger(tenant: string, name: string, request: TriggerRequest = {}): Promise<TriggerResult> {
     const entry = this.entry(tenant, name);
     const { connector } = entry;
-    if (!connector.trigger)
-      throw new SyncError('BAD_REQUEST', `connector ${name} (${connector.kind}) cannot be triggered`);
+    if (!connector.trigger) {
+      const why = `connector ${name} (${connector.kind}) streams continuously and cannot be triggered`;
+      throw new SyncError('BAD_REQUEST', why);
+    }
     if (!entry.started) throw new SyncError('UNAVAILABLE', this.notRunning(entry));
     try {
       return await connector.trigger(request);

@@ -154,7 +154,7 @@ describe.each(kinds)('connector API (%s)', (kind: StoreKind) => {
     const record = (await admin('GET', '/v1/records/counters/tens')).body;
     expect(record).toMatchObject({ data: { count: 10 }, updatedBy: 'connector:tens' });
     const status = (await admin('GET', '/v1/connectors/tens')).body;
-    expect(status).toMatchObject({ details: { count: 10 }, metrics: { count: 10 } });
+    expect(status).toMatchObject({ details: { count: 10 }, metrics: { count: 10 }, triggerable: true });
     expect(
       await metricValue(
         srv.url,
