@@ -5,6 +5,7 @@
  * a standard EventSource resumes by itself with `Last-Event-ID`. Frames leave corked until the tick ends.
  * A reader whose unsent bytes pass `maxBufferedBytes` is closed as a slow consumer with a final
  * `event: close` naming the code (4001, as on the WebSocket). It must never queue without bound.
+ * A device's bandwidth budget and priorities are applied in front of it, by the stream's Pacer.
  */
 import type { ServerResponse } from 'node:http';
 import { CLOSE_CODES } from '@syncbridge/protocol';
@@ -84,6 +85,14 @@ export class SseWriter implements SessionSink {
       this.ctx.metrics.frameSent(type, frame.length);
       this.withinBufferLimit();
     });
+  }
+
+  /**
+   * The bytes an SSE event adds around its frame: `data: ` and the blank line, and `id: <cursor>` (the
+   * pacer counts them against a device's budget; the id is at most as long as the stream's cursor).
+   */
+  get framingBytes(): number {
+    return DATA.length + END.length + 5 + formatStreamCursor(this.positions).length;
   }
 
   /** A comment line: keeps proxies from timing the stream out, and tells a dead peer apart. */
