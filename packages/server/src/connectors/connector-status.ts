@@ -104,3 +104,11 @@ export function statusOf(entry: Entry, topics: TopicHub): ConnectorStatus {
   }
   return status;
 }
+
+/** Why a connector's trigger or feed routes cannot answer on this node. */
+export function notRunning(entry: Entry): string {
+  const { name } = entry.connector;
+  return entry.standingBy && !entry.leader
+    ? `connector ${name} runs on another node (this node stands by for it); ask that node`
+    : `connector ${name} is not running`;
+}
