@@ -4,8 +4,10 @@
  * in flight goes into the next one, so one fsync (SQLite) or one round trip series (PostgreSQL) serves
  * many writers. A caller's promise resolves only after its transaction has committed (durable before
  * acknowledged), and listeners hear about committed events in seq order. On a store that commits
- * tenants independently (PostgreSQL) each tenant has its own queue and commits of different tenants
- * are in flight at once (commit-pipelines.ts); on SQLite one group commit at a time serves every tenant.
+ * tenants independently (PostgreSQL, and SQLite on a file with its commit thread) each tenant has its
+ * own queue and commits of different tenants are in flight at once (commit-pipelines.ts; SQLite's
+ * thread still makes all of them durable in one transaction); otherwise (SQLite `:memory:`) one group
+ * commit at a time serves every tenant.
  *
  * It must never acknowledge a write whose transaction failed, and a failure caused by one request
  * must not fail the others that shared its batch (the batch is retried one request at a time). Input
@@ -125,7 +127,7 @@ export class LogWriter implements LogWrites {
       ? new CommitPipelines(
           (_tenant, batch, pipeline) => this.commitBatch(batch, pipeline),
           this.maxBatch,
-          Math.max(1, options.maxTenantCommits ?? 6),
+          Math.max(1, options.maxTenantCommits ?? options.store.maxTenantCommits ?? 6),
         )
       : null;
   }

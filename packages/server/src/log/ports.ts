@@ -25,6 +25,8 @@ export interface LogStore {
    * then runs a commit pipeline per tenant (commit-pipelines.ts). See store/types.ts Store.commitTenant.
    */
   commitTenant?<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>, pipeline?: CommitPipeline): Promise<T>;
+  /** Tenants' commits the store takes in flight at once by default (with `commitTenant`; else 6). */
+  readonly maxTenantCommits?: number;
 }
 
 /** Reads of a tenant's log and current records. */
