@@ -7,6 +7,8 @@
  * and writes records, log entries, results, conflicts and outbox rows, or writes nothing and says
  * 'moved'. Then, and whenever the remembered state is missing, the work runs again in an ordinary
  * transaction (BEGIN, lock, reads, write, COMMIT), whose outcome refreshes what is remembered.
+ * SQLite uses the same seam (`CallCommit`): its commit thread makes the same checks and writes
+ * (store/sqlite/commit-ops.ts, commit-thread.ts).
  *
  * It must never: commit a seq or a record version without the function's check under the head row lock
  * (memory is a guess, the check is the truth), let the first run's outcome escape when it did not

@@ -4,7 +4,7 @@
  * compiled tree and the bundled CLI, none of which a worker file path could serve alike.
  *
  * The thread owns one write connection to the database file. Each message is a group of commits
- * (commit-ops.ts: checks, then statements, as names and parameters); the thread runs them in one
+ * (commit-ops.ts: checks, then statements, as names and parameters, in one JSON text); the thread runs them in one
  * transaction (BEGIN IMMEDIATE ... COMMIT, so one fsync for the group), each commit's checks first: a
  * commit whose checks fail writes nothing and is answered 'moved', one whose statements fail is rolled
  * back to its savepoint and answered with the error, the others commit. It answers only after COMMIT
@@ -38,7 +38,7 @@ function runGroup(commits) {
   db.exec('BEGIN IMMEDIATE');
   try {
     for (let i = 0; i < commits.length; i += 1) {
-      const { checks, ops } = commits[i];
+      const [checks, ops] = commits[i];
       if (!checks.every(passes)) {
         outcomes[i] = 'moved';
         continue;
@@ -69,7 +69,7 @@ parentPort.on('message', (message) => {
     return;
   }
   try {
-    parentPort.postMessage({ id: message.id, outcomes: runGroup(message.commits) });
+    parentPort.postMessage({ id: message.id, outcomes: runGroup(JSON.parse(message.commits)) });
   } catch (err) {
     parentPort.postMessage({ id: message.id, error: errorOf(err) });
   }

@@ -3,7 +3,11 @@
  *
  * Two connections: one writer, used only inside `transaction` (BEGIN IMMEDIATE holds SQLite's single
  * write lock, which is what orders every tenant's seqs), and one reader for everything else, so a read
- * never sees a transaction that has not committed. `synchronous=FULL` (the default) fsyncs every commit,
+ * never sees a transaction that has not committed. On a file, log commits take a third connection on a
+ * thread of its own (commit-thread.ts): `commitTenant` computes a tenant's commit on the event loop
+ * against the state this store remembers (../postgres/one-call-commit.ts) and the thread makes it
+ * durable, checking that state under the write lock, so the event loop never waits for an fsync of the
+ * log; the first commit of a tenant, and one whose state moved, runs in `transaction` as before. `synchronous=FULL` (the default) fsyncs every commit,
  * so an acknowledged write survives a power cut; NORMAL survives a process crash only. Driver errors
  * reach callers translated (errors.ts): busy, full and I/O failures as UNAVAILABLE, as on PostgreSQL.
  *
@@ -89,8 +93,8 @@ export class SqliteStore implements Store {
   private readonly maintenance: SqliteMaintenance;
   /** On a file, log commits computed ahead and made durable by the commit thread; else `transaction`. */
   readonly commitTenant?: Store['commitTenant'];
-  /** Tenants' commits in flight cost nothing here: the thread makes all of them durable in one transaction. */
-  readonly maxTenantCommits = 64;
+  /** One group commit at a time for every tenant (the log writer's single queue). */
+  readonly singleWriter = true;
   private readonly thread: CommitThread | null = null;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
@@ -123,17 +127,8 @@ export class SqliteStore implements Store {
       const thread = new CommitThread({ ...options, synchronous, exclusive: (fn) => this.exclusive(fn) });
       const commits = new OneCallCommits(readerCommitReads(this.stmts), (call) => thread.commit(call));
       this.thread = thread;
-      // A tenant's next group is taken once this one is durable, not as soon as it is on its way: the
-      // writes that arrive during the fsync then join one group instead of a small one each (measured:
-      // 24 writes per commit instead of 14, a third less CPU per ack with 50 writers). Other tenants'
-      // commits still overlap, in the thread's next transaction.
       this.commitTenant = (tenant, fn, pipeline) =>
-        commits.commit(
-          tenant,
-          fn,
-          (f) => this.transaction(f),
-          pipeline && { prepared: () => {}, after: pipeline.after },
-        );
+        commits.commit(tenant, fn, (f) => this.transaction(f), pipeline);
     }
     const parts = { writer: w, reader: r, exclusive: <T>(fn: () => T) => this.exclusive(fn) };
     this.accounts = new SqliteAccounts(parts);
