@@ -20,7 +20,7 @@ describe('SQLite commit thread', () => {
   let token: string;
   let client: TestWsClient;
   beforeAll(async () => {
-    srv = await startTestServer('sqlite');
+    srv = await startTestServer('sqlite', { sqliteCommitThread: 'on' });
     token = await srv.token('acme', 'alice');
     client = await TestWsClient.connect(srv.wsUrl, token);
   });

@@ -3,8 +3,8 @@
  *
  * Two connections: one writer, used only inside `transaction` (BEGIN IMMEDIATE holds SQLite's single
  * write lock, which is what orders every tenant's seqs), and one reader for everything else, so a read
- * never sees a transaction that has not committed. On a file, log commits take a third connection on a
- * thread of its own (commit-thread.ts): `commitTenant` computes a tenant's commit on the event loop
+ * never sees a transaction that has not committed. With `commitThread`, log commits take a third
+ * connection on a thread of its own (commit-thread.ts): `commitTenant` computes a tenant's commit on the event loop
  * against the state this store remembers (../postgres/one-call-commit.ts) and the thread makes it
  * durable, checking that state under the write lock, so the event loop never waits for an fsync of the
  * log; the first commit of a tenant, and one whose state moved, runs in `transaction` as before. `synchronous=FULL` (the default) fsyncs every commit,
@@ -78,7 +78,7 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Caps the database at this many pages (PRAGMA max_page_count): writes past it fail with UNAVAILABLE. */
   maxPageCount?: number;
-  /** Log commits on a thread of their own (commit-thread.ts; default true; never for `:memory:`). */
+  /** Log commits on a thread of their own (commit-thread.ts; default false; never for `:memory:`). */
   commitThread?: boolean;
   /** Hears what the store cannot tell a caller (the commit thread stopping). */
   logger?: Logger;
@@ -123,7 +123,7 @@ export class SqliteStore implements Store {
     const w = this.writer;
     const r = this.reader;
     this.stmts = prepareStatements(w, r);
-    if (options.file !== ':memory:' && options.commitThread !== false) {
+    if (options.file !== ':memory:' && options.commitThread === true) {
       const thread = new CommitThread({ ...options, synchronous, exclusive: (fn) => this.exclusive(fn) });
       const commits = new OneCallCommits(readerCommitReads(this.stmts), (call) => thread.commit(call));
       this.thread = thread;
