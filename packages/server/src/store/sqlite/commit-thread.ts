@@ -45,7 +45,7 @@ interface WorkerError {
 }
 
 interface Queued {
-  /** `[checks, ops]` as JSON: one string crosses to the thread (a structured clone of the arrays cost ~4x more). */
+  /** `[checks, ops]` as JSON: one string crosses to the thread (a structured clone of the nested arrays cost more on both threads). */
   text: string;
   resolve(outcome: Outcome): void;
   reject(err: unknown): void;
