@@ -29,7 +29,7 @@ import {
   saveSection,
 } from './lib/report.ts';
 import { type StoreKind, type Synchronous, startSyncbridge } from './lib/server-process.ts';
-import { summarize } from './lib/stats.ts';
+import { percentileSorted, summarize } from './lib/stats.ts';
 
 const DEFAULT_WRITER_COUNTS = [1, 50];
 const RECORDS_PER_WRITER = 100;
@@ -42,7 +42,10 @@ interface WindowResult {
   serverMicros: number;
   serverSystemMicros: number;
   serverWaitMicros: number;
+  serverMainMicros: number;
   loadgenMicros: number;
+  /** Milliseconds from sending each applied mutation to its results, sorted. */
+  latencies: number[];
 }
 
 /** Keeps `writers` closed loops of single-mutation requests running; counts what is acknowledged. */
@@ -59,9 +62,11 @@ async function runWindow(
   let acked = 0;
   let failed = 0;
   let n = 0;
+  const latencies: number[] = [];
   const loops = clients.slice(0, writers).map(async (client, w) => {
     while (!stop) {
       const i = n++;
+      const sent = performance.now();
       const reply = await client.request({
         type: 'mutate',
         mutations: [
@@ -77,8 +82,10 @@ async function runWindow(
       const status =
         reply.type === 'results' ? (reply.results as { status: string }[])[0]!.status : reply.type;
       if (!measuring) continue;
-      if (status === 'applied') acked += 1;
-      else failed += 1;
+      if (status === 'applied') {
+        acked += 1;
+        latencies.push(performance.now() - sent);
+      } else failed += 1;
     }
   });
   await sleep(500); // let every loop reach its steady state before the window opens
@@ -87,7 +94,7 @@ async function runWindow(
   await sleep(seconds * 1000);
   measuring = false;
   const used = cpu.read();
-  const counted = { acked, failed };
+  const counted = { acked, failed, latencies: latencies.sort((a, b) => a - b) };
   stop = true;
   await Promise.all(loops);
   return {
@@ -96,6 +103,7 @@ async function runWindow(
     serverMicros: used.serverMicros,
     serverSystemMicros: used.serverSystemMicros,
     serverWaitMicros: used.serverRunQueueWaitMicros,
+    serverMainMicros: used.serverMainThreadMicros,
     loadgenMicros: used.loadgenMicros,
   };
 }
@@ -130,7 +138,9 @@ async function measure(
       perCount.get(writers)!.push(r);
       progress(
         `rep ${rep} writers=${writers}: ${formatNumber(r.acked / r.seconds)} acks/s, ` +
-          `${formatNumber(r.serverMicros / r.acked)} µs server CPU/ack, ` +
+          `p99 ${percentileSorted(r.latencies, 99).toFixed(1)} ms, ` +
+          `${formatNumber(r.serverMicros / r.acked)} µs server CPU/ack ` +
+          `(main thread ${formatNumber(r.serverMainMicros / r.acked)}), ` +
           `server ${formatNumber(r.serverMicros / r.seconds / 1e4)}% / load generator ${formatNumber(r.loadgenMicros / r.seconds / 1e4)}% of a core` +
           (r.failed ? `, ${r.failed} NOT applied` : ''),
       );
@@ -155,7 +165,9 @@ async function measure(
           ? { op: '>=', value: TARGET_50_WRITERS }
           : undefined,
       details: {
+        'ack p99 ms': summarize(rs.map((r) => percentileSorted(r.latencies, 99))).median,
         'server CPU µs/ack': summarize(rs.map((r) => r.serverMicros / r.acked)).median,
+        'of which main thread µs/ack': summarize(rs.map((r) => r.serverMainMicros / r.acked)).median,
         'of which kernel µs/ack': summarize(rs.map((r) => r.serverSystemMicros / r.acked)).median,
         'server CPU %': summarize(rs.map((r) => r.serverMicros / r.seconds / 1e4)).median,
         'server run-queue wait %': summarize(rs.map((r) => r.serverWaitMicros / r.seconds / 1e4)).median,

@@ -38,6 +38,15 @@ export function runQueueWaitMicros(pid: number): number {
   return Number(fields[1]) / 1000;
 }
 
+/**
+ * How long the process's main thread (its event loop) has run on a CPU so far, in µs
+ * (/proc/<pid>/schedstat, nanosecond resolution); the rest of `cpuMicros` is its other threads.
+ */
+export function mainThreadMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ');
+  return Number(fields[0]) / 1000;
+}
+
 /** Resident set size in bytes (VmRSS). */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -61,23 +70,26 @@ export function loadAverage1m(): number {
 export class CpuWindow {
   private readonly serverStart: { user: number; system: number };
   private readonly waitStart: number;
+  private readonly mainStart: number;
   private readonly selfStart = process.cpuUsage();
   private readonly wallStart = performance.now();
 
   constructor(private readonly pid: number) {
     this.serverStart = cpuSplitMicros(pid);
     this.waitStart = runQueueWaitMicros(pid);
+    this.mainStart = mainThreadMicros(pid);
   }
 
   /**
    * Since the window opened: server CPU µs (and the part spent in the kernel: syscalls, TCP on
-   * loopback, writing and fsyncing files), how long the server's event loop waited for a CPU while
+   * loopback, writing and fsyncing files; and the part its main thread ran), how long the server's event loop waited for a CPU while
    * runnable, load-generator CPU µs, and wall-clock seconds.
    */
   read(): {
     serverMicros: number;
     serverSystemMicros: number;
     serverRunQueueWaitMicros: number;
+    serverMainThreadMicros: number;
     loadgenMicros: number;
     seconds: number;
   } {
@@ -88,6 +100,7 @@ export class CpuWindow {
       serverMicros: now.user - this.serverStart.user + system,
       serverSystemMicros: system,
       serverRunQueueWaitMicros: runQueueWaitMicros(this.pid) - this.waitStart,
+      serverMainThreadMicros: mainThreadMicros(this.pid) - this.mainStart,
       loadgenMicros: self.user + self.system,
       seconds: (performance.now() - this.wallStart) / 1000,
     };

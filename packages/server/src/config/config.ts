@@ -70,6 +70,8 @@ export const ServerConfigSchema = Type.Object(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),
     sqliteSynchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')]),
+    /** SQLite log commits on a thread of their own (`on`) or on the event loop (`off`). */
+    sqliteCommitThread: Type.Union([Type.Literal('on'), Type.Literal('off')]),
     maxFrameBytes: Type.Integer({ minimum: 1024 }),
     /** Most levels of nesting in stored JSON (record data, event payloads...); see core/json-limits.ts. */
     maxJsonDepth: Type.Integer({ minimum: 2, maximum: MAX_CONFIGURABLE_DEPTH }),
@@ -169,6 +171,8 @@ export function defaultConfig(): ServerConfig {
     inbound: {},
     logLevel: 'info',
     sqliteSynchronous: 'FULL',
+    // Off until it measures faster: on a shared 2-core machine it acknowledged fewer writes (docs/benchmarks.md).
+    sqliteCommitThread: 'off',
     maxFrameBytes: 1024 * 1024,
     maxJsonDepth: DEFAULT_JSON_LIMITS.maxDepth,
     maxJsonBytes: DEFAULT_JSON_LIMITS.maxBytes,
@@ -234,6 +238,7 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_WEBHOOK_LEASE_MS: ['webhookLeaseMs', 'int'],
   SYNCBRIDGE_LOG_LEVEL: ['logLevel', 'string'],
   SYNCBRIDGE_SQLITE_SYNCHRONOUS: ['sqliteSynchronous', 'string'],
+  SYNCBRIDGE_SQLITE_COMMIT_THREAD: ['sqliteCommitThread', 'string'],
   SYNCBRIDGE_MAX_FRAME_BYTES: ['maxFrameBytes', 'int'],
   SYNCBRIDGE_MAX_JSON_DEPTH: ['maxJsonDepth', 'int'],
   SYNCBRIDGE_MAX_JSON_BYTES: ['maxJsonBytes', 'int'],

@@ -5,7 +5,9 @@
  * many writers. A caller's promise resolves only after its transaction has committed (durable before
  * acknowledged), and listeners hear about committed events in seq order. On a store that commits
  * tenants independently (PostgreSQL) each tenant has its own queue and commits of different tenants
- * are in flight at once (commit-pipelines.ts); on SQLite one group commit at a time serves every tenant.
+ * are in flight at once (commit-pipelines.ts); on SQLite one group commit at a time serves every tenant
+ * (on its commit thread, each tenant's part computed ahead and all of them durable in one transaction;
+ * the event loop serves clients meanwhile, and what arrives joins the next group).
  *
  * It must never acknowledge a write whose transaction failed, and a failure caused by one request
  * must not fail the others that shared its batch (the batch is retried one request at a time). Input
@@ -121,13 +123,14 @@ export class LogWriter implements LogWrites {
   constructor(private readonly options: LogWriterOptions) {
     this.maxBatch = options.maxBatch ?? 2000;
     this.limits = options.jsonLimits ?? DEFAULT_JSON_LIMITS;
-    this.pipelines = options.store.commitTenant
-      ? new CommitPipelines(
-          (_tenant, batch, pipeline) => this.commitBatch(batch, pipeline),
-          this.maxBatch,
-          Math.max(1, options.maxTenantCommits ?? 6),
-        )
-      : null;
+    this.pipelines =
+      options.store.commitTenant && !options.store.singleWriter
+        ? new CommitPipelines(
+            (_tenant, batch, pipeline) => this.commitBatch(batch, pipeline),
+            this.maxBatch,
+            Math.max(1, options.maxTenantCommits ?? 6),
+          )
+        : null;
   }
 
   /** Throws BAD_REQUEST when `value` cannot be stored within this writer's limits (any stored JSON). */
@@ -279,7 +282,11 @@ export class LogWriter implements LogWrites {
     try {
       while (this.queue.length > 0) {
         const batch = this.takeBatch();
-        await this.commitBatch(batch);
+        if (this.options.store.commitTenant) {
+          // A single writer committing tenants one call each (SQLite's commit thread): every tenant of
+          // the batch at once, made durable together; each tenant's failure is its own.
+          await Promise.all(byTenant(batch).map((writes) => this.commitBatch(writes)));
+        } else await this.commitBatch(batch);
       }
     } finally {
       this.flushing = false;
@@ -341,14 +348,10 @@ export class LogWriter implements LogWrites {
   }
 
   private async commitAndSettle(batch: PendingWrite[], pipeline?: CommitPipeline): Promise<void> {
-    const byTenant = new Map<string, PendingWrite[]>();
-    for (const write of batch) {
-      const list = byTenant.get(write.principal.tenant);
-      if (list) list.push(write);
-      else byTenant.set(write.principal.tenant, [write]);
-    }
+    const writes = new Map<string, PendingWrite[]>();
+    for (const list of byTenant(batch)) writes.set(list[0]!.principal.tenant, list);
     // Tenants lock in sorted order, so two nodes committing the same tenants cannot deadlock.
-    const tenants = [...byTenant.keys()].sort();
+    const tenants = [...writes.keys()].sort();
     const started = performance.now();
     const { store, collections, clock, middleware } = this.options;
     const writer = (tx: WriteTx, tenant: string) =>
@@ -356,10 +359,10 @@ export class LogWriter implements LogWrites {
     const only = tenants.length === 1 ? tenants[0]! : null;
     const settled =
       only !== null && store.commitTenant
-        ? [await store.commitTenant(only, (tx) => writer(tx, only).run(byTenant.get(only)!), pipeline)]
+        ? [await store.commitTenant(only, (tx) => writer(tx, only).run(writes.get(only)!), pipeline)]
         : await store.transaction(async (tx) => {
             const out: TenantCommit[] = [];
-            for (const tenant of tenants) out.push(await writer(tx, tenant).run(byTenant.get(tenant)!));
+            for (const tenant of tenants) out.push(await writer(tx, tenant).run(writes.get(tenant)!));
             return out;
           });
     await pipeline?.after;
@@ -397,6 +400,17 @@ export class LogWriter implements LogWrites {
       }
     }
   }
+}
+
+/** A batch's writes by tenant, each list in arrival order. */
+function byTenant(batch: PendingWrite[]): PendingWrite[][] {
+  const lists = new Map<string, PendingWrite[]>();
+  for (const write of batch) {
+    const list = lists.get(write.principal.tenant);
+    if (list) list.push(write);
+    else lists.set(write.principal.tenant, [write]);
+  }
+  return [...lists.values()];
 }
 
 /** The prefix of the server's own event types: nobody else may publish them (they would pass for audit). */

@@ -25,6 +25,12 @@ export interface LogStore {
    * then runs a commit pipeline per tenant (commit-pipelines.ts). See store/types.ts Store.commitTenant.
    */
   commitTenant?<T>(tenant: string, fn: (tx: WriteTx) => Promise<T>, pipeline?: CommitPipeline): Promise<T>;
+  /**
+   * One writer for every tenant (SQLite): the log writer keeps one queue and one group commit at a
+   * time; with `commitTenant`, a group's tenants are committed one call each, all at once, and the store
+   * makes them durable together (SQLite's commit thread).
+   */
+  readonly singleWriter?: boolean;
 }
 
 /** Reads of a tenant's log and current records. */

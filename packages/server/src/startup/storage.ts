@@ -168,7 +168,13 @@ async function openDriver(config: ServerConfig, logger: Logger, secretBox: Secre
   const file = join(resolve(config.dataDir), 'syncbridge.db');
   let store: SqliteStore;
   try {
-    store = new SqliteStore({ file, synchronous: config.sqliteSynchronous, secretBox });
+    store = new SqliteStore({
+      file,
+      synchronous: config.sqliteSynchronous,
+      commitThread: config.sqliteCommitThread === 'on',
+      secretBox,
+      logger,
+    });
     await store.migrate(progress('sqlite'));
   } catch (err) {
     throw new StartupError(`cannot open the SQLite database ${file}: ${causeOf(err)}`, { cause: err });

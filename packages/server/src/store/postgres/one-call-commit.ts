@@ -7,6 +7,8 @@
  * and writes records, log entries, results, conflicts and outbox rows, or writes nothing and says
  * 'moved'. Then, and whenever the remembered state is missing, the work runs again in an ordinary
  * transaction (BEGIN, lock, reads, write, COMMIT), whose outcome refreshes what is remembered.
+ * SQLite uses the same seam (`CallCommit`): its commit thread makes the same checks and writes
+ * (store/sqlite/commit-ops.ts, commit-thread.ts).
  *
  * It must never: commit a seq or a record version without the function's check under the head row lock
  * (memory is a guess, the check is the truth), let the first run's outcome escape when it did not
@@ -24,7 +26,26 @@ export interface CommitReads {
   getVersionData(tenant: string, keys: VersionKey[]): Promise<Map<string, Record<string, unknown>>>;
 }
 
-export type CallCommit = (payload: string) => Promise<'committed' | 'moved'>;
+/**
+ * One tenant's computed commit, with what it assumed: the driver checks the assumptions under the
+ * tenant's write lock and writes `batch`, or writes nothing and answers 'moved'.
+ */
+export interface OneCall {
+  tenant: string;
+  /** The head seq, webhook and collection settings versions assumed (the tenant's head row must exist). */
+  lock: TenantLock;
+  /** The head seq after this commit. */
+  next: number;
+  /** The last event of the commit still in flight this one was computed on: it must be the head. */
+  last: string | null;
+  /** Idempotency keys taken for new: none may be stored. */
+  absent: string[];
+  /** Each record's assumed version (0: no record). */
+  expect: { collection: string; id: string; version: number }[];
+  batch: TenantBatch;
+}
+
+export type CallCommit = (commit: OneCall) => Promise<'committed' | 'moved'>;
 export type InTransaction = <T>(fn: (tx: WriteTx) => Promise<T>) => Promise<T>;
 
 /** The first run needs something only a locked transaction can give (a stored conflict). */
@@ -100,7 +121,15 @@ export class OneCallCommits {
       const batch = attempt.batch;
       if (ran && batch && this.heads.get(tenant) === known) {
         const last = batch.events.at(-1)?.eventId ?? null;
-        const call = this.callOrDecline(commitPayload(tenant, attempt, known.last));
+        const call = this.callOrDecline({
+          tenant,
+          lock: attempt.lock,
+          next: batch.head,
+          last: known.last,
+          absent: [...attempt.absent],
+          expect: [...attempt.expected.values()],
+          batch,
+        });
         // Remembered before it is known to commit, so the next commit can build on it; undone below.
         const mine: Known = { lock: { ...attempt.lock, head: batch.head }, last: last ?? known.last };
         this.remember(tenant, mine, batch.records);
@@ -125,9 +154,9 @@ export class OneCallCommits {
    * A value the function's JSON refuses (text jsonb cannot hold, such as a lone surrogate, which the
    * driver's text encoding replaces) declines the one call: the transaction stores what it always did.
    */
-  private async callOrDecline(payload: string): Promise<'committed' | 'moved' | 'declined'> {
+  private async callOrDecline(commit: OneCall): Promise<'committed' | 'moved' | 'declined'> {
     try {
-      return await this.call(payload);
+      return await this.call(commit);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && code.startsWith('22')) return 'declined';
@@ -272,8 +301,8 @@ function cacheKey(tenant: string, collection: string, id: string): string {
 }
 
 /** The argument of `syncbridge_commit`: one JSON document, its field names those of the function. */
-function commitPayload(tenant: string, attempt: Attempt, lastEvent: string | null): string {
-  const batch = attempt.batch!;
+export function commitPayload(commit: OneCall): string {
+  const { tenant, batch } = commit;
   const last = new Map<string, SyncRecord>();
   for (const r of batch.records) {
     const key = recordKey(r.collection, r.id);
@@ -282,13 +311,13 @@ function commitPayload(tenant: string, attempt: Attempt, lastEvent: string | nul
   }
   return JSON.stringify({
     tenant,
-    head: attempt.lock.head,
-    hooks: attempt.lock.hooksVersion,
-    collections: attempt.lock.collectionsVersion,
-    next: batch.head,
-    last: lastEvent,
-    absent: [...attempt.absent],
-    expect: [...attempt.expected.values()],
+    head: commit.lock.head,
+    hooks: commit.lock.hooksVersion,
+    collections: commit.lock.collectionsVersion,
+    next: commit.next,
+    last: commit.last,
+    absent: commit.absent,
+    expect: commit.expect,
     records: [...last.values()].map((r) => ({
       collection: r.collection,
       id: r.id,

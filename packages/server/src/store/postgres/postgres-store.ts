@@ -55,7 +55,7 @@ import { PostgresAccounts } from './accounts.ts';
 import { PostgresBranchStore } from './branches.ts';
 import { PostgresExpiryStore } from './expiry-store.ts';
 import { PostgresMaintenance } from './maintenance.ts';
-import { OneCallCommits } from './one-call-commit.ts';
+import { commitPayload, OneCallCommits } from './one-call-commit.ts';
 import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
 import { PostgresSealedBackfill } from './sealed-backfill.ts';
 import {
@@ -120,13 +120,13 @@ export class PostgresStore implements Store {
     this.accounts = new PostgresAccounts(parts);
     this.maintenance = new PostgresMaintenance(parts);
     this.sealedBackfill = new PostgresSealedBackfill(parts);
-    this.oneCall = new OneCallCommits(this.writeTx(this.pool), async (payload) => {
+    this.oneCall = new OneCallCommits(this.writeTx(this.pool), async (commit) => {
       // Named: each pooled connection parses and plans the call once.
       const result = await this.pool
         .query<{ outcome: 'committed' | 'moved' }>({
           name: 'syncbridge_commit',
           text: 'SELECT syncbridge_commit($1::jsonb) AS outcome',
-          values: [payload],
+          values: [commitPayload(commit)],
         })
         .catch((err: unknown) => {
           throw translateError(err);

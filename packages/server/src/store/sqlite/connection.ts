@@ -21,13 +21,20 @@ export const RECORD_COLUMNS = 'collection, id, data, version, hlc, updated_at, u
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
+/** The pragmas every connection of the store runs when it opens (the commit thread's too). */
+export function connectionPragmas(synchronous: string, busyTimeoutMs = 10_000): string[] {
+  return [
+    'journal_mode = WAL',
+    `synchronous = ${synchronous}`,
+    `busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`,
+    `wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`,
+    `journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`,
+  ];
+}
+
 export function open(file: string, synchronous: string, busyTimeoutMs = 10_000): Database.Database {
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${synchronous}`);
-  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-  db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
-  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+  for (const pragma of connectionPragmas(synchronous, busyTimeoutMs)) db.pragma(pragma);
   return db;
 }
 

@@ -3,7 +3,11 @@
  *
  * Two connections: one writer, used only inside `transaction` (BEGIN IMMEDIATE holds SQLite's single
  * write lock, which is what orders every tenant's seqs), and one reader for everything else, so a read
- * never sees a transaction that has not committed. `synchronous=FULL` (the default) fsyncs every commit,
+ * never sees a transaction that has not committed. With `commitThread`, log commits take a third
+ * connection on a thread of its own (commit-thread.ts): `commitTenant` computes a tenant's commit on the event loop
+ * against the state this store remembers (../postgres/one-call-commit.ts) and the thread makes it
+ * durable, checking that state under the write lock, so the event loop never waits for an fsync of the
+ * log; the first commit of a tenant, and one whose state moved, runs in `transaction` as before. `synchronous=FULL` (the default) fsyncs every commit,
  * so an acknowledged write survives a power cut; NORMAL survives a process crash only. Driver errors
  * reach callers translated (errors.ts): busy, full and I/O failures as UNAVAILABLE, as on PostgreSQL.
  *
@@ -22,18 +26,17 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
+import type { Logger } from 'pino';
 import { sqliteFilter } from '../filter-sql.ts';
+import { OneCallCommits } from '../postgres/one-call-commit.ts';
 import {
   EVENT_COLUMNS,
   type EventRow,
-  eventColumns,
   eventFromRow,
-  jsonOnce,
   needsLoggedRecord,
   type RecordRow,
   recordFromRow,
   type StoredResult,
-  storedResult,
   withLoggedRecord,
 } from '../rows.ts';
 import type { SecretBox } from '../secret-box.ts';
@@ -50,9 +53,11 @@ import type {
   VersionKey,
   WriteTx,
 } from '../types.ts';
-import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
+import { eventQueryConditions, recordKey } from '../types.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteBranchStore } from './branches.ts';
+import { batchOps } from './commit-ops.ts';
+import { CommitThread, readerCommitReads, readVersionData } from './commit-thread.ts';
 import { open, RECORD_COLUMNS, runMigrations, type WriterQueue, writerQueueFor } from './connection.ts';
 import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
@@ -74,6 +79,10 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Caps the database at this many pages (PRAGMA max_page_count): writes past it fail with UNAVAILABLE. */
   maxPageCount?: number;
+  /** Log commits on a thread of their own (commit-thread.ts; default false; never for `:memory:`). */
+  commitThread?: boolean;
+  /** Hears what the store cannot tell a caller (the commit thread stopping). */
+  logger?: Logger;
 }
 
 export class SqliteStore implements Store {
@@ -84,6 +93,11 @@ export class SqliteStore implements Store {
   readonly sealedBackfill: SqliteSealedBackfill;
   private readonly accounts: SqliteAccounts;
   private readonly maintenance: SqliteMaintenance;
+  /** On a file, log commits computed ahead and made durable by the commit thread; else `transaction`. */
+  readonly commitTenant?: Store['commitTenant'];
+  /** One group commit at a time for every tenant (the log writer's single queue). */
+  readonly singleWriter = true;
+  private readonly thread: CommitThread | null = null;
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
@@ -111,6 +125,13 @@ export class SqliteStore implements Store {
     const w = this.writer;
     const r = this.reader;
     this.stmts = prepareStatements(w, r);
+    if (options.file !== ':memory:' && options.commitThread === true) {
+      const thread = new CommitThread({ ...options, synchronous, exclusive: (fn) => this.exclusive(fn) });
+      const commits = new OneCallCommits(readerCommitReads(this.stmts), (call) => thread.commit(call));
+      this.thread = thread;
+      this.commitTenant = (tenant, fn, pipeline) =>
+        commits.commit(tenant, fn, (f) => this.transaction(f), pipeline);
+    }
     const parts = { writer: w, reader: r, exclusive: <T>(fn: () => T) => this.exclusive(fn) };
     this.accounts = new SqliteAccounts(parts);
     this.maintenance = new SqliteMaintenance(parts);
@@ -194,42 +215,13 @@ export class SqliteStore implements Store {
         }
         return found;
       },
-      getVersionData: async (tenant, keys: VersionKey[]) => {
-        const found = new Map<string, Record<string, unknown>>();
-        for (const { collection, id, version } of keys) {
-          const row = s.versionData.get(tenant, collection, id, version);
-          if (row)
-            found.set(versionKey(collection, id, version), JSON.parse(row.data) as Record<string, unknown>);
-        }
-        return found;
-      },
+      getVersionData: async (tenant, keys: VersionKey[]) => readVersionData(s.versionData, tenant, keys),
       getConflict: async (tenant, id) => {
         const row = s.getConflictW.get(tenant, id);
         return row ? (JSON.parse(row.doc) as Conflict) : null;
       },
       writeBatch: async (tenant, batch: TenantBatch) => {
-        for (const c of batch.conflicts ?? []) {
-          s.putConflict.run(tenant, c.id, c.collection, c.status, c.createdAt, JSON.stringify(c));
-        }
-        const json = jsonOnce();
-        for (const r of batch.records) {
-          s.upsertRecord.run(
-            tenant,
-            r.collection,
-            r.id,
-            json(r.data),
-            r.version,
-            r.hlc,
-            r.updatedAt,
-            r.updatedBy,
-            r.deleted ? 1 : 0,
-          );
-        }
-        for (const e of batch.events) s.insertEvent.run(...eventColumns(tenant, e, json));
-        const now = new Date().toISOString();
-        for (const { key, result } of batch.results) s.putResult.run(tenant, key, storedResult(result), now);
-        if (batch.deliveries) this.webhooks.insertDeliveries(batch.deliveries);
-        s.setHead.run(tenant, batch.head);
+        for (const [name, ...params] of batchOps(tenant, batch)) s.commit[name].run(...params);
       },
     };
     this.writer.exec('BEGIN IMMEDIATE');
@@ -432,6 +424,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.thread?.close();
     await this.lastWrite;
     this.reader.close();
     this.writer.close();

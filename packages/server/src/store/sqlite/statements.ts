@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { EVENT_COLUMNS, type EventRow, LOGGED_RECORD_COLUMNS, type RecordRow } from '../rows.ts';
+import { COMMIT_SQL, type CommitStatement } from './commit-ops.ts';
 import { RECORD_COLUMNS } from './connection.ts';
 
 /**
@@ -48,15 +49,6 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       r,
       'SELECT doc FROM conflicts WHERE tenant = ? AND id = ?',
     ),
-    putConflict: prep(
-      w,
-      `INSERT INTO conflicts (tenant, id, collection, status, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
-    ),
-    setHead: prep(
-      w,
-      'INSERT INTO tenant_heads (tenant, seq) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq',
-    ),
     getResult: prep<[string, string], { result: string }>(
       w,
       'SELECT result FROM mutation_results WHERE tenant = ? AND key = ?',
@@ -67,26 +59,21 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")} FROM events
        WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
     ),
-    // One row per statement: in a group commit of 50, a 50-row VALUES statement cost 20–50% more CPU
-    // per row than 50 runs of this one (better-sqlite3, measured; see docs/benchmarks.md).
-    putResult: prep(
-      w,
-      'INSERT INTO mutation_results (tenant, key, result, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
-    ),
     getRecordW: prep<[string, string, string], RecordRow>(
       w,
       `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ? AND id = ?`,
     ),
-    upsertRecord: prep(
-      w,
-      `INSERT INTO records (tenant, ${RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (tenant, collection, id) DO UPDATE SET data = excluded.data, version = excluded.version,
-       hlc = excluded.hlc, updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = excluded.deleted`,
+    // The same on the reader, for a commit computed ahead of its transaction (a version's data never changes).
+    versionDataR: prep<[string, string, string, number], { data: string }>(
+      r,
+      `SELECT data FROM events INDEXED BY events_by_record
+       WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?
+       ORDER BY seq DESC LIMIT 1`,
     ),
-    insertEvent: prep(
-      w,
-      `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(19).fill('?').join(', ')})`,
-    ),
+    /** The commit's statements (commit-ops.ts), by name. */
+    commit: Object.fromEntries(
+      Object.entries(COMMIT_SQL).map(([name, sql]) => [name, prep(w, sql)]),
+    ) as Record<CommitStatement, Statement>,
     head: prep<[string], { seq: number }>(r, 'SELECT seq FROM tenant_heads WHERE tenant = ?'),
     events: prep<[string, number, number], EventRow>(
       r,

@@ -44,7 +44,7 @@ export interface SqliteAccess {
   writeUnsynced<T>(fn: () => T): Promise<T>;
 }
 
-function newDeliveryValues(d: NewDelivery): unknown[] {
+export function newDeliveryValues(d: NewDelivery): unknown[] {
   return [
     d.id,
     d.tenant,
@@ -61,7 +61,7 @@ function newDeliveryValues(d: NewDelivery): unknown[] {
   ];
 }
 
-const PLACEHOLDERS_12 = new Array(12).fill('?').join(', ');
+export const PLACEHOLDERS_12 = new Array(12).fill('?').join(', ');
 
 export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookStore {
   private readonly stmts;
