@@ -24,6 +24,7 @@ import { guardBranchWrites } from './log/branch-guard.ts';
 import { CommitFeed } from './log/commit-feed.ts';
 import { LogWriter } from './log/log-writer.ts';
 import { RetentionJob, type RetentionReport } from './log/retention.ts';
+import { SealedBackfillJob } from './log/sealed-backfill-job.ts';
 import { registerBusMetrics } from './observability/bus-metrics.ts';
 import { MetricsRegistry } from './observability/metrics.ts';
 import { registerRealtimeMetrics } from './observability/realtime-metrics.ts';
@@ -213,6 +214,16 @@ export async function startServer(
       pruned: (table, count) => metrics.retentionPruned.inc({ table }, count),
     },
   );
+  // A field added to a collection's sealedFields: what was stored before is sealed in the background.
+  const sealedBackfill = secretBox
+    ? new SealedBackfillJob(
+        store.sealedBackfill,
+        secretBox,
+        async (tenant, collection) => (await collections.get(tenant, collection)).settings.sealedFields ?? [],
+        logger.child({ component: 'sealed-backfill' }),
+        { batchSize: config.retention.batchSize },
+      )
+    : null;
   const sequencer = new LogSequencer(
     storage.records,
     (tenant, events, mark) => {
@@ -367,15 +378,18 @@ export async function startServer(
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),
       connectors: connectors.manager,
+      sealedBackfill,
     },
     logger,
   );
   retention.start();
+  void sealedBackfill?.resumeUnfinished();
   gateway.attach(app.server);
   let generatedAdminKey: string | null = null;
   const closeParts = async (): Promise<void> => {
     clearInterval(resyncTimer);
     await retention.stop();
+    await sealedBackfill?.stop();
     await gateway.close();
     await connectors.close();
     await app.close();

@@ -1,5 +1,6 @@
 /**
- * The `syncbridge` command: `serve`, `migrate`, `token`, `replay`, `backup`, `restore`, `admin-key`.
+ * The `syncbridge` command: `serve`, `migrate`, `token`, `replay`, `backup`, `restore`, `admin-key`,
+ * `sealed backfill`.
  * Configuration comes from SYNCBRIDGE_* variables and an optional `--config` file; a wrong value stops
  * the command with one line per problem, and an expected failure with one line, never a stack trace.
  */
@@ -13,6 +14,7 @@ import { openStore } from '../startup/storage.ts';
 import { adminKeyCommand } from './admin-key.ts';
 import { backupCommand, restoreCommand } from './backup.ts';
 import { CommandError } from './errors.ts';
+import { sealedCommand } from './sealed.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
 
@@ -28,6 +30,9 @@ commands:
   admin-key rotate | revoke
                   print a new server-wide admin key (the old one is refused at once), or refuse
                   the current one without making another
+  sealed backfill [--tenant T] [--collection C] [--batch 500]
+                  encrypt what a collection stored before a field joined its sealedFields, and
+                  re-seal under the newest secrets key what an older key sealed; resumable
 
 options:
   --config <file>   YAML or JSON settings (also SYNCBRIDGE_CONFIG)
@@ -59,13 +64,13 @@ async function serve(config: ServerConfig): Promise<void> {
     out(`  admin key (shown once, keep it safe): ${server.generatedAdminKey}`);
   } else {
     out(
-      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (lost it? syncbridge admin-key rotate; or set SYNCBRIDGE_ADMIN_KEY)'}`,
+      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (lost it? npx syncbridge admin-key rotate; or set SYNCBRIDGE_ADMIN_KEY)'}`,
     );
   }
   out(
     `  mint a token: curl -s -X POST ${server.url}/v1/auth/token -H 'X-Api-Key: <admin key>' -H 'Content-Type: application/json' -d '{"tenant":"demo","user":"alice"}'`,
   );
-  out(`  (or: npm run -s syncbridge -- token --tenant demo --user alice)`);
+  out(`  (or: npx syncbridge token --tenant demo --user alice)`);
   out(`  realtime: ${ws}/v1/realtime?token=<token>   REST docs: ${server.url}/docs`);
   out(`  dashboard: ${server.url}/dashboard (log in with the admin key and a tenant)`);
 
@@ -185,6 +190,8 @@ async function main(argv: string[]): Promise<void> {
       platform: { type: 'string' },
       claims: { type: 'string' },
       verify: { type: 'boolean' },
+      collection: { type: 'string' },
+      batch: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -209,6 +216,8 @@ async function main(argv: string[]): Promise<void> {
       return restoreCommand(config, positionals[1]);
     case 'admin-key':
       return adminKeyCommand(config, positionals[1]);
+    case 'sealed':
+      return sealedCommand(config, positionals[1], values);
     default:
       throw new ConfigError([`unknown command "${command}"`]);
   }

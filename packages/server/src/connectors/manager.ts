@@ -248,6 +248,7 @@ export class ConnectorManager {
       entry.standingBy = false;
     }
     const ctx = connectorContext(connector, this.deps);
+    entry.starting = true;
     try {
       await connector.start(ctx);
       entry.started = true;
@@ -259,6 +260,8 @@ export class ConnectorManager {
     } catch (err) {
       entry.startError = (err as Error).message;
       this.deps.logger.error({ err, connector: connector.name }, 'connector failed to start');
+    } finally {
+      entry.starting = false;
     }
   }
 
@@ -386,8 +389,10 @@ export class ConnectorManager {
   async trigger(tenant: string, name: string, request: TriggerRequest = {}): Promise<TriggerResult> {
     const entry = this.entry(tenant, name);
     const { connector } = entry;
-    if (!connector.trigger)
-      throw new SyncError('BAD_REQUEST', `connector ${name} (${connector.kind}) cannot be triggered`);
+    if (!connector.trigger) {
+      const why = `connector ${name} (${connector.kind}) streams continuously and cannot be triggered`;
+      throw new SyncError('BAD_REQUEST', why);
+    }
     if (!entry.started) throw new SyncError('UNAVAILABLE', this.notRunning(entry));
     try {
       return await connector.trigger(request);

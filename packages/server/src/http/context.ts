@@ -54,4 +54,6 @@ export interface HttpContext {
   inbound: InboundReceiver;
   /** Upstream feeds and scheduled pulls. */
   connectors: ConnectorManager;
+  /** Seals in the background what a collection stored before a field joined its sealedFields. */
+  sealedBackfill: { request(tenant: string, collection: string): void } | null;
 }

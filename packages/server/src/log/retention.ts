@@ -6,9 +6,12 @@
  * cursors) and cursors of device ids nobody registered. Deletions run in bounded batches, each its own
  * short transaction, so a backlog of millions never holds the writer for long. Idempotent, so several
  * nodes may run it at once. It never drops a record's current version, a domain event, a pending
- * delivery or an open conflict.
+ * delivery or an open conflict. A collection's branches (`<collection>@<branch>`, whose versions are
+ * records and log entries of that name) are compacted by their collection's `retention`, as the
+ * collection's own records are: a branch has no settings of its own.
  */
 import type { Logger } from 'pino';
+import { mainCollection } from '../core/branches.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { ExpiryStore, RetentionPolicy } from '../store/types.ts';
 
@@ -18,6 +21,8 @@ export interface Maintenance {
   readonly expiry: ExpiryStore;
   /** Every tenant that has a log. */
   listTenants(): Promise<string[]>;
+  /** The collections a tenant has records in (branches `c@b` included). */
+  listRecordCollections(tenant: string): Promise<string[]>;
   /** Deletes superseded record versions per the policy, never a record's current one; returns how many. */
   compactHistory(tenant: string, collection: string, policy: RetentionPolicy): Promise<number>;
   /** Forgets idempotency results recorded before this ISO time; returns how many. */
@@ -94,17 +99,21 @@ export class RetentionJob {
       cursors: 0,
     };
     for (const tenant of await this.store.listTenants()) {
+      let branches: Map<string, string[]> | null = null;
       for (const [name, { settings }] of await this.collections.list(tenant, { fresh: true })) {
         const retention = settings.retention;
         if (!retention || (retention.maxVersions === undefined && retention.maxAgeDays === undefined))
           continue;
-        report.events += await this.store.compactHistory(tenant, name, {
+        const policy = {
           keepVersions: retention.maxVersions ?? null,
           before:
             retention.maxAgeDays === undefined
               ? null
               : new Date(now - retention.maxAgeDays * DAY_MS).toISOString(),
-        });
+        };
+        branches ??= await this.branchesOf(tenant);
+        for (const collection of [name, ...(branches.get(name) ?? [])])
+          report.events += await this.store.compactHistory(tenant, collection, policy);
       }
     }
     report.mutation_results = await this.store.pruneResults(
@@ -139,6 +148,19 @@ export class RetentionJob {
     for (const [table, n] of dropped) this.options.pruned?.(table as PrunedTable, n);
     if (dropped.length > 0) this.logger.info(Object.fromEntries(dropped), 'retention: dropped old rows');
     return report;
+  }
+
+  /** The branch collections (`c@b`) a tenant has records in, by their collection `c`. */
+  private async branchesOf(tenant: string): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (const collection of await this.store.listRecordCollections(tenant)) {
+      const main = mainCollection(collection);
+      if (main === collection) continue;
+      const list = out.get(main);
+      if (list) list.push(collection);
+      else out.set(main, [collection]);
+    }
+    return out;
   }
 
   /** Runs one bounded deletion until a batch comes back short, yielding to other work between batches. */

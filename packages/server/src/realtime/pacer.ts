@@ -10,7 +10,8 @@
  * collection, and while a higher priority backlog is being read and sent, lower ones wait for it. Within
  * one priority pages leave in the order they were handed in, so a channel's events stay in seq order.
  * The live queue is bounded as the socket is: past `maxBufferedBytes` waiting, the reader is a slow
- * consumer (4009) as today.
+ * consumer (closed SLOW_CONSUMER) as today. Both transports are paced alike: the
+ * WebSocket connection and the SSE stream each put one in front of their writer.
  */
 import { CLOSE_CODES, parseChannel } from '@syncbridge/protocol';
 import { mainCollection } from '../core/branches.ts';
@@ -27,6 +28,11 @@ export interface PaceSettings {
 /** The transport under the pacer: a session sink that can also close the connection. */
 export interface PacedTransport extends SessionSink {
   close(code: number, reason: string): void;
+  /**
+   * Bytes the transport adds around each frame on the wire (an SSE event's `id:`, `data: ` and blank
+   * line), counted against the budget with the frame; a WebSocket's few header bytes are left out.
+   */
+  readonly framingBytes?: number;
 }
 
 type LiveItem =
@@ -136,13 +142,13 @@ export class Pacer implements SessionSink {
   }
 
   sendFrame(frame: Buffer, type: OutboundType = 'event'): boolean {
-    if (!this.paced || (this.live.length === 0 && this.take(frame.length)))
+    if (!this.paced || (this.live.length === 0 && this.take(this.cost(frame))))
       return this.inner.sendFrame(frame, type);
     return this.enqueue({ kind: 'frame', frame, type });
   }
 
   sendEventFrame(channel: string, frame: Buffer, seq: number): boolean {
-    if (!this.paced || (this.live.length === 0 && this.take(frame.length))) {
+    if (!this.paced || (this.live.length === 0 && this.take(this.cost(frame)))) {
       return this.inner.sendEventFrame(channel, frame, seq);
     }
     return this.enqueue({ kind: 'event', channel, frame, seq });
@@ -180,6 +186,11 @@ export class Pacer implements SessionSink {
     return true;
   }
 
+  /** The bytes a frame takes on the wire. */
+  private cost(frame: Buffer): number {
+    return frame.length + (this.inner.framingBytes ?? 0);
+  }
+
   /** Refills the bucket and takes `bytes` from it when it is not in debt. */
   private take(bytes: number): boolean {
     const now = performance.now();
@@ -206,7 +217,7 @@ export class Pacer implements SessionSink {
     for (;;) {
       const item = this.live[0];
       if (item) {
-        if (!this.take(item.frame.length)) break;
+        if (!this.take(this.cost(item.frame))) break;
         this.live.shift();
         this.liveBytes -= item.frame.length;
         if (!this.sendLive(item)) return;
@@ -214,7 +225,7 @@ export class Pacer implements SessionSink {
       }
       const index = this.nextWaiter();
       if (index < 0) break;
-      if (!this.take(this.waiters[index]!.frame.length)) break;
+      if (!this.take(this.cost(this.waiters[index]!.frame))) break;
       const [w] = this.waiters.splice(index, 1);
       void this.inner.sendAndWait(w!.frame, w!.type, w!.position).then(w!.resolve);
     }

@@ -5,6 +5,9 @@
  * `channels=` (none: a stream of `welcome`, `pending` and `conflict` only) in order through the same ChannelSession as the WebSocket (filters, access rules, device
  * categories, backlog-to-live handover, `reset`). Writes go over REST. A channel that cannot be
  * subscribed gets an `error` whose `rid` is the channel as given; the others carry on.
+ * A registered device's bandwidth budget, collection priorities and conflation apply as on the WebSocket
+ * (pacer.ts): everything sent goes through the stream's Pacer, and with priorities the channels are
+ * subscribed highest priority first, so a higher priority's backlog is sent before a lower one's starts.
  */
 import type { ServerResponse } from 'node:http';
 import { CLOSE_CODES, type Rid, type ServerMessage } from '@syncbridge/protocol';
@@ -13,6 +16,7 @@ import { SyncError, toPublicError } from '../core/errors.ts';
 import { ChannelSession } from './channel-session.ts';
 import type { RealtimeContext } from './context.ts';
 import { type HandshakeTarget, handshake } from './handshake.ts';
+import { Pacer, type PaceSettings } from './pacer.ts';
 import { SseWriter } from './sse-writer.ts';
 import type { StreamCursor } from './stream-cursor.ts';
 import type { Subscription } from './subscription.ts';
@@ -39,6 +43,8 @@ export class SseStream implements HandshakeTarget {
   admitted = false;
   readonly connectedAt = Date.now();
   readonly writer: SseWriter;
+  /** Holds what is sent to the device's bandwidth budget and priorities (pass-through without one). */
+  readonly pacer: Pacer;
   readonly channels: ChannelSession;
   readonly remoteAddress: string | undefined;
   /** The cursor of the `subscribed` last sent per channel (a `reset` moves the position to it). */
@@ -54,7 +60,8 @@ export class SseStream implements HandshakeTarget {
     this.expiresAt = req.expiresAt;
     this.remoteAddress = req.remoteAddress;
     this.writer = new SseWriter(res, ctx, req.names, [...req.since]);
-    this.channels = new ChannelSession(ctx, this.writer, this);
+    this.pacer = new Pacer(this.writer, ctx.config.maxBufferedBytes);
+    this.channels = new ChannelSession(ctx, this.pacer, this);
   }
 
   get tenant(): string {
@@ -81,7 +88,7 @@ export class SseStream implements HandshakeTarget {
       if (cursor !== undefined) this.writer.setPosition(message.channel, cursor);
     }
     this.channels.noteSeqSent(message);
-    this.writer.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
+    this.pacer.sendFrame(Buffer.from(JSON.stringify(message)), message.type);
   }
 
   sendError(err: unknown, rid?: Rid): void {
@@ -94,7 +101,12 @@ export class SseStream implements HandshakeTarget {
   }
 
   outboundBytes(): number {
-    return this.writer.outboundBytes();
+    return this.pacer.outboundBytes();
+  }
+
+  /** Applies the device's bandwidth budget, priorities and conflation (see pacer.ts). */
+  pace(settings: PaceSettings | null): void {
+    this.pacer.configure(settings);
   }
 
   close(code: number, reason: string): void {
@@ -123,7 +135,8 @@ export class SseStream implements HandshakeTarget {
       );
       return;
     }
-    for (let i = 0; i < this.req.channels.length && this.isOpen; i++) {
+    for (const i of this.subscribeOrder()) {
+      if (!this.isOpen) break;
       const channel = this.req.channels[i]!;
       const since = this.writer.positions[i];
       try {
@@ -140,11 +153,23 @@ export class SseStream implements HandshakeTarget {
     }
   }
 
+  /**
+   * The channels' indexes in the order to subscribe them: as given, or with a device's priorities,
+   * highest first (stable, so channels of one priority keep their order).
+   */
+  private subscribeOrder(): number[] {
+    const order = this.req.names.map((_, i) => i);
+    if (!this.pacer.paced) return order;
+    const priority = order.map((i) => this.pacer.priorityOf(this.req.names[i]!));
+    return order.sort((a, b) => priority[b]! - priority[a]! || a - b);
+  }
+
   dispose(): void {
     if (this.admitted && this.principal) {
       this.admitted = false;
       this.ctx.admission.release(this.principal.tenant, this.principal.user);
     }
     this.channels.dispose();
+    this.pacer.dispose();
   }
 }

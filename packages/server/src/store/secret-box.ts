@@ -40,6 +40,18 @@ export class SecretBox {
     return value.startsWith(PREFIX);
   }
 
+  /** The id of the key that seals (the newest); a value sealed under another is re-sealed by a backfill. */
+  get sealingKeyId(): string {
+    return this.keys[0]!.id;
+  }
+
+  /** The key id a sealed value names, or null when it is not of that shape. */
+  static keyIdOf(sealed: string): string | null {
+    if (!SecretBox.isSealed(sealed)) return null;
+    const parts = sealed.slice(PREFIX.length).split('.');
+    return parts.length === 4 ? parts[0]! : null;
+  }
+
   seal(plain: string): string {
     const { id, key } = this.keys[0]!;
     const iv = randomBytes(12);

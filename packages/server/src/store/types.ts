@@ -8,6 +8,7 @@
  * the same tenant waits for the lock, so seqs are committed in the order they are assigned, and a reader
  * never sees seq n+1 before seq n.
  */
+
 import type {
   CollectionSettings,
   Conflict,
@@ -17,6 +18,7 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type { BranchStore } from './branch-types.ts';
+import type { SealedBackfillStore } from './sealed-backfill.ts';
 import type { WebhookStore } from './webhook-types.ts';
 
 export interface RecordKey {
@@ -191,6 +193,8 @@ export interface Store {
   readonly expiry: ExpiryStore;
   /** Branches of records: fork points and merges (the branches' versions are ordinary records). */
   readonly branches: BranchStore;
+  /** The sealed-fields backfill's batches and progress (store/sealed-backfill.ts). */
+  readonly sealedBackfill: SealedBackfillStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

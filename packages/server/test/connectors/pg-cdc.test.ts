@@ -199,7 +199,15 @@ describe.skipIf(kinds.length === 0).each(kinds)('pg-cdc connector (%s)', (kind: 
     expect((await admin('POST', '/v1/connectors', spec)).status).toBe(201);
     const streaming = (s: { details?: { phase?: string } }) => s.details?.phase === 'streaming';
     const status = () => admin('GET', '/v1/connectors/dropped').then((r) => r.body);
-    await waitFor(status, streaming, 'streaming', 15_000);
+    const running = await waitFor(status, streaming, 'streaming', 15_000);
+    // A stream cannot be run now: its status says so, and the trigger route refuses with a typed error.
+    expect((running as { triggerable?: boolean }).triggerable).toBe(false);
+    const trigger = await admin('POST', '/v1/connectors/dropped/trigger', {});
+    expect(trigger.status).toBe(400);
+    expect(trigger.body.error).toEqual({
+      code: 'BAD_REQUEST',
+      message: 'connector dropped (pg-cdc) streams continuously and cannot be triggered',
+    });
     await source.client.query(
       `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`,
       [spec.slot],

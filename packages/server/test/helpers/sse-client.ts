@@ -1,7 +1,8 @@
 /**
  * A small server-sent-events client for tests: opens `GET /v1/stream` with fetch, parses the stream with
  * eventsource-parser, records every SSE event (id, event name, parsed data) and lets a test wait for the
- * one it expects (with a timeout, so a missing event fails fast).
+ * one it expects (with a timeout, so a missing event fails fast). It also notes when each chunk of the
+ * body arrived and its size, for tests of a paced stream's rate.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
@@ -17,6 +18,8 @@ export class TestSseClient {
   lastEventId: string | undefined;
   /** Comment lines received (the server's heartbeats). */
   comments = 0;
+  /** Each chunk of the body as it arrived: when (performance.now()) and how many bytes. */
+  readonly chunks: { at: number; bytes: number }[] = [];
   readonly ended: Promise<void>;
   private waiters: Array<{ test: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }> = [];
 
@@ -44,7 +47,10 @@ export class TestSseClient {
       if (!body) return;
       const decoder = new TextDecoder();
       try {
-        for await (const chunk of body) parser.feed(decoder.decode(chunk, { stream: true }));
+        for await (const chunk of body) {
+          this.chunks.push({ at: performance.now(), bytes: chunk.length });
+          parser.feed(decoder.decode(chunk, { stream: true }));
+        }
       } catch {
         // aborted or dropped
       }
@@ -82,6 +88,22 @@ export class TestSseClient {
         },
       });
     });
+  }
+
+  /** The most bytes received in any window of `ms` milliseconds that starts at a chunk. */
+  maxBytesInWindow(ms: number): number {
+    let max = 0;
+    let sum = 0;
+    let end = 0;
+    for (let start = 0; start < this.chunks.length; start++) {
+      while (end < this.chunks.length && this.chunks[end]!.at < this.chunks[start]!.at + ms) {
+        sum += this.chunks[end]!.bytes;
+        end += 1;
+      }
+      max = Math.max(max, sum);
+      sum -= this.chunks[start]!.bytes;
+    }
+    return max;
   }
 
   close(): void {

@@ -77,6 +77,10 @@ export const collectionRoutes =
         await ctx.collectionSettings.putCollection(principal.tenant, collection, request.body);
         await ctx.collections.list(principal.tenant);
         ctx.collections.update(principal.tenant, collection, resolved);
+        // Fields newly sealed: the collection's data stored before is sealed in the background.
+        const wasSealed = new Set(before?.settings.sealedFields ?? []);
+        if ((request.body.sealedFields ?? []).some((f) => !wasSealed.has(f)))
+          ctx.sealedBackfill?.request(principal.tenant, collection);
         // Live subscriptions on every node are sent again under new read rules (realtime/rule-changes.ts).
         if (readRulesKey(before?.rules) !== readRulesKey(resolved.rules))
           await ctx.writer.publish(

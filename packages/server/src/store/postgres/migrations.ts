@@ -360,4 +360,20 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 16,
+    name: 'progress of sealed-fields backfills, one row per tenant and collection',
+    // The backfill (store/sealed-backfill.ts) saves where it is after every batch, in the batch's own
+    // transaction, so a pass stopped anywhere resumes after the last batch written.
+    sql: `
+      CREATE TABLE sealed_backfills (
+        tenant text COLLATE "C" NOT NULL,
+        collection text COLLATE "C" NOT NULL,
+        doc text NOT NULL,
+        done integer NOT NULL,
+        updated_at text NOT NULL,
+        PRIMARY KEY (tenant, collection)
+      );
+    `,
+  },
 ];

@@ -57,6 +57,7 @@ import { PostgresExpiryStore } from './expiry-store.ts';
 import { PostgresMaintenance } from './maintenance.ts';
 import { OneCallCommits } from './one-call-commit.ts';
 import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
+import { PostgresSealedBackfill } from './sealed-backfill.ts';
 import {
   columnArrays,
   EVENT_COLUMNS,
@@ -86,6 +87,7 @@ export class PostgresStore implements Store {
   readonly webhooks: PostgresWebhookStore;
   readonly expiry: PostgresExpiryStore;
   readonly branches: PostgresBranchStore;
+  readonly sealedBackfill: PostgresSealedBackfill;
   private readonly accounts: PostgresAccounts;
   private readonly maintenance: PostgresMaintenance;
   private readonly pool: pg.Pool;
@@ -117,6 +119,7 @@ export class PostgresStore implements Store {
     const parts = { pool: this.pool, inTransaction: this.inTransaction.bind(this) };
     this.accounts = new PostgresAccounts(parts);
     this.maintenance = new PostgresMaintenance(parts);
+    this.sealedBackfill = new PostgresSealedBackfill(parts);
     this.oneCall = new OneCallCommits(this.writeTx(this.pool), async (payload) => {
       // Named: each pooled connection parses and plans the call once.
       const result = await this.pool

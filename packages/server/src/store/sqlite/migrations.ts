@@ -251,4 +251,20 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 16,
+    name: 'progress of sealed-fields backfills, one row per tenant and collection',
+    // The backfill (store/sealed-backfill.ts) saves where it is after every batch, in the batch's own
+    // transaction, so a pass stopped anywhere resumes after the last batch written.
+    sql: `
+      CREATE TABLE sealed_backfills (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        done INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, collection)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

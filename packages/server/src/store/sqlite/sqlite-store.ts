@@ -58,6 +58,7 @@ import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
 import { SqliteMaintenance } from './maintenance.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { SqliteSealedBackfill } from './sealed-backfill.ts';
 import { prepareStatements } from './statements.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
 
@@ -80,6 +81,7 @@ export class SqliteStore implements Store {
   readonly webhooks: SqliteWebhookStore;
   readonly expiry: SqliteExpiryStore;
   readonly branches: SqliteBranchStore;
+  readonly sealedBackfill: SqliteSealedBackfill;
   private readonly accounts: SqliteAccounts;
   private readonly maintenance: SqliteMaintenance;
   private readonly writer: Database.Database;
@@ -113,6 +115,7 @@ export class SqliteStore implements Store {
     this.accounts = new SqliteAccounts(parts);
     this.maintenance = new SqliteMaintenance(parts);
     this.branches = new SqliteBranchStore(parts);
+    this.sealedBackfill = new SqliteSealedBackfill(parts);
     this.expiry = new SqliteExpiryStore({
       writer: w,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
