@@ -46,6 +46,20 @@ interface WindowResult {
   loadgenMicros: number;
   /** Milliseconds from sending each applied mutation to its results, sorted. */
   latencies: number[];
+  /** Mutations per group commit over the window (the server's syncbridge_commit_batch_size). */
+  perCommit: number;
+}
+
+/** The server's commit count and committed mutations so far, from its /metrics. */
+async function commitTotals(wsUrl: string): Promise<{ commits: number; writes: number }> {
+  const text = await (
+    await fetch(wsUrl.replace(/^ws/, 'http').replace(/\/v1\/realtime$/, '/metrics'))
+  ).text();
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    commits: read('syncbridge_commit_batch_size_count'),
+    writes: read('syncbridge_commit_batch_size_sum'),
+  };
 }
 
 /** Keeps `writers` closed loops of single-mutation requests running; counts what is acknowledged. */
@@ -54,6 +68,7 @@ async function runWindow(
   writers: number,
   seconds: number,
   pid: number,
+  wsUrl: string,
 ): Promise<WindowResult> {
   const runId = randomBytes(4).toString('hex');
   const data = { sku: 'SKU-000000', qty: 0, location: 'warehouse-1', note: 'x'.repeat(40) };
@@ -89,12 +104,14 @@ async function runWindow(
     }
   });
   await sleep(500); // let every loop reach its steady state before the window opens
+  const totals0 = await commitTotals(wsUrl);
   measuring = true;
   const cpu = new CpuWindow(pid);
   await sleep(seconds * 1000);
   measuring = false;
   const used = cpu.read();
   const counted = { acked, failed, latencies: latencies.sort((a, b) => a - b) };
+  const totals1 = await commitTotals(wsUrl);
   stop = true;
   await Promise.all(loops);
   return {
@@ -105,6 +122,7 @@ async function runWindow(
     serverWaitMicros: used.serverRunQueueWaitMicros,
     serverMainMicros: used.serverMainThreadMicros,
     loadgenMicros: used.loadgenMicros,
+    perCommit: (totals1.writes - totals0.writes) / Math.max(1, totals1.commits - totals0.commits),
   };
 }
 
@@ -130,17 +148,18 @@ async function measure(
   const clients = await mapLimit(maxWriters, 10, async (i) =>
     RequestClient.connect(server.wsUrl, await server.token(`writer-${i}`), sourceAddress(i)),
   );
-  await runWindow(clients, maxWriters, options.warmupSeconds, server.pid);
+  await runWindow(clients, maxWriters, options.warmupSeconds, server.pid, server.wsUrl);
   const perCount = new Map<number, WindowResult[]>(writerCounts.map((w) => [w, []]));
   for (let rep = 1; rep <= options.reps; rep++) {
     for (const writers of writerCounts) {
-      const r = await runWindow(clients, writers, options.windowSeconds, server.pid);
+      const r = await runWindow(clients, writers, options.windowSeconds, server.pid, server.wsUrl);
       perCount.get(writers)!.push(r);
       progress(
         `rep ${rep} writers=${writers}: ${formatNumber(r.acked / r.seconds)} acks/s, ` +
           `p99 ${percentileSorted(r.latencies, 99).toFixed(1)} ms, ` +
           `${formatNumber(r.serverMicros / r.acked)} µs server CPU/ack ` +
           `(main thread ${formatNumber(r.serverMainMicros / r.acked)}), ` +
+          `${formatNumber(r.perCommit)} acks/commit, ` +
           `server ${formatNumber(r.serverMicros / r.seconds / 1e4)}% / load generator ${formatNumber(r.loadgenMicros / r.seconds / 1e4)}% of a core` +
           (r.failed ? `, ${r.failed} NOT applied` : ''),
       );
@@ -169,6 +188,7 @@ async function measure(
         'server CPU µs/ack': summarize(rs.map((r) => r.serverMicros / r.acked)).median,
         'of which main thread µs/ack': summarize(rs.map((r) => r.serverMainMicros / r.acked)).median,
         'of which kernel µs/ack': summarize(rs.map((r) => r.serverSystemMicros / r.acked)).median,
+        'mutations per commit': summarize(rs.map((r) => r.perCommit)).median,
         'server CPU %': summarize(rs.map((r) => r.serverMicros / r.seconds / 1e4)).median,
         'server run-queue wait %': summarize(rs.map((r) => r.serverWaitMicros / r.seconds / 1e4)).median,
         'load generator CPU %': summarize(rs.map((r) => r.loadgenMicros / r.seconds / 1e4)).median,

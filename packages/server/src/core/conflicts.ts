@@ -7,7 +7,7 @@
  */
 import type { Conflict, LogEvent, MutationResult, Resolution, SyncRecord } from '@syncbridge/protocol';
 import { SyncError } from './errors.ts';
-import { diffRecords } from './merge.ts';
+import { previousValues } from './merge.ts';
 
 /** The audit event every resolution appends to the log. */
 export const CONFLICT_RESOLVED_EVENT = 'syncbridge.conflict_resolved';
@@ -20,12 +20,17 @@ export function withPrevious(
   event: Omit<LogEvent, 'seq'>,
   before: Record<string, unknown> | null,
 ): Omit<LogEvent, 'seq'> {
-  if (!before || event.op === 'delete') return event;
-  const previous: Record<string, unknown> = {};
-  for (const change of diffRecords(before, event.data ?? {})) {
-    if ('from' in change) previous[change.path] = change.from;
-  }
-  return Object.keys(previous).length > 0 ? { ...event, previous } : event;
+  const previous = previousOf(event, before);
+  return previous ? { ...event, previous } : event;
+}
+
+/** What withPrevious adds to a record change: the old values of the fields it changed, or null. */
+export function previousOf(
+  event: Pick<LogEvent, 'op' | 'data'>,
+  before: Record<string, unknown> | null,
+): Record<string, unknown> | null {
+  if (!before || event.op === 'delete') return null;
+  return previousValues(before, event.data ?? {});
 }
 
 /** Who decides: the principal's user, device and whether it administers the tenant. */

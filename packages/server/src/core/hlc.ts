@@ -7,8 +7,14 @@ import { formatHlc, hlcAfter, nextHlc, parseHlc } from '@syncbridge/protocol';
 
 export { formatHlc, type HlcTimestamp, parseHlc } from '@syncbridge/protocol';
 
+/** Digits of the wall-clock part of formatHlc's text (before its `-`). */
+const WALL_DIGITS = 15;
+
 export class HybridClock {
   private state = { wallMs: 0, counter: 0 };
+  /** The wall-clock millisecond of the last tick, and formatHlc's text of it up to the counter. */
+  private wallMs = -1;
+  private wallPrefix = '';
 
   constructor(
     private readonly node: string,
@@ -19,7 +25,13 @@ export class HybridClock {
   /** A timestamp for a local event, later than every timestamp issued or received before. */
   tick(): string {
     this.state = nextHlc(this.state, this.now());
-    return formatHlc({ ...this.state, node: this.node });
+    const { wallMs, counter } = this.state;
+    // formatHlc's text, its wall-clock part formatted once per millisecond (many ticks share one).
+    if (wallMs !== this.wallMs) {
+      this.wallMs = wallMs;
+      this.wallPrefix = formatHlc({ wallMs, counter: 0, node: '' }).slice(0, WALL_DIGITS + 1);
+    }
+    return `${this.wallPrefix}${counter.toString(16).padStart(4, '0')}-${this.node}`;
   }
 
   /**

@@ -119,3 +119,46 @@ export function diffRecords(
   if (after !== undefined) change.to = after;
   return [change];
 }
+
+/**
+ * The `from` side of diffRecords(before, after) as one object, path -> old value, in the same order,
+ * without building the change list (the write path computes it for every update). Null when nothing
+ * had an old value.
+ */
+export function previousValues(
+  before: Record<string, Json>,
+  after: Record<string, Json>,
+): Record<string, Json> | null {
+  const out: Record<string, Json> = {};
+  return collectPrevious(before, after, '', out) ? out : null;
+}
+
+/** Adds the old value of each changed or removed path under `path`; whether it added any. */
+function collectPrevious(
+  before: Record<string, Json>,
+  after: Record<string, Json>,
+  path: string,
+  out: Record<string, Json>,
+): boolean {
+  let found = false;
+  // Keys only in `after` are additions: diffRecords gives them no `from`.
+  for (const key of Object.keys(before)) {
+    const sub = path ? `${path}.${key}` : key;
+    const old = before[key];
+    if (!Object.hasOwn(after, key)) {
+      out[sub] = old;
+      found = true;
+      continue;
+    }
+    const now = after[key];
+    if (old === now) continue;
+    if (isObject(old) && isObject(now)) {
+      if (collectPrevious(old, now, sub, out)) found = true;
+    } else if (old !== undefined && !deepEqual(old, now)) {
+      // As diffRecords names a changed value at the top of an empty-key path.
+      out[sub || '/'] = old;
+      found = true;
+    }
+  }
+  return found;
+}

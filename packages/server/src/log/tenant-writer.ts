@@ -16,7 +16,7 @@ import type {
 } from '@syncbridge/protocol';
 import { isTenantAdmin, type Principal } from '../auth/principal.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
-import { assertResolvable, conflictIsStale, resolveConflict, withPrevious } from '../core/conflicts.ts';
+import { assertResolvable, conflictIsStale, previousOf, resolveConflict } from '../core/conflicts.ts';
 import { SyncError } from '../core/errors.ts';
 import type { HybridClock } from '../core/hlc.ts';
 import { DEFAULT_JSON_LIMITS, type JsonLimits, jsonProblem, storableJsonError } from '../core/json-limits.ts';
@@ -26,46 +26,20 @@ import type { Middleware } from '../plugins/types.ts';
 import { visibleConflict } from '../rules/conflicts.ts';
 import { replayedResult } from '../rules/reads.ts';
 import { hiddenFromWriter, refusedHiddenWrite, refusedWrite, visibleRecord } from '../rules/writes.ts';
-import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
 import type { GroupResult, PendingWrite, WriteGroup } from './pending-writes.ts';
-
-const EVENT_KEY_PREFIX = 'evt:';
-/** A write group's marker is remembered as `grp:<marker>`. */
-const GROUP_KEY_PREFIX = 'grp:';
+import {
+  EVENT_KEY_PREFIX,
+  GROUP_KEY_PREFIX,
+  mutationKey,
+  recordEvent,
+  type StaleWrite,
+  type TenantCommit,
+} from './tenant-commit.ts';
 
 export { CONFLICT_RESOLVED_EVENT } from '../core/conflicts.ts';
-
-/**
- * The idempotency key of a mutation: its mid, except that a mid which itself starts with `evt:`, `grp:`
- * or `mid:` is stored as `mid:<mid>`, so no client-chosen mid can collide with an event's or a group's key.
- */
-function mutationKey(mid: string): string {
-  return mid.startsWith(EVENT_KEY_PREFIX) || mid.startsWith(GROUP_KEY_PREFIX) || mid.startsWith('mid:')
-    ? `mid:${mid}`
-    : mid;
-}
-
-export interface TenantCommit {
-  tenant: string;
-  /** Webhook deliveries written with this commit's events. */
-  deliveries: NewDelivery[];
-  /** The outcome of every mutation in this commit (for metrics). */
-  statuses: MutationResult['status'][];
-  /** Mutations based on a version that was no longer current: their strategy and outcome (metrics). */
-  stale: StaleWrite[];
-  events: LogEvent[];
-  /** Conflicts stored or changed by this commit, for the writers' and admins' connections. */
-  conflicts: Conflict[];
-  settle: Array<() => void>;
-}
-
-/** A mutation whose `baseVersion` was not the record's current version, and what its strategy made of it. */
-export interface StaleWrite {
-  strategy: string;
-  status: MutationResult['status'];
-}
+export type { StaleWrite, TenantCommit } from './tenant-commit.ts';
 
 export class TenantWriter {
   private head = 0;
@@ -79,7 +53,11 @@ export class TenantWriter {
   private prior = new Map<string, MutationResult>();
   private records = new Map<string, SyncRecord>();
   private bases = new Map<string, Record<string, unknown>>();
+  /** Some mutation of this batch names a baseVersion: only then are base versions remembered. */
+  private tracksBases = false;
   private readonly now = new Date().toISOString();
+  private readonly serverHlc = () => this.clock.tick();
+  private readonly peekCollection = (name: string) => this.collections.peek(this.tenant, name);
 
   constructor(
     private readonly tx: WriteTx,
@@ -144,12 +122,15 @@ export class TenantWriter {
     const { tx, tenant } = this;
     const resultKeys = new Set<string>();
     const recordKeys = new Map<string, RecordKey>();
+    // A middleware may give a mutation a baseVersion of its own.
+    this.tracksBases = this.middleware.some((mw) => mw.beforeMutation);
     for (const w of writes) {
       if (w.kind === 'groups') for (const g of w.groups) resultKeys.add(GROUP_KEY_PREFIX + g.marker);
       if (w.kind === 'mutations' || w.kind === 'groups') {
         for (const m of w.kind === 'groups' ? w.groups.flatMap((g) => g.mutations) : w.mutations) {
           resultKeys.add(mutationKey(m.mid));
           recordKeys.set(recordKey(m.collection, m.id), { collection: m.collection, id: m.id });
+          if (m.baseVersion !== undefined) this.tracksBases = true;
         }
       } else if (w.kind === 'event' && w.event.idempotencyKey) {
         resultKeys.add(EVENT_KEY_PREFIX + w.event.idempotencyKey);
@@ -157,6 +138,8 @@ export class TenantWriter {
     }
     if (resultKeys.size > 0) this.prior = await tx.getResults(tenant, [...resultKeys]);
     if (recordKeys.size > 0) this.records = await tx.getRecords(tenant, [...recordKeys.values()]);
+    // Without a baseVersion in the batch no base is ever looked up (applyOne), so none is remembered.
+    if (!this.tracksBases) return;
     // A mutation based on a record's current version becomes stale when an earlier one of this batch
     // changes the record: its base is the version loaded here.
     for (const r of this.records.values()) this.bases.set(versionKey(r.collection, r.id, r.version), r.data);
@@ -188,12 +171,12 @@ export class TenantWriter {
     this.newResults.push({ key, result });
   }
 
-  private writeRecord(record: SyncRecord): void {
-    const key = recordKey(record.collection, record.id);
+  private writeRecord(record: SyncRecord, key = recordKey(record.collection, record.id)): void {
     this.records.set(key, record);
     this.changed.set(key, record);
     // A later mutation of this batch may be based on this version.
-    this.bases.set(versionKey(record.collection, record.id, record.version), record.data);
+    if (this.tracksBases)
+      this.bases.set(versionKey(record.collection, record.id, record.version), record.data);
   }
 
   /** A write group: once per marker, its mutations then its events, with consecutive seqs. */
@@ -245,14 +228,15 @@ export class TenantWriter {
     const first = this.prior.get(key);
     if (first) {
       this.statuses.push('duplicate');
-      return replayedResult(principal, (name) => this.collections.peek(this.tenant, name), first);
+      return replayedResult(principal, this.peekCollection, first);
     }
     // As core/mutations sees it: a base that is not the current version of an existing record.
-    const current = this.records.get(recordKey(m.collection, m.id));
+    const recKey = recordKey(m.collection, m.id);
+    const current = this.records.get(recKey);
     const stale = m.baseVersion !== undefined && m.op !== 'increment' && current?.version !== m.baseVersion;
     let result: MutationResult;
     try {
-      result = this.applyOne(principal, m);
+      result = this.applyOne(principal, m, recKey);
     } catch (err) {
       // Applying is pure computation (no I/O): whatever it throws belongs to this mutation alone, and is
       // not stored, so a replay of the mid meets the same answer rather than a remembered one.
@@ -273,13 +257,14 @@ export class TenantWriter {
     return result;
   }
 
-  private applyOne(principal: Principal, original: Mutation): MutationResult {
+  /** Applies one mutation to the record at `recKey` (its collection and id: middleware keeps them). */
+  private applyOne(principal: Principal, original: Mutation, recKey: string): MutationResult {
     const actor = principal.user;
     let m = original;
     for (const mw of this.middleware) {
       if (!mw.beforeMutation) continue;
       try {
-        const current = this.records.get(recordKey(m.collection, m.id)) ?? null;
+        const current = this.records.get(recKey) ?? null;
         // A middleware may change what a mutation does, never which record or idempotency key it has.
         const { mid, collection, id } = original;
         m = { ...(mw.beforeMutation({ principal, mutation: m, current }) ?? m), mid, collection, id };
@@ -299,7 +284,7 @@ export class TenantWriter {
       };
     }
     const collection = this.collections.peek(this.tenant, m.collection)!;
-    const stored = this.records.get(recordKey(m.collection, m.id)) ?? null;
+    const stored = this.records.get(recKey) ?? null;
     // A record the read rule hides from this writer is written to as if missing (rules/writes.ts).
     const hidden = hiddenFromWriter(principal, collection, stored);
     const current = hidden ? null : stored;
@@ -317,7 +302,7 @@ export class TenantWriter {
         validate: collection.validate,
         actor,
         hlc,
-        serverHlc: () => this.clock.tick(),
+        serverHlc: this.serverHlc,
         now: this.now,
         eventId: randomUUID(),
       });
@@ -373,9 +358,10 @@ export class TenantWriter {
         error: { code: 'CONFLICT', message: outcome.reason },
       };
     }
-    const draft = withPrevious(outcome.event, current && !current.deleted ? current.data : null);
-    const event = this.append(principal.deviceId ? { ...draft, device: principal.deviceId } : draft);
-    this.writeRecord(outcome.record);
+    const previous = previousOf(outcome.event, current && !current.deleted ? current.data : null);
+    const event = recordEvent(++this.head, outcome.event, previous, principal.deviceId);
+    this.events.push(event);
+    this.writeRecord(outcome.record, recKey);
     return {
       mid: m.mid,
       status: outcome.status,

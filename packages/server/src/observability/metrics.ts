@@ -172,7 +172,10 @@ export class MetricsRegistry {
   ): void {
     this.commitSeconds.observe(seconds);
     this.batchSize.observe(writes);
-    for (const status of statuses) this.mutations.inc({ status });
+    // One increment per status, not per mutation: a group commit of 50 puts is one `applied` += 50.
+    const counts = new Map<MutationResult['status'], number>();
+    for (const status of statuses) counts.set(status, (counts.get(status) ?? 0) + 1);
+    for (const [status, n] of counts) this.mutations.inc({ status }, n);
     for (const { strategy, status } of stale) this.conflictsDetected.inc({ strategy, outcome: status });
   }
 

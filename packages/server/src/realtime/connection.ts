@@ -275,22 +275,33 @@ export class Connection implements HandshakeTarget {
     if (this.pending === MAX_PENDING_REQUESTS) this.writer.pause();
     const handled =
       message.type === 'hello' ? this.authenticating(() => this.dispatch(message)) : this.dispatch(message);
-    handled
-      .catch((err: unknown) => {
-        if (err instanceof SyncError && isDepthRefusal(err) && this.principal) {
-          this.deepSenders.add(this.principal);
-        }
-        this.sendError(err, message.rid);
-        if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {
-          this.close(CLOSE_CODES.POLICY, 'unauthorized');
-        } else if (message.type === 'hello' && err instanceof SyncError && err.code === 'RATE_LIMITED') {
-          this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');
-        }
-      })
-      .finally(() => {
-        this.pending -= 1;
-        if (this.pending === MAX_PENDING_REQUESTS - 1) this.writer.resume();
-      });
+    // One reaction per request (not .catch().finally(): two more promises for every message).
+    handled.then(this.settled, (err: unknown) => {
+      try {
+        this.failed(message, err);
+      } finally {
+        this.settled();
+      }
+    });
+  }
+
+  /** A request is done (answered or failed): it no longer counts against MAX_PENDING_REQUESTS. */
+  private readonly settled = (): void => {
+    this.pending -= 1;
+    if (this.pending === MAX_PENDING_REQUESTS - 1) this.writer.resume();
+  };
+
+  /** Answers a request that failed with its typed error (and closes after a refused hello). */
+  private failed(message: ClientMessage, err: unknown): void {
+    if (err instanceof SyncError && isDepthRefusal(err) && this.principal) {
+      this.deepSenders.add(this.principal);
+    }
+    this.sendError(err, message.rid);
+    if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {
+      this.close(CLOSE_CODES.POLICY, 'unauthorized');
+    } else if (message.type === 'hello' && err instanceof SyncError && err.code === 'RATE_LIMITED') {
+      this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');
+    }
   }
 
   private async dispatch(message: ClientMessage): Promise<void> {

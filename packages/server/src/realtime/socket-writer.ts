@@ -19,11 +19,18 @@ export class SocketWriter implements SessionSink {
   private batcher: EventBatcher | null = null;
   private readonly tickCork = new TickCork();
   private closing = false;
+  /**
+   * permessage-deflate was negotiated: fixed once the upgrade completed, before this writer exists
+   * (ws builds the `extensions` text anew on every read, and it is read for every frame sent).
+   */
+  private readonly deflate: boolean;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly ctx: Pick<RealtimeContext, 'metrics' | 'config'>,
-  ) {}
+  ) {
+    this.deflate = ws.extensions.includes('permessage-deflate');
+  }
 
   get isOpen(): boolean {
     return !this.closing && this.ws.readyState === 1;
@@ -102,7 +109,7 @@ export class SocketWriter implements SessionSink {
    * reader has not taken is counted as usual.
    */
   outboundBytes(): number {
-    if (!this.ws.extensions.includes('permessage-deflate')) return this.ws.bufferedAmount;
+    if (!this.deflate) return this.ws.bufferedAmount;
     return (this.ws as unknown as { _socket?: Duplex })._socket?.writableLength ?? 0;
   }
 
