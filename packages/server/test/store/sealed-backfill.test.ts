@@ -3,7 +3,7 @@
  * before `sealedFields` named its fields (records, log entries and `previous`, a branch's versions and
  * fork point, stored conflicts, remembered mutation results, webhook delivery bodies) is encrypted by the server in
  * the background once the setting gains them, while clients keep reading plaintext; a pass stopped
- * mid-way resumes after its last batch; `syncbridge sealed backfill` re-seals everything under a rotated
+ * mid-way resumes after its last batch, and a server resumes an unfinished pass when it starts; `syncbridge sealed backfill` re-seals everything under a rotated
  * key, after which the previous key is no longer needed.
  */
 import { randomBytes } from 'node:crypto';
@@ -36,6 +36,7 @@ const SSN_BRANCH = 'ssn-before-sealing-branch-a81c44';
 const NOTE = 'chart-before-sealing-0d6b3f';
 const SECRETS = [SSN, SSN_2, SSN_WS, SSN_BRANCH, NOTE];
 const SALARY = 'salary-before-sealing-91e2c7';
+const VISIT = 'visit-note-before-sealing-4d2a90';
 
 describe.each(kinds)('sealed fields backfill (%s)', (kind: StoreKind) => {
   const storage = createTestStorage(kind);
@@ -194,6 +195,50 @@ describe.each(kinds)('sealed fields backfill (%s)', (kind: StoreKind) => {
     const raw = await rawRows(kind, storage);
     for (let i = 0; i < 6; i++) expect(raw).not.toContain(`${SALARY}-${i}`);
     expect((await api.get('/v1/records/staff/s5')).body.data.salary).toBe(`${SALARY}-5`);
+  });
+
+  it('resumes a pass left unfinished when the server starts again', async () => {
+    for (let i = 0; i < 5; i++)
+      expect((await api.put(`/v1/records/visits/v${i}`, { json: { note: `${VISIT}-${i}` } })).status).toBe(
+        201,
+      );
+    const store = srv.server.store.sealedBackfill;
+    let writes = 0;
+    const crashing: SealedBackfillStore = {
+      readProgress: (t, c) => store.readProgress(t, c),
+      listUnfinished: () => store.listUnfinished(),
+      readRows: (...args) => store.readRows(...args),
+      writeRows: (...args) => {
+        if (++writes === 2) throw new Error('crashed');
+        return store.writeRows(...args);
+      },
+    };
+    const box = new SecretBox([parseSecretsKey(KEY)!]);
+    const job = { tenant: 'clinic', collection: 'visits', fields: ['note'] };
+    await expect(runSealedBackfill(crashing, box, job, { batchSize: 2 })).rejects.toThrow('crashed');
+    expect(await store.listUnfinished()).toEqual([
+      expect.objectContaining({ collection: 'visits', done: false }),
+    ]);
+    // The setting that asked for it is in the config file of the next start.
+    await srv.close({ keepData: true });
+    srv = await startTestServer(
+      kind,
+      { secretsKey: KEY, collections: { visits: { sealedFields: ['note'] } } },
+      storage,
+    );
+    api = adminClient(srv, 'clinic');
+    const done = await eventually(
+      async () => {
+        const p = await srv.server.store.sealedBackfill.readProgress('clinic', 'visits');
+        return p?.done ? p : undefined;
+      },
+      30_000,
+      'the resumed backfill to finish',
+    );
+    expect(done.scanned).toBeGreaterThanOrEqual(10);
+    const raw = await rawRows(kind, storage);
+    for (let i = 0; i < 5; i++) expect(raw).not.toContain(`${VISIT}-${i}`);
+    expect((await api.get('/v1/records/visits/v4')).body.data.note).toBe(`${VISIT}-4`);
   });
 
   it('re-seals everything under a rotated key with `syncbridge sealed backfill`', async () => {
