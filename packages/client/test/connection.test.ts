@@ -5,7 +5,7 @@
  * makes it reload from a snapshot, an expired token is refreshed
  * through the provider, and a refused token stops the client for good.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   createTestStorage,
   type ServerProcess,
@@ -189,24 +189,33 @@ describe('connection lifecycle', () => {
   });
 
   it('fetches a fresh token from the provider when the server says it expired', async () => {
-    const srv = await server();
-    let calls = 0;
-    const c = client({
-      url: srv.wsUrl,
-      token: async () => srv.token('acme', 'alice', { ttlSeconds: ++calls === 1 ? 1 : 3600 }),
-    });
-    const changes = recordStatus(c);
-    await c.whenOpen(5000);
-    await waitFor(() => changes.some((s) => s.reason === 'token_expired'), 'the token to expire', 5000);
-    await c.whenOpen(5000);
-    expect(calls).toBe(2);
-    expect(steps(changes).slice(3)).toEqual([
-      'open>offline:token_expired',
-      'offline>connecting:reconnect',
-      'connecting>syncing:authenticated',
-      'syncing>open:synced',
-    ]);
-    expect((await c.collection('todos').put('t1', { ok: true })).status).toBe('applied');
+    // The clock (Date only; timers stay real) is moved past the first token's expiry once the client is
+    // open, rather than waiting for a short-lived token to run out: a slow handshake cannot outlive it.
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    try {
+      // No idle timeout within the jump: the expiry is what closes the connection.
+      const srv = await server({ idleTimeoutMs: 24 * 3600_000 });
+      let calls = 0;
+      const c = client({
+        url: srv.wsUrl,
+        token: async () => srv.token('acme', 'alice', { ttlSeconds: ++calls === 1 ? 60 : 3600 }),
+      });
+      const changes = recordStatus(c);
+      await c.whenOpen(15_000);
+      vi.setSystemTime(Date.now() + 120_000);
+      await waitFor(() => changes.some((s) => s.reason === 'token_expired'), 'the token to expire', 15_000);
+      await c.whenOpen(15_000);
+      expect(calls).toBe(2);
+      expect(steps(changes).slice(3)).toEqual([
+        'open>offline:token_expired',
+        'offline>connecting:reconnect',
+        'connecting>syncing:authenticated',
+        'syncing>open:synced',
+      ]);
+      expect((await c.collection('todos').put('t1', { ok: true })).status).toBe('applied');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('asks the provider once more after a refused token, then gives up', async () => {

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { providerPullSpec } from '../../../examples/open-banking-pull/provider.ts';
 import { startTestServer, type TestServer } from '../../server/test/helpers/server.ts';
 import { restClient } from '../../server/test/http/rest.ts';
 import { Receiver } from '../../server/test/webhooks/receiver.ts';
@@ -288,10 +289,22 @@ describe.skipIf(!haveChromium)('the dashboard in Chromium', () => {
       },
     });
     expect(feed.status, feed.text).toBe(201);
+    // A scheduled pull can be run now; a stream (ws-feed, pg-cdc) cannot, and shows no button.
+    const pull = await admin().post('/v1/connectors', {
+      json: providerPullSpec({
+        name: 'bank-pull',
+        tenant: TENANT,
+        baseUrl: 'http://127.0.0.1:9',
+        apiKey: 'unused',
+        connections: [],
+      }),
+    });
+    expect(pull.status, pull.text).toBe(201);
     await open('connectors', 'Connectors');
     const row = page.locator('tr[data-connector="nse-feed"]');
     await row.getByText('backing off').waitFor();
-    await row.getByRole('button', { name: 'Run now' }).waitFor();
+    await page.locator('tr[data-connector="bank-pull"]').getByRole('button', { name: 'Run now' }).waitFor();
+    expect(await row.getByRole('button', { name: 'Run now' }).count()).toBe(0);
     await screenshot('connectors');
 
     expect(problems).toEqual([]);

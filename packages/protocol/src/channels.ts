@@ -27,7 +27,11 @@ export function parseChannel(name: string): ChannelSpec | { error: string } {
   const filter: Record<string, string> = {};
   for (const [key, value] of params) {
     if (!NAME.test(key)) return { error: `filter field "${key}" is not a valid name` };
-    if (key in filter) return { error: `filter field "${key}" is given twice` };
+    // Records never hold a __proto__ key (the server refuses it), and as a plain property it would be
+    // dropped from the filter, which would then match every record.
+    if (key === '__proto__') return { error: 'filter field "__proto__" is not accepted' };
+    // Own keys only: "constructor" or "toString" are data fields like any other.
+    if (Object.hasOwn(filter, key)) return { error: `filter field "${key}" is given twice` };
     filter[key] = value;
   }
   switch (prefix) {

@@ -57,6 +57,10 @@ export const ConnectorStatus = Type.Object(
       description:
         'leader: it runs on this node; standby: another node of the cluster runs it (holds its lease), and this one takes over if that node stops',
     }),
+    triggerable: Type.Boolean({
+      description:
+        'it can be run now (POST /v1/connectors/{name}/trigger); streaming kinds (ws-feed, pg-cdc) cannot',
+    }),
   },
   { additionalProperties: false },
 );

@@ -82,12 +82,19 @@ const TopicSyncRequestMessageSchema = Type.Object({
   topic: Type.String(),
 });
 
+/** A node made, changed or removed a REST connector definition: the others read the definitions now. */
+const ConnectorsChangedMessageSchema = Type.Object({
+  type: Type.Literal('connectors_changed'),
+  node: Type.String(),
+});
+
 export type EventsMessage = Static<typeof EventsMessageSchema>;
 export type HeartbeatMessage = Static<typeof HeartbeatMessageSchema>;
 export type PresenceRequestMessage = Static<typeof PresenceRequestMessageSchema>;
 export type PresenceMessage = Static<typeof PresenceMessageSchema>;
 export type TopicValuesMessage = Static<typeof TopicValuesMessageSchema>;
 export type TopicSyncRequestMessage = Static<typeof TopicSyncRequestMessageSchema>;
+export type ConnectorsChangedMessage = Static<typeof ConnectorsChangedMessageSchema>;
 
 export type BusMessage =
   | EventsMessage
@@ -95,7 +102,8 @@ export type BusMessage =
   | PresenceRequestMessage
   | PresenceMessage
   | TopicValuesMessage
-  | TopicSyncRequestMessage;
+  | TopicSyncRequestMessage
+  | ConnectorsChangedMessage;
 
 /** One compiled check per message type, chosen by `type` (a union check would try each in turn). */
 const checks = new Map<string, ReturnType<typeof TypeCompiler.Compile<TSchema>>>(
@@ -106,6 +114,7 @@ const checks = new Map<string, ReturnType<typeof TypeCompiler.Compile<TSchema>>>
     PresenceMessageSchema,
     TopicValuesMessageSchema,
     TopicSyncRequestMessageSchema,
+    ConnectorsChangedMessageSchema,
   ].map((schema) => [schema.properties.type.const, TypeCompiler.Compile<TSchema>(schema)]),
 );
 

@@ -11,6 +11,7 @@ import type { BusMessage } from './messages.ts';
 
 export type {
   BusMessage,
+  ConnectorsChangedMessage,
   EventsMessage,
   HeartbeatMessage,
   PresenceMessage,

@@ -64,13 +64,13 @@ async function serve(config: ServerConfig): Promise<void> {
     out(`  admin key (shown once, keep it safe): ${server.generatedAdminKey}`);
   } else {
     out(
-      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (lost it? syncbridge admin-key rotate; or set SYNCBRIDGE_ADMIN_KEY)'}`,
+      `  admin key: ${config.adminKey ? 'from SYNCBRIDGE_ADMIN_KEY' : 'printed on first start (lost it? npx syncbridge admin-key rotate; or set SYNCBRIDGE_ADMIN_KEY)'}`,
     );
   }
   out(
     `  mint a token: curl -s -X POST ${server.url}/v1/auth/token -H 'X-Api-Key: <admin key>' -H 'Content-Type: application/json' -d '{"tenant":"demo","user":"alice"}'`,
   );
-  out(`  (or: npm run -s syncbridge -- token --tenant demo --user alice)`);
+  out(`  (or: npx syncbridge token --tenant demo --user alice)`);
   out(`  realtime: ${ws}/v1/realtime?token=<token>   REST docs: ${server.url}/docs`);
   out(`  dashboard: ${server.url}/dashboard (log in with the admin key and a tenant)`);
 

@@ -24,6 +24,8 @@ export interface ConnectorStatus extends ConnectorHealth {
   startError?: string;
   /** leader: it runs on this node; standby: another node holds its lease, this one takes over if it stops. */
   role: 'leader' | 'standby';
+  /** It can be run now (`POST /v1/connectors/{name}/trigger`); streaming kinds (ws-feed, pg-cdc) cannot. */
+  triggerable: boolean;
 }
 
 export interface Entry {
@@ -31,6 +33,8 @@ export interface Entry {
   spec: ConnectorSpec | null;
   origin: ConnectorOrigin;
   started: boolean;
+  /** Its `start` (and a feed's subscriptions' load) is under way on this node. */
+  starting?: boolean;
   startError?: string;
   subscriptions: FeedSubscriptions | null;
   /** This node holds the connector's lease. */
@@ -72,7 +76,9 @@ export function statusOf(entry: Entry, topics: TopicHub): ConnectorStatus {
       stale: false,
     };
   }
-  if (!entry.started && health.state !== 'failed') {
+  if (entry.starting && health.state !== 'failed') {
+    health = { ...health, state: 'starting' };
+  } else if (!entry.started && health.state !== 'failed') {
     health = { ...health, state: entry.startError ? 'failed' : 'stopped' };
   }
   const status: ConnectorStatus = {
@@ -84,6 +90,7 @@ export function statusOf(entry: Entry, topics: TopicHub): ConnectorStatus {
     ...health,
     metrics,
     role: entry.leader ? 'leader' : 'standby',
+    triggerable: typeof connector.trigger === 'function',
   };
   if (connector.feed) {
     status.topic = connector.feed.topic;
@@ -96,4 +103,12 @@ export function statusOf(entry: Entry, topics: TopicHub): ConnectorStatus {
     status.lastError ??= entry.startError;
   }
   return status;
+}
+
+/** Why a connector's trigger or feed routes cannot answer on this node. */
+export function notRunning(entry: Entry): string {
+  const { name } = entry.connector;
+  return entry.standingBy && !entry.leader
+    ? `connector ${name} runs on another node (this node stands by for it); ask that node`
+    : `connector ${name} is not running`;
 }

@@ -11,6 +11,7 @@ import type { RecordReader } from '../log/ports.ts';
 import { TopicHub } from '../realtime/topic-hub.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { connectorsSettings } from './config.ts';
+import { DefinitionNotices } from './definition-notices.ts';
 import type { ConnectorLeases } from './leases.ts';
 import { ConnectorManager } from './manager.ts';
 import { registerConnectorMetrics } from './metrics.ts';
@@ -100,6 +101,7 @@ export async function createConnectorSystem(deps: {
     leases: deps.leases,
     leaseCheckMs: settings.leaseCheckMs,
     relay,
+    notices: deps.bus ? new DefinitionNotices(deps.bus, deps.config.nodeId) : null,
     secrets: new ConnectorSecrets(store, deps.secretBox),
     env: deps.config.connectorEnv,
   });

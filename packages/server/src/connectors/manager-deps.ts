@@ -4,6 +4,7 @@ import type { LogWriter } from '../log/log-writer.ts';
 import type { RecordReader } from '../log/ports.ts';
 import type { TopicHub } from '../realtime/topic-hub.ts';
 import type { ConnectorsSettings } from './config.ts';
+import type { DefinitionNotices } from './definition-notices.ts';
 import type { ConnectorLeases } from './leases.ts';
 import type { ConnectorSecrets } from './secrets.ts';
 import type { ConnectorStore } from './store.ts';
@@ -34,6 +35,8 @@ export interface ConnectorManagerDeps {
   leaseCheckMs: number;
   /** Sends this node's topic values to the other nodes (absent on one node). */
   relay?: TopicRelay | null;
+  /** Tells the other nodes of REST definition changes, and hears theirs (absent on one node). */
+  notices?: DefinitionNotices | null;
   /** The tenants' connector secrets (`{{secrets.NAME}}`). */
   secrets: ConnectorSecrets;
   /** The values of the variables `connectors.env` lists (`{{env.NAME}}` in config-file definitions). */

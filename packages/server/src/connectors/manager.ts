@@ -6,8 +6,8 @@
  *
  * On several nodes each connector runs on the node holding its lease (leases.ts); on the others it
  * stands by (`role: standby`) and is started there when the lease comes free. A feed's topic values
- * reach the other nodes through the topic relay. Definitions made, changed or removed over REST on
- * another node are read from the shared store at every lease check, so every node knows every connector.
+ * reach the other nodes through the topic relay. REST definitions another node made, changed or removed
+ * are read from the shared store on its bus notice and at every lease check: every node knows them all.
  *
  * A definition's templates get only what its origin allows (template-policy.ts): a config-file one the
  * environment variables `connectors.env` lists, any one its tenant's connector secrets. It must never
@@ -20,12 +20,19 @@ import { AddressPolicy } from '../webhooks/ssrf.ts';
 import { CircuitRegistry } from './circuit-breaker.ts';
 import { ConnectorBuilder } from './connector-builder.ts';
 import { connectorContext } from './connector-context.ts';
-import { type ConnectorOrigin, type ConnectorStatus, type Entry, statusOf } from './connector-status.ts';
+import {
+  type ConnectorOrigin,
+  type ConnectorStatus,
+  type Entry,
+  notRunning,
+  statusOf,
+} from './connector-status.ts';
 import { assertMutable, checkAddresses, checkSecrets } from './definition-checks.ts';
 import { FeedSubscriptions } from './feed-subscriptions.ts';
 import { canonicalJson } from './json-path.ts';
 import type { ConnectorManagerDeps } from './manager-deps.ts';
 import type { ConnectorSecrets } from './secrets.ts';
+import { standBy } from './stand-by.ts';
 import type { TickQuery } from './store.ts';
 import { tickHistory } from './tick-history.ts';
 import {
@@ -48,6 +55,8 @@ export class ConnectorManager {
   private closed = false;
   private leaseTimer: NodeJS.Timeout | null = null;
   private leaseRound: Promise<void> | null = null;
+  /** Another round was asked for while one ran (a notice may have come after its read). */
+  private recheck = false;
   /** Serializes changes of REST definitions: this node's REST calls and the reads of other nodes' changes. */
   private definitions: Promise<unknown> = Promise.resolve();
 
@@ -56,6 +65,7 @@ export class ConnectorManager {
     this.builder = new ConnectorBuilder(deps, this.circuitRegistry);
     this.addresses = new AddressPolicy(deps.allowPrivate ?? []);
     deps.leases.onLost(() => void this.leasesLost());
+    deps.notices?.onChange(() => this.checkNow());
   }
 
   /**
@@ -144,12 +154,22 @@ export class ConnectorManager {
       }
       await this.launch(this.add(connector, null, 'code'));
     }
-    this.leaseTimer = setInterval(() => {
-      this.leaseRound ??= this.leaseCheck().finally(() => {
-        this.leaseRound = null;
-      });
-    }, this.deps.leaseCheckMs);
+    this.leaseTimer = setInterval(() => this.checkNow(), this.deps.leaseCheckMs);
     this.leaseTimer.unref();
+  }
+
+  /** A lease check (and read of the stored definitions) now, or right after the one running. */
+  private checkNow(): void {
+    if (this.closed || !this.leaseTimer) return;
+    if (this.leaseRound) {
+      this.recheck = true;
+      return;
+    }
+    this.recheck = false;
+    this.leaseRound = this.leaseCheck().finally(() => {
+      this.leaseRound = null;
+      if (this.recheck) this.checkNow();
+    });
   }
 
   /** Checks the held leases, then starts the standing-by connectors whose lease came free. */
@@ -164,6 +184,13 @@ export class ConnectorManager {
     } catch (err) {
       this.deps.logger.warn({ err }, 'connector lease check failed; retrying');
     }
+  }
+
+  /** A change of this node's REST definitions, serialized, then told to the other nodes. */
+  private async announced<T>(fn: () => Promise<T>): Promise<T> {
+    const result = await this.serialized(fn);
+    this.deps.notices?.announce();
+    return result;
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -241,13 +268,14 @@ export class ConnectorManager {
         return;
       }
       if (!acquired) {
-        await this.standBy(entry);
+        await standBy(entry, this.deps);
         return;
       }
       entry.leader = true;
       entry.standingBy = false;
     }
     const ctx = connectorContext(connector, this.deps);
+    entry.starting = true;
     try {
       await connector.start(ctx);
       entry.started = true;
@@ -259,23 +287,9 @@ export class ConnectorManager {
     } catch (err) {
       entry.startError = (err as Error).message;
       this.deps.logger.error({ err, connector: connector.name }, 'connector failed to start');
+    } finally {
+      entry.starting = false;
     }
-  }
-
-  /** Another node runs it: its topic is known here, with the latest values the running node sends. */
-  private async standBy(entry: Entry): Promise<void> {
-    if (entry.standingBy) return;
-    entry.standingBy = true;
-    const feed = entry.connector.feed;
-    if (!feed) return;
-    const { tenant } = entry.connector;
-    try {
-      this.deps.topics.declare(tenant, feed.topic, await this.deps.store.lastTickSeq(tenant, feed.topic));
-    } catch (err) {
-      this.deps.logger.warn({ err, connector: entry.connector.name }, 'could not read the topic seq');
-      this.deps.topics.declare(tenant, feed.topic);
-    }
-    this.deps.relay?.requestLatest(tenant, feed.topic);
   }
 
   private entry(tenant: string, name: string): Entry {
@@ -306,7 +320,7 @@ export class ConnectorManager {
 
   /** Defines and starts a connector (REST); it is stored and comes back after a restart. */
   create(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
-    return this.serialized(() => this.createNow(tenant, spec));
+    return this.announced(() => this.createNow(tenant, spec));
   }
 
   private async createNow(tenant: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
@@ -323,7 +337,7 @@ export class ConnectorManager {
 
   /** Replaces a REST-defined connector's definition and restarts it (its state, e.g. cursors, stays). */
   replace(tenant: string, name: string, spec: Record<string, unknown>): Promise<ConnectorStatus> {
-    return this.serialized(() => this.replaceNow(tenant, name, spec));
+    return this.announced(() => this.replaceNow(tenant, name, spec));
   }
 
   private async replaceNow(
@@ -345,7 +359,7 @@ export class ConnectorManager {
   }
 
   remove(tenant: string, name: string): Promise<void> {
-    return this.serialized(() => this.removeNow(tenant, name));
+    return this.announced(() => this.removeNow(tenant, name));
   }
 
   private async removeNow(tenant: string, name: string): Promise<void> {
@@ -386,9 +400,11 @@ export class ConnectorManager {
   async trigger(tenant: string, name: string, request: TriggerRequest = {}): Promise<TriggerResult> {
     const entry = this.entry(tenant, name);
     const { connector } = entry;
-    if (!connector.trigger)
-      throw new SyncError('BAD_REQUEST', `connector ${name} (${connector.kind}) cannot be triggered`);
-    if (!entry.started) throw new SyncError('UNAVAILABLE', this.notRunning(entry));
+    if (!connector.trigger) {
+      const why = `connector ${name} (${connector.kind}) streams continuously and cannot be triggered`;
+      throw new SyncError('BAD_REQUEST', why);
+    }
+    if (!entry.started) throw new SyncError('UNAVAILABLE', notRunning(entry));
     try {
       return await connector.trigger(request);
     } catch (err) {
@@ -405,15 +421,8 @@ export class ConnectorManager {
     const entry = this.entry(tenant, name);
     const feed = entry.connector.feed;
     if (!feed) throw new SyncError('NOT_FOUND', `connector ${name} is not a feed (it has no symbols)`);
-    if (!entry.subscriptions) throw new SyncError('UNAVAILABLE', this.notRunning(entry));
+    if (!entry.subscriptions) throw new SyncError('UNAVAILABLE', notRunning(entry));
     return { feed, subs: entry.subscriptions };
-  }
-
-  private notRunning(entry: Entry): string {
-    const { name } = entry.connector;
-    return entry.standingBy && !entry.leader
-      ? `connector ${name} runs on another node (this node stands by for it); ask that node`
-      : `connector ${name} is not running`;
   }
 
   /** The topic a feed connector publishes to. */

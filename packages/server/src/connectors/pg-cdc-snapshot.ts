@@ -2,11 +2,11 @@
  * The `pg-cdc` connector's start from nothing: creates the replication slot, and while its exported
  * snapshot is held open copies the mapped tables as of that snapshot, in pages of write groups. The
  * stream then starts at the slot's consistent point, so every change lands exactly once: before the
- * point in the copy, after it in the stream. Also the catalog reads the connector needs (primary keys,
- * the publication) and the slot's removal.
+ * point in the copy, after it in the stream. Tables mapped later are copied the same way, as of a
+ * temporary slot's snapshot (their changes before its point are then skipped in the stream). Also the
+ * catalog reads the connector needs (primary keys, the publication) and the slot's removal.
  */
 import pg from 'pg';
-import type { RowMapper } from './pg-cdc-map.ts';
 
 export interface CreatedSlot {
   consistentPoint: string;
@@ -29,13 +29,23 @@ export function quoted(qualifiedName: string): string {
     .join('.');
 }
 
-export async function createSlot(url: string, slot: string, exportSnapshot: boolean): Promise<CreatedSlot> {
+/**
+ * Creates a logical slot (a `temporary` one goes when its connection ends: it only serves its exported
+ * snapshot and consistent point).
+ */
+export async function createSlot(
+  url: string,
+  slot: string,
+  exportSnapshot: boolean,
+  temporary = false,
+): Promise<CreatedSlot> {
   const connection = new pg.Client({ connectionString: url, replication: 'database' } as pg.ClientConfig);
   connection.on('error', () => {});
   await connection.connect();
   try {
     const mode = exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT';
-    const result = await connection.query(`CREATE_REPLICATION_SLOT "${slot}" LOGICAL pgoutput ${mode}`);
+    const kind = temporary ? 'TEMPORARY LOGICAL' : 'LOGICAL';
+    const result = await connection.query(`CREATE_REPLICATION_SLOT "${slot}" ${kind} pgoutput ${mode}`);
     const row = result.rows[0] as { consistent_point: string; snapshot_name: string | null };
     return { consistentPoint: row.consistent_point, snapshotName: row.snapshot_name ?? null, connection };
   } catch (err) {
@@ -66,13 +76,13 @@ export async function primaryKeys(client: pg.Client, tables: string[]): Promise<
 }
 
 /**
- * Copies every mapped table as of the exported snapshot, `batch` rows per page, handing each page to
- * `page` (which commits it) and reporting progress.
+ * Copies the tables as of the exported snapshot, `batch` rows per page, handing each page to `page`
+ * (which commits it) and reporting progress.
  */
 export async function copyTables(
   url: string,
   snapshotName: string,
-  mapper: RowMapper,
+  tables: readonly string[],
   batch: number,
   page: (table: string, rows: Record<string, unknown>[], pageNo: number) => Promise<void>,
   progress: (p: SnapshotProgress) => void,
@@ -84,7 +94,7 @@ export async function copyTables(
   try {
     await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await reader.query(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
-    for (const table of mapper.tableNames()) {
+    for (const table of tables) {
       const count = await reader.query(`SELECT count(*)::bigint AS n FROM ${quoted(table)}`);
       const total = Number(count.rows[0].n);
       let rows = 0;
@@ -134,4 +144,14 @@ export async function dropSlot(client: pg.Client, slot: string): Promise<boolean
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+}
+
+/** Tables mapped now but not when the slot's rows were last copied (none when that is unknown). */
+export function addedTables(mapped: readonly string[], copied: readonly string[] | undefined): string[] {
+  return copied ? mapped.filter((t) => !copied.includes(t)) : [];
+}
+
+/** The name of the temporary slot that copies a connector's added tables (a valid slot name). */
+export function addSlotName(slot: string): string {
+  return `${slot.slice(0, 59)}_add`;
 }

@@ -8,16 +8,21 @@
  * PostgreSQL only after that commit. After a crash the source resends from the last acknowledged
  * position; a transaction committed here but not yet acknowledged meets its marker and writes nothing.
  * Without a position it starts with a snapshot of the mapped tables consistent with the slot
- * (pg-cdc-snapshot.ts), then streams. Reports lag (bytes, seconds), retained WAL (with a warning past a
- * limit) and snapshot progress; removing it drops its slot.
+ * (pg-cdc-snapshot.ts), then streams; a table mapped later is copied as of a temporary slot's snapshot
+ * when it next starts, its earlier changes left out of the stream (pg-cdc-changes.ts). Reports lag
+ * (bytes, seconds), retained WAL (with a warning past a limit) and snapshot progress; removing it drops
+ * its slot.
  */
 import pg from 'pg';
-import type { Pgoutput } from 'pg-logical-replication';
 import { SyncError } from '../core/errors.ts';
 import { renderTemplate } from './json-path.ts';
+import { type ChangeContext, txChanges } from './pg-cdc-changes.ts';
 import { type PgCdcOptions, slotName } from './pg-cdc-config.ts';
 import { lsnText, type Mapped, RowMapper } from './pg-cdc-map.ts';
 import {
+  addedTables,
+  addSlotName,
+  type CreatedSlot,
   copyTables,
   createSlot,
   dropSlot,
@@ -35,6 +40,10 @@ interface Position {
   slot: string;
   phase: 'streaming';
   consistentPoint: string;
+  /** The mapped tables whose rows are in (unknown for a position written before this was kept). */
+  tables?: string[];
+  /** A table mapped after the slot was made: the point as of which it was copied (changes before it are in). */
+  copiedFrom?: Record<string, string>;
 }
 
 const POSITION_KEY = 'position';
@@ -60,6 +69,9 @@ export class PgCdcConnector implements Connector {
   private wake: (() => void) | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private keys = new Map<string, string[]>();
+  private copiedFrom: Record<string, string> = {};
+  /** What the mapping of stream changes needs (txChanges). */
+  private readonly changeContext: ChangeContext;
   private startedAt = Date.now();
   private lastSuccessAt: number | null = null;
   private lastError: string | null = null;
@@ -90,6 +102,12 @@ export class PgCdcConnector implements Connector {
     this.tenant = options.tenant;
     this.slot = slotName(options);
     this.mapper = new RowMapper(options);
+    this.changeContext = {
+      mapper: this.mapper,
+      mapRow: (schema, name, op, row) => this.mapRow(schema, name, op, row),
+      copiedFrom: () => this.copiedFrom,
+      list: (collection) => this.ctx!.records.list(collection),
+    };
   }
 
   start(ctx: ConnectorContext): void {
@@ -178,7 +196,9 @@ export class PgCdcConnector implements Connector {
       if (!exists || position?.slot !== this.slot || position.phase !== 'streaming') {
         if (position && !exists) ctx.logger.warn({ slot: this.slot }, 'pg-cdc slot is gone; starting over');
         if (exists) await dropSlot(admin, this.slot);
-        await this.begin(url);
+        this.copiedFrom = (await this.begin(url)).copiedFrom ?? {};
+      } else {
+        this.copiedFrom = (await this.copyAdded(url, position)).copiedFrom ?? {};
       }
       if (this.stopped) return;
       this.phase = 'streaming';
@@ -209,37 +229,13 @@ export class PgCdcConnector implements Connector {
   }
 
   /** A new slot; with the snapshot option (default), the mapped tables copied as of its snapshot. */
-  private async begin(url: string): Promise<void> {
+  private async begin(url: string): Promise<Position> {
     const ctx = this.ctx!;
-    const copy = this.options.snapshot !== false && this.mapper.tableNames().length > 0;
+    const tables = this.mapper.tableNames();
+    const copy = this.options.snapshot !== false && tables.length > 0;
     const created = await createSlot(url, this.slot, copy);
     try {
-      if (copy && created.snapshotName) {
-        this.phase = 'snapshot';
-        this.state = 'running';
-        this.snapshot = [];
-        const batch = this.options.snapshotBatch ?? 500;
-        await copyTables(
-          url,
-          created.snapshotName,
-          this.mapper,
-          batch,
-          async (table, rows, pageNo) => {
-            if (this.stopped) throw new Error('stopped during the snapshot');
-            const [schema, name] = table.split('.') as [string, string];
-            const mapped = rows.map((row) => this.mapRow(schema, name, 'put', row));
-            const marker = `pgcdc:${this.slot}:${created.consistentPoint}:snapshot:${table}:${pageNo}`;
-            await this.commit([this.group(marker, mapped)]);
-            this.counts.snapshotRows += rows.length;
-            this.lastSuccessAt = Date.now();
-          },
-          (p) => {
-            const at = this.snapshot.findIndex((s) => s.table === p.table);
-            if (at >= 0) this.snapshot[at] = p;
-            else this.snapshot.push(p);
-          },
-        );
-      }
+      if (copy) await this.copy(url, created, tables, 'snapshot');
     } finally {
       await created.connection.end().catch(() => {});
     }
@@ -247,16 +243,73 @@ export class PgCdcConnector implements Connector {
       slot: this.slot,
       phase: 'streaming',
       consistentPoint: created.consistentPoint,
+      tables,
     };
     await ctx.state.put(POSITION_KEY, position);
     ctx.logger.info({ slot: this.slot, at: created.consistentPoint, copied: copy }, 'pg-cdc slot created');
+    return position;
+  }
+
+  /**
+   * Tables mapped since the rows were last copied (a PUT added them): copied as of a temporary slot's
+   * snapshot, and their changes committed before its consistent point skipped when the stream resends
+   * them, so each row change lands once. A crash during the copy copies them again.
+   */
+  private async copyAdded(url: string, position: Position): Promise<Position> {
+    const tables = this.mapper.tableNames();
+    const added = this.options.snapshot === false ? [] : addedTables(tables, position.tables);
+    const next: Position = { ...position, tables };
+    if (added.length > 0) {
+      const created = await createSlot(url, addSlotName(this.slot), true, true);
+      try {
+        await this.copy(url, created, added, 'added');
+      } finally {
+        await created.connection.end().catch(() => {});
+      }
+      next.copiedFrom = { ...position.copiedFrom };
+      for (const table of added) next.copiedFrom[table] = created.consistentPoint;
+      this.ctx!.logger.info({ tables: added, at: created.consistentPoint }, 'pg-cdc copied added tables');
+    }
+    if (added.length > 0 || position.tables?.join() !== tables.join()) {
+      await this.ctx!.state.put(POSITION_KEY, next);
+    }
+    return next;
+  }
+
+  /** Copies tables as of a slot's exported snapshot, a write group per page (once, by its marker). */
+  private async copy(url: string, created: CreatedSlot, tables: string[], what: string): Promise<void> {
+    if (!created.snapshotName) throw new Error('the source exported no snapshot');
+    this.phase = 'snapshot';
+    this.state = 'running';
+    this.snapshot = [];
+    const batch = this.options.snapshotBatch ?? 500;
+    await copyTables(
+      url,
+      created.snapshotName,
+      tables,
+      batch,
+      async (table, rows, pageNo) => {
+        if (this.stopped) throw new Error('stopped during the snapshot');
+        const [schema, name] = table.split('.') as [string, string];
+        const mapped = rows.map((row) => this.mapRow(schema, name, 'put', row));
+        const marker = `pgcdc:${this.slot}:${created.consistentPoint}:${what}:${table}:${pageNo}`;
+        await this.commit([this.group(marker, mapped)]);
+        this.counts.snapshotRows += rows.length;
+        this.lastSuccessAt = Date.now();
+      },
+      (p) => {
+        const at = this.snapshot.findIndex((s) => s.table === p.table);
+        if (at >= 0) this.snapshot[at] = p;
+        else this.snapshot.push(p);
+      },
+    );
   }
 
   /** Source transactions, each as one write group (once), all in one syncbridge transaction. */
   private async apply(txs: SourceTx[]): Promise<void> {
     const groups: Group[] = [];
     for (const tx of txs)
-      groups.push(this.group(`pgcdc:${this.name}:${tx.commitLsn}`, await this.changes(tx)));
+      groups.push(this.group(`pgcdc:${this.name}:${tx.commitLsn}`, await txChanges(tx, this.changeContext)));
     await this.commit(groups);
     const last = txs.at(-1)!;
     this.counts.transactions += txs.length;
@@ -264,57 +317,10 @@ export class PgCdcConnector implements Connector {
     this.lagSeconds = Math.max(0, (Date.now() - last.commitTimeMs) / 1000);
   }
 
-  /** What a source transaction's changes become. */
-  private async changes(tx: SourceTx): Promise<Mapped[]> {
-    const mapped: Mapped[] = [];
-    for (const change of tx.changes) {
-      if (change.tag === 'truncate') {
-        for (const relation of change.relations) mapped.push(...(await this.truncated(relation)));
-        continue;
-      }
-      const { schema, name } = change.relation;
-      if (this.mapper.isOutbox(schema, name)) {
-        if (change.tag === 'insert') mapped.push(this.mapper.event(change.new));
-        continue;
-      }
-      if (change.tag === 'delete') {
-        mapped.push(this.mapRow(schema, name, 'delete', change.key ?? change.old ?? {}));
-        continue;
-      }
-      if (change.tag === 'update' && change.key) {
-        // The key changed: the record under the old id goes.
-        const before = this.mapRow(schema, name, 'delete', change.key);
-        const after = this.mapRow(schema, name, 'put', change.new);
-        if (
-          before.kind === 'mutation' &&
-          after.kind === 'mutation' &&
-          before.mutation.id !== after.mutation.id
-        ) {
-          mapped.push(before);
-        }
-        mapped.push(after);
-        continue;
-      }
-      mapped.push(this.mapRow(schema, name, 'put', change.new));
-    }
-    return mapped;
-  }
-
   private mapRow(schema: string, name: string, op: 'put' | 'delete', row: Record<string, unknown>): Mapped {
     const table = this.mapper.table(schema, name);
     if (!table) return { kind: 'skip', reason: `table ${schema}.${name} is not mapped` };
     return this.mapper.change(table, this.keys.get(`${schema}.${name}`) ?? [], op, row);
-  }
-
-  /** A truncated mapped table: every record of its collection is deleted. */
-  private async truncated(relation: Pgoutput.MessageRelation): Promise<Mapped[]> {
-    const table = this.mapper.table(relation.schema, relation.name);
-    if (!table) return [];
-    const records = await this.ctx!.records.list(table.collection);
-    return records.map((r) => ({
-      kind: 'mutation' as const,
-      mutation: { collection: table.collection, id: r.id, op: 'delete' as const },
-    }));
   }
 
   /** A write group of mapped changes under its marker (changes that cannot be mapped are counted). */

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { SyncError } from '../core/errors.ts';
 import { assertNoNul } from '../core/nul.ts';
 import type { HttpContext } from './context.ts';
-import { installErrorHandling } from './errors.ts';
+import { clientErrorHandler, installErrorHandling } from './errors.ts';
 import { lazySerializerFactory, lazyValidator } from './lazy-compile.ts';
 import { restRateLimit } from './rate-limit.ts';
 import { branchRoutes } from './routes/branches.ts';
@@ -38,8 +38,9 @@ import { systemRoutes } from './routes/system.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
 /**
- * Fastify's JSON parser (which refuses `__proto__` and `constructor.prototype` keys), with one change:
- * a body refused for such a key says so, in the words WebSocket frames get from core/json-limits.ts,
+ * Fastify's JSON parser (which refuses `__proto__` and `constructor.prototype` keys), with two changes:
+ * a body that is not UTF-8 is refused (Fastify would decode it lossily), and a body refused for such a
+ * key says so, in the words WebSocket frames get from core/json-limits.ts,
  * instead of "not valid JSON".
  */
 type ContentTypeParser = (
@@ -48,10 +49,19 @@ type ContentTypeParser = (
   done: (err: Error | null, value?: unknown) => void,
 ) => void;
 
+/** Strict: bytes that are not UTF-8 are refused, not replaced with U+FFFD and stored as if sent. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 function jsonBodyParser(app: FastifyInstance): ContentTypeParser {
   const parse = app.getDefaultJsonParser('error', 'error');
-  return (request, body, done) => {
-    void parse(request, body as string, (err, value) => {
+  return (request, raw, done) => {
+    let body: string;
+    try {
+      body = typeof raw === 'string' ? raw : utf8.decode(raw);
+    } catch {
+      return done(new SyncError('BAD_REQUEST', 'request body is not valid UTF-8'), undefined);
+    }
+    void parse(request, body, (err, value) => {
       if (err && (err as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
         try {
           JSON.parse(body as string);
@@ -87,6 +97,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
             err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : 'the URL is not valid',
         },
       }),
+    clientErrorHandler,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Response serializers are compiled on each route's first reply, not at start (lazy-compile.ts).
@@ -116,7 +127,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser(
     ['application/json', 'application/merge-patch+json'],
-    { parseAs: 'string' },
+    { parseAs: 'buffer' },
     jsonBodyParser(app),
   );
   installErrorHandling(app);

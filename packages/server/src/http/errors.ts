@@ -3,6 +3,8 @@
  * own errors (validation, body size, bad JSON, unknown route) are translated to DESIGN.md codes, and
  * anything else is an opaque INTERNAL error: no message, no stack.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { type ErrorCode, HTTP_STATUS } from '@syncbridge/protocol';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { SyncError } from '../core/errors.ts';
@@ -68,4 +70,27 @@ export function installErrorHandling(app: FastifyInstance): void {
       error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
     }),
   );
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (a head over the header size limit, a
+ * malformed request line, a head that took too long) still get the API's error shape, then the socket
+ * is closed as Node would.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'PAYLOAD_TOO_LARGE', 'the request line and headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'BAD_REQUEST', 'the request head took too long to arrive']
+        : [400, 'BAD_REQUEST', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

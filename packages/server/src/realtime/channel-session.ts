@@ -124,6 +124,15 @@ export class ChannelSession {
     if (this.subscriptions.get(sub.channel) === sub) this.subscriptions.delete(sub.channel);
   }
 
+  /** Drops the channel's current subscription, or refuses a new channel past the limit. */
+  private makeRoomFor(channel: string): void {
+    const existing = this.subscriptions.get(channel);
+    if (existing) this.dropSubscription(existing);
+    else if (this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
+      throw new SyncError('BAD_REQUEST', `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
+    }
+  }
+
   async subscribe(message: ClientMessageOf<'subscribe'>): Promise<void> {
     // Paced sync: while this channel's backlog is sent, backlogs of lower priorities wait (pacer.ts).
     const release = this.writer.holdBacklog?.(message.channel);
@@ -147,11 +156,7 @@ export class ChannelSession {
     if (message.snapshot && spec.kind !== 'records') {
       throw new SyncError('BAD_REQUEST', 'snapshot is only available on records channels');
     }
-    const existing = this.subscriptions.get(spec.name);
-    if (existing) this.dropSubscription(existing);
-    else if (this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
-      throw new SyncError('BAD_REQUEST', `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
-    }
+    this.makeRoomFor(spec.name);
     const tenant = this.owner.tenant;
     // Access rules: the subscription reads its collection's current rules at every record it delivers.
     if (spec.kind === 'records') {
@@ -171,6 +176,9 @@ export class ChannelSession {
     if (shows) await this.ctx.collections.list(tenant);
     const sub = new Subscription(tenant, spec, this.writer, rules, shows);
     if (rules) sub.onRulesChanged = () => this.rulesChanged(sub);
+    // Checked again after the reads above: subscribes pipelined on one connection interleave there, and
+    // each must still replace the channel's earlier subscription and count against the limit.
+    this.makeRoomFor(spec.name);
     this.subscriptions.set(spec.name, sub);
     this.ctx.hub.add(sub);
     try {

@@ -11,19 +11,13 @@ import { EventBatcher } from './batch.ts';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import type { SessionSink } from './session-sink.ts';
-
-/**
- * Corked frames past this many bytes are written at once rather than at the end of the tick: enough
- * to batch dozens of small events into one write, small enough that holding them back never moves a
- * connection nearer the slow-consumer limit (maxBufferedBytes is at least 64 KiB).
- */
-const CORK_FLUSH_BYTES = 16 * 1024;
+import { TickCork } from './tick-cork.ts';
 
 export class SocketWriter implements SessionSink {
   /** The client speaks `events` batches (capability `batch`). */
   batch = false;
   private batcher: EventBatcher | null = null;
-  private corkedSocket: Duplex | null = null;
+  private readonly tickCork = new TickCork();
   private closing = false;
 
   constructor(
@@ -75,10 +69,11 @@ export class SocketWriter implements SessionSink {
 
   private writeFrame(frame: Buffer, type: OutboundType): boolean {
     if (!this.isOpen) return false;
-    this.corkUntilTickEnd();
+    // ws keeps its net.Socket in `_socket`; the cork/uncork pair inside ws.send only counts down.
+    this.tickCork.cork((this.ws as unknown as { _socket?: Duplex })._socket);
     this.ws.send(frame, { binary: false });
     this.ctx.metrics.frameSent(type, frame.length);
-    if (this.corkedSocket && this.corkedSocket.writableLength >= CORK_FLUSH_BYTES) this.uncork();
+    this.tickCork.flushIfFull();
     return this.withinBufferLimit();
   }
 
@@ -88,34 +83,6 @@ export class SocketWriter implements SessionSink {
     this.ctx.metrics.slowConsumers += 1;
     this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
     return false;
-  }
-
-  /**
-   * Frames sent to this connection in one tick (a commit's events fanned out, a backlog page) leave in
-   * one write instead of one syscall each: the socket stays corked until the tick ends.
-   */
-  private corkUntilTickEnd(): void {
-    if (this.corkedSocket) return;
-    // ws keeps its net.Socket in `_socket`; the cork/uncork pair inside ws.send only counts down.
-    const socket = (this.ws as unknown as { _socket?: Duplex })._socket;
-    if (!socket) return;
-    socket.cork();
-    this.corkedSocket = socket;
-    if (SocketWriter.corked.push(this) === 1) process.nextTick(SocketWriter.uncorkAll);
-  }
-
-  /** Writers corked during this tick: one nextTick uncorks them all. */
-  private static readonly corked: SocketWriter[] = [];
-
-  private static uncorkAll(): void {
-    for (const writer of SocketWriter.corked.splice(0)) writer.uncork();
-  }
-
-  private uncork(): void {
-    const socket = this.corkedSocket;
-    if (!socket) return;
-    this.corkedSocket = null;
-    socket.uncork();
   }
 
   /** Sends a frame and resolves once it has been handed to the kernel, for flow control of backlogs. */

@@ -8,19 +8,17 @@
  * A device's bandwidth budget and priorities are applied in front of it, by the stream's Pacer.
  */
 import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { CLOSE_CODES } from '@syncbridge/protocol';
 import type { RealtimeContext } from './context.ts';
 import type { OutboundType } from './counters.ts';
 import type { ChannelPosition, SessionSink } from './session-sink.ts';
 import { formatStreamCursor, type StreamCursor } from './stream-cursor.ts';
+import { TickCork } from './tick-cork.ts';
 
 const DATA = Buffer.from('data: ');
 const END = Buffer.from('\n\n');
 /** SSE bytes of a shared `event` frame whose id is its seq, by frame (kept only while the frame lives). */
 const SHARED = new WeakMap<Buffer, Buffer>();
-/** Corked bytes past this are written at once (as the WebSocket writer does). */
-const CORK_FLUSH_BYTES = 16 * 1024;
 
 export class SseWriter implements SessionSink {
   /** SSE carries one message per event: no `events` batches. */
@@ -28,7 +26,7 @@ export class SseWriter implements SessionSink {
   /** When something was last written (heartbeats fill silences). */
   lastWriteAt = Date.now();
   private closing = false;
-  private corkedSocket: Socket | null = null;
+  private readonly tickCork = new TickCork();
   private readonly waiting = new Set<() => void>();
   private readonly index = new Map<string, number>();
 
@@ -78,7 +76,7 @@ export class SseWriter implements SessionSink {
     return new Promise((resolve) => {
       if (!this.isOpen) return resolve();
       this.waiting.add(resolve);
-      this.uncork();
+      this.tickCork.uncork();
       this.res.write(this.eventBytes(frame, position), () => {
         this.waiting.delete(resolve);
         resolve();
@@ -112,7 +110,7 @@ export class SseWriter implements SessionSink {
   close(code: number, reason: string): void {
     if (this.closing) return;
     this.closing = true;
-    this.uncork();
+    this.tickCork.uncork();
     if (!this.res.destroyed) this.res.end(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
   }
 
@@ -140,11 +138,11 @@ export class SseWriter implements SessionSink {
 
   private write(bytes: Buffer, type: OutboundType): boolean {
     if (!this.isOpen) return false;
-    this.corkUntilTickEnd();
+    this.tickCork.cork(this.res.socket);
     this.res.write(bytes);
     this.lastWriteAt = Date.now();
     this.ctx.metrics.frameSent(type, bytes.length);
-    if (this.corkedSocket && this.corkedSocket.writableLength >= CORK_FLUSH_BYTES) this.uncork();
+    this.tickCork.flushIfFull();
     return this.withinBufferLimit();
   }
 
@@ -153,27 +151,5 @@ export class SseWriter implements SessionSink {
     this.ctx.metrics.slowConsumers += 1;
     this.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
     return false;
-  }
-
-  private corkUntilTickEnd(): void {
-    if (this.corkedSocket) return;
-    const socket = this.res.socket;
-    if (!socket) return;
-    socket.cork();
-    this.corkedSocket = socket;
-    if (SseWriter.corked.push(this) === 1) process.nextTick(SseWriter.uncorkAll);
-  }
-
-  private static readonly corked: SseWriter[] = [];
-
-  private static uncorkAll(): void {
-    for (const writer of SseWriter.corked.splice(0)) writer.uncork();
-  }
-
-  private uncork(): void {
-    const socket = this.corkedSocket;
-    if (!socket) return;
-    this.corkedSocket = null;
-    socket.uncork();
   }
 }

@@ -17,7 +17,7 @@ import {
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
 import { TestWsClient } from '../helpers/ws-client.ts';
 import { rest } from '../http/rest.ts';
-import { adminRest, metricValue, waitForFrame } from './support.ts';
+import { adminRest, metricValue, waitFor, waitForFrame } from './support.ts';
 
 const kinds = await storeKinds();
 
@@ -80,6 +80,16 @@ class CounterConnector implements Connector {
   }
 }
 
+/** A counter whose `start` waits until the test opens the gate: its status while it starts. */
+class GatedConnector extends CounterConnector {
+  static gate: Promise<void> = Promise.resolve();
+
+  override async start(ctx: ConnectorContext): Promise<void> {
+    await GatedConnector.gate;
+    await super.start(ctx);
+  }
+}
+
 function counterKind(spec: ConnectorSpec): Connector {
   if (spec.step !== undefined && (typeof spec.step !== 'number' || spec.step < 1)) {
     throw new ConnectorSpecError([`${spec.name}/step: must be a number of at least 1`]);
@@ -107,7 +117,13 @@ describe.each(kinds)('connector API (%s)', (kind: StoreKind) => {
         },
       },
       undefined,
-      { connectors: [new CounterConnector('ones', 'acme')], connectorKinds: { counter: counterKind } },
+      {
+        connectors: [new CounterConnector('ones', 'acme')],
+        connectorKinds: {
+          counter: counterKind,
+          gated: (spec) => new GatedConnector(spec.name, spec.tenant),
+        },
+      },
     );
     admin = adminRest(srv.url, srv.adminKey, 'acme');
   });
@@ -138,7 +154,7 @@ describe.each(kinds)('connector API (%s)', (kind: StoreKind) => {
     const record = (await admin('GET', '/v1/records/counters/tens')).body;
     expect(record).toMatchObject({ data: { count: 10 }, updatedBy: 'connector:tens' });
     const status = (await admin('GET', '/v1/connectors/tens')).body;
-    expect(status).toMatchObject({ details: { count: 10 }, metrics: { count: 10 } });
+    expect(status).toMatchObject({ details: { count: 10 }, metrics: { count: 10 }, triggerable: true });
     expect(
       await metricValue(
         srv.url,
@@ -163,7 +179,7 @@ describe.each(kinds)('connector API (%s)', (kind: StoreKind) => {
     const unknown = await admin('POST', '/v1/connectors', { name: 'x', kind: 'nope' });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toMatch(
-      /unknown connector kind "nope" \(kinds: ws-feed, pull, pg-cdc, counter\)/,
+      /unknown connector kind "nope" \(kinds: ws-feed, pull, pg-cdc, counter, gated\)/,
     );
     const otherTenant = await admin('POST', '/v1/connectors', {
       name: 'x',
@@ -184,6 +200,34 @@ describe.each(kinds)('connector API (%s)', (kind: StoreKind) => {
       (await rest(srv.url, 'GET', '/v1/connectors/fives', { token: await srv.token('globex', 'g') })).status,
     ).toBe(404);
     expect((await admin('DELETE', '/v1/connectors/fives')).status).toBe(204);
+  });
+
+  it('shows a connector as starting, led by this node, while its start runs', async () => {
+    let open = (): void => {};
+    GatedConnector.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const created = admin('POST', '/v1/connectors', { name: 'slow', kind: 'gated' });
+    try {
+      const led = await waitFor(
+        () => admin('GET', '/v1/connectors/slow'),
+        (r) => r.status === 200 && r.body.role === 'leader',
+        'this node to take the lease of the new connector',
+        30_000,
+      );
+      expect(led.body).toMatchObject({ name: 'slow', state: 'starting', role: 'leader' });
+      const listed = (await admin('GET', '/v1/connectors')).body.connectors;
+      expect(listed.find((c: { name: string }) => c.name === 'slow')).toMatchObject({ state: 'starting' });
+      const series = 'syncbridge_connector_state{tenant="acme",connector="slow",state="starting"}';
+      expect(await metricValue(srv.url, srv.adminKey, series)).toBe(1);
+    } finally {
+      open();
+    }
+    const done = await created;
+    expect(done.status, done.text).toBe(201);
+    expect(done.body).toMatchObject({ name: 'slow', state: 'running', role: 'leader' });
+    expect((await admin('GET', '/v1/connectors/slow')).body.state).toBe('running');
+    expect((await admin('DELETE', '/v1/connectors/slow')).status).toBe(204);
   });
 });
 

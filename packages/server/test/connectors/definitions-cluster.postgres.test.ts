@@ -11,10 +11,12 @@ import {
   type TestServer,
   type TestStorage,
 } from '../helpers/server.ts';
+import { REDIS_URL, requireService, tcpAvailable } from '../helpers/services.ts';
 import { adminRest, waitFor } from './support.ts';
 import { RecordingUpstream } from './upstream.ts';
 
 const hasPostgres = (await storeKinds()).includes('postgres');
+const hasRedis = requireService(`Redis at ${REDIS_URL}`, await tcpAvailable(REDIS_URL, 6379));
 
 describe.skipIf(!hasPostgres)('REST connector definitions across nodes on PostgreSQL', () => {
   let storage: TestStorage | null = null;
@@ -94,4 +96,55 @@ describe.skipIf(!hasPostgres)('REST connector definitions across nodes on Postgr
     );
     expect((await b!('GET', '/v1/connectors')).body.connectors).toEqual([]);
   }, 60_000);
+
+  it.skipIf(!hasRedis)(
+    'with a bus, the other node takes a definition made, changed or removed in at once, not at its next lease check',
+    async () => {
+      storage = createTestStorage('postgres');
+      upstream = await RecordingUpstream.start();
+      // An hour between lease checks: only the bus notice can bring the change within the test.
+      const settings = {
+        webhookAllowPrivate: ['127.0.0.1/32'],
+        busUrl: REDIS_URL,
+        connectors: { leaseCheckMs: 3_600_000 },
+      };
+      for (const nodeId of ['a', 'b'])
+        nodes.push(await startTestServer('postgres', { nodeId, ...settings }, storage));
+      const [a, b] = nodes.map((n) => adminRest(n.url, n.adminKey, 'acme'));
+      const spec = (version: string) => ({
+        name: 'bank',
+        kind: 'pull',
+        connections: [{ id: 'c1' }],
+        http: { baseUrl: upstream!.httpUrl, changesPath: 'bank/changes', headers: { 'X-Version': version } },
+      });
+      const created = await a!('POST', '/v1/connectors', spec('1'));
+      expect(created.status, created.text).toBe(201);
+      expect(created.body.role).toBe('leader');
+      const onB = await waitFor(
+        () => b!('GET', '/v1/connectors/bank'),
+        (res) => res.status === 200,
+        'node b to know the connector',
+        15_000,
+      );
+      expect(onB.body).toMatchObject({ origin: 'api', role: 'standby' });
+
+      const changed = await a!('PUT', '/v1/connectors/bank', { ...spec('2'), enabled: false });
+      expect(changed.status, changed.text).toBe(200);
+      await waitFor(
+        () => b!('GET', '/v1/connectors/bank'),
+        (res) => res.body.enabled === false,
+        'node b to take the change in',
+        15_000,
+      );
+
+      expect((await a!('DELETE', '/v1/connectors/bank')).status).toBe(204);
+      await waitFor(
+        () => b!('GET', '/v1/connectors/bank'),
+        (res) => res.status === 404,
+        'node b to forget the connector',
+        15_000,
+      );
+    },
+    60_000,
+  );
 });

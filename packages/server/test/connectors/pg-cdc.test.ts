@@ -199,7 +199,15 @@ describe.skipIf(kinds.length === 0).each(kinds)('pg-cdc connector (%s)', (kind: 
     expect((await admin('POST', '/v1/connectors', spec)).status).toBe(201);
     const streaming = (s: { details?: { phase?: string } }) => s.details?.phase === 'streaming';
     const status = () => admin('GET', '/v1/connectors/dropped').then((r) => r.body);
-    await waitFor(status, streaming, 'streaming', 15_000);
+    const running = await waitFor(status, streaming, 'streaming', 15_000);
+    // A stream cannot be run now: its status says so, and the trigger route refuses with a typed error.
+    expect((running as { triggerable?: boolean }).triggerable).toBe(false);
+    const trigger = await admin('POST', '/v1/connectors/dropped/trigger', {});
+    expect(trigger.status).toBe(400);
+    expect(trigger.body.error).toEqual({
+      code: 'BAD_REQUEST',
+      message: 'connector dropped (pg-cdc) streams continuously and cannot be triggered',
+    });
     await source.client.query(
       `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`,
       [spec.slot],
@@ -225,6 +233,65 @@ describe.skipIf(kinds.length === 0).each(kinds)('pg-cdc connector (%s)', (kind: 
     expect((await source.slots()).map((s) => s.slot_name)).toContain(spec.slot);
     expect((await admin('DELETE', '/v1/connectors/dropped')).status).toBe(204);
   }, 60_000);
+
+  it('copies the existing rows of a table added to the mapping later, each row change once', async () => {
+    const admin = adminRest(srv.url, srv.adminKey, 'bank');
+    const token = await srv.token('bank', 'reader');
+    await source.client.query('CREATE TABLE positions (id integer PRIMARY KEY, qty integer NOT NULL)');
+    await source.client.query(`ALTER PUBLICATION ${source.publication} ADD TABLE positions`);
+    await source.tx([['INSERT INTO positions (id, qty) VALUES (1, 10), (2, 20)']]);
+    expect((await admin('PUT', '/v1/connector-secrets/SOURCE_URL', { value: source.url })).status).toBe(200);
+    const spec = {
+      name: 'grows',
+      kind: 'pg-cdc',
+      connection: '{{secrets.SOURCE_URL}}',
+      publication: source.publication,
+      slot: `sb3_${source.name}`,
+      tables: [{ table: 'trades', collection: 'trades3' }],
+    };
+    expect((await admin('POST', '/v1/connectors', spec)).status).toBe(201);
+    const status = () => admin('GET', '/v1/connectors/grows').then((r) => r.body);
+    await waitFor(status, (s) => s.details?.phase === 'streaming', 'streaming', 15_000);
+    // Streamed while positions is not mapped: nothing of it is written.
+    await source.tx([['UPDATE positions SET qty = 11 WHERE id = 1']]);
+    // Stopped, its slot kept: the changes made meanwhile wait in the slot, unacknowledged.
+    expect((await admin('PUT', '/v1/connectors/grows', { ...spec, enabled: false })).status).toBe(200);
+    await source.tx([
+      ['UPDATE positions SET qty = 12 WHERE id = 1'],
+      ['INSERT INTO positions VALUES (3, 30)'],
+    ]);
+    await source.tx([['DELETE FROM positions WHERE id = 2']]);
+    await source.tx([["INSERT INTO trades (id, symbol, qty) VALUES (100, 'IBM', 1)"]]);
+    // positions mapped now: its rows are copied, then the stream resends what waited.
+    const grown = { ...spec, tables: [...spec.tables, { table: 'positions', collection: 'positions3' }] };
+    expect((await admin('PUT', '/v1/connectors/grows', grown)).status).toBe(200);
+    const copied = await waitFor(
+      status,
+      (s) => s.details?.phase === 'streaming' && s.details?.snapshot?.length === 1,
+      'the added table copied',
+      30_000,
+    );
+    expect(copied.details.snapshot).toEqual([{ table: 'public.positions', rows: 2, total: 2 }]);
+    await source.tx([['UPDATE positions SET qty = 31 WHERE id = 3']]);
+    const log = await waitFor(
+      async () => (await readLog(srv.url, token)).events,
+      (all) =>
+        recordEvents(all, 'positions3').length >= 3 &&
+        recordEvents(all, 'trades3').some((e) => e.id === '100'),
+      'the copy, the resent trade and the later change',
+      30_000,
+    );
+    const positions = recordEvents(log, 'positions3').map(
+      (e) => `${e.op}:${e.id}:${(e.data as { qty?: number })?.qty}`,
+    );
+    // The copy (as of its point, in table order), then only what came after it: no change twice.
+    expect(positions.slice(0, 2).sort()).toEqual(['put:1:12', 'put:3:30']);
+    expect(positions.slice(2)).toEqual(['put:3:31']);
+    // The trade made while stopped arrives once (the rows before it came with the first snapshot).
+    expect(recordEvents(log, 'trades3').filter((e) => e.id === '100')).toHaveLength(1);
+    expect((await admin('GET', '/v1/records/positions3/2')).status).toBe(404);
+    expect((await admin('DELETE', '/v1/connectors/grows')).status).toBe(204);
+  }, 90_000);
 
   it('refuses a definition that maps nothing or names a bad identifier', async () => {
     const admin = adminRest(srv.url, srv.adminKey, 'bank');

@@ -1,6 +1,7 @@
 /**
  * Connectors: each scheduled pull, inbound feed or upstream stream with its state (running, backing
- * off, circuit open…), when it last succeeded, how stale its data is, its counters, and "run now".
+ * off, circuit open…), when it last succeeded, how stale its data is, its counters, and "run now" for
+ * the kinds that run on demand (not the streaming ones, which cannot be triggered).
  */
 import { useDashboard, usePoll } from '../context.ts';
 import { Action, Badge, duration, Empty, ErrorLine, Time, type Tone } from '../ui.tsx';
@@ -91,14 +92,16 @@ export function Connectors() {
                     .join(' · ') || '—'}
                 </td>
                 <td>
-                  <Action
-                    label="Run now"
-                    run={async () => {
-                      await api.triggerConnector(c.name);
-                      await list.reload();
-                      return 'started';
-                    }}
-                  />
+                  {c.triggerable && (
+                    <Action
+                      label="Run now"
+                      run={async () => {
+                        await api.triggerConnector(c.name);
+                        await list.reload();
+                        return 'started';
+                      }}
+                    />
+                  )}
                 </td>
               </tr>
             ))}

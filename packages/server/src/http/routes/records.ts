@@ -58,6 +58,12 @@ export const recordRoutes =
         for (const [field, value] of Object.entries(rest)) {
           if (!/^[A-Za-z0-9_.-]{1,128}$/.test(field))
             throw new SyncError('BAD_REQUEST', `"${field}" is not a field name`);
+          // As on a channel (protocol channels.ts): a __proto__ field would drop out of the filter and
+          // match every record; a field given twice arrives as an array.
+          if (field === '__proto__')
+            throw new SyncError('BAD_REQUEST', 'filter field "__proto__" is not accepted');
+          if (Array.isArray(value))
+            throw new SyncError('BAD_REQUEST', `filter field "${field}" is given twice`);
           filter[field] = String(value);
         }
         const collection = await ctx.collections.get(principal.tenant, request.params.collection);
