@@ -37,6 +37,13 @@ const STAGES: Record<BackfillStage, StageSpec> = {
     where: "kind = 'record'",
   },
   conflicts: { table: 'conflicts', keys: ['id'], columns: ['doc'], jsonb: true, scope: 'collection' },
+  branches: {
+    table: 'record_branches',
+    keys: ['collection', 'record_id', 'name'],
+    columns: ['fork_data'],
+    jsonb: true,
+    scope: 'collection',
+  },
   results: { table: 'mutation_results', keys: ['key'], columns: ['result'], jsonb: true, scope: 'tenant' },
   deliveries: { table: 'webhook_deliveries', keys: ['id'], columns: ['body'], jsonb: false, scope: 'tenant' },
   webhooks: { table: 'webhooks', keys: ['id'], columns: ['secrets'], jsonb: true, scope: 'tenant' },

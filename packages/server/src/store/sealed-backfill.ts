@@ -3,7 +3,7 @@
  * stays plaintext until this pass re-encrypts it, and a rotated secrets key leaves values sealed under
  * the previous key until this pass re-seals them under the newest. One pass over one collection (its
  * branches `c@b` included) walks, in bounded batches: its records, its log entries (history, `previous`),
- * its stored conflicts, then the tenant's remembered mutation results and webhook delivery bodies (those
+ * its stored conflicts and its branches' fork points, then the tenant's remembered mutation results and webhook delivery bodies (those
  * of the collection's events are sealed; any sealed under an older key id is re-sealed), and last the
  * tenant's webhook signing secrets (re-sealed when an older key sealed them).
  *
@@ -21,11 +21,19 @@ const mainCollection = (ref: string): string => {
 };
 
 /** What one pass walks, in order. */
-export type BackfillStage = 'records' | 'events' | 'conflicts' | 'results' | 'deliveries' | 'webhooks';
+export type BackfillStage =
+  | 'records'
+  | 'events'
+  | 'conflicts'
+  | 'branches'
+  | 'results'
+  | 'deliveries'
+  | 'webhooks';
 export const BACKFILL_STAGES: readonly BackfillStage[] = [
   'records',
   'events',
   'conflicts',
+  'branches',
   'results',
   'deliveries',
   'webhooks',
@@ -33,7 +41,8 @@ export const BACKFILL_STAGES: readonly BackfillStage[] = [
 
 /**
  * One stored row as read: its key (opaque to the pass, ordered by the store) and the stored text of the
- * stage's columns: records [data], events [data, previous], conflicts [doc], results [result],
+ * stage's columns: records [data], events [data, previous], conflicts [doc], branches [fork_data],
+ * results [result],
  * deliveries [body], webhooks [secrets] (JSON texts, or null).
  */
 export interface BackfillRow {

@@ -1,7 +1,8 @@
 /**
  * Sealed fields: the top-level data fields a collection names in `sealedFields` are kept encrypted at
- * rest, in records, log entries (history), stored conflicts, remembered results and webhook deliveries
- * (so also in every backup of the database), while every reader of the Store sees them in plain.
+ * rest, in records, log entries (history), stored conflicts, remembered results, webhook deliveries and
+ * branches' fork points (so also in every backup of the database), while every reader of the Store sees
+ * them in plain.
  *
  * `withSealedFields` wraps a Store: its writes seal the named fields (each value becomes the string
  * `sbx1.<key id>.<iv>.<ciphertext>.<tag>` of SecretBox, AES-256-GCM under SYNCBRIDGE_SECRETS_KEY), its
@@ -11,6 +12,7 @@
  * asked of `policy` at write time (the collection settings, current under the tenant's write lock).
  */
 import type { Conflict, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
+import type { BranchRow, BranchStore } from './branch-types.ts';
 import { SecretBox } from './secret-box.ts';
 import type { Store, TenantBatch, WriteTx } from './types.ts';
 
@@ -173,10 +175,33 @@ function wrapTx(tx: WriteTx, tenantSealer: FieldSealer, policy: SealPolicy): Wri
   };
 }
 
+/** Branches whose fork point (the record's data when forked) is sealed as the collection's records are. */
+function wrapBranches(branches: BranchStore, s: FieldSealer, policy: SealPolicy): BranchStore {
+  const opened = (row: BranchRow): BranchRow => {
+    const forkData = s.open(row.forkData);
+    return forkData === row.forkData ? row : { ...row, forkData };
+  };
+  return {
+    createBranch: (row) => {
+      const fields = policy(row.tenant, row.collection);
+      return branches.createBranch(fields?.length ? { ...row, forkData: s.seal(row.forkData, fields) } : row);
+    },
+    getBranch: async (tenant, collection, recordId, name) => {
+      const row = await branches.getBranch(tenant, collection, recordId, name);
+      return row && opened(row);
+    },
+    listBranches: async (tenant, collection, recordId) =>
+      (await branches.listBranches(tenant, collection, recordId)).map(opened),
+    markMerged: (...args) => branches.markMerged(...args),
+    deleteBranch: (...args) => branches.deleteBranch(...args),
+  };
+}
+
 /** The store whose writes seal what `policy` names and whose reads open every sealed field. */
 export function withSealedFields(store: Store, box: SecretBox, seal: SealPolicy): Store {
   const s = new FieldSealer(box);
   const overrides: Partial<Store> = {
+    branches: wrapBranches(store.branches, s, seal),
     transaction: (fn) => store.transaction((tx) => fn(wrapTx(tx, s, seal))),
     readEvents: async (tenant, query) => (await store.readEvents(tenant, query)).map((e) => s.openEvent(e)),
     getRecord: async (tenant, collection, id) => {

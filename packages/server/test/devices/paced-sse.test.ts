@@ -4,7 +4,7 @@
  * changes and reopens its stream; the higher-priority collection's backlog arrives first and no
  * one-second window of the HTTP body carries more than the budget plus 10%. With `conflate: true` it
  * receives at most one event per record after `conflated` SSE events, and a resume with the stream's
- * last id (Last-Event-ID) is exact.
+ * last id (Last-Event-ID) is exact. A server shutting down does not wait for a paced stream's backlog.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
@@ -112,6 +112,42 @@ describe.each(kinds)('paced device sync over SSE (%s)', (kind: StoreKind) => {
     stream.close();
     await writer.close();
   }, 90_000);
+
+  it('shuts down while a paced stream is mid-catch-up, telling it to go away', async () => {
+    const own = await startTestServer(kind);
+    let closed = false;
+    try {
+      const token = await own.token('sse-shutdown', 'alice');
+      const writer = await TestWsClient.connect(own.wsUrl, token);
+      await writer.request({
+        type: 'mutate',
+        mutations: [{ mid: 'seed', collection: 'seed', id: 's', op: 'put', data: {} }],
+      });
+      const start = await own.server.store.headSeq('sse-shutdown');
+      await write(writer, 'documents', 50, 200, 'a');
+      await writer.close();
+      const res = await fetch(`${own.url}/v1/devices`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: 'phone', bandwidth: { bytesPerSecond: 1024 } }),
+      });
+      expect(res.status).toBe(201);
+      const stream = await TestSseClient.open(
+        own.url,
+        `channels=records%3Adocuments&since=${start}&deviceId=phone`,
+        { Authorization: `Bearer ${token}` },
+      );
+      await stream.waitFor((e) => e.data.type === 'event', 30_000, 'a first event');
+      // The backlog (some 40 KB) needs about 40 s at 1 KiB/s: the shutdown must not wait for it.
+      closed = true;
+      await own.close();
+      const bye = await stream.waitFor((e) => e.event === 'close', 15_000, 'the close event');
+      expect(bye.data.code).toBe(1001);
+      expect(stream.logEvents().length).toBeLessThan(200);
+    } finally {
+      if (!closed) await own.close();
+    }
+  }, 60_000);
 
   it('conflates a long backlog to one event per record after `conflated` events; Last-Event-ID resumes exactly', async () => {
     const { token, writer, start } = await setUp(`sse-conflate-${kind}`);
