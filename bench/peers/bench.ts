@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import ShareDBClient from 'sharedb/lib/client/index.js';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
-import { backoffDelay } from '../../packages/client/src/backoff.ts';
+import { backoffDelay, restartBackoff } from '../../packages/client/src/backoff.ts';
 import { mapLimit, openSocket, RequestClient, syncbridgeUrl, terminateAll } from '../lib/clients.ts';
 import { runMain, sleep } from '../lib/lifecycle.ts';
 import { benchOptions, COMMON_FLAGS, numberFlag } from '../lib/options.ts';
@@ -1017,6 +1017,10 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   let closing = false;
   const tokens = await mapLimit(n, 50, (i) => server.token(`storm-${i}`));
   const sockets: (WebSocket | null)[] = new Array(n).fill(null);
+  /** Client i's last socket was closed with 1001 (going away): it backs off as the SDK then does. */
+  const goingAway: boolean[] = new Array(n).fill(false);
+  /** When each client subscribed again after the restart (performance.now()). */
+  const resubscribedAt: number[] = [];
   /** Connects client i and subscribes from its cursor; on a close, tries again after a back-off. */
   const connect = async (i: number, first: boolean): Promise<void> => {
     const c = clients[i]!;
@@ -1053,18 +1057,23 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
           }),
         );
         await subscribed;
-        ws.once('close', () => {
+        ws.once('close', (code: number) => {
           sockets[i] = null;
+          goingAway[i] = code === 1001;
           if (!closing) setTimeout(() => void connect(i, false), backoffDelay(0));
         });
         sockets[i] = ws;
-        if (!first) lastResubscribed = performance.now();
+        goingAway[i] = false;
+        if (!first) {
+          lastResubscribed = performance.now();
+          resubscribedAt.push(lastResubscribed);
+        }
         return;
       } catch (err) {
         if (first) throw err;
         retries += 1;
         lastRetryError = (err as Error).message;
-        await sleep(backoffDelay(attempt + 1));
+        await sleep(backoffDelay(attempt + 1, goingAway[i] ? restartBackoff() : {}));
       }
     }
   };
@@ -1132,6 +1141,13 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   burstHead = head;
   progress(`${server.label}: burst written, head ${burstHead}`);
   const caughtUp = await waitAll(clients, () => burstHead, 60_000);
+  const after = resubscribedAt.map((t) => (t - tReady) / 1000).sort((a, b) => a - b);
+  progress(
+    `${server.label}: re-subscribed after the server was back: ${after.length} clients, ` +
+      `p50 ${formatNumber(percentileSorted(after, 50))} s, p90 ${formatNumber(percentileSorted(after, 90))} s, ` +
+      `p99 ${formatNumber(percentileSorted(after, 99))} s, ` +
+      `${after.filter((t) => t < 0).length} while it was starting`,
+  );
   progress(
     `${server.label}: last client re-subscribed ${formatNumber((lastResubscribed - tReady) / 1000)} s after the server was back; ` +
       `${retries} reconnection attempts failed (last: ${lastRetryError})`,
