@@ -545,6 +545,11 @@ interface WriteSystem {
   variant?: WriteVariant;
   /** The webhook variant: deliveries its receiver has had so far. */
   delivered?: () => number;
+  /**
+   * The webhook variant: waits until every acknowledged write has been delivered, so that a backlog
+   * left by one window is not sent during the next system's window (stealing its CPU).
+   */
+  settle?: () => Promise<void>;
   close: () => void;
 }
 
@@ -574,12 +579,21 @@ async function syncbridgeWrites(
     RequestClient.connect(server.wsUrl, await server.token(`writer-${w}`, tenantOf(w)), sourceAddress(w)),
   );
   const known = clients.map(() => new KnownVersions());
+  let applied = 0;
+  const settle = async () => {
+    const deadline = Date.now() + 120_000;
+    while (receiver && receiver.received < applied) {
+      if (Date.now() > deadline)
+        throw new Error(`${server.label} +webhooks: ${applied - receiver.received} deliveries still missing`);
+      await sleep(50);
+    }
+  };
   return {
     label: variant === 'plain' ? server.label : `${server.label} +${variant}`,
     durability: server.durability,
     server,
     variant,
-    ...(receiver ? { delivered: () => receiver.received } : {}),
+    ...(receiver ? { delivered: () => receiver.received, settle } : {}),
     writers: clients.map((client, w) => ({
       write: async (i) => {
         const id = `w${w}-${i % DOCS_PER_WRITER}`;
@@ -599,6 +613,7 @@ async function syncbridgeWrites(
         const result =
           reply.type === 'results' ? (reply.results as { status: string; version?: number }[])[0] : undefined;
         if (result?.status !== 'applied') throw new Error(`mutate: ${JSON.stringify(reply).slice(0, 300)}`);
+        applied += 1;
         if (variant === 'merge') known[w]!.saw(id, result);
       },
     })),
@@ -644,6 +659,8 @@ interface WriteWindow {
   latencies: number[];
   /** Webhook deliveries the variant's receiver had during the window. */
   delivered: number;
+  /** The webhook variant: server CPU from the window's start until every write was delivered. */
+  settledMicros: number;
 }
 
 /** Numbers every write of the run (mutation ids must never repeat across windows). */
@@ -687,7 +704,9 @@ async function writeWindow(system: WriteSystem, writers: number, seconds: number
   stop = true;
   await Promise.all(loops);
   if (failure) throw new Error(`${system.label}: ${(failure as Error).message}`);
-  return { ...result, latencies: latencies.sort((a, b) => a - b) };
+  await system.settle?.();
+  const settledMicros = cpu.read().serverMicros;
+  return { ...result, settledMicros, latencies: latencies.sort((a, b) => a - b) };
 }
 
 async function writes(
@@ -722,7 +741,10 @@ async function writes(
         progress(
           `rep ${rep} ${w} writer(s) ${s.label}: ${formatNumber(r.acked / r.seconds)} acks/s, p99 ${formatNumber(percentileSorted(r.latencies, 99))} ms, ` +
             `${formatNumber(r.serverMicros / r.acked)} µs server CPU/ack` +
-            (s.delivered ? `, ${formatNumber(r.delivered / r.seconds)} webhook deliveries/s` : ''),
+            (s.delivered
+              ? `, ${formatNumber(r.delivered / r.seconds)} webhook deliveries/s, ` +
+                `${formatNumber(r.settledMicros / r.acked)} µs server CPU/ack until all delivered`
+              : ''),
         );
       }
     }
@@ -745,7 +767,10 @@ async function writes(
             'server CPU µs/write': median(rs.map((r) => r.serverMicros / r.acked)),
             'server run-queue wait %': median(rs.map((r) => r.waitMicros / r.seconds / 1e4)),
             ...(s.delivered
-              ? { 'webhook deliveries/s': median(rs.map((r) => r.delivered / r.seconds)) }
+              ? {
+                  'webhook deliveries/s': median(rs.map((r) => r.delivered / r.seconds)),
+                  'server CPU µs/write until delivered': median(rs.map((r) => r.settledMicros / r.acked)),
+                }
               : {}),
           },
         }),
@@ -1021,6 +1046,8 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   const goingAway: boolean[] = new Array(n).fill(false);
   /** When each client subscribed again after the restart (performance.now()). */
   const resubscribedAt: number[] = [];
+  /** How the server's sockets closed, by close code (1001: told to go away; 1006: cut). */
+  const closeCodes = new Map<number, number>();
   /** Connects client i and subscribes from its cursor; on a close, tries again after a back-off. */
   const connect = async (i: number, first: boolean): Promise<void> => {
     const c = clients[i]!;
@@ -1060,6 +1087,7 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
         ws.once('close', (code: number) => {
           sockets[i] = null;
           goingAway[i] = code === 1001;
+          closeCodes.set(code, (closeCodes.get(code) ?? 0) + 1);
           if (!closing) setTimeout(() => void connect(i, false), backoffDelay(0));
         });
         sockets[i] = ws;
@@ -1146,7 +1174,7 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
     `${server.label}: re-subscribed after the server was back: ${after.length} clients, ` +
       `p50 ${formatNumber(percentileSorted(after, 50))} s, p90 ${formatNumber(percentileSorted(after, 90))} s, ` +
       `p99 ${formatNumber(percentileSorted(after, 99))} s, ` +
-      `${after.filter((t) => t < 0).length} while it was starting`,
+      `${after.filter((t) => t < 0).length} while it was starting; closes by code ${JSON.stringify(Object.fromEntries(closeCodes))}`,
   );
   progress(
     `${server.label}: last client re-subscribed ${formatNumber((lastResubscribed - tReady) / 1000)} s after the server was back; ` +
