@@ -1009,6 +1009,10 @@ interface StormResult {
   head: number;
   /** Seconds from the server being back (or the drop) to the last client's new subscription, if known. */
   resubscribedSeconds?: number;
+  /** From the server being back to all caught up: its CPU, its run-queue wait, this process's CPU (% of a core). */
+  serverCpuPct?: number;
+  serverWaitPct?: number;
+  loadgenCpuPct?: number;
   /** Seconds the server took to stop, then to start again (a restart only). */
   stopSeconds?: number;
 }
@@ -1148,6 +1152,7 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   })();
   await server.restart();
   const tReady = performance.now();
+  const stormCpu = new CpuWindow(server.pid);
   const tExited = await exited;
   progress(
     `${server.label}: back after ${formatNumber((tReady - tStop) / 1000)} s ` +
@@ -1168,7 +1173,14 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   }
   burstHead = head;
   progress(`${server.label}: burst written, head ${burstHead}`);
-  const caughtUp = await waitAll(clients, () => burstHead, 60_000);
+  const caughtUp = await waitAll(clients, () => burstHead, 90_000);
+  const used = stormCpu.read();
+  const pct = (micros: number) => micros / used.seconds / 1e4;
+  progress(
+    `${server.label}: until all caught up: server CPU ${formatNumber(pct(used.serverMicros))}% of a core ` +
+      `(waited for a CPU ${formatNumber(pct(used.serverRunQueueWaitMicros))}%), ` +
+      `load generator ${formatNumber(pct(used.loadgenMicros))}%, load average ${loadavg()[0]!.toFixed(2)}`,
+  );
   const after = resubscribedAt.map((t) => (t - tReady) / 1000).sort((a, b) => a - b);
   progress(
     `${server.label}: re-subscribed after the server was back: ${after.length} clients, ` +
@@ -1204,6 +1216,9 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
     notRecovered: 0,
     head: final,
     resubscribedSeconds: (lastResubscribed - tReady) / 1000,
+    serverCpuPct: pct(used.serverMicros),
+    serverWaitPct: pct(used.serverRunQueueWaitMicros),
+    loadgenCpuPct: pct(used.loadgenMicros),
     stopSeconds: (tExited - tStop) / 1000,
   };
   writer?.close();
@@ -1321,6 +1336,9 @@ async function storm(n: number, cpuProf: boolean) {
             : {
                 'server stop s': r.stopSeconds,
                 'last client re-subscribed s': r.resubscribedSeconds ?? Number.NaN,
+                'server CPU % until caught up': r.serverCpuPct ?? Number.NaN,
+                'server run-queue wait %': r.serverWaitPct ?? Number.NaN,
+                'load generator CPU %': r.loadgenCpuPct ?? Number.NaN,
               }),
           'events delivered': r.delivered,
         },
