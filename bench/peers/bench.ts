@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import ShareDBClient from 'sharedb/lib/client/index.js';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
-import { backoffDelay, restartBackoff } from '../../packages/client/src/backoff.ts';
+import { backoffDelay } from '../../packages/client/src/backoff.ts';
 import { mapLimit, openSocket, RequestClient, syncbridgeUrl, terminateAll } from '../lib/clients.ts';
 import { runMain, sleep } from '../lib/lifecycle.ts';
 import { benchOptions, COMMON_FLAGS, numberFlag } from '../lib/options.ts';
@@ -1046,8 +1046,6 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   let closing = false;
   const tokens = await mapLimit(n, 50, (i) => server.token(`storm-${i}`));
   const sockets: (WebSocket | null)[] = new Array(n).fill(null);
-  /** Client i's last socket was closed with 1001 (going away): it backs off as the SDK then does. */
-  const goingAway: boolean[] = new Array(n).fill(false);
   /** When each client subscribed again after the restart (performance.now()). */
   const resubscribedAt: number[] = [];
   /** How the server's sockets closed, by close code (1001: told to go away; 1006: cut). */
@@ -1090,12 +1088,10 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
         await subscribed;
         ws.once('close', (code: number) => {
           sockets[i] = null;
-          goingAway[i] = code === 1001;
           closeCodes.set(code, (closeCodes.get(code) ?? 0) + 1);
           if (!closing) setTimeout(() => void connect(i, false), backoffDelay(0));
         });
         sockets[i] = ws;
-        goingAway[i] = false;
         if (!first) {
           lastResubscribed = performance.now();
           resubscribedAt.push(lastResubscribed);
@@ -1105,7 +1101,7 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
         if (first) throw err;
         retries += 1;
         lastRetryError = (err as Error).message;
-        await sleep(backoffDelay(attempt + 1, goingAway[i] ? restartBackoff() : {}));
+        await sleep(backoffDelay(attempt + 1));
       }
     }
   };

@@ -20,7 +20,7 @@ import {
   PROTOCOL_VERSION,
   type ServerMessage,
 } from '@syncbridge/protocol';
-import { type BackoffOptions, backoffDelay, restartBackoff } from './backoff.ts';
+import { type BackoffOptions, backoffDelay } from './backoff.ts';
 import { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
 import { TypedEventEmitter } from './emitter.ts';
 import type { ClientLink, LinkEvents } from './link.ts';
@@ -70,8 +70,6 @@ export class Connection implements ClientLink {
   private epoch = 0;
   private urlIndex = 0;
   private failures = 0;
-  /** The last socket was closed with 1001 (going away) and no connection has been welcomed since. */
-  private serverRestarting = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private attemptStartedAt = 0;
@@ -275,7 +273,6 @@ export class Connection implements ClientLink {
       if (message.type !== 'welcome') return;
       this.heartbeatMs = message.heartbeatMs;
       this.failures = 0;
-      this.serverRestarting = false;
       this.authRetryUsed = false;
       this.lastPingAt = Date.now();
       this.pongDueSince = null;
@@ -314,7 +311,6 @@ export class Connection implements ClientLink {
       this.setState('closed', StatusReason.UNAUTHORIZED, { closeCode: code, message });
       return;
     }
-    if (opened && code === CLOSE_CODES.GOING_AWAY) this.serverRestarting = true;
     const why = opened ? StatusReason.TRANSPORT_CLOSED : StatusReason.CONNECT_FAILED;
     this.setState('offline', why, { closeCode: code, message: reason });
     this.scheduleReconnect();
@@ -347,12 +343,7 @@ export class Connection implements ClientLink {
     this.urlIndex = (this.urlIndex + 1) % urls;
     // Within a round over the URLs the next server is tried at once; each new round backs off.
     const delay =
-      this.failures % urls !== 0
-        ? 0
-        : backoffDelay(
-            this.failures / urls - 1,
-            this.serverRestarting ? restartBackoff(this.options.backoff) : this.options.backoff,
-          );
+      this.failures % urls !== 0 ? 0 : backoffDelay(this.failures / urls - 1, this.options.backoff);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (this.current === 'offline') void this.attempt(StatusReason.RECONNECT);

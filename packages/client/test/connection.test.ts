@@ -109,31 +109,6 @@ describe('connection lifecycle', () => {
     void second;
   });
 
-  it('keeps retrying at the short restart back-off after a 1001, however long the server stays away', async () => {
-    const first = await server();
-    const token = await first.token('acme', 'alice');
-    // The normal back-off would reach minutes by the twelfth attempt; after a 1001 each waits ≤ 100 ms.
-    const c = client({
-      url: first.wsUrl,
-      token,
-      backoff: { baseMs: 100, capMs: 600_000, restartCapMs: 100 },
-    });
-    await c.whenOpen(5000);
-    const changes = recordStatus(c);
-    const port = Number(new URL(first.url).port);
-    await first.close({ keepData: true });
-    servers.splice(servers.indexOf(first), 1);
-    await waitFor(
-      () => changes.filter((s) => s.reason === 'connect_failed').length >= 12,
-      'twelve failed attempts',
-      30_000,
-    );
-    expect(changes[0]).toMatchObject({ newState: 'offline', closeCode: 1001 });
-    await server({ port, ...first.storage.config });
-    await c.whenOpen(30_000);
-    expect(changes.at(-1)).toMatchObject({ newState: 'open', reason: 'synced' });
-  });
-
   it('reloads a channel from a snapshot when the server cannot resume from the client’s seq (reset)', async () => {
     const old = await server();
     const fresh = await server();
