@@ -22,7 +22,8 @@ export const POSTGRES_URL =
  */
 const SERVER_CLI = resolve(process.env.SYNCBRIDGE_BENCH_CLI ?? join(ROOT, 'packages/server/src/cli/main.ts'));
 const JWT_SECRET = 'bench-jwt-secret-0123456789abcdef0123456789abcdef';
-const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+/** The admin key (`x-api-key`) every syncbridge under test accepts. */
+export const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
 export type StoreKind = 'sqlite' | 'postgres';
 export type Synchronous = 'FULL' | 'NORMAL';

@@ -3,7 +3,7 @@
  * with the same load generator (this process), in one run, reported as syncbridge ÷ peer ratios.
  *
  *   npm run bench -- peers [--quick] [--only fanout,writes,connections,storm] [--reps 3] [--window 5]
- *                          [--writers 1,50] [--write-tenants 8]
+ *                          [--writers 1,50] [--write-tenants 8] [--write-variants webhooks,merge]
  *                          [--subscribers 1000,10000] [--connections 50000] [--storm-clients 10000]
  *
  * (run.ts installs bench/peers/node_modules with `npm ci` when it is missing, then runs this script.)
@@ -16,6 +16,8 @@
  * - writes: acknowledged durable writes/s and their p99 with 1 and 50 writers, each with one write in
  *   flight: syncbridge `mutate` (one put) on SQLite and PostgreSQL, ShareDB `submitOp` (one json0 op) on
  *   its in-memory database and on sharedb-postgres (same PostgreSQL server, synchronous_commit=on).
+ *   --write-variants adds syncbridge with webhooks registered for the written events, and/or on a `merge`
+ *   collection (bench/peers/write-variants.ts), at the largest writer count, as ratios to the plain case.
  * - connections: idle connections opened and held, and the server's RSS per connection (syncbridge with
  *   a JWT each, Socket.IO, the `ws` reference), clients spread over 127.0.0.2–127.0.0.9. 19,000 by
  *   default: the hard open-file limit of a process on this machine is 20,000 and cannot be raised here.
@@ -62,6 +64,14 @@ import {
   startWsServer,
 } from '../lib/server-process.ts';
 import { median, percentileSorted, summarize } from '../lib/stats.ts';
+import {
+  KnownVersions,
+  parseVariants,
+  registerWebhooks,
+  variantEnv,
+  WebhookReceiver,
+  type WriteVariant,
+} from './write-variants.ts';
 
 const PAYLOAD_BYTES = 100;
 const IN_FLIGHT = 16;
@@ -97,10 +107,19 @@ function payload(t: number, n: number): { t: number; n: number; d: string } {
 /** Profile directories of syncbridge servers started with --cpu-prof, summarised at the end. */
 const profiles: string[] = [];
 
-function syncbridgeServer(store: StoreKind, cpuProf: string | null): Promise<SyncbridgeUnderTest> {
+function syncbridgeServer(
+  store: StoreKind,
+  cpuProf: string | null,
+  env: Record<string, string> = {},
+): Promise<SyncbridgeUnderTest> {
   const dir = cpuProf ? profileDir(`peers-${cpuProf}-${store}`) : null;
   if (dir) profiles.push(dir);
-  return startSyncbridge({ store, fileLimit: SERVER_FILE_LIMIT, nodeFlags: dir ? cpuProfFlags(dir) : [] });
+  return startSyncbridge({
+    store,
+    env,
+    fileLimit: SERVER_FILE_LIMIT,
+    nodeFlags: dir ? cpuProfFlags(dir) : [],
+  });
 }
 
 function socketioServer(recovery: boolean): Promise<ServerUnderTest> {
@@ -522,6 +541,15 @@ interface WriteSystem {
   durability: string;
   server: ServerUnderTest;
   writers: Writer[];
+  /** syncbridge only: which case of bench/peers/write-variants.ts this server runs. */
+  variant?: WriteVariant;
+  /** The webhook variant: deliveries its receiver has had so far. */
+  delivered?: () => number;
+  /**
+   * The webhook variant: waits until every acknowledged write has been delivered, so that a backlog
+   * left by one window is not sent during the next system's window (stealing its CPU).
+   */
+  settle?: () => Promise<void>;
   close: () => void;
 }
 
@@ -529,38 +557,70 @@ async function syncbridgeWrites(
   store: StoreKind,
   writers: number,
   cpuProf: string | null,
+  variant: WriteVariant = 'plain',
 ): Promise<WriteSystem> {
-  const server = await syncbridgeServer(store, cpuProf);
+  const server = await syncbridgeServer(
+    store,
+    cpuProf && (variant === 'plain' ? cpuProf : `${cpuProf}-${variant}`),
+    variantEnv(variant),
+  );
   const runId = Date.now().toString(36);
   // Writer w writes tenant w mod --write-tenants (one tenant, "bench", by default).
   const tenantOf = (w: number) => (writeTenants > 1 ? `bench-${w % writeTenants}` : undefined);
+  let receiver: WebhookReceiver | null = null;
+  if (variant === 'webhooks') {
+    receiver = new WebhookReceiver();
+    await receiver.start();
+    const tenants =
+      writeTenants > 1 ? Array.from({ length: writeTenants }, (_, t) => `bench-${t}`) : ['bench'];
+    await registerWebhooks(server.wsUrl, tenants, receiver);
+  }
   const clients = await mapLimit(writers, 10, async (w) =>
     RequestClient.connect(server.wsUrl, await server.token(`writer-${w}`, tenantOf(w)), sourceAddress(w)),
   );
+  const known = clients.map(() => new KnownVersions());
+  let applied = 0;
+  const settle = async () => {
+    const deadline = Date.now() + 120_000;
+    while (receiver && receiver.received < applied) {
+      if (Date.now() > deadline)
+        throw new Error(`${server.label} +webhooks: ${applied - receiver.received} deliveries still missing`);
+      await sleep(50);
+    }
+  };
   return {
-    label: server.label,
+    label: variant === 'plain' ? server.label : `${server.label} +${variant}`,
     durability: server.durability,
     server,
+    variant,
+    ...(receiver ? { delivered: () => receiver.received, settle } : {}),
     writers: clients.map((client, w) => ({
       write: async (i) => {
+        const id = `w${w}-${i % DOCS_PER_WRITER}`;
         const reply = await client.request({
           type: 'mutate',
           mutations: [
             {
               mid: `${runId}-${w}-${i}`,
               collection: 'bench',
-              id: `w${w}-${i % DOCS_PER_WRITER}`,
+              id,
               op: 'put',
               data: { sku: 'SKU-000000', qty: i, location: 'warehouse-1', note: 'x'.repeat(40) },
+              ...(variant === 'merge' ? known[w]!.base(id) : {}),
             },
           ],
         });
-        const status =
-          reply.type === 'results' ? (reply.results as { status: string }[])[0]!.status : reply.type;
-        if (status !== 'applied') throw new Error(`mutate: ${JSON.stringify(reply).slice(0, 300)}`);
+        const result =
+          reply.type === 'results' ? (reply.results as { status: string; version?: number }[])[0] : undefined;
+        if (result?.status !== 'applied') throw new Error(`mutate: ${JSON.stringify(reply).slice(0, 300)}`);
+        applied += 1;
+        if (variant === 'merge') known[w]!.saw(id, result);
       },
     })),
-    close: () => terminateAll(clients),
+    close: () => {
+      terminateAll(clients);
+      void receiver?.close();
+    },
   };
 }
 
@@ -597,6 +657,10 @@ interface WriteWindow {
   serverMicros: number;
   waitMicros: number;
   latencies: number[];
+  /** Webhook deliveries the variant's receiver had during the window. */
+  delivered: number;
+  /** The webhook variant: server CPU from the window's start until every write was delivered. */
+  settledMicros: number;
 }
 
 /** Numbers every write of the run (mutation ids must never repeat across windows). */
@@ -626,10 +690,12 @@ async function writeWindow(system: WriteSystem, writers: number, seconds: number
   await sleep(300);
   measuring = true;
   const cpu = new CpuWindow(system.server.pid);
+  const delivered0 = system.delivered?.() ?? 0;
   await sleep(seconds * 1000);
   measuring = false;
   const used = cpu.read();
   const result = {
+    delivered: (system.delivered?.() ?? 0) - delivered0,
     acked,
     seconds: used.seconds,
     serverMicros: used.serverMicros,
@@ -638,10 +704,17 @@ async function writeWindow(system: WriteSystem, writers: number, seconds: number
   stop = true;
   await Promise.all(loops);
   if (failure) throw new Error(`${system.label}: ${(failure as Error).message}`);
-  return { ...result, latencies: latencies.sort((a, b) => a - b) };
+  await system.settle?.();
+  const settledMicros = cpu.read().serverMicros;
+  return { ...result, settledMicros, latencies: latencies.sort((a, b) => a - b) };
 }
 
-async function writes(options: ReturnType<typeof benchOptions>, writerCounts: number[], cpuProf: boolean) {
+async function writes(
+  options: ReturnType<typeof benchOptions>,
+  writerCounts: number[],
+  cpuProf: boolean,
+  variants: WriteVariant[],
+) {
   const max = Math.max(...writerCounts);
   const systems = [
     await syncbridgeWrites('sqlite', max, cpuProf ? 'writes' : null),
@@ -649,17 +722,29 @@ async function writes(options: ReturnType<typeof benchOptions>, writerCounts: nu
     await syncbridgeWrites('postgres', max, cpuProf ? 'writes' : null),
     await sharedbWrites('postgres', max),
   ];
-  for (const s of systems) await writeWindow(s, max, options.warmupSeconds);
+  // The variants (webhooks, merge) run at the largest writer count only, beside their store's plain case.
+  const variantSystems: [WriteSystem, WriteSystem][] = [];
+  for (const v of variants)
+    for (const plain of [systems[0]!, systems[2]!]) {
+      const store = plain === systems[0] ? 'sqlite' : 'postgres';
+      variantSystems.push([await syncbridgeWrites(store, max, cpuProf ? 'writes' : null, v), plain]);
+    }
+  const all = [...systems, ...variantSystems.map(([v]) => v)];
+  for (const s of all) await writeWindow(s, max, options.warmupSeconds);
   const runs = new Map<string, WriteWindow[]>();
   const key = (s: WriteSystem, w: number) => `${s.label}|${w}`;
   for (let rep = 1; rep <= options.reps; rep++) {
     for (const w of writerCounts) {
-      for (const s of systems) {
+      for (const s of w === max ? all : systems) {
         const r = await writeWindow(s, w, options.windowSeconds);
         runs.set(key(s, w), [...(runs.get(key(s, w)) ?? []), r]);
         progress(
           `rep ${rep} ${w} writer(s) ${s.label}: ${formatNumber(r.acked / r.seconds)} acks/s, p99 ${formatNumber(percentileSorted(r.latencies, 99))} ms, ` +
-            `${formatNumber(r.serverMicros / r.acked)} µs server CPU/ack`,
+            `${formatNumber(r.serverMicros / r.acked)} µs server CPU/ack` +
+            (s.delivered
+              ? `, ${formatNumber(r.delivered / r.seconds)} webhook deliveries/s, ` +
+                `${formatNumber(r.settledMicros / r.acked)} µs server CPU/ack until all delivered`
+              : ''),
         );
       }
     }
@@ -667,7 +752,7 @@ async function writes(options: ReturnType<typeof benchOptions>, writerCounts: nu
   const figures: Figure[] = [];
   const ratios: RatioRow[] = [];
   for (const w of writerCounts) {
-    for (const s of systems) {
+    for (const s of w === max ? all : systems) {
       const rs = runs.get(key(s, w))!;
       figures.push(
         figure({
@@ -681,12 +766,19 @@ async function writes(options: ReturnType<typeof benchOptions>, writerCounts: nu
             'write p99 ms': median(rs.map((r) => percentileSorted(r.latencies, 99))),
             'server CPU µs/write': median(rs.map((r) => r.serverMicros / r.acked)),
             'server run-queue wait %': median(rs.map((r) => r.waitMicros / r.seconds / 1e4)),
+            ...(s.delivered
+              ? {
+                  'webhook deliveries/s': median(rs.map((r) => r.delivered / r.seconds)),
+                  'server CPU µs/write until delivered': median(rs.map((r) => r.settledMicros / r.acked)),
+                }
+              : {}),
           },
         }),
       );
     }
     for (const [sb, peer, target] of [
-      [systems[2]!, systems[3]!, 10],
+      // Issue 15: ≥ 1.5× ShareDB with one writer, ≥ 10× with 50 (on PostgreSQL).
+      [systems[2]!, systems[3]!, w === 1 ? 1.5 : 10],
       [systems[0]!, systems[1]!, undefined],
     ] as const) {
       const a = runs.get(key(sb, w))!;
@@ -706,10 +798,39 @@ async function writes(options: ReturnType<typeof benchOptions>, writerCounts: nu
           wsys(peer),
           a.map((r, i) => percentileSorted(r.latencies, 99) / percentileSorted(b[i]!.latencies, 99)),
         ),
+        ratio(
+          `writes, ${w} writer(s): server CPU per write (lower is better)`,
+          wsys(sb),
+          wsys(peer),
+          a.map((r, i) => r.serverMicros / r.acked / (b[i]!.serverMicros / b[i]!.acked)),
+        ),
+      );
+    }
+    if (w !== max) continue;
+    // Issue 15: with webhooks, and on a merge collection, within 1.2x of the plain case.
+    for (const [v, plain] of variantSystems) {
+      const a = runs.get(key(v, w))!;
+      const b = runs.get(key(plain, w))!;
+      ratios.push(
+        ratio(
+          `writes, ${w} writer(s), ${v.variant}: acknowledged/s`,
+          v,
+          plain,
+          a.map((r, i) => r.acked / r.seconds / (b[i]!.acked / b[i]!.seconds)),
+          1 / 1.2,
+        ),
+        ratio(
+          `writes, ${w} writer(s), ${v.variant}: server CPU per write (lower is better)`,
+          v,
+          plain,
+          a.map((r, i) => r.serverMicros / r.acked / (b[i]!.serverMicros / b[i]!.acked)),
+          undefined,
+          1.2,
+        ),
       );
     }
   }
-  for (const s of systems) {
+  for (const s of all) {
     s.close();
     await s.server.stop();
   }
@@ -889,6 +1010,10 @@ interface StormResult {
   head: number;
   /** Seconds from the server being back (or the drop) to the last client's new subscription, if known. */
   resubscribedSeconds?: number;
+  /** From the server being back to all caught up: its CPU, its run-queue wait, this process's CPU (% of a core). */
+  serverCpuPct?: number;
+  serverWaitPct?: number;
+  loadgenCpuPct?: number;
   /** Seconds the server took to stop, then to start again (a restart only). */
   stopSeconds?: number;
 }
@@ -922,6 +1047,10 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   let closing = false;
   const tokens = await mapLimit(n, 50, (i) => server.token(`storm-${i}`));
   const sockets: (WebSocket | null)[] = new Array(n).fill(null);
+  /** When each client subscribed again after the restart (performance.now()). */
+  const resubscribedAt: number[] = [];
+  /** How the server's sockets closed, by close code (1001: told to go away; 1006: cut). */
+  const closeCodes = new Map<number, number>();
   /** Connects client i and subscribes from its cursor; on a close, tries again after a back-off. */
   const connect = async (i: number, first: boolean): Promise<void> => {
     const c = clients[i]!;
@@ -958,12 +1087,16 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
           }),
         );
         await subscribed;
-        ws.once('close', () => {
+        ws.once('close', (code: number) => {
           sockets[i] = null;
+          closeCodes.set(code, (closeCodes.get(code) ?? 0) + 1);
           if (!closing) setTimeout(() => void connect(i, false), backoffDelay(0));
         });
         sockets[i] = ws;
-        if (!first) lastResubscribed = performance.now();
+        if (!first) {
+          lastResubscribed = performance.now();
+          resubscribedAt.push(lastResubscribed);
+        }
         return;
       } catch (err) {
         if (first) throw err;
@@ -1016,6 +1149,7 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   })();
   await server.restart();
   const tReady = performance.now();
+  const stormCpu = new CpuWindow(server.pid);
   const tExited = await exited;
   progress(
     `${server.label}: back after ${formatNumber((tReady - tStop) / 1000)} s ` +
@@ -1036,7 +1170,21 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
   }
   burstHead = head;
   progress(`${server.label}: burst written, head ${burstHead}`);
-  const caughtUp = await waitAll(clients, () => burstHead, 60_000);
+  const caughtUp = await waitAll(clients, () => burstHead, 90_000);
+  const used = stormCpu.read();
+  const pct = (micros: number) => micros / used.seconds / 1e4;
+  progress(
+    `${server.label}: until all caught up: server CPU ${formatNumber(pct(used.serverMicros))}% of a core ` +
+      `(waited for a CPU ${formatNumber(pct(used.serverRunQueueWaitMicros))}%), ` +
+      `load generator ${formatNumber(pct(used.loadgenMicros))}%, load average ${loadavg()[0]!.toFixed(2)}`,
+  );
+  const after = resubscribedAt.map((t) => (t - tReady) / 1000).sort((a, b) => a - b);
+  progress(
+    `${server.label}: re-subscribed after the server was back: ${after.length} clients, ` +
+      `p50 ${formatNumber(percentileSorted(after, 50))} s, p90 ${formatNumber(percentileSorted(after, 90))} s, ` +
+      `p99 ${formatNumber(percentileSorted(after, 99))} s, ` +
+      `${after.filter((t) => t < 0).length} while it was starting; closes by code ${JSON.stringify(Object.fromEntries(closeCodes))}`,
+  );
   progress(
     `${server.label}: last client re-subscribed ${formatNumber((lastResubscribed - tReady) / 1000)} s after the server was back; ` +
       `${retries} reconnection attempts failed (last: ${lastRetryError})`,
@@ -1065,6 +1213,9 @@ async function syncbridgeStorm(n: number, cpuProf: string | null): Promise<Storm
     notRecovered: 0,
     head: final,
     resubscribedSeconds: (lastResubscribed - tReady) / 1000,
+    serverCpuPct: pct(used.serverMicros),
+    serverWaitPct: pct(used.serverRunQueueWaitMicros),
+    loadgenCpuPct: pct(used.loadgenMicros),
     stopSeconds: (tExited - tStop) / 1000,
   };
   writer?.close();
@@ -1182,6 +1333,9 @@ async function storm(n: number, cpuProf: boolean) {
             : {
                 'server stop s': r.stopSeconds,
                 'last client re-subscribed s': r.resubscribedSeconds ?? Number.NaN,
+                'server CPU % until caught up': r.serverCpuPct ?? Number.NaN,
+                'server run-queue wait %': r.serverWaitPct ?? Number.NaN,
+                'load generator CPU %': r.loadgenCpuPct ?? Number.NaN,
               }),
           'events delivered': r.delivered,
         },
@@ -1215,7 +1369,10 @@ interface RatioRow {
   syncbridge: string;
   peer: string;
   ratios: number[];
+  /** Met when the median is at least this. */
   target?: number;
+  /** Met when the median is at most this (figures where lower is better). */
+  atMost?: number;
 }
 
 function ratio(
@@ -1224,8 +1381,16 @@ function ratio(
   peer: { label: string },
   values: number[],
   target?: number,
+  atMost?: number,
 ): RatioRow {
-  return { figure: name, syncbridge: sb.label, peer: peer.label, ratios: values, target };
+  return { figure: name, syncbridge: sb.label, peer: peer.label, ratios: values, target, atMost };
+}
+
+function ratioTarget(r: RatioRow): { text: string; met: boolean } | null {
+  const m = median(r.ratios);
+  if (r.target !== undefined) return { text: `≥ ${formatNumber(r.target)}×`, met: m >= r.target };
+  if (r.atMost !== undefined) return { text: `≤ ${formatNumber(r.atMost)}×`, met: m <= r.atMost };
+  return null;
 }
 
 function printRatios(rows: RatioRow[], out: (line: string) => void = console.log): void {
@@ -1239,8 +1404,8 @@ function printRatios(rows: RatioRow[], out: (line: string) => void = console.log
         r.peer,
         `${formatNumber(m)}×`,
         r.ratios.map((v) => formatNumber(v)).join(' '),
-        r.target === undefined ? '' : `≥ ${r.target}×`,
-        r.target === undefined ? '' : m >= r.target ? 'yes' : 'NO',
+        ratioTarget(r)?.text ?? '',
+        ratioTarget(r) === null ? '' : ratioTarget(r)!.met ? 'yes' : 'NO',
       ];
     }),
   ];
@@ -1257,6 +1422,7 @@ export async function main(): Promise<void> {
       subscribers: { type: 'string' },
       writers: { type: 'string' },
       'write-tenants': { type: 'string' },
+      'write-variants': { type: 'string' },
       connections: { type: 'string' },
       'connection-reps': { type: 'string' },
       'storm-clients': { type: 'string' },
@@ -1270,6 +1436,7 @@ export async function main(): Promise<void> {
   const sizes = (values.subscribers ?? '1000,10000').split(',').map(Number);
   const writerCounts = (values.writers ?? '1,50').split(',').map(Number);
   writeTenants = Math.max(1, Math.round(numberFlag(values, 'write-tenants', 1)));
+  const writeVariants = parseVariants(values['write-variants']);
   const nConnections = Math.round(numberFlag(values, 'connections', options.quick ? 10_000 : 19_000));
   const connectionReps = Math.round(numberFlag(values, 'connection-reps', 1));
   latencyDeliveriesPerSecond = numberFlag(values, 'latency-rate', latencyDeliveriesPerSecond);
@@ -1311,7 +1478,7 @@ export async function main(): Promise<void> {
     add(name, await run());
   };
   await section('fanout', () => fanout(options, sizes, options.cpuProf));
-  await section('writes', () => writes(options, writerCounts, options.cpuProf));
+  await section('writes', () => writes(options, writerCounts, options.cpuProf, writeVariants));
   await section('connections', () => connections(nConnections, connectionReps, options.quick ? 1000 : 3000));
   await section('storm', () => storm(stormClients, options.cpuProf));
   for (const dir of profiles) {

@@ -14,6 +14,7 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose';
+import { verifyHs256 } from './hs256.ts';
 import type { Principal } from './principal.ts';
 
 export interface TokenConfig {
@@ -146,10 +147,9 @@ export class TokenService {
       alg?: unknown;
     };
     if (header.alg === 'HS256') {
-      const { payload } = await jwtVerify(token, this.secret, {
-        ...options,
+      const payload = verifyHs256(token, this.secret, {
         issuer: this.config.issuer ?? 'syncbridge',
-        algorithms: ['HS256'],
+        audience: this.config.audience,
       });
       return { payload, own: true };
     }

@@ -4,6 +4,7 @@
  * the first message must be a valid `hello` in time, anything else ends the connection with 1008.
  * Forged tokens (tampered, expired, `alg: none`, another secret) are refused on both paths.
  */
+import { createHmac } from 'node:crypto';
 import { CLOSE_CODES } from '@syncbridge/protocol';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,7 +56,23 @@ async function forgedTokens(valid: string): Promise<Array<[string, string]>> {
     .setIssuer('syncbridge')
     .setExpirationTime(now + 600)
     .sign(secret);
+  const notYetValid = await new SignJWT({ tenant: 'acme', roles: [] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject('alice')
+    .setIssuer('syncbridge')
+    .setNotBefore(now + 600)
+    .setExpirationTime(now + 1200)
+    .sign(secret);
+  // Signed correctly by hand: what a verifier must refuse for its content alone.
+  const hand = (h: unknown, p: unknown) => {
+    const input = `${b64url(h)}.${b64url(p)}`;
+    return `${input}.${createHmac('sha256', TEST_JWT_SECRET).update(input).digest('base64url')}`;
+  };
   return [
+    ['not valid yet (nbf in the future)', notYetValid],
+    ['an unknown critical header', hand({ alg: 'HS256', crit: ['exp2'], exp2: 1 }, claims)],
+    ['a payload that is a list', hand({ alg: 'HS256' }, [claims])],
+    ['exp that is not a number', hand({ alg: 'HS256' }, { ...claims, exp: String(now + 600) })],
     ['tampered payload (tenant changed)', `${header}.${b64url({ ...claims, tenant: 'other' })}.${signature}`],
     ['tampered payload (user changed)', `${header}.${b64url({ ...claims, sub: 'root' })}.${signature}`],
     ['tampered signature', `${header}.${payload}.${signature.slice(0, -4)}AAAA`],
