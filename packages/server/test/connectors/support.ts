@@ -8,7 +8,7 @@ export async function waitFor<T>(
   read: () => Promise<T> | T,
   test: (value: T) => boolean,
   what: string,
-  timeoutMs = 5000,
+  timeoutMs = 15_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T = await read();

@@ -59,7 +59,7 @@ export class TestWsClient {
   }
 
   /** Waits for the first message (already received or future) that passes `test`. */
-  waitFor(test: (m: AnyMessage) => boolean, timeoutMs = 5000): Promise<AnyMessage> {
+  waitFor(test: (m: AnyMessage) => boolean, timeoutMs = 15_000): Promise<AnyMessage> {
     const found = this.messages.find(test);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
@@ -76,7 +76,7 @@ export class TestWsClient {
   }
 
   /** Sends a message with a fresh rid and waits for the reply carrying it. */
-  async request(message: Record<string, unknown>, timeoutMs = 5000): Promise<AnyMessage> {
+  async request(message: Record<string, unknown>, timeoutMs = 15_000): Promise<AnyMessage> {
     const rid = `r${this.nextRid++}`;
     this.send({ ...message, rid });
     return this.waitFor((m) => m.rid === rid, timeoutMs);
@@ -101,7 +101,7 @@ export class TestWsClient {
   }
 
   /** Waits for the server to close the connection; resolves with the close code. */
-  waitForClose(timeoutMs = 5000): Promise<number> {
+  waitForClose(timeoutMs = 15_000): Promise<number> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`connection still open after ${timeoutMs} ms`)),
@@ -128,7 +128,7 @@ export class TestWsClient {
 export function upgradeRefusal(
   wsUrl: string,
   headers: Record<string, string> = {},
-  timeoutMs = 5000,
+  timeoutMs = 15_000,
 ): Promise<{ status: number; body: string } | null> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(wsUrl, { headers });
