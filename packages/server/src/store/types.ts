@@ -17,6 +17,7 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type { BranchStore } from './branch-types.ts';
+import type { HistoryStore } from './history/types.ts';
 import type { WebhookStore } from './webhook-types.ts';
 
 export interface RecordKey {
@@ -191,6 +192,8 @@ export interface Store {
   readonly expiry: ExpiryStore;
   /** Branches of records: fork points and merges (the branches' versions are ordinary records). */
   readonly branches: BranchStore;
+  /** Compaction of superseded record versions to deltas and keyframes (store/history). */
+  readonly history: HistoryStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

@@ -54,6 +54,7 @@ import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { PostgresAccounts } from './accounts.ts';
 import { PostgresBranchStore } from './branches.ts';
 import { PostgresExpiryStore } from './expiry-store.ts';
+import { PostgresHistory, unpackEvents, unpackOne } from './history.ts';
 import { PostgresMaintenance } from './maintenance.ts';
 import { OneCallCommits } from './one-call-commit.ts';
 import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
@@ -86,6 +87,8 @@ export class PostgresStore implements Store {
   readonly webhooks: PostgresWebhookStore;
   readonly expiry: PostgresExpiryStore;
   readonly branches: PostgresBranchStore;
+  /** Compaction of superseded versions (store/history). */
+  readonly history: PostgresHistory;
   private readonly accounts: PostgresAccounts;
   private readonly maintenance: PostgresMaintenance;
   private readonly pool: pg.Pool;
@@ -117,6 +120,7 @@ export class PostgresStore implements Store {
     const parts = { pool: this.pool, inTransaction: this.inTransaction.bind(this) };
     this.accounts = new PostgresAccounts(parts);
     this.maintenance = new PostgresMaintenance(parts);
+    this.history = new PostgresHistory(parts);
     this.oneCall = new OneCallCommits(this.writeTx(this.pool), async (payload) => {
       // Named: each pooled connection parses and plans the call once.
       const result = await this.pool
@@ -222,9 +226,9 @@ export class PostgresStore implements Store {
         if (keys.length === 0) return found;
         // An applied mutation's result is stored without its record (rows.ts, storedResult): its log
         // entry, joined here by seq, holds it.
-        const rows = await query<{ key: string; result: string } & RecordRow>(
+        const rows = await query<{ key: string; result: string; packed: Buffer | null } & RecordRow>(
           client,
-          `SELECT r.key, r.result, ${LOGGED_RECORD_COLUMNS('e', "'{}'::jsonb")}
+          `SELECT r.key, r.result, ${LOGGED_RECORD_COLUMNS('e', "'{}'::jsonb")}, e.packed AS packed
            FROM mutation_results r LEFT JOIN events e ON r.result ? 'recordInLog' AND e.tenant = r.tenant
              AND e.seq = (r.result ->> 'seq')::bigint AND e.kind = 'record'
              AND e.version = (r.result ->> 'version')::bigint
@@ -233,6 +237,10 @@ export class PostgresStore implements Store {
         );
         for (const row of rows) {
           const result = JSON.parse(row.result) as StoredResult;
+          if (needsLoggedRecord(result) && row.packed) {
+            // A compacted version (store/history): rebuilt from the record's later entries.
+            row.data = (await unpackOne(client, tenant, row.collection, row.id, result.seq!)) ?? {};
+          }
           found.set(row.key, needsLoggedRecord(result) ? withLoggedRecord(result, row) : result);
         }
         return found;
@@ -254,18 +262,28 @@ export class PostgresStore implements Store {
         if (keys.length === 0) return found;
         // A record's versions grow with its seqs: each key walks events_by_record newest first and stops
         // at its version, a few steps for a recent base.
-        const rows = await query<{ collection: string; record_id: string; version: string; data: string }>(
+        const rows = await query<{
+          collection: string;
+          record_id: string;
+          version: string;
+          seq: string;
+          data: string;
+          packed: Buffer | null;
+        }>(
           client,
-          `SELECT k.collection, k.record_id, k.version, e.data
+          `SELECT k.collection, k.record_id, k.version, e.seq, e.data, e.packed
            FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k (collection, record_id, version)
            CROSS JOIN LATERAL (
-             SELECT data FROM events WHERE tenant = $1 AND kind = 'record' AND collection = k.collection
+             SELECT seq, data, packed FROM events WHERE tenant = $1 AND kind = 'record' AND collection = k.collection
                AND record_id = k.record_id AND version = k.version ORDER BY seq DESC LIMIT 1
            ) AS e`,
           [tenant, keys.map((k) => k.collection), keys.map((k) => k.id), keys.map((k) => k.version)],
         );
         for (const row of rows) {
-          found.set(versionKey(row.collection, row.record_id, Number(row.version)), JSON.parse(row.data));
+          const data = row.packed
+            ? await unpackOne(client, tenant, row.collection, row.record_id, Number(row.seq))
+            : JSON.parse(row.data);
+          if (data) found.set(versionKey(row.collection, row.record_id, Number(row.version)), data);
         }
         return found;
       },
@@ -302,12 +320,15 @@ export class PostgresStore implements Store {
     const { clauses, params } = eventQueryConditions(q);
     let n = 2;
     const where = clauses.map((c) => ` AND ${c.replace('?', () => `$${++n}`)}`).join('');
-    const rows = await query<EventRow>(
+    const rows = await query<EventRow & { packed: Buffer | null }>(
       this.pool,
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND seq > $2${where} ORDER BY seq LIMIT $${n + 1}`,
+      `SELECT ${EVENT_COLUMNS}, packed FROM events WHERE tenant = $1 AND seq > $2${where} ORDER BY seq LIMIT $${n + 1}`,
       [tenant, q.afterSeq, ...params, q.limit],
     );
-    return rows.map(eventFromRow);
+    const page = rows.map(eventFromRow);
+    // Compacted versions (store/history) are rebuilt from the record's later entries.
+    await unpackEvents(this.pool, tenant, rows, page);
+    return page;
   }
 
   private async head(db: Queryable, tenant: string): Promise<number> {

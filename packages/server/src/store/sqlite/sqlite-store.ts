@@ -25,7 +25,6 @@ import type Database from 'better-sqlite3';
 import { sqliteFilter } from '../filter-sql.ts';
 import {
   EVENT_COLUMNS,
-  type EventRow,
   eventColumns,
   eventFromRow,
   jsonOnce,
@@ -56,9 +55,10 @@ import { SqliteBranchStore } from './branches.ts';
 import { open, RECORD_COLUMNS, runMigrations, type WriterQueue, writerQueueFor } from './connection.ts';
 import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
+import { SqliteHistory } from './history.ts';
 import { SqliteMaintenance } from './maintenance.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { prepareStatements } from './statements.ts';
+import { type PackedEventRow, prepareStatements } from './statements.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
 
 export interface SqliteStoreOptions {
@@ -80,6 +80,8 @@ export class SqliteStore implements Store {
   readonly webhooks: SqliteWebhookStore;
   readonly expiry: SqliteExpiryStore;
   readonly branches: SqliteBranchStore;
+  /** Compaction of superseded versions (store/history). */
+  readonly history: SqliteHistory;
   private readonly accounts: SqliteAccounts;
   private readonly maintenance: SqliteMaintenance;
   private readonly writer: Database.Database;
@@ -92,7 +94,7 @@ export class SqliteStore implements Store {
    */
   private readonly writerQueue: WriterQueue;
   /** Filtered event queries, prepared once per shape (the clauses come from a fixed set). */
-  private readonly eventQueries = new Map<string, Database.Statement<unknown[], EventRow>>();
+  private readonly eventQueries = new Map<string, Database.Statement<unknown[], PackedEventRow>>();
   /** This instance's last queued write, awaited by close. */
   private lastWrite: Promise<unknown> = Promise.resolve();
 
@@ -113,6 +115,7 @@ export class SqliteStore implements Store {
     this.accounts = new SqliteAccounts(parts);
     this.maintenance = new SqliteMaintenance(parts);
     this.branches = new SqliteBranchStore(parts);
+    this.history = new SqliteHistory(parts);
     this.expiry = new SqliteExpiryStore({
       writer: w,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
@@ -134,7 +137,7 @@ export class SqliteStore implements Store {
     });
     // Callers get driver errors translated (busy, full, I/O: UNAVAILABLE), as from every store.
     // biome-ignore lint/correctness/noConstructorReturn: the instance, seen through its error translator
-    return withSqliteErrors(this, ['webhooks', 'branches']);
+    return withSqliteErrors(this, ['webhooks', 'branches', 'history']);
   }
 
   private migrateSync(progress?: (message: string) => void): number {
@@ -174,12 +177,22 @@ export class SqliteStore implements Store {
           const row = s.getResult.get(tenant, key);
           if (!row) continue;
           const result = JSON.parse(row.result) as StoredResult;
-          found.set(
-            key,
-            needsLoggedRecord(result)
-              ? withLoggedRecord(result, s.loggedRecord.get(tenant, result.seq!, result.version!))
-              : result,
-          );
+          if (!needsLoggedRecord(result)) {
+            found.set(key, result);
+            continue;
+          }
+          const logged = s.loggedRecord.get(tenant, result.seq!, result.version!);
+          if (logged?.packed) {
+            const data = await this.history.unpackOne(
+              this.writer,
+              tenant,
+              logged.collection,
+              logged.id,
+              result.seq!,
+            );
+            logged.data = data ?? {};
+          }
+          found.set(key, withLoggedRecord(result, logged));
         }
         return found;
       },
@@ -195,8 +208,11 @@ export class SqliteStore implements Store {
         const found = new Map<string, Record<string, unknown>>();
         for (const { collection, id, version } of keys) {
           const row = s.versionData.get(tenant, collection, id, version);
-          if (row)
-            found.set(versionKey(collection, id, version), JSON.parse(row.data) as Record<string, unknown>);
+          if (!row) continue;
+          const data = row.packed
+            ? await this.history.unpackOne(this.writer, tenant, collection, id, row.seq)
+            : (JSON.parse(row.data) as Record<string, unknown>);
+          if (data) found.set(versionKey(collection, id, version), data);
         }
         return found;
       },
@@ -246,20 +262,23 @@ export class SqliteStore implements Store {
     const key = JSON.stringify([tenant, query.afterSeq, query.limit, clauses, params]);
     const shared = queue.pages.get(key);
     if (shared) return shared.slice();
-    let page: LogEvent[];
+    let rows: PackedEventRow[];
     if (clauses.length === 0) {
-      page = this.stmts.events.all(tenant, query.afterSeq, query.limit).map(eventFromRow);
+      rows = this.stmts.events.all(tenant, query.afterSeq, query.limit);
     } else {
       const where = clauses.join(' AND ');
       let statement = this.eventQueries.get(where);
       if (!statement) {
-        statement = this.reader.prepare<unknown[], EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? AND ${where} ORDER BY seq LIMIT ?`,
+        statement = this.reader.prepare<unknown[], PackedEventRow>(
+          `SELECT ${EVENT_COLUMNS}, packed FROM events WHERE tenant = ? AND seq > ? AND ${where} ORDER BY seq LIMIT ?`,
         );
         this.eventQueries.set(where, statement);
       }
-      page = statement.all(tenant, query.afterSeq, ...params, query.limit).map(eventFromRow);
+      rows = statement.all(tenant, query.afterSeq, ...params, query.limit);
     }
+    const page = rows.map(eventFromRow);
+    // Compacted versions (store/history) are rebuilt from the record's later entries.
+    await this.history.unpackEvents(this.reader, tenant, rows, page);
     queue.pages.set(key, page);
     if (!queue.pagesExpiry) {
       queue.pagesExpiry = true;

@@ -7,6 +7,9 @@ import type Database from 'better-sqlite3';
 import { EVENT_COLUMNS, type EventRow, LOGGED_RECORD_COLUMNS, type RecordRow } from '../rows.ts';
 import { RECORD_COLUMNS } from './connection.ts';
 
+/** An event row with its compact form (store/history/packing.ts), null while it is full. */
+export type PackedEventRow = EventRow & { packed: Buffer | null };
+
 /**
  * What the store uses of a prepared statement, under a name of our own: better-sqlite3's statement type is
  * declared in a namespace its typings do not export, so the declarations emitted for this module could not
@@ -34,9 +37,9 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
     // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
     // the tenant's whole log for every base version a merge needs. A record's versions grow with its
     // seqs, so walking its entries newest first reaches a recent base version after a few steps.
-    versionData: prep<[string, string, string, number], { data: string }>(
+    versionData: prep<[string, string, string, number], { seq: number; data: string; packed: Buffer | null }>(
       w,
-      `SELECT data FROM events INDEXED BY events_by_record
+      `SELECT seq, data, packed FROM events INDEXED BY events_by_record
        WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?
        ORDER BY seq DESC LIMIT 1`,
     ),
@@ -62,9 +65,9 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       'SELECT result FROM mutation_results WHERE tenant = ? AND key = ?',
     ),
     // The record an applied mutation's stored result leaves out: its log entry (rows.ts, storedResult).
-    loggedRecord: prep<[string, number, number], RecordRow>(
+    loggedRecord: prep<[string, number, number], RecordRow & { packed: Buffer | null }>(
       w,
-      `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")} FROM events
+      `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")}, packed FROM events
        WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
     ),
     // One row per statement: in a group commit of 50, a 50-row VALUES statement cost 20–50% more CPU
@@ -88,9 +91,9 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       `INSERT INTO events (tenant, ${EVENT_COLUMNS}) VALUES (${new Array(19).fill('?').join(', ')})`,
     ),
     head: prep<[string], { seq: number }>(r, 'SELECT seq FROM tenant_heads WHERE tenant = ?'),
-    events: prep<[string, number, number], EventRow>(
+    events: prep<[string, number, number], PackedEventRow>(
       r,
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      `SELECT ${EVENT_COLUMNS}, packed FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`,
     ),
     getRecord: prep<[string, string, string], RecordRow>(
       r,
