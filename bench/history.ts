@@ -20,6 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { LogEvent } from '@syncbridge/protocol';
 import pg from 'pg';
 import pino from 'pino';
 import { loadConfig } from '../packages/server/src/config/config.ts';
@@ -52,6 +53,47 @@ function documentAt(edit: number, doc = 0): Record<string, unknown> {
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
+interface Reads {
+  storeMs: number[];
+  restMs: number[];
+  /** CPU time of this process (server and client both run here): not inflated by the machine's load. */
+  storeCpuMs: number[];
+  restCpuMs: number[];
+  mismatches: number;
+}
+
+/** Reads every old version 3 times, through the store (one log entry) and through REST `?version=`. */
+async function timeReads(
+  server: Awaited<ReturnType<typeof startServer>>,
+  versions: string[],
+  events: LogEvent[],
+): Promise<Reads> {
+  const headers = { 'x-api-key': ADMIN_KEY, 'x-tenant': 'bench' };
+  const r: Reads = { storeMs: [], restMs: [], storeCpuMs: [], restCpuMs: [], mismatches: 0 };
+  for (let round = 0; round < 3; round++) {
+    for (const e of events.slice(0, -1)) {
+      const t = performance.now();
+      const cpu = process.cpuUsage();
+      const [one] = await server.store.readEvents('bench', { afterSeq: e.seq - 1, limit: 1 });
+      const used = process.cpuUsage(cpu);
+      r.storeMs.push(performance.now() - t);
+      r.storeCpuMs.push((used.user + used.system) / 1000);
+      if (JSON.stringify(one!.data) !== JSON.stringify(e.data)) r.mismatches++;
+    }
+    for (let v = 1; v <= versions.length; v++) {
+      const t = performance.now();
+      const cpu = process.cpuUsage();
+      const text = await (await fetch(`${server.url}/v1/records/docs/d?version=${v}`, { headers })).text();
+      const used = process.cpuUsage(cpu);
+      r.restMs.push(performance.now() - t);
+      r.restCpuMs.push((used.user + used.system) / 1000);
+      if (text !== versions[v - 1]) r.mismatches++;
+    }
+  }
+  for (const xs of [r.storeMs, r.restMs, r.storeCpuMs, r.restCpuMs]) xs.sort((a, b) => a - b);
+  return r;
+}
+
 async function storageAndReads(kind: StoreKind): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'syncbridge-history-bench-'));
   const schema = `sb_hbench_${randomBytes(5).toString('hex')}`;
@@ -81,7 +123,7 @@ async function storageAndReads(kind: StoreKind): Promise<void> {
     const full = JSON.stringify(documentAt(EDITS)).length;
     const bytes = async () => {
       const sql = `SELECT coalesce(length(packed), 0) + coalesce(length(data${kind === 'postgres' ? '::text' : ''}), 0) AS n
-        FROM events WHERE kind = 'record' AND record_id = 'd'`;
+        FROM events WHERE kind = 'record' AND record_id = 'd' ORDER BY seq`;
       if (kind === 'sqlite') {
         const { default: Database } = await import('better-sqlite3');
         const db = new Database(join(dataDir, 'syncbridge.db'), { readonly: true });
@@ -111,51 +153,40 @@ async function storageAndReads(kind: StoreKind): Promise<void> {
         await (await fetch(`${server.url}/v1/records/docs/d?version=${v}`, { headers })).text(),
       );
     }
+    const eventsBefore = await server.store.readEvents('bench', {
+      afterSeq: 0,
+      limit: 1000,
+      kind: 'record',
+      recordId: 'd',
+    });
+    const full0 = await timeReads(server, versionsBefore, eventsBefore);
     const started = performance.now();
     await server.compactHistory(Date.now() + 1000);
     const compactMs = performance.now() - started;
     const after = await bytes();
     // Superseded versions only: the current one stays a full copy either way.
     const superseded = (xs: number[]) => sum(xs.slice(0, -1)) / (xs.length - 1);
+    // Reading old versions: through the store (one log entry, as history and merge bases read it) and
+    // through REST `?version=`.
     console.log(
       `${kind}: document ${(full / 1024).toFixed(1)} KB, ${EDITS} edits; superseded version: ` +
         `${superseded(before).toFixed(0)} B as a full copy -> ${superseded(after).toFixed(0)} B compacted ` +
         `(${(superseded(before) / superseded(after)).toFixed(1)}x smaller); whole record history ` +
         `${(sum(before) / 1024).toFixed(1)} KB -> ${(sum(after) / 1024).toFixed(1)} KB; compaction took ${compactMs.toFixed(0)} ms`,
     );
-    // Reading old versions: through the store (one log entry, as history and merge bases read it) and
-    // through REST `?version=`.
-    const store = server.store;
-    const events = await store.readEvents('bench', {
-      afterSeq: 0,
-      limit: 1000,
-      kind: 'record',
-      recordId: 'd',
-    });
-    const storeMs: number[] = [];
-    const restMs: number[] = [];
-    let mismatches = 0;
-    for (let round = 0; round < 3; round++) {
-      for (const e of events.slice(0, -1)) {
-        const t = performance.now();
-        const [one] = await store.readEvents('bench', { afterSeq: e.seq - 1, limit: 1 });
-        storeMs.push(performance.now() - t);
-        if (JSON.stringify(one!.data) !== JSON.stringify(e.data)) mismatches++;
-      }
-      for (let v = 1; v <= EDITS; v++) {
-        const t = performance.now();
-        const text = await (await fetch(`${server.url}/v1/records/docs/d?version=${v}`, { headers })).text();
-        restMs.push(performance.now() - t);
-        if (text !== versionsBefore[v - 1]) mismatches++;
-      }
+    const compacted = await timeReads(server, versionsBefore, eventsBefore);
+    for (const [label, r] of [
+      ['full copies', full0],
+      ['compacted', compacted],
+    ] as const) {
+      console.log(
+        `${kind}: read one old version (${label}): store wall p50 ${pct(r.storeMs, 0.5).toFixed(2)} / p99 ${pct(r.storeMs, 0.99).toFixed(2)} ms, ` +
+          `CPU p50 ${pct(r.storeCpuMs, 0.5).toFixed(2)} / p99 ${pct(r.storeCpuMs, 0.99).toFixed(2)} ms; ` +
+          `GET ?version= wall p50 ${pct(r.restMs, 0.5).toFixed(2)} / p99 ${pct(r.restMs, 0.99).toFixed(2)} ms, ` +
+          `CPU (server and client) p50 ${pct(r.restCpuMs, 0.5).toFixed(2)} / p99 ${pct(r.restCpuMs, 0.99).toFixed(2)} ms; ` +
+          `${r.mismatches === 0 ? 'every version identical' : `${r.mismatches} MISMATCHES`}`,
+      );
     }
-    storeMs.sort((a, b) => a - b);
-    restMs.sort((a, b) => a - b);
-    console.log(
-      `${kind}: read one old version through the store: p50 ${pct(storeMs, 0.5).toFixed(2)} ms, p99 ${pct(storeMs, 0.99).toFixed(2)} ms, max ${storeMs.at(-1)!.toFixed(2)} ms; ` +
-        `GET ?version=: p50 ${pct(restMs, 0.5).toFixed(2)} ms, p99 ${pct(restMs, 0.99).toFixed(2)} ms, max ${restMs.at(-1)!.toFixed(2)} ms; ` +
-        `${mismatches === 0 ? 'every version identical to before' : `${mismatches} MISMATCHES`}`,
-    );
   } finally {
     await server.close();
     rmSync(dataDir, { recursive: true, force: true });

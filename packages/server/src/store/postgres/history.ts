@@ -109,6 +109,7 @@ export class PostgresHistory implements HistoryStore {
         done: false,
       };
       let reachedCutoff = false;
+    const parsed = new Map<number, Data>();
       for (const e of rows) {
         if (e.ts >= before) {
           reachedCutoff = true;
@@ -126,9 +127,13 @@ export class PostgresHistory implements HistoryStore {
         out.scanned++;
         if (!p || p.packed || typeof p.data !== 'string') continue;
         let next: Data | null = e.data === null ? null : (JSON.parse(e.data) as Data);
+      // The next entry of a record edited often is the one this batch packs next: parsed once.
+      if (next) parsed.set(Number(e.seq), next);
         // Not expected (an entry is compacted after the one it superseded), but rebuilt if so.
         if (e.packed) next = (await unpackOne(client, tenant, e.collection, e.record_id, seq)) ?? null;
-        const packed = packEntry(JSON.parse(p.data) as Data, next, o?.packed ? runOf(o.packed) : 0);
+        const data = parsed.get(Number(p.seq)) ?? (JSON.parse(p.data) as Data);
+      parsed.delete(Number(p.seq));
+      const packed = packEntry(data, next, o?.packed ? runOf(o.packed) : 0);
         await query(client, 'UPDATE events SET data = NULL, packed = $1 WHERE tenant = $2 AND seq = $3', [
           packed,
           tenant,

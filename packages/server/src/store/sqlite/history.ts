@@ -137,6 +137,7 @@ export class SqliteHistory implements HistoryStore {
       done: false,
     };
     let reachedCutoff = false;
+    const parsed = new Map<number, Data>();
     for (const e of rows) {
       if (e.ts >= before) {
         reachedCutoff = true;
@@ -147,11 +148,15 @@ export class SqliteHistory implements HistoryStore {
       out.scanned++;
       if (!p || p.packed || typeof p.data !== 'string') continue;
       let next: Data | null = e.data === null ? null : (JSON.parse(e.data) as Data);
+      // The next entry of a record edited often is the one this batch packs next: parsed once.
+      if (next) parsed.set(Number(e.seq), next);
       if (e.packed) {
         // Not expected (an entry is compacted after the one it superseded), but rebuilt if so.
         next = this.rebuildSync(tenant, e);
       }
-      const packed = packEntry(JSON.parse(p.data) as Data, next, o?.packed ? runOf(o.packed) : 0);
+      const data = parsed.get(Number(p.seq)) ?? (JSON.parse(p.data) as Data);
+      parsed.delete(Number(p.seq));
+      const packed = packEntry(data, next, o?.packed ? runOf(o.packed) : 0);
       s.pack.run(packed, tenant, p.seq);
       out.packed++;
       out.bytesBefore += Buffer.byteLength(p.data);
