@@ -6,7 +6,7 @@
  *    paragraphs) is written, then edited 100 times with small changes (one paragraph gets a sentence
  *    longer each time), over REST. The log's data bytes of that record are summed before and after the
  *    compaction job ran (full copies vs deltas and keyframes); then every old version is read back,
- *    through the store (one log entry) and through `GET /v1/records/docs/d?version=v`, with timings.
+ *    through the store (one log entry) and through `GET /v1/records/docs/d/versions/{v}`, with timings.
  * 2. CPU per acknowledged write (server in a child process, measured through /proc): 2,000 such edits
  *    (20 documents x 100) at 8 in flight, with compaction off and with compaction on at its most eager
  *    (every 200 ms, versions compacted as soon as they are superseded), alternating off/on; the "on"
@@ -62,7 +62,7 @@ interface Reads {
   mismatches: number;
 }
 
-/** Reads every old version 3 times, through the store (one log entry) and through REST `?version=`. */
+/** Reads every old version 3 times, through the store (one log entry) and through REST `GET /v1/records/{c}/{id}/versions/{v}`. */
 async function timeReads(
   server: Awaited<ReturnType<typeof startServer>>,
   versions: string[],
@@ -83,7 +83,7 @@ async function timeReads(
     for (let v = 1; v <= versions.length; v++) {
       const t = performance.now();
       const cpu = process.cpuUsage();
-      const text = await (await fetch(`${server.url}/v1/records/docs/d?version=${v}`, { headers })).text();
+      const text = await (await fetch(`${server.url}/v1/records/docs/d/versions/${v}`, { headers })).text();
       const used = process.cpuUsage(cpu);
       r.restMs.push(performance.now() - t);
       r.restCpuMs.push((used.user + used.system) / 1000);
@@ -150,7 +150,7 @@ async function storageAndReads(kind: StoreKind): Promise<void> {
     const versionsBefore: string[] = [];
     for (let v = 1; v <= EDITS; v++) {
       versionsBefore.push(
-        await (await fetch(`${server.url}/v1/records/docs/d?version=${v}`, { headers })).text(),
+        await (await fetch(`${server.url}/v1/records/docs/d/versions/${v}`, { headers })).text(),
       );
     }
     const eventsBefore = await server.store.readEvents('bench', {
@@ -167,7 +167,7 @@ async function storageAndReads(kind: StoreKind): Promise<void> {
     // Superseded versions only: the current one stays a full copy either way.
     const superseded = (xs: number[]) => sum(xs.slice(0, -1)) / (xs.length - 1);
     // Reading old versions: through the store (one log entry, as history and merge bases read it) and
-    // through REST `?version=`.
+    // through REST `GET /v1/records/{c}/{id}/versions/{v}`.
     console.log(
       `${kind}: document ${(full / 1024).toFixed(1)} KB, ${EDITS} edits; superseded version: ` +
         `${superseded(before).toFixed(0)} B as a full copy -> ${superseded(after).toFixed(0)} B compacted ` +
@@ -182,7 +182,7 @@ async function storageAndReads(kind: StoreKind): Promise<void> {
       console.log(
         `${kind}: read one old version (${label}): store wall p50 ${pct(r.storeMs, 0.5).toFixed(2)} / p99 ${pct(r.storeMs, 0.99).toFixed(2)} ms, ` +
           `CPU p50 ${pct(r.storeCpuMs, 0.5).toFixed(2)} / p99 ${pct(r.storeCpuMs, 0.99).toFixed(2)} ms; ` +
-          `GET ?version= wall p50 ${pct(r.restMs, 0.5).toFixed(2)} / p99 ${pct(r.restMs, 0.99).toFixed(2)} ms, ` +
+          `GET /versions/{v} wall p50 ${pct(r.restMs, 0.5).toFixed(2)} / p99 ${pct(r.restMs, 0.99).toFixed(2)} ms, ` +
           `CPU (server and client) p50 ${pct(r.restCpuMs, 0.5).toFixed(2)} / p99 ${pct(r.restCpuMs, 0.99).toFixed(2)} ms; ` +
           `${r.mismatches === 0 ? 'every version identical' : `${r.mismatches} MISMATCHES`}`,
       );
