@@ -9,6 +9,7 @@
 import type { LogEvent } from '@syncbridge/protocol';
 import { type ChainRow, type PackedRef, packEntry, resolvePacked, runOf } from '../history/packing.ts';
 import type { HistoryBatch, HistoryBatchOptions, HistoryStore } from '../history/types.ts';
+import { type EventRow, eventFromRow } from '../rows.ts';
 import type { PostgresParts } from './accounts.ts';
 import { type Queryable, query } from './pool.ts';
 
@@ -34,23 +35,24 @@ function chainFetch(db: Queryable, tenant: string) {
     );
 }
 
-/** Rebuilds, in place, the data of the events whose rows were compacted (`packed` not null). */
+/** The events of these rows, the data of compacted ones (`packed` not null) rebuilt. */
 export async function unpackEvents(
   db: Queryable,
   tenant: string,
-  rows: { packed?: Buffer | null }[],
-  events: LogEvent[],
-): Promise<void> {
+  rows: (EventRow & { packed: Buffer | null })[],
+): Promise<LogEvent[]> {
+  const events = rows.map(eventFromRow);
   const refs: PackedRef[] = [];
   for (let i = 0; i < rows.length; i++) {
     const e = events[i];
     if (rows[i].packed) refs.push({ collection: e.collection!, id: e.id!, seq: e.seq });
   }
-  if (refs.length === 0) return;
+  if (refs.length === 0) return events;
   const found = await resolvePacked(refs, chainFetch(db, tenant));
   for (let i = 0; i < rows.length; i++) {
     if (rows[i].packed) events[i].data = found.get(events[i].seq);
   }
+  return events;
 }
 
 /** The data of one compacted entry. */
@@ -62,6 +64,42 @@ export async function unpackOne(
   seq: number,
 ): Promise<Data | undefined> {
   return (await resolvePacked([{ collection, id, seq }], chainFetch(db, tenant))).get(seq);
+}
+
+/** A version read (getVersionData): its entry's seq and stored form. */
+export interface VersionRow {
+  collection: string;
+  record_id: string;
+  version: string;
+  seq: string;
+  data: string | null;
+  packed: Buffer | null;
+}
+
+/** A log entry's data, rebuilt when it was compacted. */
+export async function dataOf(
+  db: Queryable,
+  tenant: string,
+  collection: string,
+  id: string,
+  row: { seq: string | number; data: string | null; packed: Buffer | null },
+): Promise<Data> {
+  if (!row.packed) return JSON.parse(row.data ?? '{}') as Data;
+  return (await unpackOne(db, tenant, collection, id, Number(row.seq))) ?? {};
+}
+
+/** A logged record row (rows.ts LOGGED_RECORD_COLUMNS), its data rebuilt when it was compacted. */
+export async function unpackRow<
+  R extends {
+    seq: string | number | null;
+    collection: string;
+    id: string;
+    data: unknown;
+    packed: Buffer | null;
+  },
+>(db: Queryable, tenant: string, row: R): Promise<R> {
+  if (!row.packed || row.seq === null) return row;
+  return { ...row, data: (await unpackOne(db, tenant, row.collection, row.id, Number(row.seq))) ?? {} };
 }
 
 export class PostgresHistory implements HistoryStore {
@@ -109,7 +147,7 @@ export class PostgresHistory implements HistoryStore {
         done: false,
       };
       let reachedCutoff = false;
-    const parsed = new Map<number, Data>();
+      const parsed = new Map<number, Data>();
       for (const e of rows) {
         if (e.ts >= before) {
           reachedCutoff = true;
@@ -127,13 +165,13 @@ export class PostgresHistory implements HistoryStore {
         out.scanned++;
         if (!p || p.packed || typeof p.data !== 'string') continue;
         let next: Data | null = e.data === null ? null : (JSON.parse(e.data) as Data);
-      // The next entry of a record edited often is the one this batch packs next: parsed once.
-      if (next) parsed.set(Number(e.seq), next);
+        // The next entry of a record edited often is the one this batch packs next: parsed once.
+        if (next) parsed.set(Number(e.seq), next);
         // Not expected (an entry is compacted after the one it superseded), but rebuilt if so.
         if (e.packed) next = (await unpackOne(client, tenant, e.collection, e.record_id, seq)) ?? null;
         const data = parsed.get(Number(p.seq)) ?? (JSON.parse(p.data) as Data);
-      parsed.delete(Number(p.seq));
-      const packed = packEntry(data, next, o?.packed ? runOf(o.packed) : 0);
+        parsed.delete(Number(p.seq));
+        const packed = packEntry(data, next, o?.packed ? runOf(o.packed) : 0);
         await query(client, 'UPDATE events SET data = NULL, packed = $1 WHERE tenant = $2 AND seq = $3', [
           packed,
           tenant,

@@ -26,7 +26,6 @@ import { postgresFilter } from '../filter-sql.ts';
 import {
   type EventRow,
   eventColumns,
-  eventFromRow,
   jsonOnce,
   LOGGED_RECORD_COLUMNS,
   needsLoggedRecord,
@@ -54,7 +53,7 @@ import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { PostgresAccounts } from './accounts.ts';
 import { PostgresBranchStore } from './branches.ts';
 import { PostgresExpiryStore } from './expiry-store.ts';
-import { PostgresHistory, unpackEvents, unpackOne } from './history.ts';
+import { dataOf, PostgresHistory, unpackEvents, unpackRow, type VersionRow } from './history.ts';
 import { PostgresMaintenance } from './maintenance.ts';
 import { OneCallCommits } from './one-call-commit.ts';
 import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
@@ -226,9 +225,11 @@ export class PostgresStore implements Store {
         if (keys.length === 0) return found;
         // An applied mutation's result is stored without its record (rows.ts, storedResult): its log
         // entry, joined here by seq, holds it.
-        const rows = await query<{ key: string; result: string; packed: Buffer | null } & RecordRow>(
+        const rows = await query<
+          { key: string; result: string; seq: string; packed: Buffer | null } & RecordRow
+        >(
           client,
-          `SELECT r.key, r.result, ${LOGGED_RECORD_COLUMNS('e', "'{}'::jsonb")}, e.packed AS packed
+          `SELECT r.key, r.result, ${LOGGED_RECORD_COLUMNS('e', "'{}'::jsonb")}, e.seq AS seq, e.packed AS packed
            FROM mutation_results r LEFT JOIN events e ON r.result ? 'recordInLog' AND e.tenant = r.tenant
              AND e.seq = (r.result ->> 'seq')::bigint AND e.kind = 'record'
              AND e.version = (r.result ->> 'version')::bigint
@@ -237,11 +238,12 @@ export class PostgresStore implements Store {
         );
         for (const row of rows) {
           const result = JSON.parse(row.result) as StoredResult;
-          if (needsLoggedRecord(result) && row.packed) {
-            // A compacted version (store/history): rebuilt from the record's later entries.
-            row.data = (await unpackOne(client, tenant, row.collection, row.id, result.seq!)) ?? {};
-          }
-          found.set(row.key, needsLoggedRecord(result) ? withLoggedRecord(result, row) : result);
+          found.set(
+            row.key,
+            needsLoggedRecord(result)
+              ? withLoggedRecord(result, await unpackRow(client, tenant, row))
+              : result,
+          );
         }
         return found;
       },
@@ -262,14 +264,7 @@ export class PostgresStore implements Store {
         if (keys.length === 0) return found;
         // A record's versions grow with its seqs: each key walks events_by_record newest first and stops
         // at its version, a few steps for a recent base.
-        const rows = await query<{
-          collection: string;
-          record_id: string;
-          version: string;
-          seq: string;
-          data: string;
-          packed: Buffer | null;
-        }>(
+        const rows = await query<VersionRow>(
           client,
           `SELECT k.collection, k.record_id, k.version, e.seq, e.data, e.packed
            FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k (collection, record_id, version)
@@ -280,10 +275,8 @@ export class PostgresStore implements Store {
           [tenant, keys.map((k) => k.collection), keys.map((k) => k.id), keys.map((k) => k.version)],
         );
         for (const row of rows) {
-          const data = row.packed
-            ? await unpackOne(client, tenant, row.collection, row.record_id, Number(row.seq))
-            : JSON.parse(row.data);
-          if (data) found.set(versionKey(row.collection, row.record_id, Number(row.version)), data);
+          const data = await dataOf(client, tenant, row.collection, row.record_id, row);
+          found.set(versionKey(row.collection, row.record_id, Number(row.version)), data);
         }
         return found;
       },
@@ -325,10 +318,8 @@ export class PostgresStore implements Store {
       `SELECT ${EVENT_COLUMNS}, packed FROM events WHERE tenant = $1 AND seq > $2${where} ORDER BY seq LIMIT $${n + 1}`,
       [tenant, q.afterSeq, ...params, q.limit],
     );
-    const page = rows.map(eventFromRow);
     // Compacted versions (store/history) are rebuilt from the record's later entries.
-    await unpackEvents(this.pool, tenant, rows, page);
-    return page;
+    return unpackEvents(this.pool, tenant, rows);
   }
 
   private async head(db: Queryable, tenant: string): Promise<number> {

@@ -101,6 +101,26 @@ export class SqliteHistory implements HistoryStore {
     return (await resolvePacked([{ collection, id, seq }], this.fetch(db, tenant))).get(seq);
   }
 
+  /** A log entry's data, rebuilt when it was compacted. */
+  async dataOf(
+    db: Database.Database,
+    tenant: string,
+    collection: string,
+    id: string,
+    row: { seq: number; data: string | null; packed: Buffer | null },
+  ): Promise<Data> {
+    if (!row.packed) return JSON.parse(row.data ?? '{}') as Data;
+    return (await this.unpackOne(db, tenant, collection, id, row.seq)) ?? {};
+  }
+
+  /** A logged record row (rows.ts LOGGED_RECORD_COLUMNS), its data rebuilt when it was compacted. */
+  async unpackRow<
+    R extends { seq: number; collection: string; id: string; data: unknown; packed: Buffer | null },
+  >(db: Database.Database, tenant: string, row: R | undefined): Promise<R | undefined> {
+    if (!row?.packed) return row;
+    return { ...row, data: (await this.unpackOne(db, tenant, row.collection, row.id, row.seq)) ?? {} };
+  }
+
   async watermark(tenant: string): Promise<number> {
     return this.stmts.readWatermark.get(tenant)?.seq ?? 0;
   }

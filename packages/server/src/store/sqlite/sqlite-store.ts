@@ -177,22 +177,14 @@ export class SqliteStore implements Store {
           const row = s.getResult.get(tenant, key);
           if (!row) continue;
           const result = JSON.parse(row.result) as StoredResult;
-          if (!needsLoggedRecord(result)) {
-            found.set(key, result);
-            continue;
-          }
-          const logged = s.loggedRecord.get(tenant, result.seq!, result.version!);
-          if (logged?.packed) {
-            const data = await this.history.unpackOne(
-              this.writer,
-              tenant,
-              logged.collection,
-              logged.id,
-              result.seq!,
-            );
-            logged.data = data ?? {};
-          }
-          found.set(key, withLoggedRecord(result, logged));
+          const logged = needsLoggedRecord(result)
+            ? await this.history.unpackRow(
+                this.writer,
+                tenant,
+                s.loggedRecord.get(tenant, result.seq!, result.version!),
+              )
+            : null;
+          found.set(key, logged === null ? result : withLoggedRecord(result, logged));
         }
         return found;
       },
@@ -209,10 +201,10 @@ export class SqliteStore implements Store {
         for (const { collection, id, version } of keys) {
           const row = s.versionData.get(tenant, collection, id, version);
           if (!row) continue;
-          const data = row.packed
-            ? await this.history.unpackOne(this.writer, tenant, collection, id, row.seq)
-            : (JSON.parse(row.data) as Record<string, unknown>);
-          if (data) found.set(versionKey(collection, id, version), data);
+          found.set(
+            versionKey(collection, id, version),
+            await this.history.dataOf(this.writer, tenant, collection, id, row),
+          );
         }
         return found;
       },

@@ -65,9 +65,9 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       'SELECT result FROM mutation_results WHERE tenant = ? AND key = ?',
     ),
     // The record an applied mutation's stored result leaves out: its log entry (rows.ts, storedResult).
-    loggedRecord: prep<[string, number, number], RecordRow & { packed: Buffer | null }>(
+    loggedRecord: prep<[string, number, number], RecordRow & { seq: number; packed: Buffer | null }>(
       w,
-      `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")}, packed FROM events
+      `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")}, seq, packed FROM events
        WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
     ),
     // One row per statement: in a group commit of 50, a 50-row VALUES statement cost 20–50% more CPU
