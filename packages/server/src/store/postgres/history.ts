@@ -3,8 +3,10 @@
  * chain reads that rebuild compacted versions for event reads, version reads and logged results, on
  * the connection the caller read from (inside a transaction: that transaction's snapshot).
  *
- * A batch locks the tenant's watermark row, so nodes running the job at once compact each version once,
- * and locks the entries it packs (FOR UPDATE), so a retention delete running at the same time waits.
+ * A batch locks the tenant's watermark row, so nodes running the job at once compact each version once.
+ * It reads its entries in one statement and writes what it packed in one more. A retention delete
+ * running at the same time drops a record's oldest versions first, so it never leaves a packed delta
+ * without the version it is against.
  */
 import type { LogEvent } from '@syncbridge/protocol';
 import { type ChainRow, type PackedRef, packEntry, resolvePacked, runOf } from '../history/packing.ts';
@@ -14,6 +16,16 @@ import type { PostgresParts } from './accounts.ts';
 import { type Queryable, query } from './pool.ts';
 
 type Data = Record<string, unknown>;
+
+/** The superseded entry (p) and the one before it (o) of a batch's entry. */
+interface PredecessorColumns {
+  p_seq: string | null;
+  p_packed: boolean | null;
+  p_empty: boolean | null;
+  p_data: string | null;
+  o_seq: string | null;
+  o_run: number | null;
+}
 
 interface SuccessorRow {
   seq: string;
@@ -132,10 +144,24 @@ export class PostgresHistory implements HistoryStore {
       );
       const start = Number(head[0].seq);
       let watermark = start;
-      const rows = await query<SuccessorRow>(
+      // Each record entry after the watermark, with the entry it superseded (p) and the one before that
+      // (o: only its run position): one round trip per batch. p's data is read only when p is not itself
+      // one of the batch's entries.
+      const rows = await query<SuccessorRow & PredecessorColumns>(
         client,
-        `SELECT seq, collection, record_id, ts, data, packed FROM events
-         WHERE tenant = $1 AND seq > $2 AND kind = 'record' ORDER BY seq LIMIT $3`,
+        `SELECT e.seq, e.collection, e.record_id, e.ts, e.data, e.packed,
+           p.seq AS p_seq, p.packed IS NOT NULL AS p_packed, p.data IS NULL AS p_empty,
+           CASE WHEN p.seq > $2 THEN NULL ELSE p.data END AS p_data,
+           o.seq AS o_seq, get_byte(o.packed, 0) AS o_run
+         FROM (SELECT seq, collection, record_id, ts, data, packed FROM events
+           WHERE tenant = $1 AND seq > $2 AND kind = 'record' ORDER BY seq LIMIT $3) AS e
+         LEFT JOIN LATERAL (SELECT seq, data, packed FROM events WHERE tenant = $1 AND kind = 'record'
+           AND collection = e.collection AND record_id = e.record_id AND seq < e.seq
+           ORDER BY seq DESC LIMIT 1) AS p ON true
+         LEFT JOIN LATERAL (SELECT seq, packed FROM events WHERE tenant = $1 AND kind = 'record'
+           AND collection = e.collection AND record_id = e.record_id AND seq < p.seq
+           ORDER BY seq DESC LIMIT 1) AS o ON true
+         ORDER BY e.seq`,
         [tenant, start, limit],
       );
       const out: HistoryBatch = {
@@ -147,39 +173,47 @@ export class PostgresHistory implements HistoryStore {
         done: false,
       };
       let reachedCutoff = false;
+      const inBatch = new Map(rows.map((r) => [Number(r.seq), r]));
       const parsed = new Map<number, Data>();
+      /** Run positions of the entries this batch packs (not yet written). */
+      const runs = new Map<number, number>();
+      const updates: { seq: number; packed: Buffer }[] = [];
       for (const e of rows) {
         if (e.ts >= before) {
           reachedCutoff = true;
           break;
         }
         const seq = Number(e.seq);
-        const [p, o] = await query<ChainRow & { data: string | null }>(
-          client,
-          `SELECT seq, data, packed FROM events
-           WHERE tenant = $1 AND kind = 'record' AND collection = $2 AND record_id = $3 AND seq < $4
-           ORDER BY seq DESC LIMIT 2 FOR UPDATE`,
-          [tenant, e.collection, e.record_id, seq],
-        );
         watermark = seq;
         out.scanned++;
-        if (!p || p.packed || typeof p.data !== 'string') continue;
+        if (e.p_seq === null || e.p_packed || e.p_empty) continue;
+        const pSeq = Number(e.p_seq);
+        const pText = e.p_data ?? inBatch.get(pSeq)?.data ?? null;
+        if (pText === null) continue;
         let next: Data | null = e.data === null ? null : (JSON.parse(e.data) as Data);
         // The next entry of a record edited often is the one this batch packs next: parsed once.
-        if (next) parsed.set(Number(e.seq), next);
+        if (next) parsed.set(seq, next);
         // Not expected (an entry is compacted after the one it superseded), but rebuilt if so.
         if (e.packed) next = (await unpackOne(client, tenant, e.collection, e.record_id, seq)) ?? null;
-        const data = parsed.get(Number(p.seq)) ?? (JSON.parse(p.data) as Data);
-        parsed.delete(Number(p.seq));
-        const packed = packEntry(data, next, o?.packed ? runOf(o.packed) : 0);
-        await query(client, 'UPDATE events SET data = NULL, packed = $1 WHERE tenant = $2 AND seq = $3', [
-          packed,
-          tenant,
-          p.seq,
-        ]);
+        const data = parsed.get(pSeq) ?? (JSON.parse(pText) as Data);
+        parsed.delete(pSeq);
+        const oSeq = e.o_seq === null ? null : Number(e.o_seq);
+        const olderRun = (oSeq !== null ? runs.get(oSeq) : undefined) ?? e.o_run ?? 0;
+        const packed = packEntry(data, next, olderRun);
+        runs.set(pSeq, runOf(packed));
+        updates.push({ seq: pSeq, packed });
         out.packed++;
-        out.bytesBefore += Buffer.byteLength(p.data);
+        out.bytesBefore += Buffer.byteLength(pText);
         out.bytesAfter += packed.length;
+      }
+      if (updates.length > 0) {
+        await query(
+          client,
+          `UPDATE events SET data = NULL, packed = x.packed
+           FROM unnest($2::bigint[], $3::bytea[]) AS x (seq, packed)
+           WHERE events.tenant = $1 AND events.seq = x.seq AND events.packed IS NULL`,
+          [tenant, updates.map((u) => u.seq), updates.map((u) => u.packed)],
+        );
       }
       if (watermark !== start) {
         await query(client, 'UPDATE history_compaction SET seq = $2 WHERE tenant = $1', [tenant, watermark]);
