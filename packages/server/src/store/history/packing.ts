@@ -16,7 +16,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { type Delta, diff, patch } from './json-delta.ts';
 
 /** At most this many entries of a run are deltas before a keyframe: the bound on deltas per read. */
-export const KEYFRAME_EVERY = 32;
+export const KEYFRAME_EVERY = 16;
 
 type Data = Record<string, unknown>;
 
