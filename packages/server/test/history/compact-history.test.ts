@@ -140,7 +140,8 @@ describe.each(kinds)('compact history (%s)', (kind: StoreKind) => {
     expect(sealed.status, sealed.text).toBe(200);
     expect((await api.put('/v1/records/docs/d1', { json: documentAt(0) })).status).toBe(201);
     for (let e = 1; e <= 60; e++) {
-      const res = await api.put('/v1/records/docs/d1', { json: documentAt(e) });
+      const headers = e === 3 ? { 'idempotency-key': 'edit-3' } : undefined;
+      const res = await api.put('/v1/records/docs/d1', { json: documentAt(e), headers });
       expect(res.status, res.text).toBe(200);
     }
     // A reviewer forks at version 61 and rewrites the title while main goes on editing.
@@ -187,6 +188,13 @@ describe.each(kinds)('compact history (%s)', (kind: StoreKind) => {
     expect(docBytes(raw.filter((e) => e.collection === 'docs'))).toBeLessThan(fullBytes / 5);
 
     expect(await readAll()).toEqual(before);
+    // A retried write whose result is rebuilt from its (now compacted) log entry answers as before.
+    const retried = await api.put('/v1/records/docs/d1', {
+      json: documentAt(3),
+      headers: { 'idempotency-key': 'edit-3' },
+    });
+    expect(retried.status, retried.text).toBe(200);
+    expect(retried.body).toMatchObject({ version: 4, data: documentAt(3) });
     expect(await backlog(20)).toBe(resumed);
     const replay = await verifyReplay(srv.server.store, { tenants: [TENANT] });
     expect(replay.differences).toEqual([]);
