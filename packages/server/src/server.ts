@@ -22,6 +22,7 @@ import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
 import { guardBranchWrites } from './log/branch-guard.ts';
 import { CommitFeed } from './log/commit-feed.ts';
+import { HistoryCompactionJob, type HistoryProgress } from './log/history-compaction.ts';
 import { LogWriter } from './log/log-writer.ts';
 import { RetentionJob, type RetentionReport } from './log/retention.ts';
 import { SealedBackfillJob } from './log/sealed-backfill-job.ts';
@@ -64,6 +65,8 @@ export interface SyncbridgeServer {
   logger: Logger;
   /** Runs the retention job once now (as if the time were `now`); the job also runs on its timer. */
   runRetention(now?: number): Promise<RetentionReport>;
+  /** Runs the history compaction job once now (as if the time were `now`); it also runs on its timer. */
+  compactHistory(now?: number): Promise<HistoryProgress[]>;
   /** Drains connections and in-flight commits, then closes the store. */
   close(): Promise<void>;
 }
@@ -224,6 +227,11 @@ export async function startServer(
         { batchSize: config.retention.batchSize },
       )
     : null;
+  const historyCompaction = new HistoryCompactionJob(
+    storage.store,
+    logger.child({ component: 'history' }),
+    config.historyCompaction,
+  );
   const sequencer = new LogSequencer(
     storage.records,
     (tenant, events, mark) => {
@@ -384,12 +392,14 @@ export async function startServer(
   );
   retention.start();
   void sealedBackfill?.resumeUnfinished();
+  historyCompaction.start();
   gateway.attach(app.server);
   let generatedAdminKey: string | null = null;
   const closeParts = async (): Promise<void> => {
     clearInterval(resyncTimer);
     await retention.stop();
     await sealedBackfill?.stop();
+    await historyCompaction.stop();
     await gateway.close();
     await connectors.close();
     await app.close();
@@ -442,6 +452,7 @@ export async function startServer(
     tokens,
     logger,
     runRetention: (now) => retention.runOnce(now),
+    compactHistory: (now) => historyCompaction.runOnce(now),
     close,
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The `syncbridge` command: `serve`, `migrate`, `token`, `replay`, `backup`, `restore`, `admin-key`,
- * `sealed backfill`.
+ * The `syncbridge` command: `serve`, `migrate`, `token`, `replay`, `backup`, `restore`, `history`,
+ * `admin-key`, `sealed backfill`.
  * Configuration comes from SYNCBRIDGE_* variables and an optional `--config` file; a wrong value stops
  * the command with one line per problem, and an expected failure with one line, never a stack trace.
  */
@@ -14,6 +14,7 @@ import { openStore } from '../startup/storage.ts';
 import { adminKeyCommand } from './admin-key.ts';
 import { backupCommand, restoreCommand } from './backup.ts';
 import { CommandError } from './errors.ts';
+import { historyCommand } from './history.ts';
 import { sealedCommand } from './sealed.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
@@ -27,6 +28,9 @@ commands:
   backup <dir>    copy the SQLite data (database, connector state, generated JWT secret) into a new
                   directory, consistently, while the server runs
   restore <dir>   copy a backup into a data dir that has no database yet (--data-dir)
+  history compact [--tenant T] [--batch N] [--after-ms N]
+                  convert superseded record versions to deltas and keyframes, in batches of N
+                  log entries (progress on stderr); versions superseded less than N ms ago stay full
   admin-key rotate | revoke
                   print a new server-wide admin key (the old one is refused at once), or refuse
                   the current one without making another
@@ -192,6 +196,7 @@ async function main(argv: string[]): Promise<void> {
       verify: { type: 'boolean' },
       collection: { type: 'string' },
       batch: { type: 'string' },
+      'after-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -214,6 +219,8 @@ async function main(argv: string[]): Promise<void> {
       return backupCommand(config, positionals[1]);
     case 'restore':
       return restoreCommand(config, positionals[1]);
+    case 'history':
+      return historyCommand(config, positionals[1], values);
     case 'admin-key':
       return adminKeyCommand(config, positionals[1]);
     case 'sealed':

@@ -122,6 +122,15 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Compaction of superseded record versions to deltas and keyframes (log/history-compaction.ts). */
+    historyCompaction: Type.Object(
+      {
+        intervalMs: Type.Integer({ minimum: 0 }),
+        afterMs: Type.Integer({ minimum: 0 }),
+        batchSize: Type.Integer({ minimum: 1, maximum: 100_000 }),
+      },
+      { additionalProperties: false },
+    ),
     nodeId: Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_.:-]+$' }),
     collections: Type.Record(
       Type.String({ pattern: '^(?!\\.{1,2}$)[A-Za-z0-9_.\\-]{1,128}$' }),
@@ -205,6 +214,7 @@ export function defaultConfig(): ServerConfig {
       maxDevicesPerUser: 50,
       batchSize: 1_000,
     },
+    historyCompaction: { intervalMs: 60_000, afterMs: 600_000, batchSize: 500 },
     nodeId: defaultNodeId(),
     collections: {},
     connectors: {},

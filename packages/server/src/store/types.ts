@@ -18,6 +18,7 @@ import type {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type { BranchStore } from './branch-types.ts';
+import type { HistoryStore } from './history/types.ts';
 import type { SealedBackfillStore } from './sealed-backfill.ts';
 import type { WebhookStore } from './webhook-types.ts';
 
@@ -195,6 +196,8 @@ export interface Store {
   readonly branches: BranchStore;
   /** The sealed-fields backfill's batches and progress (store/sealed-backfill.ts). */
   readonly sealedBackfill: SealedBackfillStore;
+  /** Compaction of superseded record versions to deltas and keyframes (store/history). */
+  readonly history: HistoryStore;
   /** Applies pending migrations under a lock; reports each one applied. */
   migrate(progress?: (message: string) => void): Promise<number>;
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

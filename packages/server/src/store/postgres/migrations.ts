@@ -376,4 +376,18 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 17,
+    name: "compact history: packed superseded versions and each tenant's compaction watermark",
+    // A compacted log entry's data moves to \`packed\` (a keyframe or a delta against the record's next
+    // entry, store/history/packing.ts) and \`data\` becomes NULL. Existing history is converted by the
+    // compaction job in bounded batches (\`syncbridge history compact\`), never here.
+    sql: `
+      ALTER TABLE events ADD COLUMN packed bytea;
+      CREATE TABLE history_compaction (
+        tenant text COLLATE "C" PRIMARY KEY,
+        seq bigint NOT NULL
+      );
+    `,
+  },
 ];

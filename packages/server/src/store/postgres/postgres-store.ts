@@ -9,9 +9,8 @@
  * seq without holding the tenant's head row lock, run one query per row of a batch, leak a driver
  * error type past `translateError` for a connection failure, or hand a broken connection back to the pool.
  *
- * This file holds the log and records (transactions, event and record reads, conflicts); devices,
- * cursors and API keys are in accounts.ts; migrations, collection settings and maintenance in
- * maintenance.ts; the pool's query helpers in pool.ts.
+ * Here: the log and records (transactions, event and record reads, conflicts); accounts.ts: devices,
+ * cursors, API keys; maintenance.ts: migrations, settings, maintenance; pool.ts: query helpers.
  */
 import type {
   CollectionSettings,
@@ -26,7 +25,6 @@ import { postgresFilter } from '../filter-sql.ts';
 import {
   type EventRow,
   eventColumns,
-  eventFromRow,
   jsonOnce,
   LOGGED_RECORD_COLUMNS,
   needsLoggedRecord,
@@ -54,6 +52,7 @@ import { eventQueryConditions, recordKey, versionKey } from '../types.ts';
 import { PostgresAccounts } from './accounts.ts';
 import { PostgresBranchStore } from './branches.ts';
 import { PostgresExpiryStore } from './expiry-store.ts';
+import { dataOf, PostgresHistory, unpackEvents, unpackRow, type VersionRow } from './history.ts';
 import { PostgresMaintenance } from './maintenance.ts';
 import { commitPayload, OneCallCommits } from './one-call-commit.ts';
 import { type Queryable, query, quoteIdent, typeParser } from './pool.ts';
@@ -88,6 +87,7 @@ export class PostgresStore implements Store {
   readonly expiry: PostgresExpiryStore;
   readonly branches: PostgresBranchStore;
   readonly sealedBackfill: PostgresSealedBackfill;
+  readonly history: PostgresHistory; // compaction of superseded versions (store/history)
   private readonly accounts: PostgresAccounts;
   private readonly maintenance: PostgresMaintenance;
   private readonly pool: pg.Pool;
@@ -120,6 +120,7 @@ export class PostgresStore implements Store {
     this.accounts = new PostgresAccounts(parts);
     this.maintenance = new PostgresMaintenance(parts);
     this.sealedBackfill = new PostgresSealedBackfill(parts);
+    this.history = new PostgresHistory(parts);
     this.oneCall = new OneCallCommits(this.writeTx(this.pool), async (commit) => {
       // Named: each pooled connection parses and plans the call once.
       const result = await this.pool
@@ -225,9 +226,11 @@ export class PostgresStore implements Store {
         if (keys.length === 0) return found;
         // An applied mutation's result is stored without its record (rows.ts, storedResult): its log
         // entry, joined here by seq, holds it.
-        const rows = await query<{ key: string; result: string } & RecordRow>(
+        const rows = await query<
+          { key: string; result: string; seq: string; packed: Buffer | null } & RecordRow
+        >(
           client,
-          `SELECT r.key, r.result, ${LOGGED_RECORD_COLUMNS('e', "'{}'::jsonb")}
+          `SELECT r.key, r.result, ${LOGGED_RECORD_COLUMNS('e', "'{}'::jsonb")}, e.seq AS seq, e.packed AS packed
            FROM mutation_results r LEFT JOIN events e ON r.result ? 'recordInLog' AND e.tenant = r.tenant
              AND e.seq = (r.result ->> 'seq')::bigint AND e.kind = 'record'
              AND e.version = (r.result ->> 'version')::bigint
@@ -236,7 +239,12 @@ export class PostgresStore implements Store {
         );
         for (const row of rows) {
           const result = JSON.parse(row.result) as StoredResult;
-          found.set(row.key, needsLoggedRecord(result) ? withLoggedRecord(result, row) : result);
+          found.set(
+            row.key,
+            needsLoggedRecord(result)
+              ? withLoggedRecord(result, await unpackRow(client, tenant, row))
+              : result,
+          );
         }
         return found;
       },
@@ -257,18 +265,19 @@ export class PostgresStore implements Store {
         if (keys.length === 0) return found;
         // A record's versions grow with its seqs: each key walks events_by_record newest first and stops
         // at its version, a few steps for a recent base.
-        const rows = await query<{ collection: string; record_id: string; version: string; data: string }>(
+        const rows = await query<VersionRow>(
           client,
-          `SELECT k.collection, k.record_id, k.version, e.data
+          `SELECT k.collection, k.record_id, k.version, e.seq, e.data, e.packed
            FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k (collection, record_id, version)
            CROSS JOIN LATERAL (
-             SELECT data FROM events WHERE tenant = $1 AND kind = 'record' AND collection = k.collection
+             SELECT seq, data, packed FROM events WHERE tenant = $1 AND kind = 'record' AND collection = k.collection
                AND record_id = k.record_id AND version = k.version ORDER BY seq DESC LIMIT 1
            ) AS e`,
           [tenant, keys.map((k) => k.collection), keys.map((k) => k.id), keys.map((k) => k.version)],
         );
         for (const row of rows) {
-          found.set(versionKey(row.collection, row.record_id, Number(row.version)), JSON.parse(row.data));
+          const data = await dataOf(client, tenant, row.collection, row.record_id, row);
+          found.set(versionKey(row.collection, row.record_id, Number(row.version)), data);
         }
         return found;
       },
@@ -305,12 +314,13 @@ export class PostgresStore implements Store {
     const { clauses, params } = eventQueryConditions(q);
     let n = 2;
     const where = clauses.map((c) => ` AND ${c.replace('?', () => `$${++n}`)}`).join('');
-    const rows = await query<EventRow>(
+    const rows = await query<EventRow & { packed: Buffer | null }>(
       this.pool,
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND seq > $2${where} ORDER BY seq LIMIT $${n + 1}`,
+      `SELECT ${EVENT_COLUMNS}, packed FROM events WHERE tenant = $1 AND seq > $2${where} ORDER BY seq LIMIT $${n + 1}`,
       [tenant, q.afterSeq, ...params, q.limit],
     );
-    return rows.map(eventFromRow);
+    // Compacted versions (store/history) are rebuilt from the record's later entries.
+    return unpackEvents(this.pool, tenant, rows);
   }
 
   private async head(db: Queryable, tenant: string): Promise<number> {
@@ -429,9 +439,7 @@ export class PostgresStore implements Store {
   readonly putCollection = (tenant: string, name: string, settings: CollectionSettings) =>
     this.maintenance.putCollection(tenant, name, settings);
 
-  async ping(): Promise<void> {
-    await query(this.pool, 'SELECT 1');
-  }
+  readonly ping = async (): Promise<void> => void (await query(this.pool, 'SELECT 1'));
 
   async close(): Promise<void> {
     if (this.closed) return;

@@ -190,18 +190,32 @@ export class CommitThread {
   }
 }
 
-type VersionDataStatement = Statement<[string, string, string, number], { data: string }>;
+/** A log entry's data as stored: full, or packed by history compaction (store/history). */
+export interface StoredVersionRow {
+  seq: number;
+  data: string | null;
+  packed: Buffer | null;
+}
+type VersionDataStatement = Statement<[string, string, string, number], StoredVersionRow>;
+/** Rebuilds an entry's data (compacted entries are unpacked). */
+export type VersionDataOf = (
+  tenant: string,
+  collection: string,
+  id: string,
+  row: StoredVersionRow,
+) => Promise<Record<string, unknown>>;
 
 /** The data each record had at the given versions, from its log entries. */
-export function readVersionData(
+export async function readVersionData(
   statement: VersionDataStatement,
   tenant: string,
   keys: VersionKey[],
-): Map<string, Record<string, unknown>> {
+  dataOf: VersionDataOf,
+): Promise<Map<string, Record<string, unknown>>> {
   const found = new Map<string, Record<string, unknown>>();
   for (const { collection, id, version } of keys) {
     const row = statement.get(tenant, collection, id, version);
-    if (row) found.set(versionKey(collection, id, version), JSON.parse(row.data) as Record<string, unknown>);
+    if (row) found.set(versionKey(collection, id, version), await dataOf(tenant, collection, id, row));
   }
   return found;
 }
@@ -210,10 +224,13 @@ export function readVersionData(
  * What a commit computed ahead of its transaction reads, on the reader connection: records (their
  * versions are checked under the lock) and records' data at a version (never changes once committed).
  */
-export function readerCommitReads(statements: {
-  getRecord: Statement<[string, string, string], RecordRow>;
-  versionDataR: VersionDataStatement;
-}): CommitReads {
+export function readerCommitReads(
+  statements: {
+    getRecord: Statement<[string, string, string], RecordRow>;
+    versionDataR: VersionDataStatement;
+  },
+  dataOf: VersionDataOf,
+): CommitReads {
   return {
     getRecords: async (tenant: string, keys: RecordKey[]) => {
       const found = new Map<string, ReturnType<typeof recordFromRow>>();
@@ -223,6 +240,6 @@ export function readerCommitReads(statements: {
       }
       return found;
     },
-    getVersionData: async (tenant, keys) => readVersionData(statements.versionDataR, tenant, keys),
+    getVersionData: (tenant, keys) => readVersionData(statements.versionDataR, tenant, keys, dataOf),
   };
 }

@@ -267,4 +267,18 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 17,
+    name: "compact history: packed superseded versions and each tenant's compaction watermark",
+    // A compacted log entry's data moves to \`packed\` (a keyframe or a delta against the record's next
+    // entry, store/history/packing.ts) and \`data\` becomes NULL. Existing history is converted by the
+    // compaction job in bounded batches (\`syncbridge history compact\`), never here.
+    sql: `
+      ALTER TABLE events ADD COLUMN packed BLOB;
+      CREATE TABLE history_compaction (
+        tenant TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

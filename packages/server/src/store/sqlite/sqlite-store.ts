@@ -32,6 +32,7 @@ import { OneCallCommits } from '../postgres/one-call-commit.ts';
 import {
   EVENT_COLUMNS,
   type EventRow,
+  eventColumns,
   eventFromRow,
   needsLoggedRecord,
   type RecordRow,
@@ -57,14 +58,15 @@ import { eventQueryConditions, recordKey } from '../types.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteBranchStore } from './branches.ts';
 import { batchOps } from './commit-ops.ts';
-import { CommitThread, readerCommitReads, readVersionData } from './commit-thread.ts';
+import { CommitThread, readerCommitReads, readVersionData, type VersionDataOf } from './commit-thread.ts';
 import { open, RECORD_COLUMNS, runMigrations, type WriterQueue, writerQueueFor } from './connection.ts';
 import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
+import { SqliteHistory } from './history.ts';
 import { SqliteMaintenance } from './maintenance.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { SqliteSealedBackfill } from './sealed-backfill.ts';
-import { prepareStatements } from './statements.ts';
+import { type PackedEventRow, prepareStatements } from './statements.ts';
 import { SqliteWebhookStore } from './webhook-store.ts';
 
 export interface SqliteStoreOptions {
@@ -91,6 +93,8 @@ export class SqliteStore implements Store {
   readonly expiry: SqliteExpiryStore;
   readonly branches: SqliteBranchStore;
   readonly sealedBackfill: SqliteSealedBackfill;
+  /** Compaction of superseded versions (store/history). */
+  readonly history: SqliteHistory;
   private readonly accounts: SqliteAccounts;
   private readonly maintenance: SqliteMaintenance;
   /** On a file, log commits computed ahead and made durable by the commit thread; else `transaction`. */
@@ -108,7 +112,7 @@ export class SqliteStore implements Store {
    */
   private readonly writerQueue: WriterQueue;
   /** Filtered event queries, prepared once per shape (the clauses come from a fixed set). */
-  private readonly eventQueries = new Map<string, Database.Statement<unknown[], EventRow>>();
+  private readonly eventQueries = new Map<string, Database.Statement<unknown[], PackedEventRow>>();
   /** This instance's last queued write, awaited by close. */
   private lastWrite: Promise<unknown> = Promise.resolve();
 
@@ -127,7 +131,11 @@ export class SqliteStore implements Store {
     this.stmts = prepareStatements(w, r);
     if (options.file !== ':memory:' && options.commitThread === true) {
       const thread = new CommitThread({ ...options, synchronous, exclusive: (fn) => this.exclusive(fn) });
-      const commits = new OneCallCommits(readerCommitReads(this.stmts), (call) => thread.commit(call));
+      const onReader: VersionDataOf = (tenant, collection, id, row) =>
+        this.history.dataOf(r, tenant, collection, id, row);
+      const commits = new OneCallCommits(readerCommitReads(this.stmts, onReader), (call) =>
+        thread.commit(call),
+      );
       this.thread = thread;
       this.commitTenant = (tenant, fn, pipeline) =>
         commits.commit(tenant, fn, (f) => this.transaction(f), pipeline);
@@ -137,6 +145,7 @@ export class SqliteStore implements Store {
     this.maintenance = new SqliteMaintenance(parts);
     this.branches = new SqliteBranchStore(parts);
     this.sealedBackfill = new SqliteSealedBackfill(parts);
+    this.history = new SqliteHistory(parts);
     this.expiry = new SqliteExpiryStore({
       writer: w,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
@@ -158,7 +167,7 @@ export class SqliteStore implements Store {
     });
     // Callers get driver errors translated (busy, full, I/O: UNAVAILABLE), as from every store.
     // biome-ignore lint/correctness/noConstructorReturn: the instance, seen through its error translator
-    return withSqliteErrors(this, ['webhooks', 'branches']);
+    return withSqliteErrors(this, ['webhooks', 'branches', 'history']);
   }
 
   private migrateSync(progress?: (message: string) => void): number {
@@ -198,12 +207,14 @@ export class SqliteStore implements Store {
           const row = s.getResult.get(tenant, key);
           if (!row) continue;
           const result = JSON.parse(row.result) as StoredResult;
-          found.set(
-            key,
-            needsLoggedRecord(result)
-              ? withLoggedRecord(result, s.loggedRecord.get(tenant, result.seq!, result.version!))
-              : result,
-          );
+          const logged = needsLoggedRecord(result)
+            ? await this.history.unpackRow(
+                this.writer,
+                tenant,
+                s.loggedRecord.get(tenant, result.seq!, result.version!),
+              )
+            : null;
+          found.set(key, logged === null ? result : withLoggedRecord(result, logged));
         }
         return found;
       },
@@ -215,7 +226,10 @@ export class SqliteStore implements Store {
         }
         return found;
       },
-      getVersionData: async (tenant, keys: VersionKey[]) => readVersionData(s.versionData, tenant, keys),
+      getVersionData: (tenant, keys: VersionKey[]) =>
+        readVersionData(s.versionData, tenant, keys, (t, collection, id, row) =>
+          this.history.dataOf(this.writer, t, collection, id, row),
+        ),
       getConflict: async (tenant, id) => {
         const row = s.getConflictW.get(tenant, id);
         return row ? (JSON.parse(row.doc) as Conflict) : null;
@@ -241,20 +255,23 @@ export class SqliteStore implements Store {
     const key = JSON.stringify([tenant, query.afterSeq, query.limit, clauses, params]);
     const shared = queue.pages.get(key);
     if (shared) return shared.slice();
-    let page: LogEvent[];
+    let rows: PackedEventRow[];
     if (clauses.length === 0) {
-      page = this.stmts.events.all(tenant, query.afterSeq, query.limit).map(eventFromRow);
+      rows = this.stmts.events.all(tenant, query.afterSeq, query.limit);
     } else {
       const where = clauses.join(' AND ');
       let statement = this.eventQueries.get(where);
       if (!statement) {
-        statement = this.reader.prepare<unknown[], EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? AND ${where} ORDER BY seq LIMIT ?`,
+        statement = this.reader.prepare<unknown[], PackedEventRow>(
+          `SELECT ${EVENT_COLUMNS}, packed FROM events WHERE tenant = ? AND seq > ? AND ${where} ORDER BY seq LIMIT ?`,
         );
         this.eventQueries.set(where, statement);
       }
-      page = statement.all(tenant, query.afterSeq, ...params, query.limit).map(eventFromRow);
+      rows = statement.all(tenant, query.afterSeq, ...params, query.limit);
     }
+    const page = rows.map(eventFromRow);
+    // Compacted versions (store/history) are rebuilt from the record's later entries.
+    await this.history.unpackEvents(this.reader, tenant, rows, page);
     queue.pages.set(key, page);
     if (!queue.pagesExpiry) {
       queue.pagesExpiry = true;

@@ -8,6 +8,9 @@ import { EVENT_COLUMNS, type EventRow, LOGGED_RECORD_COLUMNS, type RecordRow } f
 import { COMMIT_SQL, type CommitStatement } from './commit-ops.ts';
 import { RECORD_COLUMNS } from './connection.ts';
 
+/** An event row with its compact form (store/history/packing.ts), null while it is full. */
+export type PackedEventRow = EventRow & { packed: Buffer | null };
+
 /**
  * What the store uses of a prepared statement, under a name of our own: better-sqlite3's statement type is
  * declared in a namespace its typings do not export, so the declarations emitted for this module could not
@@ -35,9 +38,12 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
     // The index is named: without statistics the planner picks the primary key (tenant, seq) and reads
     // the tenant's whole log for every base version a merge needs. A record's versions grow with its
     // seqs, so walking its entries newest first reaches a recent base version after a few steps.
-    versionData: prep<[string, string, string, number], { data: string }>(
+    versionData: prep<
+      [string, string, string, number],
+      { seq: number; data: string | null; packed: Buffer | null }
+    >(
       w,
-      `SELECT data FROM events INDEXED BY events_by_record
+      `SELECT seq, data, packed FROM events INDEXED BY events_by_record
        WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?
        ORDER BY seq DESC LIMIT 1`,
     ),
@@ -54,9 +60,9 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       'SELECT result FROM mutation_results WHERE tenant = ? AND key = ?',
     ),
     // The record an applied mutation's stored result leaves out: its log entry (rows.ts, storedResult).
-    loggedRecord: prep<[string, number, number], RecordRow>(
+    loggedRecord: prep<[string, number, number], RecordRow & { seq: number; packed: Buffer | null }>(
       w,
-      `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")} FROM events
+      `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")}, seq, packed FROM events
        WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
     ),
     getRecordW: prep<[string, string, string], RecordRow>(
@@ -64,9 +70,12 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ? AND id = ?`,
     ),
     // The same on the reader, for a commit computed ahead of its transaction (a version's data never changes).
-    versionDataR: prep<[string, string, string, number], { data: string }>(
+    versionDataR: prep<
+      [string, string, string, number],
+      { seq: number; data: string | null; packed: Buffer | null }
+    >(
       r,
-      `SELECT data FROM events INDEXED BY events_by_record
+      `SELECT seq, data, packed FROM events INDEXED BY events_by_record
        WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?
        ORDER BY seq DESC LIMIT 1`,
     ),
@@ -75,9 +84,9 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       Object.entries(COMMIT_SQL).map(([name, sql]) => [name, prep(w, sql)]),
     ) as Record<CommitStatement, Statement>,
     head: prep<[string], { seq: number }>(r, 'SELECT seq FROM tenant_heads WHERE tenant = ?'),
-    events: prep<[string, number, number], EventRow>(
+    events: prep<[string, number, number], PackedEventRow>(
       r,
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      `SELECT ${EVENT_COLUMNS}, packed FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?`,
     ),
     getRecord: prep<[string, string, string], RecordRow>(
       r,
