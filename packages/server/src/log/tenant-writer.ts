@@ -30,6 +30,7 @@ import type { NewDelivery } from '../store/types.ts';
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
 import type { GroupResult, PendingWrite, WriteGroup } from './pending-writes.ts';
+import { reusedMidRefusal } from './reused-mid.ts';
 
 const EVENT_KEY_PREFIX = 'evt:';
 /** A write group's marker is remembered as `grp:<marker>`. */
@@ -244,7 +245,9 @@ export class TenantWriter {
     const key = mutationKey(m.mid);
     const first = this.prior.get(key);
     if (first) {
-      this.statuses.push('duplicate');
+      const refusal = reusedMidRefusal(first, m);
+      this.statuses.push(refusal ? 'rejected' : 'duplicate');
+      if (refusal) return refusal;
       return replayedResult(principal, (name) => this.collections.peek(this.tenant, name), first);
     }
     // As core/mutations sees it: a base that is not the current version of an existing record.
