@@ -8,14 +8,26 @@
  * - a plain `.mjs` Node app writes with the SDK, sees the write on a subscription, and resumes an
  *   event stream from a cursor after closing, receiving exactly the events it missed;
  * - the SDK bundled by esbuild for the browser from the installed package, with no externals, runs
- *   in Chromium and writes and receives against that server.
+ *   in Chromium and writes and receives against that server;
+ * - what the docs tell an app to do: `npx syncbridge token` (the line the server prints) mints a token
+ *   the server takes, CommonJS `require()` loads the ES modules where Node can, a TypeScript app
+ *   importing every package type-checks under `moduleResolution` node16 and bundler, and the offline
+ *   replica in a `FileStorage` file shows the last data with no server reachable.
  *
  * The install takes a minute or two (most of it compiling better-sqlite3); packages come from npm's
  * cache where it has them. Without /usr/bin/chromium the browser part is skipped with a loud message,
  * except under CI=true, where it fails.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +37,7 @@ import { build } from 'esbuild';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PackedPackage, packPackages, ROOT } from '../../../scripts/packages.ts';
+import { BROWSER_ENTRY, NODE_APP, REPLICA_APP, TS_APP } from './packed-apps.ts';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
@@ -92,65 +105,6 @@ async function mintToken(url: string, tenant: string, user: string): Promise<str
   if (!res.ok) throw new Error(`token: HTTP ${res.status} ${await res.text()}`);
   return ((await res.json()) as { token: string }).token;
 }
-
-/** The plain Node app: writes, subscribes, and resumes an event stream from a cursor. */
-const NODE_APP = `
-import { SyncClient } from '@syncbridge/client';
-
-const [url, token] = process.argv.slice(2);
-const waitFor = async (check, what) => {
-  for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 20)))
-    if (check()) return;
-  throw new Error('timed out waiting for ' + what);
-};
-const out = {};
-
-const reader = new SyncClient({ url, token, deviceId: 'reader' });
-const writer = new SyncClient({ url, token, deviceId: 'writer' });
-reader.collection('todos').subscribe(() => {});
-const put = await writer.collection('todos').put('t1', { title: 'from a packed SDK', done: false });
-out.put = put.status;
-await waitFor(() => reader.collection('todos').get('t1')?.version === 1, 'the reader to see t1');
-out.seen = reader.collection('todos').get('t1').data;
-
-const notes = [];
-// From the log's start: a stream without since starts at the head the server reads when it handles
-// the subscribe, which may come after the publish below.
-reader.events('note').subscribe((e) => notes.push(e), { since: 0 });
-const first = await writer.publish({ type: 'note', payload: { n: 1 } });
-await waitFor(() => notes.length === 1, 'the first note');
-const cursor = notes[0].seq;
-await reader.close();
-
-// Offline, the reader misses two notes; a new reader resumes from its cursor and gets only those.
-await writer.publish({ type: 'note', payload: { n: 2 } });
-await writer.publish({ type: 'note', payload: { n: 3 } });
-const resumed = new SyncClient({ url, token, deviceId: 'reader' });
-const missed = [];
-resumed.events('note').subscribe((e) => missed.push(e), { since: cursor });
-await waitFor(() => missed.length >= 2, 'the missed notes');
-await new Promise((r) => setTimeout(r, 300));
-out.firstSeq = first.seq;
-out.cursor = cursor;
-out.missed = missed.map((e) => e.payload.n);
-await Promise.all([resumed.close(), writer.close()]);
-console.log(JSON.stringify(out));
-`;
-
-/** The browser entry: the SDK from the installed package, driven by the test through `window.sdk`. */
-const BROWSER_ENTRY = `
-import { SyncClient } from '@syncbridge/client';
-
-let client;
-window.sdk = {
-  start(url, token) {
-    client = new SyncClient({ url, token, deviceId: 'browser' });
-    client.collection('todos').subscribe(() => {});
-  },
-  put: (id, data) => client.collection('todos').put(id, data).then((r) => r.status),
-  get: (id) => client.collection('todos').get(id)?.data,
-};
-`;
 
 describe('the packed packages, installed outside the workspace', () => {
   let work: string;
@@ -251,6 +205,100 @@ describe('the packed packages, installed outside the workspace', () => {
     });
     expect(out.cursor).toBe(out.firstSeq);
   }, 90_000);
+
+  it('mints a token with `npx syncbridge token`, as the server prints, that the server takes', async () => {
+    const { stdout } = await run(
+      'npx',
+      ['--no-install', 'syncbridge', 'token', '--tenant', 'outside', '--user', 'bob'],
+      { cwd: project, env: outsideEnv({ SYNCBRIDGE_DATA_DIR: join(project, 'data') }), timeout: 60_000 },
+    );
+    const res = await fetch(`${server!.url}/v1/records/todos`, {
+      headers: { authorization: `Bearer ${stdout.trim()}` },
+    });
+    expect(res.status).toBe(200);
+  }, 90_000);
+
+  it.skipIf(!process.features.require_module)(
+    'loads every package with require() from CommonJS',
+    async () => {
+      const names = packed.map((p) => p.name).filter((n) => n !== '@syncbridge/react');
+      writeFileSync(
+        join(project, 'app.cjs'),
+        `const names = ${JSON.stringify(names)};\n` +
+          'console.log(JSON.stringify(names.map((n) => Object.keys(require(n)).length > 0)));\n',
+      );
+      const { stdout } = await run(process.execPath, ['app.cjs'], { cwd: project, env: outsideEnv() });
+      expect(JSON.parse(stdout)).toEqual(names.map(() => true));
+    },
+    60_000,
+  );
+
+  it('type-checks a TypeScript app using every package under node16 and bundler resolution', async () => {
+    // The app's own type packages, as it would install them (React's types for @syncbridge/react).
+    for (const types of ['node', 'react']) {
+      const target = join(project, 'node_modules/@types', types);
+      mkdirSync(join(project, 'node_modules/@types'), { recursive: true });
+      if (!existsSync(target)) symlinkSync(join(ROOT, 'node_modules/@types', types), target, 'dir');
+    }
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    // node16 also checks every declaration file the packages ship (and those they import); bundler
+    // resolution, checked second, only what the app uses, to keep the test's time down.
+    for (const [dir, module, resolution, skipLibCheck] of [
+      ['ts-node16', 'node16', 'node16', false],
+      ['ts-bundler', 'esnext', 'bundler', true],
+    ] as const) {
+      mkdirSync(join(project, dir), { recursive: true });
+      writeFileSync(join(project, dir, 'app.ts'), TS_APP);
+      writeFileSync(join(project, dir, 'package.json'), JSON.stringify({ type: 'module' }));
+      const compilerOptions = {
+        module,
+        moduleResolution: resolution,
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck,
+        types: ['node'],
+      };
+      writeFileSync(
+        join(project, dir, 'tsconfig.json'),
+        JSON.stringify({ compilerOptions, include: ['app.ts'] }),
+      );
+      const result = await run(process.execPath, [tsc, '-p', join(project, dir)], {
+        cwd: project,
+        env: outsideEnv(),
+      }).catch((err: { stdout?: string }) => ({ stdout: `tsc failed:\n${err.stdout ?? String(err)}` }));
+      expect(result.stdout, `${dir}`).toBe('');
+    }
+  }, 300_000);
+
+  it('keeps the replica in a FileStorage file: the last data shows with no server reachable', async () => {
+    writeFileSync(join(project, 'replica.mjs'), REPLICA_APP);
+    const wsUrl = `${server!.url.replace(/^http/, 'ws')}/v1/realtime`;
+    const res = await fetch(`${server!.url}/v1/records/todos/offline-1`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'kept on the device' }),
+    });
+    expect(res.status).toBeLessThan(300);
+    const online = await run(process.execPath, ['replica.mjs', wsUrl, token, '1'], {
+      cwd: project,
+      env: outsideEnv(),
+      timeout: 60_000,
+    });
+    expect(JSON.parse(online.stdout).ids).toContain('offline-1');
+    // A port nothing listens on: the server is out of reach.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as { port: number };
+    await new Promise((resolve) => closed.close(resolve));
+    const offline = await run(
+      process.execPath,
+      ['replica.mjs', `ws://127.0.0.1:${port}/v1/realtime`, token, '0'],
+      { cwd: project, env: outsideEnv(), timeout: 60_000 },
+    );
+    expect(JSON.parse(offline.stdout)).toMatchObject({ source: 'storage' });
+    expect(JSON.parse(offline.stdout).ids).toContain('offline-1');
+  }, 150_000);
 
   describe.skipIf(!haveChromium)('in Chromium', () => {
     let browser: Browser;

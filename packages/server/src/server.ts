@@ -22,10 +22,10 @@ import { buildHttpApp } from './http/app.ts';
 import { RestAuthenticator } from './http/authenticate.ts';
 import { guardBranchWrites } from './log/branch-guard.ts';
 import { CommitFeed } from './log/commit-feed.ts';
-import { HistoryCompactionJob, type HistoryProgress } from './log/history-compaction.ts';
+import type { HistoryProgress } from './log/history-compaction.ts';
 import { LogWriter } from './log/log-writer.ts';
-import { RetentionJob, type RetentionReport } from './log/retention.ts';
-import { SealedBackfillJob } from './log/sealed-backfill-job.ts';
+import { MaintenanceJobs } from './log/maintenance-jobs.ts';
+import type { RetentionReport } from './log/retention.ts';
 import { registerBusMetrics } from './observability/bus-metrics.ts';
 import { MetricsRegistry } from './observability/metrics.ts';
 import { registerRealtimeMetrics } from './observability/realtime-metrics.ts';
@@ -206,32 +206,21 @@ export async function startServer(
     storage.store.branches.getBranch(t, c, id, name),
   );
   const projections = new ProjectionRunner(store, options.projections ?? [], logger);
-  const retention = new RetentionJob(
-    storage.maintenance,
-    collections,
-    logger.child({ component: 'retention' }),
-    {
+  const jobs = new MaintenanceJobs({
+    retention: storage.maintenance,
+    retentionOptions: {
       intervalMs: config.retentionIntervalMs,
       resultRetentionDays: config.resultRetentionDays,
       expiry: config.retention,
       pruned: (table, count) => metrics.retentionPruned.inc({ table }, count),
     },
-  );
-  // A field added to a collection's sealedFields: what was stored before is sealed in the background.
-  const sealedBackfill = secretBox
-    ? new SealedBackfillJob(
-        store.sealedBackfill,
-        secretBox,
-        async (tenant, collection) => (await collections.get(tenant, collection)).settings.sealedFields ?? [],
-        logger.child({ component: 'sealed-backfill' }),
-        { batchSize: config.retention.batchSize },
-      )
-    : null;
-  const historyCompaction = new HistoryCompactionJob(
-    storage.store,
-    logger.child({ component: 'history' }),
-    config.historyCompaction,
-  );
+    history: storage.store,
+    historySettings: config.historyCompaction,
+    sealed: store.sealedBackfill,
+    secretBox,
+    collections,
+    logger,
+  });
   const sequencer = new LogSequencer(
     storage.records,
     (tenant, events, mark) => {
@@ -386,20 +375,16 @@ export async function startServer(
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),
       connectors: connectors.manager,
-      sealedBackfill,
+      sealedBackfill: jobs.sealedBackfill,
     },
     logger,
   );
-  retention.start();
-  void sealedBackfill?.resumeUnfinished();
-  historyCompaction.start();
+  jobs.start();
   gateway.attach(app.server);
   let generatedAdminKey: string | null = null;
   const closeParts = async (): Promise<void> => {
     clearInterval(resyncTimer);
-    await retention.stop();
-    await sealedBackfill?.stop();
-    await historyCompaction.stop();
+    await jobs.stop();
     await gateway.close();
     await connectors.close();
     await app.close();
@@ -451,8 +436,8 @@ export async function startServer(
     generatedAdminKey,
     tokens,
     logger,
-    runRetention: (now) => retention.runOnce(now),
-    compactHistory: (now) => historyCompaction.runOnce(now),
+    runRetention: (now) => jobs.retention.runOnce(now),
+    compactHistory: (now) => jobs.historyCompaction.runOnce(now),
     close,
   };
 }

@@ -55,6 +55,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 function jsonBodyParser(app: FastifyInstance): ContentTypeParser {
   const parse = app.getDefaultJsonParser('error', 'error');
   return (request, raw, done) => {
+    const encoding = request.headers['content-encoding'];
+    if (encoding && encoding.toLowerCase() !== 'identity') {
+      // Not decoded here: a compressed body would otherwise be refused as "not valid JSON".
+      const message = `Content-Encoding ${encoding} is not supported: send the body uncompressed`;
+      return done(Object.assign(new Error(message), { statusCode: 415 }), undefined);
+    }
     let body: string;
     try {
       body = typeof raw === 'string' ? raw : utf8.decode(raw);

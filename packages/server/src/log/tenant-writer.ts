@@ -29,6 +29,7 @@ import { hiddenFromWriter, refusedHiddenWrite, refusedWrite, visibleRecord } fro
 import { type RecordKey, recordKey, type VersionKey, versionKey, type WriteTx } from '../store/types.ts';
 import type { Outbox } from './outbox.ts';
 import type { GroupResult, PendingWrite, WriteGroup } from './pending-writes.ts';
+import { reusedMidRefusal } from './reused-mid.ts';
 import {
   EVENT_KEY_PREFIX,
   GROUP_KEY_PREFIX,
@@ -227,7 +228,9 @@ export class TenantWriter {
     const key = mutationKey(m.mid);
     const first = this.prior.get(key);
     if (first) {
-      this.statuses.push('duplicate');
+      const refusal = reusedMidRefusal(first, m);
+      this.statuses.push(refusal ? 'rejected' : 'duplicate');
+      if (refusal) return refusal;
       return replayedResult(principal, this.peekCollection, first);
     }
     // As core/mutations sees it: a base that is not the current version of an existing record.

@@ -1,10 +1,12 @@
 /**
  * Requests a hostile or careless client sends that the other http suites do not: bodies that are not
- * UTF-8 (refused, never stored with U+FFFD in place of the bytes sent), request heads over Node's
+ * UTF-8 (refused, never stored with U+FFFD in place of the bytes sent), compressed bodies (415 naming
+ * the encoding), request heads over Node's
  * header limit (the API's error shape, not Fastify's), and filters on keys every JavaScript object
  * has (`__proto__` is refused instead of silently matching every record; `constructor` is a field like
  * any other), over REST and on channels.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type StoreKind, startTestServer, storeKinds, type TestServer } from '../helpers/server.ts';
 import { TestWsClient } from '../helpers/ws-client.ts';
@@ -46,6 +48,26 @@ describe.each(kinds)('hostile requests (%s)', (kind: StoreKind) => {
     const empty = await putBytes('/v1/records/utf8/empty', new Uint8Array());
     expect(empty.status).toBe(400);
     expect(((await empty.json()) as { error: { code: string } }).error.code).toBe('BAD_REQUEST');
+  });
+
+  it('refuses a compressed body with 415 naming the encoding, not as invalid JSON', async () => {
+    const res = await fetch(`${srv.url}/v1/records/utf8/gz`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+      },
+      body: gzipSync('{"a":1}'),
+    });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toEqual({
+      error: {
+        code: 'BAD_REQUEST',
+        message: 'Content-Encoding gzip is not supported: send the body uncompressed',
+      },
+    });
+    expectError(await api.get('/v1/records/utf8/gz'), 404, 'NOT_FOUND');
   });
 
   it('answers a request head over the header limit in the error shape', async () => {

@@ -347,7 +347,8 @@ describe.each(kinds)('tenant isolation (%s)', (kind: StoreKind) => {
     const results: Json = await ws.request({
       type: 'mutate',
       mutations: [
-        { mid: 'b-mid-1', collection: 'shared', id: 'ws-a', op: 'put', data: { owner: 'a' } },
+        // A's own earlier write with B's mid, sent again: a duplicate of A's write, not of B's.
+        { mid: 'b-mid-1', collection: 'shared', id: 'a-batch', op: 'put', data: { owner: 'a' } },
         { mid: 'ws-2', collection: 'shared', id: 'b-gone', op: 'delete' },
       ],
     });

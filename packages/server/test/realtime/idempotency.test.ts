@@ -137,6 +137,43 @@ describe.each(kinds)('idempotent writes over WebSocket (%s)', (kind: StoreKind) 
     expect((await counter('c7')).n).toBe(5);
   });
 
+  it('refuses a mid used again for another record with CONFLICT, for its own user and another', async () => {
+    const [first] = await mutate(inc('one-write', 'r8', 3));
+    expect(first!.status).toBe('applied');
+    // The same user, another record: not that write again, so not a duplicate that drops this one.
+    const [elsewhere] = await mutate(inc('one-write', 'r9', 4));
+    expect(elsewhere).toMatchObject({ mid: 'one-write', status: 'rejected', error: { code: 'CONFLICT' } });
+    expect(elsewhere!.error!.message).toMatch(/already used for a write to another record/);
+    // Another user of the tenant who took the mid first cannot make alice's write vanish silently.
+    const mallory = await TestWsClient.connect(srv.wsUrl, await srv.token('acme', 'mallory'));
+    const taken = await mallory.request({
+      type: 'mutate',
+      mutations: [{ mid: 'alice-next', collection: 'counters', id: 'm1', op: 'put', data: { n: 0 } }],
+    });
+    expect((taken.results as MutationResult[])[0]!.status).toBe('applied');
+    await mallory.close();
+    const [alices] = await mutate(inc('alice-next', 'r10'));
+    expect(alices).toMatchObject({ status: 'rejected', error: { code: 'CONFLICT' } });
+    expect(alices!.record).toBeUndefined();
+    // Over REST, an Idempotency-Key reused for another record is a 409, and nothing changed.
+    const res = await fetch(`${srv.url}/v1/records/counters/r11`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'idempotency-key': 'one-write',
+      },
+      body: JSON.stringify({ n: 1 }),
+    });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('CONFLICT');
+    const untouched = await fetch(`${srv.url}/v1/records/counters/r9`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(untouched.status).toBe(404);
+    expect(await counter('r8')).toEqual({ n: 3, version: 1, historyLength: 1 });
+  });
+
   it('keeps the mids of mutations apart from the idempotency keys of events', async () => {
     const ok = await client.request({
       type: 'publish',
