@@ -3,7 +3,8 @@
  * changing `ssn`, its superseded versions compacted (deltas against the next version, keyframes), then
  * `ssn` added to sealedFields. Once the backfill is done every old version reads back exactly as it was
  * written, no plaintext `ssn` is left in the log entries (their data nor their compact form, inflated),
- * and compaction run afterwards compacts the sealed entries again, reads unchanged.
+ * and compaction run afterwards compacts the sealed entries again, reads unchanged. While a backfill of
+ * a tenant is unfinished its history compaction compacts nothing.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -11,6 +12,8 @@ import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSealedBackfill } from '../../src/store/sealed-backfill.ts';
+import { parseSecretsKey, SecretBox } from '../../src/store/secret-box.ts';
 import {
   createTestStorage,
   POSTGRES_URL,
@@ -144,5 +147,41 @@ describe.each(kinds)('sealing a compacted history (%s)', (kind: StoreKind) => {
     expect(history.body.versions.map((v: { data: { ssn: string } }) => v.data.ssn)).toEqual(
       Array.from({ length: VERSIONS }, (_, i) => ssnAt(i + 1)),
     );
+  });
+
+  it('compacts nothing of a tenant while a backfill of it is unfinished', async () => {
+    expect((await api.put('/v1/records/charts/c1', { json: { n: 1, text: 't'.repeat(300) } })).status).toBe(
+      201,
+    );
+    for (let n = 2; n <= 5; n++) {
+      expect((await api.put('/v1/records/charts/c1', { json: { n, text: 't'.repeat(300) } })).status).toBe(
+        200,
+      );
+    }
+    const packedCount = async () => (await storedTexts(kind, storage)).filter((e) => e.packed).length;
+    const before = await packedCount();
+    const box = new SecretBox([parseSecretsKey(KEY)!]);
+    const store = srv.server.store.sealedBackfill;
+    const job = { tenant: TENANT, collection: 'charts', fields: ['text'] };
+    let batches = 0;
+    const stopped = await runSealedBackfill(store, box, job, {
+      batchSize: 1,
+      onProgress: () => batches++,
+      shouldStop: () => batches >= 1,
+    });
+    expect(stopped.done).toBe(false);
+    const paused = await srv.server.store.history.compactBatch(TENANT, {
+      limit: 25,
+      before: new Date(Date.now() + 60_000).toISOString(),
+    });
+    expect(paused.packed).toBe(0);
+    expect(await packedCount()).toBe(before);
+    expect((await runSealedBackfill(store, box, job)).done).toBe(true);
+    await compact();
+    expect(await packedCount()).toBe(before + 4);
+    for (let v = 1; v <= 5; v++) {
+      const res = await api.get(`/v1/records/charts/c1/versions/${v}`);
+      expect(res.body.data).toEqual({ n: v, text: 't'.repeat(300) });
+    }
   });
 });
