@@ -18,6 +18,8 @@ interface StageSpec {
   /** `collection`: the collection's rows and its branches' (`c@b`); `tenant`: every row of the tenant. */
   scope: 'collection' | 'tenant';
   where?: string;
+  /** More columns read (not rewritten), as they are named. */
+  extra?: string[];
 }
 
 const STAGES: Record<BackfillStage, StageSpec> = {
@@ -35,6 +37,8 @@ const STAGES: Record<BackfillStage, StageSpec> = {
     jsonb: true,
     scope: 'collection',
     where: "kind = 'record'",
+    // A compacted entry (compact history): its record, to rebuild its data before it is sealed.
+    extra: ['collection AS x_collection', 'record_id AS x_record', 'packed IS NOT NULL AS x_packed'],
   },
   conflicts: { table: 'conflicts', keys: ['id'], columns: ['doc'], jsonb: true, scope: 'collection' },
   branches: {
@@ -75,7 +79,11 @@ export function batchQuery(
 ): BatchQuery {
   const spec = STAGES[stage];
   const cast = dialect === 'postgres' && spec.jsonb ? '::text' : '';
-  const select = [...spec.keys, ...spec.columns.map((c, i) => `${c}${cast} AS v${i}`)].join(', ');
+  const select = [
+    ...spec.keys,
+    ...spec.columns.map((c, i) => `${c}${cast} AS v${i}`),
+    ...(spec.extra ?? []),
+  ].join(', ');
   const where = ['tenant = ?'];
   const params: unknown[] = [tenant];
   if (spec.scope === 'collection') {
@@ -117,6 +125,38 @@ export function rewriteQuery(
     params: [...to, tenant, ...(JSON.parse(key) as unknown[]), ...from],
   };
 }
+
+/**
+ * The rewrite of a compacted log entry (events stage) back to full data, sealed: `data` set, `packed`
+ * cleared, where the row is still compacted and its `previous` is still as read.
+ */
+export function unpackQuery(
+  dialect: Dialect,
+  tenant: string,
+  key: string,
+  from: (string | null)[],
+  to: (string | null)[],
+): { sql: string; params: unknown[] } {
+  const cast = dialect === 'postgres' ? '::jsonb' : '';
+  const same = dialect === 'postgres' ? 'IS NOT DISTINCT FROM' : 'IS';
+  const sql = `UPDATE events SET data = ?${cast}, previous = ?${cast}, packed = NULL
+    WHERE tenant = ? AND seq = ? AND data IS NULL AND packed IS NOT NULL AND previous ${same} ?${cast}`;
+  return {
+    sql: placeholders(sql, dialect),
+    params: [to[0], to[1], tenant, ...(JSON.parse(key) as unknown[]), from[1]],
+  };
+}
+
+/**
+ * Lowers a tenant's history compaction watermark to just before `seq` (the lowest entry a batch
+ * unpacked), so the compaction job compacts those entries again, in their sealed form.
+ */
+export const WATERMARK_LOWER = (dialect: Dialect) =>
+  placeholders('UPDATE history_compaction SET seq = ? WHERE tenant = ? AND seq > ?', dialect);
+
+/** Whether a tenant has an unfinished backfill: the history compaction job waits for it to finish. */
+export const UNFINISHED_OF_TENANT = (dialect: Dialect) =>
+  placeholders('SELECT 1 AS one FROM sealed_backfills WHERE tenant = ? AND done = 0 LIMIT 1', dialect);
 
 /** A read row's key as JSON, from its key columns. */
 export function keyOf(row: Record<string, unknown>, keys: readonly string[]): string {

@@ -11,6 +11,18 @@
  * (SealedBackfillStore.writeRows), so a pass stopped anywhere (a crash, a stop) resumes after the last
  * batch written. A row is rewritten only if it still holds what was read: a write that raced the pass
  * was already sealed by the live policy, and is left as it is. Running a pass again is harmless.
+ *
+ * Compact history: a compacted log entry holds no `data` but a delta against its record's next entry (or
+ * a keyframe), plaintext of the new sealed fields included. The events stage rebuilds each compacted
+ * entry of the collection (in seq order, so before any entry after it, which its delta may be against, is
+ * rewritten) and writes it back full and sealed; its batch lowers the tenant's compaction watermark so
+ * the compaction job compacts those entries again later, in their sealed form. The compaction job does
+ * nothing for a tenant while any of its passes is unfinished (store/sqlite/history.ts,
+ * store/postgres/history.ts): a pass's first write
+ * (records stage, before any events row is read) marks it unfinished, and on PostgreSQL every pass write
+ * takes the tenant's watermark row lock the compaction batch holds, so a batch that began before that
+ * write has committed before the events stage reads, and any later batch sees the pass and stops. No
+ * entry is compacted between its rebuild and its seal, nor against an entry not yet sealed.
  */
 import { SecretBox } from './secret-box.ts';
 
@@ -48,6 +60,12 @@ export const BACKFILL_STAGES: readonly BackfillStage[] = [
 export interface BackfillRow {
   key: string;
   values: (string | null)[];
+  /**
+   * An events row stored compacted (compact history): `values[0]` is its data as rebuilt. It is written
+   * back full (and sealed) even when sealing changes nothing, since a later entry its delta is against may
+   * be rewritten by this pass.
+   */
+  packed?: boolean;
 }
 
 /** A row to rewrite: `from` is what was read (the row is left alone if it changed since), `to` the new text. */
@@ -55,6 +73,8 @@ export interface BackfillChange {
   key: string;
   from: (string | null)[];
   to: (string | null)[];
+  /** The row is compacted: written back full (`packed` cleared). */
+  unpack?: boolean;
 }
 
 /** Where a pass is, as stored after each batch. */
@@ -277,7 +297,8 @@ export async function runSealedBackfill(
     const changes: BackfillChange[] = [];
     for (const row of rows) {
       const to = resealer.row(stage, row.values, job.collection);
-      if (to) changes.push({ key: row.key, from: row.values, to });
+      if (row.packed) changes.push({ key: row.key, from: row.values, to: to ?? row.values, unpack: true });
+      else if (to) changes.push({ key: row.key, from: row.values, to });
     }
     progress.scanned += rows.length;
     if (rows.length < batchSize) {

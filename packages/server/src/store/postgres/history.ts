@@ -12,6 +12,7 @@ import type { LogEvent } from '@syncbridge/protocol';
 import { type ChainRow, type PackedRef, packEntry, resolvePacked, runOf } from '../history/packing.ts';
 import type { HistoryBatch, HistoryBatchOptions, HistoryStore } from '../history/types.ts';
 import { type EventRow, eventFromRow } from '../rows.ts';
+import { UNFINISHED_OF_TENANT } from '../sealed-backfill-sql.ts';
 import type { PostgresParts } from './accounts.ts';
 import { type Queryable, query } from './pool.ts';
 
@@ -36,7 +37,7 @@ interface SuccessorRow {
   packed: Buffer | null;
 }
 
-function chainFetch(db: Queryable, tenant: string) {
+export function chainFetch(db: Queryable, tenant: string) {
   return (collection: string, id: string, fromSeq: number, limit: number) =>
     query<ChainRow>(
       db,
@@ -143,6 +144,12 @@ export class PostgresHistory implements HistoryStore {
         [tenant],
       );
       const start = Number(head[0].seq);
+      // A sealed-fields backfill of the tenant is unfinished: nothing is compacted until it is done
+      // (its writes take this row's lock: store/sealed-backfill.ts).
+      const pass = await query(client, UNFINISHED_OF_TENANT('postgres'), [tenant]);
+      if (pass.length > 0) {
+        return { scanned: 0, packed: 0, bytesBefore: 0, bytesAfter: 0, watermark: start, done: true };
+      }
       let watermark = start;
       // Each record entry after the watermark, with the entry it superseded (p) and the one before that
       // (o: only its run position): one round trip per batch. p's data is read only when p is not itself

@@ -15,6 +15,7 @@ import {
   runOf,
 } from '../history/packing.ts';
 import type { HistoryBatch, HistoryBatchOptions, HistoryStore } from '../history/types.ts';
+import { UNFINISHED_OF_TENANT } from '../sealed-backfill-sql.ts';
 import type { SqliteParts } from './accounts.ts';
 
 type Data = Record<string, unknown>;
@@ -28,7 +29,7 @@ interface SuccessorRow {
   packed: Buffer | null;
 }
 
-const CHAIN_SQL = `SELECT seq, data, packed FROM events INDEXED BY events_by_record
+export const CHAIN_SQL = `SELECT seq, data, packed FROM events INDEXED BY events_by_record
   WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND seq >= ? ORDER BY seq LIMIT ?`;
 
 export class SqliteHistory implements HistoryStore {
@@ -56,6 +57,7 @@ export class SqliteHistory implements HistoryStore {
          ORDER BY seq DESC LIMIT 2`,
       ),
       pack: w.prepare('UPDATE events SET data = NULL, packed = ? WHERE tenant = ? AND seq = ?'),
+      unfinishedBackfill: w.prepare<[string], { one: number }>(UNFINISHED_OF_TENANT('sqlite')),
     };
   }
 
@@ -147,7 +149,6 @@ export class SqliteHistory implements HistoryStore {
   private compactSync(tenant: string, { limit, before }: HistoryBatchOptions): HistoryBatch {
     const s = this.stmts;
     let watermark = s.watermark.get(tenant)?.seq ?? 0;
-    const rows = s.successors.all(tenant, watermark, limit);
     const out: HistoryBatch = {
       scanned: 0,
       packed: 0,
@@ -156,6 +157,10 @@ export class SqliteHistory implements HistoryStore {
       watermark,
       done: false,
     };
+    // A sealed-fields backfill of the tenant is unfinished: nothing is compacted until it is done, so no
+    // entry is compacted between the pass's rebuild of it and its seal (store/sealed-backfill.ts).
+    if (s.unfinishedBackfill.get(tenant)) return { ...out, done: true };
+    const rows = s.successors.all(tenant, watermark, limit);
     let reachedCutoff = false;
     const parsed = new Map<number, Data>();
     for (const e of rows) {

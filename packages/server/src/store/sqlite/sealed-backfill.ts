@@ -3,6 +3,7 @@
  * read on the reader, each batch's rewrites and progress in one transaction through the writer queue,
  * with `secure_delete` on so the replaced plaintext does not linger in the file's free space.
  */
+import { type ChainRow, type PackedRef, resolvePacked } from '../history/packing.ts';
 import type {
   BackfillChange,
   BackfillProgress,
@@ -18,8 +19,11 @@ import {
   PROGRESS_UPSERT,
   progressParams,
   rewriteQuery,
+  unpackQuery,
+  WATERMARK_LOWER,
 } from '../sealed-backfill-sql.ts';
 import type { SqliteParts } from './accounts.ts';
+import { CHAIN_SQL } from './history.ts';
 
 export class SqliteSealedBackfill implements SealedBackfillStore {
   constructor(private readonly parts: SqliteParts) {}
@@ -47,10 +51,33 @@ export class SqliteSealedBackfill implements SealedBackfillStore {
   ): Promise<BackfillRow[]> {
     const q = batchQuery('sqlite', stage, tenant, collection, after, limit);
     const rows = this.parts.reader.prepare(q.sql).all(...q.params) as Record<string, unknown>[];
-    return rows.map((row) => ({
+    const out: BackfillRow[] = rows.map((row) => ({
       key: keyOf(row, q.keys),
       values: q.columns.map((_, i) => (row[`v${i}`] ?? null) as string | null),
     }));
+    if (stage !== 'events') return out;
+    // Compacted entries: their data rebuilt from the entries after them, as stored now.
+    const refs: PackedRef[] = [];
+    rows.forEach((row) => {
+      if (row.x_packed) {
+        refs.push({
+          collection: row.x_collection as string,
+          id: row.x_record as string,
+          seq: Number(row.seq),
+        });
+      }
+    });
+    if (refs.length === 0) return out;
+    const chain = this.parts.reader.prepare<unknown[], ChainRow>(CHAIN_SQL);
+    const found = await resolvePacked(refs, (c, id, fromSeq, limit) =>
+      chain.all(tenant, c, id, fromSeq, limit),
+    );
+    rows.forEach((row, i) => {
+      if (!row.x_packed) return;
+      const data = found.get(Number(row.seq));
+      if (data) out[i] = { ...out[i], values: [JSON.stringify(data), out[i].values[1]], packed: true };
+    });
+    return out;
   }
 
   async writeRows(
@@ -67,9 +94,17 @@ export class SqliteSealedBackfill implements SealedBackfillStore {
       try {
         const rewritten = db.transaction(() => {
           let n = 0;
+          let lowest = Number.POSITIVE_INFINITY;
           for (const change of changes) {
-            const q = rewriteQuery('sqlite', stage, tenant, change.key, change.from, change.to);
-            n += db.prepare(q.sql).run(...q.params).changes;
+            const q = change.unpack
+              ? unpackQuery('sqlite', tenant, change.key, change.from, change.to)
+              : rewriteQuery('sqlite', stage, tenant, change.key, change.from, change.to);
+            const done = db.prepare(q.sql).run(...q.params).changes;
+            n += done;
+            if (change.unpack && done > 0) lowest = Math.min(lowest, (JSON.parse(change.key) as number[])[0]);
+          }
+          if (lowest !== Number.POSITIVE_INFINITY) {
+            db.prepare(WATERMARK_LOWER('sqlite')).run(lowest - 1, tenant, lowest - 1);
           }
           const saved = { ...progress, rewritten: progress.rewritten + n };
           db.prepare(PROGRESS_UPSERT('sqlite')).run(...progressParams(saved));
