@@ -92,6 +92,7 @@ describe.each(kinds)('compact history (%s)', (kind: StoreKind) => {
     out['history:s1'] = (await api.get('/v1/records/secret/s1/history')).text;
     for (let v = 1; v <= EDITS + 2; v++) {
       out[`versions:${v}`] = (await api.get(`/v1/records/docs/d1/versions/${v}`)).text;
+      out[`?version=${v}`] = (await api.get(`/v1/records/docs/d1?version=${v}`)).text;
     }
     const log: string[] = [];
     for (let after = 0; ; ) {

@@ -76,6 +76,14 @@ describe.each(kinds)('history, audit, retention, replay and plugins (%s)', (kind
     const v1 = await rest('GET', '/v1/records/notes/n1/versions/1');
     expect(v1.body).toMatchObject({ version: 1, data: { title: 'a', meta: { x: 1 } } });
     expect((await rest('GET', '/v1/records/notes/n1/versions/9')).status).toBe(404);
+    // The same through ?version= on the record itself; without it, the current record.
+    expect((await rest('GET', '/v1/records/notes/n1?version=1')).body).toEqual(v1.body);
+    expect((await rest('GET', '/v1/records/notes/n1?version=9')).status).toBe(404);
+    expect((await rest('GET', '/v1/records/notes/n1?version=zero')).status).toBe(400);
+    expect((await rest('GET', '/v1/records/notes/n1')).body).toMatchObject({
+      version: 2,
+      data: { tag: 'new' },
+    });
   });
 
   it('answers audit queries by actor, record, collection and time range', async () => {

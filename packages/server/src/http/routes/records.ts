@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import {
   CollectionRef,
@@ -14,6 +15,7 @@ import {
   SyncRecord,
 } from '@syncbridge/protocol';
 import type { FastifyReply } from 'fastify';
+import type { Principal } from '../../auth/principal.ts';
 import { assertFilterable } from '../../core/collections.ts';
 import { SyncError } from '../../core/errors.ts';
 import { diffRecords } from '../../core/merge.ts';
@@ -99,13 +101,23 @@ export const recordRoutes =
       {
         schema: {
           tags: ['records'],
-          summary: 'Read one record; ETag is its version',
+          summary: 'Read one record; ETag is its version. With ?version=N: the record as it was then',
           params: RecordParams,
-          response: { 200: SyncRecord, 401: ErrorResponse, 404: ErrorResponse },
+          querystring: Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) }),
+          response: {
+            200: Type.Union([SyncRecord, RecordVersionResponse]),
+            401: ErrorResponse,
+            404: ErrorResponse,
+          },
         },
       },
       async (request, reply) => {
         const principal = await ctx.auth.principal(request);
+        const { version } = request.query;
+        if (version !== undefined) {
+          const { collection, id } = request.params;
+          return keptVersion(ctx, principal, collection, id, version);
+        }
         const record = await ctx.records.getRecord(
           principal.tenant,
           request.params.collection,
@@ -249,35 +261,7 @@ export const recordRoutes =
       async (request) => {
         const principal = await ctx.auth.principal(request);
         const { collection, id, version } = request.params;
-        let after = 0;
-        for (;;) {
-          const page = await ctx.records.readEvents(principal.tenant, {
-            afterSeq: after,
-            limit: 500,
-            kind: 'record',
-            collection,
-            recordId: id,
-          });
-          const kept = page.find((e) => e.version === version);
-          const found =
-            kept && readableVersion(principal, await ctx.collections.get(principal.tenant, collection), kept);
-          if (kept && !found) break;
-          if (found) {
-            return {
-              collection,
-              id,
-              version,
-              seq: found.seq,
-              op: found.op!,
-              data: found.op === 'delete' ? null : (found.data ?? null),
-              actor: found.actor,
-              ts: found.ts,
-            };
-          }
-          if (page.length < 500 || (page[page.length - 1]!.version ?? 0) > version) break;
-          after = page[page.length - 1]!.seq;
-        }
-        throw new SyncError('NOT_FOUND', `version ${version} of this record is not kept`);
+        return keptVersion(ctx, principal, collection, id, version);
       },
     );
 
@@ -297,3 +281,45 @@ export const recordRoutes =
       },
     );
   };
+
+/**
+ * One kept version of a record (GET …/versions/{v} and GET …?version=), rebuilt by the store when its
+ * history was compacted; NOT_FOUND when it is not kept or the caller may not read it.
+ */
+async function keptVersion(
+  ctx: HttpContext,
+  principal: Principal,
+  collection: string,
+  id: string,
+  version: number,
+): Promise<Static<typeof RecordVersionResponse>> {
+  let after = 0;
+  for (;;) {
+    const page = await ctx.records.readEvents(principal.tenant, {
+      afterSeq: after,
+      limit: 500,
+      kind: 'record',
+      collection,
+      recordId: id,
+    });
+    const kept = page.find((e) => e.version === version);
+    const found =
+      kept && readableVersion(principal, await ctx.collections.get(principal.tenant, collection), kept);
+    if (kept && !found) break;
+    if (found) {
+      return {
+        collection,
+        id,
+        version,
+        seq: found.seq,
+        op: found.op!,
+        data: found.op === 'delete' ? null : (found.data ?? null),
+        actor: found.actor,
+        ts: found.ts,
+      };
+    }
+    if (page.length < 500 || (page[page.length - 1]!.version ?? 0) > version) break;
+    after = page[page.length - 1]!.seq;
+  }
+  throw new SyncError('NOT_FOUND', `version ${version} of this record is not kept`);
+}
