@@ -281,4 +281,10 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 18,
+    name: 'the one-call commit looks up each key and record by primary key',
+    // PostgreSQL's function changed; SQLite's commit thread already looks each key up by its primary key.
+    sql: '-- no change on SQLite',
+  },
 ];
