@@ -3,7 +3,7 @@
  * for the connector forwards the call over the bus to the node running it and answers with that node's
  * answer (status and body, or typed error). When the running node dies mid-call, the standing-by node
  * answers UNAVAILABLE with when to retry instead of hanging, and once another node took the lease over
- * the next call works. Real nodes on PostgreSQL, over the Redis bus (and NATS for the feed routes).
+ * the next call works. Real nodes on PostgreSQL, over the Redis bus (and NATS and PostgreSQL for the feed routes).
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import {
 import type { Connector, ConnectorContext, ConnectorHealth } from '../../src/connectors/index.ts';
 import {
   createTestStorage,
+  POSTGRES_URL,
   type ServerProcess,
   spawnServerProcess,
   startTestServer,
@@ -85,6 +86,7 @@ describe.skipIf(!hasPostgres)('connector calls answered by any node', () => {
   const buses = [
     { bus: 'Redis', url: REDIS_URL, up: hasRedis },
     { bus: 'NATS', url: NATS_URL, up: hasNats },
+    { bus: 'PostgreSQL', url: POSTGRES_URL, up: true },
   ];
   for (const { bus, url, up } of buses) {
     it.skipIf(!up)(
