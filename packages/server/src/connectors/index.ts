@@ -123,6 +123,7 @@ export async function createConnectorSystem(deps: {
     deps.bus
       ? new LeaderCalls(deps.bus, deps.config.nodeId, deps.logger, {
           retryAfterMs: Math.max(1_000, settings.leaseCheckMs),
+          outcome: (outcome) => metrics.forwarded(outcome),
         })
       : null,
   );

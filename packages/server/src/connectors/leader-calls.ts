@@ -8,7 +8,8 @@
  * and body or the typed error. The caller answers UNAVAILABLE (with `retryAfterMs`) when no node took
  * the call in time (no node holds the lease, or the bus lost the call), when the node that took it
  * fell silent (it died or was cut off: its lease soon moves), or at the overall deadline. Every
- * waiting call has one timer, and all are answered when the node shuts down: none is left pending.
+ * waiting call has one timer, and all are answered when the node shuts down: none is left pending
+ * (and the callers of calls it was performing hear UNAVAILABLE at once).
  *
  * Messages from the bus were checked against their schema and size (bus/messages.ts); answers for
  * another node or for no waiting call are ignored, as are repeats of a call being performed.
@@ -41,7 +42,16 @@ export interface LeaderCallOptions {
   maxServing: number;
   /** What refusals tell the client to wait before retrying (about one lease check). */
   retryAfterMs: number;
+  /** Hears how each call this node forwarded ended (metrics). */
+  outcome?: (outcome: CallOutcome) => void;
 }
+
+/**
+ * How a forwarded call ended: `answered` (a 2xx), `error` (the running node's typed error),
+ * `unanswered` (no node took it), `silent` (the running node fell silent), `timeout`, `shutdown`
+ * (this node), `refused` (too many waiting, too large, or not forwardable).
+ */
+export type CallOutcome = 'answered' | 'error' | 'unanswered' | 'silent' | 'timeout' | 'shutdown' | 'refused';
 
 export const DEFAULT_LEADER_CALL_OPTIONS: LeaderCallOptions = {
   acceptMs: 5_000,
@@ -71,7 +81,8 @@ const RECENT = 1024;
 export class LeaderCalls {
   private readonly options: LeaderCallOptions;
   private readonly waiting = new Map<string, Waiting>();
-  private readonly serving = new Map<string, NodeJS.Timeout>();
+  /** Other nodes' calls being performed here: the call, and the timer of its `working` word. */
+  private readonly serving = new Map<string, { call: ConnectorCallMessage; ping: NodeJS.Timeout }>();
   private readonly recent = new Set<string>();
   private leads: ((tenant: string, name: string) => boolean) | null = null;
   private perform: Perform | null = null;
@@ -101,11 +112,10 @@ export class LeaderCalls {
   /** Has the node running the connector perform the call; resolves with its answer or throws its error. */
   call(tenant: string, name: string, call: ConnectorCall): Promise<CallAnswer> {
     const { maxPending, timeoutMs, acceptMs, retryAfterMs } = this.options;
-    if (this.closed) return Promise.reject(this.unavailable('this node is shutting down'));
+    if (this.closed) return this.refuse('shutdown', this.unavailable('this node is shutting down'));
     if (this.waiting.size >= maxPending) {
-      return Promise.reject(
-        this.unavailable(`too many calls waiting for other nodes (${maxPending}); retry`, retryAfterMs),
-      );
+      const why = `too many calls waiting for other nodes (${maxPending}); retry`;
+      return this.refuse('refused', this.unavailable(why, retryAfterMs));
     }
     const requestId = randomUUID();
     const message: ConnectorCallMessage = {
@@ -120,10 +130,11 @@ export class LeaderCalls {
     // Checked as the receiver will check it: a call it would drop is refused here, at once.
     const wire = JSON.stringify(message);
     if (wire.length > MAX_CONNECTOR_CALL_CHARS) {
-      return Promise.reject(new SyncError('PAYLOAD_TOO_LARGE', 'the call is too large to forward'));
+      return this.refuse('refused', new SyncError('PAYLOAD_TOO_LARGE', 'the call is too large to forward'));
     }
     if (!decodeBusMessage(wire)) {
-      return Promise.reject(new SyncError('BAD_REQUEST', 'the call cannot be forwarded to the running node'));
+      const why = 'the call cannot be forwarded to the running node';
+      return this.refuse('refused', new SyncError('BAD_REQUEST', why));
     }
     return new Promise<CallAnswer>((resolve, reject) => {
       const waiting: Waiting = {
@@ -139,6 +150,11 @@ export class LeaderCalls {
     });
   }
 
+  private refuse(outcome: CallOutcome, err: SyncError): Promise<never> {
+    this.options.outcome?.(outcome);
+    return Promise.reject(err);
+  }
+
   private unavailable(message: string, retryAfterMs = this.options.retryAfterMs): SyncError {
     return new SyncError('UNAVAILABLE', message, { retryAfterMs });
   }
@@ -149,11 +165,13 @@ export class LeaderCalls {
     if (!w) return;
     this.waiting.delete(requestId);
     const { acceptMs, silenceMs, timeoutMs } = this.options;
+    const outcome = w.runner === null ? 'unanswered' : Date.now() >= w.until ? 'timeout' : 'silent';
+    this.options.outcome?.(outcome);
     w.reject(
       this.unavailable(
-        w.runner === null
+        outcome === 'unanswered'
           ? `no node running connector ${w.name} answered within ${acceptMs} ms (no node holds its lease, or it is moving to another node); retry`
-          : Date.now() >= w.until
+          : outcome === 'timeout'
             ? `node ${w.runner} running connector ${w.name} did not answer within ${timeoutMs} ms; the call may still complete there`
             : `node ${w.runner} running connector ${w.name} stopped answering (silent for ${silenceMs} ms); another node takes it over, retry`,
       ),
@@ -180,6 +198,7 @@ export class LeaderCalls {
       return;
     }
     this.waiting.delete(message.requestId);
+    this.options.outcome?.(message.error || message.status === undefined ? 'error' : 'answered');
     if (message.error) {
       const { code, message: text, details } = message.error;
       w.reject(new SyncError(code, text, details));
@@ -212,7 +231,7 @@ export class LeaderCalls {
       else answer({ phase: 'working' });
     }, this.options.workingEveryMs);
     ping.unref();
-    this.serving.set(requestId, ping);
+    this.serving.set(requestId, { call: message, ping });
     this.perform(tenant, connector, message.call)
       .then(
         ({ status, body }) => answer({ phase: 'done', status, body }),
@@ -256,13 +275,19 @@ export class LeaderCalls {
   /** Answers every waiting call UNAVAILABLE and stops performing (and answering) other nodes' calls. */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
-    for (const ping of this.serving.values()) clearInterval(ping);
+    // The callers hear it now rather than after a silence (the call may still complete here).
+    for (const { call, ping } of this.serving.values()) {
+      clearInterval(ping);
+      const why = `node ${this.node} running connector ${call.connector} is shutting down; another node takes it over, retry`;
+      this.answer(call, { phase: 'done', error: toPublicError(this.unavailable(why)) });
+    }
     this.serving.clear();
+    this.closed = true;
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
     for (const w of waiting) {
       clearTimeout(w.timer);
+      this.options.outcome?.('shutdown');
       w.reject(this.unavailable('this node is shutting down; retry (another node answers)'));
     }
   }

@@ -28,7 +28,7 @@ import {
 } from '../helpers/server.ts';
 import { NATS_URL, REDIS_URL, requireService, tcpAvailable } from '../helpers/services.ts';
 import type { Json } from '../http/rest.ts';
-import { adminRest, waitFor } from './support.ts';
+import { adminRest, metricValue, waitFor } from './support.ts';
 
 const hasPostgres = (await storeKinds()).includes('postgres');
 const hasRedis = requireService(`Redis at ${REDIS_URL}`, await tcpAvailable(REDIS_URL, 6379));
@@ -244,6 +244,14 @@ describe.skipIf(!hasPostgres)('connector calls answered by any node', () => {
         details: { retryAfterMs: expect.any(Number) },
       });
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const outcome = (o: string) =>
+        metricValue(
+          nodes[0]!.url,
+          TEST_ADMIN_KEY,
+          `syncbridge_connector_calls_forwarded_total{outcome="${o}"}`,
+        );
+      expect(await outcome('silent')).toBe(1);
+      expect(await outcome('answered')).toBe(1);
 
       // Another node takes the lease over; then the trigger works through either node.
       const leaders = await waitFor(

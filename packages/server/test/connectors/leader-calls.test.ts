@@ -90,12 +90,27 @@ describe('connector calls over the bus', () => {
     // Node B works on it, then vanishes from the bus (as a killed node does).
     await new Promise((r) => setTimeout(r, 60));
     expect(started).toBe(true);
-    b.close();
     await busB.close();
+    b.close();
     const err = await failure(call);
     expect(err.code).toBe('UNAVAILABLE');
     expect(err.message).toMatch(/node b running connector bank stopped answering/);
     expect(a.pending).toBe(0);
+  });
+
+  it('tells the caller at once when the running node shuts down mid-call', async () => {
+    const { a, b } = cluster();
+    b.serve(
+      () => true,
+      () => new Promise<CallAnswer>(() => {}),
+    );
+    const call = a.call('acme', 'bank', { action: 'subscriptions' });
+    await new Promise((r) => setTimeout(r, 30));
+    b.close();
+    const err = await failure(call);
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.message).toMatch(/node b running connector bank is shutting down/);
+    a.close();
   });
 
   it('answers every waiting call when the node shuts down, and refuses new ones', async () => {
