@@ -30,6 +30,16 @@ export interface SymbolState {
   price?: number;
 }
 
+/** The statuses each call answers with when it succeeds (another node's answer is held to them). */
+const STATUSES: Record<ConnectorCall['action'], readonly number[]> = {
+  trigger: [200, 202],
+  subscribe: [201],
+  unsubscribe: [204],
+  subscriptions: [200],
+  subscription: [200],
+  symbols: [200],
+};
+
 export class ConnectorCalls {
   constructor(
     private readonly manager: ConnectorManager,
@@ -46,7 +56,12 @@ export class ConnectorCalls {
     if (!this.remote || status.role === 'leader' || !status.enabled || !fitting) {
       return this.local(tenant, name, call);
     }
-    return this.remote.call(tenant, name, call);
+    return this.remote.call(tenant, name, call).then((answer) => {
+      if (!STATUSES[call.action].includes(answer.status)) {
+        throw new SyncError('INTERNAL', `the node running connector ${name} answered HTTP ${answer.status}`);
+      }
+      return answer;
+    });
   }
 
   /** Whether this node holds the connector's lease (unknown connectors: no). */
