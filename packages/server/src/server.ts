@@ -375,6 +375,7 @@ export async function startServer(
       webhooks,
       inbound: webhooks.inbound(writer, options.inboundMappers),
       connectors: connectors.manager,
+      connectorCalls: connectors.calls,
       sealedBackfill: jobs.sealedBackfill,
     },
     logger,

@@ -7,7 +7,7 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Depth, LogEvent, Tick } from '@syncbridge/protocol';
-import { LogEvent as LogEventSchema } from '@syncbridge/protocol';
+import { ERROR_CODES, LogEvent as LogEventSchema } from '@syncbridge/protocol';
 
 /** Committed events of a tenant. */
 const EventsMessageSchema = Type.Object({
@@ -88,6 +88,66 @@ const ConnectorsChangedMessageSchema = Type.Object({
   node: Type.String(),
 });
 
+const Bounded = (max = 256) => Type.String({ maxLength: max });
+
+/** What a node asks of the node running a connector (the REST trigger and feed-subscription routes). */
+const ConnectorCallSchema = Type.Union([
+  Type.Object({
+    action: Type.Literal('trigger'),
+    connection: Type.Optional(Bounded()),
+    reconcile: Type.Optional(Type.Boolean()),
+    reason: Type.Optional(Bounded(200)),
+    wait: Type.Boolean(),
+  }),
+  Type.Object({
+    action: Type.Literal('subscribe'),
+    symbols: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 10_000 }),
+    /** The user the subscription is made for (shown as its `createdBy`). */
+    user: Bounded(),
+  }),
+  Type.Object({ action: Type.Literal('unsubscribe'), id: Bounded() }),
+  Type.Object({ action: Type.Literal('subscriptions') }),
+  Type.Object({ action: Type.Literal('subscription'), id: Bounded() }),
+  Type.Object({ action: Type.Literal('symbols') }),
+]);
+
+/**
+ * A node stands by for a connector another node runs, and forwards a REST call to it: the node holding
+ * the connector's lease performs it and answers with `connector_answer`. The caller already checked the
+ * caller's rights; `timeoutMs` is how long it waits, from when it sent the call.
+ */
+const ConnectorCallMessageSchema = Type.Object({
+  type: Type.Literal('connector_call'),
+  node: Bounded(),
+  requestId: Type.String({ minLength: 1, maxLength: 64 }),
+  tenant: Bounded(),
+  connector: Bounded(),
+  timeoutMs: Type.Integer({ minimum: 1, maximum: 600_000 }),
+  call: ConnectorCallSchema,
+});
+
+/**
+ * The running node's answer to a `connector_call`, for the node `to`: `working` at once and every second
+ * while it performs the call (so the caller tells a slow call from a dead node), then `done` with the
+ * HTTP status and body, or the typed error.
+ */
+const ConnectorAnswerMessageSchema = Type.Object({
+  type: Type.Literal('connector_answer'),
+  node: Bounded(),
+  requestId: Type.String({ minLength: 1, maxLength: 64 }),
+  to: Bounded(),
+  phase: Type.Union([Type.Literal('working'), Type.Literal('done')]),
+  status: Type.Optional(Type.Integer({ minimum: 200, maximum: 299 })),
+  body: Type.Optional(Type.Unknown()),
+  error: Type.Optional(
+    Type.Object({
+      code: Type.Union(ERROR_CODES.map((c) => Type.Literal(c))),
+      message: Bounded(2000),
+      details: Type.Optional(Type.Unknown()),
+    }),
+  ),
+});
+
 export type EventsMessage = Static<typeof EventsMessageSchema>;
 export type HeartbeatMessage = Static<typeof HeartbeatMessageSchema>;
 export type PresenceRequestMessage = Static<typeof PresenceRequestMessageSchema>;
@@ -95,6 +155,9 @@ export type PresenceMessage = Static<typeof PresenceMessageSchema>;
 export type TopicValuesMessage = Static<typeof TopicValuesMessageSchema>;
 export type TopicSyncRequestMessage = Static<typeof TopicSyncRequestMessageSchema>;
 export type ConnectorsChangedMessage = Static<typeof ConnectorsChangedMessageSchema>;
+export type ConnectorCall = Static<typeof ConnectorCallSchema>;
+export type ConnectorCallMessage = Static<typeof ConnectorCallMessageSchema>;
+export type ConnectorAnswerMessage = Static<typeof ConnectorAnswerMessageSchema>;
 
 export type BusMessage =
   | EventsMessage
@@ -103,7 +166,9 @@ export type BusMessage =
   | PresenceMessage
   | TopicValuesMessage
   | TopicSyncRequestMessage
-  | ConnectorsChangedMessage;
+  | ConnectorsChangedMessage
+  | ConnectorCallMessage
+  | ConnectorAnswerMessage;
 
 /** One compiled check per message type, chosen by `type` (a union check would try each in turn). */
 const checks = new Map<string, ReturnType<typeof TypeCompiler.Compile<TSchema>>>(
@@ -115,11 +180,20 @@ const checks = new Map<string, ReturnType<typeof TypeCompiler.Compile<TSchema>>>
     TopicValuesMessageSchema,
     TopicSyncRequestMessageSchema,
     ConnectorsChangedMessageSchema,
+    ConnectorCallMessageSchema,
+    ConnectorAnswerMessageSchema,
   ].map((schema) => [schema.properties.type.const, TypeCompiler.Compile<TSchema>(schema)]),
 );
 
 /** Messages larger than this carry no events, only `upTo`: receivers read them from the store. */
 export const MAX_CARRIED_BYTES = 256 * 1024;
+
+/**
+ * The largest forwarded connector call or answer (wire characters): room for the largest subscription
+ * a REST call may make (10,000 symbols of 128 characters). Larger ones are not sent, and dropped when
+ * heard.
+ */
+export const MAX_CONNECTOR_CALL_CHARS = 2 * 1024 * 1024;
 
 /** Serializes a message, leaving the events out when they are too large to carry. */
 export function encodeBusMessage(message: BusMessage): string {
@@ -137,6 +211,10 @@ export function decodeBusMessage(text: string): BusMessage | null {
     return null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  const check = checks.get(String((value as { type?: unknown }).type));
+  const type = String((value as { type?: unknown }).type);
+  if ((type === 'connector_call' || type === 'connector_answer') && text.length > MAX_CONNECTOR_CALL_CHARS) {
+    return null;
+  }
+  const check = checks.get(type);
   return check?.Check(value) ? (value as BusMessage) : null;
 }

@@ -11,6 +11,9 @@ import type { BusMessage } from './messages.ts';
 
 export type {
   BusMessage,
+  ConnectorAnswerMessage,
+  ConnectorCall,
+  ConnectorCallMessage,
   ConnectorsChangedMessage,
   EventsMessage,
   HeartbeatMessage,
@@ -19,7 +22,12 @@ export type {
   TopicSyncRequestMessage,
   TopicValuesMessage,
 } from './messages.ts';
-export { decodeBusMessage, encodeBusMessage, MAX_CARRIED_BYTES } from './messages.ts';
+export {
+  decodeBusMessage,
+  encodeBusMessage,
+  MAX_CARRIED_BYTES,
+  MAX_CONNECTOR_CALL_CHARS,
+} from './messages.ts';
 
 export type BusHandler = (message: BusMessage) => void;
 

@@ -11,7 +11,9 @@ import type { RecordReader } from '../log/ports.ts';
 import { TopicHub } from '../realtime/topic-hub.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { connectorsSettings } from './config.ts';
+import { ConnectorCalls } from './connector-calls.ts';
 import { DefinitionNotices } from './definition-notices.ts';
+import { LeaderCalls } from './leader-calls.ts';
 import type { ConnectorLeases } from './leases.ts';
 import { ConnectorManager } from './manager.ts';
 import { registerConnectorMetrics } from './metrics.ts';
@@ -23,6 +25,7 @@ import { TopicRelay } from './topic-relay.ts';
 import type { Connector, ConnectorFactory } from './types.ts';
 
 export { TopicHub } from '../realtime/topic-hub.ts';
+export { type CallAnswer, type ConnectorCall, ConnectorCalls } from './connector-calls.ts';
 export { FeedSubscriptions } from './feed-subscriptions.ts';
 export type { ConnectorStatus } from './manager.ts';
 export { ConnectorManager } from './manager.ts';
@@ -34,6 +37,8 @@ export { WsFeedConnector, type WsFeedHooks } from './ws-feed.ts';
 export interface ConnectorSystem {
   topics: TopicHub;
   manager: ConnectorManager;
+  /** The trigger and feed-subscription calls, answered here or by the node running the connector. */
+  calls: ConnectorCalls;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -113,15 +118,26 @@ export async function createConnectorSystem(deps: {
   );
   const system = manager;
   const writer = ticks;
+  const calls = new ConnectorCalls(
+    manager,
+    deps.bus
+      ? new LeaderCalls(deps.bus, deps.config.nodeId, deps.logger, {
+          retryAfterMs: Math.max(1_000, settings.leaseCheckMs),
+          outcome: (outcome) => metrics.forwarded(outcome),
+        })
+      : null,
+  );
   return {
     topics,
     manager,
+    calls,
     start: async () => {
       writer.start();
       await system.start();
       retention.start();
     },
     close: async () => {
+      calls.close();
       await retention.close();
       await system.close();
     },

@@ -2,7 +2,8 @@
  * Connector metrics in the server's Prometheus registry, read from the connectors, the topic hub and the
  * tick writer when scraped: state, last success and staleness per connector; ticks, ticks/s and
  * reconnects per feed; the tick buffer, flush time and rows stored; values dropped by conflation; the
- * circuit of each provider; and every number a connector's `metrics()` reports.
+ * circuit of each provider; calls forwarded to the node running a connector, by how they ended; and
+ * every number a connector's `metrics()` reports.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { TopicHub } from '../realtime/topic-hub.ts';
@@ -16,6 +17,8 @@ export interface ConnectorMetrics {
   flushed(rows: number, seconds: number): void;
   /** Counts ticks deleted by the retention pass. */
   pruned(rows: number): void;
+  /** Counts a call this node forwarded to the node running a connector, by how it ended. */
+  forwarded(outcome: string): void;
 }
 
 export function registerConnectorMetrics(
@@ -195,7 +198,16 @@ export function registerConnectorMetrics(
       }
     },
   });
+  const forwarded = new Counter({
+    name: 'syncbridge_connector_calls_forwarded_total',
+    help: 'Trigger and feed-subscription calls forwarded to the node running the connector, by outcome',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
   return {
+    forwarded(outcome) {
+      forwarded.inc({ outcome });
+    },
     flushed(rows, seconds) {
       stored.inc(rows);
       flushSeconds.observe(seconds);

@@ -5,6 +5,7 @@
  */
 import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
+import type { ConnectorCalls } from '../connectors/connector-calls.ts';
 import type { ConnectorManager } from '../connectors/manager.ts';
 import type { CollectionRegistry } from '../core/collections.ts';
 import type { RateLimiter } from '../core/rate-limit.ts';
@@ -54,6 +55,8 @@ export interface HttpContext {
   inbound: InboundReceiver;
   /** Upstream feeds and scheduled pulls. */
   connectors: ConnectorManager;
+  /** The trigger and feed-subscription calls, which a standing-by node forwards to the running one. */
+  connectorCalls: ConnectorCalls;
   /** Seals in the background what a collection stored before a field joined its sealedFields. */
   sealedBackfill: { request(tenant: string, collection: string): void } | null;
 }

@@ -1,10 +1,12 @@
 /**
  * Connectors over REST. Every user of a tenant may read its connectors' status and a feed's symbols,
  * latest values, depth and history; tenant admins define, change and remove connectors, subscribe and
- * unsubscribe a feed's symbols upstream, and trigger runs (a provider webhook's "pull now").
+ * unsubscribe a feed's symbols upstream, and trigger runs (a provider webhook's "pull now"). The trigger
+ * and subscription routes are answered by the node running the connector: from a node standing by for
+ * it they are forwarded there (connectors/connector-calls.ts), so any node answers them.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, Type } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 import {
   ConnectorBody,
   ConnectorStatus,
@@ -19,6 +21,7 @@ import {
   ConnectorTick as Tick,
 } from '@syncbridge/protocol';
 import { isTenantAdmin, type Principal } from '../../auth/principal.ts';
+import type { CallAnswer } from '../../connectors/connector-calls.ts';
 import { SyncError } from '../../core/errors.ts';
 import type { HttpContext } from '../context.ts';
 
@@ -26,6 +29,24 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404
 
 function requireAdmin(principal: Principal): void {
   if (!isTenantAdmin(principal)) throw new SyncError('FORBIDDEN', 'only tenant admins may do this');
+}
+
+interface CallReply {
+  status(code: number): { send(body: unknown): unknown };
+  header(name: string, value: string): unknown;
+}
+
+/** Sends a connector call's answer; an UNAVAILABLE one saying when to retry gets a Retry-After header. */
+async function answer(reply: CallReply, run: Promise<CallAnswer>): Promise<void> {
+  try {
+    const { status, body } = await run;
+    reply.status(status).send(body);
+  } catch (err) {
+    const details = err instanceof SyncError && err.code === 'UNAVAILABLE' ? err.details : undefined;
+    const after = (details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    if (typeof after === 'number') reply.header('Retry-After', String(Math.max(1, Math.ceil(after / 1000))));
+    throw err;
+  }
 }
 
 /** A time as milliseconds since the epoch, from digits or an ISO 8601 string. */
@@ -41,6 +62,7 @@ export const connectorRoutes =
   (ctx: HttpContext): FastifyPluginAsyncTypebox =>
   async (app) => {
     const connectors = ctx.connectors;
+    const calls = ctx.connectorCalls;
     const view = (principal: Principal, status: ReturnType<typeof connectors.status>) => {
       if (isTenantAdmin(principal)) return status;
       const { spec: _spec, ...rest } = status;
@@ -170,17 +192,9 @@ export const connectorRoutes =
         const principal = await ctx.auth.principal(request);
         requireAdmin(principal);
         const { wait = true, ...rest } = request.body ?? {};
-        const run = connectors.trigger(principal.tenant, request.params.name, {
-          ...rest,
-          reason: rest.reason ?? `trigger by ${principal.user}`,
-        });
-        if (!wait) {
-          run.catch(() => undefined);
-          // Refusals (unknown connector or connection) still answer as errors.
-          await Promise.race([run, new Promise((r) => setImmediate(r))]);
-          return reply.status(202).send({ queued: true });
-        }
-        return run;
+        const reason = rest.reason ?? `trigger by ${principal.user}`.slice(0, 200);
+        const call = { action: 'trigger' as const, ...rest, reason, wait };
+        return answer(reply, calls.run(principal.tenant, request.params.name, call));
       },
     );
 
@@ -207,8 +221,8 @@ export const connectorRoutes =
       async (request, reply) => {
         const principal = await ctx.auth.principal(request);
         requireAdmin(principal);
-        const { subs } = connectors.subscriptions(principal.tenant, request.params.name);
-        return reply.status(201).send(await subs.add(request.body.symbols, principal.user));
+        const call = { action: 'subscribe' as const, symbols: request.body.symbols, user: principal.user };
+        return answer(reply, calls.run(principal.tenant, request.params.name, call));
       },
     );
 
@@ -219,33 +233,19 @@ export const connectorRoutes =
           tags: ['connectors'],
           summary: "A feed's symbol subscriptions",
           params: NameParams,
-          response: { 200: Type.Object({ subscriptions: Type.Array(Subscription) }), ...errors },
+          response: {
+            200: Type.Object({ subscriptions: Type.Array(Subscription) }),
+            ...errors,
+            503: ErrorResponse,
+          },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const principal = await ctx.auth.principal(request);
-        return { subscriptions: connectors.subscriptions(principal.tenant, request.params.name).subs.list() };
+        const call = { action: 'subscriptions' as const };
+        return answer(reply, calls.run(principal.tenant, request.params.name, call));
       },
     );
-
-    const symbolStatus = (tenant: string, name: string, symbols: string[]): Static<typeof SymbolStatus>[] => {
-      const { feed, subs } = connectors.subscriptions(tenant, name);
-      const wanted = new Set(subs.symbols());
-      const active = new Set(feed.activeSymbols());
-      const seen = new Map(ctx.connectors.topics.symbols(tenant, feed.topic).map((s) => [s.symbol, s]));
-      return symbols.map((symbol) => {
-        const s = seen.get(symbol);
-        const out: Static<typeof SymbolStatus> = {
-          symbol,
-          subscribed: wanted.has(symbol) || active.has(symbol),
-          active: active.has(symbol),
-          ticks: s?.ticks ?? 0,
-          lastTickAt: s?.tick ? new Date(s.tick.ts).toISOString() : null,
-        };
-        if (s?.tick?.price !== undefined) out.price = s.tick.price;
-        return out;
-      });
-    };
 
     app.get(
       '/v1/connectors/:name/subscriptions/:id',
@@ -257,15 +257,14 @@ export const connectorRoutes =
           response: {
             200: Type.Composite([Subscription, Type.Object({ status: Type.Array(SymbolStatus) })]),
             ...errors,
+            503: ErrorResponse,
           },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const principal = await ctx.auth.principal(request);
-        const { subs } = connectors.subscriptions(principal.tenant, request.params.name);
-        const sub = subs.get(request.params.id);
-        if (!sub) throw new SyncError('NOT_FOUND', `no subscription ${request.params.id}`);
-        return { ...sub, status: symbolStatus(principal.tenant, request.params.name, sub.symbols) };
+        const call = { action: 'subscription' as const, id: request.params.id };
+        return answer(reply, calls.run(principal.tenant, request.params.name, call));
       },
     );
 
@@ -277,17 +276,14 @@ export const connectorRoutes =
           summary:
             'End a subscription; its symbols no other one holds are unsubscribed upstream (tenant admin)',
           params: SubParams,
-          response: { 204: Type.Null(), ...errors },
+          response: { 204: Type.Null(), ...errors, 503: ErrorResponse },
         },
       },
       async (request, reply) => {
         const principal = await ctx.auth.principal(request);
         requireAdmin(principal);
-        const { subs } = connectors.subscriptions(principal.tenant, request.params.name);
-        if (!(await subs.remove(request.params.id))) {
-          throw new SyncError('NOT_FOUND', `no subscription ${request.params.id}`);
-        }
-        return reply.status(204).send(null);
+        const call = { action: 'unsubscribe' as const, id: request.params.id };
+        return answer(reply, calls.run(principal.tenant, request.params.name, call));
       },
     );
 
@@ -301,16 +297,14 @@ export const connectorRoutes =
           response: {
             200: Type.Object({ topic: Type.String(), symbols: Type.Array(SymbolStatus) }),
             ...errors,
+            503: ErrorResponse,
           },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const principal = await ctx.auth.principal(request);
-        const { name } = request.params;
-        const { feed, subs } = connectors.subscriptions(principal.tenant, name);
-        const all = new Set([...subs.symbols(), ...feed.activeSymbols()]);
-        for (const s of ctx.connectors.topics.symbols(principal.tenant, feed.topic)) all.add(s.symbol);
-        return { topic: feed.topic, symbols: symbolStatus(principal.tenant, name, [...all].sort()) };
+        const call = { action: 'symbols' as const };
+        return answer(reply, calls.run(principal.tenant, request.params.name, call));
       },
     );
 
