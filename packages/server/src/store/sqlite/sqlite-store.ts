@@ -17,12 +17,29 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { CollectionSettings, Conflict, Device, LogEvent, SyncRecord } from '@syncbridge/protocol';
+import type {
+  CollectionSettings,
+  Conflict,
+  Device,
+  LogEvent,
+  MutationResult,
+  SyncRecord,
+} from '@syncbridge/protocol';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { sqliteFilter } from '../filter-sql.ts';
 import { OneCallCommits } from '../postgres/one-call-commit.ts';
-import { EVENT_COLUMNS, eventFromRow, type RecordRow, recordFromRow } from '../rows.ts';
+import {
+  EVENT_COLUMNS,
+  type EventRow,
+  eventColumns,
+  eventFromRow,
+  needsLoggedRecord,
+  type RecordRow,
+  recordFromRow,
+  type StoredResult,
+  withLoggedRecord,
+} from '../rows.ts';
 import type { SecretBox } from '../secret-box.ts';
 import type {
   ApiKeyRow,
@@ -30,19 +47,22 @@ import type {
   EventCount,
   EventQuery,
   ListQuery,
+  RecordKey,
   RetentionPolicy,
   Store,
+  TenantBatch,
+  VersionKey,
   WriteTx,
 } from '../types.ts';
-import { eventQueryConditions } from '../types.ts';
+import { eventQueryConditions, recordKey } from '../types.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteBranchStore } from './branches.ts';
-import { CommitThread, readerCommitReads, type VersionDataOf } from './commit-thread.ts';
+import { batchOps } from './commit-ops.ts';
+import { CommitThread, readerCommitReads, readVersionData, type VersionDataOf } from './commit-thread.ts';
 import { open, RECORD_COLUMNS, runMigrations, type WriterQueue, writerQueueFor } from './connection.ts';
 import { withSqliteErrors } from './errors.ts';
 import { SqliteExpiryStore } from './expiry-store.ts';
 import { SqliteHistory } from './history.ts';
-import { logTx, prepareLogTx } from './log-tx.ts';
 import { SqliteMaintenance } from './maintenance.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { SqliteSealedBackfill } from './sealed-backfill.ts';
@@ -85,8 +105,6 @@ export class SqliteStore implements Store {
   private readonly writer: Database.Database;
   private readonly reader: Database.Database;
   private readonly stmts;
-  /** The in-thread log transaction's reads and writes (log-tx.ts). */
-  private readonly logTx: WriteTx;
   private closed = false;
   /**
    * Serializes use of the writer connection, so a write outside `transaction` never joins an open one;
@@ -128,7 +146,6 @@ export class SqliteStore implements Store {
     this.branches = new SqliteBranchStore(parts);
     this.sealedBackfill = new SqliteSealedBackfill(parts);
     this.history = new SqliteHistory(parts);
-    this.logTx = logTx(this.stmts, prepareLogTx(w), w, this.history);
     this.expiry = new SqliteExpiryStore({
       writer: w,
       write: (fn) => this.exclusive(() => w.transaction(fn).immediate()),
@@ -174,7 +191,53 @@ export class SqliteStore implements Store {
   }
 
   private async runTransaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
-    const tx = this.logTx;
+    const s = this.stmts;
+    const tx: WriteTx = {
+      lockTenant: async (tenant) => {
+        const row = s.lockHead.get(tenant);
+        return {
+          head: row?.seq ?? 0,
+          hooksVersion: row?.hooks_version ?? 0,
+          collectionsVersion: row?.collections_version ?? 0,
+        };
+      },
+      getResults: async (tenant, keys) => {
+        const found = new Map<string, MutationResult>();
+        for (const key of keys) {
+          const row = s.getResult.get(tenant, key);
+          if (!row) continue;
+          const result = JSON.parse(row.result) as StoredResult;
+          const logged = needsLoggedRecord(result)
+            ? await this.history.unpackRow(
+                this.writer,
+                tenant,
+                s.loggedRecord.get(tenant, result.seq!, result.version!),
+              )
+            : null;
+          found.set(key, logged === null ? result : withLoggedRecord(result, logged));
+        }
+        return found;
+      },
+      getRecords: async (tenant, keys: RecordKey[]) => {
+        const found = new Map<string, SyncRecord>();
+        for (const { collection, id } of keys) {
+          const row = s.getRecordW.get(tenant, collection, id);
+          if (row) found.set(recordKey(collection, id), recordFromRow(row));
+        }
+        return found;
+      },
+      getVersionData: (tenant, keys: VersionKey[]) =>
+        readVersionData(s.versionData, tenant, keys, (t, collection, id, row) =>
+          this.history.dataOf(this.writer, t, collection, id, row),
+        ),
+      getConflict: async (tenant, id) => {
+        const row = s.getConflictW.get(tenant, id);
+        return row ? (JSON.parse(row.doc) as Conflict) : null;
+      },
+      writeBatch: async (tenant, batch: TenantBatch) => {
+        for (const [name, ...params] of batchOps(tenant, batch)) s.commit[name].run(...params);
+      },
+    };
     this.writer.exec('BEGIN IMMEDIATE');
     try {
       const result = await fn(tx);

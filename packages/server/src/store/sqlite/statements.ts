@@ -55,11 +55,19 @@ export function prepareStatements(w: Database.Database, r: Database.Database) {
       r,
       'SELECT doc FROM conflicts WHERE tenant = ? AND id = ?',
     ),
+    getResult: prep<[string, string], { result: string }>(
+      w,
+      'SELECT result FROM mutation_results WHERE tenant = ? AND key = ?',
+    ),
     // The record an applied mutation's stored result leaves out: its log entry (rows.ts, storedResult).
     loggedRecord: prep<[string, number, number], RecordRow & { seq: number; packed: Buffer | null }>(
       w,
       `SELECT ${LOGGED_RECORD_COLUMNS('events', "'{}'")}, seq, packed FROM events
        WHERE tenant = ? AND seq = ? AND kind = 'record' AND version = ?`,
+    ),
+    getRecordW: prep<[string, string, string], RecordRow>(
+      w,
+      `SELECT ${RECORD_COLUMNS} FROM records WHERE tenant = ? AND collection = ? AND id = ?`,
     ),
     // The same on the reader, for a commit computed ahead of its transaction (a version's data never changes).
     versionDataR: prep<
