@@ -2,7 +2,9 @@
  * The main thread's own work per acknowledged mutation, without a store or a socket: parsing and
  * validating a one-put `mutate` frame (parseClientFrame), the tenant writer turning a group of 50 such
  * puts into results, log events and records (TenantWriter.run against an in-memory transaction, each
- * put an update so its `previous` is computed), and encoding the `results` reply. CPU time per
+ * put an update so its `previous` is computed), the same groups committed to a SQLite file
+ * (synchronous=FULL: the tenant writer and the store's statements, BEGIN ... COMMIT and its fsync,
+ * over 5,000 records as in bench/mutations.ts), and encoding the `results` reply. CPU time per
  * mutation (user + system of this process), so a loaded machine moves it less than wall time.
  *
  *   node --import tsx bench/ack-cpu.ts [--rounds 9] [--checkout <dir>]...
@@ -10,13 +12,18 @@
  * With one or more --checkout (another worktree's root, e.g. a checkout of main), each round runs every
  * checkout in turn in this one process, and the medians are printed side by side: a paired A/B.
  */
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadAverage1m } from './lib/proc.ts';
 import { ROOT } from './lib/server-process.ts';
 
 const GROUP = 50;
 const RECORDS = 100;
+/** Records the SQLite stage writes to, as 50 writers × 100 in bench/mutations.ts. */
+const SQLITE_RECORDS = 5_000;
+const dirs: string[] = [];
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -26,7 +33,7 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds ?? 9);
 const roots = (values.checkout?.length ? values.checkout : [ROOT]).map((r) => resolve(r));
 
-type Stage = 'parse' | 'tenant writer' | 'reply';
+type Stage = 'parse' | 'tenant writer' | 'sqlite commit' | 'reply';
 /** Each stage runs `n` mutations' worth of its work. */
 type Runner = Record<Stage, (n: number) => void | Promise<void>>;
 
@@ -44,6 +51,9 @@ async function runner(root: string): Promise<Runner> {
   const { HybridClock } = (await import(
     src('core/hlc.ts')
   )) as typeof import('../packages/server/src/core/hlc.ts');
+  const { SqliteStore } = (await import(
+    src('store/sqlite/sqlite-store.ts')
+  )) as typeof import('../packages/server/src/store/sqlite/sqlite-store.ts');
   type Tx = ConstructorParameters<typeof TenantWriter>[0];
   type Write = Parameters<InstanceType<typeof TenantWriter>['run']>[0][number];
   type Record_ = Awaited<ReturnType<Tx['getRecords']>> extends Map<string, infer R> ? R : never;
@@ -113,11 +123,43 @@ async function runner(root: string): Promise<Runner> {
   };
   // Warm the records so every put of the measured runs is an update.
   await tenantWriter(RECORDS * 2);
+  const dir = mkdtempSync(join(tmpdir(), 'ack-cpu-'));
+  dirs.push(dir);
+  const store = new SqliteStore({ file: join(dir, 'bench.db') });
+  let next = 0;
+  const sqliteCommit = async (n: number) => {
+    for (let done = 0; done < n; done += GROUP) {
+      const writes: Write[] = [];
+      for (let k = 0; k < GROUP; k++) {
+        const r = next++;
+        const m = {
+          mid: `s-${r}`,
+          collection: 'bench',
+          id: `r-${r % SQLITE_RECORDS}`,
+          op: 'put',
+          data: { sku: 'SKU-000000', qty: r, location: 'warehouse-1', note: 'x'.repeat(40) },
+        };
+        writes.push({
+          kind: 'mutations',
+          principal,
+          mutations: [m],
+          resolve: () => {},
+          reject: () => {},
+        } as never);
+      }
+      const commit = await store.transaction((t) =>
+        new TenantWriter(t, 'bench', collections, clock).run(writes),
+      );
+      for (const settle of commit.settle) settle();
+    }
+  };
+  await sqliteCommit(SQLITE_RECORDS * 2);
   return {
     parse: (n) => {
       for (let k = 0; k < n; k++) parseClientFrame(frames[k % frames.length]!);
     },
     'tenant writer': tenantWriter,
+    'sqlite commit': sqliteCommit,
     reply: (n) => {
       for (let k = 0; k < n; k++)
         Buffer.from(JSON.stringify({ type: 'results', rid: k, results: lastResults }));
@@ -135,11 +177,14 @@ async function cpuPerOp(fn: (n: number) => unknown, n: number): Promise<number> 
 const load = loadAverage1m();
 const runners = await Promise.all(roots.map(async (root) => ({ root, run: await runner(root) })));
 const samples = new Map<string, number[]>();
-const stages: Stage[] = ['parse', 'tenant writer', 'reply'];
+const stages: Stage[] = ['parse', 'tenant writer', 'sqlite commit', 'reply'];
 for (let round = 0; round <= rounds; round++) {
   for (const { root, run } of runners) {
     for (const stage of stages) {
-      const us = await cpuPerOp(run[stage], stage === 'tenant writer' ? 20_000 : 50_000);
+      const us = await cpuPerOp(
+        run[stage],
+        stage === 'sqlite commit' ? 10_000 : stage === 'tenant writer' ? 20_000 : 50_000,
+      );
       // Round 0 warms the JIT and is not counted.
       if (round > 0) samples.set(`${root}|${stage}`, [...(samples.get(`${root}|${stage}`) ?? []), us]);
     }
@@ -158,3 +203,4 @@ for (const { root } of runners) {
   row.total = Number(total.toFixed(2));
   console.log(JSON.stringify(row));
 }
+for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
