@@ -9,6 +9,11 @@
  * `rateLimit` starts per second. Nothing is shared between endpoints but the step, and a step never waits
  * for an HTTP request, so a slow or dead endpoint delays only itself.
  *
+ * A commit's own deliveries need no step to start: while an endpoint (parallel, not rate-limited, active)
+ * has room and nothing older waiting, `reserve` (inside the commit's transaction) has them written already
+ * leased to this node, and `notify` sends them from memory once the commit is durable; `abandon` frees
+ * the room of those whose commit did not happen. A crash then is a crash with leased deliveries, below.
+ *
  * An endpoint is looked at when it may have work: after a commit queued deliveries for it, when a send
  * to it finished, when one of its retries falls due, and on the periodic poll (which also finds work
  * other nodes left, or leases that ran out). A crash loses nothing: deliveries are rows, and a leased
@@ -21,6 +26,7 @@ import type { Logger } from 'pino';
 import { type BucketSpec, TokenBucket } from '../core/token-bucket.ts';
 import { classifyAttempt } from './attempt.ts';
 import { EndpointScheduler, type EndpointState } from './endpoint-scheduler.ts';
+import { leasedRow, startsAtOnce } from './leased.ts';
 import type { WebhookLedger } from './ledger.ts';
 import type { WebhookRegistry } from './registry.ts';
 import type { WebhookSender } from './sender.ts';
@@ -71,6 +77,10 @@ export interface AttemptObservation {
 
 const key = (tenant: string, id: string) => `${tenant}\u0000${id}`;
 
+/** A step waits up to STEP_WAIT_MS for this many finished attempts while other sends run. */
+const STEP_RESULTS = 32;
+const STEP_WAIT_MS = 5;
+
 /** An endpoint's start rate as a bucket: `rate` starts per second, at most `rate` at once. */
 const rateSpec = (rate: number): BucketSpec => ({ ratePerSec: rate, burst: rate });
 
@@ -107,9 +117,41 @@ export class WebhookDispatcher {
     this.renewTimer.unref();
   }
 
-  /** Deliveries were committed: their endpoints have work. */
+  /**
+   * Inside a commit's transaction, before its deliveries are written: leases to this node those it can
+   * start at once (their endpoint active, parallel, without a rate limit, with room, and nothing older
+   * waiting), counting them in flight. The others are left for a step, and hold back later ones.
+   */
+  reserve(deliveries: readonly NewDelivery[]): void {
+    if (this.closed) return;
+    const until = Date.now() + this.o.leaseMs;
+    for (const d of deliveries) {
+      const s = this.scheduler.state(d.tenant, d.webhookId);
+      if (startsAtOnce(this.o.registry.get(d.tenant, d.webhookId), s)) {
+        s.inFlight += 1;
+        d.lease = { node: this.o.node, until };
+      } else s.backlog = true;
+    }
+  }
+
+  /** Reserved deliveries whose commit did not happen: their room is free again. */
+  abandon(deliveries: readonly NewDelivery[]): void {
+    let freed = false;
+    for (const d of deliveries) {
+      if (d.lease?.node !== this.o.node) continue;
+      this.scheduler.state(d.tenant, d.webhookId).inFlight -= 1;
+      delete d.lease;
+      freed = true;
+    }
+    if (freed) this.wake();
+  }
+
+  /** Deliveries were committed: the leased ones are sent now, the others' endpoints have work. */
   notify(deliveries: readonly NewDelivery[]): void {
-    for (const d of deliveries) this.scheduler.markHot(d.tenant, d.webhookId);
+    for (const d of deliveries) {
+      if (d.lease?.node === this.o.node) this.launchLeased(d);
+      else this.scheduler.markHot(d.tenant, d.webhookId);
+    }
     this.wake();
   }
 
@@ -158,8 +200,10 @@ export class WebhookDispatcher {
     }
     this.running = true;
     // While other sends are still running, wait a moment so that the step records several of them
-    // in one transaction instead of one transaction each.
-    if (this.sends.size > 0 && this.results.length < 8) setTimeout(() => void this.loop(), 2);
+    // in one transaction instead of one transaction each (a commit's own deliveries start without a
+    // step, so this delays only the record of an attempt, and the claim of a waiting delivery).
+    if (this.sends.size > 0 && this.results.length < STEP_RESULTS)
+      setTimeout(() => void this.loop(), STEP_WAIT_MS);
     else setImmediate(() => void this.loop());
   }
 
@@ -267,7 +311,10 @@ export class WebhookDispatcher {
           const got = claimed.get(k) ?? 0;
           s.bucket?.giveBack(r.limit - got);
           // Fewer than asked for: nothing more is due. Unless something new came in meanwhile.
-          if (got < r.limit && s.generation === generations.get(k)) s.hot = false;
+          if (got < r.limit && s.generation === generations.get(k)) {
+            s.hot = false;
+            s.backlog = false;
+          }
         }
         if (!this.again && this.results.length === 0 && !this.anyReady()) break;
       }
@@ -297,9 +344,19 @@ export class WebhookDispatcher {
     return false;
   }
 
-  private launch(row: DeliveryRow): void {
+  /** Sends a delivery its commit leased to this node (counted in flight by `reserve`). */
+  private launchLeased(d: NewDelivery): void {
+    if (this.closed) {
+      // Shutting down: the lease is released with the others (or runs out), and it is sent later.
+      this.scheduler.state(d.tenant, d.webhookId).inFlight -= 1;
+      return;
+    }
+    this.launch(leasedRow(d), true);
+  }
+
+  private launch(row: DeliveryRow, counted = false): void {
     const s = this.scheduler.state(row.tenant, row.webhookId);
-    s.inFlight += 1;
+    if (!counted) s.inFlight += 1;
     this.leased.add(row.id);
     const send = this.send(row)
       .catch((err: unknown) => this.o.logger.error({ err, delivery: row.id }, 'webhook send failed'))
@@ -307,7 +364,7 @@ export class WebhookDispatcher {
         s.inFlight -= 1;
         this.leased.delete(row.id);
         this.sends.delete(send);
-        this.scheduler.markHot(row.tenant, row.webhookId);
+        this.scheduler.markHot(row.tenant, row.webhookId, true);
         this.wake();
       });
     this.sends.add(send);

@@ -13,6 +13,11 @@ export interface EndpointState {
   inFlight: number;
   /** Something may be due: look at it in the next step. */
   hot: boolean;
+  /**
+   * Deliveries older than a new commit's may be waiting unclaimed (or a retry, a trigger, a poll found
+   * work): a new delivery is then not leased by its commit, so that it does not pass them.
+   */
+  backlog: boolean;
   /** Bumped whenever `hot` is set, so a step that started earlier does not clear a newer signal. */
   generation: number;
   /** Future times at which a retry falls due (sorted), and the timer for the first one. */
@@ -38,7 +43,17 @@ export class EndpointScheduler {
     const k = key(tenant, id);
     let s = this.states.get(k);
     if (!s) {
-      s = { tenant, id, inFlight: 0, hot: false, generation: 0, dueTimes: [], timer: null, bucket: null };
+      s = {
+        tenant,
+        id,
+        inFlight: 0,
+        hot: false,
+        backlog: false,
+        generation: 0,
+        dueTimes: [],
+        timer: null,
+        bucket: null,
+      };
       this.states.set(k, s);
     }
     return s;
@@ -49,9 +64,11 @@ export class EndpointScheduler {
     return this.states.values();
   }
 
-  markHot(tenant: string, id: string): void {
+  /** Something may be due; `room` only: a send ended, so a waiting delivery may be claimed now. */
+  markHot(tenant: string, id: string, room = false): void {
     const s = this.state(tenant, id);
     s.hot = true;
+    if (!room) s.backlog = true;
     s.generation += 1;
   }
 

@@ -9,6 +9,7 @@
  * (timestamptz would re-render them); the server-internal times are timestamptz.
  */
 import type { Migration } from '../sqlite/migrations.ts';
+import { COMMIT_FUNCTION_LEASED_DELIVERIES } from './commit-function.ts';
 
 export const POSTGRES_MIGRATIONS: Migration[] = [
   {
@@ -389,5 +390,10 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
         seq bigint NOT NULL
       );
     `,
+  },
+  {
+    version: 18,
+    name: 'a commit writes the deliveries its node sends at once already leased to it',
+    sql: COMMIT_FUNCTION_LEASED_DELIVERIES,
   },
 ];
