@@ -9,10 +9,12 @@
  * `rateLimit` starts per second. Nothing is shared between endpoints but the step, and a step never waits
  * for an HTTP request, so a slow or dead endpoint delays only itself.
  *
- * A commit's own deliveries need no step to start: while an endpoint (parallel, not rate-limited, active)
- * has room and nothing older waiting, `reserve` (inside the commit's transaction) has them written already
- * leased to this node, and `notify` sends them from memory once the commit is durable; `abandon` frees
- * the room of those whose commit did not happen. A crash then is a crash with leased deliveries, below.
+ * A commit's own deliveries need no claim (leased.ts): while their endpoint (parallel, active, without a
+ * rate limit) has room and nothing older waits, `reserve` (inside the commit's transaction) has them
+ * written already leased to this node, and `notify` sends them from memory once the commit is durable;
+ * `abandon` frees the room of those whose commit did not happen. Leased deliveries not started yet
+ * (shutdown, endpoint paused meanwhile) are given back with their attempt. A crash then is a crash
+ * with leased deliveries, below.
  *
  * An endpoint is looked at when it may have work: after a commit queued deliveries for it, when a send
  * to it finished, when one of its retries falls due, and on the periodic poll (which also finds work
@@ -26,7 +28,16 @@ import type { Logger } from 'pino';
 import { type BucketSpec, TokenBucket } from '../core/token-bucket.ts';
 import { classifyAttempt } from './attempt.ts';
 import { EndpointScheduler, type EndpointState } from './endpoint-scheduler.ts';
-import { leasedRow, startsAtOnce } from './leased.ts';
+import {
+  abandonLeases,
+  type Holder,
+  held,
+  holdCommitted,
+  holdRow,
+  leaseCap,
+  pumpReady,
+  reserveLeases,
+} from './leased.ts';
 import type { WebhookLedger } from './ledger.ts';
 import type { WebhookRegistry } from './registry.ts';
 import type { WebhookSender } from './sender.ts';
@@ -98,11 +109,19 @@ export class WebhookDispatcher {
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly abort = new AbortController();
   private idleWaiters: Array<() => void> = [];
+  private readonly holder: Holder;
 
   constructor(private readonly o: DispatcherOptions) {
     // Every send listens on the one shutdown signal.
     setMaxListeners(0, this.abort.signal);
     this.scheduler = new EndpointScheduler(o.pollMs, () => this.wake());
+    this.holder = {
+      closed: () => this.closed,
+      launch: (row) => this.launch(row),
+      leased: this.leased,
+      scheduler: this.scheduler,
+      dispatcher: o,
+    };
   }
 
   async start(): Promise<void> {
@@ -117,41 +136,19 @@ export class WebhookDispatcher {
     this.renewTimer.unref();
   }
 
-  /**
-   * Inside a commit's transaction, before its deliveries are written: leases to this node those it can
-   * start at once (their endpoint active, parallel, without a rate limit, with room, and nothing older
-   * waiting), counting them in flight. The others are left for a step, and hold back later ones.
-   */
+  /** Inside a commit's transaction: leases to this node those it can start at once (leased.ts). */
   reserve(deliveries: readonly NewDelivery[]): void {
-    if (this.closed) return;
-    const until = Date.now() + this.o.leaseMs;
-    for (const d of deliveries) {
-      const s = this.scheduler.state(d.tenant, d.webhookId);
-      if (startsAtOnce(this.o.registry.get(d.tenant, d.webhookId), s)) {
-        s.inFlight += 1;
-        d.lease = { node: this.o.node, until };
-      } else s.backlog = true;
-    }
+    if (!this.closed) reserveLeases(this.holder, deliveries, Date.now() + this.o.leaseMs);
   }
 
   /** Reserved deliveries whose commit did not happen: their room is free again. */
   abandon(deliveries: readonly NewDelivery[]): void {
-    let freed = false;
-    for (const d of deliveries) {
-      if (d.lease?.node !== this.o.node) continue;
-      this.scheduler.state(d.tenant, d.webhookId).inFlight -= 1;
-      delete d.lease;
-      freed = true;
-    }
-    if (freed) this.wake();
+    if (abandonLeases(this.holder, deliveries)) this.wake();
   }
 
   /** Deliveries were committed: the leased ones are sent now, the others' endpoints have work. */
   notify(deliveries: readonly NewDelivery[]): void {
-    for (const d of deliveries) {
-      if (d.lease?.node === this.o.node) this.launchLeased(d);
-      else this.scheduler.markHot(d.tenant, d.webhookId);
-    }
+    holdCommitted(this.holder, deliveries);
     this.wake();
   }
 
@@ -229,11 +226,16 @@ export class WebhookDispatcher {
       if (e?.status !== 'active') {
         s.hot = false;
         // Deleted: forget it.
-        if (!e && s.inFlight === 0) this.scheduler.forget(s);
+        if (!e && held(s) === 0) this.scheduler.forget(s);
+        continue;
+      }
+      // Nothing waits unclaimed (a send ended, that is all): nothing to claim.
+      if (!s.backlog) {
+        s.hot = false;
         continue;
       }
       const ordered = e.delivery === 'ordered';
-      const room = (ordered ? 1 : e.maxConcurrency) - s.inFlight;
+      const room = leaseCap(e) - held(s);
       if (room <= 0) continue; // it stays hot: a finishing send makes room
       const limit = this.takeTokens(e, s, room, now);
       if (limit <= 0) continue;
@@ -300,11 +302,15 @@ export class WebhookDispatcher {
           );
         }
         const claimed = new Map<string, number>();
+        const touched = new Set<EndpointState>();
         for (const row of out.claimed) {
           const k = key(row.tenant, row.webhookId);
           claimed.set(k, (claimed.get(k) ?? 0) + 1);
-          this.launch(row);
+          const s = this.scheduler.state(row.tenant, row.webhookId);
+          holdRow(this.holder, s, row);
+          touched.add(s);
         }
+        for (const s of touched) this.pump(s);
         for (const r of requests) {
           const k = key(r.tenant, r.webhookId);
           const s = this.scheduler.state(r.tenant, r.webhookId);
@@ -334,29 +340,24 @@ export class WebhookDispatcher {
   private anyReady(): boolean {
     if (this.closed) return false;
     for (const s of this.scheduler.all()) {
-      if (!s.hot) continue;
+      if (!s.hot || !s.backlog) continue;
       const e = this.o.registry.get(s.tenant, s.id);
       if (e?.status !== 'active') continue;
-      if ((e.delivery === 'ordered' ? 1 : e.maxConcurrency) - s.inFlight <= 0) continue;
+      if (leaseCap(e) - held(s) <= 0) continue;
       if (e.rateLimit !== null && s.bucket && s.bucket.tokens < 1) continue;
       return true;
     }
     return false;
   }
 
-  /** Sends a delivery its commit leased to this node (counted in flight by `reserve`). */
-  private launchLeased(d: NewDelivery): void {
-    if (this.closed) {
-      // Shutting down: the lease is released with the others (or runs out), and it is sent later.
-      this.scheduler.state(d.tenant, d.webhookId).inFlight -= 1;
-      return;
-    }
-    this.launch(leasedRow(d), true);
+  /** Starts ready deliveries while the endpoint has room (leased.ts). */
+  private pump(s: EndpointState): void {
+    pumpReady(this.holder, s);
   }
 
-  private launch(row: DeliveryRow, counted = false): void {
+  private launch(row: DeliveryRow): void {
     const s = this.scheduler.state(row.tenant, row.webhookId);
-    if (!counted) s.inFlight += 1;
+    s.inFlight += 1;
     this.leased.add(row.id);
     const send = this.send(row)
       .catch((err: unknown) => this.o.logger.error({ err, delivery: row.id }, 'webhook send failed'))
@@ -365,6 +366,7 @@ export class WebhookDispatcher {
         this.leased.delete(row.id);
         this.sends.delete(send);
         this.scheduler.markHot(row.tenant, row.webhookId, true);
+        this.pump(s);
         this.wake();
       });
     this.sends.add(send);
@@ -408,6 +410,15 @@ export class WebhookDispatcher {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.scheduler.close();
+    // Deliveries held ready were never sent: give them back with their attempt, first.
+    const unsent: string[] = [];
+    for (const s of this.scheduler.all()) for (const r of s.ready.splice(0)) unsent.push(r.id);
+    for (const id of unsent) this.leased.delete(id);
+    try {
+      await this.o.ledger.unclaim(this.o.node, unsent);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not give back unsent webhook deliveries at shutdown');
+    }
     if (this.sends.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

@@ -6,11 +6,17 @@
  * backlog of retries is left to the poll and costs no timers.
  */
 import type { TokenBucket } from '../core/token-bucket.ts';
+import type { DeliveryRow } from './types.ts';
 
 export interface EndpointState {
   readonly tenant: string;
   readonly id: string;
+  /** Sends running. */
   inFlight: number;
+  /** Leased to this node and not sent yet, lowest seq first: each starts when a send ends. */
+  ready: DeliveryRow[];
+  /** Deliveries of commits still in progress that will be written leased to this node. */
+  reserved: number;
   /** Something may be due: look at it in the next step. */
   hot: boolean;
   /**
@@ -47,6 +53,8 @@ export class EndpointScheduler {
         tenant,
         id,
         inFlight: 0,
+        ready: [],
+        reserved: 0,
         hot: false,
         backlog: false,
         generation: 0,

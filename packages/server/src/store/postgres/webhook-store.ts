@@ -312,6 +312,15 @@ export class PostgresWebhookStore extends PostgresWebhookReports implements Webh
     return rows.length;
   }
 
+  async unclaim(node: string, deliveryIds: string[]): Promise<void> {
+    if (deliveryIds.length === 0) return;
+    await this.db.query(
+      `UPDATE webhook_deliveries SET attempts = attempts - 1, locked_until = NULL, locked_by = NULL
+       WHERE id = ANY($1::text[]) AND locked_by = $2 AND status = 'pending' AND attempts > 0`,
+      [deliveryIds, node],
+    );
+  }
+
   async renewLeases(node: string, deliveryIds: string[], until: number): Promise<void> {
     if (deliveryIds.length === 0) return;
     await this.db.query(

@@ -328,6 +328,17 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
     );
   }
 
+  async unclaim(node: string, deliveryIds: string[]): Promise<void> {
+    if (deliveryIds.length === 0) return;
+    await this.db.write(() => {
+      const stmt = this.db.writer.prepare(
+        `UPDATE webhook_deliveries SET attempts = attempts - 1, locked_until = NULL, locked_by = NULL
+         WHERE id = ? AND locked_by = ? AND status = 'pending' AND attempts > 0`,
+      );
+      for (const id of deliveryIds) stmt.run(id, node);
+    });
+  }
+
   async renewLeases(node: string, deliveryIds: string[], until: number): Promise<void> {
     if (deliveryIds.length === 0) return;
     await this.db.write(() => {
