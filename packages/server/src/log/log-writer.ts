@@ -32,7 +32,7 @@ import { assertNoNul } from '../core/nul.ts';
 import type { Middleware } from '../plugins/types.ts';
 import type { CommitPipeline, WriteTx } from '../store/types.ts';
 import { CommitPipelines } from './commit-pipelines.ts';
-import type { Outbox } from './outbox.ts';
+import { type Outbox, plannedBy } from './outbox.ts';
 import {
   type GroupResult,
   type PendingWrite,
@@ -354,17 +354,24 @@ export class LogWriter implements LogWrites {
     const tenants = [...writes.keys()].sort();
     const started = performance.now();
     const { store, collections, clock, middleware } = this.options;
+    const outbox = this.options.outbox && plannedBy(this.options.outbox);
     const writer = (tx: WriteTx, tenant: string) =>
-      new TenantWriter(tx, tenant, collections, clock, middleware, this.options.outbox, this.limits);
+      new TenantWriter(tx, tenant, collections, clock, middleware, outbox?.port, this.limits);
     const only = tenants.length === 1 ? tenants[0]! : null;
-    const settled =
-      only !== null && store.commitTenant
-        ? [await store.commitTenant(only, (tx) => writer(tx, only).run(writes.get(only)!), pipeline)]
-        : await store.transaction(async (tx) => {
-            const out: TenantCommit[] = [];
-            for (const tenant of tenants) out.push(await writer(tx, tenant).run(writes.get(tenant)!));
-            return out;
-          });
+    let settled: TenantCommit[] = [];
+    try {
+      settled =
+        only !== null && store.commitTenant
+          ? [await store.commitTenant(only, (tx) => writer(tx, only).run(writes.get(only)!), pipeline)]
+          : await store.transaction(async (tx) => {
+              const out: TenantCommit[] = [];
+              for (const tenant of tenants) out.push(await writer(tx, tenant).run(writes.get(tenant)!));
+              return out;
+            });
+    } finally {
+      // Deliveries planned by a transaction that failed, or by a try computed again, were not written.
+      outbox?.settle(settled);
+    }
     await pipeline?.after;
     this.options.observer?.committed(
       batch.reduce((n, w) => n + writeSize(w), 0),

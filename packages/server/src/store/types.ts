@@ -45,6 +45,11 @@ export interface NewDelivery {
   /** The exact bytes that are POSTed and signed, on every attempt. */
   body: string;
   createdAt: number;
+  /**
+   * Set when the node that commits it sends it at once: the delivery is written already leased to that
+   * node, its first attempt counted, so no claim is needed (webhooks/dispatcher.ts `reserve`).
+   */
+  lease?: { node: string; until: number };
 }
 
 export interface TenantBatch {

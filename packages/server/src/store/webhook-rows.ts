@@ -74,6 +74,10 @@ export function endpointFromRow(row: EndpointRow, box?: SecretBox | null): Webho
 export const DELIVERY_COLUMNS =
   'id, tenant, webhook_id, event_id, seq, event_type, platform, priority, body, status, attempts, budget_start, next_attempt_at, locked_until, locked_by, created_at, completed_at, last_status, last_error, last_duration_ms';
 
+/** The columns a delivery is written with by its commit: a new one's, then its lease (`lease`, or none). */
+export const COMMITTED_DELIVERY_COLUMNS =
+  'id, tenant, webhook_id, event_id, seq, event_type, platform, priority, body, status, next_attempt_at, created_at, attempts, locked_until, locked_by';
+
 /** The columns a new delivery is inserted with, in `newDeliveryValues` order. */
 export const NEW_DELIVERY_COLUMNS =
   'id, tenant, webhook_id, event_id, seq, event_type, platform, priority, body, status, next_attempt_at, created_at';

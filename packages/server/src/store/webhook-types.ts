@@ -229,6 +229,11 @@ export interface LedgerStore {
   transact<R>(body: (tx: LedgerTransaction) => R): Promise<Awaited<R>>;
   /** Drops the leases a node held (it restarted: whatever it was sending is not in flight any more). */
   releaseLeases(node: string): Promise<number>;
+  /**
+   * Gives back deliveries this node leased but never sent (held ready, then shutting down or the
+   * endpoint paused): unleased, with the attempt their lease counted taken back.
+   */
+  unclaim(node: string, deliveryIds: string[]): Promise<void>;
   /** Extends the leases this node still holds on these deliveries (they are still being sent). */
   renewLeases(node: string, deliveryIds: string[], until: number): Promise<void>;
   /** Endpoints with pending deliveries and the earliest `nextAttemptAt` among them. */

@@ -9,6 +9,13 @@
  * `rateLimit` starts per second. Nothing is shared between endpoints but the step, and a step never waits
  * for an HTTP request, so a slow or dead endpoint delays only itself.
  *
+ * A commit's own deliveries need no claim (leased.ts): while their endpoint (parallel, active, without a
+ * rate limit) has room and nothing older waits, `reserve` (inside the commit's transaction) has them
+ * written already leased to this node, and `notify` sends them from memory once the commit is durable;
+ * `abandon` frees the room of those whose commit did not happen. Leased deliveries not started yet
+ * (shutdown, endpoint paused meanwhile) are given back with their attempt. A crash then is a crash
+ * with leased deliveries, below.
+ *
  * An endpoint is looked at when it may have work: after a commit queued deliveries for it, when a send
  * to it finished, when one of its retries falls due, and on the periodic poll (which also finds work
  * other nodes left, or leases that ran out). A crash loses nothing: deliveries are rows, and a leased
@@ -21,6 +28,16 @@ import type { Logger } from 'pino';
 import { type BucketSpec, TokenBucket } from '../core/token-bucket.ts';
 import { classifyAttempt } from './attempt.ts';
 import { EndpointScheduler, type EndpointState } from './endpoint-scheduler.ts';
+import {
+  abandonLeases,
+  type Holder,
+  held,
+  holdCommitted,
+  holdRow,
+  leaseCap,
+  pumpReady,
+  reserveLeases,
+} from './leased.ts';
 import type { WebhookLedger } from './ledger.ts';
 import type { WebhookRegistry } from './registry.ts';
 import type { WebhookSender } from './sender.ts';
@@ -71,6 +88,10 @@ export interface AttemptObservation {
 
 const key = (tenant: string, id: string) => `${tenant}\u0000${id}`;
 
+/** A step that only records waits up to STEP_WAIT_MS for this many finished attempts while sends run. */
+const STEP_RESULTS = 32;
+const STEP_WAIT_MS = 5;
+
 /** An endpoint's start rate as a bucket: `rate` starts per second, at most `rate` at once. */
 const rateSpec = (rate: number): BucketSpec => ({ ratePerSec: rate, burst: rate });
 
@@ -88,11 +109,19 @@ export class WebhookDispatcher {
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly abort = new AbortController();
   private idleWaiters: Array<() => void> = [];
+  private readonly holder: Holder;
 
   constructor(private readonly o: DispatcherOptions) {
     // Every send listens on the one shutdown signal.
     setMaxListeners(0, this.abort.signal);
     this.scheduler = new EndpointScheduler(o.pollMs, () => this.wake());
+    this.holder = {
+      closed: () => this.closed,
+      launch: (row) => this.launch(row),
+      leased: this.leased,
+      scheduler: this.scheduler,
+      dispatcher: o,
+    };
   }
 
   async start(): Promise<void> {
@@ -107,9 +136,19 @@ export class WebhookDispatcher {
     this.renewTimer.unref();
   }
 
-  /** Deliveries were committed: their endpoints have work. */
+  /** Inside a commit's transaction: leases to this node those it can start at once (leased.ts). */
+  reserve(deliveries: readonly NewDelivery[]): void {
+    if (!this.closed) reserveLeases(this.holder, deliveries, Date.now() + this.o.leaseMs);
+  }
+
+  /** Reserved deliveries whose commit did not happen: their room is free again. */
+  abandon(deliveries: readonly NewDelivery[]): void {
+    if (abandonLeases(this.holder, deliveries)) this.wake();
+  }
+
+  /** Deliveries were committed: the leased ones are sent now, the others' endpoints have work. */
   notify(deliveries: readonly NewDelivery[]): void {
-    for (const d of deliveries) this.scheduler.markHot(d.tenant, d.webhookId);
+    holdCommitted(this.holder, deliveries);
     this.wake();
   }
 
@@ -158,8 +197,11 @@ export class WebhookDispatcher {
     }
     this.running = true;
     // While other sends are still running, wait a moment so that the step records several of them
-    // in one transaction instead of one transaction each.
-    if (this.sends.size > 0 && this.results.length < 8) setTimeout(() => void this.loop(), 2);
+    // in one transaction instead of one transaction each; longer when the step only records (a
+    // commit's own deliveries start without one), shorter when it also claims what waits.
+    const claims = this.anyReady();
+    const [results, wait] = claims ? [8, 2] : [STEP_RESULTS, STEP_WAIT_MS];
+    if (this.sends.size > 0 && this.results.length < results) setTimeout(() => void this.loop(), wait);
     else setImmediate(() => void this.loop());
   }
 
@@ -185,11 +227,16 @@ export class WebhookDispatcher {
       if (e?.status !== 'active') {
         s.hot = false;
         // Deleted: forget it.
-        if (!e && s.inFlight === 0) this.scheduler.forget(s);
+        if (!e && held(s) === 0) this.scheduler.forget(s);
+        continue;
+      }
+      // Nothing waits unclaimed (a send ended, that is all): nothing to claim.
+      if (!s.backlog) {
+        s.hot = false;
         continue;
       }
       const ordered = e.delivery === 'ordered';
-      const room = (ordered ? 1 : e.maxConcurrency) - s.inFlight;
+      const room = leaseCap(e) - held(s);
       if (room <= 0) continue; // it stays hot: a finishing send makes room
       const limit = this.takeTokens(e, s, room, now);
       if (limit <= 0) continue;
@@ -256,18 +303,25 @@ export class WebhookDispatcher {
           );
         }
         const claimed = new Map<string, number>();
+        const touched = new Set<EndpointState>();
         for (const row of out.claimed) {
           const k = key(row.tenant, row.webhookId);
           claimed.set(k, (claimed.get(k) ?? 0) + 1);
-          this.launch(row);
+          const s = this.scheduler.state(row.tenant, row.webhookId);
+          holdRow(this.holder, s, row);
+          touched.add(s);
         }
+        for (const s of touched) this.pump(s);
         for (const r of requests) {
           const k = key(r.tenant, r.webhookId);
           const s = this.scheduler.state(r.tenant, r.webhookId);
           const got = claimed.get(k) ?? 0;
           s.bucket?.giveBack(r.limit - got);
           // Fewer than asked for: nothing more is due. Unless something new came in meanwhile.
-          if (got < r.limit && s.generation === generations.get(k)) s.hot = false;
+          if (got < r.limit && s.generation === generations.get(k)) {
+            s.hot = false;
+            s.backlog = false;
+          }
         }
         if (!this.again && this.results.length === 0 && !this.anyReady()) break;
       }
@@ -287,14 +341,19 @@ export class WebhookDispatcher {
   private anyReady(): boolean {
     if (this.closed) return false;
     for (const s of this.scheduler.all()) {
-      if (!s.hot) continue;
+      if (!s.hot || !s.backlog) continue;
       const e = this.o.registry.get(s.tenant, s.id);
       if (e?.status !== 'active') continue;
-      if ((e.delivery === 'ordered' ? 1 : e.maxConcurrency) - s.inFlight <= 0) continue;
+      if (leaseCap(e) - held(s) <= 0) continue;
       if (e.rateLimit !== null && s.bucket && s.bucket.tokens < 1) continue;
       return true;
     }
     return false;
+  }
+
+  /** Starts ready deliveries while the endpoint has room (leased.ts). */
+  private pump(s: EndpointState): void {
+    pumpReady(this.holder, s);
   }
 
   private launch(row: DeliveryRow): void {
@@ -307,7 +366,8 @@ export class WebhookDispatcher {
         s.inFlight -= 1;
         this.leased.delete(row.id);
         this.sends.delete(send);
-        this.scheduler.markHot(row.tenant, row.webhookId);
+        this.scheduler.markHot(row.tenant, row.webhookId, true);
+        this.pump(s);
         this.wake();
       });
     this.sends.add(send);
@@ -351,6 +411,15 @@ export class WebhookDispatcher {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.scheduler.close();
+    // Deliveries held ready were never sent: give them back with their attempt, first.
+    const unsent: string[] = [];
+    for (const s of this.scheduler.all()) for (const r of s.ready.splice(0)) unsent.push(r.id);
+    for (const id of unsent) this.leased.delete(id);
+    try {
+      await this.o.ledger.unclaim(this.o.node, unsent);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not give back unsent webhook deliveries at shutdown');
+    }
     if (this.sends.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

@@ -6,13 +6,24 @@
  * backlog of retries is left to the poll and costs no timers.
  */
 import type { TokenBucket } from '../core/token-bucket.ts';
+import type { DeliveryRow } from './types.ts';
 
 export interface EndpointState {
   readonly tenant: string;
   readonly id: string;
+  /** Sends running. */
   inFlight: number;
+  /** Leased to this node and not sent yet, lowest seq first: each starts when a send ends. */
+  ready: DeliveryRow[];
+  /** Deliveries of commits still in progress that will be written leased to this node. */
+  reserved: number;
   /** Something may be due: look at it in the next step. */
   hot: boolean;
+  /**
+   * Deliveries older than a new commit's may be waiting unclaimed (or a retry, a trigger, a poll found
+   * work): a new delivery is then not leased by its commit, so that it does not pass them.
+   */
+  backlog: boolean;
   /** Bumped whenever `hot` is set, so a step that started earlier does not clear a newer signal. */
   generation: number;
   /** Future times at which a retry falls due (sorted), and the timer for the first one. */
@@ -38,7 +49,19 @@ export class EndpointScheduler {
     const k = key(tenant, id);
     let s = this.states.get(k);
     if (!s) {
-      s = { tenant, id, inFlight: 0, hot: false, generation: 0, dueTimes: [], timer: null, bucket: null };
+      s = {
+        tenant,
+        id,
+        inFlight: 0,
+        ready: [],
+        reserved: 0,
+        hot: false,
+        backlog: false,
+        generation: 0,
+        dueTimes: [],
+        timer: null,
+        bucket: null,
+      };
       this.states.set(k, s);
     }
     return s;
@@ -49,9 +72,11 @@ export class EndpointScheduler {
     return this.states.values();
   }
 
-  markHot(tenant: string, id: string): void {
+  /** Something may be due; `room` only: a send ended, so a waiting delivery may be claimed now. */
+  markHot(tenant: string, id: string, room = false): void {
     const s = this.state(tenant, id);
     s.hot = true;
+    if (!room) s.backlog = true;
     s.generation += 1;
   }
 

@@ -102,6 +102,10 @@ export class WebhookLedger {
     return this.store.releaseLeases(node);
   }
 
+  unclaim(node: string, deliveryIds: string[]): Promise<void> {
+    return this.store.unclaim(node, deliveryIds);
+  }
+
   renewLeases(node: string, deliveryIds: string[], until: number): Promise<void> {
     return this.store.renewLeases(node, deliveryIds, until);
   }

@@ -1,7 +1,8 @@
 /**
  * The HTTP side of a delivery: one POST over a keep-alive undici Agent whose connections go only to
  * addresses the SSRF policy checked, with an overall timeout, no redirects followed, and at most 1 KiB
- * of the answer kept for the attempt log.
+ * of the answer kept for the attempt log. A POST is dispatched with a handler of its own (no response
+ * stream), and each endpoint URL is parsed and checked once.
  */
 import { isIP } from 'node:net';
 import type { Agent } from 'undici';
@@ -46,9 +47,107 @@ function describe(err: unknown, timeoutMs: number, { errors }: Undici): string {
   return `${code ? `${code}: ` : ''}${e.message ?? String(err)}`.slice(0, 500);
 }
 
+/** What a POST needs of its URL, parsed once per endpoint URL. */
+interface Target {
+  origin: string;
+  path: string;
+  /** Why a literal address is refused (a name is checked on connect, by `lookup`), or null. */
+  refused: string | null;
+}
+
+/** URLs remembered at most (the endpoints' URLs, so a handful; forgotten all at once past this). */
+const MAX_TARGETS = 1024;
+
+/** Why the answer was cut short: the status already arrived, the rest is not read. */
+const CUT = new Error('answer too long: not read further');
+
+/**
+ * One POST as an undici dispatch handler: keeps the status, Retry-After and the first KiB of the answer.
+ * Cheaper than `request()`, which wraps every answer in a stream read by an async iterator.
+ */
+class PostHandler {
+  private status: number | null = null;
+  private retryAfter: string | undefined;
+  private readonly kept: Buffer[] = [];
+  private keptBytes = 0;
+  private read = 0;
+  private abortRequest: ((err: Error) => void) | null = null;
+  private done = false;
+  private readonly onSignal = () => this.abortRequest?.(new Error('aborted'));
+
+  constructor(
+    private readonly started: number,
+    private readonly finish: (outcome: SendOutcome | { failed: unknown }) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    signal?.addEventListener('abort', this.onSignal, { once: true });
+  }
+
+  onConnect(abort: (err: Error) => void): void {
+    if (this.signal?.aborted) abort(new Error('aborted'));
+    else this.abortRequest = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.status = statusCode;
+    if (statusCode === 429 || statusCode === 503) {
+      for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+        if (rawHeaders[i]!.toString('latin1').toLowerCase() === 'retry-after') {
+          this.retryAfter = rawHeaders[i + 1]!.toString('latin1');
+          break;
+        }
+      }
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.keptBytes < KEEP_BYTES) {
+      const part = chunk.subarray(0, KEEP_BYTES - this.keptBytes);
+      this.kept.push(part);
+      this.keptBytes += part.length;
+    }
+    this.read += chunk.length;
+    if (this.read > DRAIN_BYTES) {
+      // Longer than any answer worth reading: drop the connection rather than drain it.
+      this.abortRequest?.(CUT);
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    this.answered();
+  }
+
+  onError(err: Error): void {
+    if (err === CUT) this.answered();
+    else this.end({ failed: err });
+  }
+
+  private answered(): void {
+    const body = this.keptBytes > 0 ? Buffer.concat(this.kept).toString('utf8') : null;
+    this.end({
+      status: this.status,
+      retryAfter: this.retryAfter,
+      body,
+      error: null,
+      durationMs: Math.round(performance.now() - this.started),
+    });
+  }
+
+  private end(outcome: SendOutcome | { failed: unknown }): void {
+    if (this.done) return;
+    this.done = true;
+    this.signal?.removeEventListener('abort', this.onSignal);
+    this.finish(outcome);
+  }
+}
+
 export class WebhookSender {
   /** Made with the first delivery. */
   private agent: Agent | null = null;
+  private readonly targets = new Map<string, Target | null>();
 
   constructor(
     private readonly policy: AddressPolicy,
@@ -56,13 +155,38 @@ export class WebhookSender {
   ) {}
 
   private agentOf(mod: Undici): Agent {
+    // One keep-alive pool per origin (undici's Agent), no pipelining: one request per connection at a time.
     this.agent ??= new mod.Agent({
       connect: { lookup: this.policy.lookup, timeout: this.timeoutMs },
       keepAliveTimeout: 30_000,
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
+      pipelining: 1,
     });
     return this.agent;
+  }
+
+  /** The URL's origin and path, and whether a literal address in it is refused; null: not a URL. */
+  private target(url: string): Target | null {
+    const known = this.targets.get(url);
+    if (known !== undefined) return known;
+    let target: Target | null = null;
+    try {
+      const parsed = new URL(url);
+      // A literal address never reaches `lookup`: check it here.
+      const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+      const reason = isIP(host) ? this.policy.blockedReason(host) : null;
+      target = {
+        origin: parsed.origin,
+        path: `${parsed.pathname}${parsed.search}`,
+        refused: reason ? `refused by SSRF protection: ${host} is ${reason}` : null,
+      };
+    } catch {
+      target = null;
+    }
+    if (this.targets.size >= MAX_TARGETS) this.targets.clear();
+    this.targets.set(url, target);
+    return target;
   }
 
   async post(
@@ -72,63 +196,30 @@ export class WebhookSender {
     signal?: AbortSignal,
   ): Promise<SendOutcome> {
     const started = performance.now();
-    const elapsed = () => Math.round(performance.now() - started);
     const fail = (error: string): SendOutcome => ({
       status: null,
       retryAfter: undefined,
       body: null,
       error,
-      durationMs: elapsed(),
+      durationMs: Math.round(performance.now() - started),
     });
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      return fail('the endpoint URL is not valid');
-    }
-    // A literal address never reaches `lookup`: check it here.
-    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(host)) {
-      const reason = this.policy.blockedReason(host);
-      if (reason) return fail(`refused by SSRF protection: ${host} is ${reason}`);
-    }
+    const target = this.target(url);
+    if (!target) return fail('the endpoint URL is not valid');
+    if (target.refused) return fail(target.refused);
     const mod = await loadUndici();
-    try {
-      // The timeouts are the agent's (connect, headers, and each pause in the body): no timer per request.
-      const res = await mod.request(parsed, {
-        method: 'POST',
-        headers,
-        body,
-        dispatcher: this.agentOf(mod),
-        ...(signal ? { signal } : {}),
-      });
-      let kept = '';
-      let read = 0;
+    const agent = this.agentOf(mod);
+    // The timeouts are the agent's (connect, headers, and each pause in the body): no timer per request.
+    const outcome = await new Promise<SendOutcome | { failed: unknown }>((resolve) => {
+      const handler = new PostHandler(started, resolve, signal);
       try {
-        for await (const chunk of res.body) {
-          const buf = chunk as Buffer;
-          if (kept.length < KEEP_BYTES) kept += buf.subarray(0, KEEP_BYTES - kept.length).toString('utf8');
-          read += buf.length;
-          if (read > DRAIN_BYTES) {
-            res.body.destroy();
-            break;
-          }
-        }
-      } catch {
-        // The status is what counts; a body cut short changes nothing.
+        agent.dispatch({ origin: target.origin, path: target.path, method: 'POST', headers, body }, handler);
+      } catch (err) {
+        handler.onError(err as Error);
       }
-      const retryAfter = res.headers['retry-after'];
-      return {
-        status: res.statusCode,
-        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-        body: kept.length > 0 ? kept.slice(0, KEEP_BYTES) : null,
-        error: null,
-        durationMs: elapsed(),
-      };
-    } catch (err) {
-      if (signal?.aborted) return fail('aborted: syncbridge is shutting down');
-      return fail(describe(err, this.timeoutMs, mod));
-    }
+    });
+    if (!('failed' in outcome)) return outcome;
+    if (signal?.aborted) return fail('aborted: syncbridge is shutting down');
+    return fail(describe(outcome.failed, this.timeoutMs, mod));
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,7 @@
  * During a secret rotation's overlap window both secrets sign: the values are listed newest first,
  * comma-separated in `X-Webhook-Signature` and space-separated in `webhook-signature` (as the standard says).
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const WHSEC = 'whsec_';
 
@@ -41,12 +41,32 @@ export function maskSecret(secret: string): string {
   return `${prefix}…${secret.slice(-4)}`;
 }
 
+/** A secret's two HMAC keys, made once: the secret's own string (hex header) and its Standard key. */
+interface SigningKeys {
+  hex: KeyObject;
+  standard: KeyObject;
+}
+
+/** Keys remembered at most (every live endpoint secret, a few per endpoint; forgotten all at once past this). */
+const MAX_KEYS = 4096;
+const keys = new Map<string, SigningKeys>();
+
+function keysOf(secret: string): SigningKeys {
+  let k = keys.get(secret);
+  if (!k) {
+    if (keys.size >= MAX_KEYS) keys.clear();
+    k = { hex: createSecretKey(Buffer.from(secret, 'utf8')), standard: createSecretKey(standardKey(secret)) };
+    keys.set(secret, k);
+  }
+  return k;
+}
+
 export function hexSignature(secret: string, body: string): string {
-  return createHmac('sha256', secret).update(body).digest('hex');
+  return createHmac('sha256', keysOf(secret).hex).update(body).digest('hex');
 }
 
 export function standardSignature(secret: string, id: string, timestamp: number, body: string): string {
-  return createHmac('sha256', standardKey(secret)).update(`${id}.${timestamp}.${body}`).digest('base64');
+  return createHmac('sha256', keysOf(secret).standard).update(`${id}.${timestamp}.${body}`).digest('base64');
 }
 
 /** The signature headers of one attempt, signed with every secret given (newest first). */

@@ -58,8 +58,13 @@ export class WebhookSystem {
     this.health = new SyncHealth(store, this.registry, this.dispatcher);
     this.outbox = {
       sync: (tenant, hooksVersion) => this.registry.sync(tenant, hooksVersion),
-      plan: (tenant, events) => this.registry.plan(tenant, events),
+      plan: (tenant, events) => {
+        const deliveries = this.registry.plan(tenant, events);
+        this.dispatcher.reserve(deliveries);
+        return deliveries;
+      },
       committed: (deliveries: NewDelivery[]) => this.dispatcher.notify(deliveries),
+      abandoned: (deliveries: NewDelivery[]) => this.dispatcher.abandon(deliveries),
     };
   }
 

@@ -194,6 +194,38 @@ describe.each(kinds)('outbound webhooks (%s)', (kind: StoreKind) => {
     }
   });
 
+  it('a parallel endpoint never has more than maxConcurrency requests open; a burst arrives once each', async () => {
+    const api = adminClient(srv, 'burst');
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const r = await Receiver.start(() => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      setTimeout(() => {
+        inFlight -= 1;
+      }, 30);
+      return { status: 200, delayMs: 30 };
+    });
+    try {
+      const hook = await register(api, { url: r.url, eventTypes: ['burst'], maxConcurrency: 3 });
+      // Concurrent publishes: commits that carry several deliveries each, more than the endpoint's room.
+      const published = await Promise.all(Array.from({ length: 24 }, (_, i) => publish(api, 'burst', { i })));
+      await r.waitFor(24);
+      const ids = r.requests.map((q) => q.headers['webhook-id']);
+      expect(new Set(ids).size).toBe(24);
+      expect(new Set(ids)).toEqual(new Set(published.map((p) => p.eventId)));
+      expect(maxInFlight).toBeLessThanOrEqual(3);
+      const rows = await eventually(async () => {
+        const list = await deliveries(api, hook.id, '?limit=100');
+        return list.length === 24 && list.every((d) => d.status === 'success') && list;
+      });
+      expect(rows.map((d) => d.attempts)).toEqual(new Array(24).fill(1));
+      expect(r.requests.length).toBe(24);
+    } finally {
+      await r.close();
+    }
+  });
+
   it("is for tenant admins only, and a tenant never sees another tenant's endpoints", async () => {
     const a = adminClient(srv, 'tenant-a');
     const hook = await register(a, { url: receiver.url, eventTypes: ['x'] });

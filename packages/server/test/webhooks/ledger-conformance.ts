@@ -133,6 +133,18 @@ export function runLedgerConformance(name: string, open: () => Promise<LedgerFix
       ]);
     });
 
+    it('gives back leased deliveries never sent: due again, their attempt not counted, only by their node', async () => {
+      const { tenant, id } = await setUp([1, 2]);
+      const claim = { tenant, webhookId: id, ordered: false, limit: 10 };
+      const [a, b] = (await step({ claims: [claim] })).claimed;
+      await ledger.unclaim('n2', [a!.id]);
+      await ledger.unclaim('n1', [b!.id]);
+      const again = (await step({ claims: [claim] })).claimed;
+      expect(again.map((d) => [d.seq, d.attempts])).toEqual([[2, 1]]);
+      const shown = await fx.store.getDelivery(tenant, id, a!.id);
+      expect(shown).toMatchObject({ attempts: 1, lockedBy: 'n1' });
+    });
+
     it('records an attempt: the delivery ends, its attempt is logged, the endpoint counts the call', async () => {
       const { tenant, id } = await setUp([1]);
       const [row] = (await step({ claims: [{ tenant, webhookId: id, ordered: false, limit: 1 }] })).claimed;

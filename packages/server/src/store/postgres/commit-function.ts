@@ -5,7 +5,9 @@
  * tables were new and had no statistics, and those two set-valued checks were planned as a read of
  * every result (and record) the tenant stored, filtered: each write read more than the one before, so
  * a lone writer slowed down as its tenant's results accumulated. Each key and record is now looked up
- * alone, by primary key equality, which is an index lookup whatever the statistics say.
+ * alone, by primary key equality, which is an index lookup whatever the statistics say. Migration 19
+ * writes the deliveries a commit's node sends at once already leased to it. Released versions are never
+ * edited: a later change adds parts here and a migration that uses them.
  */
 
 /** Migration 14's checks: set-valued, so their plan depends on the tables' statistics. */
@@ -40,7 +42,31 @@ export const CHECKS_V2 = `
         END LOOP;
 `;
 
-export function commitFunctionSql(checks: string, create: 'CREATE' | 'CREATE OR REPLACE'): string {
+/** Migration 14's outbox rows: every delivery written pending, unclaimed. */
+export const DELIVERIES_V1 = `            body, status, next_attempt_at, created_at)
+          SELECT x.id, t, x.webhook_id, x.event_id, x.seq, x.event_type, x.platform, x.priority, x.body,
+            'pending', x.created_at, x.created_at
+          FROM jsonb_to_recordset(p->'deliveries') AS x (id text, webhook_id text, event_id text, seq bigint,
+            event_type text, platform text, priority integer, body text, created_at bigint);
+`;
+
+/**
+ * Migration 19's: a delivery the committing node sends at once is written already leased to it (its
+ * first attempt counted), so the webhook worker needs no claim for it (webhooks/leased.ts).
+ */
+export const DELIVERIES_V2 = `            body, status, next_attempt_at, created_at, attempts, locked_until, locked_by)
+          SELECT x.id, t, x.webhook_id, x.event_id, x.seq, x.event_type, x.platform, x.priority, x.body,
+            'pending', x.created_at, x.created_at, coalesce(x.attempts, 0), x.locked_until, x.locked_by
+          FROM jsonb_to_recordset(p->'deliveries') AS x (id text, webhook_id text, event_id text, seq bigint,
+            event_type text, platform text, priority integer, body text, created_at bigint, attempts integer,
+            locked_until bigint, locked_by text);
+`;
+
+export function commitFunctionSql(
+  parts: { checks: string; deliveries: string },
+  create: 'CREATE' | 'CREATE OR REPLACE',
+): string {
+  const { checks, deliveries } = parts;
   return `
       ${create} FUNCTION syncbridge_commit(p jsonb) RETURNS text LANGUAGE plpgsql AS $fn$
       DECLARE
@@ -82,12 +108,7 @@ ${checks}        INSERT INTO records (tenant, collection, id, data, version, hlc
           FROM jsonb_array_elements(p->'conflicts') AS x (doc)
           ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, doc = excluded.doc;
         INSERT INTO webhook_deliveries (id, tenant, webhook_id, event_id, seq, event_type, platform, priority,
-            body, status, next_attempt_at, created_at)
-          SELECT x.id, t, x.webhook_id, x.event_id, x.seq, x.event_type, x.platform, x.priority, x.body,
-            'pending', x.created_at, x.created_at
-          FROM jsonb_to_recordset(p->'deliveries') AS x (id text, webhook_id text, event_id text, seq bigint,
-            event_type text, platform text, priority integer, body text, created_at bigint);
-        UPDATE tenant_heads SET seq = (p->>'next')::bigint WHERE tenant = t;
+${deliveries}        UPDATE tenant_heads SET seq = (p->>'next')::bigint WHERE tenant = t;
         RETURN 'committed';
       END
       $fn$;

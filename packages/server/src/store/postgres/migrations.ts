@@ -9,7 +9,7 @@
  * (timestamptz would re-render them); the server-internal times are timestamptz.
  */
 import type { Migration } from '../sqlite/migrations.ts';
-import { CHECKS_V1, CHECKS_V2, commitFunctionSql } from './commit-function.ts';
+import { CHECKS_V1, CHECKS_V2, commitFunctionSql, DELIVERIES_V1, DELIVERIES_V2 } from './commit-function.ts';
 
 export const POSTGRES_MIGRATIONS: Migration[] = [
   {
@@ -283,7 +283,7 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     // event id the head must hold (a commit computed on top of one still in flight). A migration that changes
     // a table written here must replace this function.
     sql: `
-${commitFunctionSql(CHECKS_V1, 'CREATE')}    `,
+${commitFunctionSql({ checks: CHECKS_V1, deliveries: DELIVERIES_V1 }, 'CREATE')}    `,
   },
   {
     version: 15,
@@ -341,6 +341,11 @@ ${commitFunctionSql(CHECKS_V1, 'CREATE')}    `,
     name: 'the one-call commit looks up each key and record by primary key',
     // Migration 14's set-valued checks could be planned as a read of every result the tenant stored, so
     // each write cost more than the one before (postgres/commit-function.ts).
-    sql: commitFunctionSql(CHECKS_V2, 'CREATE OR REPLACE'),
+    sql: commitFunctionSql({ checks: CHECKS_V2, deliveries: DELIVERIES_V1 }, 'CREATE OR REPLACE'),
+  },
+  {
+    version: 19,
+    name: 'a commit writes the deliveries its node sends at once already leased to it',
+    sql: commitFunctionSql({ checks: CHECKS_V2, deliveries: DELIVERIES_V2 }, 'CREATE OR REPLACE'),
   },
 ];

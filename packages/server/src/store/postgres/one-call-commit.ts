@@ -361,6 +361,9 @@ export function commitPayload(commit: OneCall): string {
       priority: d.priority,
       body: d.body,
       created_at: d.createdAt,
+      attempts: d.lease ? 1 : 0,
+      locked_until: d.lease?.until ?? null,
+      locked_by: d.lease?.node ?? null,
     })),
   });
 }

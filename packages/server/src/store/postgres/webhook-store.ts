@@ -9,6 +9,7 @@ import { type SecretBox, sealJson } from '../secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
+  COMMITTED_DELIVERY_COLUMNS,
   DELIVERY_COLUMNS,
   type DeliveryDbRow,
   deliveryFromRow,
@@ -54,7 +55,8 @@ const NEW_DELIVERY_TYPES = [
   'bigint',
 ];
 const UNNEST_NEW = `unnest(${NEW_DELIVERY_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
-const INSERT_DELIVERIES = `INSERT INTO webhook_deliveries (${NEW_DELIVERY_COLUMNS}) SELECT * FROM ${UNNEST_NEW}`;
+const UNNEST_COMMITTED = `unnest(${[...NEW_DELIVERY_TYPES, 'integer', 'bigint', 'text'].map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
+const INSERT_DELIVERIES = `INSERT INTO webhook_deliveries (${COMMITTED_DELIVERY_COLUMNS}) SELECT * FROM ${UNNEST_COMMITTED}`;
 const REPLAY_DELIVERIES = `INSERT INTO webhook_deliveries AS d (${NEW_DELIVERY_COLUMNS}) SELECT * FROM ${UNNEST_NEW}
   ON CONFLICT (tenant, webhook_id, event_id) DO UPDATE SET status = 'pending',
     next_attempt_at = excluded.next_attempt_at, budget_start = d.attempts, completed_at = NULL
@@ -82,10 +84,15 @@ function newDeliveryArrays(deliveries: NewDelivery[]): unknown[][] {
   return cols;
 }
 
-/** The outbox insert, on the log transaction's connection. */
+/** The outbox insert, on the log transaction's connection; a delivery with a `lease` is written leased. */
 export async function insertDeliveries(query: QueryFn, deliveries: NewDelivery[]): Promise<void> {
   if (deliveries.length === 0) return;
-  await query(INSERT_DELIVERIES, newDeliveryArrays(deliveries));
+  await query(INSERT_DELIVERIES, [
+    ...newDeliveryArrays(deliveries),
+    deliveries.map((d) => (d.lease ? 1 : 0)),
+    deliveries.map((d) => d.lease?.until ?? null),
+    deliveries.map((d) => d.lease?.node ?? null),
+  ]);
 }
 
 /**
@@ -303,6 +310,15 @@ export class PostgresWebhookStore extends PostgresWebhookReports implements Webh
       [node],
     );
     return rows.length;
+  }
+
+  async unclaim(node: string, deliveryIds: string[]): Promise<void> {
+    if (deliveryIds.length === 0) return;
+    await this.db.query(
+      `UPDATE webhook_deliveries SET attempts = attempts - 1, locked_until = NULL, locked_by = NULL
+       WHERE id = ANY($1::text[]) AND locked_by = $2 AND status = 'pending' AND attempts > 0`,
+      [deliveryIds, node],
+    );
   }
 
   async renewLeases(node: string, deliveryIds: string[], until: number): Promise<void> {

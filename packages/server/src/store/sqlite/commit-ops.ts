@@ -10,9 +10,9 @@
 import type { OneCall } from '../postgres/one-call-commit.ts';
 import { EVENT_COLUMNS, eventColumns, jsonOnce, storedResult } from '../rows.ts';
 import type { TenantBatch } from '../types.ts';
-import { NEW_DELIVERY_COLUMNS } from '../webhook-rows.ts';
+import { COMMITTED_DELIVERY_COLUMNS } from '../webhook-rows.ts';
 import { RECORD_COLUMNS } from './connection.ts';
-import { newDeliveryValues, PLACEHOLDERS_12 } from './webhook-store.ts';
+import { committedDeliveryValues, PLACEHOLDERS_15 } from './webhook-store.ts';
 
 /** The SQL of every statement a commit runs, by name (prepared once per connection). */
 export const COMMIT_SQL = {
@@ -26,7 +26,7 @@ export const COMMIT_SQL = {
   // per row than 50 runs of this one (better-sqlite3, measured; see docs/benchmarks.md).
   putResult:
     'INSERT INTO mutation_results (tenant, key, result, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
-  insertDelivery: `INSERT INTO webhook_deliveries (${NEW_DELIVERY_COLUMNS}) VALUES (${PLACEHOLDERS_12})`,
+  insertDelivery: `INSERT INTO webhook_deliveries (${COMMITTED_DELIVERY_COLUMNS}) VALUES (${PLACEHOLDERS_15})`,
   setHead:
     'INSERT INTO tenant_heads (tenant, seq) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq',
   // Checks (one value each, compared with the expected one; no row reads as null).
@@ -67,7 +67,7 @@ export function batchOps(tenant: string, batch: TenantBatch, now = new Date().to
   for (const e of batch.events) ops.push(['insertEvent', ...eventColumns(tenant, e, json)]);
   for (const { key, result } of batch.results)
     ops.push(['putResult', tenant, key, storedResult(result), now]);
-  for (const d of batch.deliveries ?? []) ops.push(['insertDelivery', ...newDeliveryValues(d)]);
+  for (const d of batch.deliveries ?? []) ops.push(['insertDelivery', ...committedDeliveryValues(d)]);
   ops.push(['setHead', tenant, batch.head]);
   return ops;
 }

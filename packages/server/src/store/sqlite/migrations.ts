@@ -287,4 +287,11 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     // PostgreSQL's function changed; SQLite's commit thread already looks each key up by its primary key.
     sql: '-- no change on SQLite',
   },
+  {
+    version: 19,
+    name: 'a commit writes the deliveries its node sends at once already leased to it',
+    // PostgreSQL's one-call commit function changes; SQLite's commit is statements run by the server
+    // (commit-ops.ts), which write the lease columns this schema already has. Nothing to change here.
+    sql: 'SELECT 1;',
+  },
 ];

@@ -10,6 +10,7 @@ import { type SecretBox, sealJson } from '../secret-box.ts';
 import {
   type AttemptDbRow,
   attemptFromRow,
+  COMMITTED_DELIVERY_COLUMNS,
   DELIVERY_COLUMNS,
   type DeliveryDbRow,
   deliveryFromRow,
@@ -63,6 +64,15 @@ export function newDeliveryValues(d: NewDelivery): unknown[] {
 
 export const PLACEHOLDERS_12 = new Array(12).fill('?').join(', ');
 
+/** A delivery as its commit writes it (COMMITTED_DELIVERY_COLUMNS): leased at once when `lease` is set. */
+export function committedDeliveryValues(d: NewDelivery): unknown[] {
+  const values = newDeliveryValues(d);
+  values.push(d.lease ? 1 : 0, d.lease?.until ?? null, d.lease?.node ?? null);
+  return values;
+}
+
+export const PLACEHOLDERS_15 = new Array(15).fill('?').join(', ');
+
 export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookStore {
   private readonly stmts;
 
@@ -72,7 +82,7 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
     const r = db.reader;
     this.stmts = {
       insertDelivery: w.prepare(
-        `INSERT INTO webhook_deliveries (${NEW_DELIVERY_COLUMNS}) VALUES (${PLACEHOLDERS_12})`,
+        `INSERT INTO webhook_deliveries (${COMMITTED_DELIVERY_COLUMNS}) VALUES (${PLACEHOLDERS_15})`,
       ),
       replayDelivery: w.prepare(
         `INSERT INTO webhook_deliveries (${NEW_DELIVERY_COLUMNS}) VALUES (${PLACEHOLDERS_12})
@@ -144,7 +154,7 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
 
   /** The outbox: called inside the log transaction, on the writer connection. */
   insertDeliveries(deliveries: NewDelivery[]): void {
-    for (const d of deliveries) this.stmts.insertDelivery.run(...newDeliveryValues(d));
+    for (const d of deliveries) this.stmts.insertDelivery.run(...committedDeliveryValues(d));
   }
 
   async listAllEndpoints(): Promise<WebhookEndpoint[]> {
@@ -316,6 +326,17 @@ export class SqliteWebhookStore extends SqliteWebhookReports implements WebhookS
           )
           .run(node).changes,
     );
+  }
+
+  async unclaim(node: string, deliveryIds: string[]): Promise<void> {
+    if (deliveryIds.length === 0) return;
+    await this.db.write(() => {
+      const stmt = this.db.writer.prepare(
+        `UPDATE webhook_deliveries SET attempts = attempts - 1, locked_until = NULL, locked_by = NULL
+         WHERE id = ? AND locked_by = ? AND status = 'pending' AND attempts > 0`,
+      );
+      for (const id of deliveryIds) stmt.run(id, node);
+    });
   }
 
   async renewLeases(node: string, deliveryIds: string[], until: number): Promise<void> {
