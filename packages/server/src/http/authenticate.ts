@@ -1,12 +1,13 @@
 /**
- * REST authentication: `Authorization: Bearer <JWT>` or `X-Api-Key`. A tenant key acts for its tenant;
- * the admin key acts for the tenant named in `X-Tenant`. The resolved principal's tenant scopes every
+ * REST authentication: `Authorization: Bearer <JWT>` or `X-Api-Key`, one of them (auth/credentials.ts).
+ * A tenant key acts for its tenant; the admin key acts for the tenant named in `X-Tenant`. The resolved principal's tenant scopes every
  * query the route makes.
  */
 import type { FastifyRequest } from 'fastify';
 import type { ApiKeys, ResolvedKey } from '../auth/api-keys.ts';
+import { soleCredential } from '../auth/credentials.ts';
 import type { Principal } from '../auth/principal.ts';
-import { bearerToken, type TokenService } from '../auth/tokens.ts';
+import type { TokenService } from '../auth/tokens.ts';
 import { SyncError } from '../core/errors.ts';
 
 const TENANT = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -38,10 +39,17 @@ export class RestAuthenticator {
 
   /** The API key of the request, if it carries one (for routes only keys may call). */
   async apiKey(request: FastifyRequest): Promise<ResolvedKey> {
-    const header = request.headers['x-api-key'];
-    if (typeof header !== 'string' || header.length === 0) {
+    const credential = soleCredential({
+      authorization: request.headers.authorization,
+      apiKey: request.headers['x-api-key'],
+    });
+    if (credential?.kind !== 'key') {
       throw new SyncError('UNAUTHORIZED', 'this call needs X-Api-Key (the admin key or a tenant API key)');
     }
+    return this.resolveKey(credential.key);
+  }
+
+  private async resolveKey(header: string): Promise<ResolvedKey> {
     const key = await this.keys.resolve(header);
     if (!key) throw new SyncError('UNAUTHORIZED', 'unknown API key');
     return key;
@@ -76,16 +84,16 @@ export class RestAuthenticator {
   }
 
   private async resolvePrincipal(request: FastifyRequest): Promise<Principal> {
-    const auth = request.headers.authorization;
-    if (typeof auth === 'string' && auth.length > 0) {
-      const token = bearerToken(auth);
-      if (token === null) throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
-      return (await this.tokens.verify(token)).principal;
-    }
-    if (request.headers['x-api-key'] === undefined) {
+    const credential = soleCredential({
+      authorization: request.headers.authorization,
+      apiKey: request.headers['x-api-key'],
+      strictScheme: true,
+    });
+    if (credential === null) {
       throw new SyncError('UNAUTHORIZED', 'send Authorization: Bearer <token> or X-Api-Key');
     }
-    const key = await this.apiKey(request);
+    if (credential.kind === 'token') return (await this.tokens.verify(credential.token)).principal;
+    const key = await this.resolveKey(credential.key);
     if (key.tenant !== null)
       return { tenant: key.tenant, user: `apikey:${key.id}`, roles: ['admin'], via: 'tenant_key' };
     const tenant = request.headers['x-tenant'];

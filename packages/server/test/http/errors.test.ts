@@ -59,10 +59,18 @@ describe.each(kinds)('REST errors (%s)', (kind: StoreKind) => {
   it('a body that is not valid JSON gets 400 BAD_REQUEST', async () => {
     for (const [method, path] of JSON_ROUTES) {
       for (const raw of ['{"a":', '{a:1}', "{'a':1}", '{"a":1}}', 'nul', '']) {
-        const res = await authed(method, path, {
-          raw,
-          headers: { 'content-type': 'application/json', 'x-api-key': srv.adminKey },
-        });
+        // One credential: the token route takes the admin key, the others the user's token.
+        const res = await authed(
+          method,
+          path,
+          path === '/v1/auth/token'
+            ? {
+                raw,
+                token: undefined,
+                headers: { 'content-type': 'application/json', 'x-api-key': srv.adminKey },
+              }
+            : { raw, headers: { 'content-type': 'application/json' } },
+        );
         expectError(res, 400, 'BAD_REQUEST');
       }
       const merge = await authed(method, path, {

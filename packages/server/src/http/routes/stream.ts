@@ -8,7 +8,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ErrorResponse, parseChannel } from '@syncbridge/protocol';
-import { bearerToken, type VerifiedToken } from '../../auth/tokens.ts';
+import { soleCredential } from '../../auth/credentials.ts';
+import type { VerifiedToken } from '../../auth/tokens.ts';
 import { SyncError } from '../../core/errors.ts';
 import { parseStreamCursor } from '../../realtime/stream-cursor.ts';
 import type { HttpContext } from '../context.ts';
@@ -144,15 +145,15 @@ async function verifyStreamCaller(
   queryToken: string | undefined,
   byKey: () => Promise<VerifiedToken['principal']>,
 ): Promise<Pick<VerifiedToken, 'principal' | 'expiresAt'>> {
-  if (queryToken !== undefined) return ctx.tokens.verify(queryToken);
-  const auth = headers.authorization;
-  if (typeof auth === 'string' && auth.length > 0) {
-    const token = bearerToken(auth);
-    if (token === null) throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
-    return ctx.tokens.verify(token);
-  }
-  if (headers['x-api-key'] === undefined) {
+  const credential = soleCredential({
+    authorization: headers.authorization,
+    apiKey: headers['x-api-key'],
+    queryToken,
+    strictScheme: true,
+  });
+  if (credential === null) {
     throw new SyncError('UNAUTHORIZED', 'send Authorization: Bearer <token>, X-Api-Key or ?access_token=');
   }
+  if (credential.kind === 'token') return ctx.tokens.verify(credential.token);
   return { principal: await byKey(), expiresAt: null };
 }
