@@ -8,7 +8,7 @@
  * handshake is dropped, and a request body sent a byte at a time gets 408.
  */
 import net from 'node:net';
-import { CLOSE_CODES, PROTOCOL_VERSION } from '@syncbridge/protocol';
+import { CLOSE_CODES, MAX_TOKEN_LENGTH, PROTOCOL_VERSION } from '@syncbridge/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -42,11 +42,19 @@ async function beforeHello(frame: string | Buffer): Promise<{ code: number; erro
 }
 
 describe('a frame refused before authentication ends the connection', () => {
-  it('a hello whose token is over 8 KB: BAD_REQUEST, then close 1008', async () => {
+  it('a hello whose token is over the limit: BAD_REQUEST, then close 1008', async () => {
+    const { code, errors } = await beforeHello(
+      JSON.stringify({ type: 'hello', rid: 'h', token: 'x'.repeat(MAX_TOKEN_LENGTH + 1) }),
+    );
+    expect(errors).toEqual([expect.objectContaining({ code: 'BAD_REQUEST', rid: 'h' })]);
+    expect(code).toBe(CLOSE_CODES.POLICY);
+  });
+
+  it('a bad token of 9 KB in hello: UNAUTHORIZED, then close 1008', async () => {
     const { code, errors } = await beforeHello(
       JSON.stringify({ type: 'hello', rid: 'h', token: 'x'.repeat(9000) }),
     );
-    expect(errors).toEqual([expect.objectContaining({ code: 'BAD_REQUEST', rid: 'h' })]);
+    expect(errors).toEqual([expect.objectContaining({ code: 'UNAUTHORIZED', rid: 'h' })]);
     expect(code).toBe(CLOSE_CODES.POLICY);
   });
 
@@ -97,6 +105,34 @@ describe('protocol negotiation in hello', () => {
       ]);
       expect(code).toBe(CLOSE_CODES.POLICY);
     }
+  });
+});
+
+describe('token size', () => {
+  it('a token minted with the most claims it may carry works in hello, as over REST', async () => {
+    const claims = { locations: Array.from({ length: 880 }, (_, i) => `wh-${i}`) };
+    expect(JSON.stringify(claims).length).toBeGreaterThan(7800);
+    const res = await fetch(`${srv.url}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'x-api-key': srv.adminKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ tenant: 'ta', user: 'carol', claims }),
+    });
+    expect(res.status).toBe(200);
+    const { token } = (await res.json()) as { token: string };
+    expect(token.length).toBeGreaterThan(8192);
+    const client = await TestWsClient.connect(srv.wsUrl);
+    expect(await client.request({ type: 'hello', token })).toMatchObject({ type: 'welcome', user: 'carol' });
+    await client.close();
+    const rest = await fetch(`${srv.url}/v1/records/notes/none`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(rest.status).toBe(404);
+  });
+
+  it('a token naming a user longer than POST /v1/auth/token takes is refused', async () => {
+    const long = await srv.server.tokens.mint({ tenant: 'ta', user: 'u'.repeat(300) });
+    const res = await call('/v1/records/notes/none', { authorization: `Bearer ${long.token}` });
+    expect(res).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ErrorResponse, parseChannel } from '@syncbridge/protocol';
+import { ErrorResponse, MAX_TOKEN_LENGTH, parseChannel } from '@syncbridge/protocol';
 import { soleCredential } from '../../auth/credentials.ts';
 import type { VerifiedToken } from '../../auth/tokens.ts';
 import { SyncError } from '../../core/errors.ts';
@@ -38,7 +38,7 @@ export const streamRoutes =
                 default: [],
               }),
               since: Type.Optional(Type.String({ maxLength: 20_000 })),
-              access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+              access_token: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH })),
               deviceId: Type.Optional(Type.String({ pattern: DEVICE_ID.source })),
             },
             { additionalProperties: false },
