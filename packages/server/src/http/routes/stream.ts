@@ -118,7 +118,10 @@ export const streamRoutes =
           tags: ['devices'],
           summary: "The WebSocket's ack over HTTP: the device has processed everything up to seq",
           params: Type.Object({ id: Type.String({ pattern: DEVICE_ID.source }) }),
-          body: Type.Object({ seq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+          body: Type.Object(
+            { seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
+            { additionalProperties: false },
+          ),
           response: { 200: Type.Object({ cursor: Type.Integer() }), 400: ErrorResponse, 401: ErrorResponse },
         },
       },
