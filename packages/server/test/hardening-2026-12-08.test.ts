@@ -191,6 +191,19 @@ describe('two credentials that differ are refused', () => {
     expect(res).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
   });
 
+  it('routes only a key may call check it before the body: no key, any body, is 401', async () => {
+    for (const path of ['/v1/auth/token', '/v1/tenants/tb/api-keys']) {
+      for (const headers of [{}, { 'x-api-key': 'not-a-key' }] as Record<string, string>[]) {
+        const res = await call(
+          path,
+          { ...headers, 'content-type': 'application/json' },
+          { method: 'POST', body: '[1]' },
+        );
+        expect(res, path).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+      }
+    }
+  });
+
   it('GET /metrics: the admin key and a metrics token together', async () => {
     const res = await fetch(`${srv.url}/metrics`, {
       headers: { 'x-api-key': srv.adminKey, authorization: 'Bearer whatever' },
@@ -264,6 +277,7 @@ describe('sockets that do not play along', () => {
       const socket = net.connect(Number(port), '127.0.0.1', () => {
         socket.write(
           'POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+            `X-Api-Key: ${srv.adminKey}\r\n` +
             'Content-Length: 1000\r\n\r\n{"tenant":"',
         );
       });

@@ -24,6 +24,9 @@ const OPEN_ROUTES = new Set([
   '/v1/stream',
 ]);
 
+/** Routes only an API key may call: the key is checked up front too, before the body is read. */
+const KEY_ROUTES = new Set(['/v1/auth/token', '/v1/tenants/:tenant/api-keys']);
+
 /** Whether a route acts for an authenticated user (and so is authenticated and rate-limited up front). */
 export function isUserRoute(route: string | undefined): boolean {
   return route !== undefined && route.startsWith('/v1/') && !OPEN_ROUTES.has(route);
@@ -31,6 +34,7 @@ export function isUserRoute(route: string | undefined): boolean {
 
 export class RestAuthenticator {
   private readonly resolved = new WeakMap<FastifyRequest, Promise<Principal>>();
+  private readonly resolvedKeys = new WeakMap<FastifyRequest, Promise<ResolvedKey>>();
 
   constructor(
     private readonly tokens: TokenService,
@@ -38,7 +42,16 @@ export class RestAuthenticator {
   ) {}
 
   /** The API key of the request, if it carries one (for routes only keys may call). */
-  async apiKey(request: FastifyRequest): Promise<ResolvedKey> {
+  apiKey(request: FastifyRequest): Promise<ResolvedKey> {
+    let found = this.resolvedKeys.get(request);
+    if (!found) {
+      found = this.keyOf(request);
+      this.resolvedKeys.set(request, found);
+    }
+    return found;
+  }
+
+  private async keyOf(request: FastifyRequest): Promise<ResolvedKey> {
     const credential = soleCredential({
       authorization: request.headers.authorization,
       apiKey: request.headers['x-api-key'],
@@ -60,7 +73,9 @@ export class RestAuthenticator {
    * validated, so an unauthenticated caller learns nothing about what a route accepts.
    */
   readonly onRequest = async (request: FastifyRequest): Promise<void> => {
-    if (isUserRoute(request.routeOptions.url)) await this.principal(request);
+    const route = request.routeOptions.url;
+    if (isUserRoute(route)) await this.principal(request);
+    else if (route !== undefined && KEY_ROUTES.has(route)) await this.apiKey(request);
   };
 
   /** The caller, with the device named by `X-Device-Id` (recorded in the log) when it is valid. */
