@@ -9,9 +9,10 @@
  */
 import net from 'node:net';
 import { CLOSE_CODES, MAX_TOKEN_LENGTH, PROTOCOL_VERSION } from '@syncbridge/protocol';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { startTestServer, TEST_JWT_SECRET, type TestServer } from './helpers/server.ts';
 import { TestSseClient } from './helpers/sse-client.ts';
 import { TestWsClient, upgradeRefusal } from './helpers/ws-client.ts';
 
@@ -127,6 +128,20 @@ describe('token size', () => {
       headers: { authorization: `Bearer ${token}` },
     });
     expect(rest.status).toBe(404);
+  });
+
+  it('a token without an expiry is refused on every path', async () => {
+    const forever = await new SignJWT({ tenant: 'ta', roles: ['admin'] })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject('alice')
+      .setIssuer('syncbridge')
+      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    const res = await call('/v1/records/notes/none', { authorization: `Bearer ${forever}` });
+    expect(res).toMatchObject({ status: 401, code: 'UNAUTHORIZED', message: 'token has no expiry (exp)' });
+    expect((await upgradeRefusal(`${srv.wsUrl}?token=${forever}`))?.status).toBe(401);
+    const { code, errors } = await beforeHello(JSON.stringify({ type: 'hello', token: forever }));
+    expect(errors).toEqual([expect.objectContaining({ code: 'UNAUTHORIZED' })]);
+    expect(code).toBe(CLOSE_CODES.POLICY);
   });
 
   it('a token naming a user longer than POST /v1/auth/token takes is refused', async () => {

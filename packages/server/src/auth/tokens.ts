@@ -121,6 +121,9 @@ export class TokenService {
       const expired = (err as { code?: string }).code === 'ERR_JWT_EXPIRED';
       throw new SyncError('UNAUTHORIZED', expired ? 'token expired' : 'invalid token');
     }
+    // A token that never expires cannot be taken back short of changing the key: refused, on every
+    // path (the server's own tokens always carry one, at most a year out).
+    if (typeof payload.exp !== 'number') throw new SyncError('UNAUTHORIZED', 'token has no expiry (exp)');
     const tenant = payload.tenant;
     if (typeof tenant !== 'string' || !TENANT.test(tenant)) {
       throw new SyncError('UNAUTHORIZED', 'token has no valid tenant claim');
