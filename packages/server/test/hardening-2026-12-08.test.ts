@@ -188,6 +188,39 @@ describe('two credentials that differ are refused', () => {
     expect(byKey.status).toBe(200);
   });
 
+  it('X-Tenant naming another tenant than a token or tenant key is refused, nothing written', async () => {
+    const created = await fetch(`${srv.url}/v1/tenants/ta/api-keys`, {
+      method: 'POST',
+      headers: { 'x-api-key': srv.adminKey, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    const { key } = (await created.json()) as { key: string };
+    const json = { 'content-type': 'application/json', 'x-tenant': 'tb' };
+    const credentials: Record<string, string>[] = [
+      { 'x-api-key': key },
+      { authorization: `Bearer ${alice}` },
+    ];
+    for (const credential of credentials) {
+      const res = await call(
+        '/v1/records/misdirected/m1',
+        { ...credential, ...json },
+        { method: 'PUT', body: JSON.stringify({ meant: 'tb' }) },
+      );
+      expect(res).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    }
+    const sse = await call('/v1/stream?channels=records:notes', {
+      authorization: `Bearer ${alice}`,
+      'x-tenant': 'tb',
+    });
+    expect(sse).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    expect((await call('/v1/records/misdirected/m1', { authorization: `Bearer ${alice}` })).status).toBe(404);
+    // Naming the credential's own tenant is fine.
+    const own = await fetch(`${srv.url}/v1/records/notes/none`, {
+      headers: { authorization: `Bearer ${alice}`, 'x-tenant': 'ta' },
+    });
+    expect(own.status).toBe(404);
+  });
+
   it('REST: an Authorization that is not Bearer is refused even with a valid key', async () => {
     const res = await call('/v1/records/notes/n1', {
       authorization: 'Basic YTpi',

@@ -32,6 +32,16 @@ export function isUserRoute(route: string | undefined): boolean {
   return route !== undefined && route.startsWith('/v1/') && !OPEN_ROUTES.has(route);
 }
 
+/**
+ * X-Tenant chooses the tenant of the admin key only; beside a credential bound to a tenant (a token,
+ * a tenant key) it must name that one, or the call would act (write) in a tenant the caller did not mean.
+ */
+export function checkNamedTenant(named: string | string[] | undefined, principal: Principal): void {
+  if (principal.via !== 'admin_key' && named !== undefined && named !== principal.tenant) {
+    throw new SyncError('FORBIDDEN', "X-Tenant names another tenant than the credential's own");
+  }
+}
+
 export class RestAuthenticator {
   private readonly resolved = new WeakMap<FastifyRequest, Promise<Principal>>();
   private readonly resolvedKeys = new WeakMap<FastifyRequest, Promise<ResolvedKey>>();
@@ -90,6 +100,7 @@ export class RestAuthenticator {
 
   private async authenticate(request: FastifyRequest): Promise<Principal> {
     const principal = await this.resolvePrincipal(request);
+    checkNamedTenant(request.headers['x-tenant'], principal);
     const device = request.headers['x-device-id'];
     if (device === undefined) return principal;
     if (typeof device !== 'string' || !/^[A-Za-z0-9_.:-]{1,128}$/.test(device)) {

@@ -12,6 +12,7 @@ import { soleCredential } from '../../auth/credentials.ts';
 import type { VerifiedToken } from '../../auth/tokens.ts';
 import { SyncError } from '../../core/errors.ts';
 import { parseStreamCursor } from '../../realtime/stream-cursor.ts';
+import { checkNamedTenant } from '../authenticate.ts';
 import type { HttpContext } from '../context.ts';
 
 export const STREAM_PATH = '/v1/stream';
@@ -157,6 +158,10 @@ async function verifyStreamCaller(
   if (credential === null) {
     throw new SyncError('UNAUTHORIZED', 'send Authorization: Bearer <token>, X-Api-Key or ?access_token=');
   }
-  if (credential.kind === 'token') return ctx.tokens.verify(credential.token);
+  if (credential.kind === 'token') {
+    const verified = await ctx.tokens.verify(credential.token);
+    checkNamedTenant(headers['x-tenant'], verified.principal);
+    return verified;
+  }
   return { principal: await byKey(), expiresAt: null };
 }
