@@ -268,7 +268,10 @@ export class Connection implements ClientLink {
 
   private receive(message: ServerMessage): void {
     this.lastMessageAt = Date.now();
-    if (message.type === 'error' && message.code === 'UNAUTHORIZED') this.lastAuthError = message.message;
+    // Before the welcome, any error is why the server is about to close (1008): a refused `hello`.
+    if (message.type === 'error' && (message.code === 'UNAUTHORIZED' || !this.authenticated)) {
+      this.lastAuthError = message.message;
+    }
     if (!this.authenticated) {
       if (message.type !== 'welcome') return;
       this.heartbeatMs = message.heartbeatMs;

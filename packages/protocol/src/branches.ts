@@ -9,7 +9,11 @@ export const CreateBranchRequest = Type.Object(
   {
     name: BranchName,
     fromVersion: Type.Optional(
-      Type.Integer({ minimum: 1, description: 'the kept version to fork from (default: the current one)' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'the kept version to fork from (default: the current one)',
+      }),
     ),
   },
   { additionalProperties: false },

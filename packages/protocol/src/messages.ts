@@ -14,17 +14,23 @@ import {
   NewDomainEvent,
   type SyncRecord,
 } from './model.ts';
+import { MAX_TOKEN_LENGTH } from './version.ts';
 import type { PlatformHealth } from './webhooks.ts';
 
-const Rid = Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Integer()]));
+const Rid = Type.Optional(
+  Type.Union([
+    Type.String({ maxLength: 128 }),
+    Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }),
+  ]),
+);
 const Channel = Type.String({ minLength: 1, maxLength: 512 });
 
 export const HelloMessage = Type.Object({
   type: Type.Literal('hello'),
   rid: Rid,
-  token: Type.String({ minLength: 1, maxLength: 8192 }),
+  token: Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH }),
   deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-  protocol: Type.Optional(Type.Integer({ minimum: 1 })),
+  protocol: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
   /** Registers (or updates) the device named by `deviceId`; needs `deviceId`. */
   device: Type.Optional(DeviceInfo),
   /** Wire features this client understands (see WIRE_CAPABILITIES); unknown names are ignored. */

@@ -49,7 +49,7 @@ export const Mutation = Type.Object(
     id: RecordId,
     op: MutationOp,
     data: Type.Optional(JsonObject),
-    baseVersion: Type.Optional(Type.Integer({ minimum: 0 })),
+    baseVersion: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
     hlc: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   },
   { additionalProperties: false },
@@ -214,7 +214,7 @@ export const CollectionSettings = Type.Object(
     retention: Type.Optional(
       Type.Object(
         {
-          maxVersions: Type.Optional(Type.Integer({ minimum: 1 })),
+          maxVersions: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
           maxAgeDays: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
         },
         { additionalProperties: false },

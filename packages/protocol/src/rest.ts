@@ -39,7 +39,7 @@ export const PublishResponse = Type.Object({
 });
 
 export const EventsQuery = Type.Object({
-  after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
   type: Type.Optional(Type.String({ maxLength: 128 })),
   kind: Type.Optional(Type.Union([Type.Literal('record'), Type.Literal('event')])),

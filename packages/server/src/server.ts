@@ -370,6 +370,7 @@ export async function startServer(
       maxBodyBytes: config.maxFrameBytes,
       maxDevicesPerUser: config.retention.maxDevicesPerUser,
       headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
       metricsToken: config.metricsToken,
       startedAt: Date.now(),
       webhooks,

@@ -5,7 +5,7 @@
  * confusion are refused by construction.
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { SyncError } from '@syncbridge/protocol';
+import { MAX_TOKEN_LENGTH, SyncError } from '@syncbridge/protocol';
 import {
   createRemoteJWKSet,
   importSPKI,
@@ -62,6 +62,8 @@ export interface VerifiedToken {
 }
 
 const TENANT = /^[A-Za-z0-9_.-]{1,128}$/;
+/** The longest `sub` (user) a token may name: what POST /v1/auth/token takes as `user`. */
+const MAX_SUBJECT_LENGTH = 256;
 
 export class TokenService {
   private readonly secret: KeyObject;
@@ -108,6 +110,9 @@ export class TokenService {
   }
 
   async verify(token: string): Promise<VerifiedToken> {
+    if (token.length > MAX_TOKEN_LENGTH) {
+      throw new SyncError('UNAUTHORIZED', `token is over ${MAX_TOKEN_LENGTH} characters`);
+    }
     let payload: JWTPayload;
     let own = false;
     try {
@@ -116,12 +121,19 @@ export class TokenService {
       const expired = (err as { code?: string }).code === 'ERR_JWT_EXPIRED';
       throw new SyncError('UNAUTHORIZED', expired ? 'token expired' : 'invalid token');
     }
+    // A token that never expires cannot be taken back short of changing the key: refused, on every
+    // path (the server's own tokens always carry one, at most a year out).
+    if (typeof payload.exp !== 'number') throw new SyncError('UNAUTHORIZED', 'token has no expiry (exp)');
     const tenant = payload.tenant;
     if (typeof tenant !== 'string' || !TENANT.test(tenant)) {
       throw new SyncError('UNAUTHORIZED', 'token has no valid tenant claim');
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw new SyncError('UNAUTHORIZED', 'token has no subject');
+    }
+    // The subject is every write's author: no longer than a minted token's user may be.
+    if (payload.sub.length > MAX_SUBJECT_LENGTH) {
+      throw new SyncError('UNAUTHORIZED', `token subject is over ${MAX_SUBJECT_LENGTH} characters`);
     }
     // The subject is stored as every write's author; a NUL in it could not be (core/nul.ts).
     if (payload.sub.includes('\u0000')) {

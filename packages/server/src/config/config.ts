@@ -81,6 +81,8 @@ export const ServerConfigSchema = Type.Object(
     maxConnections: Type.Integer({ minimum: 1 }),
     /** Time a client has to send a complete HTTP request head (upgrades included). */
     headersTimeoutMs: Type.Integer({ minimum: 100 }),
+    /** Time a client has to send a whole HTTP request, head and body (a body sent a byte at a time). */
+    requestTimeoutMs: Type.Integer({ minimum: 100 }),
     /** Time from a complete upgrade request to an open WebSocket (token checks included). */
     upgradeTimeoutMs: Type.Integer({ minimum: 100 }),
     /** Frames refused RATE_LIMITED within 10 s after which a connection is closed (4008). */
@@ -187,6 +189,7 @@ export function defaultConfig(): ServerConfig {
     maxJsonBytes: DEFAULT_JSON_LIMITS.maxBytes,
     maxConnections: 20_000,
     headersTimeoutMs: 10_000,
+    requestTimeoutMs: 30_000,
     upgradeTimeoutMs: 10_000,
     floodCloseAfter: 1_000,
     maxBufferedBytes: 8 * 1024 * 1024,
@@ -254,6 +257,7 @@ const ENV: Record<string, [keyof ServerConfig, Kind]> = {
   SYNCBRIDGE_MAX_JSON_BYTES: ['maxJsonBytes', 'int'],
   SYNCBRIDGE_MAX_CONNECTIONS: ['maxConnections', 'int'],
   SYNCBRIDGE_HEADERS_TIMEOUT_MS: ['headersTimeoutMs', 'int'],
+  SYNCBRIDGE_REQUEST_TIMEOUT_MS: ['requestTimeoutMs', 'int'],
   SYNCBRIDGE_UPGRADE_TIMEOUT_MS: ['upgradeTimeoutMs', 'int'],
   SYNCBRIDGE_FLOOD_CLOSE_AFTER: ['floodCloseAfter', 'int'],
   SYNCBRIDGE_METRICS_TOKEN: ['metricsToken', 'string'],

@@ -106,6 +106,9 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     clientErrorHandler,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // The whole request, body included: without it (Fastify's default is none) a body dripped a byte
+    // at a time holds a socket for as long as the client likes.
+    requestTimeout: Math.max(ctx.requestTimeoutMs ?? 30_000, ctx.headersTimeoutMs ?? 10_000),
     // Response serializers are compiled on each route's first reply, not at start (lazy-compile.ts).
     schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory } },
     // A request head (an upgrade's too) sent a byte at a time must not hold a socket for minutes:

@@ -50,6 +50,8 @@ export interface HttpContext {
   metricsToken?: string;
   /** Time a client has to send a complete request head, upgrades included (slowloris). */
   headersTimeoutMs?: number;
+  /** Time a client has to send a whole request, body included (a body sent a byte at a time). */
+  requestTimeoutMs?: number;
   startedAt: number;
   webhooks: WebhookSystem;
   inbound: InboundReceiver;

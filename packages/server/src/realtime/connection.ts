@@ -195,6 +195,7 @@ export class Connection implements HandshakeTarget {
           `frame of ${data.length} bytes exceeds ${this.ctx.config.maxFrameBytes}`,
         ),
       );
+      this.refusedBeforeHello();
       return;
     }
     const text = data.toString('utf8');
@@ -219,6 +220,7 @@ export class Connection implements HandshakeTarget {
     if (!parsed.ok) {
       counters.messagesIn.invalid += 1;
       this.sendError(parsed.error, parsed.rid);
+      this.refusedBeforeHello();
       return;
     }
     const message = parsed.message;
@@ -234,6 +236,25 @@ export class Connection implements HandshakeTarget {
       return;
     }
     this.accept(message);
+  }
+
+  /** A binary frame: refused (the protocol is JSON text), like any other frame that is not a message. */
+  handleBinary(data: Buffer): void {
+    this.lastSeen = Date.now();
+    if (this.principal && !this.withinRateLimit(data)) return;
+    this.ctx.metrics.messagesIn.invalid += 1;
+    this.ctx.metrics.bytesIn += data.length;
+    this.sendError(new SyncError('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
+    this.refusedBeforeHello();
+  }
+
+  /**
+   * A frame refused on a connection not authenticated (and with no hello in flight) ends it with 1008:
+   * only a valid `hello` may come first, so an unauthenticated peer cannot keep a socket (or the
+   * server's parser) busy until the hello timeout with frames that are not one.
+   */
+  private refusedBeforeHello(): void {
+    if (!this.principal && !this.holding) this.close(CLOSE_CODES.POLICY, 'not authenticated');
   }
 
   /**
@@ -291,17 +312,24 @@ export class Connection implements HandshakeTarget {
     if (this.pending === MAX_PENDING_REQUESTS - 1) this.writer.resume();
   };
 
-  /** Answers a request that failed with its typed error (and closes after a refused hello). */
+  /**
+   * Answers a request that failed with its typed error, and closes after a refused hello: with 1013
+   * when the user has too many connections or the server could not answer (retry later), else 1008.
+   * A hello refused on a connection not yet authenticated always ends it; on an authenticated one
+   * (a token refresh), only a bad token does.
+   */
   private failed(message: ClientMessage, err: unknown): void {
     if (err instanceof SyncError && isDepthRefusal(err) && this.principal) {
       this.deepSenders.add(this.principal);
     }
     this.sendError(err, message.rid);
-    if (message.type === 'hello' && err instanceof SyncError && err.code === 'UNAUTHORIZED') {
-      this.close(CLOSE_CODES.POLICY, 'unauthorized');
-    } else if (message.type === 'hello' && err instanceof SyncError && err.code === 'RATE_LIMITED') {
-      this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');
-    }
+    if (message.type !== 'hello') return;
+    const code = toPublicError(err).code;
+    if (code === 'RATE_LIMITED') this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');
+    else if (code === 'UNAVAILABLE' || code === 'INTERNAL') {
+      if (!this.principal) this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'try again later');
+    } else if (code === 'UNAUTHORIZED') this.close(CLOSE_CODES.POLICY, 'unauthorized');
+    else if (!this.principal) this.close(CLOSE_CODES.POLICY, 'not authenticated');
   }
 
   private async dispatch(message: ClientMessage): Promise<void> {

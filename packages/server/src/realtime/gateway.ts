@@ -9,8 +9,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CLOSE_CODES, type Conflict, type Device } from '@syncbridge/protocol';
 import { WebSocketServer } from 'ws';
+import { soleCredential, TWO_CREDENTIALS } from '../auth/credentials.ts';
 import { isTenantAdmin } from '../auth/principal.ts';
-import { bearerToken, type VerifiedToken } from '../auth/tokens.ts';
+import type { VerifiedToken } from '../auth/tokens.ts';
 import { SyncError, toPublicError } from '../core/errors.ts';
 import { visibleConflict } from '../rules/conflicts.ts';
 import { Connection, cursorKey } from './connection.ts';
@@ -118,16 +119,18 @@ export class RealtimeGateway {
     if (origin && !this.originAllowed(origin)) {
       return rejectUpgrade(socket, 403, 'FORBIDDEN', `origin ${origin} is not allowed`);
     }
-    const auth = req.headers.authorization;
-    const token = url.searchParams.get('token') ?? (auth === undefined ? null : bearerToken(auth));
     let verified: VerifiedToken | null = null;
-    if (token) {
-      try {
-        verified = await this.ctx.tokens.verify(token);
-      } catch (err) {
-        const pub = toPublicError(err);
-        return rejectUpgrade(socket, 401, 'UNAUTHORIZED', pub.message);
-      }
+    try {
+      // One token: `?token=` or `Authorization: Bearer`, the same if both (auth/credentials.ts).
+      const tokens = url.searchParams.getAll('token');
+      if (new Set(tokens).size > 1) throw new SyncError('UNAUTHORIZED', TWO_CREDENTIALS);
+      const credential = soleCredential({
+        authorization: req.headers.authorization,
+        queryToken: tokens[0],
+      });
+      if (credential?.kind === 'token') verified = await this.ctx.tokens.verify(credential.token);
+    } catch (err) {
+      return rejectUpgrade(socket, 401, 'UNAUTHORIZED', toPublicError(err).message);
     }
     if (socket.destroyed) return;
     if (url.searchParams.get('compress') !== '1') delete req.headers['sec-websocket-extensions'];
@@ -142,11 +145,8 @@ export class RealtimeGateway {
       );
       this.connections.set(conn.id, conn);
       ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (isBinary) {
-          this.ctx.metrics.messagesIn.invalid += 1;
-          this.ctx.metrics.bytesIn += data.length;
-          conn.sendError(new SyncError('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
-        } else conn.handleFrame(data);
+        if (isBinary) conn.handleBinary(data);
+        else conn.handleFrame(data);
       });
       ws.on('pong', () => {
         conn.lastSeen = Date.now();
@@ -166,9 +166,14 @@ export class RealtimeGateway {
         }
         conn.authenticateAtUpgrade(verified.principal, verified.expiresAt, deviceId).catch((err: unknown) => {
           conn.sendError(err);
-          if (err instanceof SyncError && err.code === 'RATE_LIMITED') {
-            conn.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many connections');
-          }
+          // Not authenticated after all: the connection ends (1013 when a retry later may succeed).
+          const code = toPublicError(err).code;
+          if (code === 'RATE_LIMITED' || code === 'UNAVAILABLE' || code === 'INTERNAL') {
+            conn.close(
+              CLOSE_CODES.TRY_AGAIN_LATER,
+              code === 'RATE_LIMITED' ? 'too many connections' : 'try again later',
+            );
+          } else conn.close(CLOSE_CODES.POLICY, 'not authenticated');
         });
       }
     });

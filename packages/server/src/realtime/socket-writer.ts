@@ -13,6 +13,9 @@ import type { OutboundType } from './counters.ts';
 import type { SessionSink } from './session-sink.ts';
 import { TickCork } from './tick-cork.ts';
 
+/** How long a close waits for the peer's closing frame before the socket is dropped. */
+export const CLOSE_HANDSHAKE_MS = 2_000;
+
 export class SocketWriter implements SessionSink {
   /** The client speaks `events` batches (capability `batch`). */
   batch = false;
@@ -117,6 +120,11 @@ export class SocketWriter implements SessionSink {
     if (this.closing) return;
     this.closing = true;
     this.ws.close(code, reason);
+    // ws waits 30 s for the peer's closing frame: a peer that never answers (half-open, or one that
+    // stopped reading) would hold the socket that long after the server is done with it.
+    const timer = setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS);
+    timer.unref();
+    this.ws.once('close', () => clearTimeout(timer));
   }
 
   /** Stops reading the socket (TCP pushes back on the client) until `resume`. */

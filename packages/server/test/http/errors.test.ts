@@ -40,6 +40,11 @@ describe.each(kinds)('REST errors (%s)', (kind: StoreKind) => {
   }
   const authed = (method: string, path: string, options: RestOptions = {}) =>
     call(method, path, { token, ...options });
+  /** One credential per request: the token route takes the admin key, the others the user's token. */
+  const asCaller = (path: string, options: RestOptions): RestOptions =>
+    path === '/v1/auth/token'
+      ? { ...options, token: undefined, headers: { ...options.headers, 'x-api-key': srv.adminKey } }
+      : options;
 
   beforeAll(async () => {
     srv = await startTestServer(kind, { maxFrameBytes: 4096 });
@@ -59,16 +64,18 @@ describe.each(kinds)('REST errors (%s)', (kind: StoreKind) => {
   it('a body that is not valid JSON gets 400 BAD_REQUEST', async () => {
     for (const [method, path] of JSON_ROUTES) {
       for (const raw of ['{"a":', '{a:1}', "{'a':1}", '{"a":1}}', 'nul', '']) {
-        const res = await authed(method, path, {
-          raw,
-          headers: { 'content-type': 'application/json', 'x-api-key': srv.adminKey },
-        });
+        const res = await authed(
+          method,
+          path,
+          asCaller(path, { raw, headers: { 'content-type': 'application/json' } }),
+        );
         expectError(res, 400, 'BAD_REQUEST');
       }
-      const merge = await authed(method, path, {
-        raw: '{"a":',
-        headers: { 'content-type': 'application/merge-patch+json' },
-      });
+      const merge = await authed(
+        method,
+        path,
+        asCaller(path, { raw: '{"a":', headers: { 'content-type': 'application/merge-patch+json' } }),
+      );
       expectError(merge, 400, 'BAD_REQUEST');
     }
     const poisoned = await authed('PUT', '/v1/records/things/t1', {
@@ -159,7 +166,11 @@ describe.each(kinds)('REST errors (%s)', (kind: StoreKind) => {
     ];
     for (const [method, path] of JSON_ROUTES) {
       for (const type of types) {
-        const res = await authed(method, path, { raw: '{"a":1}', headers: { 'content-type': type } });
+        const res = await authed(
+          method,
+          path,
+          asCaller(path, { raw: '{"a":1}', headers: { 'content-type': type } }),
+        );
         expect(res.status, `${method} ${path} ${type}: ${res.text}`).toBe(415);
         expect(ERROR_CODES).toContain(res.body.error.code);
         expectError(res, 415, res.body.error.code);

@@ -103,7 +103,9 @@ export const recordRoutes =
           tags: ['records'],
           summary: 'Read one record; ETag is its version. With ?version=N: the record as it was then',
           params: RecordParams,
-          querystring: Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) }),
+          querystring: Type.Object({
+            version: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+          }),
           response: {
             200: Type.Union([SyncRecord, RecordVersionResponse]),
             401: ErrorResponse,
@@ -187,7 +189,13 @@ export const recordRoutes =
           params: RecordParams,
           querystring: Type.Object({
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-            after: Type.Optional(Type.Integer({ minimum: 0, description: 'seq to continue after (paging)' })),
+            after: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                maximum: Number.MAX_SAFE_INTEGER,
+                description: 'seq to continue after (paging)',
+              }),
+            ),
           }),
           response: { 200: HistoryResponse, 401: ErrorResponse, 404: ErrorResponse },
         },
@@ -253,7 +261,7 @@ export const recordRoutes =
           params: Type.Object({
             collection: CollectionRef,
             id: RecordId,
-            version: Type.Integer({ minimum: 1 }),
+            version: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
           }),
           response: { 200: RecordVersionResponse, 401: ErrorResponse, 404: ErrorResponse },
         },

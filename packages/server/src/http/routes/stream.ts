@@ -7,10 +7,12 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ErrorResponse, parseChannel } from '@syncbridge/protocol';
-import { bearerToken, type VerifiedToken } from '../../auth/tokens.ts';
+import { ErrorResponse, MAX_TOKEN_LENGTH, parseChannel } from '@syncbridge/protocol';
+import { soleCredential } from '../../auth/credentials.ts';
+import type { VerifiedToken } from '../../auth/tokens.ts';
 import { SyncError } from '../../core/errors.ts';
 import { parseStreamCursor } from '../../realtime/stream-cursor.ts';
+import { checkNamedTenant } from '../authenticate.ts';
 import type { HttpContext } from '../context.ts';
 
 export const STREAM_PATH = '/v1/stream';
@@ -37,7 +39,7 @@ export const streamRoutes =
                 default: [],
               }),
               since: Type.Optional(Type.String({ maxLength: 20_000 })),
-              access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+              access_token: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH })),
               deviceId: Type.Optional(Type.String({ pattern: DEVICE_ID.source })),
             },
             { additionalProperties: false },
@@ -117,7 +119,10 @@ export const streamRoutes =
           tags: ['devices'],
           summary: "The WebSocket's ack over HTTP: the device has processed everything up to seq",
           params: Type.Object({ id: Type.String({ pattern: DEVICE_ID.source }) }),
-          body: Type.Object({ seq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+          body: Type.Object(
+            { seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
+            { additionalProperties: false },
+          ),
           response: { 200: Type.Object({ cursor: Type.Integer() }), 400: ErrorResponse, 401: ErrorResponse },
         },
       },
@@ -144,15 +149,19 @@ async function verifyStreamCaller(
   queryToken: string | undefined,
   byKey: () => Promise<VerifiedToken['principal']>,
 ): Promise<Pick<VerifiedToken, 'principal' | 'expiresAt'>> {
-  if (queryToken !== undefined) return ctx.tokens.verify(queryToken);
-  const auth = headers.authorization;
-  if (typeof auth === 'string' && auth.length > 0) {
-    const token = bearerToken(auth);
-    if (token === null) throw new SyncError('UNAUTHORIZED', 'use Authorization: Bearer <token>');
-    return ctx.tokens.verify(token);
-  }
-  if (headers['x-api-key'] === undefined) {
+  const credential = soleCredential({
+    authorization: headers.authorization,
+    apiKey: headers['x-api-key'],
+    queryToken,
+    strictScheme: true,
+  });
+  if (credential === null) {
     throw new SyncError('UNAUTHORIZED', 'send Authorization: Bearer <token>, X-Api-Key or ?access_token=');
+  }
+  if (credential.kind === 'token') {
+    const verified = await ctx.tokens.verify(credential.token);
+    checkNamedTenant(headers['x-tenant'], verified.principal);
+    return verified;
   }
   return { principal: await byKey(), expiresAt: null };
 }

@@ -79,6 +79,8 @@ export const systemRoutes =
     async function metricsAccess(headers: IncomingHttpHeaders): Promise<'full' | 'public' | 'refused'> {
       const auth = headers.authorization;
       const apiKey = headers['x-api-key'];
+      // One credential: the metrics token or the admin key, not both (auth/credentials.ts).
+      if (apiKey !== undefined && auth !== undefined) return 'refused';
       if (typeof apiKey === 'string') {
         const key = await ctx.keys.resolve(apiKey);
         return key && key.tenant === null ? 'full' : 'refused';
