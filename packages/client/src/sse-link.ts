@@ -6,7 +6,10 @@
  * resuming from the position the last stream's `id:` gave it: no event is lost or repeated, and the
  * server's `subscribed` is passed on only for the channel that asked. A new connection (after a drop)
  * opens without channels, and the client subscribes them again from its own cursors, as on a WebSocket.
- * It must never act on a stream it has given up (every callback checks its stream number).
+ * With `device` options, each connection first registers the device over REST (POST /v1/devices, what a
+ * WebSocket `hello` carries), so the stream is paced by its budget, priorities and conflation.
+ * It must never act on a stream it has given up (every callback checks its stream number), and
+ * `close()` aborts the stream, a registration and every request still waiting for its answer.
  */
 import {
   CLOSE_CODES,
@@ -19,7 +22,7 @@ import { createParser } from 'eventsource-parser';
 import { backoffDelay } from './backoff.ts';
 import { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
 import { TypedEventEmitter } from './emitter.ts';
-import { sendOverHttp } from './http-writes.ts';
+import { registerDevice, sendOverHttp } from './http-writes.ts';
 import type { ClientLink, LinkEvents, LinkOptions } from './link.ts';
 
 interface Wanted {
@@ -44,7 +47,10 @@ export class SseLink implements ClientLink {
   private epoch = 0;
   /** Every stream opened (reopens included) gets the next number; older streams' data is ignored. */
   private stream = 0;
+  /** The open stream's fetch (or the connection's device registration before it). */
   private controller: AbortController | null = null;
+  /** Every request over REST; aborted by `close()`. */
+  private readonly requests = new AbortController();
   private token: string | null = null;
   private urlIndex = 0;
   private failures = 0;
@@ -107,6 +113,7 @@ export class SseLink implements ClientLink {
   async close(): Promise<void> {
     if (this.current === 'closed') return;
     this.abandon();
+    this.requests.abort();
     this.setState('closed', StatusReason.CLIENT_CLOSED);
   }
 
@@ -145,6 +152,7 @@ export class SseLink implements ClientLink {
       token: this.token,
       deviceId: this.options.deviceId,
       fetch: this.fetchImpl(),
+      signal: this.requests.signal,
     };
     void sendOverHttp(target, message).then((answer) => {
       if (epoch !== this.epoch) return;
@@ -192,7 +200,35 @@ export class SseLink implements ClientLink {
       if (!this.authenticated && Date.now() - started > (this.options.connectTimeoutMs ?? 10_000))
         this.lose(StatusReason.CONNECT_TIMEOUT);
     });
+    if (this.options.deviceId && this.options.device && !(await this.register(epoch))) return;
     void this.open(epoch);
+  }
+
+  /** Registers the device before the connection's first stream; false when the attempt is over. */
+  private async register(epoch: number): Promise<boolean> {
+    const controller = new AbortController();
+    this.controller = controller;
+    const answer = await registerDevice(
+      {
+        base: streamBaseOf(this.url),
+        token: this.token!,
+        deviceId: this.options.deviceId!,
+        fetch: this.fetchImpl(),
+        signal: controller.signal,
+      },
+      this.options.device!,
+    );
+    if (epoch !== this.epoch || this.current === 'closed') return false;
+    if (answer === 'lost') {
+      this.lose(StatusReason.CONNECT_FAILED, 'registering the device got no answer');
+      return false;
+    }
+    if (!answer.ok) {
+      if (answer.status === 401) this.refused(answer.message);
+      else this.lose(StatusReason.CONNECT_FAILED, `registering the device: ${answer.message}`);
+      return false;
+    }
+    return true;
   }
 
   private streamUrl(): string {
