@@ -349,6 +349,7 @@ export async function startServer(
   const app: FastifyInstance = await buildHttpApp(
     {
       records: storage.records,
+      versions: storage.store.history,
       conflicts: storage.conflicts,
       devices: storage.devices,
       collectionSettings: storage.collections,

@@ -15,6 +15,7 @@ import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { ClusterView } from '../realtime/cluster-view.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
 import type { BranchStore } from '../store/branch-types.ts';
+import type { HistoryStore } from '../store/history/types.ts';
 import type { Store } from '../store/types.ts';
 import type { InboundReceiver } from '../webhooks/inbound.ts';
 import type { WebhookSystem } from '../webhooks/system.ts';
@@ -22,6 +23,8 @@ import type { RestAuthenticator } from './authenticate.ts';
 
 export interface HttpContext {
   records: RecordReader;
+  /** One kept version of a record, looked up on the record's index (GET …/versions/{v}, ?version=). */
+  versions: Pick<HistoryStore, 'readVersion'>;
   conflicts: ConflictStore;
   devices: DeviceStore;
   /** Stores a collection's settings (and bumps the tenant's collections version). */
