@@ -377,6 +377,7 @@ export async function startServer(
       inbound: webhooks.inbound(writer, options.inboundMappers),
       connectors: connectors.manager,
       sealedBackfill: jobs.sealedBackfill,
+      sealedProgress: store.sealedBackfill,
     },
     logger,
   );

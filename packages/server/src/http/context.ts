@@ -16,6 +16,7 @@ import type { ClusterView } from '../realtime/cluster-view.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
 import type { BranchStore } from '../store/branch-types.ts';
 import type { HistoryStore } from '../store/history/types.ts';
+import type { SealedBackfillStore } from '../store/sealed-backfill.ts';
 import type { Store } from '../store/types.ts';
 import type { InboundReceiver } from '../webhooks/inbound.ts';
 import type { WebhookSystem } from '../webhooks/system.ts';
@@ -58,5 +59,10 @@ export interface HttpContext {
   /** Upstream feeds and scheduled pulls. */
   connectors: ConnectorManager;
   /** Seals in the background what a collection stored before a field joined its sealedFields. */
-  sealedBackfill: { request(tenant: string, collection: string): void } | null;
+  sealedBackfill: {
+    request(tenant: string, collection: string): void;
+    activity(tenant: string, collection: string): 'running' | 'queued' | null;
+  } | null;
+  /** The backfills' stored progress (GET /v1/collections/{c}/sealed-backfill). */
+  sealedProgress: Pick<SealedBackfillStore, 'readProgress'>;
 }
