@@ -19,6 +19,24 @@ export interface HttpWriteTarget {
   signal?: AbortSignal;
 }
 
+/** The HTTP base of a realtime URL: ws→http, wss→https, without `/v1/realtime` or its query. */
+export function streamBaseOf(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.protocol === 'ws:') parsed.protocol = 'http:';
+  else if (parsed.protocol === 'wss:') parsed.protocol = 'https:';
+  parsed.pathname = parsed.pathname.replace(/\/v1\/(realtime|stream)\/?$/, '') || '/';
+  parsed.search = '';
+  return parsed.toString().replace(/\/$/, '');
+}
+
+/** Waits for `promises` to settle, at most `ms`. */
+export async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  if (promises.length === 0) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([Promise.allSettled(promises), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 /** A request's answer as a server message, or 'lost' when the network failed before one arrived. */
 export type HttpAnswer = ServerMessage | null | 'lost';
 

@@ -22,22 +22,15 @@ import { createParser } from 'eventsource-parser';
 import { backoffDelay } from './backoff.ts';
 import { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
 import { TypedEventEmitter } from './emitter.ts';
-import { registerDevice, sendOverHttp } from './http-writes.ts';
+import { registerDevice, sendOverHttp, settleWithin, streamBaseOf } from './http-writes.ts';
 import type { ClientLink, LinkEvents, LinkOptions } from './link.ts';
+
+/** How long `close()` lets the last `ack` (flushed just before it) take to be answered. */
+const ACK_GRACE_MS = 2_000;
 
 interface Wanted {
   since?: number;
   snapshot?: boolean;
-}
-
-/** The HTTP base of a realtime URL: ws→http, wss→https, without `/v1/realtime` or its query. */
-export function streamBaseOf(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.protocol === 'ws:') parsed.protocol = 'http:';
-  else if (parsed.protocol === 'wss:') parsed.protocol = 'https:';
-  parsed.pathname = parsed.pathname.replace(/\/v1\/(realtime|stream)\/?$/, '') || '/';
-  parsed.search = '';
-  return parsed.toString().replace(/\/$/, '');
 }
 
 export class SseLink implements ClientLink {
@@ -51,6 +44,8 @@ export class SseLink implements ClientLink {
   private controller: AbortController | null = null;
   /** Every request over REST; aborted by `close()`. */
   private readonly requests = new AbortController();
+  /** Acks waiting for their answer: `close()` lets them finish (as a WebSocket sends what it queued). */
+  private readonly acks = new Set<Promise<void>>();
   private token: string | null = null;
   private urlIndex = 0;
   private failures = 0;
@@ -113,8 +108,9 @@ export class SseLink implements ClientLink {
   async close(): Promise<void> {
     if (this.current === 'closed') return;
     this.abandon();
-    this.requests.abort();
     this.setState('closed', StatusReason.CLIENT_CLOSED);
+    await settleWithin([...this.acks], ACK_GRACE_MS);
+    this.requests.abort();
   }
 
   markSynced(epoch: number): void {
@@ -154,13 +150,17 @@ export class SseLink implements ClientLink {
       fetch: this.fetchImpl(),
       signal: this.requests.signal,
     };
-    void sendOverHttp(target, message).then((answer) => {
+    const sent = sendOverHttp(target, message).then((answer) => {
       if (epoch !== this.epoch) return;
       // No answer at all: the request's fate is unknown, as when a socket drops; reconnecting fails it
       // as DISCONNECTED and the queue sends it again with the same mid.
       if (answer === 'lost') this.lose(StatusReason.TRANSPORT_CLOSED, 'a request over HTTP got no answer');
       else if (answer) this.events.emit('message', answer);
     });
+    if (message.type === 'ack') {
+      this.acks.add(sent);
+      void sent.finally(() => this.acks.delete(sent));
+    }
     return true;
   }
 

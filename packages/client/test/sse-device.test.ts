@@ -2,9 +2,12 @@
  * A device that falls back to server-sent events is paced as on the WebSocket, on SQLite and
  * PostgreSQL: the SDK registers the client's `device` options over REST before each stream, so the
  * server applies the budget, priorities and conflation to `GET /v1/stream`. Also: a server shutdown
- * completes with such a client connected and writing, and `client.close()` leaves no stream open on
- * the server (its `syncbridge_connections` gauge, which counts SSE streams, goes back to 0).
+ * completes with such a client connected and writing (its idle HTTP connections kept alive for minutes,
+ * as a browser keeps them), `client.close()` leaves no stream open on the server (its
+ * `syncbridge_connections` gauge, which counts SSE streams, goes back to 0), and the last `ack` it
+ * flushes on close still reaches the server.
  */
+import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, storeKinds, type TestServer } from '../../server/test/helpers/server.ts';
 import { type ConflatedCatchUp, type StatusChange, SyncClient } from '../src/index.ts';
@@ -121,6 +124,41 @@ describe.each(kinds)('a paced device over SSE (%s)', (kind) => {
     expect(client.state).toBe('closed');
   }, 20_000);
 
+  it("close() right after changes arrive still saves the device's cursor", async () => {
+    const token = await mintToken(srv.url, `sse-device-ack-${kind}`, 'alice');
+    const reader = new SyncClient({
+      url: srv.wsUrl,
+      token,
+      backoff: FAST_BACKOFF,
+      transports: ['sse'],
+      deviceId: 'reader',
+      device: PACED,
+    });
+    const writer = new SyncClient({ url: srv.wsUrl, token, backoff: FAST_BACKOFF });
+    clients.push(writer);
+    const docs = reader.collection<{ n: number }>('documents');
+    docs.subscribe(() => undefined);
+    await reader.whenOpen(10_000);
+    const writes = writer.collection<{ n: number }>('documents');
+    await Promise.all(Array.from({ length: 5 }, (_, i) => writes.put(`c${i}`, { n: i })));
+    await waitFor(() => docs.get('c4')?.data.n === 4, 'the five changes');
+    // The debounced ack has not gone yet: close() sends it, and lets it be answered.
+    await reader.close();
+    const head = Number(
+      (
+        (await (
+          await fetch(`${srv.url}/v1/events?after=0&limit=1000`, {
+            headers: { authorization: `Bearer ${token}` },
+          })
+        ).json()) as { events: { seq: number }[] }
+      ).events.at(-1)?.seq,
+    );
+    const device = (await (
+      await fetch(`${srv.url}/v1/devices/reader`, { headers: { authorization: `Bearer ${token}` } })
+    ).json()) as { pending?: { cursor: number } };
+    expect(device.pending?.cursor).toBe(head);
+  }, 20_000);
+
   it('client.close() ends its stream on the server', async () => {
     const token = await mintToken(srv.url, `sse-device-close-${kind}`, 'alice');
     const before = await openConnections(srv.url);
@@ -146,6 +184,13 @@ describe.each(kinds)('a paced device over SSE (%s)', (kind) => {
 });
 
 describe.each(kinds)('server shutdown with an SSE device client connected (%s)', (kind) => {
+  // As a browser does, the client keeps its idle HTTP connections for minutes (the server's keep-alive
+  // timeout, 72 s, decides): the shutdown must close them itself once their requests are answered.
+  const agent = new Agent({ keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 });
+  const keepAliveFetch = ((url: string, init?: RequestInit) =>
+    undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch;
+  afterAll(() => agent.close());
+
   it('completes while the client is subscribed and writing', async () => {
     const srv = await startTestServer(kind);
     const token = await mintToken(srv.url, `sse-device-shutdown-${kind}`, 'alice');
@@ -156,6 +201,7 @@ describe.each(kinds)('server shutdown with an SSE device client connected (%s)',
       transports: ['sse'],
       deviceId: 'phone',
       device: PACED,
+      fetch: keepAliveFetch,
     });
     try {
       const docs = client.collection<{ n: number }>('documents');
@@ -179,5 +225,72 @@ describe.each(kinds)('server shutdown with an SSE device client connected (%s)',
       await client.close();
     }
     expect(client.state).toBe('closed');
+  }, 30_000);
+
+  it('completes when a write still uploading as it begins is answered after, the client paused', async () => {
+    const srv = await startTestServer(kind);
+    const token = await mintToken(srv.url, `sse-device-paused-${kind}`, 'alice');
+    // A slow upload: the body of the one write to `slow` arrives in two parts, the second on release.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let uploading = false;
+    const slowFetch = ((url: string, init?: RequestInit) => {
+      const body = typeof init?.body === 'string' ? init.body : '';
+      if (!url.endsWith('/v1/mutations') || !body.includes('"slow"')) return keepAliveFetch(url, init);
+      uploading = true;
+      const bytes = new TextEncoder().encode(body);
+      const stream = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(bytes.subarray(0, 10));
+          await released;
+          controller.enqueue(bytes.subarray(10));
+          controller.close();
+        },
+      });
+      const headers = {
+        ...(init?.headers as Record<string, string>),
+        'Content-Length': String(bytes.length),
+      };
+      return undiciFetch(url, {
+        ...(init as object),
+        headers,
+        body: stream,
+        duplex: 'half',
+        dispatcher: agent,
+      });
+    }) as unknown as typeof fetch;
+    const statuses: StatusChange[] = [];
+    const client = new SyncClient({
+      url: srv.wsUrl,
+      token,
+      backoff: FAST_BACKOFF,
+      transports: ['sse'],
+      deviceId: 'tablet',
+      device: PACED,
+      fetch: slowFetch,
+    });
+    client.on('status', (s) => statuses.push(s));
+    try {
+      await client.whenOpen(10_000);
+      void client
+        .collection('slow')
+        .put('s1', { n: 1 })
+        .catch(() => undefined);
+      await waitFor(() => uploading, 'the upload to start');
+      const closed = srv.close();
+      await waitFor(() => statuses.some((s) => s.closeCode === 1001), 'the stream told the server goes away');
+      // Paused: nothing more is sent. The write's connection is answered once the server's HTTP side is
+      // closing (a moment later: its idle connections are already closed by then), then it is idle.
+      client.disconnect();
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      await closed;
+      expect(client.state).toBe('offline');
+    } finally {
+      release();
+      await client.close();
+    }
   }, 30_000);
 });
