@@ -5,14 +5,36 @@
  * have sent (`results`, `ok`, `error` with the request's `rid`), so the rest of the client cannot tell.
  * The same `mid`s go to the server, so a write retried after a lost answer is a `duplicate`, never twice.
  * A request that never got an answer (the network failed) is reported as lost, as a dropped socket is.
+ * `registerDevice` is the `hello`'s `device` over REST (POST /v1/devices), before a stream opens.
+ * Every request takes the link's abort signal, so none outlives `client.close()`.
  */
-import type { ClientMessage, ErrorCode, ServerMessage } from '@syncbridge/protocol';
+import type { ClientMessage, DeviceInfo, ErrorCode, ServerMessage } from '@syncbridge/protocol';
 
 export interface HttpWriteTarget {
   base: string;
   token: string;
   deviceId?: string;
   fetch: typeof fetch;
+  /** Aborts the request (the link closed). */
+  signal?: AbortSignal;
+}
+
+/** The HTTP base of a realtime URL: ws→http, wss→https, without `/v1/realtime` or its query. */
+export function streamBaseOf(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.protocol === 'ws:') parsed.protocol = 'http:';
+  else if (parsed.protocol === 'wss:') parsed.protocol = 'https:';
+  parsed.pathname = parsed.pathname.replace(/\/v1\/(realtime|stream)\/?$/, '') || '/';
+  parsed.search = '';
+  return parsed.toString().replace(/\/$/, '');
+}
+
+/** Waits for `promises` to settle, at most `ms`. */
+export async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  if (promises.length === 0) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([Promise.allSettled(promises), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** A request's answer as a server message, or 'lost' when the network failed before one arrived. */
@@ -33,6 +55,7 @@ async function call(
       method: 'POST',
       headers,
       body: JSON.stringify(body),
+      ...(target.signal ? { signal: target.signal } : {}),
     });
     const text = await res.text();
     let json: Record<string, unknown> = {};
@@ -98,4 +121,22 @@ export async function sendOverHttp(target: HttpWriteTarget, message: ClientMessa
     default:
       return null;
   }
+}
+
+/** What registering the device over REST came to: done, refused (401, with the server's message), or not. */
+export type RegistrationAnswer = { ok: true } | { ok: false; status: number; message: string } | 'lost';
+
+/**
+ * Registers (or updates) the device as `hello`'s `device` does on a WebSocket: POST /v1/devices with
+ * its id and fields, so the stream opened next is paced by the device's budget, priorities and conflation.
+ */
+export async function registerDevice(
+  target: HttpWriteTarget & { deviceId: string },
+  device: DeviceInfo,
+): Promise<RegistrationAnswer> {
+  const res = await call(target, '/v1/devices', { ...device, id: target.deviceId });
+  if (res === 'lost') return res;
+  if (res.status === 200 || res.status === 201) return { ok: true };
+  const error = (res.json.error ?? {}) as { message?: string };
+  return { ok: false, status: res.status, message: error.message ?? `HTTP ${res.status}` };
 }

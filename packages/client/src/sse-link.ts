@@ -6,7 +6,10 @@
  * resuming from the position the last stream's `id:` gave it: no event is lost or repeated, and the
  * server's `subscribed` is passed on only for the channel that asked. A new connection (after a drop)
  * opens without channels, and the client subscribes them again from its own cursors, as on a WebSocket.
- * It must never act on a stream it has given up (every callback checks its stream number).
+ * With `device` options, each connection first registers the device over REST (POST /v1/devices, what a
+ * WebSocket `hello` carries), so the stream is paced by its budget, priorities and conflation.
+ * It must never act on a stream it has given up (every callback checks its stream number), and
+ * `close()` aborts the stream, a registration and every request still waiting for its answer.
  */
 import {
   CLOSE_CODES,
@@ -19,22 +22,15 @@ import { createParser } from 'eventsource-parser';
 import { backoffDelay } from './backoff.ts';
 import { type ConnectionState, type StatusChange, StatusReason } from './codes.ts';
 import { TypedEventEmitter } from './emitter.ts';
-import { sendOverHttp } from './http-writes.ts';
+import { registerDevice, sendOverHttp, settleWithin, streamBaseOf } from './http-writes.ts';
 import type { ClientLink, LinkEvents, LinkOptions } from './link.ts';
+
+/** How long `close()` lets the last `ack` (flushed just before it) take to be answered. */
+const ACK_GRACE_MS = 2_000;
 
 interface Wanted {
   since?: number;
   snapshot?: boolean;
-}
-
-/** The HTTP base of a realtime URL: ws→http, wss→https, without `/v1/realtime` or its query. */
-export function streamBaseOf(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.protocol === 'ws:') parsed.protocol = 'http:';
-  else if (parsed.protocol === 'wss:') parsed.protocol = 'https:';
-  parsed.pathname = parsed.pathname.replace(/\/v1\/(realtime|stream)\/?$/, '') || '/';
-  parsed.search = '';
-  return parsed.toString().replace(/\/$/, '');
 }
 
 export class SseLink implements ClientLink {
@@ -44,7 +40,12 @@ export class SseLink implements ClientLink {
   private epoch = 0;
   /** Every stream opened (reopens included) gets the next number; older streams' data is ignored. */
   private stream = 0;
+  /** The open stream's fetch (or the connection's device registration before it). */
   private controller: AbortController | null = null;
+  /** Every request over REST; aborted by `close()`. */
+  private readonly requests = new AbortController();
+  /** Acks waiting for their answer: `close()` lets them finish (as a WebSocket sends what it queued). */
+  private readonly acks = new Set<Promise<void>>();
   private token: string | null = null;
   private urlIndex = 0;
   private failures = 0;
@@ -108,6 +109,8 @@ export class SseLink implements ClientLink {
     if (this.current === 'closed') return;
     this.abandon();
     this.setState('closed', StatusReason.CLIENT_CLOSED);
+    await settleWithin([...this.acks], ACK_GRACE_MS);
+    this.requests.abort();
   }
 
   markSynced(epoch: number): void {
@@ -145,14 +148,19 @@ export class SseLink implements ClientLink {
       token: this.token,
       deviceId: this.options.deviceId,
       fetch: this.fetchImpl(),
+      signal: this.requests.signal,
     };
-    void sendOverHttp(target, message).then((answer) => {
+    const sent = sendOverHttp(target, message).then((answer) => {
       if (epoch !== this.epoch) return;
       // No answer at all: the request's fate is unknown, as when a socket drops; reconnecting fails it
       // as DISCONNECTED and the queue sends it again with the same mid.
       if (answer === 'lost') this.lose(StatusReason.TRANSPORT_CLOSED, 'a request over HTTP got no answer');
       else if (answer) this.events.emit('message', answer);
     });
+    if (message.type === 'ack') {
+      this.acks.add(sent);
+      void sent.finally(() => this.acks.delete(sent));
+    }
     return true;
   }
 
@@ -192,7 +200,35 @@ export class SseLink implements ClientLink {
       if (!this.authenticated && Date.now() - started > (this.options.connectTimeoutMs ?? 10_000))
         this.lose(StatusReason.CONNECT_TIMEOUT);
     });
+    if (this.options.deviceId && this.options.device && !(await this.register(epoch))) return;
     void this.open(epoch);
+  }
+
+  /** Registers the device before the connection's first stream; false when the attempt is over. */
+  private async register(epoch: number): Promise<boolean> {
+    const controller = new AbortController();
+    this.controller = controller;
+    const answer = await registerDevice(
+      {
+        base: streamBaseOf(this.url),
+        token: this.token!,
+        deviceId: this.options.deviceId!,
+        fetch: this.fetchImpl(),
+        signal: controller.signal,
+      },
+      this.options.device!,
+    );
+    if (epoch !== this.epoch || this.current === 'closed') return false;
+    if (answer === 'lost') {
+      this.lose(StatusReason.CONNECT_FAILED, 'registering the device got no answer');
+      return false;
+    }
+    if (!answer.ok) {
+      if (answer.status === 401) this.refused(answer.message);
+      else this.lose(StatusReason.CONNECT_FAILED, `registering the device: ${answer.message}`);
+      return false;
+    }
+    return true;
   }
 
   private streamUrl(): string {

@@ -107,6 +107,36 @@ export const CollectionResponse = Type.Object({
 });
 export const CollectionsResponse = Type.Object({ collections: Type.Array(CollectionResponse) });
 
+/** GET /v1/collections/{c}/sealed-backfill: the stored progress of the pass sealing the collection's data. */
+export const SealedBackfillResponse = Type.Object({
+  name: Type.String(),
+  /** Null: no backfill of this collection ever ran. */
+  backfill: Type.Union([
+    Type.Object({
+      fields: Type.Array(Type.String()),
+      keyId: Type.String(),
+      stage: Type.String(),
+      done: Type.Boolean(),
+      /** Runs on this node now, or waits its turn; null: neither (done, or resumes at the next start). */
+      activity: Type.Union([Type.Literal('running'), Type.Literal('queued'), Type.Null()]),
+      scanned: Type.Integer(),
+      rewritten: Type.Integer(),
+      startedAt: Type.String(),
+      updatedAt: Type.String(),
+      tenantRows: Type.Optional(
+        Type.Object({
+          done: Type.Boolean(),
+          stage: Type.String(),
+          scanned: Type.Integer(),
+          rewritten: Type.Integer(),
+          updatedAt: Type.String(),
+        }),
+      ),
+    }),
+    Type.Null(),
+  ]),
+});
+
 export const TokenRequest = Type.Object(
   {
     tenant: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.\\-]+$' }),

@@ -349,6 +349,7 @@ export async function startServer(
   const app: FastifyInstance = await buildHttpApp(
     {
       records: storage.records,
+      versions: storage.store.history,
       conflicts: storage.conflicts,
       devices: storage.devices,
       collectionSettings: storage.collections,
@@ -378,6 +379,7 @@ export async function startServer(
       connectors: connectors.manager,
       connectorCalls: connectors.calls,
       sealedBackfill: jobs.sealedBackfill,
+      sealedProgress: store.sealedBackfill,
     },
     logger,
   );

@@ -3,14 +3,17 @@
  * before a field joined its `sealedFields`, and re-seals under the newest secrets key what an older key
  * sealed (key rotation), in bounded batches with a progress line per batch on stderr. Without
  * `--collection`, every collection of the tenant that has records or names `sealedFields` (stored
- * settings or the config file); without `--tenant`, every tenant. A pass stopped anywhere resumes after its last batch
- * when run again; the server may be running meanwhile (a row changed under the pass is left as written).
+ * settings or the config file), the tenant's shared tables (results, deliveries, webhooks) read once
+ * for all of them (store/sealed-backfill-tenant.ts); without `--tenant`, every tenant. A pass stopped
+ * anywhere resumes after its last batch when run again; the server may be running meanwhile (a row
+ * changed under the pass is left as written).
  */
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/config.ts';
 import { createLogger } from '../server.ts';
 import { openStore, secretBoxFor } from '../startup/storage.ts';
-import { runSealedBackfill } from '../store/sealed-backfill.ts';
+import { type BackfillProgress, runSealedBackfill } from '../store/sealed-backfill.ts';
+import { runTenantBackfill } from '../store/sealed-backfill-tenant.ts';
 import type { Store } from '../store/types.ts';
 import { CommandError } from './errors.ts';
 
@@ -65,24 +68,27 @@ export async function sealedCommand(
     let scanned = 0;
     let rewritten = 0;
     for (const t of tenants) {
-      for (const job of await targets(store, config, t, collection)) {
-        const done = await runSealedBackfill(
-          store.sealedBackfill,
-          box,
-          { tenant: t, ...job },
-          {
-            batchSize: batch,
-            onProgress: (p) =>
-              process.stderr.write(
-                `${t}/${p.collection}: ${p.done ? 'done' : p.stage}, ${p.scanned} rows read, ${p.rewritten} sealed\n`,
-              ),
-          },
-        );
+      const options = {
+        batchSize: batch,
+        onProgress: (p: BackfillProgress) =>
+          process.stderr.write(
+            `${t}/${p.collection}: ${p.done ? 'done' : p.stage}, ${p.scanned} rows read, ${p.rewritten} sealed\n`,
+          ),
+      };
+      const jobs = await targets(store, config, t, collection);
+      const passes = collection
+        ? [await runSealedBackfill(store.sealedBackfill, box, { tenant: t, ...jobs[0]! }, options)]
+        : await runTenantBackfill(store.sealedBackfill, box, t, jobs, options).then((r) => [
+            ...r.collections,
+            r.tenant,
+          ]);
+      for (const done of passes) {
         scanned += done.scanned;
         rewritten += done.rewritten;
-        process.stdout.write(
-          `sealed ${t}/${job.collection} [${job.fields.join(', ')}]: ${done.rewritten} of ${done.scanned} rows rewritten\n`,
-        );
+        const what = done.collections
+          ? `${t} (results, deliveries, webhooks of every collection)`
+          : `${t}/${done.collection} [${done.fields.join(', ')}]`;
+        process.stdout.write(`sealed ${what}: ${done.rewritten} of ${done.scanned} rows rewritten\n`);
       }
     }
     process.stdout.write(

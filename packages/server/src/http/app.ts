@@ -139,6 +139,12 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
     { parseAs: 'buffer' },
     jsonBodyParser(app),
   );
+  // Shutting down: a kept-alive connection (an SSE client's REST requests) is closed as soon as it is
+  // idle, not at the client's idle timeout, so the close does not wait seconds for it.
+  app.addHook('preClose', async () => {
+    const idle = setInterval(() => app.server.closeIdleConnections(), 50).unref();
+    app.server.once('close', () => clearInterval(idle));
+  });
   installErrorHandling(app);
   // U+0000 is refused in every part of a request before any store sees it (core/nul.ts).
   app.addHook('preValidation', async (request) => {

@@ -16,6 +16,8 @@ import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { ClusterView } from '../realtime/cluster-view.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
 import type { BranchStore } from '../store/branch-types.ts';
+import type { HistoryStore } from '../store/history/types.ts';
+import type { SealedBackfillStore } from '../store/sealed-backfill.ts';
 import type { Store } from '../store/types.ts';
 import type { InboundReceiver } from '../webhooks/inbound.ts';
 import type { WebhookSystem } from '../webhooks/system.ts';
@@ -23,6 +25,8 @@ import type { RestAuthenticator } from './authenticate.ts';
 
 export interface HttpContext {
   records: RecordReader;
+  /** One kept version of a record, looked up on the record's index (GET …/versions/{v}, ?version=). */
+  versions: Pick<HistoryStore, 'readVersion'>;
   conflicts: ConflictStore;
   devices: DeviceStore;
   /** Stores a collection's settings (and bumps the tenant's collections version). */
@@ -60,5 +64,10 @@ export interface HttpContext {
   /** The trigger and feed-subscription calls, which a standing-by node forwards to the running one. */
   connectorCalls: ConnectorCalls;
   /** Seals in the background what a collection stored before a field joined its sealedFields. */
-  sealedBackfill: { request(tenant: string, collection: string): void } | null;
+  sealedBackfill: {
+    request(tenant: string, collection: string): void;
+    activity(tenant: string, collection: string): 'running' | 'queued' | null;
+  } | null;
+  /** The backfills' stored progress (GET /v1/collections/{c}/sealed-backfill). */
+  sealedProgress: Pick<SealedBackfillStore, 'readProgress'>;
 }

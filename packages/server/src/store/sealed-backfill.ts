@@ -23,6 +23,11 @@
  * takes the tenant's watermark row lock the compaction batch holds, so a batch that began before that
  * write has committed before the events stage reads, and any later batch sees the pass and stops. No
  * entry is compacted between its rebuild and its seal, nor against an entry not yet sealed.
+ *
+ * The last three stages read every row of the tenant whatever the collection. A backfill of many
+ * collections (sealed-backfill-tenant.ts) walks each collection's own stages (COLLECTION_STAGES) in a
+ * pass of its own and the tenant's (TENANT_STAGES) once, in a pass stored under the collection `*` that
+ * seals each collection's fields (`collections`).
  */
 import { SecretBox } from './secret-box.ts';
 
@@ -41,15 +46,11 @@ export type BackfillStage =
   | 'results'
   | 'deliveries'
   | 'webhooks';
-export const BACKFILL_STAGES: readonly BackfillStage[] = [
-  'records',
-  'events',
-  'conflicts',
-  'branches',
-  'results',
-  'deliveries',
-  'webhooks',
-];
+export const COLLECTION_STAGES: readonly BackfillStage[] = ['records', 'events', 'conflicts', 'branches'];
+export const TENANT_STAGES: readonly BackfillStage[] = ['results', 'deliveries', 'webhooks'];
+export const BACKFILL_STAGES: readonly BackfillStage[] = [...COLLECTION_STAGES, ...TENANT_STAGES];
+/** The collection name of a tenant-wide pass (never a collection's: names are `[A-Za-z0-9_.-]`). */
+export const TENANT_WIDE = '*';
 
 /**
  * One stored row as read: its key (opaque to the pass, ordered by the store) and the stored text of the
@@ -86,6 +87,10 @@ export interface BackfillProgress {
   /** The id of the key it seals under. */
   keyId: string;
   stage: BackfillStage;
+  /** The stages it walks, when not all (in BACKFILL_STAGES order). */
+  stages?: BackfillStage[];
+  /** A tenant-wide pass (`*`): the sealed fields of each collection whose rows it seals. */
+  collections?: Record<string, string[]>;
   /** The key of the last row of `stage` done (null: the stage starts from its first row). */
   after: string | null;
   scanned: number;
@@ -235,6 +240,15 @@ export class Resealer {
 
   /** The new texts of a row of `stage`, or null when it stays as it is. */
   row(stage: BackfillStage, values: (string | null)[], collection: string): (string | null)[] | null {
+    return this.rowOf(stage, values, collection);
+  }
+
+  /** As `row`; a tenant-wide resealer overrides it (results and deliveries by their own collection). */
+  protected rowOf(
+    stage: BackfillStage,
+    values: (string | null)[],
+    collection: string,
+  ): (string | null)[] | null {
     const next = values.map((text): string | null | undefined => {
       if (stage === 'conflicts') return this.conflictText(text);
       if (stage === 'results') return this.resultText(text, collection);
@@ -259,6 +273,64 @@ export interface BackfillOptions {
 const sameFields = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && [...a].sort().every((f, i) => f === [...b].sort()[i]);
 
+/** Seals the tenant's rows for several collections at once: each row by its own collection's fields. */
+export class TenantResealer extends Resealer {
+  private readonly byCollection = new Map<string, Resealer>();
+
+  constructor(box: SecretBox, collections: Readonly<Record<string, readonly string[]>>) {
+    super(box, []);
+    for (const [name, fields] of Object.entries(collections))
+      this.byCollection.set(name, new Resealer(box, fields));
+  }
+
+  protected override rowOf(
+    stage: BackfillStage,
+    values: (string | null)[],
+    _collection: string,
+  ): (string | null)[] | null {
+    if (stage !== 'results' && stage !== 'deliveries') return super.rowOf(stage, values, TENANT_WIDE);
+    const text = values[0] ?? null;
+    const collection = text === null ? null : collectionOfRow(stage, text);
+    const resealer = (collection !== null && this.byCollection.get(collection)) || this;
+    const next =
+      stage === 'results'
+        ? resealer.resultText(text, collection ?? '')
+        : resealer.bodyText(text, collection ?? '');
+    return next === undefined ? null : [next];
+  }
+}
+
+/** The collection (`c` of `c@b`) a remembered result's record or a delivery's event is of, if any. */
+function collectionOfRow(stage: 'results' | 'deliveries', text: string): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null; // a sealed delivery body, or not JSON
+  }
+  if (!isObject(parsed)) return null;
+  const holder = stage === 'results' ? parsed.record : parsed.data;
+  return isObject(holder) && typeof holder.collection === 'string' ? mainCollection(holder.collection) : null;
+}
+
+const sameCollections = (
+  a: Readonly<Record<string, readonly string[]>> | undefined,
+  b: Readonly<Record<string, readonly string[]>> | undefined,
+) =>
+  Object.keys(a ?? {}).length === Object.keys(b ?? {}).length &&
+  Object.entries(a ?? {}).every(([name, fields]) => b?.[name] !== undefined && sameFields(fields, b[name]));
+
+/** One pass: a collection's (its fields), or the tenant-wide one (`*`, with `collections`). */
+export interface BackfillJob {
+  tenant: string;
+  collection: string;
+  fields: readonly string[];
+  /** The stages to walk, in BACKFILL_STAGES order (default all). */
+  stages?: readonly BackfillStage[];
+  /** The tenant-wide pass: each collection's sealed fields. */
+  collections?: Readonly<Record<string, readonly string[]>>;
+}
+
 /**
  * Runs (or resumes) the pass over `collection` of `tenant` sealing `fields` under the box's newest key.
  * An unfinished pass with the same fields and key resumes where it stopped; any other starts afresh.
@@ -266,30 +338,41 @@ const sameFields = (a: readonly string[], b: readonly string[]) =>
 export async function runSealedBackfill(
   store: SealedBackfillStore,
   box: SecretBox,
-  job: { tenant: string; collection: string; fields: readonly string[] },
+  job: BackfillJob,
   options: BackfillOptions = {},
 ): Promise<BackfillProgress> {
   const batchSize = Math.max(1, Math.min(10_000, options.batchSize ?? 500));
   const fields = [...job.fields];
+  const stages = job.stages ?? BACKFILL_STAGES;
   const now = () => new Date().toISOString();
   const prior = await store.readProgress(job.tenant, job.collection);
-  const progress: BackfillProgress =
-    prior && !prior.done && prior.keyId === box.sealingKeyId && sameFields(prior.fields, fields)
-      ? { ...prior }
-      : {
-          tenant: job.tenant,
-          collection: job.collection,
-          fields,
-          keyId: box.sealingKeyId,
-          stage: 'records',
-          after: null,
-          scanned: 0,
-          rewritten: 0,
-          done: false,
-          startedAt: now(),
-          updatedAt: now(),
-        };
-  const resealer = new Resealer(box, fields);
+  const resumes =
+    prior &&
+    !prior.done &&
+    prior.keyId === box.sealingKeyId &&
+    sameFields(prior.fields, fields) &&
+    sameFields(prior.stages ?? BACKFILL_STAGES, stages) &&
+    sameCollections(prior.collections, job.collections);
+  const progress: BackfillProgress = resumes
+    ? { ...prior }
+    : {
+        tenant: job.tenant,
+        collection: job.collection,
+        fields,
+        keyId: box.sealingKeyId,
+        stage: stages[0]!,
+        ...(job.stages ? { stages: [...job.stages] } : {}),
+        ...(job.collections
+          ? { collections: Object.fromEntries(Object.entries(job.collections).map(([c, f]) => [c, [...f]])) }
+          : {}),
+        after: null,
+        scanned: 0,
+        rewritten: 0,
+        done: false,
+        startedAt: now(),
+        updatedAt: now(),
+      };
+  const resealer = job.collections ? new TenantResealer(box, job.collections) : new Resealer(box, fields);
   while (!progress.done) {
     if (options.shouldStop?.()) return progress;
     const stage = progress.stage;
@@ -302,7 +385,7 @@ export async function runSealedBackfill(
     }
     progress.scanned += rows.length;
     if (rows.length < batchSize) {
-      const next = BACKFILL_STAGES[BACKFILL_STAGES.indexOf(stage) + 1];
+      const next = stages[stages.indexOf(stage) + 1];
       if (next) {
         progress.stage = next;
         progress.after = null;

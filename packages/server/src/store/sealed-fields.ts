@@ -13,6 +13,7 @@
  */
 import type { Conflict, LogEvent, MutationResult, SyncRecord } from '@syncbridge/protocol';
 import type { BranchRow, BranchStore } from './branch-types.ts';
+import type { HistoryStore } from './history/types.ts';
 import { SecretBox } from './secret-box.ts';
 import type { Store, TenantBatch, WriteTx } from './types.ts';
 
@@ -197,11 +198,24 @@ function wrapBranches(branches: BranchStore, s: FieldSealer, policy: SealPolicy)
   };
 }
 
+/** Compaction as the store's own; a version read opens what it sealed. */
+function wrapHistory(history: HistoryStore, s: FieldSealer): HistoryStore {
+  return {
+    compactBatch: (...args) => history.compactBatch(...args),
+    watermark: (tenant) => history.watermark(tenant),
+    readVersion: async (...args) => {
+      const e = await history.readVersion(...args);
+      return e && s.openEvent(e);
+    },
+  };
+}
+
 /** The store whose writes seal what `policy` names and whose reads open every sealed field. */
 export function withSealedFields(store: Store, box: SecretBox, seal: SealPolicy): Store {
   const s = new FieldSealer(box);
   const overrides: Partial<Store> = {
     branches: wrapBranches(store.branches, s, seal),
+    history: wrapHistory(store.history, s),
     transaction: (fn) => store.transaction((tx) => fn(wrapTx(tx, s, seal))),
     readEvents: async (tenant, query) => (await store.readEvents(tenant, query)).map((e) => s.openEvent(e)),
     getRecord: async (tenant, collection, id) => {

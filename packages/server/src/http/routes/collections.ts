@@ -1,4 +1,4 @@
-/** Collection settings (strategy, schema) and presence (who is connected). */
+/** Collection settings (strategy, schema), their sealed-fields backfill's progress, and presence (who is connected). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
@@ -8,10 +8,12 @@ import {
   ConnectionsResponse,
   ErrorResponse,
   Name,
+  SealedBackfillResponse,
 } from '@syncbridge/protocol';
 import { isTenantAdmin } from '../../auth/principal.ts';
 import { SyncError } from '../../core/errors.ts';
 import { RULES_CHANGED_EVENT, readRulesKey } from '../../rules/changes.ts';
+import { backfillView } from '../../store/sealed-backfill-tenant.ts';
 import type { HttpContext } from '../context.ts';
 
 export const collectionRoutes =
@@ -89,6 +91,27 @@ export const collectionRoutes =
             { system: true },
           );
         return { name: request.params.collection, settings: { strategy: 'lww' as const, ...request.body } };
+      },
+    );
+
+    app.get(
+      '/v1/collections/:collection/sealed-backfill',
+      {
+        schema: {
+          tags: ['collections'],
+          summary: "Progress of the backfill sealing a collection's stored data (tenant admins)",
+          params: Type.Object({ collection: Name }),
+          response: { 200: SealedBackfillResponse, 401: ErrorResponse, 403: ErrorResponse },
+        },
+      },
+      async (request) => {
+        const principal = await ctx.auth.principal(request);
+        if (!isTenantAdmin(principal))
+          throw new SyncError('FORBIDDEN', 'reading backfill progress needs the admin role');
+        const { collection } = request.params;
+        const view = await backfillView(ctx.sealedProgress, principal.tenant, collection);
+        const activity = ctx.sealedBackfill?.activity(principal.tenant, collection) ?? null;
+        return { name: collection, backfill: view && { ...view, activity } };
       },
     );
 

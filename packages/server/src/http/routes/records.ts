@@ -291,8 +291,9 @@ export const recordRoutes =
   };
 
 /**
- * One kept version of a record (GET …/versions/{v} and GET …?version=), rebuilt by the store when its
- * history was compacted; NOT_FOUND when it is not kept or the caller may not read it.
+ * One kept version of a record (GET …/versions/{v} and GET …?version=): one lookup on the record's
+ * index, rebuilt by the store when its history was compacted; NOT_FOUND when it is not kept or the
+ * caller may not read it.
  */
 async function keptVersion(
   ctx: HttpContext,
@@ -301,33 +302,20 @@ async function keptVersion(
   id: string,
   version: number,
 ): Promise<Static<typeof RecordVersionResponse>> {
-  let after = 0;
-  for (;;) {
-    const page = await ctx.records.readEvents(principal.tenant, {
-      afterSeq: after,
-      limit: 500,
-      kind: 'record',
+  const kept = await ctx.versions.readVersion(principal.tenant, collection, id, version);
+  const found =
+    kept && readableVersion(principal, await ctx.collections.get(principal.tenant, collection), kept);
+  if (found) {
+    return {
       collection,
-      recordId: id,
-    });
-    const kept = page.find((e) => e.version === version);
-    const found =
-      kept && readableVersion(principal, await ctx.collections.get(principal.tenant, collection), kept);
-    if (kept && !found) break;
-    if (found) {
-      return {
-        collection,
-        id,
-        version,
-        seq: found.seq,
-        op: found.op!,
-        data: found.op === 'delete' ? null : (found.data ?? null),
-        actor: found.actor,
-        ts: found.ts,
-      };
-    }
-    if (page.length < 500 || (page[page.length - 1]!.version ?? 0) > version) break;
-    after = page[page.length - 1]!.seq;
+      id,
+      version,
+      seq: found.seq,
+      op: found.op!,
+      data: found.op === 'delete' ? null : (found.data ?? null),
+      actor: found.actor,
+      ts: found.ts,
+    };
   }
   throw new SyncError('NOT_FOUND', `version ${version} of this record is not kept`);
 }

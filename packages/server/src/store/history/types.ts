@@ -3,8 +3,10 @@
  * (store/history/packing.ts) in bounded batches. Each batch is one short transaction and moves the
  * tenant's watermark (`history_compaction`, migration 17): every record log entry at or below it whose
  * version was superseded before the batch's cutoff is compacted. Reads rebuild compacted versions
- * transparently; the stores do that in their event and version reads.
+ * transparently; the stores do that in their event and version reads. `readVersion` is one record's
+ * entry at one version, looked up on the record's index (not a page of the log), rebuilt when packed.
  */
+import type { LogEvent } from '@syncbridge/protocol';
 
 export interface HistoryBatchOptions {
   /** At most this many log entries are looked at. */
@@ -31,4 +33,9 @@ export interface HistoryStore {
   compactBatch(tenant: string, options: HistoryBatchOptions): Promise<HistoryBatch>;
   /** The tenant's watermark (0: nothing compacted yet). */
   watermark(tenant: string): Promise<number>;
+  /**
+   * The record's log entry at `version` (its data rebuilt when compacted), or null when the log keeps
+   * none (never written, or removed by retention).
+   */
+  readVersion(tenant: string, collection: string, id: string, version: number): Promise<LogEvent | null>;
 }

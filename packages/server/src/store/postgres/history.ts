@@ -11,7 +11,7 @@
 import type { LogEvent } from '@syncbridge/protocol';
 import { type ChainRow, type PackedRef, packEntry, resolvePacked, runOf } from '../history/packing.ts';
 import type { HistoryBatch, HistoryBatchOptions, HistoryStore } from '../history/types.ts';
-import { type EventRow, eventFromRow } from '../rows.ts';
+import { EVENT_COLUMNS, type EventRow, eventFromRow } from '../rows.ts';
 import { UNFINISHED_OF_TENANT } from '../sealed-backfill-sql.ts';
 import type { PostgresParts } from './accounts.ts';
 import { type Queryable, query } from './pool.ts';
@@ -117,6 +117,23 @@ export async function unpackRow<
 
 export class PostgresHistory implements HistoryStore {
   constructor(private readonly parts: PostgresParts) {}
+
+  async readVersion(
+    tenant: string,
+    collection: string,
+    id: string,
+    version: number,
+  ): Promise<LogEvent | null> {
+    // The record's entries on events_by_record, the first of the version (as a walk of the log finds it).
+    const rows = await query<EventRow & { packed: Buffer | null }>(
+      this.parts.pool,
+      `SELECT ${EVENT_COLUMNS}, packed FROM events
+       WHERE tenant = $1 AND kind = 'record' AND collection = $2 AND record_id = $3 AND version = $4
+       ORDER BY seq LIMIT 1`,
+      [tenant, collection, id, version],
+    );
+    return rows.length ? (await unpackEvents(this.parts.pool, tenant, rows))[0]! : null;
+  }
 
   async watermark(tenant: string): Promise<number> {
     const rows = await query<{ seq: string }>(

@@ -32,7 +32,20 @@ export function connectionPragmas(synchronous: string, busyTimeoutMs = 10_000): 
   ];
 }
 
-export function open(file: string, synchronous: string, busyTimeoutMs = 10_000): Database.Database {
+/**
+ * A connection to `file`. Given the store's `writer`, this opens its reader: a second connection on a
+ * file, but the writer itself for `:memory:` (or ''), where every connection is a database of its own and
+ * a second one would read an empty database. With one connection serving both roles, a read made while
+ * a write transaction is open (awaiting its callback) sees that transaction's writes before they commit
+ * (on a file it sees the last commit): `:memory:` is for tests and trials, not for serving clients.
+ */
+export function open(
+  file: string,
+  synchronous: string,
+  busyTimeoutMs = 10_000,
+  writer?: Database.Database,
+): Database.Database {
+  if (writer && (file === ':memory:' || file === '')) return writer;
   const db = new Database(file);
   for (const pragma of connectionPragmas(synchronous, busyTimeoutMs)) db.pragma(pragma);
   return db;

@@ -15,6 +15,7 @@ import {
   runOf,
 } from '../history/packing.ts';
 import type { HistoryBatch, HistoryBatchOptions, HistoryStore } from '../history/types.ts';
+import { EVENT_COLUMNS, type EventRow, eventFromRow } from '../rows.ts';
 import { UNFINISHED_OF_TENANT } from '../sealed-backfill-sql.ts';
 import type { SqliteParts } from './accounts.ts';
 
@@ -58,6 +59,12 @@ export class SqliteHistory implements HistoryStore {
       ),
       pack: w.prepare('UPDATE events SET data = NULL, packed = ? WHERE tenant = ? AND seq = ?'),
       unfinishedBackfill: w.prepare<[string], { one: number }>(UNFINISHED_OF_TENANT('sqlite')),
+      // The record's entries on events_by_record, the first of the version (as a walk of the log finds it).
+      version: parts.reader.prepare<[string, string, string, number], EventRow & { packed: Buffer | null }>(
+        `SELECT ${EVENT_COLUMNS}, packed FROM events INDEXED BY events_by_record
+         WHERE tenant = ? AND kind = 'record' AND collection = ? AND record_id = ? AND version = ?
+         ORDER BY seq LIMIT 1`,
+      ),
     };
   }
 
@@ -125,6 +132,19 @@ export class SqliteHistory implements HistoryStore {
 
   async watermark(tenant: string): Promise<number> {
     return this.stmts.readWatermark.get(tenant)?.seq ?? 0;
+  }
+
+  async readVersion(
+    tenant: string,
+    collection: string,
+    id: string,
+    version: number,
+  ): Promise<LogEvent | null> {
+    const row = this.stmts.version.get(tenant, collection, id, version);
+    if (!row) return null;
+    const events = [eventFromRow(row)];
+    await this.unpackEvents(this.parts.reader, tenant, [row], events);
+    return events[0]!;
   }
 
   compactBatch(tenant: string, options: HistoryBatchOptions): Promise<HistoryBatch> {

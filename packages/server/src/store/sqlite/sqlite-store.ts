@@ -125,7 +125,7 @@ export class SqliteStore implements Store {
     }
     this.writerQueue = writerQueueFor(options.file);
     this.migrateSync();
-    this.reader = open(options.file, synchronous, options.busyTimeoutMs);
+    this.reader = open(options.file, synchronous, options.busyTimeoutMs, this.writer);
     const w = this.writer;
     const r = this.reader;
     this.stmts = prepareStatements(w, r);
