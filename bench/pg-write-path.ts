@@ -3,7 +3,8 @@
  * dropped afterwards) in this process, driven by closed-loop writers spread over tenants with the
  * records and data of bench/mutations.ts (one put in flight each). Prints acknowledged mutations/s,
  * mutations per commit and this process's CPU per acknowledged mutation (the PostgreSQL backend's work
- * is not counted). With --checkout, each round runs every checkout in turn (a paired A/B).
+ * is not counted). With --checkout, each round runs every checkout in turn, in alternating order (a
+ * paired A/B).
  *
  *   node --import tsx bench/pg-write-path.ts [--seconds 8] [--writers 50] [--tenants 8] [--rounds 3]
  *                                            [--checkout <dir>]...
@@ -133,7 +134,8 @@ async function runOnce(root: string): Promise<Row> {
 
 const all = new Map<string, Row[]>(roots.map((r) => [r, []]));
 for (let round = 1; round <= rounds; round++) {
-  for (const root of roots) {
+  // A B, then B A: the machine drifts, and the one run second would gain from it every round.
+  for (const root of round % 2 === 1 ? roots : [...roots].reverse()) {
     const load = loadAverage1m().toFixed(2);
     const row = await runOnce(root);
     all.get(root)!.push(row);
