@@ -6,9 +6,11 @@
  *
  *   node --import tsx bench/mutations.ts [--quick] [--store sqlite|postgres|all] [--reps 3] [--window 10]
  *                                        [--writers 1,50] [--synchronous FULL,NORMAL] [--cpu-prof]
+ *                                        [--tenants 1]
  *
  * On SQLite it measures synchronous=FULL (the default: an acknowledged write survives a power cut) and,
- * labelled separately, NORMAL (survives a process crash only).
+ * labelled separately, NORMAL (survives a process crash only). With --tenants N, writer w writes tenant
+ * `bench-(w mod N)` (default: one tenant).
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -131,6 +133,7 @@ async function measure(
   synchronous: Synchronous,
   options: ReturnType<typeof benchOptions>,
   writerCounts: number[],
+  tenants: number,
 ): Promise<Figure[]> {
   const profile = options.cpuProf ? profileDir(`mutations-${store}-${synchronous}`) : null;
   const server = await startSyncbridge({
@@ -138,7 +141,9 @@ async function measure(
     synchronous,
     nodeFlags: profile ? cpuProfFlags(profile) : [],
   });
-  const label = store === 'sqlite' ? `syncbridge/sqlite ${synchronous}` : 'syncbridge/postgres';
+  const label =
+    (store === 'sqlite' ? `syncbridge/sqlite ${synchronous}` : 'syncbridge/postgres') +
+    (tenants > 1 ? `, ${tenants} tenants` : '');
   const disk = fsyncLatency();
   process.stdout.write(
     `${label}: ${server.durability}; disk fdatasync p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms\n`,
@@ -146,7 +151,11 @@ async function measure(
   const maxWriters = Math.max(...writerCounts);
   // One user per writer, as 50 clients would be (a user's message rate is limited on its own).
   const clients = await mapLimit(maxWriters, 10, async (i) =>
-    RequestClient.connect(server.wsUrl, await server.token(`writer-${i}`), sourceAddress(i)),
+    RequestClient.connect(
+      server.wsUrl,
+      await server.token(`writer-${i}`, tenants > 1 ? `bench-${i % tenants}` : undefined),
+      sourceAddress(i),
+    ),
   );
   await runWindow(clients, maxWriters, options.warmupSeconds, server.pid, server.wsUrl);
   const perCount = new Map<number, WindowResult[]>(writerCounts.map((w) => [w, []]));
@@ -203,12 +212,19 @@ async function measure(
 export async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { ...COMMON_FLAGS, writers: { type: 'string' }, synchronous: { type: 'string' } },
+    options: {
+      ...COMMON_FLAGS,
+      writers: { type: 'string' },
+      synchronous: { type: 'string' },
+      tenants: { type: 'string' },
+    },
     strict: true,
   });
   const options = benchOptions(values, ['sqlite', 'postgres']);
   const writerCounts = values.writers ? values.writers.split(',').map(Number) : DEFAULT_WRITER_COUNTS;
   if (writerCounts.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--writers 1,50');
+  const tenants = Number(values.tenants ?? 1);
+  if (!Number.isInteger(tenants) || tenants < 1) throw new Error('--tenants 8');
   const syncModes = (values.synchronous ?? 'FULL,NORMAL').toUpperCase().split(',') as Synchronous[];
   if (syncModes.some((m) => m !== 'FULL' && m !== 'NORMAL')) throw new Error('--synchronous FULL,NORMAL');
   const load = loadAverage1m();
@@ -218,7 +234,7 @@ export async function main(): Promise<void> {
   if (options.stores.includes('postgres')) configs.push(['postgres', 'FULL']);
   const figures: Figure[] = [];
   for (const [store, synchronous] of configs)
-    figures.push(...(await measure(store, synchronous, options, writerCounts)));
+    figures.push(...(await measure(store, synchronous, options, writerCounts, tenants)));
   console.log('');
   printTable(figures);
   saveSection({
