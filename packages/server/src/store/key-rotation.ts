@@ -177,7 +177,7 @@ export function missingKeyProblems(status: KeyStatus): string[] {
       status.currentKeyId === null
         ? 'set SYNCBRIDGE_SECRETS_KEY'
         : 'add that key to SYNCBRIDGE_SECRETS_KEYS_PREVIOUS';
-    return `stored data is sealed under secrets key id ${keyId}, which is not configured: ${what} still need it; ${fix} (see docs/operations.md#rotating-the-secrets-key)`;
+    return `stored data is sealed under secrets key id ${keyId}, which is not configured: ${what} still need it; ${fix} (see docs/deploy.md#rotating-the-secrets-key)`;
   });
 }
 
