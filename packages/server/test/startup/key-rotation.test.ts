@@ -186,3 +186,25 @@ describe.each(kinds)('secrets key rotation (%s)', (kind: StoreKind) => {
     }
   });
 });
+
+describe.each(kinds.filter((k) => k === 'postgres'))('secrets key rotation leader (%s)', (kind) => {
+  it('one node at a time leads the rotation; another takes over when it goes', async () => {
+    const storage = createTestStorage(kind);
+    const srv = await startTestServer(kind, {}, storage);
+    await srv.close({ keepData: true });
+    const config = loadConfig({ env: {}, overrides: { ...storage.config } });
+    const a = await openSealedRows(config);
+    const b = await openSealedRows(config);
+    try {
+      expect(await a.tryLead()).toBe(true);
+      expect(await a.tryLead()).toBe(true);
+      expect(await b.tryLead()).toBe(false);
+      await a.close();
+      expect(await b.tryLead()).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+      await storage.cleanup();
+    }
+  });
+});
