@@ -40,7 +40,7 @@ import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { ruleChangeBarrier } from './realtime/rule-changes.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
-import { sealedCollectionsOf } from './startup/key-rotation.ts';
+import { keyStatusOf, sealedCollectionsOf } from './startup/key-rotation.ts';
 import { openBus } from './startup/open-bus.ts';
 import { causeOf, StartupError } from './startup/reach.ts';
 import { openStorage, type Storage, secretBoxFor } from './startup/storage.ts';
@@ -379,6 +379,7 @@ export async function startServer(
       connectors: connectors.manager,
       connectorCalls: connectors.calls,
       sealedBackfill: jobs.sealedBackfill,
+      secretsKeyStatus: keyStatusOf(config, secretBox, store),
     },
     logger,
   );

@@ -66,6 +66,22 @@ export async function rotationStatus(
   return { ...status, pendingPasses: passes };
 }
 
+/** The status on demand (the admin REST route), over connections opened for the read. */
+export function keyStatusOf(
+  config: ServerConfig,
+  box: SecretBox | null,
+  store: CollectionLister & { sealedBackfill: SealedBackfillStore },
+): () => Promise<RotationStatus> {
+  return async () => {
+    const rows = await openSealedRows(config);
+    try {
+      return await rotationStatus(rows, box, store.sealedBackfill, sealedCollectionsOf(store, config));
+    } finally {
+      await rows.close();
+    }
+  };
+}
+
 /**
  * Opens the rows and checks that every key the stored data needs is configured (ConfigError if not).
  * Returns the rows for the rotation job, or null (closed) when no secrets key is set.

@@ -163,6 +163,10 @@ describe.each(kinds)('secrets key rotation (%s)', (kind: StoreKind) => {
     expect((await api.get('/v1/records/patients/p1')).body.data.ssn).toBe(SSN);
     await deliversSigned(srv, 'p2');
     expect((await statusUnder(KEY_B)).left).toBe(0);
+    const status = await api.get('/v1/secrets-key/status');
+    expect(status.status, status.text).toBe(200);
+    expect(status.body).toMatchObject({ currentKeyId: ID_B, configuredKeyIds: [ID_B], left: 0, missing: [] });
+    expect(status.body.kinds.find((k: { kind: string }) => k.kind === 'connectorSecrets').left).toBe(0);
   });
 
   it('never overwrites a value written while a re-seal was under way', async () => {
