@@ -119,6 +119,10 @@ describe.each(kinds)('secrets key rotation (%s)', (kind: StoreKind) => {
     expect(text).toMatch(/connector secrets \(1\)/);
     expect(text).toMatch(/webhook signing secrets \(1\)/);
     expect(text).toMatch(/sealed fields in records/);
+    const cli = await runCli(['secrets', 'status'], cliEnv(storage, { SYNCBRIDGE_SECRETS_KEY: KEY_B }));
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout).toContain(`MISSING key id ${ID_A}: needed by connector secrets`);
+    expect(cli.stdout).toContain('connector secrets: 1 under an older key');
   });
 
   it('re-seals everything under key B when started with B and A as the previous key', async () => {
