@@ -40,6 +40,7 @@ import { HealthPush } from './realtime/health-push.ts';
 import { FanoutHub } from './realtime/hub.ts';
 import { ruleChangeBarrier } from './realtime/rule-changes.ts';
 import { LogSequencer } from './realtime/sequencer.ts';
+import { keyStatusOf, sealedCollectionsOf } from './startup/key-rotation.ts';
 import { openBus } from './startup/open-bus.ts';
 import { causeOf, StartupError } from './startup/reach.ts';
 import { openStorage, type Storage, secretBoxFor } from './startup/storage.ts';
@@ -218,6 +219,7 @@ export async function startServer(
     historySettings: config.historyCompaction,
     sealed: store.sealedBackfill,
     secretBox,
+    keyRotation: { rows: storage.sealedRows, sealedCollections: sealedCollectionsOf(store, config) },
     collections,
     logger,
   });
@@ -380,6 +382,7 @@ export async function startServer(
       connectorCalls: connectors.calls,
       sealedBackfill: jobs.sealedBackfill,
       sealedProgress: store.sealedBackfill,
+      secretsKeyStatus: keyStatusOf(config, secretBox, store),
     },
     logger,
   );

@@ -1,6 +1,6 @@
 /**
  * The `syncbridge` command: `serve`, `migrate`, `token`, `replay`, `backup`, `restore`, `history`,
- * `admin-key`, `sealed backfill`.
+ * `admin-key`, `sealed backfill`, `secrets status|rotate`.
  * Configuration comes from SYNCBRIDGE_* variables and an optional `--config` file; a wrong value stops
  * the command with one line per problem, and an expected failure with one line, never a stack trace.
  */
@@ -16,6 +16,7 @@ import { backupCommand, restoreCommand } from './backup.ts';
 import { CommandError } from './errors.ts';
 import { historyCommand } from './history.ts';
 import { sealedCommand } from './sealed.ts';
+import { secretsCommand } from './secrets.ts';
 
 const USAGE = `usage: syncbridge <command> [options]
 
@@ -37,6 +38,9 @@ commands:
   sealed backfill [--tenant T] [--collection C] [--batch 500]
                   encrypt what a collection stored before a field joined its sealedFields, and
                   re-seal under the newest secrets key what an older key sealed; resumable
+  secrets status [--json] | secrets rotate [--batch 500]
+                  what is still sealed under an older secrets key, per kind (0 everywhere: the
+                  previous keys may be dropped); rotate re-seals it all now
 
 options:
   --config <file>   YAML or JSON settings (also SYNCBRIDGE_CONFIG)
@@ -194,6 +198,7 @@ async function main(argv: string[]): Promise<void> {
       platform: { type: 'string' },
       claims: { type: 'string' },
       verify: { type: 'boolean' },
+      json: { type: 'boolean' },
       collection: { type: 'string' },
       batch: { type: 'string' },
       'after-ms': { type: 'string' },
@@ -225,6 +230,8 @@ async function main(argv: string[]): Promise<void> {
       return adminKeyCommand(config, positionals[1]);
     case 'sealed':
       return sealedCommand(config, positionals[1], values);
+    case 'secrets':
+      return secretsCommand(config, positionals[1], values);
     default:
       throw new ConfigError([`unknown command "${command}"`]);
   }

@@ -32,6 +32,7 @@ import { deviceRoutes } from './routes/devices.ts';
 import { eventRoutes } from './routes/events.ts';
 import { inboundRoutes } from './routes/inbound.ts';
 import { recordRoutes } from './routes/records.ts';
+import { secretsKeyRoutes } from './routes/secrets-key.ts';
 import { streamRoutes } from './routes/stream.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -200,6 +201,7 @@ export async function buildHttpApp(ctx: HttpContext, logger: Logger): Promise<Fa
   await app.register(inboundRoutes(ctx));
   await app.register(connectorRoutes(ctx));
   await app.register(connectorSecretRoutes(ctx));
+  await app.register(secretsKeyRoutes(ctx));
   await app.register(dashboardRoutes);
   return app;
 }

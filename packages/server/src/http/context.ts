@@ -3,6 +3,7 @@
  * ports they read (records, conflicts, devices, collection settings) and the writer's requests, never
  * the whole store or the writer's lifecycle. Routes must never open or close storage.
  */
+
 import type { ApiKeys } from '../auth/api-keys.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ConnectorCalls } from '../connectors/connector-calls.ts';
@@ -15,6 +16,7 @@ import type { MetricsRegistry } from '../observability/metrics.ts';
 import type { ProjectionRunner } from '../plugins/projections.ts';
 import type { ClusterView } from '../realtime/cluster-view.ts';
 import type { RealtimeGateway } from '../realtime/gateway.ts';
+import type { RotationStatus } from '../startup/key-rotation.ts';
 import type { BranchStore } from '../store/branch-types.ts';
 import type { HistoryStore } from '../store/history/types.ts';
 import type { SealedBackfillStore } from '../store/sealed-backfill.ts';
@@ -70,4 +72,6 @@ export interface HttpContext {
   } | null;
   /** The backfills' stored progress (GET /v1/collections/{c}/sealed-backfill). */
   sealedProgress: Pick<SealedBackfillStore, 'readProgress'>;
+  /** What is still sealed under an older secrets key (startup/key-rotation.ts); absent: no route. */
+  secretsKeyStatus?: () => Promise<RotationStatus>;
 }

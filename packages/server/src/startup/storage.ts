@@ -17,12 +17,14 @@ import { SyncError } from '../core/errors.ts';
 import type { DeviceStore } from '../devices/registry.ts';
 import type { ConflictStore, LogStore, RecordReader } from '../log/ports.ts';
 import type { Maintenance } from '../log/retention.ts';
+import type { SealedRows } from '../store/key-rotation.ts';
 import { type SealPolicy, withSealedFields } from '../store/sealed-fields.ts';
 import { parseSecretsKey, SecretBox } from '../store/secret-box.ts';
 import { SqliteConnectorStore } from '../store/sqlite/connector-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/types.ts';
 import type { WebhookStore } from '../webhooks/types.ts';
+import { openKeyRotation } from './key-rotation.ts';
 import { causeOf, RETRY_HINT, reach, StartupError, whereIs } from './reach.ts';
 
 /** Which store a config selects: PostgreSQL when it names a database URL, else SQLite in the data dir. */
@@ -47,6 +49,8 @@ export interface Storage {
   readonly webhooks: WebhookStore;
   readonly connectors: ConnectorStore;
   readonly leases: ConnectorLeases;
+  /** What key rotation re-seals (null without a secrets key), checked at open (startup/key-rotation.ts). */
+  readonly sealedRows: SealedRows | null;
   ping(): Promise<void>;
   /** Closes the connector store, then the store. */
   close(): Promise<void>;
@@ -62,8 +66,14 @@ export async function openStorage(
   const store = await openStore(config, logger, secretBox, sealPolicy);
   let connectors: ConnectorStore;
   let leases: ConnectorLeases;
+  let sealedRows: SealedRows | null;
   try {
     connectors = await openConnectorStore(config);
+    // Refuses to start when stored data needs a secrets key that is not configured.
+    sealedRows = await openKeyRotation(config, secretBox).catch(async (err: unknown) => {
+      await connectors.close();
+      throw err;
+    });
     leases = await openConnectorLeases(config);
   } catch (err) {
     await store.close().catch(() => undefined);
@@ -82,8 +92,10 @@ export async function openStorage(
     webhooks: store.webhooks,
     connectors,
     leases,
+    sealedRows,
     ping: () => store.ping(),
     close: async () => {
+      await sealedRows?.close();
       await connectors.close();
       await store.close();
     },

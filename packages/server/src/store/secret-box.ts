@@ -45,6 +45,11 @@ export class SecretBox {
     return this.keys[0]!.id;
   }
 
+  /** The ids of every configured key, the sealing one first. */
+  get keyIds(): string[] {
+    return this.keys.map((k) => k.id);
+  }
+
   /** The key id a sealed value names, or null when it is not of that shape. */
   static keyIdOf(sealed: string): string | null {
     if (!SecretBox.isSealed(sealed)) return null;
