@@ -8,7 +8,13 @@ import { join, resolve } from 'node:path';
 import type { ServerConfig } from '../config/config.ts';
 import { ConfigError } from '../config/config.ts';
 import { pendingPasses } from '../log/key-rotation-job.ts';
-import { type KeyStatus, keyStatus, missingKeyProblems, type SealedRows } from '../store/key-rotation.ts';
+import {
+  type KeyStatus,
+  keyStatus,
+  missingKeyProblems,
+  type SealedRows,
+  STARTUP_KINDS,
+} from '../store/key-rotation.ts';
 import type { SealedBackfillStore } from '../store/sealed-backfill.ts';
 import type { SecretBox } from '../store/secret-box.ts';
 import { SqliteSealedRows } from '../store/sqlite/sealed-rows.ts';
@@ -83,7 +89,8 @@ export function keyStatusOf(
 }
 
 /**
- * Opens the rows and checks that every key the stored data needs is configured (ConfigError if not).
+ * Opens the rows and checks that every key the stored connector and webhook secrets need is configured
+ * (ConfigError if not); `syncbridge secrets status` checks the rest, the data.
  * Returns the rows for the rotation job, or null (closed) when no secrets key is set.
  */
 export async function openKeyRotation(
@@ -92,7 +99,8 @@ export async function openKeyRotation(
 ): Promise<SealedRows | null> {
   const rows = await openSealedRows(config);
   try {
-    const problems = missingKeyProblems(await keyStatus(rows, box));
+    // Only the settings-sized kinds: a start must not read the whole log (see STARTUP_KINDS).
+    const problems = missingKeyProblems(await keyStatus(rows, box, 1000, STARTUP_KINDS));
     if (problems.length > 0) throw new ConfigError(problems);
   } catch (err) {
     await rows.close();

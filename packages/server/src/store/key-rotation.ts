@@ -125,17 +125,24 @@ export interface KeyStatus {
   missing: { keyId: string; kinds: SealedKind[] }[];
 }
 
-/** Scans every kind (bounded pages) and counts what is still under an older key. */
+/**
+ * Kinds small enough to scan at every start: settings, not data. Records, the log, results and
+ * deliveries can hold millions of rows; their keys are counted by the status an operator asks for.
+ */
+export const STARTUP_KINDS: readonly SealedKind[] = ['connectorSecrets', 'webhookSecrets'];
+
+/** Scans `kinds` (bounded pages) and counts what is still under an older key. */
 export async function keyStatus(
   rows: SealedRows,
   box: SecretBox | null,
   pageSize = 1000,
+  scanned: readonly SealedKind[] = SEALED_KINDS,
 ): Promise<KeyStatus> {
   const configured = box?.keyIds ?? [];
   const current = box?.sealingKeyId ?? null;
   const kinds: KindStatus[] = [];
   const missing = new Map<string, Set<SealedKind>>();
-  for (const kind of SEALED_KINDS) {
+  for (const kind of scanned) {
     const status: KindStatus = { kind, left: 0, byKey: {} };
     let after: string | null = null;
     for (;;) {
