@@ -291,6 +291,7 @@ export async function startServer(
     url: () => publicUrl,
     connections: () => gateway?.size ?? 0,
     list: (tenant) => gateway?.list(tenant) ?? [],
+    warn: (message) => logger.warn({ component: 'cluster' }, message),
   });
   bus.subscribe((message) => {
     busMetrics.received(message);

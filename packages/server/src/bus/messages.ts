@@ -30,6 +30,8 @@ const HeartbeatMessageSchema = Type.Object({
   url: Type.String(),
   connections: Type.Number(),
   startedAt: Type.String(),
+  /** The sender's wall clock when it sent the beat (ms since the epoch), to spot nodes whose clocks differ. */
+  sentAt: Type.Optional(Type.Number()),
 });
 
 /** A node asks every other node for a tenant's connections; they answer with `presence`. */

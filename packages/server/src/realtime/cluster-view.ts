@@ -1,7 +1,9 @@
 /**
  * The cluster view: which nodes are alive (heartbeats over the bus) and who is connected to a tenant
  * across all of them (a presence request answered by every live node). A standalone node is a
- * cluster of one and answers from its own connections without touching the bus.
+ * cluster of one and answers from its own connections without touching the bus. A peer whose heartbeat
+ * shows its clock more than CLOCK_SKEW_WARN_MS away from this node's is reported through `warn`: the
+ * server-clock HLCs that settle last-writer-wins would disagree between the two nodes by that much.
  */
 import { randomUUID } from 'node:crypto';
 import type { Bus, BusMessage } from '../bus/types.ts';
@@ -20,17 +22,23 @@ interface Peer extends Omit<NodeInfo, 'lastSeen' | 'self'> {
   lastSeenMs: number;
 }
 
+/** A peer's clock further than this from ours (transit time included) is worth a warning. */
+export const CLOCK_SKEW_WARN_MS = 1_000;
+
 export interface LocalNode {
   node: string;
   url: () => string;
   connections: () => number;
   list: (tenant: string) => ConnectionInfo[];
+  /** Told once when a peer's clock is found off by more than CLOCK_SKEW_WARN_MS, and once when it is back. */
+  warn?: (message: string) => void;
 }
 
 const PRESENCE_WAIT_MS = 400;
 
 export class ClusterView {
   private readonly peers = new Map<string, Peer>();
+  private readonly skewed = new Set<string>();
   private readonly waiting = new Map<string, (node: string, connections: ConnectionInfo[]) => void>();
   private timer: NodeJS.Timeout | null = null;
   private readonly startedAt = new Date().toISOString();
@@ -54,9 +62,13 @@ export class ClusterView {
   /** Handles the cluster messages of the bus; returns false for messages that are not its own. */
   handle(message: BusMessage): boolean {
     switch (message.type) {
-      case 'heartbeat':
-        this.peers.set(message.node, { ...message, lastSeenMs: Date.now() });
+      case 'heartbeat': {
+        const now = Date.now();
+        const { sentAt, type: _type, ...peer } = message;
+        this.peers.set(message.node, { ...peer, lastSeenMs: now });
+        if (sentAt !== undefined) this.checkClock(message.node, sentAt - now);
         return true;
+      }
       case 'presence_request':
         this.bus.publish({
           type: 'presence',
@@ -73,6 +85,22 @@ export class ClusterView {
     }
   }
 
+  private checkClock(node: string, offsetMs: number): void {
+    const off = Math.abs(offsetMs) > CLOCK_SKEW_WARN_MS;
+    if (off === this.skewed.has(node)) return;
+    if (off) {
+      this.skewed.add(node);
+      this.local.warn?.(
+        `node ${node}'s clock is ${Math.round(Math.abs(offsetMs))} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} ` +
+          `this node's (${this.local.node}): writes without a client HLC get server timestamps that disagree by ` +
+          'that much between the two, so last-writer-wins may keep the earlier change; keep every node on NTP',
+      );
+    } else {
+      this.skewed.delete(node);
+      this.local.warn?.(`node ${node}'s clock agrees with this node's again`);
+    }
+  }
+
   private beat(): void {
     this.bus.publish({
       type: 'heartbeat',
@@ -80,6 +108,7 @@ export class ClusterView {
       url: this.local.url(),
       connections: this.local.connections(),
       startedAt: this.startedAt,
+      sentAt: Date.now(),
     });
   }
 

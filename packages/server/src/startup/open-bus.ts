@@ -12,6 +12,8 @@ import { causeOf, RETRY_HINT, reach, StartupError, whereIs } from './reach.ts';
 /** The settings a bus is opened with (a subset of the server's config). */
 export interface BusSettings {
   busUrl?: string;
+  /** The store's URL: a node on PostgreSQL without a bus is warned that it does not join a cluster. */
+  databaseUrl?: string;
   nodeId: string;
   connectRetryMs: number;
   databaseSchema?: string;
@@ -26,8 +28,22 @@ export function busChannel(schema: string | undefined): string {
     : `syncbridge_${createHash('sha256').update(schema).digest('hex').slice(0, 32)}`;
 }
 
+/**
+ * Logged by a node on PostgreSQL started without `SYNCBRIDGE_BUS_URL`: right for a single node, but a
+ * node of a cluster left without it would otherwise drop out of the cluster view and hear the others'
+ * commits only at each resync, with nothing saying why.
+ */
+export const NO_BUS_WARNING =
+  'no SYNCBRIDGE_BUS_URL: this node uses the in-process bus, so it is not part of a cluster (GET /v1/ready lists ' +
+  "it alone, connector calls are not forwarded to the node running the connector, other nodes' commits reach its subscribers only at each " +
+  'SYNCBRIDGE_BUS_RESYNC_MS resync). Several nodes on one database need the same redis://, nats:// or ' +
+  'postgres:// SYNCBRIDGE_BUS_URL; set SYNCBRIDGE_BUS_URL=memory:// to keep a single node without this warning';
+
 export async function openBus(config: BusSettings, logger: Logger, network?: MemoryBusNetwork): Promise<Bus> {
   const url = config.busUrl;
+  if (!url && config.databaseUrl && /^postgres(ql)?:\/\//.test(config.databaseUrl)) {
+    logger.warn(NO_BUS_WARNING);
+  }
   if (!url || url.startsWith('memory://')) return new MemoryBus(config.nodeId, network);
   if (url.startsWith('redis://')) {
     const { RedisBus } = await import('../bus/redis-bus.ts');

@@ -15,6 +15,7 @@ import {
 import { SyncError } from '../../core/errors.ts';
 import { withoutTenantSeries } from '../../observability/metrics.ts';
 import type { HttpContext } from '../context.ts';
+import { probeWithin } from '../ready-check.ts';
 
 /** Compares two secrets in constant time (by their hashes, so their lengths do not show either). */
 function sameSecret(given: string, expected: string): boolean {
@@ -43,13 +44,8 @@ export const systemRoutes =
       },
       async (_request, reply) => {
         const started = performance.now();
-        let ok = true;
-        try {
-          await ctx.storePing();
-        } catch {
-          ok = false;
-        }
-        const busOk = await ctx.busPing();
+        // Both probes at once, each bounded: a reconnecting client must not hold the answer back.
+        const [ok, busOk] = await Promise.all([probeWithin(ctx.storePing), probeWithin(ctx.busPing)]);
         const body = {
           status: ok && busOk ? 'ready' : 'unavailable',
           store: {
