@@ -6,7 +6,6 @@ import { connect, type NatsConnection, StringCodec } from 'nats';
 import type { Logger } from 'pino';
 import { BaseBus } from './base-bus.ts';
 
-const SUBJECT = 'syncbridge.events';
 const codec = StringCodec();
 
 export class NatsBus extends BaseBus {
@@ -16,11 +15,17 @@ export class NatsBus extends BaseBus {
     private readonly nc: NatsConnection,
     node: string,
     logger: Logger,
+    private readonly subject: string,
   ) {
     super(node, logger);
   }
 
-  static async connect(url: string, node: string, logger: Logger): Promise<NatsBus> {
+  static async connect(
+    url: string,
+    node: string,
+    logger: Logger,
+    subject = 'syncbridge.events',
+  ): Promise<NatsBus> {
     const parsed = new URL(url);
     const nc = await connect({
       servers: `${parsed.hostname}:${parsed.port || 4222}`,
@@ -31,13 +36,13 @@ export class NatsBus extends BaseBus {
       // The first connection: a start retries it (startup/reach.ts), so one attempt must not take long.
       timeout: 5_000,
     });
-    const bus = new NatsBus(nc, node, logger);
+    const bus = new NatsBus(nc, node, logger, subject);
     bus.listen();
     return bus;
   }
 
   private listen(): void {
-    const subscription = this.nc.subscribe(SUBJECT);
+    const subscription = this.nc.subscribe(this.subject);
     void (async () => {
       for await (const msg of subscription) this.receive(codec.decode(msg.data));
     })();
@@ -50,7 +55,7 @@ export class NatsBus extends BaseBus {
   }
 
   protected send(wire: string): void {
-    this.nc.publish(SUBJECT, codec.encode(wire));
+    this.nc.publish(this.subject, codec.encode(wire));
   }
 
   async ping(): Promise<boolean> {

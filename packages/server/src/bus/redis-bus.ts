@@ -1,5 +1,5 @@
 /**
- * Redis pub/sub bus (ioredis): one connection publishes, one subscribes to a single channel. Redis
+ * Redis pub/sub bus (ioredis): one connection publishes, one subscribes to the deployment's channel. Redis
  * pub/sub drops messages while a node is disconnected; on reconnect the node resyncs from the store.
  * ioredis reconnects with its own backoff; an outage is logged once when it starts and once when it
  * ends, never once per attempt.
@@ -7,8 +7,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BaseBus } from './base-bus.ts';
-
-const CHANNEL = 'syncbridge:events';
 
 export class RedisBus extends BaseBus {
   readonly kind = 'redis';
@@ -23,6 +21,8 @@ export class RedisBus extends BaseBus {
     url: string,
     node: string,
     private readonly log: Logger,
+    /** The pub/sub channel: one per database schema (startup/open-bus.ts, busTopic). */
+    private readonly channel = 'syncbridge:events',
   ) {
     super(node, log);
     const options = { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false };
@@ -65,14 +65,14 @@ export class RedisBus extends BaseBus {
       );
     });
     try {
-      await Promise.race([this.sub.subscribe(CHANNEL), gaveUp]);
+      await Promise.race([this.sub.subscribe(this.channel), gaveUp]);
     } finally {
       clearTimeout(timer);
     }
   }
 
   protected async send(wire: string): Promise<void> {
-    await this.pub.publish(CHANNEL, wire);
+    await this.pub.publish(this.channel, wire);
   }
 
   async ping(): Promise<boolean> {

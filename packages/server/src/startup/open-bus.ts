@@ -1,7 +1,8 @@
 /**
  * Opens the bus that `busUrl` names (memory when none): Redis, NATS or PostgreSQL, retrying an
- * unreachable broker for `connectRetryMs` at start. A PostgreSQL bus listens on a channel of its own
- * per database schema, so deployments (and test clusters) in separate schemas never hear each other.
+ * unreachable broker for `connectRetryMs` at start. Every bus listens on a channel of its own per
+ * database schema (a NOTIFY channel, a Redis channel, a NATS subject), so deployments (and test
+ * clusters) in separate schemas sharing one broker never hear each other.
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -28,6 +29,13 @@ export function busChannel(schema: string | undefined): string {
     : `syncbridge_${createHash('sha256').update(schema).digest('hex').slice(0, 32)}`;
 }
 
+/** The Redis channel or NATS subject of a schema's cluster (schemas are `[a-z_][a-z0-9_]*`). */
+export function busTopic(kind: 'redis' | 'nats', schema: string | undefined): string {
+  const base = kind === 'redis' ? 'syncbridge:events' : 'syncbridge.events';
+  if (!schema) return base;
+  return `${base}${kind === 'redis' ? ':' : '.'}${schema}`;
+}
+
 /**
  * Logged by a node on PostgreSQL started without `SYNCBRIDGE_BUS_URL`: right for a single node, but a
  * node of a cluster left without it would otherwise drop out of the cluster view and hear the others'
@@ -47,7 +55,7 @@ export async function openBus(config: BusSettings, logger: Logger, network?: Mem
   if (!url || url.startsWith('memory://')) return new MemoryBus(config.nodeId, network);
   if (url.startsWith('redis://')) {
     const { RedisBus } = await import('../bus/redis-bus.ts');
-    const bus = new RedisBus(url, config.nodeId, logger);
+    const bus = new RedisBus(url, config.nodeId, logger, busTopic('redis', config.databaseSchema));
     try {
       await bus.start(config.connectRetryMs);
     } catch (err) {
@@ -81,6 +89,6 @@ export async function openBus(config: BusSettings, logger: Logger, network?: Mem
       transient: natsFailureIsTransient,
       hint: RETRY_HINT,
     },
-    () => NatsBus.connect(url, config.nodeId, logger),
+    () => NatsBus.connect(url, config.nodeId, logger, busTopic('nats', config.databaseSchema)),
   );
 }
