@@ -44,12 +44,11 @@ import { keyStatusOf, sealedCollectionsOf } from './startup/key-rotation.ts';
 import { openBus } from './startup/open-bus.ts';
 import { causeOf, StartupError } from './startup/reach.ts';
 import { openStorage, type Storage, secretBoxFor } from './startup/storage.ts';
-
-export { openStorage, openStore, secretBoxFor } from './startup/storage.ts';
-
 import type { Store } from './store/types.ts';
 import type { InboundMapper } from './webhooks/inbound.ts';
 import { WebhookSystem } from './webhooks/system.ts';
+
+export { openStorage, openStore, secretBoxFor } from './startup/storage.ts';
 
 /** Pending connections the kernel may queue before this process accepts them. */
 const LISTEN_BACKLOG = 4096;
